@@ -1,0 +1,153 @@
+"""The results tables of DESIGN §5: one module that `search/` writes and `analysis/` reads.
+
+Imports pyarrow only, so `robprune report` never pulls in torch or Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "TRIALS_SCHEMA",
+    "EPOCHS_SCHEMA",
+    "LAYERS_SCHEMA",
+    "SCHEMAS",
+    "FACTOR_COLUMNS",
+    "METRIC_COLUMNS",
+    "table_from_rows",
+    "write_table_atomic",
+]
+
+#: Factors of the design: the columns analysis may attribute variance to.
+FACTOR_COLUMNS: tuple[str, ...] = (
+    "dataset",
+    "arch",
+    "criterion",
+    "ratio_rule",
+    "temperature",
+    "sparsity_target",
+    "finetune_method",
+    "finetune_epochs",
+    "lr",
+    "schedule",
+    "beta",
+)
+
+#: Accuracies are fractions in [0, 1]; `robust_acc` is the primary attack's accuracy.
+METRIC_COLUMNS: tuple[str, ...] = (
+    "clean_acc",
+    "robust_acc",
+    "fgsm_acc",
+    "pgd_acc",
+    "cw_acc",
+    "apgd_acc",
+    "autoattack_acc",
+    "params",
+    "params_dense",
+    "flops",
+    "flops_dense",
+    "achieved_sparsity",
+    "epochs_completed",
+    "dense_clean_acc",
+    "dense_robust_acc",
+    "wall_s",
+)
+
+TRIALS_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("trial_id", pa.string()),
+        ("status", pa.string()),  # TERMINATED | ERROR | RUNNING | PENDING
+        ("error", pa.string()),
+        ("seed", pa.int64()),
+        ("dataset", pa.string()),
+        ("arch", pa.string()),
+        ("criterion", pa.string()),
+        ("ratio_rule", pa.string()),
+        ("temperature", pa.float64()),  # null unless ratio_rule == "mrs"
+        ("sparsity_target", pa.float64()),
+        ("finetune_method", pa.string()),
+        ("finetune_epochs", pa.int64()),
+        ("lr", pa.float64()),
+        ("schedule", pa.string()),
+        ("beta", pa.float64()),  # null unless finetune_method in {trades, mart}
+        ("config_json", pa.string()),
+        ("clean_acc", pa.float64()),
+        ("robust_acc", pa.float64()),
+        ("fgsm_acc", pa.float64()),
+        ("pgd_acc", pa.float64()),
+        ("cw_acc", pa.float64()),
+        ("apgd_acc", pa.float64()),
+        ("autoattack_acc", pa.float64()),
+        ("params", pa.int64()),
+        ("params_dense", pa.int64()),
+        ("flops", pa.int64()),
+        ("flops_dense", pa.int64()),
+        ("achieved_sparsity", pa.float64()),
+        ("epochs_completed", pa.int64()),
+        ("dense_clean_acc", pa.float64()),
+        ("dense_robust_acc", pa.float64()),
+        ("wall_s", pa.float64()),
+        ("attack_config_json", pa.string()),
+        ("robprune_version", pa.string()),
+    ]
+)
+
+EPOCHS_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("trial_id", pa.string()),
+        ("epoch", pa.int64()),
+        ("lr", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("clean_acc", pa.float64()),
+        ("robust_acc", pa.float64()),
+        ("wall_s", pa.float64()),
+    ]
+)
+
+LAYERS_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("trial_id", pa.string()),
+        ("layer", pa.string()),
+        ("mrs", pa.float64()),
+        ("ratio", pa.float64()),
+        ("channels_before", pa.int64()),
+        ("channels_after", pa.int64()),
+        ("params_before", pa.int64()),
+        ("params_after", pa.int64()),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "trials": TRIALS_SCHEMA,
+    "epochs": EPOCHS_SCHEMA,
+    "layers": LAYERS_SCHEMA,
+}
+
+
+def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Build a table with exactly `schema`'s columns; keys missing from a row become null."""
+    columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write Parquet to a temporary file beside `path`, then rename: readers never see half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
