@@ -1,0 +1,124 @@
+"""The data set registry and `load_data`: a loader per name, one shared way to carve splits.
+
+A new data set is one entry in `DATASETS`: a function from a `LoadRequest` to the data set's
+own train and test sets (`SourceData`). Validation carving, `train_limit` and the
+normalisation statistics are the same for all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .cifar import load_cifar10, load_cifar100
+from .digits import load_digits
+from .files import resolve_data_dir
+from .splits import DataSplits, LoadRequest, SourceData, channel_mean_std, stratified_split
+from .svhn import load_svhn
+from .synthetic import load_synthetic, parse_synthetic
+from .tinyimagenet import load_tinyimagenet
+
+__all__ = ["DATASETS", "Loader", "load_data"]
+
+Loader = Callable[[LoadRequest], SourceData]
+
+DATASETS: dict[str, Loader] = {
+    "digits": load_digits,
+    "synthetic": load_synthetic,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "svhn": load_svhn,
+    "tinyimagenet": load_tinyimagenet,
+}
+
+# Seeds for the two draws, so carving val and limiting train are independent streams.
+_VAL_STREAM = 0
+_LIMIT_STREAM = 1
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_args(
+    dataset: Any, val_fraction: Any, seed: Any, train_limit: Any, synthetic: Any
+) -> None:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise ConfigError("data.dataset", f"unknown {dataset!r}; allowed: {', '.join(DATASETS)}")
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, int | float)
+        or not math.isfinite(val_fraction)
+        or not 0.0 < val_fraction <= 0.5
+    ):
+        raise ConfigError(
+            "data.val_fraction", f"expected a number in (0, 0.5], got {val_fraction!r}"
+        )
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError("seed", f"expected a non-negative integer, got {seed!r}")
+    if train_limit is not None and (not _is_int(train_limit) or train_limit < 1):
+        raise ConfigError(
+            "data.train_limit", f"expected a positive integer or null, got {train_limit!r}"
+        )
+    if dataset == "synthetic":
+        parse_synthetic(synthetic)  # fail on a bad shape before any work
+
+
+def load_data(
+    dataset: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    train_limit: int | None = None,
+    synthetic: dict | None = None,
+) -> DataSplits:
+    """Load `dataset` and carve a stratified validation split from its training data.
+
+    The test split is the data set's own. Val depends only on `seed` (not on torch's global
+    RNG); `train_limit` then keeps a stratified subset of what is left. `mean`/`std` are
+    measured on the resulting train split.
+    """
+    _check_args(dataset, val_fraction, seed, train_limit, synthetic)
+    request = LoadRequest(
+        data_dir=resolve_data_dir(data_dir), download=bool(download), synthetic=synthetic
+    )
+    source = DATASETS[dataset](request)
+    full = source.train
+    if train_limit is not None and train_limit < source.num_classes:
+        raise ConfigError(
+            "data.train_limit",
+            f"{train_limit} is fewer than the {source.num_classes} classes of {dataset}",
+        )
+    val_size = max(1, round(val_fraction * len(full)))
+    train_idx, val_idx = stratified_split(
+        full.y, val_size, np.random.SeedSequence([seed, _VAL_STREAM])
+    )
+    if len(train_idx) == 0:
+        raise ConfigError("data.val_fraction", f"leaves no training data ({len(full)} examples)")
+    if train_limit is not None and train_limit < len(train_idx):
+        labels = full.y[train_idx].numpy()
+        _, kept = stratified_split(
+            labels, train_limit, np.random.SeedSequence([seed, _LIMIT_STREAM]), keep_one=False
+        )
+        train_idx = train_idx[kept]
+    train = full.subset(train_idx)
+    mean, std = channel_mean_std(train.x)
+    c, h, w = train.x.shape[1:]
+    return DataSplits(
+        name=dataset,
+        train=train,
+        val=full.subset(val_idx),
+        test=source.test,
+        num_classes=source.num_classes,
+        input_shape=(int(c), int(h), int(w)),
+        mean=mean,
+        std=std,
+        augment=source.augment,
+    )

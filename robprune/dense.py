@@ -1,0 +1,117 @@
+"""The dense model: trained once per (data, model, dense recipe, threat, seed), then shared.
+
+Stored content-addressed under `cache_dir/dense/KEY/`: `model.pt` (a plain state_dict,
+loadable with `weights_only=True`), `meta.json` (the recipe, its history, and its accuracies
+per attack, filled in lazily), and `mrs-*.json` (MRS scores depend only on the dense model and
+the estimator's settings, so they are computed once and cached beside it, DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robprune.cache import atomic_torch_save, atomic_write_json, content_key, locked, read_json
+from robprune.config import TrialConfig
+from robprune.data import DataSplits
+from robprune.models import create_model
+from robprune.training.losses import AdversarialSetting
+from robprune.training.trainer import Trainer
+
+__all__ = ["DenseModel", "dense_key", "ensure_dense", "build_model"]
+
+_FORMAT = "robprune.dense/1"
+
+
+def dense_key(config: TrialConfig) -> str:
+    """Everything that changes the dense weights, and nothing else."""
+    data = config.to_dict()["data"]
+    data.pop("download", None)
+    data.pop("data_dir", None)  # where the files are does not change them
+    return content_key({
+        "format": _FORMAT,
+        "data": data,
+        "model": config.to_dict()["model"],
+        "dense": config.to_dict()["dense"],
+        "threat": {"norm": config.threat.norm, "epsilon": config.epsilon,
+                   "step_size": config.step_size, "train_steps": config.threat.train_steps},
+        "seed": config.seed,
+    })
+
+
+@dataclass
+class DenseModel:
+    directory: Path
+    meta: dict[str, Any]
+
+    @property
+    def weights_path(self) -> Path:
+        return self.directory / "model.pt"
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return torch.load(self.weights_path, map_location="cpu", weights_only=True)
+
+    def cached(self, name: str, compute) -> Any:
+        """A JSON value cached beside the dense model, computed once under its lock."""
+        path = self.directory / f"{name}.json"
+        if path.exists():
+            return read_json(path)
+        with locked(self.directory / f".{name}.lock"):
+            if path.exists():
+                return read_json(path)
+            value = compute()
+            atomic_write_json(value, path)
+            return value
+
+
+def build_model(config: TrialConfig, data: DataSplits) -> nn.Module:
+    return create_model(config.model.arch, num_classes=data.num_classes,
+                        input_shape=data.input_shape, mean=data.mean, std=data.std,
+                        width=config.model.width)
+
+
+def _train(config: TrialConfig, data: DataSplits, device: torch.device,
+           log=print) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
+    recipe = config.dense
+    model = build_model(config, data).to(device)
+    trainer = Trainer(
+        model=model, train=data.train, method=recipe.method, epochs=recipe.epochs, lr=recipe.lr,
+        schedule=recipe.schedule, warmup_epochs=recipe.warmup_epochs,
+        batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
+        momentum=recipe.momentum, augment=data.augment, device=device, seed=config.seed,
+        adversarial=AdversarialSetting(epsilon=config.epsilon, step_size=config.step_size,
+                                       steps=config.threat.train_steps, norm=config.threat.norm,
+                                       beta=recipe.beta),
+    )
+    history = []
+    for _ in range(recipe.epochs):
+        stats = trainer.run_epoch()
+        history.append({"epoch": stats.epoch, "lr": stats.lr, "train_loss": stats.train_loss,
+                        "wall_s": stats.wall_s})
+        log(f"dense {config.model.arch}/{recipe.method} epoch {stats.epoch}/{recipe.epochs} "
+            f"loss {stats.train_loss:.4f} ({stats.wall_s:.1f}s)")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return state, history
+
+
+def ensure_dense(config: TrialConfig, data: DataSplits, device: torch.device,
+                 log=print) -> DenseModel:
+    """Find the cached dense model or train it; safe when several processes ask at once."""
+    key = dense_key(config)
+    directory = Path(config.cache_dir).expanduser() / "dense" / key
+    meta_path = directory / "meta.json"
+    if not meta_path.exists():
+        with locked(directory.parent / f".{key}.lock"):
+            if not meta_path.exists():
+                start = time.perf_counter()
+                state, history = _train(config, data, device, log=log)
+                atomic_torch_save(state, directory / "model.pt")
+                meta = {"format": _FORMAT, "key": key, "config": config.to_dict(),
+                        "history": history, "train_s": time.perf_counter() - start}
+                atomic_write_json(meta, meta_path)  # written last: marks the entry complete
+    return DenseModel(directory=directory, meta=read_json(meta_path))

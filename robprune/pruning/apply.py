@@ -1,0 +1,181 @@
+"""Structured pruning to a parameter budget, checked against what Torch-Pruning really did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from robprune.attacks import eval_mode
+from robprune.pruning.allocation import RATIO_RULES, solve_ratios
+from robprune.pruning.criteria import get_criterion
+from robprune.pruning.groups import build_group_model, default_ignored_layers
+from robprune.pruning.mrs import adversarial_loss
+
+__all__ = ["PruneOutcome", "prune_model", "count_macs_params", "allocate"]
+
+#: Per-sample gradients for the Hessian criterion: enough for a stable diagonal estimate.
+HESSIAN_SAMPLES = 64
+
+
+@dataclass
+class PruneOutcome:
+    history: list[list[Any]]
+    """Torch-Pruning's pruning history [layer name, out-channel?, indices]: replaying it on a
+    fresh dense model rebuilds the pruned architecture (see `robprune.checkpoint`)."""
+    layers: list[dict[str, Any]]
+    """The `layers` table of DESIGN §5 (without experiment/trial_id)."""
+    params_dense: int
+    params: int
+    flops_dense: int
+    flops: int
+    prunable_params: int
+    achieved_sparsity: float
+    """Fraction of prunable parameters removed."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def count_macs_params(model: nn.Module, example: Tensor) -> tuple[int, int]:
+    """Multiply-accumulates of one forward pass (what pruning papers call FLOPs) and params."""
+    with eval_mode(model):
+        macs, params = tp.utils.count_ops_and_params(model, example[:1])
+    return int(macs), int(params)
+
+
+def allocate(group_mrs: np.ndarray, removed_fraction, *, rule: str, temperature: float,
+             sparsity: float, max_ratio: float) -> np.ndarray:
+    weights = RATIO_RULES[rule](group_mrs, temperature)
+    return solve_ratios(weights, removed_fraction, target=sparsity, max_ratio=max_ratio)
+
+
+def _prepare_scores(model: nn.Module, criterion, importance, calib: tuple[Tensor, Tensor] | None
+                    ) -> None:
+    """Give gradient-based criteria the adversarial-loss gradients they score with."""
+    if criterion.needs == "nothing":
+        return
+    if calib is None:
+        raise ValueError(f"criterion {criterion.name!r} needs calibration examples")
+    x_adv, y = calib
+    with eval_mode(model):
+        model.zero_grad(set_to_none=True)
+        if criterion.needs == "grad":
+            adversarial_loss(model, x_adv, y, backward=True)
+        else:
+            importance.zero_grad()
+            n = min(HESSIAN_SAMPLES, x_adv.shape[0])
+            losses = F.cross_entropy(model(x_adv[:n]), y[:n], reduction="none")
+            for i, loss in enumerate(losses):
+                model.zero_grad(set_to_none=True)
+                loss.backward(retain_graph=i < n - 1)
+                importance.accumulate_grad(model)
+
+
+def prune_model(
+    model: nn.Module,
+    *,
+    example: Tensor,
+    criterion: str,
+    sparsity: float,
+    rule: str,
+    temperature: float,
+    max_ratio: float,
+    layer_mrs: dict[str, float] | None,
+    calib: tuple[Tensor, Tensor] | None,
+    seed: int,
+) -> PruneOutcome:
+    """Prune `model` in place so that `sparsity` of its prunable parameters are removed.
+
+    Args:
+        example: an input batch for tracing the dependency graph and counting MACs.
+        criterion: importance name (`robprune.pruning.criteria.CRITERIA`).
+        sparsity: target fraction of prunable parameters removed (uniform and MRS alike).
+        rule: ratio rule name (`RATIO_RULES`).
+        temperature: allocation temperature (used by `mrs`).
+        max_ratio: no group loses more than this fraction of its channels.
+        layer_mrs: MRS per Conv/Linear layer name (needed by `mrs`, recorded when given).
+        calib: fixed adversarial examples for Taylor and Hessian criteria.
+        seed: seeds the `random` criterion.
+    """
+    warnings: list[str] = []
+    crit = get_criterion(criterion)
+    ignored = default_ignored_layers(model)
+    dense_shapes = {n: (_out_channels(m), _param_count(m)) for n, m in _layers(model)}
+    flops_dense, params_dense = count_macs_params(model, example)
+    _, gm = build_group_model(model, example, ignored)
+    if not gm.groups:
+        raise ValueError("the model has no prunable layers")
+
+    group_mrs = np.array([
+        np.mean([layer_mrs[m] for m in g.members if m in layer_mrs]) if layer_mrs else np.nan
+        for g in gm.groups
+    ])
+    if rule == "mrs" and not np.all(np.isfinite(group_mrs)):
+        raise ValueError("ratio rule 'mrs' needs an MRS score for every prunable group")
+    ratios = allocate(group_mrs, gm.removed_fraction, rule=rule, temperature=temperature,
+                      sparsity=sparsity, max_ratio=max_ratio)
+    expected_kept = gm.kept_channels(ratios)
+
+    importance = crit.make()
+    _prepare_scores(model, crit, importance, calib)
+    torch.manual_seed(seed)
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=importance, pruning_ratio=0.0,
+        pruning_ratio_dict={g.root: float(r) for g, r in zip(gm.groups, ratios, strict=True)},
+        ignored_layers=ignored,
+    )
+    with eval_mode(model):
+        pruner.step()
+    model.zero_grad(set_to_none=True)
+    history = [[name, bool(out), [int(i) for i in idxs]]
+               for name, out, idxs in pruner.DG.pruning_history()]
+
+    ratio_of, mrs_of = {}, {}
+    for g, r, kept, score in zip(gm.groups, ratios, expected_kept, group_mrs, strict=True):
+        actual = _out_channels(g.root)
+        if actual != kept:
+            warnings.append(f"Torch-Pruning kept {actual} of {g.channels} channels of "
+                            f"{g.root_name}, expected {kept}")
+        for member in g.members:
+            ratio_of[member] = float(r)
+            if np.isfinite(score):
+                mrs_of[member] = float(score)
+
+    flops, params = count_macs_params(model, example)
+    layers = []
+    for name, module in _layers(model):
+        ch_before, p_before = dense_shapes[name]
+        layers.append({
+            "layer": name,
+            "mrs": mrs_of.get(name, (layer_mrs or {}).get(name)),
+            "ratio": ratio_of.get(name, 0.0),
+            "channels_before": ch_before,
+            "channels_after": _out_channels(module),
+            "params_before": p_before,
+            "params_after": _param_count(module),
+        })
+    achieved = (params_dense - params) / gm.prunable_params
+    if abs(achieved - sparsity) > 0.01 + 1e-9:
+        warnings.append(f"achieved sparsity {achieved:.4f} differs from the target "
+                        f"{sparsity:.4f} by more than 1 point")
+    return PruneOutcome(history=history, layers=layers, params_dense=params_dense,
+                        params=params, flops_dense=flops_dense, flops=flops,
+                        prunable_params=gm.prunable_params, achieved_sparsity=float(achieved),
+                        warnings=warnings)
+
+
+def _layers(model: nn.Module):
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _out_channels(module: nn.Module) -> int:
+    return int(module.out_channels if isinstance(module, nn.Conv2d) else module.out_features)
+
+
+def _param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters(recurse=False))
+

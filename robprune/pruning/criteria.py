@@ -1,0 +1,50 @@
+"""Channel-importance criteria, keyed by name, each a Torch-Pruning importance.
+
+`needs` says what the criterion must see before `pruner.step()`: Taylor needs gradients of the
+adversarial loss in `.grad`, Hessian needs per-sample gradients accumulated into the scorer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch_pruning as tp
+
+__all__ = ["Criterion", "CRITERIA", "get_criterion"]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    make: Callable[[], tp.importance.Importance]
+    needs: Literal["nothing", "grad", "per_sample_grad"] = "nothing"
+    description: str = ""
+
+
+CRITERIA: dict[str, Criterion] = {
+    c.name: c
+    for c in (
+        Criterion("random", tp.importance.RandomImportance, description="uniformly random"),
+        Criterion("l1", lambda: tp.importance.MagnitudeImportance(p=1), description="L1 norm"),
+        Criterion("l2", lambda: tp.importance.MagnitudeImportance(p=2), description="L2 norm"),
+        Criterion("taylor", tp.importance.TaylorImportance, "grad",
+                  "first-order Taylor on the adversarial loss"),
+        Criterion("fpgm", tp.importance.FPGMImportance, description="geometric median"),
+        Criterion("lamp", tp.importance.LAMPImportance, description="layer-adaptive magnitude"),
+        Criterion("bn_scale", tp.importance.BNScaleImportance, description="|BN gamma|"),
+        Criterion("hessian", tp.importance.HessianImportance, "per_sample_grad",
+                  "OBD diagonal Hessian of the adversarial loss"),
+    )
+}
+
+
+def get_criterion(name: str) -> Criterion:
+    try:
+        return CRITERIA[name]
+    except KeyError:
+        from robprune.errors import ConfigError
+
+        raise ConfigError("prune.criterion",
+                          f"unknown {name!r}; allowed: {', '.join(CRITERIA)}") from None

@@ -1,0 +1,90 @@
+"""Module Robust Sensitivity: how much each layer's worst weight perturbation raises the
+adversarial loss (DESIGN §2; this project's reading of arXiv 2410.15176 after RiFT).
+
+MRS_l = max_{||d|| <= eps ||theta_l||} L_adv(theta_l + d) - L_adv(theta_l), on a fixed set of PGD
+examples from the training split. Two estimators, keyed by name so another is one entry:
+`first_order` (eps ||theta_l|| ||grad_l||, one backward pass) and `ascent` (K steps of
+normalised gradient ascent projected onto the ball). The model stays in eval mode throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robprune.attacks import eval_mode
+
+__all__ = ["MRS_ESTIMATORS", "module_robust_sensitivity", "adversarial_loss"]
+
+
+def adversarial_loss(model: nn.Module, x_adv: Tensor, y: Tensor, *, batch_size: int = 256,
+                     backward: bool = False) -> float:
+    """Mean cross-entropy over the fixed examples; with `backward`, gradients accumulate."""
+    total = 0.0
+    n = x_adv.shape[0]
+    for start in range(0, n, batch_size):
+        xb, yb = x_adv[start:start + batch_size], y[start:start + batch_size]
+        loss = F.cross_entropy(model(xb), yb, reduction="sum")
+        if backward:
+            (loss / n).backward()
+        total += loss.item()
+    return total / n
+
+
+def _first_order(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor, y: Tensor, *,
+                 epsilon: float, steps: int, batch_size: int) -> dict[str, float]:
+    model.zero_grad(set_to_none=True)
+    adversarial_loss(model, x_adv, y, batch_size=batch_size, backward=True)
+    scores = {}
+    for name, layer in layers.items():
+        w = layer.weight
+        grad = w.grad if w.grad is not None else torch.zeros_like(w)
+        scores[name] = float(epsilon * w.detach().norm() * grad.norm())
+    model.zero_grad(set_to_none=True)
+    return scores
+
+
+def _ascent(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor, y: Tensor, *,
+            epsilon: float, steps: int, batch_size: int) -> dict[str, float]:
+    base = adversarial_loss(model, x_adv, y, batch_size=batch_size)
+    scores = {}
+    for name, layer in layers.items():
+        w = layer.weight
+        original = w.detach().clone()
+        radius = epsilon * float(original.norm())
+        step = 2.5 * radius / steps
+        delta = torch.zeros_like(original)
+        try:
+            for _ in range(steps):
+                model.zero_grad(set_to_none=True)
+                adversarial_loss(model, x_adv, y, batch_size=batch_size, backward=True)
+                grad = w.grad
+                with torch.no_grad():
+                    delta += step * grad / grad.norm().clamp_min(1e-12)
+                    norm = delta.norm()
+                    if norm > radius:
+                        delta *= radius / norm
+                    w.copy_(original + delta)
+            scores[name] = adversarial_loss(model, x_adv, y, batch_size=batch_size) - base
+        finally:
+            with torch.no_grad():
+                w.copy_(original)
+            model.zero_grad(set_to_none=True)
+    return scores
+
+
+Estimator = Callable[..., dict[str, float]]
+
+MRS_ESTIMATORS: dict[str, Estimator] = {"first_order": _first_order, "ascent": _ascent}
+
+
+def module_robust_sensitivity(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor,
+                              y: Tensor, *, estimator: str, epsilon: float, steps: int,
+                              batch_size: int = 256) -> dict[str, float]:
+    """MRS of each named layer on fixed adversarial examples (eval mode, weights restored)."""
+    with eval_mode(model):
+        return MRS_ESTIMATORS[estimator](model, layers, x_adv, y, epsilon=epsilon, steps=steps,
+                                         batch_size=batch_size)

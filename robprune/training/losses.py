@@ -1,0 +1,124 @@
+"""Training objectives, keyed by name: the fine-tuning methods of DESIGN §2.
+
+Each objective maps a clean batch to a scalar loss on a model in train mode. Adversarial
+examples are generated with the model in eval mode (BatchNorm running statistics, as the
+reference TRADES and MART code do) through `robprune.attacks`, in [0,1] pixel space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robprune import attacks
+from robprune.attacks import eval_mode
+
+__all__ = ["AdversarialSetting", "OBJECTIVES", "objective", "trades_examples"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdversarialSetting:
+    """The threat model used while training."""
+
+    epsilon: float
+    """Perturbation budget (L-inf or L2 radius) in [0,1] pixel units."""
+    step_size: float
+    """PGD step size."""
+    steps: int
+    """PGD steps per training example."""
+    norm: str = "linf"
+    """Norm of the ball."""
+    beta: float = 6.0
+    """TRADES / MART regulariser weight."""
+
+
+Objective = Callable[[nn.Module, Tensor, Tensor, AdversarialSetting, torch.Generator | None],
+                     Tensor]
+
+
+def _ce(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
+        gen: torch.Generator | None) -> Tensor:
+    return F.cross_entropy(model(x), y)
+
+
+def _pgd_at(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
+            gen: torch.Generator | None) -> Tensor:
+    x_adv = attacks.pgd(model, x, y, epsilon=adv.epsilon, step_size=adv.step_size,
+                        steps=adv.steps, norm=adv.norm, random_start=True, generator=gen)
+    return F.cross_entropy(model(x_adv), y)
+
+
+def _fgsm_rs(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
+             gen: torch.Generator | None) -> Tensor:
+    # Wong et al. 2020: uniform start in the ball and one step of 1.25 eps.
+    x_adv = attacks.fgsm(model, x, y, epsilon=adv.epsilon, step_size=1.25 * adv.epsilon,
+                         random_start=True, generator=gen)
+    return F.cross_entropy(model(x_adv), y)
+
+
+def trades_examples(model: nn.Module, x: Tensor, *, adv: AdversarialSetting,
+                    generator: torch.Generator | None = None) -> Tensor:
+    """TRADES inner maximisation: maximise KL(f(x') || f(x)) from a tiny Gaussian start."""
+    with eval_mode(model):
+        with torch.no_grad():
+            p_clean = F.softmax(model(x), dim=1)
+            noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device)
+            x_adv = (x + 0.001 * noise).clamp_(0, 1)
+        for _ in range(adv.steps):
+            x_adv.requires_grad_(True)
+            kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="sum")
+            (grad,) = torch.autograd.grad(kl, x_adv)
+            with torch.no_grad():
+                x_adv = attacks.project_step(x_adv.detach(), grad, x, epsilon=adv.epsilon,
+                                             step_size=adv.step_size, norm=adv.norm)
+    return x_adv.detach()
+
+
+def _trades(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
+            gen: torch.Generator | None) -> Tensor:
+    x_adv = trades_examples(model, x, adv=adv, generator=gen)
+    logits = model(torch.cat([x, x_adv]))
+    logits_clean, logits_adv = logits.split(x.shape[0])
+    kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1),
+                  reduction="batchmean")
+    return F.cross_entropy(logits_clean, y) + adv.beta * kl
+
+
+def _mart(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
+          gen: torch.Generator | None) -> Tensor:
+    # Wang et al. 2020 (MART): boosted CE on adversarial examples plus a KL term weighted by
+    # how badly the clean example is classified.
+    x_adv = attacks.pgd(model, x, y, epsilon=adv.epsilon, step_size=adv.step_size,
+                        steps=adv.steps, norm=adv.norm, random_start=True, generator=gen)
+    logits = model(torch.cat([x, x_adv]))
+    logits_clean, logits_adv = logits.split(x.shape[0])
+    probs_adv = F.softmax(logits_adv, dim=1)
+    top2 = probs_adv.topk(2, dim=1).indices
+    runner_up = torch.where(top2[:, 0] == y, top2[:, 1], top2[:, 0])
+    loss_adv = F.cross_entropy(logits_adv, y) + F.nll_loss(
+        torch.log(1.0001 - probs_adv + 1e-12), runner_up)
+    probs_clean = F.softmax(logits_clean, dim=1)
+    p_true = probs_clean.gather(1, y[:, None]).squeeze(1)
+    kl = (probs_clean * (torch.log(probs_clean + 1e-12) - torch.log(probs_adv + 1e-12))).sum(1)
+    return loss_adv + adv.beta * (kl * (1.0000001 - p_true)).mean()
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "ce": _ce,
+    "pgd_at": _pgd_at,
+    "trades": _trades,
+    "mart": _mart,
+    "fgsm_rs": _fgsm_rs,
+}
+
+
+def objective(method: str) -> Objective:
+    try:
+        return OBJECTIVES[method]
+    except KeyError:
+        allowed = ", ".join(sorted(OBJECTIVES))
+        raise ValueError(f"unknown training method {method!r}; allowed: {allowed}") from None
