@@ -14,9 +14,10 @@ __all__ = ["main", "format_summary"]
 
 def format_summary(result) -> str:
     m = result.metrics
+    attack = result.attack_config[m["robust_attack"]]
     rows = [
         ("clean accuracy (test)", f"{m['clean_acc']:.4f}"),
-        (f"robust accuracy ({m['robust_attack']}, eps={result.config['threat']['epsilon'] or 'default'})",
+        (f"robust accuracy ({attack['name']}, {attack['norm']} eps={attack['epsilon']:.4g})",
          f"{m['robust_acc']:.4f}"),
     ]
     for name, acc in m["attacks"].items():

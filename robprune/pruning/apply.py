@@ -118,6 +118,7 @@ def prune_model(
         raise ValueError("ratio rule 'mrs' needs an MRS score for every prunable group")
     ratios = allocate(group_mrs, gm.removed_fraction, rule=rule, temperature=temperature,
                       sparsity=sparsity, max_ratio=max_ratio)
+    ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio)
     expected_kept = gm.kept_channels(ratios)
 
     importance = crit.make()
@@ -141,7 +142,7 @@ def prune_model(
             warnings.append(f"Torch-Pruning kept {actual} of {g.channels} channels of "
                             f"{g.root_name}, expected {kept}")
         for member in g.members:
-            ratio_of[member] = float(r)
+            ratio_of[member] = 1.0 - actual / g.channels  # achieved channel ratio
             if np.isfinite(score):
                 mrs_of[member] = float(score)
 

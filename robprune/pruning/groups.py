@@ -67,8 +67,16 @@ class GroupModel:
         n = np.array([g.channels for g in self.groups], dtype=np.int64)
         return np.maximum((n * (1.0 - np.asarray(ratios)) + 1e-9).astype(np.int64), 1)
 
+    def ratios_for(self, kept: np.ndarray) -> np.ndarray:
+        """Ratios under which Torch-Pruning keeps exactly `kept` channels per group."""
+        n = np.array([g.channels for g in self.groups], dtype=np.float64)
+        return 1.0 - (np.asarray(kept) + 0.5) / n
+
     def prunable_params_after(self, ratios: np.ndarray) -> float:
-        keep = self.kept_channels(ratios) / np.array([g.channels for g in self.groups])
+        return self._params_with_kept(self.kept_channels(ratios))
+
+    def _params_with_kept(self, kept: np.ndarray) -> float:
+        keep = kept / np.array([g.channels for g in self.groups])
         total = 0.0
         for t in self.terms:
             factor = 1.0
@@ -80,8 +88,43 @@ class GroupModel:
         return total
 
     def removed_fraction(self, ratios: np.ndarray) -> float:
+        return self.removed_fraction_kept(self.kept_channels(ratios))
+
+    def removed_fraction_kept(self, kept: np.ndarray) -> float:
         prunable = self.prunable_params
-        return 0.0 if prunable == 0 else 1.0 - self.prunable_params_after(ratios) / prunable
+        return 0.0 if prunable == 0 else 1.0 - self._params_with_kept(kept) / prunable
+
+    def refine(self, ratios: np.ndarray, *, target: float, max_ratio: float,
+               tolerance: float = 0.002) -> np.ndarray:
+        """Move single channels until the budget is met within `tolerance`.
+
+        Bisection over one scale factor can only step between whole-channel jumps; with few
+        groups (a small CNN) the nearest step may miss the budget by more than a point. Greedy
+        one-channel moves fix that while changing the allocation by one channel per move.
+        """
+        n = np.array([g.channels for g in self.groups], dtype=np.int64)
+        floor = np.maximum(np.ceil(n * (1.0 - max_ratio)).astype(np.int64), 1)
+        kept = self.kept_channels(ratios)
+        error = self.removed_fraction_kept(kept) - target
+        for _ in range(4 * int(n.sum())):
+            if abs(error) <= tolerance:
+                break
+            best, best_error = None, abs(error)
+            for i in range(len(n)):
+                for delta in (-1, 1):
+                    k = kept[i] + delta
+                    if not floor[i] <= k <= n[i]:
+                        continue
+                    trial = kept.copy()
+                    trial[i] = k
+                    e = self.removed_fraction_kept(trial) - target
+                    if abs(e) < best_error:
+                        best, best_error = trial, abs(e)
+            if best is None:
+                break
+            kept = best
+            error = self.removed_fraction_kept(kept) - target
+        return self.ratios_for(kept)
 
 
 def build_group_model(model: nn.Module, example: torch.Tensor,
@@ -122,7 +165,7 @@ def build_group_model(model: nn.Module, example: torch.Tensor,
         depthwise = isinstance(module, nn.Conv2d) and module.groups > 1
         if depthwise:
             in_g = None  # weight is [C, 1, k, k]: its one channel axis is the output's
-        for name, p in module.named_parameters(recurse=False):
+        for p in module.parameters(recurse=False):
             has_in_axis = p.dim() >= 2 and not depthwise
             term_out = out_g
             term_in = in_g if has_in_axis else None
