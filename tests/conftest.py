@@ -10,34 +10,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Tiny models on a 2-core machine: one intra-op thread is faster than two that spin.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import copy  # noqa: E402
-
 import pytest  # noqa: E402
-
-
-def fast_trial(cache_dir, **sections) -> dict:
-    """A digits trial that runs in seconds on one CPU core; sections override by key."""
-    config = {
-        "name": "test",
-        "seed": 0,
-        "device": "cpu",
-        "cache_dir": str(cache_dir),
-        "data": {"dataset": "digits"},
-        "model": {"arch": "small_cnn", "width": 0.5},
-        "dense": {"method": "pgd_at", "epochs": 6, "lr": 0.05, "batch_size": 64},
-        "prune": {"sparsity": 0.5, "criterion": "l1", "ratio": "uniform",
-                  "mrs": {"num_examples": 128}},
-        "finetune": {"method": "pgd_at", "epochs": 2, "lr": 0.01, "batch_size": 64},
-        "threat": {"train_steps": 3, "eval_steps": 5},
-        "eval": {"attacks": ["fgsm", "pgd5"], "primary": "pgd5", "epoch_attack": "pgd3",
-                 "epoch_subset": 144, "test_limit": 200},
-    }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **copy.deepcopy(value)}
-        else:
-            config[key] = value
-    return config
 
 
 @pytest.fixture(scope="session")

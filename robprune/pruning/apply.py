@@ -136,7 +136,7 @@ def prune_model(
                for name, out, idxs in pruner.DG.pruning_history()]
 
     ratio_of, mrs_of = {}, {}
-    for g, r, kept, score in zip(gm.groups, ratios, expected_kept, group_mrs, strict=True):
+    for g, kept, score in zip(gm.groups, expected_kept, group_mrs, strict=True):
         actual = _out_channels(g.root)
         if actual != kept:
             warnings.append(f"Torch-Pruning kept {actual} of {g.channels} channels of "

@@ -1,0 +1,35 @@
+# Two entry points on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+export RAY_USAGE_STATS_ENABLED ?= 0
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	# test-only reference attacks; --no-deps because it pins an old `requests` (ENVIRONMENT.md)
+	$(VENV)/bin/pip install -q --no-deps torchattacks==3.5.1
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/robprune demo
+
+test: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -q --durations=15
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/python benchmarks/bench_finetune.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
