@@ -81,8 +81,9 @@ def trades_examples(model: nn.Module, x: Tensor, *, adv: AdversarialSetting,
 def _trades(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
             gen: torch.Generator | None) -> Tensor:
     x_adv = trades_examples(model, x, adv=adv, generator=gen)
-    logits = model(torch.cat([x, x_adv]))
-    logits_clean, logits_adv = logits.split(x.shape[0])
+    # Separate forward passes, as in the reference code: one concatenated batch would mix
+    # clean and adversarial BatchNorm statistics and change the method.
+    logits_clean, logits_adv = model(x), model(x_adv)
     kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1),
                   reduction="batchmean")
     return F.cross_entropy(logits_clean, y) + adv.beta * kl
@@ -94,8 +95,7 @@ def _mart(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
     # how badly the clean example is classified.
     x_adv = attacks.pgd(model, x, y, epsilon=adv.epsilon, step_size=adv.step_size,
                         steps=adv.steps, norm=adv.norm, random_start=True, generator=gen)
-    logits = model(torch.cat([x, x_adv]))
-    logits_clean, logits_adv = logits.split(x.shape[0])
+    logits_clean, logits_adv = model(x), model(x_adv)  # separate BN batches, as MART does
     probs_adv = F.softmax(logits_adv, dim=1)
     top2 = probs_adv.topk(2, dim=1).indices
     runner_up = torch.where(top2[:, 0] == y, top2[:, 1], top2[:, 0])
