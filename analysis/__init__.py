@@ -1,0 +1,9 @@
+"""Statistics and ablation reports from the Parquet results of DESIGN §5.
+
+Does the pruning criterion or the fine-tuning dominate robustness? `build_report` loads one or
+many experiments, decomposes the variance of the response (ANOVA on balanced grids, Shapley on
+search data, with bootstrap intervals), and `write_report` writes index.html, report.md and
+CSVs. Needs neither Ray nor torch nor a GPU. Submodules are imported lazily by their users.
+"""
+
+__all__: list[str] = []

@@ -27,6 +27,7 @@ __all__ = [
     "epochs_for",
     "layers_for",
     "write_experiment",
+    "write_raw_trials",
 ]
 
 LEVELS: dict[str, tuple] = {
@@ -57,8 +58,13 @@ def planted_trials(
     rng: np.random.Generator | int = 0,
     experiment: str = "planted",
     failed: int = 0,
+    search: bool = False,
 ) -> pd.DataFrame:
-    """A trials table (TRIALS_SCHEMA columns) with known variance shares of robust_acc."""
+    """A trials table (TRIALS_SCHEMA columns) with known variance shares of robust_acc.
+
+    `search=True` also samples lr, epochs, MRS temperature and beta continuously, as a search
+    would (they have no effect on the response).
+    """
     rng = np.random.default_rng(rng)
     names = list(LEVELS)
     effects = {f: _effects(len(LEVELS[f]), shares.get(f, 0.0), rng) for f in names}
@@ -109,6 +115,11 @@ def planted_trials(
         attack_config_json="{}",
         robprune_version="0.1.0",
     )
+    if search:
+        frame["lr"] = np.exp(rng.uniform(np.log(1e-3), np.log(0.1), count))
+        frame["finetune_epochs"] = rng.integers(5, 61, count).astype(np.int64)
+        frame["temperature"] = np.where(mrs, np.exp(rng.uniform(-3, 3, count)), np.nan)
+        frame["beta"] = np.where(uses_beta, rng.uniform(1, 8, count), np.nan)
     if failed:
         bad = rng.choice(count, size=failed, replace=False)
         frame.loc[bad, "status"] = "ERROR"
@@ -185,3 +196,10 @@ def write_experiment(
     if layers is not None:
         write_table_atomic(_table(layers, LAYERS_SCHEMA), results / "layers.parquet")
     return results
+
+
+def write_raw_trials(root: Path, frame: pd.DataFrame) -> Path:
+    """Write `frame` as ROOT/results/trials.parquet with whatever types it has (bad inputs)."""
+    path = Path(root) / "results" / "trials.parquet"
+    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return path.parent

@@ -58,7 +58,10 @@ def _draw(kind: str, shape: torch.Size, like: Tensor, generator: torch.Generator
     """Random tensor drawn on the generator's device (so a CPU generator gives the same numbers
     whatever device `like` is on), then moved to `like`'s device."""
     device = like.device if generator is None else generator.device
-    out = torch.empty(shape, dtype=like.dtype, device=device)
+    if shape == like.shape:  # keep the input's memory format (channels_last on CUDA)
+        out = torch.empty_like(like, device=device)
+    else:
+        out = torch.empty(shape, dtype=like.dtype, device=device)
     if kind == "uniform":
         out.uniform_(low, high, generator=generator)
     else:

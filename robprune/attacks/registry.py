@@ -132,7 +132,8 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, attack: Any = None, 
 
     `x` may be uint8 in [0, 255] (divided by 255) or float in [0, 1]; it can stay on the CPU,
     each batch moves to `device` (default: the model's). One host sync, at the end.
-    `generator` is passed on to attacks that take one (an `Attack`), for reproducible starts.
+    `generator`, when given, is passed on as `attack(..., generator=...)` (an `Attack` takes
+    one), so that random starts are reproducible across the whole set.
     """
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"x and y need the same non-zero length, got {x.shape[0]}, {y.shape[0]}")

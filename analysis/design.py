@@ -1,0 +1,229 @@
+"""From trial rows to a factorial design: which factors vary, their levels, and balance.
+
+Decisions made here, each stated in the report:
+- a factor is a column of `FACTOR_COLUMNS` with more than one level among the analysed trials;
+  `seed` is a replicate, never a factor;
+- numeric columns with many distinct values (a searched learning rate, a temperature) are
+  binned into quantile levels, since ANOVA and Shapley need levels;
+- null `temperature` / `beta` mean "not applicable" and form the level "n/a"; when their
+  parent (`ratio_rule`, `finetune_method`) varies too they are nested in it, so they are folded
+  into the parent: a temperature only exists for the MRS rule, and splitting the rule's effect
+  between two aliased columns would misattribute it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from robprune.results_schema import FACTOR_COLUMNS
+
+__all__ = [
+    "NA",
+    "NESTED",
+    "Design",
+    "Factor",
+    "Coded",
+    "build_design",
+    "code_column",
+    "label",
+]
+
+NA = "n/a"
+#: Nested column -> the factor it only exists under.
+NESTED = {"temperature": "ratio_rule", "beta": "finetune_method"}
+#: Numeric columns with more distinct values than this are binned.
+MAX_NUMERIC_LEVELS = 6
+QUANTILE_BINS = 4
+
+_LABELS = {
+    "dataset": "data set",
+    "arch": "architecture",
+    "criterion": "criterion",
+    "ratio_rule": "ratio rule",
+    "temperature": "MRS temperature",
+    "sparsity_target": "sparsity",
+    "finetune_method": "fine-tuning method",
+    "finetune_epochs": "fine-tuning epochs",
+    "lr": "learning rate",
+    "schedule": "LR schedule",
+    "beta": "TRADES/MART beta",
+}
+
+
+def label(column: str) -> str:
+    """Human name of a factor column, for tables and the verdict."""
+    return _LABELS.get(column, column)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor of the analysis; `columns` has two entries when a nested one was folded."""
+
+    name: str  # the key used in tables: a column name, or "parent+nested"
+    columns: tuple[str, ...]
+    levels: tuple[str, ...]
+    binned: bool = False
+
+    @property
+    def title(self) -> str:
+        main = label(self.columns[0])
+        if len(self.columns) > 1:
+            return f"{main} (incl. {', '.join(label(c) for c in self.columns[1:])})"
+        return main
+
+
+@dataclass
+class Design:
+    """Integer-coded factors of the analysed trials and whether they form a balanced grid."""
+
+    factors: list[Factor]
+    codes: np.ndarray  # (n, k) level index per trial and factor
+    constant: dict[str, str]  # single-level factor column -> its level
+    balanced: bool
+    replicates: int  # trials per cell when balanced, else 0
+    cells: int  # distinct factor combinations observed
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def k(self) -> int:
+        return len(self.factors)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(f.levels) for f in self.factors)
+
+    def cell_index(self) -> np.ndarray:
+        """Flat index of each trial's cell in the full factorial (C order)."""
+        if not self.factors:
+            return np.zeros(len(self.codes), dtype=np.int64)
+        return np.ravel_multi_index(self.codes.T, self.shape).astype(np.int64)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A column as integer codes into its ordered levels ("n/a" first when present)."""
+
+    codes: np.ndarray
+    levels: tuple[str, ...]
+    binned: bool = False
+
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.levels, dtype=object)[self.codes]
+
+
+def _compact(codes: np.ndarray, levels: list[str], binned: bool) -> Coded:
+    used, codes = np.unique(codes, return_inverse=True)
+    return Coded(codes.reshape(-1).astype(np.int64), tuple(levels[i] for i in used), binned)
+
+
+def code_column(values: pd.Series) -> Coded:
+    """Levels of one factor column: strings as they are, numbers formatted or binned."""
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        codes, uniques = pd.factorize(values, sort=True)
+        missing = bool((codes < 0).any())
+        levels = ([NA] if missing else []) + [str(u) for u in uniques]
+        return _compact(codes + 1 if missing else codes, levels, False)
+    numeric = values.to_numpy(dtype=float, na_value=np.nan)
+    finite = np.isfinite(numeric)
+    missing = bool((~finite).any())
+    distinct = np.unique(numeric[finite])
+    codes = np.zeros(len(numeric), dtype=np.int64)
+    binned = len(distinct) > MAX_NUMERIC_LEVELS
+    if binned:
+        edges = np.unique(np.quantile(numeric[finite], np.linspace(0, 1, QUANTILE_BINS + 1)))
+        index = np.searchsorted(edges, numeric[finite], side="right") - 1
+        index = np.clip(index, 0, len(edges) - 2)
+        names = [f"{_fmt(edges[i])}-{_fmt(edges[i + 1])}" for i in range(len(edges) - 1)]
+    else:
+        index = np.searchsorted(distinct, numeric[finite])
+        names = [_fmt(v) for v in distinct]
+    codes[finite] = index + (1 if missing else 0)
+    return _compact(codes, ([NA] if missing else []) + names, binned)
+
+
+def build_design(trials: pd.DataFrame) -> Design:
+    """Find the varying factors of `trials` and code them; check for a balanced grid."""
+    notes: list[str] = []
+    coded: dict[str, Coded] = {}
+    constant: dict[str, str] = {}
+    for column in FACTOR_COLUMNS:
+        column_codes = code_column(trials[column])
+        if len(column_codes.levels) > 1:
+            coded[column] = column_codes
+        elif column_codes.levels:
+            constant[column] = column_codes.levels[0]
+    absorbed = {n for n, p in NESTED.items() if n in coded and p in coded}
+    factors: list[Factor] = []
+    columns_codes: list[np.ndarray] = []
+    for column in FACTOR_COLUMNS:
+        if column not in coded or column in absorbed:
+            continue
+        current = coded[column]
+        cols = (column,)
+        for nested in (n for n, p in NESTED.items() if p == column and n in absorbed):
+            folded = _fold(current, coded[nested], nested)
+            if folded is None:
+                notes.append(
+                    f"{label(nested)} is determined by {label(column)} here (one value per "
+                    f"{label(column)} level), so it is not a separate factor."
+                )
+                continue
+            current = folded
+            cols += (nested,)
+            notes.append(
+                f"{label(nested)} only applies to some {label(column)} levels, so it is "
+                f"nested in it: the factor '{label(column)}' includes it (levels such as "
+                f"'{current.levels[-1]}')."
+            )
+        factors.append(Factor("+".join(cols), cols, current.levels, current.binned))
+        columns_codes.append(current.codes)
+        for binned_column in (c for c in cols if coded[c].binned):
+            notes.append(
+                f"{label(binned_column)} takes many values, so it was binned into quantile "
+                "levels for the analysis."
+            )
+    codes = (
+        np.column_stack(columns_codes)
+        if columns_codes
+        else np.zeros((len(trials), 0), dtype=np.int64)
+    )
+    design = Design(factors, codes, constant, False, 0, 0, notes)
+    _check_balance(design)
+    return design
+
+
+def _fold(parent: Coded, nested: Coded, name: str) -> Coded | None:
+    """Combine a parent with the column nested in it; None when the nested adds nothing."""
+    width = len(nested.levels)
+    keys, codes = np.unique(parent.codes * width + nested.codes, return_inverse=True)
+    if len(keys) == len(np.unique(parent.codes)):
+        return None
+    levels = []
+    for key in keys:
+        p, n = divmod(int(key), width)
+        level = nested.levels[n]
+        levels.append(parent.levels[p] if level == NA else f"{parent.levels[p]} ({name}={level})")
+    return Coded(codes.reshape(-1).astype(np.int64), tuple(levels), parent.binned or nested.binned)
+
+
+def _check_balance(design: Design) -> None:
+    n = len(design.codes)
+    if not design.factors or n == 0:
+        design.cells = 1 if n else 0
+        return
+    full = int(np.prod(design.shape, dtype=np.float64))
+    if full > 4 * n + 16:
+        design.cells = len(np.unique(design.codes, axis=0))
+        return
+    counts = np.bincount(design.cell_index(), minlength=full)
+    design.cells = int((counts > 0).sum())
+    if counts.min() > 0 and counts.min() == counts.max():
+        design.balanced = True
+        design.replicates = int(counts[0])

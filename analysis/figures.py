@@ -1,0 +1,317 @@
+"""The report's figures: PNG bytes plus the exact numbers plotted (written as CSV beside them).
+
+Each builder returns a `Figure`, or a `Skipped` that says why it could not be drawn (a table
+is missing, a factor does not vary), so the report can state the reason instead of failing.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.shares import Decomposition  # noqa: E402
+from analysis.verdict import response_label  # noqa: E402
+
+__all__ = [
+    "Figure",
+    "Skipped",
+    "learning_curves",
+    "layer_profile",
+    "pareto_front",
+    "pareto_mask",
+    "share_bars",
+    "sparsity_curves",
+]
+
+MAX_SCATTER = 20_000
+DPI = 100
+
+
+@dataclass
+class Figure:
+    name: str  # file stem: NAME.png and NAME.csv
+    title: str
+    caption: str
+    png: bytes
+    data: pd.DataFrame
+
+
+@dataclass
+class Skipped:
+    name: str
+    title: str
+    reason: str
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _scale(response: str) -> tuple[float, str]:
+    """Accuracies are plotted in percent."""
+    if response.endswith("_acc"):
+        return 100.0, f"{response_label(response)} (%)"
+    return 1.0, response_label(response)
+
+
+def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
+    """Mean response against sparsity, one line per criterion, one panel per method."""
+    title = f"{response_label(response).capitalize()} against sparsity"
+    if trials["sparsity_target"].notna().sum() == 0:
+        return Skipped("sparsity", title, "no trial records a target sparsity")
+    frame = trials[["finetune_method", "criterion", "sparsity_target", response]].copy()
+    frame[["finetune_method", "criterion"]] = frame[["finetune_method", "criterion"]].fillna(
+        "n/a"
+    )
+    if frame["sparsity_target"].nunique() > 12:
+        bins = pd.qcut(frame["sparsity_target"], q=8, duplicates="drop")
+        frame["sparsity_target"] = frame.groupby(bins, observed=True)[
+            "sparsity_target"
+        ].transform("mean")
+    grouped = frame.groupby(["finetune_method", "criterion", "sparsity_target"])[response]
+    data = grouped.agg(n="size", mean="mean", sd="std").reset_index()
+    half = 1.96 * data["sd"].fillna(0.0) / np.sqrt(data["n"])
+    data["ci_lo"], data["ci_hi"] = data["mean"] - half, data["mean"] + half
+    methods = sorted(data["finetune_method"].unique())
+    criteria = sorted(data["criterion"].unique())
+    cols = min(4, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharey=True, squeeze=False,
+        layout="constrained",
+    )
+    factor, ylabel = _scale(response)
+    colours = plt.get_cmap("tab10")
+    for ax, method in zip(axes.ravel(), methods, strict=False):
+        sub = data[data["finetune_method"] == method]
+        for c, criterion in enumerate(criteria):
+            line = sub[sub["criterion"] == criterion].sort_values("sparsity_target")
+            if line.empty:
+                continue
+            x = line["sparsity_target"] * 100
+            ax.plot(x, line["mean"] * factor, marker="o", color=colours(c % 10), label=criterion)
+            ax.fill_between(
+                x, line["ci_lo"] * factor, line["ci_hi"] * factor, color=colours(c % 10),
+                alpha=0.15,
+            )
+        ax.set_title(f"fine-tuning: {method}")
+        ax.set_xlabel("sparsity (% of prunable parameters removed)")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    for ax in axes.ravel()[len(methods):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(title="criterion", fontsize=8)
+    fig.suptitle(title)
+    caption = "Mean over trials (all other factors pooled) with 95% intervals of the mean."
+    return Figure("sparsity", title, caption, _png(fig), data)
+
+
+def share_bars(
+    decompositions: list[Decomposition], titles: dict[str, str] | None = None
+) -> Figure | Skipped:
+    """Variance shares with intervals, one panel per response."""
+    title = "Variance explained by each factor"
+    if not decompositions:
+        return Skipped("shares", title, "no variance decomposition could be estimated")
+    frames = []
+    for dec in decompositions:
+        terms = dec.terms.copy()
+        keep = (terms["kind"] == "factor") | (terms["share_hi"] >= 0.01)
+        terms = terms[keep]
+        unexplained = pd.DataFrame(
+            [{"term": "unexplained (noise)", "kind": "residual", "share": dec.noise[0],
+              "share_lo": dec.noise[1], "share_hi": dec.noise[2], "p_value": np.nan}]
+        )
+        terms = pd.concat([terms, unexplained], ignore_index=True)
+        terms["label"] = terms["term"].map(lambda t: _pretty(t, titles or {}))
+        terms.insert(0, "response", dec.response)
+        terms.insert(1, "method", dec.method)
+        frames.append(terms)
+    data = pd.concat(frames, ignore_index=True)
+    same = all(list(f["label"]) == list(frames[0]["label"]) for f in frames)
+    fig, axes = plt.subplots(
+        1, len(decompositions), squeeze=False, layout="constrained", sharey=same,
+        figsize=(6.4 * len(decompositions), 0.45 * max(len(f) for f in frames) + 1.6),
+    )
+    for ax, dec, terms in zip(axes[0], decompositions, frames, strict=True):
+        terms = terms.iloc[::-1]
+        colours = terms["kind"].map(
+            {"factor": "tab:blue", "interaction": "tab:orange", "residual": "tab:gray"}
+        )
+        y = np.arange(len(terms))
+        err = np.vstack([terms["share"] - terms["share_lo"], terms["share_hi"] - terms["share"]])
+        ax.barh(y, terms["share"] * 100, xerr=np.clip(err, 0, None) * 100, color=colours,
+                capsize=3)
+        ax.set_yticks(y, terms["label"])
+        ax.tick_params(axis="y", labelleft=not same or ax is axes[0][0])
+        ax.set_xlabel("share of variance (%) with 95% bootstrap interval")
+        ax.set_xlim(0, 100)
+        ax.set_title(f"{response_label(dec.response)}: {dec.label}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    caption = "Blue: factors; orange: interactions; grey: unexplained (seed noise and the rest)."
+    return Figure("shares", title, caption, _png(fig), data)
+
+
+def _pretty(term: str, titles: dict[str, str]) -> str:
+    return " × ".join(titles.get(part, part) for part in term.split(" x "))
+
+
+def pareto_mask(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
+    """Trials not dominated in (clean, robust), both maximised."""
+    order = np.lexsort((-robust, -clean))
+    best = -np.inf
+    mask = np.zeros(len(clean), dtype=bool)
+    for i in order:
+        if robust[i] > best:
+            mask[i] = True
+            best = robust[i]
+    return mask
+
+
+def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
+    """Clean against robust accuracy coloured by FLOPs, with the Pareto front highlighted."""
+    title = "Clean vs robust accuracy (Pareto front)"
+    frame = trials[["experiment", "trial_id", "clean_acc", "robust_acc", "flops", "flops_dense"]]
+    frame = frame[np.isfinite(frame["clean_acc"]) & np.isfinite(frame["robust_acc"])]
+    if frame.empty:
+        return Skipped("pareto", title, "no trial has both clean and robust accuracy")
+    frame = frame.copy()
+    frame["on_front"] = pareto_mask(frame["clean_acc"].to_numpy(), frame["robust_acc"].to_numpy())
+    caption = "Each point is a trial; the line joins the non-dominated trials."
+    if len(frame) > MAX_SCATTER:
+        sample = frame[~frame["on_front"]].sample(MAX_SCATTER, random_state=0)
+        frame = pd.concat([frame[frame["on_front"]], sample])
+        caption += f" A random sample of {MAX_SCATTER:,} trials off the front is shown."
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = frame["flops"] / frame["flops_dense"] * 100
+    if relative.notna().any():
+        colour, clabel = relative, "FLOPs (% of the dense model)"
+    elif frame["flops"].notna().any():
+        colour, clabel = frame["flops"] / 1e6, "FLOPs (millions)"
+    else:
+        colour, clabel = None, None
+        caption += " FLOPs were not recorded."
+    fig, ax = plt.subplots(figsize=(7, 5))
+    scatter = ax.scatter(
+        frame["clean_acc"] * 100, frame["robust_acc"] * 100, s=14, c=colour, cmap="viridis",
+        alpha=0.7, edgecolors="none",
+    )
+    if colour is not None:
+        fig.colorbar(scatter, ax=ax, label=clabel)
+    front = frame[frame["on_front"]].sort_values("clean_acc")
+    ax.plot(front["clean_acc"] * 100, front["robust_acc"] * 100, color="crimson", marker="o",
+            markerfacecolor="none", label="Pareto front")
+    ax.set_xlabel("clean accuracy (%)")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    data = frame.assign(flops_pct_of_dense=relative)
+    return Figure("pareto", title, caption, _png(fig), data.reset_index(drop=True))
+
+
+def _ranked_with(trials: pd.DataFrame, table: pd.DataFrame, response: str) -> pd.DataFrame:
+    """Trials that have rows in `table` (epochs or layers), best response first."""
+    keys = table[["experiment", "trial_id"]].drop_duplicates()
+    present = trials.merge(keys, on=["experiment", "trial_id"], how="inner")
+    return present.sort_values(response, ascending=False, kind="stable")
+
+
+def _rows_of(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `table` that belong to the `chosen` trials, in the chosen order."""
+    narrowed = table[table["trial_id"].isin(set(chosen["trial_id"]))]
+    keys = chosen[["experiment", "trial_id"]].assign(_rank=np.arange(len(chosen)))
+    merged = narrowed.merge(keys, on=["experiment", "trial_id"], how="inner")
+    return merged.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
+
+
+def _layer_panel(ax, data: pd.DataFrame, trial: pd.Series, response: str) -> None:
+    x = np.arange(len(data))
+    ax.bar(x, data["ratio"] * 100, color="tab:blue", alpha=0.75, label="pruning ratio")
+    ax.set_ylabel("channels removed (%)")
+    ax.set_xticks(x, data["layer"], rotation=60, ha="right", fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_title(
+        f"{trial['trial_id']}: {trial['criterion']}, {trial['ratio_rule']}, "
+        f"{trial['finetune_method']} ({response_label(response)} {100 * trial[response]:.1f}%)",
+        fontsize=9,
+    )
+    handles = ax.get_legend_handles_labels()[0]
+    if data["mrs"].notna().any():
+        twin = ax.twinx()
+        twin.plot(x, data["mrs"], color="crimson", marker="o", label="MRS")
+        twin.set_ylabel("MRS (rise of adversarial loss)")
+        handles += twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+
+
+def layer_profile(
+    trials: pd.DataFrame, layers: pd.DataFrame | None, response: str
+) -> Figure | Skipped:
+    """Per-layer pruning ratios (and MRS) of the best trial, and of the best MRS-rule trial."""
+    title = "Per-layer MRS and pruning ratios of the best trial"
+    if layers is None or layers.empty:
+        return Skipped("layers", title, "no layers.parquet was found beside the trials table")
+    with_layers = _ranked_with(trials, layers, response)
+    if with_layers.empty:
+        return Skipped("layers", title, "no analysed trial has per-layer records")
+    chosen = [with_layers.iloc[0]]
+    if chosen[0]["ratio_rule"] != "mrs" and (with_layers["ratio_rule"] == "mrs").any():
+        chosen.append(with_layers[with_layers["ratio_rule"] == "mrs"].iloc[0])
+    fig, axes = plt.subplots(
+        1, len(chosen), squeeze=False, layout="constrained",
+        figsize=(max(6.0, 0.35 * 20 + 2) * len(chosen) * 0.75, 4.4),
+    )
+    frames = []
+    for ax, trial in zip(axes[0], chosen, strict=True):
+        data = _rows_of(layers, trial.to_frame().T)
+        _layer_panel(ax, data, trial, response)
+        frames.append(data)
+    fig.suptitle(title)
+    caption = "Bars: fraction of each layer's channels removed; line: MRS of the layer."
+    if len(chosen) > 1:
+        caption += (" The best trial used the uniform rule (no MRS), so the best MRS-rule "
+                    "trial is shown beside it.")
+    elif chosen[0]["ratio_rule"] != "mrs":
+        caption += " No analysed trial used the MRS rule, so no MRS is shown."
+    return Figure("layers", title, caption, _png(fig), pd.concat(frames, ignore_index=True))
+
+
+def learning_curves(
+    trials: pd.DataFrame, epochs: pd.DataFrame | None, response: str, top: int = 5
+) -> Figure | Skipped:
+    """Per-epoch validation accuracies of the best trials."""
+    title = f"Learning curves of the top {top} trials"
+    if epochs is None or epochs.empty:
+        return Skipped("curves", title, "no epochs.parquet was found beside the trials table")
+    best = _ranked_with(trials, epochs, response).head(top)
+    if best.empty:
+        return Skipped("curves", title, "no analysed trial has per-epoch records")
+    data = _rows_of(epochs, best)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True, layout="constrained")
+    for (exp, tid), curve in data.groupby(["experiment", "trial_id"], sort=False):
+        row = best[(best["experiment"] == exp) & (best["trial_id"] == tid)].iloc[0]
+        name = f"{tid}: {row['criterion']}/{row['finetune_method']}"
+        axes[0].plot(curve["epoch"], curve["robust_acc"] * 100, marker=".", label=name)
+        axes[1].plot(curve["epoch"], curve["clean_acc"] * 100, marker=".", label=name)
+    axes[0].set_ylabel("robust accuracy (%), validation subset")
+    axes[1].set_ylabel("clean accuracy (%), validation subset")
+    for ax in axes:
+        ax.set_xlabel("fine-tuning epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{title} by {response_label(response)}")
+    caption = "Per-epoch metrics use the cheaper epoch attack on a fixed validation subset."
+    return Figure("curves", f"{title} by {response_label(response)}", caption, _png(fig), data)

@@ -1,0 +1,89 @@
+"""Plain tables of the report: best configurations, every factor level, and what was excluded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.design import Design, label
+from analysis.load import ResultSet
+from analysis.shares import Decomposition
+
+__all__ = ["best_configs", "exclusions", "factor_levels", "factor_summary"]
+
+_METRICS = ("clean_acc", "robust_acc", "achieved_sparsity", "flops", "flops_dense")
+
+
+def best_configs(trials: pd.DataFrame, design: Design, response: str, top: int = 10):
+    """The `top` trials by the response, with their factors and main metrics."""
+    columns = ["experiment", "trial_id", "seed"]
+    columns += [c for f in design.factors for c in f.columns]
+    columns += [m for m in _METRICS if m != response] + [response]
+    best = trials.nlargest(top, response)[list(dict.fromkeys(columns))].copy()
+    if "flops" in best and "flops_dense" in best:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            best["flops_kept"] = best["flops"] / best["flops_dense"]
+        best = best.drop(columns=["flops", "flops_dense"])
+    return best.reset_index(drop=True)
+
+
+def factor_levels(trials: pd.DataFrame, design: Design, response: str) -> pd.DataFrame:
+    """Mean and spread of the response (and clean accuracy) at every level of every factor."""
+    frames = []
+    y = trials[response].to_numpy(dtype=float)
+    clean = trials["clean_acc"].to_numpy(dtype=float)
+    for j, factor in enumerate(design.factors):
+        codes = design.codes[:, j]
+        for i, level in enumerate(factor.levels):
+            mask = codes == i
+            if not mask.any():
+                continue
+            frames.append(
+                {
+                    "factor": factor.name,
+                    "level": level,
+                    "n": int(mask.sum()),
+                    f"mean_{response}": float(np.mean(y[mask])),
+                    f"sd_{response}": float(np.std(y[mask], ddof=1)) if mask.sum() > 1 else np.nan,
+                    "mean_clean_acc": float(np.nanmean(clean[mask]))
+                    if np.isfinite(clean[mask]).any()
+                    else np.nan,
+                }
+            )
+    return pd.DataFrame(frames)
+
+
+def factor_summary(design: Design, dec: Decomposition | str) -> pd.DataFrame:
+    """One row per factor of FACTOR_COLUMNS that varied or was held fixed."""
+    rows = []
+    for j, factor in enumerate(design.factors):
+        row = {
+            "factor": factor.name,
+            "title": factor.title,
+            "levels": len(factor.levels),
+            "values": ", ".join(factor.levels[:12]) + (" ..." if len(factor.levels) > 12 else ""),
+            "binned": factor.binned,
+        }
+        if not isinstance(dec, str):
+            row.update(
+                share=dec.shares[j], share_lo=dec.lo[j], share_hi=dec.hi[j],
+                p_value=dec.p_values[j], noise_floor=dec.floors[j],
+            )
+        rows.append(row)
+    for column, value in design.constant.items():
+        rows.append(
+            {"factor": column, "title": label(column), "levels": 1, "values": value,
+             "binned": False}
+        )
+    return pd.DataFrame(rows)
+
+
+def exclusions(results: ResultSet, response: str, missing_response: int) -> pd.DataFrame:
+    """Counts of trials left out of the analysis, by reason."""
+    rows = [{"reason": f"status {status}", "trials": count}
+            for status, count in results.excluded.items()]
+    if missing_response:
+        rows.append({"reason": f"{response} missing or not finite", "trials": missing_response})
+    for error, count in results.top_errors:
+        rows.append({"reason": f"  error: {error}", "trials": count})
+    return pd.DataFrame(rows, columns=["reason", "trials"])

@@ -1,0 +1,265 @@
+"""analysis/: loading, design, ANOVA, Shapley, intervals and verdicts on planted effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_fixtures import planted_trials, write_experiment, write_raw_trials
+
+from analysis.anova import choose_terms, run_anova, statsmodels_anova, term_ss
+from analysis.design import NA, build_design, code_column
+from analysis.load import load_results
+from analysis.shapley import run_shapley, shapley_matrix
+from analysis.shares import Decomposition, decompose
+from analysis.verdict import paper_view, ratio_rule_effect, seed_noise, verdict
+from robprune.errors import BadInput
+from robprune.results_schema import TRIALS_SCHEMA
+
+PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
+
+
+def _share(dec: Decomposition, factor: str) -> tuple[float, float, float]:
+    i = [name.split("+")[0] for name in dec.factors].index(factor)
+    return float(dec.shares[i]), float(dec.lo[i]), float(dec.hi[i])
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def test_load_excludes_and_counts_failed_trials(tmp_path):
+    trials = planted_trials(PLANTED, seeds=1, failed=7)
+    results = load_results([write_experiment(tmp_path, trials)])
+    assert len(results.trials) == 120
+    assert len(results.ok) == 113
+    assert results.excluded == {"ERROR": 7}
+    assert results.top_errors[0] == ("RuntimeError: CUDA out of memory", 7)
+
+
+def test_load_accepts_experiment_dir_results_dir_and_file(tmp_path):
+    results_dir = write_experiment(tmp_path / "exp", planted_trials(PLANTED, seeds=1))
+    for path in (tmp_path / "exp", results_dir, results_dir / "trials.parquet"):
+        assert len(load_results([path]).ok) == 120
+
+
+def test_load_merges_experiments_and_counts_duplicates_once(tmp_path):
+    a = write_experiment(tmp_path / "a", planted_trials(PLANTED, seeds=1, experiment="a"))
+    b = write_experiment(tmp_path / "b", planted_trials(PLANTED, seeds=1, experiment="b"))
+    merged = load_results([a, b, a])
+    assert len(merged.ok) == 240
+    assert any("duplicate" in note for note in merged.notes)
+
+
+def test_missing_columns_are_named(tmp_path):
+    frame = planted_trials(PLANTED, seeds=1).drop(columns=["robust_acc", "criterion"])
+    with pytest.raises(BadInput, match="missing columns: criterion, robust_acc"):
+        load_results([write_raw_trials(tmp_path, frame)])
+
+
+def test_wrong_types_are_named(tmp_path):
+    frame = planted_trials(PLANTED, seeds=1)
+    frame["robust_acc"] = frame["robust_acc"].map(lambda v: f"{v:.3f}")
+    with pytest.raises(BadInput, match=r"wrong types: robust_acc is string \(expected double\)"):
+        load_results([write_raw_trials(tmp_path, frame)])
+
+
+def test_empty_and_all_failed_tables(tmp_path):
+    empty = planted_trials(PLANTED, seeds=1).iloc[:0]
+    with pytest.raises(BadInput, match="empty"):
+        load_results([write_experiment(tmp_path / "e", empty)])
+    failed = planted_trials(PLANTED, seeds=1)
+    failed["status"] = "ERROR"
+    with pytest.raises(BadInput, match="all 120 trials failed"):
+        load_results([write_experiment(tmp_path / "f", failed)])
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(BadInput, match="no such file"):
+        load_results([tmp_path / "nowhere"])
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(BadInput, match="not a Parquet file"):
+        load_results([tmp_path / "notes.txt"])
+    with pytest.raises(BadInput, match="no trials.parquet"):
+        load_results([tmp_path])
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(BadInput, match="not a readable Parquet file"):
+        load_results([tmp_path / "bad.parquet"])
+
+
+# --- design -------------------------------------------------------------------------------
+
+
+def test_design_balanced_grid_and_constant_factors():
+    design = build_design(planted_trials(PLANTED, seeds=3))
+    assert design.balanced and design.replicates == 3
+    assert [f.name for f in design.factors] == [
+        "criterion", "ratio_rule", "sparsity_target", "finetune_method"
+    ]
+    assert design.constant["dataset"] == "digits"
+    # temperature (mrs only) and beta (trades/mart only) take one value each: not factors
+    assert any("determined by ratio rule" in n for n in design.notes)
+
+
+def test_nested_and_continuous_factors_are_folded_and_binned():
+    trials = planted_trials(PLANTED, balanced=False, n=800, search=True)
+    design = build_design(trials)
+    names = [f.name for f in design.factors]
+    assert "ratio_rule+temperature" in names and "finetune_method+beta" in names
+    assert "temperature" not in names and "beta" not in names
+    lr = design.factors[names.index("lr")]
+    assert lr.binned and len(lr.levels) == 4
+    ratio = design.factors[names.index("ratio_rule+temperature")]
+    assert "uniform" in ratio.levels
+    assert any(level.startswith("mrs (temperature=") for level in ratio.levels)
+    assert not design.balanced
+    assert any("binned" in n for n in design.notes)
+
+
+def test_code_column_null_is_its_own_level():
+    coded = code_column(pd.Series([None, 1.0, 2.0, None]))
+    assert coded.levels == (NA, "1", "2")
+    assert list(coded.codes) == [0, 1, 2, 0]
+
+
+# --- ANOVA --------------------------------------------------------------------------------
+
+
+def test_fast_sums_of_squares_match_statsmodels():
+    trials = planted_trials(PLANTED, seeds=2, rng=3)
+    design = build_design(trials)
+    y = trials["robust_acc"].to_numpy()
+    terms, order = choose_terms(design.shape, len(y))
+    assert order == 2
+    reference = statsmodels_anova(y, design, terms, order)
+    values = y[np.argsort(design.cell_index(), kind="stable")].reshape(-1, 2)
+    fast = term_ss(values.mean(axis=1).reshape((1,) + design.shape), 2, terms)[0]
+    np.testing.assert_allclose(fast, reference.loc[terms, "sum_sq"].to_numpy(), rtol=1e-8)
+    with_sm = run_anova(y, design, resamples=50, reference=True).table
+    without = run_anova(y, design, resamples=50, reference=False).table
+    cols = ["sum_sq", "F", "p_value", "eta2", "partial_eta2", "omega2"]
+    np.testing.assert_allclose(with_sm[cols].to_numpy(), without[cols].to_numpy(), rtol=1e-7)
+
+
+def test_one_seed_per_cell_uses_residual_bootstrap():
+    trials = planted_trials(PLANTED, seeds=1)
+    result = run_anova(trials["robust_acc"].to_numpy(), build_design(trials), resamples=100)
+    assert "residuals of the fitted model" in result.resampling
+    row = result.table.set_index("term").loc["finetune_method"]
+    assert row["omega2_lo"] < 0.6 < row["omega2_hi"]
+
+
+# --- Shapley ------------------------------------------------------------------------------
+
+
+def test_shapley_weights_sum_to_full_r2():
+    weights = shapley_matrix(4)
+    r2 = np.random.default_rng(0).random((3, 16))
+    r2[:, 0] = 0.0
+    np.testing.assert_allclose((r2 @ weights).sum(axis=1), r2[:, 15])
+
+
+def test_shapley_equals_eta2_in_a_balanced_grid():
+    trials = planted_trials(PLANTED, seeds=2)
+    design = build_design(trials)
+    y = trials["robust_acc"].to_numpy()
+    lmg = run_shapley(y, design, resamples=50).table
+    anova = run_anova(y, design, resamples=50, reference=False).table
+    np.testing.assert_allclose(lmg["share_raw"], anova["eta2"].iloc[: design.k], atol=1e-9)
+
+
+# --- planted effects ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_planted_shares_recovered_within_three_points(balanced):
+    trials = planted_trials(PLANTED, balanced=balanced, seeds=20, n=3000, rng=11)
+    design = build_design(trials)
+    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=200)
+    assert dec.method == ("anova" if balanced else "shapley")
+    for factor, truth in PLANTED.items():
+        share, lo, hi = _share(dec, factor)
+        assert abs(share - truth) <= 0.03, (factor, share)
+        assert lo <= truth <= hi
+    for factor in ("ratio_rule", "sparsity_target"):
+        assert _share(dec, factor)[0] <= 0.03
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_interval_coverage_over_simulated_tables(balanced):
+    """60 tables, two planted factors each: 95% intervals must cover the truth >= 90%."""
+    hits = []
+    for i in range(60):
+        trials = planted_trials(PLANTED, balanced=balanced, seeds=3, n=400, rng=500 + i)
+        design = build_design(trials)
+        dec = decompose(
+            trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=200,
+            rng=np.random.default_rng(i), reference=False,
+        )
+        for factor, truth in PLANTED.items():
+            _, lo, hi = _share(dec, factor)
+            hits.append(lo <= truth <= hi)
+    coverage = np.mean(hits)
+    assert coverage >= 0.90, coverage
+
+
+# --- verdicts -----------------------------------------------------------------------------
+
+
+def _verdict_for(shares, balanced=True, **kw):
+    trials = planted_trials(shares, balanced=balanced, seeds=3, n=600, **kw)
+    design = build_design(trials)
+    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=150)
+    return verdict(dec, design, seed_noise(trials, "robust_acc"), "robust_acc")
+
+
+def test_verdict_fine_tuning_dominates():
+    result = _verdict_for(PLANTED)
+    assert result.dominant == "finetune_method"
+    assert result.distinguishable
+    assert result.headline == "The fine-tuning method dominates robust accuracy"
+    assert "Fine-tuning method explains the most" in result.text
+    assert "distinguishable from seed noise" in result.text
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_verdict_flips_when_the_criterion_dominates(balanced):
+    result = _verdict_for({"criterion": 0.60, "finetune_method": 0.05}, balanced=balanced)
+    assert result.dominant == "criterion"
+    assert result.headline == "The criterion dominates robust accuracy"
+    assert "It exceeds the next factor, fine-tuning method, by" in result.text
+
+
+def test_verdict_on_pure_noise_is_not_distinguishable():
+    result = _verdict_for({})
+    assert not result.distinguishable
+    assert "stands out from seed noise" in result.headline
+
+
+def test_verdict_when_nothing_varies():
+    trials = planted_trials(PLANTED, seeds=3)
+    trials = trials[(trials["criterion"] == "l1") & (trials["finetune_method"] == "ce")
+                    & (trials["ratio_rule"] == "mrs") & (trials["sparsity_target"] == 0.5)]
+    design = build_design(trials)
+    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc")
+    assert isinstance(dec, str) and "no factor" in dec
+    result = verdict(dec, design, None, "robust_acc")
+    assert result.dominant is None
+    assert "criterion has a single level (l1)" in result.text
+
+
+def test_paper_view_and_ratio_rule_tables():
+    trials = planted_trials(PLANTED, seeds=2)
+    table, summary = paper_view(trials, "robust_acc")
+    assert set(table["within"]) == {"fine-tuning method", "criterion"}
+    within_method = table[table["within"] == "fine-tuning method"]["spread"].mean()
+    within_criterion = table[table["within"] == "criterion"]["spread"].mean()
+    assert within_criterion > 2 * within_method
+    assert "Within a fine-tuning method, the criteria differ by" in summary
+    ratio = ratio_rule_effect(trials, "robust_acc")
+    assert list(ratio["sparsity"]) == ["0.5", "0.7", "0.9"]
+    assert (ratio["diff_lo"] < ratio["difference"]).all()
+    assert isinstance(ratio_rule_effect(trials[trials["ratio_rule"] == "mrs"], "robust_acc"), str)
+
+
+def test_schema_columns_cover_fixture():
+    assert list(planted_trials(PLANTED, seeds=1).columns) == TRIALS_SCHEMA.names
