@@ -52,7 +52,7 @@ RATIO_RULES = ("uniform", "mrs")
 MRS_ESTIMATORS = ("first_order", "ascent")
 #: Keys of a search spec that a single trial accepts and ignores.
 SPEC_ONLY_KEYS = ("search", "resources", "storage")
-_ATTACK_NAME = re.compile(r"^(fgsm|pgd\d+(_l2)?|cw\d+|apgd_ce\d*|apgd_t\d*)$")
+_ATTACK_NAME = re.compile(r"^(fgsm|pgd[1-9]\d*(_l2)?|cw[1-9]\d*|apgd_ce(\d+)?|apgd_t(\d+)?)$")
 
 
 def _check(ok: bool, path: str, message: str) -> None:

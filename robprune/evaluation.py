@@ -42,14 +42,19 @@ class Evaluation:
 
 
 def accuracy_under(model: nn.Module, split: TensorSplit, attack: Any | None, *,
-                   batch_size: int, device: torch.device) -> AttackOutcome:
-    """Accuracy of `model` on `split` under `attack` (None: clean), model in eval mode."""
+                   batch_size: int, device: torch.device, seed: int = 0) -> AttackOutcome:
+    """Accuracy of `model` on `split` under `attack` (None: clean), model in eval mode.
+
+    Random starts draw from a generator seeded with `seed`, so a number is reproducible and
+    does not depend on what ran before it.
+    """
+    generator = torch.Generator().manual_seed(seed)
     correct, loss_sum = [], 0.0
     with eval_mode(model):
         for x, y in iterate_batches(split, batch_size=batch_size, shuffle=False, augment=False,
                                     generator=None, device=device):
             if attack is not None:
-                x = attack(model, x, y)
+                x = attack(model, x, y, generator=generator)
             with torch.no_grad():
                 logits = model(x)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
