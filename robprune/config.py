@@ -90,14 +90,14 @@ class DataConfig:
     """Use at most this many training examples (smoke tests, benchmarks)."""
     synthetic: dict = field(default_factory=lambda: {
         "shape": [3, 32, 32], "num_classes": 10, "train_size": 512, "test_size": 256})
-    """Shape and sizes of the `synthetic` data set."""
+    """Shape, sizes and generating `seed` of the `synthetic` data set (fixed across trials)."""
 
     def validate(self, path: str) -> None:
         _in(self.dataset, DATASETS, f"{path}.dataset")
         _range(self.val_fraction, f"{path}.val_fraction", 0, 0.5, lo_open=True)
         if self.train_limit is not None:
             _range(self.train_limit, f"{path}.train_limit", 1)
-        allowed = {"shape", "num_classes", "train_size", "test_size"}
+        allowed = {"shape", "num_classes", "train_size", "test_size", "seed"}
         for key in self.synthetic:
             _check(key in allowed, f"{path}.synthetic.{key}",
                    f"unknown key; allowed: {', '.join(sorted(allowed))}")

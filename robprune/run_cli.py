@@ -47,8 +47,9 @@ def main(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    result = run_trial(config, log=log)
+    result = run_trial(config, log=log, save_model=output / "model.pt")
     result.write(output)
     print(format_summary(result))
-    print(f"result: {output / 'result.json'}  config: {output / 'config.yaml'}")
+    print(f"result: {output / 'result.json'}  config: {output / 'config.yaml'}  "
+          f"model: {output / 'model.pt'}")
     return 0

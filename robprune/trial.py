@@ -191,8 +191,13 @@ def _load_checkpoint(path: str | Path) -> dict[str, Any]:
 def run_trial(config: Mapping[str, Any] | TrialConfig, *,
               on_epoch: Callable[[EpochReport], None] | None = None,
               resume: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> TrialResult:
-    """Run one trial; `resume` is a directory written by `EpochReport.save_checkpoint`."""
+              log: Callable[[str], None] | None = None,
+              save_model: str | Path | None = None) -> TrialResult:
+    """Run one trial; `resume` is a directory written by `EpochReport.save_checkpoint`.
+
+    `save_model` writes the pruned, fine-tuned weights there (tensors and plain values only:
+    load with `torch.load(weights_only=True)` and `load_pruned_state_dict`).
+    """
     log = log or (lambda message: None)
     start = time.perf_counter()
     config = parse_trial_config(config)
@@ -255,6 +260,8 @@ def run_trial(config: Mapping[str, Any] | TrialConfig, *,
             on_epoch(EpochReport(epoch=stats.epoch, metrics=dict(row),
                                  save_checkpoint=checkpoint_writer(snapshot)))
 
+    if save_model is not None:
+        atomic_torch_save(pruned_state_dict(model), Path(save_model))
     return _finish(config, model, data, device, prep, history,
                    trainer.epoch if trainer is not None else 0,
                    elapsed_before + time.perf_counter() - start, val_subset, epoch_attack)

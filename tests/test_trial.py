@@ -142,3 +142,22 @@ def test_concurrent_trials_share_one_dense_training(tmp_path):
     trained = [out.count("dense small_cnn/pgd_at epoch") for out in outputs]
     assert sorted(trained) == [0, 3]
     assert len(list((tmp_path / "cache" / "dense").glob("*/model.pt"))) == 1
+
+
+def test_saved_pruned_model_reloads_without_pickled_modules(dense_cache, tmp_path):
+    from robprune.config import parse_trial_config
+    from robprune.data import load_data, to_float
+    from robprune.dense import build_model
+    from robprune.models import load_pruned_state_dict
+
+    config = fast_trial(dense_cache, finetune={"method": "none"})
+    result = run_trial(config, save_model=tmp_path / "model.pt")
+    parsed = parse_trial_config(config)
+    data = load_data("digits", seed=parsed.seed)
+    model = build_model(parsed, data)
+    load_pruned_state_dict(model, torch.load(tmp_path / "model.pt", weights_only=True))
+    assert sum(p.numel() for p in model.parameters()) == result.metrics["params"]
+    model.eval()
+    with torch.no_grad():
+        acc = (model(to_float(data.test.x[:200])).argmax(1) == data.test.y[:200]).float().mean()
+    assert float(acc) == pytest.approx(result.metrics["clean_acc"], abs=1e-6)
