@@ -1,0 +1,56 @@
+"""`robprune search | resume | export | demo`: argument handling around `search.runner`.
+
+Bad input (a wrong spec, a missing experiment) raises `BadInput` before Ray starts or any
+directory is made; robprune.cli prints it as one line and exits 2. Otherwise the exit code is
+0 when every trial completed, 1 when any failed, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["search_main", "resume_main", "export_main", "demo_main"]
+
+
+def search_main(args: argparse.Namespace) -> int:
+    from search.spec import load_spec
+
+    spec = load_spec(args.spec, getattr(args, "overrides", []) or [], name=args.name,
+                     storage=args.storage)  # everything is checked here, before Ray
+    from search.runner import run_search
+
+    return run_search(spec, address=args.address).exit_code
+
+
+def resume_main(args: argparse.Namespace) -> int:
+    from robprune.errors import BadInput
+    from search.experiment import Experiment
+
+    if int(args.extend or 0) < 0:
+        raise BadInput(f"--extend must be >= 0, got {args.extend}")
+    Experiment.open(args.experiment)  # a wrong path is bad input, before Ray starts
+    from search.runner import resume_experiment
+
+    return resume_experiment(args.experiment, extend=int(args.extend or 0),
+                             address=getattr(args, "address", None)).exit_code
+
+
+def export_main(args: argparse.Namespace) -> int:
+    from search.experiment import Experiment
+    from search.export import export_experiment
+
+    exp = Experiment.open(args.experiment)
+    result = export_experiment(exp)
+    print(f"{len(result.trials)} trials ({result.count('TERMINATED')} completed, "
+          f"{result.count('ERROR')} failed), {len(result.epochs)} epoch rows, "
+          f"{len(result.layers)} layer rows")
+    print(f"results: {result.results_dir}/{{trials,epochs,layers}}.parquet")
+    return 0
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    from search.demo import run_demo
+
+    return run_demo(storage=getattr(args, "storage", "./experiments") or "./experiments",
+                    stream=sys.stdout)

@@ -1,0 +1,256 @@
+"""Parquet tables (DESIGN §5) from what Ray Tune stored: rebuilt from scratch every time.
+
+Sources, per trial of every Tune run in EXPERIMENT/tune/: its status and config from the run's
+experiment state; its finished `TrialResult` from the last checkpoint (`final/result.json`);
+for trials without one (failed, stopped early, still running) the per-epoch rows Tune wrote to
+the trial's result.json. Rows are sorted and carry no timestamps, so exporting twice gives the
+same tables. Factor columns of parameters that did not apply (the temperature under the
+uniform rule, beta outside TRADES/MART) are null, never a default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+import robprune
+from robprune.config import parse_trial_config
+from robprune.errors import BadInput
+from robprune.results_schema import (
+    EPOCHS_SCHEMA,
+    LAYERS_SCHEMA,
+    TRIALS_SCHEMA,
+    table_from_rows,
+    write_table_atomic,
+)
+from search.experiment import Experiment
+from search.trainable import FINAL_DIR, RESULT_FILE
+
+__all__ = ["ExportResult", "collect_rows", "export_experiment", "factor_columns",
+           "error_message", "TERMINAL"]
+
+TERMINAL = ("TERMINATED", "ERROR")
+_METRICS = ("clean_acc", "robust_acc", "fgsm_acc", "pgd_acc", "cw_acc", "apgd_acc",
+            "autoattack_acc", "params", "params_dense", "flops", "flops_dense",
+            "achieved_sparsity", "epochs_completed", "dense_clean_acc", "dense_robust_acc",
+            "wall_s")
+_INT_COLUMNS = {f.name for f in TRIALS_SCHEMA if str(f.type) == "int64"}
+_EPOCH_KEYS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "wall_s")
+_LAYER_KEYS = ("layer", "mrs", "ratio", "channels_before", "channels_after", "params_before",
+               "params_after")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    results_dir: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(1 for row in self.trials if row["status"] == status)
+
+
+def factor_columns(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The design's factors from a resolved trial config; inapplicable ones are null."""
+    prune, ft = resolved["prune"], resolved["finetune"]
+    tuned = ft["method"] != "none"
+    beta = ft[ft["method"]]["beta"] if ft["method"] in ("trades", "mart") else None
+    return {
+        "seed": resolved["seed"],
+        "dataset": resolved["data"]["dataset"],
+        "arch": resolved["model"]["arch"],
+        "criterion": prune["criterion"],
+        "ratio_rule": prune["ratio"],
+        "temperature": prune["mrs"]["temperature"] if prune["ratio"] == "mrs" else None,
+        "sparsity_target": prune["sparsity"],
+        "finetune_method": ft["method"],
+        "finetune_epochs": ft["epochs"] if tuned else None,
+        "lr": ft["lr"] if tuned else None,
+        "schedule": ft["schedule"] if tuned else None,
+        "beta": beta,
+    }
+
+
+def error_message(trial: Any) -> str | None:
+    """`Type: message` of the exception that failed a trial, without the traceback."""
+    exc = _local_pickled_error(trial)
+    if exc is None:
+        try:
+            exc = trial.get_pickled_error()
+        except Exception:  # noqa: BLE001 - unpicklable or unreadable: fall back to the text
+            exc = None
+    if exc is not None:
+        cause = getattr(exc, "cause", None) or exc
+        text = str(cause).strip()
+        first = text.splitlines()[0] if text else ""
+        return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+    try:
+        text = trial.get_error()
+    except Exception:  # noqa: BLE001
+        text = None
+    if not text:
+        return "error (no details were saved)" if trial.status == "ERROR" else None
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    candidates = [ln for ln in lines if not ln.startswith(("File ", "Traceback", "^", "~"))]
+    return candidates[-1] if candidates else lines[-1]
+
+
+def _local_pickled_error(trial: Any) -> Any:
+    """While the search runs the error is only in the driver's staging dir, not in storage."""
+    try:
+        path = trial.pickled_error_file
+        if path and os.path.exists(path):
+            with open(path, "rb") as handle:
+                return pickle.load(handle)
+    except Exception:  # noqa: BLE001 - no live session (export), or an unpicklable error
+        return None
+    return None
+
+
+def _read(fs: pafs.FileSystem, path: str) -> str | None:
+    try:
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with fs.open_input_stream(path) as handle:
+            return handle.read().decode()
+    except OSError:
+        return None
+
+
+def _final_result(trial: Any) -> dict[str, Any] | None:
+    checkpoint = trial.checkpoint
+    if checkpoint is None:
+        return None
+    text = _read(checkpoint.filesystem, f"{checkpoint.path}/{FINAL_DIR}/{RESULT_FILE}")
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _tune_epochs(trial: Any) -> list[dict[str, Any]]:
+    """Per-epoch rows from Tune's result.json; a restarted epoch keeps its latest report."""
+    text = _read(trial.storage.storage_filesystem, f"{trial.path}/result.json")
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for line in (text or "").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short when the driver was killed
+        epoch = row.get("epoch")
+        if isinstance(epoch, int) and epoch >= 1:
+            by_epoch[epoch] = {k: row.get(k) for k in _EPOCH_KEYS}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dict]]:
+    config = trial.config.get("trial", {})
+    resolved = parse_trial_config(config).to_dict()
+    result = _final_result(trial)
+    trial_id = trial.trial_id
+    row: dict[str, Any] = {
+        "experiment": exp.name,
+        "trial_id": trial_id,
+        "status": trial.status,
+        "error": error_message(trial) if trial.status == "ERROR" else None,
+        **factor_columns(resolved),
+        "config_json": json.dumps(resolved, sort_keys=True),
+        "robprune_version": robprune.__version__,
+    }
+    if result is not None:
+        metrics = result.get("metrics", {})
+        for key in _METRICS:
+            value = _clean(metrics.get(key))
+            row[key] = int(value) if key in _INT_COLUMNS and value is not None else value
+        row["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)
+        row["robprune_version"] = metrics.get("robprune_version", robprune.__version__)
+        epochs = result.get("epochs", [])
+        layers = result.get("layers", [])
+    else:
+        epochs = _tune_epochs(trial)
+        layers = []
+        row["epochs_completed"] = len(epochs)
+    base = {"experiment": exp.name, "trial_id": trial_id}
+    epoch_rows = [{**base, **{k: _clean(e.get(k)) for k in _EPOCH_KEYS}} for e in epochs]
+    layer_rows = [{**base, **{k: _clean(lay.get(k)) for k in _LAYER_KEYS}} for lay in layers]
+    return row, epoch_rows, layer_rows
+
+
+def _analysis(location: str, fs: pafs.FileSystem | None) -> Any | None:
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        return ExperimentAnalysis(location, storage_filesystem=fs)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        log.debug("no Tune state at %s: %s", location, exc)
+        return None
+
+
+def collect_rows(exp: Experiment) -> ExportResult:
+    """Every trial of every run of the experiment, each exactly once, sorted."""
+    out = ExportResult()
+    seen: set[str] = set()
+    for index, segment in enumerate(exp.segments):
+        analysis = _analysis(*exp.tune_storage(segment.name))
+        if analysis is None:
+            continue
+        trials = sorted(analysis.trials, key=lambda t: t.trial_id)
+        for trial in trials:
+            if trial.trial_id in seen:  # ids are unique per run; guard against a mixed dir
+                continue
+            seen.add(trial.trial_id)
+            row, epochs, layers = _trial_rows(exp, trial)
+            row["_order"] = index
+            out.trials.append(row)
+            out.epochs.extend(epochs)
+            out.layers.extend(layers)
+    out.trials.sort(key=lambda r: (r.pop("_order"), r["trial_id"]))
+    order = {r["trial_id"]: i for i, r in enumerate(out.trials)}
+    out.epochs.sort(key=lambda r: (order[r["trial_id"]], r["epoch"]))
+    out.layers.sort(key=lambda r: order[r["trial_id"]])  # stable: keeps the model's layer order
+    return out
+
+
+def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportResult:
+    """Rewrite EXPERIMENT/results/{trials,epochs,layers}.parquet (and tensorboard/)."""
+    rows = collect_rows(exp)
+    if not exp.segments:
+        raise BadInput(f"{exp.location}: the experiment has no runs yet")
+    tables = {
+        "trials.parquet": table_from_rows(rows.trials, TRIALS_SCHEMA),
+        "epochs.parquet": table_from_rows(rows.epochs, EPOCHS_SCHEMA),
+        "layers.parquet": table_from_rows(rows.layers, LAYERS_SCHEMA),
+    }
+    parent = Path(exp.location) if not exp.remote else None
+    staging = Path(tempfile.mkdtemp(prefix=".results-", dir=parent))
+    try:
+        for name, table in tables.items():
+            write_table_atomic(table, staging / name)
+        if tensorboard:
+            from search.tensorboard import write_tensorboard
+
+            write_tensorboard(rows.trials, rows.epochs, staging / "tensorboard")
+        rows.results_dir = exp.replace_results_dir(staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return rows

@@ -1,0 +1,146 @@
+"""What the user sees while a search runs, and the table at its end.
+
+Tune's own status table is wide and repeats itself; this prints one line per event (a trial
+started, finished, failed) with the running/completed/failed counts, a heartbeat while
+nothing happens, and at the end the best trials and where the results are.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from ray import tune
+
+__all__ = ["ProgressCallback", "summary_table", "format_counts"]
+
+_SHOWN_PARAMS = ("prune.criterion", "prune.ratio", "prune.sparsity", "prune.mrs.temperature",
+                 "finetune.method", "finetune.epochs", "finetune.lr", "finetune.schedule",
+                 "finetune.trades.beta", "finetune.mart.beta", "seed")
+
+
+def format_counts(trials: Sequence[Any], total: int | None = None, event: Any = None,
+                  status: str | None = None) -> str:
+    """Counts by status; `event`'s trial counts as `status` (callbacks run before Tune's
+    own bookkeeping moves it)."""
+    counts = Counter(status if event is not None and t is event else t.status for t in trials)
+    parts = [f"{counts.get('RUNNING', 0)} running", f"{counts.get('TERMINATED', 0)} completed",
+             f"{counts.get('ERROR', 0)} failed", f"{counts.get('PENDING', 0)} pending"]
+    if counts.get("PAUSED"):
+        parts.append(f"{counts['PAUSED']} paused")
+    of = f" of {total}" if total else ""
+    return ", ".join(parts) + of
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _trial_params(trial: Any) -> str:
+    from search.spec import CONDITIONS
+
+    config = trial.config.get("trial", {})
+
+    def value_of(path: str) -> Any:
+        node: Any = config
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    out = []
+    for path in _SHOWN_PARAMS:
+        rule = next((r for p, r in CONDITIONS.items() if path.startswith(p)), None)
+        if rule is not None and value_of(rule[0]) not in rule[1]:
+            continue
+        node = value_of(path)
+        if node is not None:
+            out.append(f"{path.split('.')[-1]}={_fmt(node)}")
+    return " ".join(out)
+
+
+class ProgressCallback(tune.Callback):
+    """Prints trial events with counts; `metrics` are shown for each finished trial."""
+
+    def __init__(self, metrics: Sequence[str], total: int | None = None,
+                 heartbeat_s: float = 30.0, stream: TextIO | None = None):
+        self.metrics = list(metrics)
+        self.total = total
+        self.heartbeat_s = heartbeat_s
+        self.stream = stream
+        self._last = time.monotonic()
+        self._announced_done: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["stream"] = None  # pickled into the Tune experiment: a stream cannot travel
+        return state
+
+    def _print(self, message: str) -> None:
+        stream = self.stream or sys.stdout
+        stamp = time.strftime("%H:%M:%S")
+        print(f"[{stamp}] {message}", file=stream, flush=True)
+        self._last = time.monotonic()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._print(f"started   {trial.trial_id}  {_trial_params(trial)}   "
+                    f"({format_counts(trials, self.total, trial, 'RUNNING')})")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self._announced_done:
+            return
+        self._announced_done.add(trial.trial_id)
+        last = trial.last_result or {}
+        shown = " ".join(f"{m}={_fmt(last[m])}" for m in self.metrics if m in last)
+        epochs = last.get("epochs_completed", last.get("epoch"))
+        self._print(f"completed {trial.trial_id}  {shown} (validation) epochs={epochs}   "
+                    f"({format_counts(trials, self.total, trial, 'TERMINATED')})")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._print(f"FAILED    {trial.trial_id}  {_trial_params(trial)}: "
+                    f"{error_line(trial)}   "
+                    f"({format_counts(trials, self.total, trial, 'ERROR')})")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self._last >= self.heartbeat_s:
+            running = []
+            for t in trials:
+                if t.status == "RUNNING" and t.last_result:
+                    r = t.last_result
+                    shown = " ".join(f"{m}={_fmt(r[m])}" for m in self.metrics[:1] if m in r)
+                    running.append(f"{t.trial_id}@epoch {r.get('epoch', '?')} {shown}".strip())
+            detail = f"; {', '.join(running)}" if running else ""
+            self._print(f"{format_counts(trials, self.total)}{detail}")
+
+
+def error_line(trial: Any) -> str:
+    """The trial's exception in one line, without the traceback."""
+    from search.export import error_message
+
+    try:
+        return error_message(trial) or "see error.txt in the trial directory"
+    except Exception:  # noqa: BLE001 - a progress line must never fail the search
+        return "see error.txt in the trial directory"
+
+
+def summary_table(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]],
+                  varying: Sequence[str], top: int = 5) -> str:
+    """The best finished trials by the primary objective (test split), as a text table."""
+    metric, mode = objectives[0]
+    done = [r for r in rows if r.get(metric) is not None]
+    done.sort(key=lambda r: r[metric], reverse=mode == "max")
+    columns = ["trial_id", *varying, "clean_acc", "robust_acc", "params", "epochs_completed"]
+    if metric not in columns:
+        columns.append(metric)
+    body = [[_fmt(r.get(c)) if r.get(c) is not None else "-" for c in columns]
+            for r in done[:top]]
+    if not body:
+        return "no trial finished with test metrics"
+    widths = [max(len(c), *(len(row[i]) for row in body)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in body]
+    return "\n".join(lines)

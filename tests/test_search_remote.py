@@ -1,0 +1,98 @@
+"""A search whose storage is an s3:// URI (a local moto S3 server on loopback).
+
+Runs when a `moto_server` executable is available (PATH or $MOTO_SERVER; `pip install
+"moto[server]>=5.2.5"` in any environment; older ones fail pyarrow's uploads: skipped). The
+experiment, Tune's runs, the shared dense models, the Optuna journal and the Parquet results
+all live in the bucket; `resume --extend` works from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from trial_fixtures import fast_trial
+
+MOTO = os.environ.get("MOTO_SERVER") or shutil.which("moto_server")
+pytestmark = pytest.mark.skipif(not MOTO, reason="moto_server is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    port = _free_port()
+    server = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "ROBPRUNE_WORK_DIR": str(tmp_path / "work")}
+    query = (f"endpoint_override=http://127.0.0.1:{port}&scheme=http&region=us-east-1"
+             "&allow_bucket_creation=true")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(key, env[key])
+    try:
+        fs = pafs.S3FileSystem(
+            access_key="test", secret_key="test", region="us-east-1", scheme="http",
+            endpoint_override=f"http://127.0.0.1:{port}", allow_bucket_creation=True,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1))
+        fs.create_dir("robprune")
+        with fs.open_output_stream("robprune/probe.txt") as handle:
+            handle.write(b"ok")
+    except OSError as exc:
+        server.kill()
+        server.wait()
+        pytest.skip(f"{MOTO} cannot serve pyarrow's uploads (moto >= 5.2.5 can): {exc}")
+    yield f"s3://robprune/exps?{query}", fs, env
+    server.kill()
+    server.wait()
+
+
+def test_search_and_extend_on_s3(tmp_path, s3):
+    storage, fs, env = s3
+    spec = fast_trial("unused", data={"dataset": "digits", "train_limit": 300},
+                      dense={"epochs": 2},
+                      prune={"criterion": {"choice": ["l1", "random"]}},
+                      finetune={"method": "ce", "epochs": 2})
+    spec.pop("cache_dir")
+    spec.update(name="remote", search={"mode": "optimize", "num_samples": 2,
+                                       "scheduler": "none", "max_concurrent": 2})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    cmd = [sys.executable, "-m", "robprune.cli"]
+    run = subprocess.run([*cmd, "search", str(path), "--storage", storage, "--name", "remote"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    exp = storage.replace("/exps?", "/exps/remote?")
+    more = subprocess.run([*cmd, "resume", exp, "--extend", "1"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+
+    root = "robprune/exps/remote"
+    with fs.open_input_file(f"{root}/results/trials.parquet") as handle:
+        trials = pq.read_table(handle).to_pylist()
+    assert len(trials) == 3 and all(t["status"] == "TERMINATED" for t in trials)
+    names = {i.path.removeprefix(root + "/") for i in
+             fs.get_file_info(pafs.FileSelector(root, recursive=True))}
+    assert "optuna/journal.log" in names and "spec.yaml" in names
+    assert any(n.startswith("dense/dense/") and n.endswith("/meta.json") for n in names)
+    assert any(n.startswith("tune/run-001/") for n in names)
+    assert not (tmp_path / "exps").exists()
