@@ -18,12 +18,13 @@ from torch import nn
 
 from robprune.cache import atomic_torch_save, atomic_write_json, content_key, locked, read_json
 from robprune.config import TrialConfig
-from robprune.data import DataSplits
+from robprune.data import DataSplits, load_data
 from robprune.models import create_model
 from robprune.training.losses import AdversarialSetting
 from robprune.training.trainer import Trainer
 
-__all__ = ["DenseModel", "dense_key", "ensure_dense", "build_model"]
+__all__ = ["DenseModel", "dense_key", "ensure_dense", "ensure_dense_for", "build_model",
+           "load_trial_data"]
 
 _FORMAT = "robprune.dense/1"
 
@@ -67,6 +68,14 @@ class DenseModel:
             value = compute()
             atomic_write_json(value, path)
             return value
+
+
+def load_trial_data(config: TrialConfig) -> DataSplits:
+    """The splits a trial sees: its data section, validation carved with the trial seed."""
+    d = config.data
+    return load_data(d.dataset, data_dir=d.data_dir, download=d.download,
+                     val_fraction=d.val_fraction, seed=config.seed, train_limit=d.train_limit,
+                     synthetic=d.synthetic)
 
 
 def build_model(config: TrialConfig, data: DataSplits) -> nn.Module:
@@ -115,3 +124,11 @@ def ensure_dense(config: TrialConfig, data: DataSplits, device: torch.device,
                         "history": history, "train_s": time.perf_counter() - start}
                 atomic_write_json(meta, meta_path)  # written last: marks the entry complete
     return DenseModel(directory=directory, meta=read_json(meta_path))
+
+
+def ensure_dense_for(config: TrialConfig, log=print) -> DenseModel:
+    """`ensure_dense` from a config alone, seeded and loaded exactly as `run_trial` does."""
+    from robprune.runtime import resolve_device, seed_everything
+
+    seed_everything(config.seed)
+    return ensure_dense(config, load_trial_data(config), resolve_device(config.device), log=log)

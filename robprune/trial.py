@@ -23,8 +23,8 @@ import robprune
 from robprune import attacks
 from robprune.cache import atomic_torch_save, atomic_write_json
 from robprune.config import TrialConfig, parse_trial_config
-from robprune.data import DataSplits, TensorSplit, load_data, to_float
-from robprune.dense import DenseModel, build_model, ensure_dense
+from robprune.data import DataSplits, TensorSplit, to_float
+from robprune.dense import DenseModel, build_model, ensure_dense, load_trial_data
 from robprune.evaluation import accuracy_under, evaluate
 from robprune.models.serialization import load_pruned_state_dict, pruned_state_dict
 from robprune.pruning import count_macs_params, module_robust_sensitivity, prune_model
@@ -203,10 +203,7 @@ def run_trial(config: Mapping[str, Any] | TrialConfig, *,
     config = parse_trial_config(config)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    d = config.data
-    data = load_data(d.dataset, data_dir=d.data_dir, download=d.download,
-                     val_fraction=d.val_fraction, seed=config.seed, train_limit=d.train_limit,
-                     synthetic=d.synthetic)
+    data = load_trial_data(config)
 
     resumed = _load_checkpoint(resume) if resume is not None else None
     if resumed is not None:

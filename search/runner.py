@@ -122,19 +122,11 @@ def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
     import torch
 
     from robprune.config import parse_trial_config
-    from robprune.data import load_data
-    from robprune.dense import ensure_dense
-    from robprune.runtime import resolve_device, seed_everything
+    from robprune.dense import ensure_dense_for
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
-    cfg = parse_trial_config(config)
-    seed_everything(cfg.seed)
-    d = cfg.data
-    data = load_data(d.dataset, data_dir=d.data_dir, download=d.download,
-                     val_fraction=d.val_fraction, seed=cfg.seed, train_limit=d.train_limit,
-                     synthetic=d.synthetic)
-    dense = ensure_dense(cfg, data, resolve_device(cfg.device), log=lambda m: print(m))
+    dense = ensure_dense_for(parse_trial_config(config), log=lambda m: print(m))
     if upload_to:
         import pyarrow.fs as pafs
 

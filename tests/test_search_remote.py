@@ -21,7 +21,10 @@ import pytest
 import yaml
 from trial_fixtures import fast_trial
 
-MOTO = os.environ.get("MOTO_SERVER") or shutil.which("moto_server")
+_VENV_MOTO = os.path.join(os.path.dirname(sys.executable), "moto_server")
+MOTO = (os.environ.get("MOTO_SERVER")
+        or (_VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else None)
+        or shutil.which("moto_server"))
 pytestmark = pytest.mark.skipif(not MOTO, reason="moto_server is not installed")
 
 
