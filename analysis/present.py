@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import Figure, Skipped
+from analysis.provenance import describe_attacks
 from analysis.report import Report, ResponseAnalysis
 from analysis.verdict import fmt_share, response_label
 
@@ -115,7 +116,12 @@ def _summary(report: Report) -> str:
     )
     if res.excluded:
         text += "; excluded: " + ", ".join(f"{v} {k}" for k, v in res.excluded.items())
-    return text + "."
+    text += "."
+    attacks = describe_attacks([s.trials for s in res.sources])
+    if attacks:
+        text += (" Robust accuracy is accuracy on the test split under "
+                 f"{'; '.join(attacks)}; per-epoch curves use the validation subset.")
+    return text
 
 
 def _ped_block(report: Report) -> list[Block]:
