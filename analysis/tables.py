@@ -15,11 +15,18 @@ _METRICS = ("clean_acc", "robust_acc", "achieved_sparsity", "flops", "flops_dens
 
 
 def best_configs(trials: pd.DataFrame, design: Design, response: str, top: int = 10):
-    """The `top` trials by the response, with their factors and main metrics."""
+    """The `top` trials with their factors and main metrics.
+
+    Ranked by the response's validation value where the table has one (`val_robust_acc`), so
+    that the test split is only reported, never selected on; else by the response itself.
+    """
+    rank_by = f"val_{response}"
+    if rank_by not in trials or trials[rank_by].isna().all():
+        rank_by = response
     columns = ["experiment", "trial_id", "seed"]
     columns += [c for f in design.factors for c in f.columns]
-    columns += [m for m in _METRICS if m != response] + [response]
-    best = trials.nlargest(top, response)[list(dict.fromkeys(columns))].copy()
+    columns += [m for m in _METRICS if m != response] + [response, rank_by]
+    best = trials.nlargest(top, rank_by)[list(dict.fromkeys(columns))].copy()
     if "flops" in best and "flops_dense" in best:
         with np.errstate(invalid="ignore", divide="ignore"):
             best["flops_kept"] = best["flops"] / best["flops_dense"]

@@ -56,6 +56,8 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "dense_clean_acc",
     "dense_robust_acc",
     "wall_s",
+    "val_clean_acc",
+    "val_robust_acc",
 )
 
 TRIALS_SCHEMA = pa.schema(
@@ -93,6 +95,9 @@ TRIALS_SCHEMA = pa.schema(
         ("dense_clean_acc", pa.float64()),
         ("dense_robust_acc", pa.float64()),
         ("wall_s", pa.float64()),
+        # the validation subset under eval.epoch_attack: what a search selects on
+        ("val_clean_acc", pa.float64()),
+        ("val_robust_acc", pa.float64()),
         ("attack_config_json", pa.string()),
         ("robprune_version", pa.string()),
     ]

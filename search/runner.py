@@ -288,7 +288,7 @@ def _finish(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> RunOu
     print("", file=stream)
     print(f"{exp.name}: {completed} completed, {failed} failed, {unfinished} unfinished "
           f"(of {len(result.trials)})", file=stream)
-    print("best trials (test split):", file=stream)
+    print("best trials (ranked on validation, test-split accuracies shown):", file=stream)
     print(summary_table(result.trials, objectives, varying), file=stream)
     for row in result.trials:
         if row["status"] == "ERROR":
