@@ -8,19 +8,16 @@ Torch-free: the search spec validator imports it before Ray starts.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from robprune.errors import BadInput, ConfigError
+from robprune.errors import ConfigError
+from robprune.typed_mapping import apply_overrides, build, load_yaml, to_plain
+from robprune.typed_mapping import require as _check
+from robprune.typed_mapping import require_in as _in
 
 __all__ = [
     "DataConfig",
@@ -53,15 +50,6 @@ MRS_ESTIMATORS = ("first_order", "ascent")
 #: Keys of a search spec that a single trial accepts and ignores.
 SPEC_ONLY_KEYS = ("search", "resources", "storage")
 _ATTACK_NAME = re.compile(r"^(fgsm|pgd[1-9]\d*(_l2)?|cw[1-9]\d*|apgd_ce(\d+)?|apgd_t(\d+)?)$")
-
-
-def _check(ok: bool, path: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(path, message)
-
-
-def _in(value: Any, allowed: tuple, path: str) -> None:
-    _check(value in allowed, path, f"unknown {value!r}; allowed: {', '.join(map(str, allowed))}")
 
 
 def _range(value: float, path: str, lo: float | None = None, hi: float | None = None,
@@ -349,131 +337,16 @@ class TrialConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config, JSON/YAML-safe (tuples become lists)."""
-        return _plain(dataclasses.asdict(self))
+        return to_plain(dataclasses.asdict(self))
 
     def replace(self, **changes: Any) -> TrialConfig:
         return dataclasses.replace(self, **changes)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    """Check `value` against a field's type annotation; ints are accepted for floats."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, path)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0]
-    if origin is Literal:
-        _in(value, typing.get_args(tp), path)
-        return value
-    if origin is tuple:
-        _check(isinstance(value, list | tuple), path, f"must be a list, got {value!r}")
-        (item_tp, _) = typing.get_args(tp)
-        return tuple(_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        _check(ok and value == value, path, f"must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        _check(ok, path, f"must be an integer, got {value!r}")
-        return value
-    if tp in (str, bool, dict):
-        _check(isinstance(value, tp), path, f"must be {_type_name(tp)}, got {value!r}")
-        return copy.deepcopy(value)
-    raise TypeError(f"unsupported annotation {tp!r} at {path}")
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    label = path or "config"
-    _check(isinstance(data, Mapping), label, f"must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        key_path = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            if not path and key in SPEC_ONLY_KEYS:
-                continue
-            raise ConfigError(key_path, f"unknown key; allowed: {', '.join(sorted(names))}")
-        if isinstance(value, Mapping) and set(value) & {"choice", "uniform", "loguniform",
-                                                        "int"} and len(value) == 1:
-            raise ConfigError(key_path, "a distribution is only allowed in a search spec; "
-                              "`robprune run` needs a fixed value")
-        kwargs[key] = _coerce(value, hints[key], key_path)
-    return cls(**kwargs)
 
 
 def parse_trial_config(data: Mapping[str, Any] | TrialConfig) -> TrialConfig:
     """Validate a nested mapping into a TrialConfig; raises ConfigError naming the key path."""
     if isinstance(data, TrialConfig):
         return data
-    config = _build(TrialConfig, data, "")
+    config = build(TrialConfig, data, "", ignore_top=SPEC_ONLY_KEYS)
     config.validate()
     return config
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing or malformed file is one-line bad input."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"spec file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise BadInput(f"{path}: not valid YAML{where}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise BadInput(f"{path}: must be a YAML mapping at top level")
-    return data
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key.path=value` overrides (values parsed as YAML) to a copy of `data`."""
-    data = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise BadInput(f"--set {item!r}: expected KEY.PATH=VALUE")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise BadInput(f"--set {key}: value {raw!r} is not valid YAML") from None
-        node = data
-        parts = key.strip().split(".")
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(".".join(parts[: depth + 1]), "is not a mapping; cannot set "
-                                  f"{key}")
-            node = child
-        node[parts[-1]] = value
-    return data
