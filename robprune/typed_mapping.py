@@ -22,7 +22,7 @@ __all__ = ["build", "to_plain", "load_yaml", "apply_overrides", "require", "requ
            "DISTRIBUTION_KEYS"]
 
 #: Keys that mark a search-space distribution at a leaf (DESIGN §3).
-DISTRIBUTION_KEYS = frozenset({"choice", "uniform", "loguniform", "int"})
+DISTRIBUTION_KEYS = ("choice", "uniform", "loguniform", "int")
 
 
 def require(ok: bool, path: str, message: str) -> None:
@@ -102,7 +102,7 @@ def build(cls: type, data: Any, path: str, *, ignore_top: tuple[str, ...] = ()) 
             if not path and key in ignore_top:
                 continue
             raise ConfigError(key_path, f"unknown key; allowed: {', '.join(sorted(names))}")
-        if isinstance(value, Mapping) and len(value) == 1 and set(value) & DISTRIBUTION_KEYS:
+        if isinstance(value, Mapping) and len(value) == 1 and set(value) & set(DISTRIBUTION_KEYS):
             raise ConfigError(key_path, "a distribution is only allowed in a search spec; "
                               "`robprune run` needs a fixed value")
         kwargs[key] = _coerce(value, hints[key], key_path)

@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from robprune.config import apply_overrides, load_yaml, parse_trial_config
+from robprune.config import SPEC_ONLY_KEYS, apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput, ConfigError
+from robprune.typed_mapping import DISTRIBUTION_KEYS
 
 __all__ = [
     "DIST_KINDS",
@@ -39,7 +40,8 @@ __all__ = [
     "trial_defaults",
 ]
 
-DIST_KINDS = ("choice", "uniform", "loguniform", "int")
+#: Leaf keys that mark a distribution (one definition, shared with `robprune run`).
+DIST_KINDS = DISTRIBUTION_KEYS
 #: Reported after every fine-tuning epoch (validation subset): usable by ASHA and Optuna.
 EPOCH_METRICS = ("robust_acc", "clean_acc", "train_loss")
 #: Known only when a trial ends (structure of the pruned model): secondary objectives only.
@@ -48,7 +50,7 @@ MODES = ("optimize", "grid", "random")
 SAMPLERS = ("tpe", "nsgaii", "random", "gp")
 SCHEDULERS = ("asha", "none")
 #: Top-level keys that configure the search, not a trial: fixed values only.
-SPEC_KEYS = ("search", "resources", "storage")
+SPEC_KEYS = SPEC_ONLY_KEYS
 #: Trial keys that must be fixed: they name or place things rather than vary the science.
 FIXED_TRIAL_KEYS = ("name", "device", "cache_dir")
 #: Parameters that exist only when another parameter has one of some values (DESIGN §3).
