@@ -25,6 +25,7 @@ from robprune.cache import atomic_torch_save, atomic_write_json
 from robprune.config import TrialConfig, parse_trial_config
 from robprune.data import DataSplits, TensorSplit, to_float
 from robprune.dense import DenseModel, build_model, ensure_dense, load_trial_data
+from robprune.errors import BadInput
 from robprune.evaluation import accuracy_under, evaluate
 from robprune.models.serialization import load_pruned_state_dict, pruned_state_dict
 from robprune.pruning import count_macs_params, module_robust_sensitivity, prune_model
@@ -177,13 +178,9 @@ def _load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     file = path / CHECKPOINT_FILE if path.is_dir() else path
     if not file.is_file():
-        from robprune.errors import BadInput
-
         raise BadInput(f"resume: no trial checkpoint at {file}")
     state = torch.load(file, map_location="cpu", weights_only=True)
     if state.get("format") != _CHECKPOINT_FORMAT:
-        from robprune.errors import BadInput
-
         raise BadInput(f"resume: {file} is not a robprune trial checkpoint")
     return state
 
@@ -208,9 +205,7 @@ def run_trial(config: Mapping[str, Any] | TrialConfig, *,
     resumed = _load_checkpoint(resume) if resume is not None else None
     if resumed is not None:
         if resumed["config"] != config.to_dict():
-            from robprune.errors import BadInput
-
-            raise BadInput("resume: the checkpoint was written by a different trial config")
+                raise BadInput("resume: the checkpoint was written by a different trial config")
         model = build_model(config, data)
         load_pruned_state_dict(model, resumed["model"])
         model.to(device)
