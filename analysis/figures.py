@@ -71,14 +71,12 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
     if trials["sparsity_target"].notna().sum() == 0:
         return Skipped("sparsity", title, "no trial records a target sparsity")
     frame = trials[["finetune_method", "criterion", "sparsity_target", response]].copy()
-    frame[["finetune_method", "criterion"]] = frame[["finetune_method", "criterion"]].fillna(
-        "n/a"
-    )
+    frame[["finetune_method", "criterion"]] = frame[["finetune_method", "criterion"]].fillna("n/a")
     if frame["sparsity_target"].nunique() > 12:
         bins = pd.qcut(frame["sparsity_target"], q=8, duplicates="drop")
-        frame["sparsity_target"] = frame.groupby(bins, observed=True)[
-            "sparsity_target"
-        ].transform("mean")
+        frame["sparsity_target"] = frame.groupby(bins, observed=True)["sparsity_target"].transform(
+            "mean"
+        )
     grouped = frame.groupby(["finetune_method", "criterion", "sparsity_target"])[response]
     data = grouped.agg(n="size", mean="mean", sd="std").reset_index()
     half = 1.96 * data["sd"].fillna(0.0) / np.sqrt(data["n"])
@@ -88,7 +86,11 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
     cols = min(4, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharey=True, squeeze=False,
+        rows,
+        cols,
+        figsize=(4.2 * cols, 3.6 * rows),
+        sharey=True,
+        squeeze=False,
         layout="constrained",
     )
     factor, ylabel = _scale(response)
@@ -102,7 +104,10 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
             x = line["sparsity_target"] * 100
             ax.plot(x, line["mean"] * factor, marker="o", color=colours(c % 10), label=criterion)
             ax.fill_between(
-                x, line["ci_lo"] * factor, line["ci_hi"] * factor, color=colours(c % 10),
+                x,
+                line["ci_lo"] * factor,
+                line["ci_hi"] * factor,
+                color=colours(c % 10),
                 alpha=0.15,
             )
         ax.set_title(f"fine-tuning: {method}")
@@ -110,7 +115,7 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
-    for ax in axes.ravel()[len(methods):]:
+    for ax in axes.ravel()[len(methods) :]:
         ax.set_visible(False)
     axes.ravel()[0].legend(title="criterion", fontsize=8)
     fig.suptitle(title)
@@ -131,8 +136,16 @@ def share_bars(
         keep = (terms["kind"] == "factor") | (terms["share_hi"] >= 0.01)
         terms = terms[keep]
         unexplained = pd.DataFrame(
-            [{"term": "unexplained (noise)", "kind": "residual", "share": dec.noise[0],
-              "share_lo": dec.noise[1], "share_hi": dec.noise[2], "p_value": np.nan}]
+            [
+                {
+                    "term": "unexplained (noise)",
+                    "kind": "residual",
+                    "share": dec.noise[0],
+                    "share_lo": dec.noise[1],
+                    "share_hi": dec.noise[2],
+                    "p_value": np.nan,
+                }
+            ]
         )
         terms = pd.concat([terms, unexplained], ignore_index=True)
         terms["label"] = terms["term"].map(lambda t: _pretty(t, titles or {}))
@@ -142,7 +155,11 @@ def share_bars(
     data = pd.concat(frames, ignore_index=True)
     same = all(list(f["label"]) == list(frames[0]["label"]) for f in frames)
     fig, axes = plt.subplots(
-        1, len(decompositions), squeeze=False, layout="constrained", sharey=same,
+        1,
+        len(decompositions),
+        squeeze=False,
+        layout="constrained",
+        sharey=same,
         figsize=(6.4 * len(decompositions), 0.45 * max(len(f) for f in frames) + 1.6),
     )
     for ax, dec, terms in zip(axes[0], decompositions, frames, strict=True):
@@ -152,8 +169,9 @@ def share_bars(
         )
         y = np.arange(len(terms))
         err = np.vstack([terms["share"] - terms["share_lo"], terms["share_hi"] - terms["share"]])
-        ax.barh(y, terms["share"] * 100, xerr=np.clip(err, 0, None) * 100, color=colours,
-                capsize=3)
+        ax.barh(
+            y, terms["share"] * 100, xerr=np.clip(err, 0, None) * 100, color=colours, capsize=3
+        )
         ax.set_yticks(y, terms["label"])
         ax.tick_params(axis="y", labelleft=not same or ax is axes[0][0])
         ax.set_xlabel("share of variance (%) with 95% bootstrap interval")
@@ -205,14 +223,25 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
         caption += " FLOPs were not recorded."
     fig, ax = plt.subplots(figsize=(7, 5))
     scatter = ax.scatter(
-        frame["clean_acc"] * 100, frame["robust_acc"] * 100, s=14, c=colour, cmap="viridis",
-        alpha=0.7, edgecolors="none",
+        frame["clean_acc"] * 100,
+        frame["robust_acc"] * 100,
+        s=14,
+        c=colour,
+        cmap="viridis",
+        alpha=0.7,
+        edgecolors="none",
     )
     if colour is not None:
         fig.colorbar(scatter, ax=ax, label=clabel)
     front = frame[frame["on_front"]].sort_values("clean_acc")
-    ax.plot(front["clean_acc"] * 100, front["robust_acc"] * 100, color="crimson", marker="o",
-            markerfacecolor="none", label="Pareto front")
+    ax.plot(
+        front["clean_acc"] * 100,
+        front["robust_acc"] * 100,
+        color="crimson",
+        marker="o",
+        markerfacecolor="none",
+        label="Pareto front",
+    )
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel("robust accuracy (%)")
     ax.legend(loc="lower right")
@@ -271,7 +300,10 @@ def layer_profile(
     if chosen[0]["ratio_rule"] != "mrs" and (with_layers["ratio_rule"] == "mrs").any():
         chosen.append(with_layers[with_layers["ratio_rule"] == "mrs"].iloc[0])
     fig, axes = plt.subplots(
-        1, len(chosen), squeeze=False, layout="constrained",
+        1,
+        len(chosen),
+        squeeze=False,
+        layout="constrained",
         figsize=(max(6.0, 0.35 * 20 + 2) * len(chosen) * 0.75, 4.4),
     )
     frames = []
@@ -282,8 +314,10 @@ def layer_profile(
     fig.suptitle(title)
     caption = "Bars: fraction of each layer's channels removed; line: MRS of the layer."
     if len(chosen) > 1:
-        caption += (" The best trial used the uniform rule (no MRS), so the best MRS-rule "
-                    "trial is shown beside it.")
+        caption += (
+            " The best trial used the uniform rule (no MRS), so the best MRS-rule "
+            "trial is shown beside it."
+        )
     elif chosen[0]["ratio_rule"] != "mrs":
         caption += " No analysed trial used the MRS rule, so no MRS is shown."
     return Figure("layers", title, caption, _png(fig), pd.concat(frames, ignore_index=True))

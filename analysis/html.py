@@ -56,8 +56,10 @@ def _block(block: Block, first_heading: bool) -> str:
         return f"<p>{_esc(block.text)}</p>"
     if block.kind == "verdict":
         body = "".join(f"<p>{_esc(t)}</p>" for t in block.items or [])
-        return (f'<div class="verdict" id="verdict"><p class="headline">{_esc(block.text)}</p>'
-                f"{body}</div>")
+        return (
+            f'<div class="verdict" id="verdict"><p class="headline">{_esc(block.text)}</p>'
+            f"{body}</div>"
+        )
     if block.kind == "list":
         return "<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in block.items or []) + "</ul>"
     if block.kind == "table":
@@ -82,7 +84,7 @@ def render_html(blocks: list[Block], title: str) -> str:
     """The complete page as one string."""
     parts = [_block(b, i == 0) for i, b in enumerate(blocks)]
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>\n"
         + "\n".join(parts)
         + '\n<p id="render-status" data-images="0" data-loaded="0">figures not checked</p>'

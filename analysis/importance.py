@@ -111,8 +111,13 @@ def ped_anova(sources: list[Source], response: str) -> tuple[pd.DataFrame, list[
                 continue
             for param, value in values.items():
                 rows.append(
-                    {"experiment": root, "study": name, "param": param,
-                     "factor": factor_of(param), "importance": float(value)}
+                    {
+                        "experiment": root,
+                        "study": name,
+                        "param": param,
+                        "factor": factor_of(param),
+                        "importance": float(value),
+                    }
                 )
     table = pd.DataFrame(rows, columns=["experiment", "study", "param", "factor", "importance"])
     return table, notes

@@ -109,8 +109,10 @@ def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
     if pa.types.is_dictionary(actual):
         actual = actual.value_type
     if pa.types.is_string(expected):
-        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or (
-            pa.types.is_string_view(actual)
+        return (
+            pa.types.is_string(actual)
+            or pa.types.is_large_string(actual)
+            or (pa.types.is_string_view(actual))
         )
     if pa.types.is_floating(expected) or pa.types.is_integer(expected):
         return pa.types.is_integer(actual) or pa.types.is_floating(actual)
@@ -224,4 +226,3 @@ def check_response(response: str) -> None:
             f"--response {response!r} is not a metric column; choose one of: "
             + ", ".join(METRIC_COLUMNS)
         )
-

@@ -23,14 +23,15 @@ def _block(block: Block, first_heading: bool) -> str:
         return "\n".join(f"- {item}" for item in block.items or [])
     if block.kind == "table":
         headers = block.headers or []
-        lines = ["| " + " | ".join(_cell(h) for h in headers) + " |",
-                 "|" + "---|" * len(headers)]
+        lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in block.rows or []]
         return "\n".join(lines)
     if block.kind == "figure" and block.figure is not None:
         fig = block.figure
-        return (f"![{fig.title}]({fig.name}.png)\n\n*{fig.title}.* {fig.caption} "
-                f"Data: [{fig.name}.csv]({fig.name}.csv)")
+        return (
+            f"![{fig.title}]({fig.name}.png)\n\n*{fig.title}.* {fig.caption} "
+            f"Data: [{fig.name}.csv]({fig.name}.csv)"
+        )
     raise ValueError(f"unknown block kind {block.kind!r}")
 
 

@@ -50,8 +50,7 @@ def _cell(value) -> str:
 def _table(frame: pd.DataFrame, formats: dict | None = None) -> Block:
     formats = formats or {}
     rows = [
-        [formats.get(col, _cell)(row[col]) for col in frame.columns]
-        for _, row in frame.iterrows()
+        [formats.get(col, _cell)(row[col]) for col in frame.columns] for _, row in frame.iterrows()
     ]
     return Block("table", headers=[str(c) for c in frame.columns], rows=rows)
 
@@ -90,8 +89,7 @@ def _method_paragraph(analysis: ResponseAnalysis) -> str:
         )
     full = int(np.prod(design.shape))
     why = (
-        f"all {full} factor combinations occur, but with unequal counts (failed or missing "
-        "trials)"
+        f"all {full} factor combinations occur, but with unequal counts (failed or missing trials)"
         if design.cells == full
         else f"{design.cells} of the {full} factor combinations occur"
     )
@@ -119,8 +117,10 @@ def _summary(report: Report) -> str:
     text += "."
     attacks = describe_attacks([s.trials for s in res.sources])
     if attacks:
-        text += (" Robust accuracy is accuracy on the test split under "
-                 f"{'; '.join(attacks)}; per-epoch curves use the validation subset.")
+        text += (
+            " Robust accuracy is accuracy on the test split under "
+            f"{'; '.join(attacks)}; per-epoch curves use the validation subset."
+        )
     return text
 
 
@@ -172,8 +172,15 @@ def blocks(report: Report) -> list[Block]:
     if isinstance(report.ratio, str):
         out.append(Block("paragraph", f"Not available: {report.ratio}."))
     else:
-        pct_cols = ["uniform", "mrs", "difference", "diff_lo", "diff_hi",
-                    "achieved_uniform", "achieved_mrs"]
+        pct_cols = [
+            "uniform",
+            "mrs",
+            "difference",
+            "diff_lo",
+            "diff_hi",
+            "achieved_uniform",
+            "achieved_mrs",
+        ]
         out.append(
             Block(
                 "paragraph",
@@ -196,8 +203,9 @@ def blocks(report: Report) -> list[Block]:
         out.append(Block("paragraph", f"{name}: " + _method_paragraph(analysis)))
         out.append(_shares_table(analysis))
         if analysis is report.secondary:
-            out.append(Block("paragraph", analysis.verdict.headline + ". "
-                             + analysis.verdict.text))
+            out.append(
+                Block("paragraph", analysis.verdict.headline + ". " + analysis.verdict.text)
+            )
     shares_fig = [f for f in report.figures if f.name == "shares"]
     out += [_figure_block(f) for f in shares_fig]
     out += _ped_block(report)
@@ -207,16 +215,28 @@ def blocks(report: Report) -> list[Block]:
 
     out.append(Block("heading", "Best configurations"))
     best = report.tables["best_configs"]
-    acc = {c: _pct for c in best.columns if c.endswith("_acc") or c in
-           ("achieved_sparsity", "flops_kept")}
-    out.append(Block("paragraph", "Top trials by " + what + "; accuracies, achieved sparsity "
-                                  "and kept FLOPs in %."))
+    acc = {
+        c: _pct
+        for c in best.columns
+        if c.endswith("_acc") or c in ("achieved_sparsity", "flops_kept")
+    }
+    out.append(
+        Block(
+            "paragraph",
+            "Top trials by " + what + "; accuracies, achieved sparsity and kept FLOPs in %.",
+        )
+    )
     out.append(_table(best, acc))
     out.append(Block("heading", "Factors"))
     factors = report.tables["factors"]
     fmt = {"share": _pct, "share_lo": _pct, "share_hi": _pct, "noise_floor": _pct, "p_value": _p}
-    out.append(Block("paragraph", f"Every factor column; shares of {what} variance in %; "
-                                  "noise floor = the share noise alone would give the factor."))
+    out.append(
+        Block(
+            "paragraph",
+            f"Every factor column; shares of {what} variance in %; "
+            "noise floor = the share noise alone would give the factor.",
+        )
+    )
     out.append(_table(factors, fmt))
     levels = report.tables["factor_levels"]
     out.append(Block("paragraph", f"Mean {what} and clean accuracy (%) at every level."))
@@ -228,8 +248,11 @@ def blocks(report: Report) -> list[Block]:
     out.append(Block("list", items=report.notes or ["None."]))
     out.append(Block("heading", "Data files"))
     files = [f"{name}.csv" for name in report.tables]
-    files += [f"{f.name}.csv (numbers behind {f.name}.png)" for f in report.figures
-              if isinstance(f, Figure)]
+    files += [
+        f"{f.name}.csv (numbers behind {f.name}.png)"
+        for f in report.figures
+        if isinstance(f, Figure)
+    ]
     out.append(Block("list", items=files))
     return out
 

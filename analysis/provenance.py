@@ -42,9 +42,11 @@ def describe_attacks(trial_files: list[str | Path]) -> list[str]:
             table = pf.read_row_group(0, columns=["config_json", "attack_config_json"])
         except (OSError, KeyError, ValueError):
             continue
-        for config_text, attack_text in zip(table.column("config_json").to_pylist(),
-                                            table.column("attack_config_json").to_pylist(),
-                                            strict=True):
+        for config_text, attack_text in zip(
+            table.column("config_json").to_pylist(),
+            table.column("attack_config_json").to_pylist(),
+            strict=True,
+        ):
             if not config_text or not attack_text:
                 continue
             try:

@@ -76,9 +76,7 @@ def analyse_response(
     """
     trials, missing = usable_for(ok, response)
     if trials.empty:
-        return (
-            f"{response} is missing or not a finite number in all {len(ok)} completed trials"
-        )
+        return f"{response} is missing or not a finite number in all {len(ok)} completed trials"
     if design is None or missing:
         design = build_design(trials)
     y = trials[response].to_numpy(dtype=float)

@@ -73,22 +73,32 @@ def factor_summary(design: Design, dec: Decomposition | str) -> pd.DataFrame:
         }
         if not isinstance(dec, str):
             row.update(
-                share=dec.shares[j], share_lo=dec.lo[j], share_hi=dec.hi[j],
-                p_value=dec.p_values[j], noise_floor=dec.floors[j],
+                share=dec.shares[j],
+                share_lo=dec.lo[j],
+                share_hi=dec.hi[j],
+                p_value=dec.p_values[j],
+                noise_floor=dec.floors[j],
             )
         rows.append(row)
     for column, value in design.constant.items():
         rows.append(
-            {"factor": column, "title": label(column), "levels": 1, "values": value,
-             "binned": False}
+            {
+                "factor": column,
+                "title": label(column),
+                "levels": 1,
+                "values": value,
+                "binned": False,
+            }
         )
     return pd.DataFrame(rows)
 
 
 def exclusions(results: ResultSet, response: str, missing_response: int) -> pd.DataFrame:
     """Counts of trials left out of the analysis, by reason."""
-    rows = [{"reason": f"status {status}", "trials": count}
-            for status, count in results.excluded.items()]
+    rows = [
+        {"reason": f"status {status}", "trials": count}
+        for status, count in results.excluded.items()
+    ]
     if missing_response:
         rows.append({"reason": f"{response} missing or not finite", "trials": missing_response})
     for error, count in results.top_errors:

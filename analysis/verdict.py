@@ -129,8 +129,7 @@ def verdict(
         missing = _missing_factors(design)
         return Verdict(
             f"No verdict on {what}",
-            f"The variance decomposition could not be estimated "
-            f"({dec}).{missing}",
+            f"The variance decomposition could not be estimated ({dec}).{missing}",
             None,
             None,
             False,
@@ -163,9 +162,7 @@ def verdict(
         if separated:
             ratio = dec.shares[top] / dec.shares[second] if dec.shares[second] > 0 else np.inf
             times = f", {ratio:.0f} times as much" if np.isfinite(ratio) and ratio >= 2 else ""
-            text += (
-                f" It exceeds the next factor, {runner}, by {_points(diff, lo, hi)}{times}."
-            )
+            text += f" It exceeds the next factor, {runner}, by {_points(diff, lo, hi)}{times}."
         else:
             text += (
                 f" It is not clearly ahead of {runner} ({fmt_share(dec.shares[second])}): the "

@@ -31,9 +31,16 @@ def _cnn(num_classes: int = 10) -> nn.Module:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
     return nn.Sequential(
-        *block(3, 64), *block(64, 64), nn.MaxPool2d(2),
-        *block(64, 128), *block(128, 128), nn.MaxPool2d(2),
-        *block(128, 256), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        *block(3, 64),
+        *block(64, 64),
+        nn.MaxPool2d(2),
+        *block(64, 128),
+        *block(128, 128),
+        nn.MaxPool2d(2),
+        *block(128, 256),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(256, num_classes),
     )
 
@@ -46,8 +53,16 @@ def _model(arch: str) -> nn.Module:
     return torchvision.models.resnet18(num_classes=10)
 
 
-def textbook_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float,
-                 step_size: float, steps: int, start: torch.Tensor) -> torch.Tensor:
+def textbook_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epsilon: float,
+    step_size: float,
+    steps: int,
+    start: torch.Tensor,
+) -> torch.Tensor:
     """The loop found in most tutorials: backward() through everything, then a sign step."""
     model.eval()
     x_adv = start.clone()
@@ -105,10 +120,14 @@ def bench(device: torch.device, args: argparse.Namespace) -> None:
         name += f" ({torch.get_num_threads()} threads)"
     print(f"{name}:")
     print(f"  textbook (backward, param grads): {t_ref * 1e3:8.1f} ms")
-    print(f"  robprune.attacks.pgd:             {t_ours * 1e3:8.1f} ms   "
-          f"speed-up x{t_ref / t_ours:.2f}")
-    print(f"  robprune, params frozen:          {t_frozen * 1e3:8.1f} ms   "
-          f"speed-up x{t_ref / t_frozen:.2f}")
+    print(
+        f"  robprune.attacks.pgd:             {t_ours * 1e3:8.1f} ms   "
+        f"speed-up x{t_ref / t_ours:.2f}"
+    )
+    print(
+        f"  robprune, params frozen:          {t_frozen * 1e3:8.1f} ms   "
+        f"speed-up x{t_ref / t_frozen:.2f}"
+    )
     print(f"  (sanity, no random start: {differ:.2e} of the entries differ between the loops)")
 
 

@@ -27,12 +27,26 @@ METHODS = ("ce", "pgd_at", "trades", "mart", "fgsm_rs")
 WORKLOADS = {
     # name: (dataset, synthetic spec, arch, width, batch, eps, step, steps)
     "digits": ("digits", None, "small_cnn", None, 64, 0.1, 0.025, 10),
-    "synthetic32": ("synthetic", {"shape": [3, 32, 32], "num_classes": 10,
-                                  "train_size": 1024, "test_size": 64},
-                    "vgg_small", None, 128, 8 / 255, 2 / 255, 10),
-    "resnet18": ("synthetic", {"shape": [3, 32, 32], "num_classes": 10,
-                               "train_size": 2560, "test_size": 64},
-                 "resnet18", None, 128, 8 / 255, 2 / 255, 10),
+    "synthetic32": (
+        "synthetic",
+        {"shape": [3, 32, 32], "num_classes": 10, "train_size": 1024, "test_size": 64},
+        "vgg_small",
+        None,
+        128,
+        8 / 255,
+        2 / 255,
+        10,
+    ),
+    "resnet18": (
+        "synthetic",
+        {"shape": [3, 32, 32], "num_classes": 10, "train_size": 2560, "test_size": 64},
+        "resnet18",
+        None,
+        128,
+        8 / 255,
+        2 / 255,
+        10,
+    ),
 }
 
 
@@ -80,8 +94,9 @@ def plain_epoch(method, model, loader, opt, eps, alpha, steps, beta=6.0):
         elif method == "trades":
             x_adv = _trades_plain(model, x, eps, alpha, steps)
             logits = model(x)
-            kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1),
-                          reduction="batchmean")
+            kl = F.kl_div(
+                F.log_softmax(model(x_adv), dim=1), F.softmax(logits, dim=1), reduction="batchmean"
+            )
             loss = F.cross_entropy(logits, y) + beta * kl
         else:  # mart
             x_adv = _pgd_plain(model, x, y, eps, alpha, steps, start="gauss")
@@ -90,7 +105,8 @@ def plain_epoch(method, model, loader, opt, eps, alpha, steps, beta=6.0):
             tmp1 = torch.argsort(adv_probs, dim=1)[:, -2:]
             new_y = torch.where(tmp1[:, -1] == y, tmp1[:, -2], tmp1[:, -1])
             loss_adv = F.cross_entropy(logits_adv, y) + F.nll_loss(
-                torch.log(1.0001 - adv_probs + 1e-12), new_y)
+                torch.log(1.0001 - adv_probs + 1e-12), new_y
+            )
             nat_probs = F.softmax(logits, dim=1)
             true_probs = torch.gather(nat_probs, 1, y.unsqueeze(1).long()).squeeze()
             kl = torch.sum(F.kl_div(torch.log(adv_probs + 1e-12), nat_probs, reduction="none"), 1)
@@ -108,15 +124,35 @@ def _sync(device):
 def bench(workload: str, method: str, device: torch.device, repeats: int) -> tuple[float, float]:
     dataset, synthetic, arch, width, batch, eps, alpha, steps = WORKLOADS[workload]
     data = load_data(dataset, synthetic=synthetic)
+
     def model_():
         torch.manual_seed(0)
-        return create_model(arch, num_classes=data.num_classes, input_shape=data.input_shape,
-                            mean=data.mean, std=data.std, width=width).to(device)
+        return create_model(
+            arch,
+            num_classes=data.num_classes,
+            input_shape=data.input_shape,
+            mean=data.mean,
+            std=data.std,
+            width=width,
+        ).to(device)
+
     ours_model = model_()
-    trainer = Trainer(model=ours_model, train=data.train.to(device), method=method, epochs=100,
-                      lr=0.01, schedule="constant", warmup_epochs=0, batch_size=batch,
-                      weight_decay=5e-4, momentum=0.9, augment=False, device=device, seed=0,
-                      adversarial=AdversarialSetting(epsilon=eps, step_size=alpha, steps=steps))
+    trainer = Trainer(
+        model=ours_model,
+        train=data.train.to(device),
+        method=method,
+        epochs=100,
+        lr=0.01,
+        schedule="constant",
+        warmup_epochs=0,
+        batch_size=batch,
+        weight_decay=5e-4,
+        momentum=0.9,
+        augment=False,
+        device=device,
+        seed=0,
+        adversarial=AdversarialSetting(epsilon=eps, step_size=alpha, steps=steps),
+    )
     plain_model = model_()
     x = to_float(data.train.x).to(device)
     y = data.train.y.to(device)
@@ -140,8 +176,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workloads", nargs="+", default=["digits", "synthetic32"],
-                        choices=sorted(WORKLOADS))
+    parser.add_argument(
+        "--workloads", nargs="+", default=["digits", "synthetic32"], choices=sorted(WORKLOADS)
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -150,8 +187,10 @@ def main() -> None:
     for workload in args.workloads:
         for method in args.methods:
             ours, plain = bench(workload, method, device, args.repeats)
-            print(f"{workload:<12} {method:<8} {ours:>10.3f} {plain:>9.3f} "
-                  f"{plain / ours:>6.2f}", flush=True)
+            print(
+                f"{workload:<12} {method:<8} {ours:>10.3f} {plain:>9.3f} {plain / ours:>6.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,13 @@ def _spec_raw(n: int, cache_dir: str, storage: str, concurrency: int, epochs: in
         "threat": {"train_steps": 3, "eval_steps": 5},
         "prune": {"sparsity": {"choice": sparsities}, "criterion": "l1"},
         "finetune": {"method": "pgd_at", "epochs": epochs, "batch_size": 64},
-        "eval": {"attacks": ["fgsm", "pgd5"], "primary": "pgd5", "epoch_attack": "pgd3",
-                 "epoch_subset": 144, "test_limit": 200},
+        "eval": {
+            "attacks": ["fgsm", "pgd5"],
+            "primary": "pgd5",
+            "epoch_attack": "pgd3",
+            "epoch_subset": 144,
+            "test_limit": 200,
+        },
         "search": {"mode": "grid", "max_concurrent": concurrency},
         "resources": {"cpu": 1},
         "storage": storage,
@@ -52,8 +57,14 @@ def _measure(n: int, epochs: int, work: Path, devnull) -> dict:
     from search.spec import parse_spec
 
     cache = str(work / "cache")
-    specs = [parse_spec(_spec_raw(n, cache, str(work / "exps"), c, epochs),
-                        name=f"bench-{n}-{c}", storage=str(work / "exps")) for c in (1, 2)]
+    specs = [
+        parse_spec(
+            _spec_raw(n, cache, str(work / "exps"), c, epochs),
+            name=f"bench-{n}-{c}",
+            storage=str(work / "exps"),
+        )
+        for c in (1, 2)
+    ]
     configs = grid_configs(specs[0], cache)
     run_trial(configs[0])  # trains the dense model once; neither side pays for it below
     start = time.perf_counter()
@@ -66,10 +77,14 @@ def _measure(n: int, epochs: int, work: Path, devnull) -> dict:
         outcome = run_search(spec, stream=devnull)
         times.append(time.perf_counter() - start)
         assert outcome.completed == n, outcome
-    return {"trials": n, "direct_s": round(direct_s, 2), "search_sequential_s": round(times[0], 2),
-            "search_2_concurrent_s": round(times[1], 2),
-            "ratio_sequential": round(times[0] / direct_s, 2),
-            "ratio_2_concurrent": round(times[1] / direct_s, 2)}
+    return {
+        "trials": n,
+        "direct_s": round(direct_s, 2),
+        "search_sequential_s": round(times[0], 2),
+        "search_2_concurrent_s": round(times[1], 2),
+        "ratio_sequential": round(times[0] / direct_s, 2),
+        "ratio_2_concurrent": round(times[1] / direct_s, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,14 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_measure(n, args.epochs, work, devnull) for n in sizes]
     ray.shutdown()
 
-    print(f"{args.epochs} fine-tuning epochs per trial, digits small_cnn (width 0.5), "
-          f"{os.cpu_count()} cores; ray.init {init_s:.1f} s once, not included below")
+    print(
+        f"{args.epochs} fine-tuning epochs per trial, digits small_cnn (width 0.5), "
+        f"{os.cpu_count()} cores; ray.init {init_s:.1f} s once, not included below"
+    )
     print("| trials | direct s | search 1-at-a-time s (ratio) | search 2 concurrent s (ratio) |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['trials']} | {r['direct_s']:.1f} | {r['search_sequential_s']:.1f} "
-              f"({r['ratio_sequential']:.2f}) | {r['search_2_concurrent_s']:.1f} "
-              f"({r['ratio_2_concurrent']:.2f}) |")
+        print(
+            f"| {r['trials']} | {r['direct_s']:.1f} | {r['search_sequential_s']:.1f} "
+            f"({r['ratio_sequential']:.2f}) | {r['search_2_concurrent_s']:.1f} "
+            f"({r['ratio_2_concurrent']:.2f}) |"
+        )
     summary: dict = {"ray_init_s": round(init_s, 2), "epochs": args.epochs, "runs": rows}
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
@@ -108,13 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         direct_per = (b["direct_s"] - a["direct_s"]) / dn
         search_per = (b["search_sequential_s"] - a["search_sequential_s"]) / dn
         fixed = a["search_sequential_s"] - a["trials"] * search_per
-        summary.update(direct_per_trial_s=round(direct_per, 3),
-                       search_per_trial_s=round(search_per, 3),
-                       ray_overhead_per_trial_s=round(search_per - direct_per, 3),
-                       search_fixed_s=round(fixed, 2))
-        print(f"per trial: direct {direct_per:.2f} s, through search {search_per:.2f} s "
-              f"(+{search_per - direct_per:.2f} s); fixed cost per search {fixed:.1f} s "
-              "(dense-stage task, Tuner start, export)")
+        summary.update(
+            direct_per_trial_s=round(direct_per, 3),
+            search_per_trial_s=round(search_per, 3),
+            ray_overhead_per_trial_s=round(search_per - direct_per, 3),
+            search_fixed_s=round(fixed, 2),
+        )
+        print(
+            f"per trial: direct {direct_per:.2f} s, through search {search_per:.2f} s "
+            f"(+{search_per - direct_per:.2f} s); fixed cost per search {fixed:.1f} s "
+            "(dense-stage task, Tuner start, export)"
+        )
     print(json.dumps(summary))
     return 0
 

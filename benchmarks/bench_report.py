@@ -39,13 +39,22 @@ def main() -> int:
     start = time.perf_counter()
     trials = planted_trials(shares, balanced=False, n=args.trials, search=True, failed=100)
     results = write_experiment(
-        work / "experiment", trials, epochs=epochs_for(trials, epochs=10),
+        work / "experiment",
+        trials,
+        epochs=epochs_for(trials, epochs=10),
         layers=layers_for(trials),
     )
     print(f"generated {len(trials):,} trials in {time.perf_counter() - start:.1f} s")
 
-    command = [sys.executable, "-m", "robprune.cli", "report", str(results),
-               "-o", str(work / "report")]
+    command = [
+        sys.executable,
+        "-m",
+        "robprune.cli",
+        "report",
+        str(results),
+        "-o",
+        str(work / "report"),
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -56,9 +65,11 @@ def main() -> int:
         print(done.stdout, done.stderr)
         return 1
     print(done.stdout.strip())
-    print(f"robprune report, {len(trials):,} trials, end to end: {elapsed:.2f} s wall, "
-          f"{cpu:.2f} s CPU (target <= 10 s on 2 cores; {os.cpu_count()} cores here, "
-          f"load {os.getloadavg()[0]:.1f})")
+    print(
+        f"robprune report, {len(trials):,} trials, end to end: {elapsed:.2f} s wall, "
+        f"{cpu:.2f} s CPU (target <= 10 s on 2 cores; {os.cpu_count()} cores here, "
+        f"load {os.getloadavg()[0]:.1f})"
+    )
     return 0
 
 

@@ -38,10 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="one trial, no Ray")
     p.add_argument("spec", help="YAML trial spec (fixed values only)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any leaf, e.g. --set finetune.epochs=3")
-    p.add_argument("-o", "--output", default=None,
-                   help="directory for result.json and config.yaml (default: runs/NAME-TIME)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any leaf, e.g. --set finetune.epochs=3",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="directory for result.json and config.yaml (default: runs/NAME-TIME)",
+    )
 
     p = sub.add_parser("search", help="Ray Tune + Optuna search over a spec")
     p.add_argument("spec")

@@ -52,8 +52,14 @@ SPEC_ONLY_KEYS = ("search", "resources", "storage")
 _ATTACK_NAME = re.compile(r"^(fgsm|pgd[1-9]\d*(_l2)?|cw[1-9]\d*|apgd_ce(\d+)?|apgd_t(\d+)?)$")
 
 
-def _range(value: float, path: str, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, hi_open: bool = False) -> None:
+def _range(
+    value: float,
+    path: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> None:
     bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
     bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
     if bad_lo or bad_hi:
@@ -76,8 +82,14 @@ class DataConfig:
     """Validation split carved from training data: the search objective is measured on it."""
     train_limit: int | None = None
     """Use at most this many training examples (smoke tests, benchmarks)."""
-    synthetic: dict = field(default_factory=lambda: {
-        "shape": [3, 32, 32], "num_classes": 10, "train_size": 512, "test_size": 256})
+    synthetic: dict = field(
+        default_factory=lambda: {
+            "shape": [3, 32, 32],
+            "num_classes": 10,
+            "train_size": 512,
+            "test_size": 256,
+        }
+    )
     """Shape, sizes and generating `seed` of the `synthetic` data set (fixed across trials)."""
 
     def validate(self, path: str) -> None:
@@ -87,16 +99,26 @@ class DataConfig:
             _range(self.train_limit, f"{path}.train_limit", 1)
         allowed = {"shape", "num_classes", "train_size", "test_size", "seed"}
         for key in self.synthetic:
-            _check(key in allowed, f"{path}.synthetic.{key}",
-                   f"unknown key; allowed: {', '.join(sorted(allowed))}")
+            _check(
+                key in allowed,
+                f"{path}.synthetic.{key}",
+                f"unknown key; allowed: {', '.join(sorted(allowed))}",
+            )
         shape = self.synthetic.get("shape", [3, 32, 32])
-        _check(isinstance(shape, list | tuple) and len(shape) == 3
-               and all(isinstance(s, int) and s > 0 for s in shape),
-               f"{path}.synthetic.shape", f"must be [C, H, W] positive integers, got {shape!r}")
+        _check(
+            isinstance(shape, list | tuple)
+            and len(shape) == 3
+            and all(isinstance(s, int) and s > 0 for s in shape),
+            f"{path}.synthetic.shape",
+            f"must be [C, H, W] positive integers, got {shape!r}",
+        )
         for key in ("num_classes", "train_size", "test_size"):
             value = self.synthetic.get(key, 2)
-            _check(isinstance(value, int) and value >= 2, f"{path}.synthetic.{key}",
-                   f"must be an integer >= 2, got {value!r}")
+            _check(
+                isinstance(value, int) and value >= 2,
+                f"{path}.synthetic.{key}",
+                f"must be an integer >= 2, got {value!r}",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,8 +176,12 @@ class DenseConfig(TrainRecipe):
 
     def validate(self, path: str) -> None:
         super().validate(path)
-        _check(self.method != "none", f"{path}.method", "a dense model must be trained; "
-               f"allowed: {', '.join(m for m in FINETUNE_METHODS if m != 'none')}")
+        _check(
+            self.method != "none",
+            f"{path}.method",
+            "a dense model must be trained; "
+            f"allowed: {', '.join(m for m in FINETUNE_METHODS if m != 'none')}",
+        )
         _range(self.epochs, f"{path}.epochs", 1, 10_000)
         _range(self.beta, f"{path}.beta", 0, 100)
 
@@ -200,8 +226,7 @@ class PruneConfig:
         _range(self.sparsity, f"{path}.sparsity", 0, 0.99, hi_open=False)
         _in(self.criterion, CRITERIA, f"{path}.criterion")
         _in(self.ratio, RATIO_RULES, f"{path}.ratio")
-        _range(self.max_layer_ratio, f"{path}.max_layer_ratio", 0, 1, lo_open=True,
-               hi_open=True)
+        _range(self.max_layer_ratio, f"{path}.max_layer_ratio", 0, 1, lo_open=True, hi_open=True)
         self.mrs.validate(f"{path}.mrs")
 
 
@@ -284,15 +309,23 @@ class EvalConfig:
     def validate(self, path: str) -> None:
         _check(len(self.attacks) > 0, f"{path}.attacks", "must name at least one attack")
         for i, name in enumerate(self.attacks):
-            _check(isinstance(name, str) and bool(_ATTACK_NAME.match(name)),
-                   f"{path}.attacks[{i}]",
-                   f"unknown attack {name!r}; allowed: fgsm, pgdK, pgdK_l2, cwK, apgd_ce, apgd_t")
-        _check(self.primary in self.attacks, f"{path}.primary",
-               f"must be one of eval.attacks ({', '.join(self.attacks)}), got {self.primary!r}")
+            _check(
+                isinstance(name, str) and bool(_ATTACK_NAME.match(name)),
+                f"{path}.attacks[{i}]",
+                f"unknown attack {name!r}; allowed: fgsm, pgdK, pgdK_l2, cwK, apgd_ce, apgd_t",
+            )
+        _check(
+            self.primary in self.attacks,
+            f"{path}.primary",
+            f"must be one of eval.attacks ({', '.join(self.attacks)}), got {self.primary!r}",
+        )
         _in(self.autoattack, ("none", "all", "finalists"), f"{path}.autoattack")
         _range(self.batch_size, f"{path}.batch_size", 1, 65_536)
-        _check(bool(_ATTACK_NAME.match(str(self.epoch_attack))), f"{path}.epoch_attack",
-               f"unknown attack {self.epoch_attack!r}; allowed: fgsm, pgdK, pgdK_l2, cwK")
+        _check(
+            bool(_ATTACK_NAME.match(str(self.epoch_attack))),
+            f"{path}.epoch_attack",
+            f"unknown attack {self.epoch_attack!r}; allowed: fgsm, pgdK, pgdK_l2, cwK",
+        )
         _range(self.epoch_subset, f"{path}.epoch_subset", 1)
         if self.test_limit is not None:
             _range(self.test_limit, f"{path}.test_limit", 1)
@@ -318,8 +351,11 @@ class TrialConfig:
 
     def validate(self, path: str = "") -> None:
         _range(self.seed, "seed", 0, 2**31 - 1)
-        _check(bool(re.match(r"^(auto|cpu|cuda(:\d+)?)$", self.device)), "device",
-               f"unknown {self.device!r}; allowed: auto, cpu, cuda, cuda:N")
+        _check(
+            bool(re.match(r"^(auto|cpu|cuda(:\d+)?)$", self.device)),
+            "device",
+            f"unknown {self.device!r}; allowed: auto, cpu, cuda, cuda:N",
+        )
         for section in ("data", "model", "dense", "prune", "finetune", "threat", "eval"):
             getattr(self, section).validate(section)
 

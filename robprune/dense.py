@@ -23,8 +23,14 @@ from robprune.models import create_model
 from robprune.training.losses import AdversarialSetting
 from robprune.training.trainer import Trainer
 
-__all__ = ["DenseModel", "dense_key", "ensure_dense", "ensure_dense_for", "build_model",
-           "load_trial_data"]
+__all__ = [
+    "DenseModel",
+    "dense_key",
+    "ensure_dense",
+    "ensure_dense_for",
+    "build_model",
+    "load_trial_data",
+]
 
 _FORMAT = "robprune.dense/1"
 
@@ -34,15 +40,21 @@ def dense_key(config: TrialConfig) -> str:
     data = config.to_dict()["data"]
     data.pop("download", None)
     data.pop("data_dir", None)  # where the files are does not change them
-    return content_key({
-        "format": _FORMAT,
-        "data": data,
-        "model": config.to_dict()["model"],
-        "dense": config.to_dict()["dense"],
-        "threat": {"norm": config.threat.norm, "epsilon": config.epsilon,
-                   "step_size": config.step_size, "train_steps": config.threat.train_steps},
-        "seed": config.seed,
-    })
+    return content_key(
+        {
+            "format": _FORMAT,
+            "data": data,
+            "model": config.to_dict()["model"],
+            "dense": config.to_dict()["dense"],
+            "threat": {
+                "norm": config.threat.norm,
+                "epsilon": config.epsilon,
+                "step_size": config.step_size,
+                "train_steps": config.threat.train_steps,
+            },
+            "seed": config.seed,
+        }
+    )
 
 
 @dataclass
@@ -73,43 +85,77 @@ class DenseModel:
 def load_trial_data(config: TrialConfig) -> DataSplits:
     """The splits a trial sees: its data section, validation carved with the trial seed."""
     d = config.data
-    return load_data(d.dataset, data_dir=d.data_dir, download=d.download,
-                     val_fraction=d.val_fraction, seed=config.seed, train_limit=d.train_limit,
-                     synthetic=d.synthetic)
+    return load_data(
+        d.dataset,
+        data_dir=d.data_dir,
+        download=d.download,
+        val_fraction=d.val_fraction,
+        seed=config.seed,
+        train_limit=d.train_limit,
+        synthetic=d.synthetic,
+    )
 
 
 def build_model(config: TrialConfig, data: DataSplits) -> nn.Module:
-    return create_model(config.model.arch, num_classes=data.num_classes,
-                        input_shape=data.input_shape, mean=data.mean, std=data.std,
-                        width=config.model.width)
+    return create_model(
+        config.model.arch,
+        num_classes=data.num_classes,
+        input_shape=data.input_shape,
+        mean=data.mean,
+        std=data.std,
+        width=config.model.width,
+    )
 
 
-def _train(config: TrialConfig, data: DataSplits, device: torch.device,
-           log=print) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
+def _train(
+    config: TrialConfig, data: DataSplits, device: torch.device, log=print
+) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
     recipe = config.dense
     model = build_model(config, data).to(device)
     trainer = Trainer(
-        model=model, train=data.train, method=recipe.method, epochs=recipe.epochs, lr=recipe.lr,
-        schedule=recipe.schedule, warmup_epochs=recipe.warmup_epochs,
-        batch_size=recipe.batch_size, weight_decay=recipe.weight_decay,
-        momentum=recipe.momentum, augment=data.augment, device=device, seed=config.seed,
-        adversarial=AdversarialSetting(epsilon=config.epsilon, step_size=config.step_size,
-                                       steps=config.threat.train_steps, norm=config.threat.norm,
-                                       beta=recipe.beta),
+        model=model,
+        train=data.train,
+        method=recipe.method,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        schedule=recipe.schedule,
+        warmup_epochs=recipe.warmup_epochs,
+        batch_size=recipe.batch_size,
+        weight_decay=recipe.weight_decay,
+        momentum=recipe.momentum,
+        augment=data.augment,
+        device=device,
+        seed=config.seed,
+        adversarial=AdversarialSetting(
+            epsilon=config.epsilon,
+            step_size=config.step_size,
+            steps=config.threat.train_steps,
+            norm=config.threat.norm,
+            beta=recipe.beta,
+        ),
     )
     history = []
     for _ in range(recipe.epochs):
         stats = trainer.run_epoch()
-        history.append({"epoch": stats.epoch, "lr": stats.lr, "train_loss": stats.train_loss,
-                        "wall_s": stats.wall_s})
-        log(f"dense {config.model.arch}/{recipe.method} epoch {stats.epoch}/{recipe.epochs} "
-            f"loss {stats.train_loss:.4f} ({stats.wall_s:.1f}s)")
+        history.append(
+            {
+                "epoch": stats.epoch,
+                "lr": stats.lr,
+                "train_loss": stats.train_loss,
+                "wall_s": stats.wall_s,
+            }
+        )
+        log(
+            f"dense {config.model.arch}/{recipe.method} epoch {stats.epoch}/{recipe.epochs} "
+            f"loss {stats.train_loss:.4f} ({stats.wall_s:.1f}s)"
+        )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return state, history
 
 
-def ensure_dense(config: TrialConfig, data: DataSplits, device: torch.device,
-                 log=print) -> DenseModel:
+def ensure_dense(
+    config: TrialConfig, data: DataSplits, device: torch.device, log=print
+) -> DenseModel:
     """Find the cached dense model or train it; safe when several processes ask at once."""
     key = dense_key(config)
     directory = Path(config.cache_dir).expanduser() / "dense" / key
@@ -120,8 +166,13 @@ def ensure_dense(config: TrialConfig, data: DataSplits, device: torch.device,
                 start = time.perf_counter()
                 state, history = _train(config, data, device, log=log)
                 atomic_torch_save(state, directory / "model.pt")
-                meta = {"format": _FORMAT, "key": key, "config": config.to_dict(),
-                        "history": history, "train_s": time.perf_counter() - start}
+                meta = {
+                    "format": _FORMAT,
+                    "key": key,
+                    "config": config.to_dict(),
+                    "history": history,
+                    "train_s": time.perf_counter() - start,
+                }
                 atomic_write_json(meta, meta_path)  # written last: marks the entry complete
     return DenseModel(directory=directory, meta=read_json(meta_path))
 

@@ -41,8 +41,15 @@ class Evaluation:
         return self.attacks[name].accuracy
 
 
-def accuracy_under(model: nn.Module, split: TensorSplit, attack: Any | None, *,
-                   batch_size: int, device: torch.device, seed: int = 0) -> AttackOutcome:
+def accuracy_under(
+    model: nn.Module,
+    split: TensorSplit,
+    attack: Any | None,
+    *,
+    batch_size: int,
+    device: torch.device,
+    seed: int = 0,
+) -> AttackOutcome:
     """Accuracy of `model` on `split` under `attack` (None: clean), model in eval mode.
 
     Random starts draw from a generator seeded with `seed`, so a number is reproducible and
@@ -51,8 +58,14 @@ def accuracy_under(model: nn.Module, split: TensorSplit, attack: Any | None, *,
     generator = torch.Generator().manual_seed(seed)
     correct, loss_sum = [], 0.0
     with eval_mode(model):
-        for x, y in iterate_batches(split, batch_size=batch_size, shuffle=False, augment=False,
-                                    generator=None, device=device):
+        for x, y in iterate_batches(
+            split,
+            batch_size=batch_size,
+            shuffle=False,
+            augment=False,
+            generator=None,
+            device=device,
+        ):
             if attack is not None:
                 x = attack(model, x, y, generator=generator)
             with torch.no_grad():
@@ -61,22 +74,37 @@ def accuracy_under(model: nn.Module, split: TensorSplit, attack: Any | None, *,
                 correct.append((logits.argmax(1) == y).cpu())
     hits = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     n = max(len(hits), 1)
-    return AttackOutcome(name=attack.name if attack is not None else "clean",
-                         accuracy=float(hits.float().sum()) / n, loss=loss_sum / n,
-                         correct=hits, config=attack.config() if attack is not None else {})
+    return AttackOutcome(
+        name=attack.name if attack is not None else "clean",
+        accuracy=float(hits.float().sum()) / n,
+        loss=loss_sum / n,
+        correct=hits,
+        config=attack.config() if attack is not None else {},
+    )
 
 
-def evaluate(model: nn.Module, split: TensorSplit, attack_names: list[str], *, epsilon: float,
-             step_size: float | None, norm: str, batch_size: int,
-             device: torch.device) -> Evaluation:
+def evaluate(
+    model: nn.Module,
+    split: TensorSplit,
+    attack_names: list[str],
+    *,
+    epsilon: float,
+    step_size: float | None,
+    norm: str,
+    batch_size: int,
+    device: torch.device,
+) -> Evaluation:
     clean = accuracy_under(model, split, None, batch_size=batch_size, device=device)
     outcomes = {}
     for name in attack_names:
         attack = build_attack(name, epsilon=epsilon, step_size=step_size, norm=norm)
-        outcomes[name] = accuracy_under(model, split, attack, batch_size=batch_size,
-                                        device=device)
-    return Evaluation(clean_acc=clean.accuracy, clean_loss=clean.loss, attacks=outcomes,
-                      warnings=sanity_warnings(clean, outcomes))
+        outcomes[name] = accuracy_under(model, split, attack, batch_size=batch_size, device=device)
+    return Evaluation(
+        clean_acc=clean.accuracy,
+        clean_loss=clean.loss,
+        attacks=outcomes,
+        warnings=sanity_warnings(clean, outcomes),
+    )
 
 
 def sanity_warnings(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> list[str]:
@@ -84,15 +112,21 @@ def sanity_warnings(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> 
     flags = []
     for name, out in attacks.items():
         if out.accuracy > clean.accuracy + 1e-9:
-            flags.append(f"robust accuracy under {name} ({out.accuracy:.4f}) exceeds clean "
-                         f"accuracy ({clean.accuracy:.4f}): possible gradient masking")
+            flags.append(
+                f"robust accuracy under {name} ({out.accuracy:.4f}) exceeds clean "
+                f"accuracy ({clean.accuracy:.4f}): possible gradient masking"
+            )
         if out.loss - clean.loss < 1e-3 and clean.accuracy > 0:
-            flags.append(f"loss barely rises under {name} (clean {clean.loss:.4f} -> "
-                         f"{out.loss:.4f}): suspiciously flat loss, possible gradient masking")
+            flags.append(
+                f"loss barely rises under {name} (clean {clean.loss:.4f} -> "
+                f"{out.loss:.4f}): suspiciously flat loss, possible gradient masking"
+            )
     fgsm = attacks.get("fgsm")
     for name, out in attacks.items():
         if fgsm is not None and name.startswith("pgd") and out.accuracy > fgsm.accuracy + 0.01:
-            flags.append(f"{name} accuracy ({out.accuracy:.4f}) exceeds FGSM accuracy "
-                         f"({fgsm.accuracy:.4f}): a multi-step attack should be stronger, "
-                         "possible gradient masking")
+            flags.append(
+                f"{name} accuracy ({out.accuracy:.4f}) exceeds FGSM accuracy "
+                f"({fgsm.accuracy:.4f}): a multi-step attack should be stronger, "
+                "possible gradient masking"
+            )
     return flags

@@ -17,8 +17,10 @@ def format_summary(result) -> str:
     attack = result.attack_config[m["robust_attack"]]
     rows = [
         ("clean accuracy (test)", f"{m['clean_acc']:.4f}"),
-        (f"robust accuracy ({attack['name']}, {attack['norm']} eps={attack['epsilon']:.4g})",
-         f"{m['robust_acc']:.4f}"),
+        (
+            f"robust accuracy ({attack['name']}, {attack['norm']} eps={attack['epsilon']:.4g})",
+            f"{m['robust_acc']:.4f}",
+        ),
     ]
     for name, acc in m["attacks"].items():
         if name != m["robust_attack"]:
@@ -50,6 +52,8 @@ def main(args: argparse.Namespace) -> int:
     result = run_trial(config, log=log, save_model=output / "model.pt")
     result.write(output)
     print(format_summary(result))
-    print(f"result: {output / 'result.json'}  config: {output / 'config.yaml'}  "
-          f"model: {output / 'model.pt'}")
+    print(
+        f"result: {output / 'result.json'}  config: {output / 'config.yaml'}  "
+        f"model: {output / 'model.pt'}"
+    )
     return 0

@@ -77,46 +77,80 @@ def _epoch_subset(data: DataSplits, size: int) -> TensorSplit:
     return data.val if len(data.val) <= size else data.val.subset(torch.arange(size))
 
 
-def _calibration_examples(model: nn.Module, data: DataSplits, config: TrialConfig,
-                          device: torch.device) -> tuple[Tensor, Tensor]:
+def _calibration_examples(
+    model: nn.Module, data: DataSplits, config: TrialConfig, device: torch.device
+) -> tuple[Tensor, Tensor]:
     """Fixed PGD examples from the training split (MRS, Taylor and Hessian all use them)."""
     gen = torch.Generator().manual_seed(config.seed + 7919)
     n = min(config.prune.mrs.num_examples, len(data.train))
     idx = torch.randperm(len(data.train), generator=gen)[:n]
     x = to_float(data.train.x[idx]).to(device)
     y = data.train.y[idx].to(device)
-    x_adv = attacks.pgd(model, x, y, epsilon=config.epsilon, step_size=config.step_size,
-                        steps=config.threat.train_steps, norm=config.threat.norm,
-                        random_start=True, generator=gen)
+    x_adv = attacks.pgd(
+        model,
+        x,
+        y,
+        epsilon=config.epsilon,
+        step_size=config.step_size,
+        steps=config.threat.train_steps,
+        norm=config.threat.norm,
+        random_start=True,
+        generator=gen,
+    )
     return x_adv.detach(), y
 
 
-def _layer_mrs(model: nn.Module, dense: DenseModel, config: TrialConfig,
-               calib: tuple[Tensor, Tensor]) -> dict[str, float]:
+def _layer_mrs(
+    model: nn.Module, dense: DenseModel, config: TrialConfig, calib: tuple[Tensor, Tensor]
+) -> dict[str, float]:
     mrs = config.prune.mrs
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
-    settings = {"estimator": mrs.estimator, "epsilon": mrs.epsilon, "steps": mrs.steps,
-                "num_examples": mrs.num_examples, "threat": config.threat.norm}
+    settings = {
+        "estimator": mrs.estimator,
+        "epsilon": mrs.epsilon,
+        "steps": mrs.steps,
+        "num_examples": mrs.num_examples,
+        "threat": config.threat.norm,
+    }
     name = "mrs-" + "-".join(f"{v}" for v in settings.values())
-    return dense.cached(name, lambda: module_robust_sensitivity(
-        model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=mrs.steps))
+    return dense.cached(
+        name,
+        lambda: module_robust_sensitivity(
+            model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=mrs.steps
+        ),
+    )
 
 
-def _dense_metrics(model: nn.Module, dense: DenseModel, config: TrialConfig, data: DataSplits,
-                   test: TensorSplit, device: torch.device) -> dict[str, float]:
+def _dense_metrics(
+    model: nn.Module,
+    dense: DenseModel,
+    config: TrialConfig,
+    data: DataSplits,
+    test: TensorSplit,
+    device: torch.device,
+) -> dict[str, float]:
     primary = config.eval.primary
     name = f"eval-{primary}-{config.epsilon:.6g}-{len(test)}"
 
     def compute() -> dict[str, float]:
-        ev = evaluate(model, test, [primary], epsilon=config.epsilon, step_size=None,
-                      norm=config.threat.norm, batch_size=config.eval.batch_size, device=device)
+        ev = evaluate(
+            model,
+            test,
+            [primary],
+            epsilon=config.epsilon,
+            step_size=None,
+            norm=config.threat.norm,
+            batch_size=config.eval.batch_size,
+            device=device,
+        )
         return {"clean_acc": ev.clean_acc, "robust_acc": ev.accuracy(primary)}
 
     return dense.cached(name, compute)
 
 
-def _prepare(config: TrialConfig, data: DataSplits, device: torch.device,
-             log: Callable[[str], None]) -> tuple[nn.Module, dict[str, Any]]:
+def _prepare(
+    config: TrialConfig, data: DataSplits, device: torch.device, log: Callable[[str], None]
+) -> tuple[nn.Module, dict[str, Any]]:
     """Dense model -> MRS -> ratios -> pruned model, with its bookkeeping."""
     dense = ensure_dense(config, data, device, log=log)
     model = build_model(config, data).to(device)
@@ -132,45 +166,87 @@ def _prepare(config: TrialConfig, data: DataSplits, device: torch.device,
     example = to_float(data.train.x[:2]).to(device)
     if prune.sparsity > 0:
         outcome = prune_model(
-            model, example=example, criterion=prune.criterion, sparsity=prune.sparsity,
-            rule=prune.ratio, temperature=prune.mrs.temperature,
-            max_ratio=prune.max_layer_ratio, layer_mrs=layer_mrs, calib=calib,
-            seed=config.seed)
-        summary = {"params": outcome.params, "params_dense": outcome.params_dense,
-                   "flops": outcome.flops, "flops_dense": outcome.flops_dense,
-                   "achieved_sparsity": outcome.achieved_sparsity}
+            model,
+            example=example,
+            criterion=prune.criterion,
+            sparsity=prune.sparsity,
+            rule=prune.ratio,
+            temperature=prune.mrs.temperature,
+            max_ratio=prune.max_layer_ratio,
+            layer_mrs=layer_mrs,
+            calib=calib,
+            seed=config.seed,
+        )
+        summary = {
+            "params": outcome.params,
+            "params_dense": outcome.params_dense,
+            "flops": outcome.flops,
+            "flops_dense": outcome.flops_dense,
+            "achieved_sparsity": outcome.achieved_sparsity,
+        }
         layers, warnings = outcome.layers, outcome.warnings
     else:
         flops, params = count_macs_params(model, example)
-        summary = {"params": params, "params_dense": params, "flops": flops,
-                   "flops_dense": flops, "achieved_sparsity": 0.0}
+        summary = {
+            "params": params,
+            "params_dense": params,
+            "flops": flops,
+            "flops_dense": flops,
+            "achieved_sparsity": 0.0,
+        }
         layers, warnings = [], []
-    log(f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
+    log(
+        f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
         f"{summary['params_dense']} -> {summary['params']} "
-        f"(sparsity {summary['achieved_sparsity']:.3f} of prunable)")
-    state = {"summary": summary, "layers": layers, "warnings": warnings,
-             "dense": {"clean_acc": dense_metrics["clean_acc"],
-                       "robust_acc": dense_metrics["robust_acc"], "key": dense.meta["key"]}}
+        f"(sparsity {summary['achieved_sparsity']:.3f} of prunable)"
+    )
+    state = {
+        "summary": summary,
+        "layers": layers,
+        "warnings": warnings,
+        "dense": {
+            "clean_acc": dense_metrics["clean_acc"],
+            "robust_acc": dense_metrics["robust_acc"],
+            "key": dense.meta["key"],
+        },
+    }
     return model, state
 
 
 def _test_split(config: TrialConfig, data: DataSplits) -> TensorSplit:
     limit = config.eval.test_limit
-    return data.test if limit is None or limit >= len(data.test) else data.test.subset(
-        torch.arange(limit))
+    return (
+        data.test
+        if limit is None or limit >= len(data.test)
+        else data.test.subset(torch.arange(limit))
+    )
 
 
-def _make_trainer(config: TrialConfig, model: nn.Module, data: DataSplits,
-                  device: torch.device) -> Trainer:
+def _make_trainer(
+    config: TrialConfig, model: nn.Module, data: DataSplits, device: torch.device
+) -> Trainer:
     ft = config.finetune
     return Trainer(
-        model=model, train=data.train, method=ft.method, epochs=ft.epochs, lr=ft.lr,
-        schedule=ft.schedule, warmup_epochs=ft.warmup_epochs, batch_size=ft.batch_size,
-        weight_decay=ft.weight_decay, momentum=ft.momentum, augment=data.augment,
-        device=device, seed=config.seed + 1,
-        adversarial=AdversarialSetting(epsilon=config.epsilon, step_size=config.step_size,
-                                       steps=config.threat.train_steps, norm=config.threat.norm,
-                                       beta=ft.beta or 0.0),
+        model=model,
+        train=data.train,
+        method=ft.method,
+        epochs=ft.epochs,
+        lr=ft.lr,
+        schedule=ft.schedule,
+        warmup_epochs=ft.warmup_epochs,
+        batch_size=ft.batch_size,
+        weight_decay=ft.weight_decay,
+        momentum=ft.momentum,
+        augment=data.augment,
+        device=device,
+        seed=config.seed + 1,
+        adversarial=AdversarialSetting(
+            epsilon=config.epsilon,
+            step_size=config.step_size,
+            steps=config.threat.train_steps,
+            norm=config.threat.norm,
+            beta=ft.beta or 0.0,
+        ),
     )
 
 
@@ -185,11 +261,14 @@ def _load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def run_trial(config: Mapping[str, Any] | TrialConfig, *,
-              on_epoch: Callable[[EpochReport], None] | None = None,
-              resume: str | Path | None = None,
-              log: Callable[[str], None] | None = None,
-              save_model: str | Path | None = None) -> TrialResult:
+def run_trial(
+    config: Mapping[str, Any] | TrialConfig,
+    *,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    resume: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    save_model: str | Path | None = None,
+) -> TrialResult:
     """Run one trial; `resume` is a directory written by `EpochReport.save_checkpoint`.
 
     `save_model` writes the pruned, fine-tuned weights there (tensors and plain values only:
@@ -205,7 +284,7 @@ def run_trial(config: Mapping[str, Any] | TrialConfig, *,
     resumed = _load_checkpoint(resume) if resume is not None else None
     if resumed is not None:
         if resumed["config"] != config.to_dict():
-                raise BadInput("resume: the checkpoint was written by a different trial config")
+            raise BadInput("resume: the checkpoint was written by a different trial config")
         model = build_model(config, data)
         load_pruned_state_dict(model, resumed["model"])
         model.to(device)
@@ -222,57 +301,104 @@ def run_trial(config: Mapping[str, Any] | TrialConfig, *,
     if trainer is not None and resumed is not None:
         trainer.load_state_dict(resumed["trainer"])
     val_subset = _epoch_subset(data, config.eval.epoch_subset)
-    epoch_attack = attacks.build_attack(config.eval.epoch_attack, epsilon=config.epsilon,
-                                        step_size=None, norm=config.threat.norm)
+    epoch_attack = attacks.build_attack(
+        config.eval.epoch_attack, epsilon=config.epsilon, step_size=None, norm=config.threat.norm
+    )
 
     def checkpoint_writer(snapshot: dict[str, Any]) -> Callable[[str | Path], Path]:
         def save(directory: str | Path) -> Path:
             return atomic_torch_save(snapshot, Path(directory) / CHECKPOINT_FILE)
+
         return save
 
     while trainer is not None and trainer.epoch < epochs:
         stats = trainer.run_epoch()
-        clean = accuracy_under(model, val_subset, None, batch_size=config.eval.batch_size,
-                               device=device)
-        robust = accuracy_under(model, val_subset, epoch_attack,
-                                batch_size=config.eval.batch_size, device=device)
-        row = {"epoch": stats.epoch, "lr": stats.lr, "train_loss": stats.train_loss,
-               "clean_acc": clean.accuracy, "robust_acc": robust.accuracy,
-               "wall_s": stats.wall_s}
+        clean = accuracy_under(
+            model, val_subset, None, batch_size=config.eval.batch_size, device=device
+        )
+        robust = accuracy_under(
+            model, val_subset, epoch_attack, batch_size=config.eval.batch_size, device=device
+        )
+        row = {
+            "epoch": stats.epoch,
+            "lr": stats.lr,
+            "train_loss": stats.train_loss,
+            "clean_acc": clean.accuracy,
+            "robust_acc": robust.accuracy,
+            "wall_s": stats.wall_s,
+        }
         history.append(row)
-        log(f"finetune {ft.method} epoch {stats.epoch}/{epochs} loss {stats.train_loss:.4f} "
-            f"val clean {clean.accuracy:.3f} {epoch_attack.name} {robust.accuracy:.3f}")
+        log(
+            f"finetune {ft.method} epoch {stats.epoch}/{epochs} loss {stats.train_loss:.4f} "
+            f"val clean {clean.accuracy:.3f} {epoch_attack.name} {robust.accuracy:.3f}"
+        )
         if on_epoch is not None:
             snapshot = {
-                "format": _CHECKPOINT_FORMAT, "config": config.to_dict(),
-                "model": pruned_state_dict(model), "trainer": trainer.state_dict(),
-                "prep": json.dumps(prep), "history": json.dumps(history),
+                "format": _CHECKPOINT_FORMAT,
+                "config": config.to_dict(),
+                "model": pruned_state_dict(model),
+                "trainer": trainer.state_dict(),
+                "prep": json.dumps(prep),
+                "history": json.dumps(history),
                 "wall_s": elapsed_before + time.perf_counter() - start,
             }
-            on_epoch(EpochReport(epoch=stats.epoch, metrics=dict(row),
-                                 save_checkpoint=checkpoint_writer(snapshot)))
+            on_epoch(
+                EpochReport(
+                    epoch=stats.epoch,
+                    metrics=dict(row),
+                    save_checkpoint=checkpoint_writer(snapshot),
+                )
+            )
 
     if save_model is not None:
         atomic_torch_save(pruned_state_dict(model), Path(save_model))
-    return _finish(config, model, data, device, prep, history,
-                   trainer.epoch if trainer is not None else 0,
-                   elapsed_before + time.perf_counter() - start, val_subset, epoch_attack)
+    return _finish(
+        config,
+        model,
+        data,
+        device,
+        prep,
+        history,
+        trainer.epoch if trainer is not None else 0,
+        elapsed_before + time.perf_counter() - start,
+        val_subset,
+        epoch_attack,
+    )
 
 
-def _finish(config: TrialConfig, model: nn.Module, data: DataSplits, device: torch.device,
-            prep: dict[str, Any], history: list[dict[str, Any]], epochs_done: int,
-            wall_s: float, val_subset: TensorSplit, epoch_attack: Any) -> TrialResult:
+def _finish(
+    config: TrialConfig,
+    model: nn.Module,
+    data: DataSplits,
+    device: torch.device,
+    prep: dict[str, Any],
+    history: list[dict[str, Any]],
+    epochs_done: int,
+    wall_s: float,
+    val_subset: TensorSplit,
+    epoch_attack: Any,
+) -> TrialResult:
     ev_cfg = config.eval
     names = list(ev_cfg.attacks)
     if ev_cfg.autoattack == "all":
         names += [n for n in ("apgd_ce", "apgd_t") if n not in names]
     test = _test_split(config, data)
-    ev = evaluate(model, test, names, epsilon=config.epsilon, step_size=None,
-                  norm=config.threat.norm, batch_size=ev_cfg.batch_size, device=device)
-    val_clean = accuracy_under(model, val_subset, None, batch_size=ev_cfg.batch_size,
-                               device=device)
-    val_robust = accuracy_under(model, val_subset, epoch_attack, batch_size=ev_cfg.batch_size,
-                                device=device)
+    ev = evaluate(
+        model,
+        test,
+        names,
+        epsilon=config.epsilon,
+        step_size=None,
+        norm=config.threat.norm,
+        batch_size=ev_cfg.batch_size,
+        device=device,
+    )
+    val_clean = accuracy_under(
+        model, val_subset, None, batch_size=ev_cfg.batch_size, device=device
+    )
+    val_robust = accuracy_under(
+        model, val_subset, epoch_attack, batch_size=ev_cfg.batch_size, device=device
+    )
 
     def first(prefix: str) -> float | None:
         for name in names:
@@ -305,6 +431,11 @@ def _finish(config: TrialConfig, model: nn.Module, data: DataSplits, device: tor
     }
     attack_config = {name: out.config for name, out in ev.attacks.items()}
     attack_config["epoch_attack"] = epoch_attack.config()
-    return TrialResult(config=config.to_dict(), metrics=metrics, epochs=history,
-                       layers=prep["layers"], warnings=prep["warnings"] + ev.warnings,
-                       attack_config=attack_config)
+    return TrialResult(
+        config=config.to_dict(),
+        metrics=metrics,
+        epochs=history,
+        layers=prep["layers"],
+        warnings=prep["warnings"] + ev.warnings,
+        attack_config=attack_config,
+    )

@@ -18,8 +18,15 @@ import yaml
 
 from robprune.errors import BadInput, ConfigError
 
-__all__ = ["build", "to_plain", "load_yaml", "apply_overrides", "require", "require_in",
-           "DISTRIBUTION_KEYS"]
+__all__ = [
+    "build",
+    "to_plain",
+    "load_yaml",
+    "apply_overrides",
+    "require",
+    "require_in",
+    "DISTRIBUTION_KEYS",
+]
 
 #: Keys that mark a search-space distribution at a leaf (DESIGN §3).
 DISTRIBUTION_KEYS = ("choice", "uniform", "loguniform", "int")
@@ -44,8 +51,13 @@ def to_plain(value: Any) -> Any:
 
 
 def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        dict: "a mapping",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:
@@ -103,8 +115,11 @@ def build(cls: type, data: Any, path: str, *, ignore_top: tuple[str, ...] = ()) 
                 continue
             raise ConfigError(key_path, f"unknown key; allowed: {', '.join(sorted(names))}")
         if isinstance(value, Mapping) and len(value) == 1 and set(value) & set(DISTRIBUTION_KEYS):
-            raise ConfigError(key_path, "a distribution is only allowed in a search spec; "
-                              "`robprune run` needs a fixed value")
+            raise ConfigError(
+                key_path,
+                "a distribution is only allowed in a search spec; "
+                "`robprune run` needs a fixed value",
+            )
         kwargs[key] = _coerce(value, hints[key], key_path)
     return cls(**kwargs)
 
@@ -143,8 +158,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         for depth, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(".".join(parts[: depth + 1]), "is not a mapping; cannot set "
-                                  f"{key}")
+                raise ConfigError(
+                    ".".join(parts[: depth + 1]), f"is not a mapping; cannot set {key}"
+                )
             node = child
         node[parts[-1]] = value
     return data

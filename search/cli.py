@@ -16,8 +16,9 @@ __all__ = ["search_main", "resume_main", "export_main", "demo_main"]
 def search_main(args: argparse.Namespace) -> int:
     from search.spec import load_spec
 
-    spec = load_spec(args.spec, getattr(args, "overrides", []) or [], name=args.name,
-                     storage=args.storage)  # everything is checked here, before Ray
+    spec = load_spec(
+        args.spec, getattr(args, "overrides", []) or [], name=args.name, storage=args.storage
+    )  # everything is checked here, before Ray
     from search.runner import run_search
 
     return run_search(spec, address=args.address).exit_code
@@ -32,8 +33,9 @@ def resume_main(args: argparse.Namespace) -> int:
     Experiment.open(args.experiment)  # a wrong path is bad input, before Ray starts
     from search.runner import resume_experiment
 
-    return resume_experiment(args.experiment, extend=int(args.extend or 0),
-                             address=getattr(args, "address", None)).exit_code
+    return resume_experiment(
+        args.experiment, extend=int(args.extend or 0), address=getattr(args, "address", None)
+    ).exit_code
 
 
 def export_main(args: argparse.Namespace) -> int:
@@ -42,9 +44,11 @@ def export_main(args: argparse.Namespace) -> int:
 
     exp = Experiment.open(args.experiment)
     result = export_experiment(exp)
-    print(f"{len(result.trials)} trials ({result.count('TERMINATED')} completed, "
-          f"{result.count('ERROR')} failed), {len(result.epochs)} epoch rows, "
-          f"{len(result.layers)} layer rows")
+    print(
+        f"{len(result.trials)} trials ({result.count('TERMINATED')} completed, "
+        f"{result.count('ERROR')} failed), {len(result.epochs)} epoch rows, "
+        f"{len(result.layers)} layer rows"
+    )
     print(f"results: {result.results_dir}/{{trials,epochs,layers}}.parquet")
     return 0
 
@@ -52,5 +56,6 @@ def export_main(args: argparse.Namespace) -> int:
 def demo_main(args: argparse.Namespace) -> int:
     from search.demo import run_demo
 
-    return run_demo(storage=getattr(args, "storage", "./experiments") or "./experiments",
-                    stream=sys.stdout)
+    return run_demo(
+        storage=getattr(args, "storage", "./experiments") or "./experiments", stream=sys.stdout
+    )

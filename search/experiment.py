@@ -29,8 +29,7 @@ import pyarrow.fs as pafs
 import robprune
 from robprune.errors import BadInput
 
-__all__ = ["Experiment", "Segment", "resolve_location", "is_remote", "join", "parent",
-           "basename"]
+__all__ = ["Experiment", "Segment", "resolve_location", "is_remote", "join", "parent", "basename"]
 
 STATE_FILE = "experiment.json"
 SPEC_FILE = "spec.yaml"
@@ -47,7 +46,7 @@ def is_remote(location: str) -> bool:
 def resolve_location(location: str) -> str:
     """Local paths become absolute; URIs are kept as given (without a trailing slash)."""
     if location.startswith("file://"):
-        return str(Path(location[len("file://"):]).expanduser().resolve())
+        return str(Path(location[len("file://") :]).expanduser().resolve())
     if is_remote(location):
         base, sep, query = location.partition("?")
         return base.rstrip("/") + sep + query
@@ -112,8 +111,10 @@ class Experiment:
         except OSError as exc:
             raise BadInput(f"storage {exp.location}: {exc}") from None
         if info.type != pafs.FileType.NotFound:
-            raise BadInput(f"experiment {exp.location} already exists: use `robprune resume "
-                           f"{exp.location}` or another --name")
+            raise BadInput(
+                f"experiment {exp.location} already exists: use `robprune resume "
+                f"{exp.location}` or another --name"
+            )
         return exp
 
     @classmethod
@@ -121,8 +122,14 @@ class Experiment:
         """Make the experiment's directory and its state file."""
         exp = cls.check_new(storage, name)
         exp.fs.create_dir(exp.fs_path, recursive=True)
-        exp.state = {"format": _FORMAT, "name": name, "mode": mode, "study_name": STUDY_NAME,
-                     "robprune_version": robprune.__version__, "segments": []}
+        exp.state = {
+            "format": _FORMAT,
+            "name": name,
+            "mode": mode,
+            "study_name": STUDY_NAME,
+            "robprune_version": robprune.__version__,
+            "segments": [],
+        }
         exp.write_text(SPEC_FILE, spec_yaml)
         exp.save_state()
         return exp
@@ -133,8 +140,9 @@ class Experiment:
         try:
             text = exp.read_text(STATE_FILE)
         except FileNotFoundError:
-            raise BadInput(f"{exp.location} is not a robprune experiment (no {STATE_FILE})"
-                           ) from None
+            raise BadInput(
+                f"{exp.location} is not a robprune experiment (no {STATE_FILE})"
+            ) from None
         try:
             exp.state = json.loads(text)
         except json.JSONDecodeError:
@@ -219,8 +227,9 @@ class Experiment:
             return
         dst = self.work_dir() / sub
         dst.mkdir(parents=True, exist_ok=True)
-        pafs.copy_files(src, str(dst), source_filesystem=self.fs,
-                        destination_filesystem=pafs.LocalFileSystem())
+        pafs.copy_files(
+            src, str(dst), source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem()
+        )
 
     def push(self, sub: str) -> None:
         """Remote experiments: upload the local working copy of EXPERIMENT/sub."""
@@ -229,8 +238,12 @@ class Experiment:
         src = self.work_dir() / sub
         if not src.exists():
             return
-        pafs.copy_files(str(src), f"{self.fs_path}/{sub}",
-                        source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+        pafs.copy_files(
+            str(src),
+            f"{self.fs_path}/{sub}",
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=self.fs,
+        )
 
     # ------------------------------------------------------------------ small files
     def read_text(self, rel: str) -> str:
@@ -277,6 +290,10 @@ class Experiment:
         results = f"{self.fs_path}/results"
         if self.fs.get_file_info(f"{results}/tensorboard").type != pafs.FileType.NotFound:
             self.fs.delete_dir(f"{results}/tensorboard")
-        pafs.copy_files(str(local_dir), results, source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=self.fs)
+        pafs.copy_files(
+            str(local_dir),
+            results,
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=self.fs,
+        )
         return target

@@ -36,18 +36,47 @@ from robprune.results_schema import (
 from search.experiment import Experiment
 from search.trainable import FINAL_DIR, RESULT_FILE
 
-__all__ = ["ExportResult", "collect_rows", "export_experiment", "factor_columns",
-           "error_message", "TERMINAL"]
+__all__ = [
+    "ExportResult",
+    "collect_rows",
+    "export_experiment",
+    "factor_columns",
+    "error_message",
+    "TERMINAL",
+]
 
 TERMINAL = ("TERMINATED", "ERROR")
-_METRICS = ("clean_acc", "robust_acc", "fgsm_acc", "pgd_acc", "cw_acc", "apgd_acc",
-            "autoattack_acc", "params", "params_dense", "flops", "flops_dense",
-            "achieved_sparsity", "epochs_completed", "dense_clean_acc", "dense_robust_acc",
-            "wall_s", "val_clean_acc", "val_robust_acc")
+_METRICS = (
+    "clean_acc",
+    "robust_acc",
+    "fgsm_acc",
+    "pgd_acc",
+    "cw_acc",
+    "apgd_acc",
+    "autoattack_acc",
+    "params",
+    "params_dense",
+    "flops",
+    "flops_dense",
+    "achieved_sparsity",
+    "epochs_completed",
+    "dense_clean_acc",
+    "dense_robust_acc",
+    "wall_s",
+    "val_clean_acc",
+    "val_robust_acc",
+)
 _INT_COLUMNS = {f.name for f in TRIALS_SCHEMA if str(f.type) == "int64"}
 _EPOCH_KEYS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "wall_s")
-_LAYER_KEYS = ("layer", "mrs", "ratio", "channels_before", "channels_after", "params_before",
-               "params_after")
+_LAYER_KEYS = (
+    "layer",
+    "mrs",
+    "ratio",
+    "channels_before",
+    "channels_after",
+    "params_before",
+    "params_after",
+)
 log = logging.getLogger(__name__)
 
 

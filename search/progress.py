@@ -17,18 +17,33 @@ from ray import tune
 
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
 
-_SHOWN_PARAMS = ("prune.criterion", "prune.ratio", "prune.sparsity", "prune.mrs.temperature",
-                 "finetune.method", "finetune.epochs", "finetune.lr", "finetune.schedule",
-                 "finetune.trades.beta", "finetune.mart.beta", "seed")
+_SHOWN_PARAMS = (
+    "prune.criterion",
+    "prune.ratio",
+    "prune.sparsity",
+    "prune.mrs.temperature",
+    "finetune.method",
+    "finetune.epochs",
+    "finetune.lr",
+    "finetune.schedule",
+    "finetune.trades.beta",
+    "finetune.mart.beta",
+    "seed",
+)
 
 
-def format_counts(trials: Sequence[Any], total: int | None = None, event: Any = None,
-                  status: str | None = None) -> str:
+def format_counts(
+    trials: Sequence[Any], total: int | None = None, event: Any = None, status: str | None = None
+) -> str:
     """Counts by status; `event`'s trial counts as `status` (callbacks run before Tune's
     own bookkeeping moves it)."""
     counts = Counter(status if event is not None and t is event else t.status for t in trials)
-    parts = [f"{counts.get('RUNNING', 0)} running", f"{counts.get('TERMINATED', 0)} completed",
-             f"{counts.get('ERROR', 0)} failed", f"{counts.get('PENDING', 0)} pending"]
+    parts = [
+        f"{counts.get('RUNNING', 0)} running",
+        f"{counts.get('TERMINATED', 0)} completed",
+        f"{counts.get('ERROR', 0)} failed",
+        f"{counts.get('PENDING', 0)} pending",
+    ]
     if counts.get("PAUSED"):
         parts.append(f"{counts['PAUSED']} paused")
     of = f" of {total}" if total else ""
@@ -66,8 +81,13 @@ def _trial_params(trial: Any) -> str:
 class ProgressCallback(tune.Callback):
     """Prints trial events with counts; `metrics` are shown for each finished trial."""
 
-    def __init__(self, metrics: Sequence[str], total: int | None = None,
-                 heartbeat_s: float = 30.0, stream: TextIO | None = None):
+    def __init__(
+        self,
+        metrics: Sequence[str],
+        total: int | None = None,
+        heartbeat_s: float = 30.0,
+        stream: TextIO | None = None,
+    ):
         self.metrics = list(metrics)
         self.total = total
         self.heartbeat_s = heartbeat_s
@@ -87,8 +107,10 @@ class ProgressCallback(tune.Callback):
         self._last = time.monotonic()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(f"started   {trial.trial_id}  {_trial_params(trial)}   "
-                    f"({format_counts(trials, self.total, trial, 'RUNNING')})")
+        self._print(
+            f"started   {trial.trial_id}  {_trial_params(trial)}   "
+            f"({format_counts(trials, self.total, trial, 'RUNNING')})"
+        )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id in self._announced_done:
@@ -97,13 +119,17 @@ class ProgressCallback(tune.Callback):
         last = trial.last_result or {}
         shown = " ".join(f"{m}={_fmt(last[m])}" for m in self.metrics if m in last)
         epochs = last.get("epochs_completed", last.get("epoch"))
-        self._print(f"completed {trial.trial_id}  {shown} (validation) epochs={epochs}   "
-                    f"({format_counts(trials, self.total, trial, 'TERMINATED')})")
+        self._print(
+            f"completed {trial.trial_id}  {shown} (validation) epochs={epochs}   "
+            f"({format_counts(trials, self.total, trial, 'TERMINATED')})"
+        )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(f"FAILED    {trial.trial_id}  {_trial_params(trial)}: "
-                    f"{error_line(trial)}   "
-                    f"({format_counts(trials, self.total, trial, 'ERROR')})")
+        self._print(
+            f"FAILED    {trial.trial_id}  {_trial_params(trial)}: "
+            f"{error_line(trial)}   "
+            f"({format_counts(trials, self.total, trial, 'ERROR')})"
+        )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last >= self.heartbeat_s:
@@ -127,8 +153,12 @@ def error_line(trial: Any) -> str:
         return "see error.txt in the trial directory"
 
 
-def summary_table(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, str]],
-                  varying: Sequence[str], top: int = 5) -> str:
+def summary_table(
+    rows: list[dict[str, Any]],
+    objectives: Sequence[tuple[str, str]],
+    varying: Sequence[str],
+    top: int = 5,
+) -> str:
     """The best finished trials, as a text table.
 
     Ranked by the validation value of the primary objective where there is one (selecting on
@@ -142,8 +172,7 @@ def summary_table(rows: list[dict[str, Any]], objectives: Sequence[tuple[str, st
     for extra in (metric, rank_by):
         if extra not in columns:
             columns.append(extra)
-    body = [[_fmt(r.get(c)) if r.get(c) is not None else "-" for c in columns]
-            for r in done[:top]]
+    body = [[_fmt(r.get(c)) if r.get(c) is not None else "-" for c in columns] for r in done[:top]]
     if not body:
         return "no trial finished with test metrics"
     widths = [max(len(c), *(len(row[i]) for row in body)) for i, c in enumerate(columns)]

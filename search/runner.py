@@ -19,14 +19,25 @@ from robprune.errors import BadInput
 from search.experiment import Experiment, Segment, parent
 from search.spec import FINAL_METRICS, Spec, parse_spec
 
-__all__ = ["RunOutcome", "connect", "prepare_environment", "run_search", "resume_experiment",
-           "build_tuner", "run_dense_stage", "DEFAULT_ENV"]
+__all__ = [
+    "RunOutcome",
+    "connect",
+    "prepare_environment",
+    "run_search",
+    "resume_experiment",
+    "build_tuner",
+    "run_dense_stage",
+    "DEFAULT_ENV",
+]
 
 #: Driver environment defaults: no usage reporting; experiment snapshots every 2 s so that a
 #: killed driver's running trials resume from their last epoch (ENVIRONMENT.md).
-DEFAULT_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_GLOBAL_CHECKPOINT_S": "2",
-               # checkpoints every epoch force snapshots by design: not worth a warning
-               "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+DEFAULT_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",
+    # checkpoints every epoch force snapshots by design: not worth a warning
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
 #: Local Ray listens on loopback only.
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -82,15 +93,22 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     if address is None:
         # "local" always starts a fresh instance, never joins a cluster found on this machine
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
     else:
         _check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except ConnectionError as exc:
-            raise BadInput(f"cannot connect to Ray at {address}: {exc} (is the cluster up, "
-                           "and RAY_AUTH_MODE the same as for `ray start`?)") from None
+            raise BadInput(
+                f"cannot connect to Ray at {address}: {exc} (is the cluster up, "
+                "and RAY_AUTH_MODE the same as for `ray start`?)"
+            ) from None
     return True
 
 
@@ -131,8 +149,12 @@ def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
         import pyarrow.fs as pafs
 
         fs, path = pafs.FileSystem.from_uri(upload_to)
-        pafs.copy_files(str(dense.directory), f"{path}/dense/{dense.directory.name}",
-                        source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+        pafs.copy_files(
+            str(dense.directory),
+            f"{path}/dense/{dense.directory.name}",
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=fs,
+        )
     return str(dense.meta["key"])
 
 
@@ -149,10 +171,12 @@ def run_dense_stage(spec: Spec, exp: Experiment, stream: Any = None) -> list[str
     stream = stream or sys.stdout
     configs = dense_configs(spec, str(_cache_dir(spec, exp)))
     upload = exp.path("dense") if exp.remote else None
-    task = ray.remote(_dense_task).options(num_cpus=spec.cpu, num_gpus=spec.gpu,
-                                           max_retries=0)
-    print(f"dense stage: {len(configs)} dense model(s) under {exp.path('dense')}", file=stream,
-          flush=True)
+    task = ray.remote(_dense_task).options(num_cpus=spec.cpu, num_gpus=spec.gpu, max_retries=0)
+    print(
+        f"dense stage: {len(configs)} dense model(s) under {exp.path('dense')}",
+        file=stream,
+        flush=True,
+    )
     start = time.perf_counter()
     refs = [task.remote(cfg, upload) for cfg in configs]
     keys = []
@@ -161,11 +185,18 @@ def run_dense_stage(spec: Spec, exp: Experiment, stream: Any = None) -> list[str
             keys.append(ray.get(ref))
         except Exception as exc:  # noqa: BLE001 - reported; the trials fail with the reason
             cause = getattr(exc, "cause", None) or exc
-            print(f"dense stage: {cfg.get('model', {}).get('arch', '?')} failed: "
-                  f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
-                  file=stream, flush=True)
-    print(f"dense stage: {len(keys)} of {len(configs)} ready after "
-          f"{time.perf_counter() - start:.0f} s", file=stream, flush=True)
+            print(
+                f"dense stage: {cfg.get('model', {}).get('arch', '?')} failed: "
+                f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
+                file=stream,
+                flush=True,
+            )
+    print(
+        f"dense stage: {len(keys)} of {len(configs)} ready after "
+        f"{time.perf_counter() - start:.0f} s",
+        file=stream,
+        flush=True,
+    )
     return keys
 
 
@@ -194,13 +225,17 @@ def _scheduler(spec: Spec) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
     max_t = spec.max_epochs()
-    return ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                         grace_period=min(spec.search.grace_period, max_t),
-                         reduction_factor=spec.search.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max_t,
+        grace_period=min(spec.search.grace_period, max_t),
+        reduction_factor=spec.search.reduction_factor,
+    )
 
 
-def build_tuner(spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 0,
-                stream: Any = None) -> Any:
+def build_tuner(
+    spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 0, stream: Any = None
+) -> Any:
     """A new Tuner for one run of the experiment (the first, or an --extend)."""
     from ray import tune
 
@@ -223,24 +258,36 @@ def build_tuner(spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 
             SpaceFunction(spec, cache_dir, extra),
             metric=settings.metrics if multi else settings.primary.metric,
             mode=settings.modes if multi else settings.primary.mode,
-            sampler=make_sampler(settings, offset=offset), study_name=exp.study_name,
-            journal=exp.journal_path)
+            sampler=make_sampler(settings, offset=offset),
+            study_name=exp.study_name,
+            journal=exp.journal_path,
+        )
         param_space, num_samples = {}, int(segment.num_samples or settings.num_samples)
         total = num_samples
     tune_config = tune.TuneConfig(
-        search_alg=search_alg, scheduler=_scheduler(spec), num_samples=num_samples,
-        max_concurrent_trials=settings.max_concurrent, metric=settings.primary.metric,
-        mode=settings.primary.mode, trial_name_creator=trial_name,
-        trial_dirname_creator=trial_name, reuse_actors=True)
+        search_alg=search_alg,
+        scheduler=_scheduler(spec),
+        num_samples=num_samples,
+        max_concurrent_trials=settings.max_concurrent,
+        metric=settings.primary.metric,
+        mode=settings.primary.mode,
+        trial_name_creator=trial_name,
+        trial_dirname_creator=trial_name,
+        reuse_actors=True,
+    )
     storage_path, storage_fs = exp.tune_storage()
     run_config = tune.RunConfig(
-        name=segment.name, storage_path=storage_path, storage_filesystem=storage_fs,
+        name=segment.name,
+        storage_path=storage_path,
+        storage_filesystem=storage_fs,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         callbacks=[ProgressCallback(settings.metrics, total=total, stream=stream)],
-        verbose=0)
-    return tune.Tuner(_trainable(spec), param_space=param_space, tune_config=tune_config,
-                      run_config=run_config)
+        verbose=0,
+    )
+    return tune.Tuner(
+        _trainable(spec), param_space=param_space, tune_config=tune_config, run_config=run_config
+    )
 
 
 def _restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any:
@@ -252,9 +299,14 @@ def _restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any:
     path, fs = exp.tune_storage(segment.name)
     if not tune.Tuner.can_restore(path, storage_filesystem=fs):
         return None
-    return tune.Tuner.restore(path, trainable=_trainable(spec), resume_unfinished=True,
-                              resume_errored=True, restart_errored=False,
-                              storage_filesystem=fs)
+    return tune.Tuner.restore(
+        path,
+        trainable=_trainable(spec),
+        resume_unfinished=True,
+        resume_errored=True,
+        restart_errored=False,
+        storage_filesystem=fs,
+    )
 
 
 def _configure_driver(spec: Spec) -> None:
@@ -283,11 +335,15 @@ def _finish(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> RunOu
         exp.push("optuna")
     completed, failed = result.count("TERMINATED"), result.count("ERROR")
     varying = _varying_columns(result.trials)
-    objectives = [(o.metric, o.mode) for o in spec.search.objectives
-                  if o.metric not in ("train_loss",)] or [("robust_acc", "max")]
+    objectives = [
+        (o.metric, o.mode) for o in spec.search.objectives if o.metric not in ("train_loss",)
+    ] or [("robust_acc", "max")]
     print("", file=stream)
-    print(f"{exp.name}: {completed} completed, {failed} failed, {unfinished} unfinished "
-          f"(of {len(result.trials)})", file=stream)
+    print(
+        f"{exp.name}: {completed} completed, {failed} failed, {unfinished} unfinished "
+        f"(of {len(result.trials)})",
+        file=stream,
+    )
     print("best trials (ranked on validation, test-split accuracies shown):", file=stream)
     print(summary_table(result.trials, objectives, varying), file=stream)
     for row in result.trials:
@@ -312,8 +368,9 @@ def _varying_columns(rows: list[dict[str, Any]]) -> list[str]:
 # ------------------------------------------------------------------------------ entry points
 
 
-def run_search(spec: Spec, *, address: str | None = None, num_cpus: int | None = None,
-               stream: Any = None) -> RunOutcome:
+def run_search(
+    spec: Spec, *, address: str | None = None, num_cpus: int | None = None, stream: Any = None
+) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
     prepare_environment(local=(address or os.environ.get("RAY_ADDRESS")) is None)
     stream = stream or sys.stdout
@@ -322,11 +379,11 @@ def run_search(spec: Spec, *, address: str | None = None, num_cpus: int | None =
     started = connect(address, num_cpus=num_cpus)  # before the directory: a bad address
     _quiet()
     try:
-        exp = Experiment.create(spec.storage, spec.name, mode=spec.search.mode,
-                                spec_yaml=spec.to_yaml())
+        exp = Experiment.create(
+            spec.storage, spec.name, mode=spec.search.mode, spec_yaml=spec.to_yaml()
+        )
         print(f"experiment: {exp.location}", file=stream, flush=True)
-        segment = exp.add_segment(None if spec.search.mode == "grid"
-                                  else spec.search.num_samples)
+        segment = exp.add_segment(None if spec.search.mode == "grid" else spec.search.num_samples)
         run_dense_stage(spec, exp, stream)
         exp.push("dense")
         tuner = build_tuner(spec, exp, segment, stream=stream)
@@ -344,8 +401,14 @@ def load_experiment_spec(exp: Experiment) -> Spec:
     return parse_spec(raw, name=exp.name, storage=parent(exp.location))
 
 
-def resume_experiment(location: str, *, extend: int = 0, address: str | None = None,
-                      num_cpus: int | None = None, stream: Any = None) -> RunOutcome:
+def resume_experiment(
+    location: str,
+    *,
+    extend: int = 0,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    stream: Any = None,
+) -> RunOutcome:
     """Finish what was interrupted (completed trials are not rerun), then add `extend` trials."""
     prepare_environment(local=(address or os.environ.get("RAY_ADDRESS")) is None)
     stream = stream or sys.stdout
@@ -354,8 +417,10 @@ def resume_experiment(location: str, *, extend: int = 0, address: str | None = N
     exp = Experiment.open(location)
     spec = load_experiment_spec(exp)
     if extend and spec.search.mode == "grid":
-        raise BadInput("--extend adds trials to an Optuna study; this experiment is a grid "
-                       "(run a new search with more seeds instead)")
+        raise BadInput(
+            "--extend adds trials to an Optuna study; this experiment is a grid "
+            "(run a new search with more seeds instead)"
+        )
     unfinished = [s for s in exp.segments if s.status != "finished"]
     print(f"experiment: {exp.location}", file=stream, flush=True)
     _configure_driver(spec)
@@ -369,8 +434,7 @@ def resume_experiment(location: str, *, extend: int = 0, address: str | None = N
         for segment in unfinished:
             tuner = _restore_tuner(spec, exp, segment)
             if tuner is None:  # killed before Tune saved anything: start that run afresh
-                tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment),
-                                    stream=stream)
+                tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
             print(f"resuming {segment.name}", file=stream, flush=True)
             exp.set_segment_status(segment.name, "running")
             _fit(tuner, exp, segment)
@@ -379,10 +443,10 @@ def resume_experiment(location: str, *, extend: int = 0, address: str | None = N
                 return outcome
         if extend:
             segment = exp.add_segment(extend)
-            print(f"extending the study by {extend} trials ({segment.name})", file=stream,
-                  flush=True)
-            tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment),
-                                stream=stream)
+            print(
+                f"extending the study by {extend} trials ({segment.name})", file=stream, flush=True
+            )
+            tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
             _fit(tuner, exp, segment)
             outcome = _finish(spec, exp, segment, stream)
         if outcome is None:

@@ -45,12 +45,25 @@ class StudySearch(OptunaSearch):
     #: Set by the runner before `Tuner.restore` to where the journal is now.
     journal_override: ClassVar[str | None] = None
 
-    def __init__(self, space: Any, *, metric: str | list[str], mode: str | list[str],
-                 sampler: optuna.samplers.BaseSampler, study_name: str,
-                 journal: str | Path):
+    def __init__(
+        self,
+        space: Any,
+        *,
+        metric: str | list[str],
+        mode: str | list[str],
+        sampler: optuna.samplers.BaseSampler,
+        study_name: str,
+        journal: str | Path,
+    ):
         self._journal = str(journal)
-        super().__init__(space=space, metric=metric, mode=mode, sampler=sampler,
-                         study_name=study_name, storage=open_storage(journal))
+        super().__init__(
+            space=space,
+            metric=metric,
+            mode=mode,
+            sampler=sampler,
+            study_name=study_name,
+            storage=open_storage(journal),
+        )
 
     # pickled into tuner.pkl (by Tune) and the searcher state (by save): no open storage
     def __getstate__(self) -> dict[str, Any]:
@@ -65,11 +78,16 @@ class StudySearch(OptunaSearch):
         journal = StudySearch.journal_override or self._journal
         self._journal = journal
         self._storage = open_storage(journal)
-        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
-                                           sampler=self._sampler,
-                                           pruner=optuna.pruners.NopPruner())
-        self._ot_trials = {tid: optuna.trial.Trial(self._ot_study, ot_id)
-                           for tid, ot_id in state["_ot_trials"].items()}
+        self._ot_study = optuna.load_study(
+            study_name=self._study_name,
+            storage=self._storage,
+            sampler=self._sampler,
+            pruner=optuna.pruners.NopPruner(),
+        )
+        self._ot_trials = {
+            tid: optuna.trial.Trial(self._ot_study, ot_id)
+            for tid, ot_id in state["_ot_trials"].items()
+        }
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

@@ -14,8 +14,16 @@ from typing import Any
 
 from search.spec import Dist, Spec, concrete_config, is_applicable, is_dense_path
 
-__all__ = ["SpaceFunction", "grid_assignments", "grid_configs", "trial_fixed_keys",
-           "suggest", "decode_choice", "dense_configs", "dense_variants"]
+__all__ = [
+    "SpaceFunction",
+    "grid_assignments",
+    "grid_configs",
+    "trial_fixed_keys",
+    "suggest",
+    "decode_choice",
+    "dense_configs",
+    "dense_variants",
+]
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -80,8 +88,10 @@ def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any
     cells: list[dict[str, Any]] = [{}]
     for dist in spec.ordered_dists():
         if only_dense and not is_dense_path(dist.path):
-            cells = [{**c, dist.path: dist.first} if is_applicable(dist.path, c, spec) else c
-                     for c in cells]
+            cells = [
+                {**c, dist.path: dist.first} if is_applicable(dist.path, c, spec) else c
+                for c in cells
+            ]
             continue
         expanded = []
         for cell in cells:

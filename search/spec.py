@@ -63,11 +63,27 @@ CONDITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 #: What the dense model depends on (robprune.dense.dense_key): it is trained before the trials,
 #: so these may only take finitely many values.
-_DENSE_PREFIXES = ("data.", "model.", "dense.", "threat.norm", "threat.epsilon",
-                   "threat.step_size", "threat.train_steps")
+_DENSE_PREFIXES = (
+    "data.",
+    "model.",
+    "dense.",
+    "threat.norm",
+    "threat.epsilon",
+    "threat.step_size",
+    "threat.train_steps",
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SEARCH_KEYS = ("mode", "objectives", "num_samples", "seeds", "scheduler", "max_concurrent",
-                "sampler", "sampler_seed", "max_failures")
+_SEARCH_KEYS = (
+    "mode",
+    "objectives",
+    "num_samples",
+    "seeds",
+    "scheduler",
+    "max_concurrent",
+    "sampler",
+    "sampler_seed",
+    "max_failures",
+)
 _SCHEDULER_KEYS = ("name", "grace_period", "reduction_factor")
 
 
@@ -150,8 +166,7 @@ class Spec:
     def ordered_dists(self) -> list[Dist]:
         """Governing parameters first, so conditional ones can see their value."""
         governing = {gov for gov, _ in CONDITIONS.values()}
-        return sorted(self.dists, key=lambda d: (d.path not in governing,
-                                                 self.dists.index(d)))
+        return sorted(self.dists, key=lambda d: (d.path not in governing, self.dists.index(d)))
 
     def dist(self, path: str) -> Dist | None:
         return next((d for d in self.dists if d.path == path), None)
@@ -264,8 +279,11 @@ def _is_number(value: Any) -> bool:
 def _parse_dist(path: str, node: Mapping[str, Any]) -> Dist:
     kinds = [k for k in node if k in DIST_KINDS]
     if len(node) != 1:
-        raise ConfigError(path, f"a distribution has exactly one key ({', '.join(DIST_KINDS)}); "
-                          f"got {', '.join(map(str, node))}")
+        raise ConfigError(
+            path,
+            f"a distribution has exactly one key ({', '.join(DIST_KINDS)}); "
+            f"got {', '.join(map(str, node))}",
+        )
     kind = kinds[0]
     args = node[kind]
     if kind == "choice":
@@ -308,8 +326,11 @@ def _walk(node: Any, default: Any, path: str, dists: list[Dist]) -> Any:
     if isinstance(node, Mapping):
         if not isinstance(default, Mapping) and len(node) == 1 and default is not None:
             key = next(iter(node))
-            raise ConfigError(path, f"unknown distribution {key!r}; use one of "
-                              f"{', '.join(DIST_KINDS)} (or a fixed value)")
+            raise ConfigError(
+                path,
+                f"unknown distribution {key!r}; use one of "
+                f"{', '.join(DIST_KINDS)} (or a fixed value)",
+            )
         out = {}
         for key, value in node.items():
             if not isinstance(key, str):
@@ -322,8 +343,9 @@ def _walk(node: Any, default: Any, path: str, dists: list[Dist]) -> Any:
 
 def _check_fixed(node: Any, path: str) -> None:
     if _looks_like_dist(node):
-        raise ConfigError(path, "must be a fixed value: distributions are only allowed in "
-                          "trial settings")
+        raise ConfigError(
+            path, "must be a fixed value: distributions are only allowed in trial settings"
+        )
     if isinstance(node, Mapping):
         for key, value in node.items():
             _check_fixed(value, f"{path}.{key}")
@@ -351,15 +373,20 @@ def _parse_objectives(value: Any, mode: str) -> tuple[Objective, ...]:
         if direction not in ("max", "min"):
             raise ConfigError(where, f"direction must be max or min, got {direction!r}")
         if metric not in EPOCH_METRICS + FINAL_METRICS:
-            raise ConfigError(where, f"unknown metric {metric!r}; allowed: "
-                              f"{', '.join(EPOCH_METRICS + FINAL_METRICS)}")
+            raise ConfigError(
+                where,
+                f"unknown metric {metric!r}; allowed: {', '.join(EPOCH_METRICS + FINAL_METRICS)}",
+            )
         if any(o.metric == metric for o in out):
             raise ConfigError(where, f"{metric} is listed twice")
         out.append(Objective(metric, direction))
     if out[0].metric in FINAL_METRICS and mode != "grid":
-        raise ConfigError(f"{path}[0]", f"the primary objective must be reported every epoch "
-                          f"({', '.join(EPOCH_METRICS)}); {out[0].metric} is only known at the "
-                          "end of a trial: list it second")
+        raise ConfigError(
+            f"{path}[0]",
+            f"the primary objective must be reported every epoch "
+            f"({', '.join(EPOCH_METRICS)}); {out[0].metric} is only known at the "
+            "end of a trial: list it second",
+        )
     return tuple(out)
 
 
@@ -372,12 +399,14 @@ def _parse_scheduler(value: Any, mode: str) -> tuple[str, int, int]:
         raise ConfigError("search.scheduler", f"must be asha, none or a mapping, got {value!r}")
     for key in value:
         if key not in _SCHEDULER_KEYS:
-            raise ConfigError(f"search.scheduler.{key}",
-                              f"unknown key; allowed: {', '.join(_SCHEDULER_KEYS)}")
+            raise ConfigError(
+                f"search.scheduler.{key}", f"unknown key; allowed: {', '.join(_SCHEDULER_KEYS)}"
+            )
     name = value.get("name", "asha")
     if name not in SCHEDULERS:
-        raise ConfigError("search.scheduler", f"unknown {name!r}; allowed: "
-                          f"{', '.join(SCHEDULERS)}")
+        raise ConfigError(
+            "search.scheduler", f"unknown {name!r}; allowed: {', '.join(SCHEDULERS)}"
+        )
     grace = _int(value.get("grace_period", 1), "search.scheduler.grace_period", 1)
     factor = _int(value.get("reduction_factor", 3), "search.scheduler.reduction_factor", 2)
     return name, int(grace), int(factor)
@@ -397,38 +426,57 @@ def _parse_search(raw: Any) -> SearchSettings:
         raise ConfigError("search.mode", f"unknown {mode!r}; allowed: {', '.join(MODES)}")
     objectives = _parse_objectives(raw.get("objectives", ["robust_acc:max"]), mode)
     if mode == "grid" and "num_samples" in raw:
-        raise ConfigError("search.num_samples", "grid mode runs the full factorial once per "
-                          "seed; set search.seeds for replicates instead")
+        raise ConfigError(
+            "search.num_samples",
+            "grid mode runs the full factorial once per "
+            "seed; set search.seeds for replicates instead",
+        )
     num_samples = _int(raw.get("num_samples", 20), "search.num_samples", 1)
     seeds = _int(raw.get("seeds", 1), "search.seeds", 1)
     if mode != "grid" and seeds != 1:
-        raise ConfigError("search.seeds", "replicates per cell apply to grid mode; in "
-                          f"{mode} mode vary the seed with seed: {{choice: [...]}}")
+        raise ConfigError(
+            "search.seeds",
+            "replicates per cell apply to grid mode; in "
+            f"{mode} mode vary the seed with seed: {{choice: [...]}}",
+        )
     scheduler, grace, factor = _parse_scheduler(raw.get("scheduler"), mode)
     if scheduler == "asha" and any(o.metric in FINAL_METRICS for o in objectives):
-        raise ConfigError("search.scheduler", "asha stops trials before their end, but "
-                          f"{', '.join(o.metric for o in objectives if o.metric in FINAL_METRICS)}"
-                          " is only known at the end of a trial: use scheduler: none")
-    max_concurrent = _int(raw.get("max_concurrent"), "search.max_concurrent", 1,
-                          allow_none=True)
+        raise ConfigError(
+            "search.scheduler",
+            "asha stops trials before their end, but "
+            f"{', '.join(o.metric for o in objectives if o.metric in FINAL_METRICS)}"
+            " is only known at the end of a trial: use scheduler: none",
+        )
+    max_concurrent = _int(raw.get("max_concurrent"), "search.max_concurrent", 1, allow_none=True)
     default_sampler = "random" if mode == "random" else "tpe"
     sampler = raw.get("sampler", default_sampler)
     if sampler not in SAMPLERS:
         raise ConfigError("search.sampler", f"unknown {sampler!r}; allowed: {', '.join(SAMPLERS)}")
     if mode == "random" and sampler != "random":
-        raise ConfigError("search.sampler", f"random mode samples at random; got {sampler!r} "
-                          "(use mode: optimize for a model-based sampler)")
+        raise ConfigError(
+            "search.sampler",
+            f"random mode samples at random; got {sampler!r} "
+            "(use mode: optimize for a model-based sampler)",
+        )
     if mode == "grid" and "sampler" in raw:
         raise ConfigError("search.sampler", "grid mode enumerates the factorial: no sampler")
     if sampler == "gp" and len(objectives) > 1:
         raise ConfigError("search.sampler", "gp handles one objective; use tpe or nsgaii")
     sampler_seed = _int(raw.get("sampler_seed", 0), "search.sampler_seed", 0)
     max_failures = _int(raw.get("max_failures", 0), "search.max_failures", 0)
-    return SearchSettings(mode=mode, objectives=objectives, num_samples=int(num_samples),
-                          seeds=int(seeds), scheduler=scheduler, grace_period=grace,
-                          reduction_factor=factor, max_concurrent=max_concurrent,
-                          sampler=sampler, sampler_seed=int(sampler_seed),
-                          max_failures=int(max_failures))
+    return SearchSettings(
+        mode=mode,
+        objectives=objectives,
+        num_samples=int(num_samples),
+        seeds=int(seeds),
+        scheduler=scheduler,
+        grace_period=grace,
+        reduction_factor=factor,
+        max_concurrent=max_concurrent,
+        sampler=sampler,
+        sampler_seed=int(sampler_seed),
+        max_failures=int(max_failures),
+    )
 
 
 def _parse_resources(raw: Any) -> dict[str, float]:
@@ -468,28 +516,40 @@ def _validate_trial_leaves(template: dict[str, Any], dists: list[Dist]) -> None:
             except ConfigError as exc:
                 message = str(exc)
                 if exc.path and message.startswith(f"{exc.path}: "):
-                    message = message[len(exc.path) + 2:]
-                raise ConfigError(exc.path, f"{message} (from {dist.path}: {dist}, option "
-                                  f"{value!r})") from None
+                    message = message[len(exc.path) + 2 :]
+                raise ConfigError(
+                    exc.path, f"{message} (from {dist.path}: {dist}, option {value!r})"
+                ) from None
 
 
 def _check_dists(dists: list[Dist], mode: str) -> None:
     for dist in dists:
         top = dist.path.split(".")[0]
         if top in FIXED_TRIAL_KEYS:
-            raise ConfigError(dist.path, "must be a fixed value: distributions are only "
-                              "allowed in trial settings")
+            raise ConfigError(
+                dist.path,
+                "must be a fixed value: distributions are only allowed in trial settings",
+            )
         dense = is_dense_path(dist.path)
         if dist.kind != "choice" and (mode == "grid" or dense):
-            why = ("grid mode crosses finite choices" if mode == "grid" else
-                   "dense models are trained before the trials, so what they depend on must "
-                   "take finitely many values")
-            raise ConfigError(dist.path, f"{dist.kind} is not allowed here ({why}); "
-                              "use {choice: [...]}")
+            why = (
+                "grid mode crosses finite choices"
+                if mode == "grid"
+                else "dense models are trained before the trials, so what they depend on must "
+                "take finitely many values"
+            )
+            raise ConfigError(
+                dist.path, f"{dist.kind} is not allowed here ({why}); use {{choice: [...]}}"
+            )
 
 
-def parse_spec(raw: Mapping[str, Any], *, name: str | None = None, storage: str | None = None,
-               default_name: str = "search") -> Spec:
+def parse_spec(
+    raw: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    default_name: str = "search",
+) -> Spec:
     """Validate a spec mapping; `name`/`storage` (from the command line) override the file."""
     if not isinstance(raw, Mapping):
         raise BadInput("spec must be a YAML mapping at top level")
@@ -510,8 +570,9 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None, storage: str 
         _check_fixed(raw["name"], "name")
     exp_name = name if name is not None else raw.get("name", default_name)
     if not isinstance(exp_name, str) or not _NAME.match(exp_name):
-        raise ConfigError("name", f"must be letters, digits, '.', '_' or '-' (at most 128), "
-                          f"got {exp_name!r}")
+        raise ConfigError(
+            "name", f"must be letters, digits, '.', '_' or '-' (at most 128), got {exp_name!r}"
+        )
     for key in FIXED_TRIAL_KEYS:
         if key in raw:
             _check_fixed(raw[key], key)
@@ -521,22 +582,39 @@ def parse_spec(raw: Mapping[str, Any], *, name: str | None = None, storage: str 
     template = _walk(trial_part, defaults, "", dists)
     _check_dists(dists, search.mode)
     if search.mode == "optimize" and not dists:
-        raise ConfigError("search.mode", "optimize needs at least one distribution in the "
-                          "spec; use mode: grid to repeat a fixed config over seeds")
+        raise ConfigError(
+            "search.mode",
+            "optimize needs at least one distribution in the "
+            "spec; use mode: grid to repeat a fixed config over seeds",
+        )
     if search.mode == "grid" and search.seeds > 1 and any(d.path == "seed" for d in dists):
-        raise ConfigError("seed", "a choice of seeds and search.seeds > 1 both set replicates; "
-                          "use one of them")
+        raise ConfigError(
+            "seed", "a choice of seeds and search.seeds > 1 both set replicates; use one of them"
+        )
     _validate_trial_leaves(template, dists)
 
     resolved = dict(raw)
     resolved["name"] = exp_name
     resolved["storage"] = storage
-    return Spec(name=exp_name, storage=storage, resources=resources, search=search,
-                template=template, dists=dists, raw=resolved)
+    return Spec(
+        name=exp_name,
+        storage=storage,
+        resources=resources,
+        search=search,
+        template=template,
+        dists=dists,
+        raw=resolved,
+    )
 
 
-def load_spec(path: str | Path, overrides: Iterable[str] = (), *, name: str | None = None,
-              storage: str | None = None, timestamp: bool = True) -> Spec:
+def load_spec(
+    path: str | Path,
+    overrides: Iterable[str] = (),
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    timestamp: bool = True,
+) -> Spec:
     """Read, override and validate a spec file; the experiment name gets a time suffix."""
     raw = apply_overrides(load_yaml(path), list(overrides))
     base = raw.get("name") if isinstance(raw.get("name"), str) else Path(path).stem

@@ -13,20 +13,41 @@ from typing import Any
 
 __all__ = ["write_tensorboard", "HPARAM_COLUMNS", "METRIC_TAGS"]
 
-HPARAM_COLUMNS = ("dataset", "arch", "criterion", "ratio_rule", "temperature",
-                  "sparsity_target", "finetune_method", "finetune_epochs", "lr", "schedule",
-                  "beta", "seed")
+HPARAM_COLUMNS = (
+    "dataset",
+    "arch",
+    "criterion",
+    "ratio_rule",
+    "temperature",
+    "sparsity_target",
+    "finetune_method",
+    "finetune_epochs",
+    "lr",
+    "schedule",
+    "beta",
+    "seed",
+)
 #: Final metrics shown in the HParams tab, with their tag.
-METRIC_TAGS = {"clean_acc": "final/clean_acc", "robust_acc": "final/robust_acc",
-               "fgsm_acc": "final/fgsm_acc", "pgd_acc": "final/pgd_acc",
-               "achieved_sparsity": "final/achieved_sparsity", "params": "final/params",
-               "flops": "final/flops"}
-_EPOCH_TAGS = {"clean_acc": "val/clean_acc", "robust_acc": "val/robust_acc",
-               "train_loss": "train/loss", "lr": "train/lr"}
+METRIC_TAGS = {
+    "clean_acc": "final/clean_acc",
+    "robust_acc": "final/robust_acc",
+    "fgsm_acc": "final/fgsm_acc",
+    "pgd_acc": "final/pgd_acc",
+    "achieved_sparsity": "final/achieved_sparsity",
+    "params": "final/params",
+    "flops": "final/flops",
+}
+_EPOCH_TAGS = {
+    "clean_acc": "val/clean_acc",
+    "robust_acc": "val/robust_acc",
+    "train_loss": "train/loss",
+    "lr": "train/lr",
+}
 
 
-def write_tensorboard(trials: Iterable[dict[str, Any]], epochs: Iterable[dict[str, Any]],
-                      out_dir: str | Path) -> Path:
+def write_tensorboard(
+    trials: Iterable[dict[str, Any]], epochs: Iterable[dict[str, Any]], out_dir: str | Path
+) -> Path:
     """One event-file run per trial: epoch scalars, final metrics and its hparams."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
@@ -47,8 +68,11 @@ def write_tensorboard(trials: Iterable[dict[str, Any]], epochs: Iterable[dict[st
                     if row.get(key) is not None:
                         writer.add_scalar(tag, float(row[key]), int(row["epoch"]))
             step = int(trial.get("epochs_completed") or 0)
-            metrics = {tag: float(trial[key]) for key, tag in METRIC_TAGS.items()
-                       if trial.get(key) is not None}
+            metrics = {
+                tag: float(trial[key])
+                for key, tag in METRIC_TAGS.items()
+                if trial.get(key) is not None
+            }
             hp = {k: trial[k] for k in HPARAM_COLUMNS if trial.get(k) is not None}
             hp["status"] = trial["status"]
             exp, ssi, sei = hparams(hp, metrics, hparam_domain_discrete=domains)

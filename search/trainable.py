@@ -26,8 +26,7 @@ FINAL_DIR = "final"
 RESULT_FILE = "result.json"
 #: Structural metrics known once the model is pruned (secondary objectives may use them).
 _STRUCTURE = ("params", "params_dense", "flops", "flops_dense", "achieved_sparsity")
-_TEST = ("clean_acc", "robust_acc", "fgsm_acc", "pgd_acc", "cw_acc", "apgd_acc",
-         "autoattack_acc")
+_TEST = ("clean_acc", "robust_acc", "fgsm_acc", "pgd_acc", "cw_acc", "apgd_acc", "autoattack_acc")
 
 
 def trial_name(trial: Any) -> str:
@@ -50,8 +49,14 @@ def final_report(result: dict[str, Any], last_epoch: dict[str, Any] | None) -> d
     if last_epoch is not None:
         report.update(last_epoch)
     else:  # no fine-tuning epochs: the validation metrics of the pruned model
-        report.update({"epoch": 0, "clean_acc": metrics.get("val_clean_acc"),
-                       "robust_acc": metrics.get("val_robust_acc"), "train_loss": math.nan})
+        report.update(
+            {
+                "epoch": 0,
+                "clean_acc": metrics.get("val_clean_acc"),
+                "robust_acc": metrics.get("val_robust_acc"),
+                "train_loss": math.nan,
+            }
+        )
     for key in _STRUCTURE:
         if _number(metrics.get(key)):
             report[key] = metrics[key]
@@ -93,8 +98,9 @@ def _sync_dense(config: dict[str, Any]) -> None:
         fs, path = pafs.FileSystem.from_uri(remote)
         if fs.get_file_info(path).type == pafs.FileType.NotFound:
             return
-        pafs.copy_files(path, str(local), source_filesystem=fs,
-                        destination_filesystem=pafs.LocalFileSystem())
+        pafs.copy_files(
+            path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()
+        )
         (local / ".synced").touch()
 
 
@@ -128,6 +134,7 @@ def _run(trial_config: dict[str, Any], resume_dir: str | None) -> None:
     last: dict[str, Any] = {}
     holding = Path(tempfile.mkdtemp(prefix="robprune-final-"))
     try:
+
         def on_epoch(report: Any) -> None:
             metrics = {k: v for k, v in report.metrics.items() if _number(v)}
             if report.epoch >= total:  # the final report carries it, with the evaluation
@@ -138,11 +145,17 @@ def _run(trial_config: dict[str, Any], resume_dir: str | None) -> None:
                 report.save_checkpoint(tmp)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-        result = run_trial(parsed, on_epoch=on_epoch, resume=resume_dir,
-                           log=lambda message: print(message, flush=True))
+        result = run_trial(
+            parsed,
+            on_epoch=on_epoch,
+            resume=resume_dir,
+            log=lambda message: print(message, flush=True),
+        )
         result.write(holding / FINAL_DIR)
         payload = json.loads((holding / FINAL_DIR / RESULT_FILE).read_text())
-        tune.report(final_report(payload, last.get("metrics")),
-                    checkpoint=tune.Checkpoint.from_directory(str(holding)))
+        tune.report(
+            final_report(payload, last.get("metrics")),
+            checkpoint=tune.Checkpoint.from_directory(str(holding)),
+        )
     finally:
         shutil.rmtree(holding, ignore_errors=True)

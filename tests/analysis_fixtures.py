@@ -79,8 +79,9 @@ def planted_trials(
     robust = BASE + sum(effects[f][codes[:, j]] for j, f in enumerate(names))
     robust = robust + rng.normal(0.0, noise_sd, len(codes))
     count = len(codes)
-    frame = pd.DataFrame({f: np.array(LEVELS[f], dtype=object)[codes[:, j]]
-                          for j, f in enumerate(names)})
+    frame = pd.DataFrame(
+        {f: np.array(LEVELS[f], dtype=object)[codes[:, j]] for j, f in enumerate(names)}
+    )
     frame["sparsity_target"] = frame["sparsity_target"].astype(float)
     mrs = frame["ratio_rule"] == "mrs"
     uses_beta = frame["finetune_method"].isin(["trades", "mart"])

@@ -93,7 +93,10 @@ def test_design_balanced_grid_and_constant_factors():
     design = build_design(planted_trials(PLANTED, seeds=3))
     assert design.balanced and design.replicates == 3
     assert [f.name for f in design.factors] == [
-        "criterion", "ratio_rule", "sparsity_target", "finetune_method"
+        "criterion",
+        "ratio_rule",
+        "sparsity_target",
+        "finetune_method",
     ]
     assert design.constant["dataset"] == "digits"
     # temperature (mrs only) and beta (trades/mart only) take one value each: not factors
@@ -192,8 +195,12 @@ def test_interval_coverage_over_simulated_tables(balanced):
         trials = planted_trials(PLANTED, balanced=balanced, seeds=3, n=400, rng=500 + i)
         design = build_design(trials)
         dec = decompose(
-            trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=200,
-            rng=np.random.default_rng(i), reference=False,
+            trials["robust_acc"].to_numpy(),
+            design,
+            "robust_acc",
+            resamples=200,
+            rng=np.random.default_rng(i),
+            reference=False,
         )
         for factor, truth in PLANTED.items():
             _, lo, hi = _share(dec, factor)
@@ -237,8 +244,12 @@ def test_verdict_on_pure_noise_is_not_distinguishable():
 
 def test_verdict_when_nothing_varies():
     trials = planted_trials(PLANTED, seeds=3)
-    trials = trials[(trials["criterion"] == "l1") & (trials["finetune_method"] == "ce")
-                    & (trials["ratio_rule"] == "mrs") & (trials["sparsity_target"] == 0.5)]
+    trials = trials[
+        (trials["criterion"] == "l1")
+        & (trials["finetune_method"] == "ce")
+        & (trials["ratio_rule"] == "mrs")
+        & (trials["sparsity_target"] == 0.5)
+    ]
     design = build_design(trials)
     dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc")
     assert isinstance(dec, str) and "no factor" in dec

@@ -48,8 +48,16 @@ def _run(args, capsys) -> tuple[int, str, str]:
 
 
 def test_report_files(report_dir):
-    for name in ("index.html", "report.md", "best_configs.csv", "factors.csv",
-                 "factor_levels.csv", "excluded.csv", "paper_view.csv", "ratio_rule.csv"):
+    for name in (
+        "index.html",
+        "report.md",
+        "best_configs.csv",
+        "factors.csv",
+        "factor_levels.csv",
+        "excluded.csv",
+        "paper_view.csv",
+        "ratio_rule.csv",
+    ):
         assert (report_dir / name).is_file(), name
     for figure in ("sparsity", "shares", "pareto", "layers", "curves"):
         assert (report_dir / f"{figure}.png").stat().st_size > 5000, figure
@@ -192,7 +200,9 @@ def test_ped_anova_cross_check(tmp_path, capsys, backend):
         storage = JournalStorage(JournalFileBackend(str(root / "optuna" / "journal.log")))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name="s", storage=storage, directions=["maximize", "maximize"],
+        study_name="s",
+        storage=storage,
+        directions=["maximize", "maximize"],
         sampler=optuna.samplers.RandomSampler(seed=0),
     )
     with warnings.catch_warnings():
@@ -220,24 +230,35 @@ def test_ped_anova_cross_check(tmp_path, capsys, backend):
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed: apt-get install chromium")
 def test_html_renders_in_headless_chromium(report_dir, tmp_path):
     flags = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
     ]
     url = (report_dir / "index.html").resolve().as_uri()
-    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120)
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    status = re.search(r'id="render-status"[^>]*data-images="(\d+)"[^>]*data-loaded="(\d+)"',
-                       dom.stdout)
+    status = re.search(
+        r'id="render-status"[^>]*data-images="(\d+)"[^>]*data-loaded="(\d+)"', dom.stdout
+    )
     assert status, "the page's load script did not run"
     assert status.groups() == ("5", "5")
     widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom.stdout)]
     assert len(widths) == 5 and min(widths) > 100
     assert "The fine-tuning method dominates robust accuracy." in dom.stdout
     shot = tmp_path / "page.png"
-    done = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,3000", url],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,3000", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     image_module = pytest.importorskip("PIL.Image", reason="pillow (dev extra) not installed")
 

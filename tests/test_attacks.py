@@ -28,9 +28,17 @@ N_TEST = 300
 
 def _cnn() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(32 * 16, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 16, 64),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(64, 10),
     )
 
 
@@ -50,7 +58,7 @@ def digits() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     for _ in range(6):
         order = train[torch.randperm(len(train), generator=gen)]
         for i in range(0, len(order), 128):
-            idx = order[i:i + 128]
+            idx = order[i : i + 128]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -73,17 +81,25 @@ def accuracies(digits) -> dict[str, float]:
     model, x, y = digits
     out = {"clean": _acc(model, x, y)}
     for name in ("fgsm", "pgd20", "cw20", "apgd_ce", "apgd_t25"):
-        out[name] = A.robust_accuracy(model, x, y, A.build_attack(name, epsilon=EPS),
-                                      generator=_gen())
+        out[name] = A.robust_accuracy(
+            model, x, y, A.build_attack(name, epsilon=EPS), generator=_gen()
+        )
     return out
 
 
 # (1) budget and pixel range ---------------------------------------------------------------
 
 BOUNDED = [
-    ("fgsm", "linf"), ("pgd5", "linf"), ("cw5", "linf"), ("apgd_ce10", "linf"),
-    ("apgd_t10", "linf"), ("pgd5_l2", "l2"), ("fgsm", "l2"), ("cw5", "l2"),
-    ("apgd_ce10", "l2"), ("apgd_t10", "l2"),
+    ("fgsm", "linf"),
+    ("pgd5", "linf"),
+    ("cw5", "linf"),
+    ("apgd_ce10", "linf"),
+    ("apgd_t10", "linf"),
+    ("pgd5_l2", "l2"),
+    ("fgsm", "l2"),
+    ("cw5", "l2"),
+    ("apgd_ce10", "l2"),
+    ("apgd_t10", "l2"),
 ]
 
 
@@ -119,6 +135,7 @@ def test_fgsm_random_start_and_projection_helpers(digits):
 
 def test_apgd_t_with_few_classes(digits):
     model, x, y = digits
+
     class FirstThree(nn.Module):
         def forward(self, z: torch.Tensor) -> torch.Tensor:
             return z[:, :3]
@@ -130,6 +147,7 @@ def test_apgd_t_with_few_classes(digits):
 
 
 # (2) strength ordering ----------------------------------------------------------------------
+
 
 def test_attacks_reduce_accuracy_in_order(accuracies):
     acc = accuracies
@@ -194,20 +212,28 @@ def test_mode_restored_on_error():
 
     model = Boom().train()
     with pytest.raises(RuntimeError, match="boom"):
-        A.pgd(model, torch.rand(2, 4), torch.zeros(2, dtype=torch.long), epsilon=0.1,
-              step_size=0.01, steps=2)
+        A.pgd(
+            model,
+            torch.rand(2, 4),
+            torch.zeros(2, dtype=torch.long),
+            epsilon=0.1,
+            step_size=0.01,
+            steps=2,
+        )
     assert model.training and model.lin.training
 
 
 def test_works_inside_no_grad(digits):
     model, x, y = digits
     with torch.no_grad():
-        x_adv = A.pgd(model, x[:16], y[:16], epsilon=EPS, step_size=EPS / 4, steps=3,
-                      random_start=False)
+        x_adv = A.pgd(
+            model, x[:16], y[:16], epsilon=EPS, step_size=EPS / 4, steps=3, random_start=False
+        )
     assert (x_adv - x[:16]).abs().max() > 0
 
 
 # (4) torchattacks reference -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def torchattacks():
@@ -235,15 +261,15 @@ def test_pgd_matches_torchattacks(digits, torchattacks):
 def test_fgsm_matches_torchattacks(digits, torchattacks):
     model, x, y = digits
     ours = A.fgsm(model, x, y, epsilon=EPS)
-    torch.testing.assert_close(ours, torchattacks.FGSM(model, eps=EPS)(x, y), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(ours, torchattacks.FGSM(model, eps=EPS)(x, y), atol=1e-5, rtol=0)
 
 
 def test_pgd_l2_matches_torchattacks(digits, torchattacks):
     model, x, y = digits
     ref = torchattacks.PGDL2(model, eps=EPS_L2, alpha=EPS_L2 / 4, steps=20, random_start=True)
-    ours = A.pgd(model, x, y, epsilon=EPS_L2, step_size=EPS_L2 / 4, steps=20, norm="l2",
-                 generator=_gen())
+    ours = A.pgd(
+        model, x, y, epsilon=EPS_L2, step_size=EPS_L2 / 4, steps=20, norm="l2", generator=_gen()
+    )
     assert abs(_acc(model, ours, y) - _acc(model, _ref(ref, x, y), y)) <= 0.005
 
 
@@ -266,8 +292,9 @@ def test_cw_matches_torchattacks_pgd_on_margin(digits, torchattacks):
     wrapped = _MarginLogits(model, y).eval()
     zeros = torch.zeros_like(y)
     ref = torchattacks.PGD(wrapped, eps=EPS, alpha=EPS / 4, steps=20, random_start=False)
-    ours = A.pgd(model, x, y, epsilon=EPS, step_size=EPS / 4, steps=20, random_start=False,
-                 loss="cw")
+    ours = A.pgd(
+        model, x, y, epsilon=EPS, step_size=EPS / 4, steps=20, random_start=False, loss="cw"
+    )
     torch.testing.assert_close(ours, ref(x, zeros), atol=1e-5, rtol=0)
     ref = torchattacks.PGD(wrapped, eps=EPS, alpha=EPS / 4, steps=20, random_start=True)
     ours = A.build_attack("cw20", epsilon=EPS)(model, x, y, generator=_gen())
@@ -276,8 +303,7 @@ def test_cw_matches_torchattacks_pgd_on_margin(digits, torchattacks):
 
 def test_apgd_ce_matches_torchattacks(digits, torchattacks):
     model, x, y = digits
-    ref = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0,
-                            loss="ce")
+    ref = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0, loss="ce")
     ours = A.build_attack("apgd_ce25", epsilon=EPS)(model, x, y, generator=_gen())
     assert abs(_acc(model, ours, y) - _acc(model, ref(x, y), y)) <= 0.005
 
@@ -286,13 +312,15 @@ def test_apgd_t_matches_torchattacks(digits, torchattacks):
     model, x, y = digits
     # torchattacks targets the n_classes - 1 most likely wrong classes: 3 targets here, to
     # keep the test short; the registry's apgd_t uses 9 as AutoAttack does.
-    ref = torchattacks.APGDT(model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0,
-                             n_classes=4)
+    ref = torchattacks.APGDT(
+        model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0, n_classes=4
+    )
     ours = A.apgd_targeted(model, x, y, epsilon=EPS, steps=25, num_targets=3, generator=_gen())
     assert abs(_acc(model, ours, y) - _acc(model, ref(x, y), y)) <= 0.005
 
 
 # (5) determinism ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["pgd5", "pgd5_l2", "cw5", "apgd_ce10", "apgd_t5"])
 def test_deterministic_given_generator(digits, name):
@@ -307,15 +335,31 @@ def test_deterministic_given_generator(digits, name):
 
 def test_fgsm_rs_deterministic(digits):
     model, x, y = digits
-    run = [A.fgsm(model, x, y, epsilon=EPS, random_start=True, generator=_gen(3))
-           for _ in range(2)]
+    run = [
+        A.fgsm(model, x, y, epsilon=EPS, random_start=True, generator=_gen(3)) for _ in range(2)
+    ]
     assert torch.equal(run[0], run[1])
 
 
 # (6) registry -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["pgd", "pgd0", "pgdx", "PGD20", "fgsm10", "apgd", "apgd_x",
-                                  "cw", "pgd10_linf", "", "autoattack"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pgd",
+        "pgd0",
+        "pgdx",
+        "PGD20",
+        "fgsm10",
+        "apgd",
+        "apgd_x",
+        "cw",
+        "pgd10_linf",
+        "",
+        "autoattack",
+    ],
+)
 def test_unknown_names_raise_config_error(name):
     with pytest.raises(ConfigError) as err:
         A.build_attack(name, epsilon=EPS)
@@ -332,8 +376,16 @@ def test_bad_threat_values_raise_config_error():
 
 def test_registry_configs():
     cfg = A.build_attack("pgd20", epsilon=8 / 255).config()
-    assert cfg == {"name": "pgd20", "norm": "linf", "epsilon": 8 / 255, "step_size": 2 / 255,
-                   "steps": 20, "restarts": 1, "random_start": True, "loss": "ce"}
+    assert cfg == {
+        "name": "pgd20",
+        "norm": "linf",
+        "epsilon": 8 / 255,
+        "step_size": 2 / 255,
+        "steps": 20,
+        "restarts": 1,
+        "random_start": True,
+        "loss": "ce",
+    }
     assert A.build_attack("pgd10", epsilon=0.1, step_size=0.01).step_size == 0.01
     assert A.build_attack("pgd7_l2", epsilon=0.5).config()["norm"] == "l2"
     assert A.build_attack("cw30", epsilon=0.1).config()["loss"] == "cw"
@@ -360,7 +412,8 @@ def test_losses():
     torch.testing.assert_close(A.cw_margin_loss(logits, y), torch.tensor([-2.0, 2.0]))
     torch.testing.assert_close(A.dlr_loss(logits, y), torch.tensor([-2.0 / 3.0, 2.0 / 1.5]))
     target = torch.tensor([1, 2])
-    torch.testing.assert_close(A.dlr_targeted_loss(logits, y, target),
-                               torch.tensor([-2.0 / 3.5, 1.0 / 1.75]))
+    torch.testing.assert_close(
+        A.dlr_targeted_loss(logits, y, target), torch.tensor([-2.0 / 3.5, 1.0 / 1.75])
+    )
     with pytest.raises(ValueError, match="unknown attack loss"):
         A.get_loss("kl")

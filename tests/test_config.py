@@ -64,9 +64,15 @@ def test_spec_only_sections_are_ignored_by_a_trial():
 
 
 def test_overrides_parse_yaml_values():
-    data = apply_overrides({"prune": {"sparsity": 0.5}},
-                           ["prune.sparsity=0.7", "finetune.trades.beta=3", "eval.attacks=[fgsm]",
-                            "eval.primary=fgsm"])
+    data = apply_overrides(
+        {"prune": {"sparsity": 0.5}},
+        [
+            "prune.sparsity=0.7",
+            "finetune.trades.beta=3",
+            "eval.attacks=[fgsm]",
+            "eval.primary=fgsm",
+        ],
+    )
     config = parse_trial_config(data)
     assert config.prune.sparsity == 0.7
     assert config.finetune.trades.beta == 3.0
@@ -74,19 +80,27 @@ def test_overrides_parse_yaml_values():
 
 
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "robprune.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "robprune.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize(("spec", "overrides", "needle"), [
-    ({"prune": {"sparsity": 2}}, [], "prune.sparsity"),
-    ({"finetune": {"method": {"choice": ["ce", "pgd_at"]}}}, [], "finetune.method"),
-    ({}, ["finetune.epochs=many"], "finetune.epochs"),
-    ({}, ["noequals"], "--set"),
-    (None, [], "not found"),
-    ("a: [1, 2", [], "not valid YAML"),
-    ({"data": {"dataset": "cifar10", "data_dir": "/nonexistent/cifar"}}, [], "/nonexistent"),
-])
+@pytest.mark.parametrize(
+    ("spec", "overrides", "needle"),
+    [
+        ({"prune": {"sparsity": 2}}, [], "prune.sparsity"),
+        ({"finetune": {"method": {"choice": ["ce", "pgd_at"]}}}, [], "finetune.method"),
+        ({}, ["finetune.epochs=many"], "finetune.epochs"),
+        ({}, ["noequals"], "--set"),
+        (None, [], "not found"),
+        ("a: [1, 2", [], "not valid YAML"),
+        ({"data": {"dataset": "cifar10", "data_dir": "/nonexistent/cifar"}}, [], "/nonexistent"),
+    ],
+)
 def test_run_cli_bad_input_exits_2_with_one_line(tmp_path, spec, overrides, needle):
     spec_path = tmp_path / "spec.yaml"
     if isinstance(spec, dict):
@@ -95,8 +109,16 @@ def test_run_cli_bad_input_exits_2_with_one_line(tmp_path, spec, overrides, need
         spec_path.write_text(spec)
     out = tmp_path / "out"
     sets = [x for o in overrides for x in ("--set", o)]
-    proc = _run_cli("run", str(spec_path), "-o", str(out),
-                    "--set", f"cache_dir={tmp_path / 'cache'}", *sets, cwd=tmp_path)
+    proc = _run_cli(
+        "run",
+        str(spec_path),
+        "-o",
+        str(out),
+        "--set",
+        f"cache_dir={tmp_path / 'cache'}",
+        *sets,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -21,8 +21,14 @@ from robprune.pruning import (
 
 def _model(arch: str = "small_cnn", width: float | None = None, shape=(1, 8, 8)) -> nn.Module:
     torch.manual_seed(0)
-    return create_model(arch, num_classes=10, input_shape=shape, mean=(0.5,) * shape[0],
-                        std=(0.25,) * shape[0], width=width).eval()
+    return create_model(
+        arch,
+        num_classes=10,
+        input_shape=shape,
+        mean=(0.5,) * shape[0],
+        std=(0.25,) * shape[0],
+        width=width,
+    ).eval()
 
 
 def _calib(shape=(1, 8, 8), n=32):
@@ -59,9 +65,18 @@ def test_rules_meet_the_same_budget(rule, sparsity):
     model = _model()
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     mrs = {n: float(i + 1) for i, n in enumerate(names)}
-    out = prune_model(model, example=torch.rand(2, 1, 8, 8), criterion="l1", sparsity=sparsity,
-                      rule=rule, temperature=0.5, max_ratio=0.9, layer_mrs=mrs, calib=None,
-                      seed=0)
+    out = prune_model(
+        model,
+        example=torch.rand(2, 1, 8, 8),
+        criterion="l1",
+        sparsity=sparsity,
+        rule=rule,
+        temperature=0.5,
+        max_ratio=0.9,
+        layer_mrs=mrs,
+        calib=None,
+        seed=0,
+    )
     assert out.achieved_sparsity == pytest.approx(sparsity, abs=0.01)
     assert out.params < out.params_dense and out.flops < out.flops_dense
     assert not out.warnings
@@ -76,9 +91,19 @@ def test_small_temperature_prunes_low_mrs_layers_more():
     example = torch.rand(2, 1, 8, 8)
     _, gm = build_group_model(model, example, default_ignored_layers(model))
     members = [g.members[0] for g in gm.groups]
-    mrs = {name: 10.0 ** i for i, name in enumerate(members)}  # first group least sensitive
-    out = prune_model(model, example=example, criterion="l1", sparsity=0.4, rule="mrs",
-                      temperature=0.2, max_ratio=0.9, layer_mrs=mrs, calib=None, seed=0)
+    mrs = {name: 10.0**i for i, name in enumerate(members)}  # first group least sensitive
+    out = prune_model(
+        model,
+        example=example,
+        criterion="l1",
+        sparsity=0.4,
+        rule="mrs",
+        temperature=0.2,
+        max_ratio=0.9,
+        layer_mrs=mrs,
+        calib=None,
+        seed=0,
+    )
     ratio = {row["layer"]: row["ratio"] for row in out.layers}
     ratios = [ratio[m] for m in members]
     assert ratios[0] > ratios[-1]
@@ -91,13 +116,26 @@ def test_coupled_layers_share_mrs_and_ratio():
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     rng = np.random.default_rng(0)
     mrs = {n: float(rng.uniform(0.1, 1.0)) for n in names}
-    out = prune_model(model, example=example, criterion="l2", sparsity=0.5, rule="mrs",
-                      temperature=1.0, max_ratio=0.9, layer_mrs=mrs, calib=None, seed=0)
+    out = prune_model(
+        model,
+        example=example,
+        criterion="l2",
+        sparsity=0.5,
+        rule="mrs",
+        temperature=1.0,
+        max_ratio=0.9,
+        layer_mrs=mrs,
+        calib=None,
+        seed=0,
+    )
     assert out.achieved_sparsity == pytest.approx(0.5, abs=0.01)
     rows = {r["layer"]: r for r in out.layers}
     # a residual stage's convs and its shortcut are one group: same MRS, same ratio
-    stage = [n for n in rows if n.startswith("layer2") and ("conv2" in n or "shortcut" in n
-                                                            or "downsample" in n)]
+    stage = [
+        n
+        for n in rows
+        if n.startswith("layer2") and ("conv2" in n or "shortcut" in n or "downsample" in n)
+    ]
     coupled = [rows[n] for n in stage if rows[n]["ratio"] > 0]
     assert len(coupled) >= 2
     assert len({round(r["mrs"], 12) for r in coupled}) == 1
@@ -107,9 +145,18 @@ def test_coupled_layers_share_mrs_and_ratio():
 @pytest.mark.parametrize("criterion", sorted(CRITERIA))
 def test_every_criterion_prunes_to_budget(criterion):
     model = _model()
-    out = prune_model(model, example=torch.rand(2, 1, 8, 8), criterion=criterion,
-                      sparsity=0.5, rule="uniform", temperature=1.0, max_ratio=0.9,
-                      layer_mrs=None, calib=_calib(), seed=0)
+    out = prune_model(
+        model,
+        example=torch.rand(2, 1, 8, 8),
+        criterion=criterion,
+        sparsity=0.5,
+        rule="uniform",
+        temperature=1.0,
+        max_ratio=0.9,
+        layer_mrs=None,
+        calib=_calib(),
+        seed=0,
+    )
     assert out.achieved_sparsity == pytest.approx(0.5, abs=0.01)
     assert all(p.grad is None for p in model.parameters())
 
@@ -118,11 +165,23 @@ def test_criteria_choose_different_channels():
     kept = {}
     for criterion in ("l1", "random", "taylor"):
         model = _model()
-        prune_model(model, example=torch.rand(2, 1, 8, 8), criterion=criterion, sparsity=0.5,
-                    rule="uniform", temperature=1.0, max_ratio=0.9, layer_mrs=None,
-                    calib=_calib(), seed=0)
-        kept[criterion] = next(m for m in model.modules() if isinstance(m, nn.Conv2d)
-                               and m.in_channels != 1).weight.detach().clone()
+        prune_model(
+            model,
+            example=torch.rand(2, 1, 8, 8),
+            criterion=criterion,
+            sparsity=0.5,
+            rule="uniform",
+            temperature=1.0,
+            max_ratio=0.9,
+            layer_mrs=None,
+            calib=_calib(),
+            seed=0,
+        )
+        kept[criterion] = (
+            next(m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels != 1)
+            .weight.detach()
+            .clone()
+        )
     assert not torch.equal(kept["l1"], kept["random"])
     assert not torch.equal(kept["l1"], kept["taylor"])
 
@@ -133,8 +192,9 @@ def test_mrs_estimators_are_positive_and_restore_weights(estimator):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
     x, y = _calib()
-    scores = module_robust_sensitivity(model, layers, x, y, estimator=estimator, epsilon=0.1,
-                                       steps=3)
+    scores = module_robust_sensitivity(
+        model, layers, x, y, estimator=estimator, epsilon=0.1, steps=3
+    )
     assert set(scores) == set(layers)
     assert all(s > 0 for s in scores.values())
     after = model.state_dict()
@@ -146,10 +206,10 @@ def test_ascent_and_first_order_agree_on_ranking_roughly():
     model = _model()
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
     x, y = _calib(n=64)
-    fo = module_robust_sensitivity(model, layers, x, y, estimator="first_order", epsilon=0.01,
-                                   steps=1)
-    asc = module_robust_sensitivity(model, layers, x, y, estimator="ascent", epsilon=0.01,
-                                    steps=1)
+    fo = module_robust_sensitivity(
+        model, layers, x, y, estimator="first_order", epsilon=0.01, steps=1
+    )
+    asc = module_robust_sensitivity(model, layers, x, y, estimator="ascent", epsilon=0.01, steps=1)
     # for a small ball, one ascent step realises roughly the first-order rise (within 2.5x
     # step overshoot before projection): same ordering of the most and least sensitive layer
     order_fo = sorted(fo, key=fo.get)

@@ -34,8 +34,9 @@ def ray_session():
 
 def _base(**sections) -> dict:
     """A fast digits trial as a spec: the dense models go to EXPERIMENT/dense."""
-    spec = fast_trial("unused", data={"dataset": "digits", "train_limit": 400},
-                      dense={"epochs": 3}, **sections)
+    spec = fast_trial(
+        "unused", data={"dataset": "digits", "train_limit": 400}, dense={"epochs": 3}, **sections
+    )
     spec.pop("cache_dir")
     return spec
 
@@ -48,8 +49,11 @@ def _read(exp_dir, name):
 def grid_run(tmp_path_factory):
     storage = tmp_path_factory.mktemp("grid")
     raw = _base(
-        prune={"sparsity": {"choice": [0.5, 0.97]}, "criterion": {"choice": ["l1", "random"]},
-               "max_layer_ratio": 0.6},  # 0.97 cannot be reached: those trials fail
+        prune={
+            "sparsity": {"choice": [0.5, 0.97]},
+            "criterion": {"choice": ["l1", "random"]},
+            "max_layer_ratio": 0.6,
+        },  # 0.97 cannot be reached: those trials fail
         finetune={"method": "ce", "epochs": 2},
         search={"mode": "grid", "seeds": 2, "max_concurrent": 2},
     )
@@ -64,8 +68,9 @@ def test_grid_is_the_factorial_times_seeds_each_once(grid_run):
     trials = _read(outcome.experiment.location, "trials").to_pylist()
     assert len(trials) == 2 * 2 * 2
     cells = [(t["criterion"], t["sparsity_target"], t["seed"]) for t in trials]
-    assert sorted(cells) == sorted((c, s, seed) for c in ("l1", "random")
-                                   for s in (0.5, 0.97) for seed in (0, 1))
+    assert sorted(cells) == sorted(
+        (c, s, seed) for c in ("l1", "random") for s in (0.5, 0.97) for seed in (0, 1)
+    )
     assert len({t["trial_id"] for t in trials}) == 8
     for t in trials:
         if t["sparsity_target"] == 0.97:
@@ -106,8 +111,10 @@ def test_dense_models_trained_once_before_the_trials(grid_run):
     exp = outcome.experiment
     dense = sorted((exp.dense_dir / "dense").glob("*/meta.json"))
     assert len(dense) == 2  # one per seed, shared by the 4 cells of that seed
-    first_trial = min(p.stat().st_mtime for p in
-                      (exp.dense_dir.parent / "tune" / "run-000").glob("trial_*/params.json"))
+    first_trial = min(
+        p.stat().st_mtime
+        for p in (exp.dense_dir.parent / "tune" / "run-000").glob("trial_*/params.json")
+    )
     assert all(m.stat().st_mtime < first_trial for m in dense)
     for row in _read(exp.location, "trials").to_pylist():
         assert json.loads(row["config_json"])["cache_dir"] == str(exp.dense_dir)
@@ -150,10 +157,11 @@ def test_tensorboard_scalars_and_hparams_read_back(grid_run):
     assert [e.step for e in acc.Scalars("val/robust_acc")] == [1, 2]
     assert acc.Scalars("final/robust_acc")[0].value == pytest.approx(done["robust_acc"])
     content = acc.PluginTagToContent("hparams")
-    start = next(plugin_data_pb2.HParamsPluginData.FromString(v).session_start_info
-                 for v in content.values()
-                 if plugin_data_pb2.HParamsPluginData.FromString(v).HasField(
-                     "session_start_info"))
+    start = next(
+        plugin_data_pb2.HParamsPluginData.FromString(v).session_start_info
+        for v in content.values()
+        if plugin_data_pb2.HParamsPluginData.FromString(v).HasField("session_start_info")
+    )
     hparams = dict(start.hparams)
     assert hparams["criterion"].string_value == done["criterion"]
     assert hparams["sparsity_target"].number_value == pytest.approx(done["sparsity_target"])
@@ -164,13 +172,23 @@ def test_tensorboard_scalars_and_hparams_read_back(grid_run):
 def optimize_run(tmp_path_factory):
     storage = tmp_path_factory.mktemp("opt")
     raw = _base(
-        prune={"ratio": {"choice": ["uniform", "mrs"]},
-               "mrs": {"temperature": {"loguniform": [0.1, 10.0]}, "num_examples": 64}},
-        finetune={"method": {"choice": ["ce", "trades"]}, "epochs": 2,
-                  "trades": {"beta": {"uniform": [1.0, 6.0]}}},
-        search={"mode": "optimize", "objectives": ["robust_acc:max", "clean_acc:max"],
-                "num_samples": 6, "scheduler": "asha", "max_concurrent": 2,
-                "sampler_seed": 3},
+        prune={
+            "ratio": {"choice": ["uniform", "mrs"]},
+            "mrs": {"temperature": {"loguniform": [0.1, 10.0]}, "num_examples": 64},
+        },
+        finetune={
+            "method": {"choice": ["ce", "trades"]},
+            "epochs": 2,
+            "trades": {"beta": {"uniform": [1.0, 6.0]}},
+        },
+        search={
+            "mode": "optimize",
+            "objectives": ["robust_acc:max", "clean_acc:max"],
+            "num_samples": 6,
+            "scheduler": "asha",
+            "max_concurrent": 2,
+            "sampler_seed": 3,
+        },
     )
     spec = parse_spec(raw, name="opt", storage=str(storage))
     return spec, run_search(spec)
@@ -188,13 +206,14 @@ def test_optimize_conditional_columns_are_null_where_they_do_not_apply(optimize_
         if t["temperature"] is not None:
             assert 0.1 <= t["temperature"] <= 10.0
     study = optuna.load_study(
-        study_name="robprune", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(
-                str(outcome.experiment.journal_path))))
+        study_name="robprune",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(outcome.experiment.journal_path))
+        ),
+    )
     assert len(study.trials) == 6
     for trial in study.trials:
-        assert ("prune.mrs.temperature" in trial.params) == (
-            trial.params["prune.ratio"] == "mrs")
+        assert ("prune.mrs.temperature" in trial.params) == (trial.params["prune.ratio"] == "mrs")
 
 
 def test_extend_adds_exactly_n_trials_to_the_same_study(optimize_run):
@@ -203,8 +222,12 @@ def test_extend_adds_exactly_n_trials_to_the_same_study(optimize_run):
     journal = outcome.experiment.journal_path
     extended = resume_experiment(location, extend=3)
     assert extended.exit_code == 0
-    study = optuna.load_study(study_name="robprune", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    study = optuna.load_study(
+        study_name="robprune",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ),
+    )
     assert len(study.trials) == 9
     assert [t.number for t in study.trials] == list(range(9))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

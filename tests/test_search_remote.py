@@ -22,9 +22,11 @@ import yaml
 from trial_fixtures import fast_trial
 
 _VENV_MOTO = os.path.join(os.path.dirname(sys.executable), "moto_server")
-MOTO = (os.environ.get("MOTO_SERVER")
-        or (_VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else None)
-        or shutil.which("moto_server"))
+MOTO = (
+    os.environ.get("MOTO_SERVER")
+    or (_VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else None)
+    or shutil.which("moto_server")
+)
 pytestmark = pytest.mark.skipif(not MOTO, reason="moto_server is not installed")
 
 
@@ -37,12 +39,22 @@ def _free_port() -> int:
 @pytest.fixture
 def s3(tmp_path, monkeypatch):
     port = _free_port()
-    server = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "ROBPRUNE_WORK_DIR": str(tmp_path / "work")}
-    query = (f"endpoint_override=http://127.0.0.1:{port}&scheme=http&region=us-east-1"
-             "&allow_bucket_creation=true")
+    server = subprocess.Popen(
+        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "ROBPRUNE_WORK_DIR": str(tmp_path / "work"),
+    }
+    query = (
+        f"endpoint_override=http://127.0.0.1:{port}&scheme=http&region=us-east-1"
+        "&allow_bucket_creation=true"
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -54,9 +66,14 @@ def s3(tmp_path, monkeypatch):
         monkeypatch.setenv(key, env[key])
     try:
         fs = pafs.S3FileSystem(
-            access_key="test", secret_key="test", region="us-east-1", scheme="http",
-            endpoint_override=f"http://127.0.0.1:{port}", allow_bucket_creation=True,
-            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1))
+            access_key="test",
+            secret_key="test",
+            region="us-east-1",
+            scheme="http",
+            endpoint_override=f"http://127.0.0.1:{port}",
+            allow_bucket_creation=True,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+        )
         fs.create_dir("robprune")
         with fs.open_output_stream("robprune/probe.txt") as handle:
             handle.write(b"ok")
@@ -71,30 +88,47 @@ def s3(tmp_path, monkeypatch):
 
 def test_search_and_extend_on_s3(tmp_path, s3):
     storage, fs, env = s3
-    spec = fast_trial("unused", data={"dataset": "digits", "train_limit": 300},
-                      dense={"epochs": 2},
-                      prune={"criterion": {"choice": ["l1", "random"]}},
-                      finetune={"method": "ce", "epochs": 2})
+    spec = fast_trial(
+        "unused",
+        data={"dataset": "digits", "train_limit": 300},
+        dense={"epochs": 2},
+        prune={"criterion": {"choice": ["l1", "random"]}},
+        finetune={"method": "ce", "epochs": 2},
+    )
     spec.pop("cache_dir")
-    spec.update(name="remote", search={"mode": "optimize", "num_samples": 2,
-                                       "scheduler": "none", "max_concurrent": 2})
+    spec.update(
+        name="remote",
+        search={"mode": "optimize", "num_samples": 2, "scheduler": "none", "max_concurrent": 2},
+    )
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     cmd = [sys.executable, "-m", "robprune.cli"]
-    run = subprocess.run([*cmd, "search", str(path), "--storage", storage, "--name", "remote"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [*cmd, "search", str(path), "--storage", storage, "--name", "remote"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     exp = storage.replace("/exps?", "/exps/remote?")
-    more = subprocess.run([*cmd, "resume", exp, "--extend", "1"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    more = subprocess.run(
+        [*cmd, "resume", exp, "--extend", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
 
     root = "robprune/exps/remote"
     with fs.open_input_file(f"{root}/results/trials.parquet") as handle:
         trials = pq.read_table(handle).to_pylist()
     assert len(trials) == 3 and all(t["status"] == "TERMINATED" for t in trials)
-    names = {i.path.removeprefix(root + "/") for i in
-             fs.get_file_info(pafs.FileSelector(root, recursive=True))}
+    names = {
+        i.path.removeprefix(root + "/")
+        for i in fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    }
     assert "optuna/journal.log" in names and "spec.yaml" in names
     assert any(n.startswith("dense/dense/") and n.endswith("/meta.json") for n in names)
     assert any(n.startswith("tune/run-001/") for n in names)

@@ -65,15 +65,19 @@ def _kill_driver_and_its_ray(driver: subprocess.Popen) -> int:
     """SIGKILL the driver, then every process of the Ray session it started (by PID)."""
     tree = _descendants(driver.pid)
     procs = _processes()
-    sessions = {m.group(0) for pid in tree for m in [_SESSION.search(procs.get(pid, (0, ""))[1])]
-                if m}
+    sessions = {
+        m.group(0) for pid in tree for m in [_SESSION.search(procs.get(pid, (0, ""))[1])] if m
+    }
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     _kill(tree)
     killed = set(tree)
     for _ in range(10):  # workers spawned in between were reparented: find them by session
-        stragglers = {pid for pid, (_, cmd) in _processes().items()
-                      if any(s in cmd for s in sessions) and pid != os.getpid()}
+        stragglers = {
+            pid
+            for pid, (_, cmd) in _processes().items()
+            if any(s in cmd for s in sessions) and pid != os.getpid()
+        }
         if not stragglers:
             break
         _kill(stragglers)
@@ -84,13 +88,20 @@ def _kill_driver_and_its_ray(driver: subprocess.Popen) -> int:
 
 
 def _spec(storage: Path) -> dict:
-    spec = fast_trial("unused", data={"dataset": "digits", "train_limit": 400},
-                      dense={"epochs": 3},
-                      prune={"criterion": {"choice": ["l1", "random", "l2"]}},
-                      finetune={"method": "pgd_at", "epochs": EPOCHS})
+    spec = fast_trial(
+        "unused",
+        data={"dataset": "digits", "train_limit": 400},
+        dense={"epochs": 3},
+        prune={"criterion": {"choice": ["l1", "random", "l2"]}},
+        finetune={"method": "pgd_at", "epochs": EPOCHS},
+    )
     spec.pop("cache_dir")
-    spec.update(name="killed", storage=str(storage),
-                search={"mode": "grid", "max_concurrent": 2}, resources={"cpu": 1})
+    spec.update(
+        name="killed",
+        storage=str(storage),
+        search={"mode": "grid", "max_concurrent": 2},
+        resources={"cpu": 1},
+    )
     return spec
 
 
@@ -101,7 +112,8 @@ def _mid_finetune(tune_dir: Path) -> dict[str, float]:
         try:
             ckpts = sorted(trial.glob("checkpoint_*"))
             if any(c.name >= "checkpoint_000002" for c in ckpts) and not any(
-                    (c / "final").exists() for c in ckpts):
+                (c / "final").exists() for c in ckpts
+            ):
                 out[trial.name] = max(c.stat().st_mtime for c in ckpts)
         except FileNotFoundError:  # Tune deleted an old checkpoint meanwhile
             continue
@@ -119,12 +131,20 @@ def _snapshot_after(tune_dir: Path, when: float) -> bool:
 def test_sigkill_driver_then_resume(tmp_path):
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(_spec(tmp_path / "exps")))
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "TUNE_GLOBAL_CHECKPOINT_S": "1",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     cmd = [sys.executable, "-m", "robprune.cli"]
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen([*cmd, "search", str(spec_path), "--name", "killed"], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(
+        [*cmd, "search", str(spec_path), "--name", "killed"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     exp_dir = tmp_path / "exps" / "killed"
     tune_dir = exp_dir / "tune" / "run-000"
     deadline = time.monotonic() + 240
@@ -142,8 +162,9 @@ def test_sigkill_driver_then_resume(tmp_path):
         log.close()
     assert mid, "the trial finished before the kill; make fine-tuning longer"
 
-    resumed = subprocess.run([*cmd, "resume", str(exp_dir)], env=env, capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        [*cmd, "resume", str(exp_dir)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     trials = pq.read_table(exp_dir / "results" / "trials.parquet").to_pylist()
@@ -153,10 +174,14 @@ def test_sigkill_driver_then_resume(tmp_path):
     epochs = pq.read_table(exp_dir / "results" / "epochs.parquet").to_pylist()
     for t in trials:
         assert sorted(e["epoch"] for e in epochs if e["trial_id"] == t["trial_id"]) == list(
-            range(1, EPOCHS + 1))
+            range(1, EPOCHS + 1)
+        )
     for name in mid:
-        rows = [json.loads(line) for line in (tune_dir / name / "result.json").read_text()
-                .splitlines() if line.strip().startswith("{")]
+        rows = [
+            json.loads(line)
+            for line in (tune_dir / name / "result.json").read_text().splitlines()
+            if line.strip().startswith("{")
+        ]
         restarts = [r["epoch"] for r in rows if r.get("iterations_since_restore") == 1]
         assert len(restarts) == 2, restarts  # the first start, and the restart after resume
         assert restarts[1] > 1, f"{name} restarted from zero: {restarts}"

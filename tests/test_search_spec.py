@@ -36,59 +36,93 @@ BAD_SPECS = [
     ("unknown top-level key", _spec(foo=1), "foo"),
     ("unknown nested key", _spec(**{"prune.sparsityy": 0.5}), "prune.sparsityy"),
     ("unknown distribution", _spec(**{"prune.sparsity": {"normal": [0, 1]}}), "prune.sparsity"),
-    ("two distribution keys", _spec(**{"prune.sparsity": {"choice": [0.5], "uniform": [0, 1]}}),
-     "prune.sparsity"),
+    (
+        "two distribution keys",
+        _spec(**{"prune.sparsity": {"choice": [0.5], "uniform": [0, 1]}}),
+        "prune.sparsity",
+    ),
     ("uniform lo >= hi", _spec(**{"prune.sparsity": {"uniform": [0.6, 0.4]}}), "lo < hi"),
     ("loguniform lo <= 0", _spec(**{"finetune.lr": {"loguniform": [0, 0.1]}}), "finetune.lr"),
     ("int with floats", _spec(**{"finetune.epochs": {"int": [1.5, 3]}}), "finetune.epochs"),
     ("empty choice", _spec(**{"prune.criterion": {"choice": []}}), "prune.criterion"),
     ("choice not a list", _spec(**{"prune.criterion": {"choice": "l1"}}), "prune.criterion"),
-    ("duplicate option", _spec(**{"prune.criterion": {"choice": ["l1", "l1"]}}),
-     "prune.criterion"),
-    ("distribution in search", _spec(**{"search.num_samples": {"int": [1, 4]}}),
-     "search.num_samples"),
-    ("distribution in resources", _spec(**{"resources.cpu": {"choice": [1, 2]}}),
-     "resources.cpu"),
+    (
+        "duplicate option",
+        _spec(**{"prune.criterion": {"choice": ["l1", "l1"]}}),
+        "prune.criterion",
+    ),
+    (
+        "distribution in search",
+        _spec(**{"search.num_samples": {"int": [1, 4]}}),
+        "search.num_samples",
+    ),
+    ("distribution in resources", _spec(**{"resources.cpu": {"choice": [1, 2]}}), "resources.cpu"),
     ("distribution in storage", _spec(storage={"choice": ["/a", "/b"]}), "storage"),
     ("distribution in name", _spec(name={"choice": ["a", "b"]}), "name"),
     ("distribution in cache_dir", _spec(cache_dir={"choice": ["/a", "/b"]}), "cache_dir"),
     ("bad mode", _spec(**{"search.mode": "bayes"}), "search.mode"),
-    ("objective without direction", _spec(**{"search.objectives": ["robust_acc"]}),
-     "search.objectives[0]"),
-    ("unknown objective", _spec(**{"search.objectives": ["accuracy:max"]}),
-     "search.objectives[0]"),
-    ("objective twice", _spec(**{"search.objectives": ["robust_acc:max", "robust_acc:min"]}),
-     "search.objectives[1]"),
+    (
+        "objective without direction",
+        _spec(**{"search.objectives": ["robust_acc"]}),
+        "search.objectives[0]",
+    ),
+    (
+        "unknown objective",
+        _spec(**{"search.objectives": ["accuracy:max"]}),
+        "search.objectives[0]",
+    ),
+    (
+        "objective twice",
+        _spec(**{"search.objectives": ["robust_acc:max", "robust_acc:min"]}),
+        "search.objectives[1]",
+    ),
     ("num_samples 0", _spec(**{"search.num_samples": 0}), "search.num_samples"),
-    ("num_samples in grid", _spec(**{"search.mode": "grid", "search.num_samples": 4}),
-     "search.num_samples"),
+    (
+        "num_samples in grid",
+        _spec(**{"search.mode": "grid", "search.num_samples": 4}),
+        "search.num_samples",
+    ),
     ("seeds outside grid", _spec(**{"search.seeds": 3}), "search.seeds"),
     ("unknown scheduler", _spec(**{"search.scheduler": "hyperband"}), "search.scheduler"),
     ("unknown sampler", _spec(**{"search.sampler": "cmaes2"}), "search.sampler"),
     ("unknown search key", _spec(**{"search.trials": 3}), "search.trials"),
-    ("asha with a final-only objective",
-     _spec(**{"search.objectives": ["robust_acc:max", "flops:min"]}), "search.scheduler"),
-    ("final-only primary objective",
-     _spec(**{"search.objectives": ["flops:min"], "search.scheduler": "none"}),
-     "search.objectives[0]"),
+    (
+        "asha with a final-only objective",
+        _spec(**{"search.objectives": ["robust_acc:max", "flops:min"]}),
+        "search.scheduler",
+    ),
+    (
+        "final-only primary objective",
+        _spec(**{"search.objectives": ["flops:min"], "search.scheduler": "none"}),
+        "search.objectives[0]",
+    ),
     ("negative cpu", _spec(**{"resources.cpu": -1}), "resources.cpu"),
     ("gpu fraction above one", _spec(**{"resources.gpu": 1.5}), "resources.gpu"),
     ("unknown resource", _spec(**{"resources.tpu": 1}), "resources.tpu"),
-    ("option out of range", _spec(**{"prune.sparsity": {"choice": [0.5, 1.5]}}),
-     "prune.sparsity"),
-    ("unknown option", _spec(**{"prune.criterion": {"choice": ["l1", "l7"]}}),
-     "prune.criterion"),
-    ("range end out of range", _spec(**{"finetune.trades.beta": {"uniform": [1, 500]}}),
-     "finetune.trades.beta"),
-    ("continuous distribution in grid",
-     _spec(**{"search.mode": "grid", "prune.sparsity": {"uniform": [0.3, 0.6]}}),
-     "prune.sparsity"),
-    ("continuous distribution in the dense stage", _spec(**{"dense.lr": {"uniform": [0.01, 0.1]}}),
-     "dense.lr"),
+    ("option out of range", _spec(**{"prune.sparsity": {"choice": [0.5, 1.5]}}), "prune.sparsity"),
+    ("unknown option", _spec(**{"prune.criterion": {"choice": ["l1", "l7"]}}), "prune.criterion"),
+    (
+        "range end out of range",
+        _spec(**{"finetune.trades.beta": {"uniform": [1, 500]}}),
+        "finetune.trades.beta",
+    ),
+    (
+        "continuous distribution in grid",
+        _spec(**{"search.mode": "grid", "prune.sparsity": {"uniform": [0.3, 0.6]}}),
+        "prune.sparsity",
+    ),
+    (
+        "continuous distribution in the dense stage",
+        _spec(**{"dense.lr": {"uniform": [0.01, 0.1]}}),
+        "dense.lr",
+    ),
     ("optimize without distributions", _spec(**{"prune.sparsity": 0.5}), "search.mode"),
     ("bad experiment name", _spec(name="a b/c"), "name"),
-    ("primary attack outside a choice of attacks",
-     _spec(**{"eval.attacks": {"choice": [["fgsm"], ["fgsm", "pgd20"]]}}), "eval.primary"),
+    (
+        "primary attack outside a choice of attacks",
+        _spec(**{"eval.attacks": {"choice": [["fgsm"], ["fgsm", "pgd20"]]}}),
+        "eval.primary",
+    ),
     ("not a mapping", "- 1\n- 2\n", "mapping"),
     ("invalid YAML", "prune: {sparsity: [0.5\n", "not valid YAML"),
 ]
@@ -124,16 +158,20 @@ def test_bad_extend_value_is_bad_input(tmp_path, capsys):
 
 
 def _conditional_spec(mode="optimize", **search):
-    raw = _spec(**{
-        "prune.ratio": {"choice": ["uniform", "mrs"]},
-        "prune.mrs.temperature": {"choice": [0.5, 2.0]} if mode == "grid" else
-        {"loguniform": [0.05, 20]},
-        "finetune.method": {"choice": ["ce", "trades", "mart"]},
-        "finetune.trades.beta": {"choice": [1.0, 6.0]} if mode == "grid" else
-        {"uniform": [1, 8]},
-        "search.mode": mode,
-        **{f"search.{k}": v for k, v in search.items()},
-    })
+    raw = _spec(
+        **{
+            "prune.ratio": {"choice": ["uniform", "mrs"]},
+            "prune.mrs.temperature": {"choice": [0.5, 2.0]}
+            if mode == "grid"
+            else {"loguniform": [0.05, 20]},
+            "finetune.method": {"choice": ["ce", "trades", "mart"]},
+            "finetune.trades.beta": {"choice": [1.0, 6.0]}
+            if mode == "grid"
+            else {"uniform": [1, 8]},
+            "search.mode": mode,
+            **{f"search.{k}": v for k, v in search.items()},
+        }
+    )
     return parse_spec(raw, name="t", storage="/tmp/unused")
 
 
@@ -206,9 +244,14 @@ def test_study_search_reopens_a_moved_journal(tmp_path):
 
     spec = _conditional_spec()
     first = tmp_path / "a" / "study.journal"
-    search = StudySearch(SpaceFunction(spec, str(tmp_path)), metric="robust_acc", mode="max",
-                         sampler=optuna.samplers.TPESampler(seed=0), study_name="s",
-                         journal=first)
+    search = StudySearch(
+        SpaceFunction(spec, str(tmp_path)),
+        metric="robust_acc",
+        mode="max",
+        sampler=optuna.samplers.TPESampler(seed=0),
+        study_name="s",
+        journal=first,
+    )
     config = search.suggest("t1")
     assert "trial" in config and "prune.ratio" in config
     search.suggest("t2")
@@ -255,14 +298,24 @@ def test_samplers_and_overrides(tmp_path):
 
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(BASE))
-    spec = load_spec(path, ["search.sampler=nsgaii", "prune.criterion={choice: [l1, l2]}",
-                            "search.objectives=[robust_acc:max, flops:min]",
-                            "search.scheduler=none"], name="x")
+    spec = load_spec(
+        path,
+        [
+            "search.sampler=nsgaii",
+            "prune.criterion={choice: [l1, l2]}",
+            "search.objectives=[robust_acc:max, flops:min]",
+            "search.scheduler=none",
+        ],
+        name="x",
+    )
     assert spec.dist("prune.criterion").args == ("l1", "l2")
     assert isinstance(make_sampler(spec.search), optuna.samplers.NSGAIISampler)
     assert [str(o) for o in spec.search.objectives] == ["robust_acc:max", "flops:min"]
-    kinds = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
-             "random": optuna.samplers.RandomSampler}
+    kinds = {
+        "tpe": optuna.samplers.TPESampler,
+        "gp": optuna.samplers.GPSampler,
+        "random": optuna.samplers.RandomSampler,
+    }
     for name, cls in kinds.items():
         mode = "random" if name == "random" else "optimize"
         s = load_spec(path, [f"search.sampler={name}", f"search.mode={mode}"], name="x")

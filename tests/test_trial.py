@@ -20,9 +20,22 @@ def baseline(dense_cache):
 
 def test_result_has_every_metric_and_table(baseline):
     m = baseline.metrics
-    for key in ("clean_acc", "robust_acc", "fgsm_acc", "pgd_acc", "params", "params_dense",
-                "flops", "flops_dense", "achieved_sparsity", "dense_clean_acc",
-                "dense_robust_acc", "val_clean_acc", "val_robust_acc", "wall_s"):
+    for key in (
+        "clean_acc",
+        "robust_acc",
+        "fgsm_acc",
+        "pgd_acc",
+        "params",
+        "params_dense",
+        "flops",
+        "flops_dense",
+        "achieved_sparsity",
+        "dense_clean_acc",
+        "dense_robust_acc",
+        "val_clean_acc",
+        "val_robust_acc",
+        "wall_s",
+    ):
         assert m[key] is not None, key
     assert 0 <= m["robust_acc"] <= m["clean_acc"] <= 1
     assert m["robust_attack"] == "pgd5" and m["pgd_acc"] == m["robust_acc"]
@@ -67,14 +80,32 @@ def test_nan_loss_stops_with_a_clear_reason():
     from robprune.training import AdversarialSetting, Trainer
 
     data = load_data("digits", train_limit=200)
-    model = create_model("small_cnn", num_classes=10, input_shape=data.input_shape,
-                         mean=data.mean, std=data.std, width=0.5)
+    model = create_model(
+        "small_cnn",
+        num_classes=10,
+        input_shape=data.input_shape,
+        mean=data.mean,
+        std=data.std,
+        width=0.5,
+    )
     with torch.no_grad():  # a diverged weight, as an exploding learning rate leaves behind
         model.classifier.weight[0, 0] = float("inf")
-    trainer = Trainer(model=model, train=data.train, method="ce", epochs=1, lr=0.1,
-                      schedule="constant", warmup_epochs=0, batch_size=64, weight_decay=0.0,
-                      momentum=0.9, augment=False, device=torch.device("cpu"), seed=0,
-                      adversarial=AdversarialSetting(epsilon=0.1, step_size=0.025, steps=1))
+    trainer = Trainer(
+        model=model,
+        train=data.train,
+        method="ce",
+        epochs=1,
+        lr=0.1,
+        schedule="constant",
+        warmup_epochs=0,
+        batch_size=64,
+        weight_decay=0.0,
+        momentum=0.9,
+        augment=False,
+        device=torch.device("cpu"),
+        seed=0,
+        adversarial=AdversarialSetting(epsilon=0.1, step_size=0.025, steps=1),
+    )
     with pytest.raises(TrialFailed, match="non-finite training loss .* epoch 1, step 1"):
         trainer.run_epoch()
 
@@ -90,16 +121,20 @@ def test_pgd_at_finetuning_beats_ce_and_finetuning_beats_none(dense_cache):
     """The paper's premise on real digits: robust fine-tuning matters after pruning."""
     common = {"prune": {"sparsity": 0.7}, "eval": {"test_limit": None}}
     runs = {}
-    for name, ft in {"pgd_at": {"method": "pgd_at", "epochs": 4, "lr": 0.02},
-                     "ce": {"method": "ce", "epochs": 4, "lr": 0.02}}.items():
+    for name, ft in {
+        "pgd_at": {"method": "pgd_at", "epochs": 4, "lr": 0.02},
+        "ce": {"method": "ce", "epochs": 4, "lr": 0.02},
+    }.items():
         runs[name] = run_trial(fast_trial(dense_cache, finetune=ft, **common)).metrics
     assert runs["pgd_at"]["achieved_sparsity"] == pytest.approx(
-        runs["ce"]["achieved_sparsity"], abs=0.01)
+        runs["ce"]["achieved_sparsity"], abs=0.01
+    )
     assert runs["pgd_at"]["robust_acc"] > runs["ce"]["robust_acc"] + 0.10
 
     heavy = {"prune": {"sparsity": 0.9, "max_layer_ratio": 0.95}, "eval": {"test_limit": None}}
-    tuned = run_trial(fast_trial(dense_cache, finetune={"method": "pgd_at", "epochs": 4,
-                                                        "lr": 0.02}, **heavy)).metrics
+    tuned = run_trial(
+        fast_trial(dense_cache, finetune={"method": "pgd_at", "epochs": 4, "lr": 0.02}, **heavy)
+    ).metrics
     untuned = run_trial(fast_trial(dense_cache, finetune={"method": "none"}, **heavy)).metrics
     assert tuned["robust_acc"] > untuned["robust_acc"] + 0.10
     assert tuned["clean_acc"] > untuned["clean_acc"] + 0.10
@@ -128,15 +163,18 @@ def test_concurrent_trials_share_one_dense_training(tmp_path):
         sys.path.insert(0, {str(tmp_path.parent)!r})
         from trial_fixtures import fast_trial
         from robprune.trial import run_trial
-        config = fast_trial({str(tmp_path / 'cache')!r}, finetune={{"method": "none"}},
+        config = fast_trial({str(tmp_path / "cache")!r}, finetune={{"method": "none"}},
                             dense={{"epochs": 3}})
         run_trial(config, log=lambda m: print(m, flush=True))
     """)
     fixtures = tmp_path.parent / "trial_fixtures.py"
-    fixtures.write_text((__import__("pathlib").Path(__file__).parent /
-                         "trial_fixtures.py").read_text())
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    fixtures.write_text(
+        (__import__("pathlib").Path(__file__).parent / "trial_fixtures.py").read_text()
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     trained = [out.count("dense small_cnn/pgd_at epoch") for out in outputs]

@@ -15,12 +15,21 @@ def fast_trial(cache_dir, **sections) -> dict:
         "data": {"dataset": "digits"},
         "model": {"arch": "small_cnn", "width": 0.5},
         "dense": {"method": "pgd_at", "epochs": 6, "lr": 0.05, "batch_size": 64},
-        "prune": {"sparsity": 0.5, "criterion": "l1", "ratio": "uniform",
-                  "mrs": {"num_examples": 128}},
+        "prune": {
+            "sparsity": 0.5,
+            "criterion": "l1",
+            "ratio": "uniform",
+            "mrs": {"num_examples": 128},
+        },
         "finetune": {"method": "pgd_at", "epochs": 2, "lr": 0.01, "batch_size": 64},
         "threat": {"train_steps": 3, "eval_steps": 5},
-        "eval": {"attacks": ["fgsm", "pgd5"], "primary": "pgd5", "epoch_attack": "pgd3",
-                 "epoch_subset": 144, "test_limit": 200},
+        "eval": {
+            "attacks": ["fgsm", "pgd5"],
+            "primary": "pgd5",
+            "epoch_attack": "pgd3",
+            "epoch_subset": 144,
+            "test_limit": 200,
+        },
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -38,9 +38,17 @@ def _l2_ball(x: Tensor, v: Tensor, epsilon: float) -> Tensor:
     return (x + _l2_normalize(d) * torch.clamp(dnorm, max=epsilon)).clamp_(0.0, 1.0)
 
 
-def _single_run(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, epsilon: float,
-                norm: str, steps: int, rho: float,
-                generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+def _single_run(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: LossFn,
+    epsilon: float,
+    norm: str,
+    steps: int,
+    rho: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """One APGD run. Returns (best-loss point, still-correct mask, last misclassified iterate)."""
     n = x.shape[0]
     view = (n,) + (1,) * (x.dim() - 1)
@@ -114,9 +122,20 @@ def _single_run(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, epsilon
     return x_best, correct, x_best_adv
 
 
-def _run_all(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, norm: str, steps: int,
-             restarts: int, rho: float, loss: str | LossFn | None, num_targets: int,
-             generator: torch.Generator | None) -> Tensor:
+def _run_all(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    norm: str,
+    steps: int,
+    restarts: int,
+    rho: float,
+    loss: str | LossFn | None,
+    num_targets: int,
+    generator: torch.Generator | None,
+) -> Tensor:
     _check(epsilon, norm)
     if steps < 1 or restarts < 1:
         raise ValueError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
@@ -143,26 +162,69 @@ def _run_all(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, norm: st
                     with torch.no_grad():
                         y_target = model(xs).sort(dim=1)[1][:, -rank]
                     loss_fn = partial(dlr_targeted_loss, y_target=y_target)
-                best, still, fooled_at = _single_run(model, xs, ys, loss_fn, epsilon, norm,
-                                                     steps, rho, generator)
+                best, still, fooled_at = _single_run(
+                    model, xs, ys, loss_fn, epsilon, norm, steps, rho, generator
+                )
                 adv[idx] = torch.where(still.view(view), best, fooled_at)
                 robust[idx] = still
     return adv
 
 
-def apgd(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, norm: str = "linf",
-         steps: int = 100, restarts: int = 1, loss: str | LossFn = "ce", rho: float = 0.75,
-         generator: torch.Generator | None = None) -> Tensor:
+def apgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    norm: str = "linf",
+    steps: int = 100,
+    restarts: int = 1,
+    loss: str | LossFn = "ce",
+    rho: float = 0.75,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Untargeted APGD on `loss` (`ce` for APGD-CE, `dlr` for APGD-DLR)."""
-    return _run_all(model, x, y, epsilon=epsilon, norm=norm, steps=steps, restarts=restarts,
-                    rho=rho, loss=loss, num_targets=0, generator=generator)
+    return _run_all(
+        model,
+        x,
+        y,
+        epsilon=epsilon,
+        norm=norm,
+        steps=steps,
+        restarts=restarts,
+        rho=rho,
+        loss=loss,
+        num_targets=0,
+        generator=generator,
+    )
 
 
-def apgd_targeted(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float,
-                  norm: str = "linf", steps: int = 100, restarts: int = 1, num_targets: int = 9,
-                  rho: float = 0.75, generator: torch.Generator | None = None) -> Tensor:
+def apgd_targeted(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    norm: str = "linf",
+    steps: int = 100,
+    restarts: int = 1,
+    num_targets: int = 9,
+    rho: float = 0.75,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """APGD-T: APGD on the targeted DLR loss towards each of the `num_targets` most likely
     wrong classes in turn (fewer when the model has fewer classes), on the examples still
     robust."""
-    return _run_all(model, x, y, epsilon=epsilon, norm=norm, steps=steps, restarts=restarts,
-                    rho=rho, loss=None, num_targets=num_targets, generator=generator)
+    return _run_all(
+        model,
+        x,
+        y,
+        epsilon=epsilon,
+        norm=norm,
+        steps=steps,
+        restarts=restarts,
+        rho=rho,
+        loss=None,
+        num_targets=num_targets,
+        generator=generator,
+    )

@@ -53,8 +53,14 @@ def _dims(x: Tensor) -> tuple[int, ...]:
     return tuple(range(1, x.dim()))
 
 
-def _draw(kind: str, shape: torch.Size, like: Tensor, generator: torch.Generator | None,
-          low: float = 0.0, high: float = 1.0) -> Tensor:
+def _draw(
+    kind: str,
+    shape: torch.Size,
+    like: Tensor,
+    generator: torch.Generator | None,
+    low: float = 0.0,
+    high: float = 1.0,
+) -> Tensor:
     """Random tensor drawn on the generator's device (so a CPU generator gives the same numbers
     whatever device `like` is on), then moved to `like`'s device."""
     device = like.device if generator is None else generator.device
@@ -69,8 +75,9 @@ def _draw(kind: str, shape: torch.Size, like: Tensor, generator: torch.Generator
     return out.to(like.device)
 
 
-def input_grad(model: nn.Module, x_adv: Tensor, y: Tensor,
-               loss_fn: LossFn) -> tuple[Tensor, Tensor, Tensor]:
+def input_grad(
+    model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn
+) -> tuple[Tensor, Tensor, Tensor]:
     """Gradient of the summed per-example loss w.r.t. the input only.
 
     Returns (grad, logits, per-example loss), the last two detached. Runs under
@@ -111,8 +118,9 @@ def project(x_adv: Tensor, x: Tensor, *, epsilon: float, norm: str = "linf") -> 
 
 
 @torch.no_grad()
-def project_step(x_adv: Tensor, grad: Tensor, x: Tensor, *, epsilon: float, step_size: float,
-                 norm: str = "linf") -> Tensor:
+def project_step(
+    x_adv: Tensor, grad: Tensor, x: Tensor, *, epsilon: float, step_size: float, norm: str = "linf"
+) -> Tensor:
     """One projected ascent step for hand-written inner loops (TRADES); inputs are untouched."""
     _check(epsilon, norm)
     adv = _step_(x_adv.detach().clone(), grad.detach().clone(), step_size, norm)
@@ -120,8 +128,9 @@ def project_step(x_adv: Tensor, grad: Tensor, x: Tensor, *, epsilon: float, step
 
 
 @torch.no_grad()
-def _random_start(x: Tensor, epsilon: float, norm: str,
-                  generator: torch.Generator | None) -> Tensor:
+def _random_start(
+    x: Tensor, epsilon: float, norm: str, generator: torch.Generator | None
+) -> Tensor:
     """Uniform in the L-inf cube; for L2 a Gaussian direction scaled to radius U(0,1)*eps
     (Madry et al.'s and torchattacks' start, not uniform in the ball)."""
     if norm == "linf":
@@ -134,24 +143,52 @@ def _random_start(x: Tensor, epsilon: float, norm: str,
     return delta.add_(x).clamp_(0.0, 1.0)
 
 
-def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float,
-         step_size: float | None = None, random_start: bool = False, norm: str = "linf",
-         loss: str | LossFn = "ce", generator: torch.Generator | None = None) -> Tensor:
+def fgsm(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    step_size: float | None = None,
+    random_start: bool = False,
+    norm: str = "linf",
+    loss: str | LossFn = "ce",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Fast gradient sign method (Goodfellow et al.): one step of `step_size`.
 
     Default step: epsilon, or 1.25 * epsilon with `random_start` (Wong et al.'s fast AT,
     `fgsm_rs`), whose step from a random start is then projected back onto the ball.
     With `norm="l2"` this is the fast gradient method (unit-L2 step).
     """
-    return pgd(model, x, y, epsilon=epsilon,
-               step_size=step_size if step_size is not None
-               else (1.25 * epsilon if random_start else epsilon),
-               steps=1, norm=norm, random_start=random_start, loss=loss, generator=generator)
+    return pgd(
+        model,
+        x,
+        y,
+        epsilon=epsilon,
+        step_size=step_size
+        if step_size is not None
+        else (1.25 * epsilon if random_start else epsilon),
+        steps=1,
+        norm=norm,
+        random_start=random_start,
+        loss=loss,
+        generator=generator,
+    )
 
 
-def _pgd_run(model: nn.Module, x: Tensor, y: Tensor, epsilon: float, step_size: float,
-             steps: int, norm: str, random_start: bool, loss_fn: LossFn,
-             generator: torch.Generator | None) -> Tensor:
+def _pgd_run(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    epsilon: float,
+    step_size: float,
+    steps: int,
+    norm: str,
+    random_start: bool,
+    loss_fn: LossFn,
+    generator: torch.Generator | None,
+) -> Tensor:
     adv = _random_start(x, epsilon, norm, generator) if random_start else x.clone()
     for _ in range(steps):
         grad, _, _ = input_grad(model, adv, y, loss_fn)
@@ -160,9 +197,20 @@ def _pgd_run(model: nn.Module, x: Tensor, y: Tensor, epsilon: float, step_size: 
     return adv
 
 
-def pgd(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, step_size: float,
-        steps: int, norm: str = "linf", random_start: bool = True, restarts: int = 1,
-        loss: str | LossFn = "ce", generator: torch.Generator | None = None) -> Tensor:
+def pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    step_size: float,
+    steps: int,
+    norm: str = "linf",
+    random_start: bool = True,
+    restarts: int = 1,
+    loss: str | LossFn = "ce",
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Projected gradient descent (Madry et al.) on `loss`; returns the last iterate.
 
     With `restarts > 1` each example keeps its worst case: the first restart that
@@ -179,8 +227,9 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, step_size: fl
     x = x.detach()
     with eval_mode(model):
         if restarts == 1:
-            return _pgd_run(model, x, y, epsilon, step_size, steps, norm, random_start,
-                            loss_fn, generator)
+            return _pgd_run(
+                model, x, y, epsilon, step_size, steps, norm, random_start, loss_fn, generator
+            )
         labels = not y.is_floating_point()
         adv = x.clone()
         best = torch.full((x.shape[0],), float("-inf"), device=x.device)
@@ -190,13 +239,15 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor, *, epsilon: float, step_size: fl
             if idx.numel() == 0:
                 break
             xs, ys = x[idx], y[idx]
-            run = _pgd_run(model, xs, ys, epsilon, step_size, steps, norm, True, loss_fn,
-                           generator)
+            run = _pgd_run(
+                model, xs, ys, epsilon, step_size, steps, norm, True, loss_fn, generator
+            )
             with torch.no_grad():
                 logits = model(run)
                 value = loss_fn(logits, ys).float()
-                fooled = logits.argmax(dim=1) != ys if labels else torch.zeros_like(value,
-                                                                                      dtype=bool)
+                fooled = (
+                    logits.argmax(dim=1) != ys if labels else torch.zeros_like(value, dtype=bool)
+                )
                 take = fooled | (value > best[idx])
                 adv[idx] = torch.where(take.view(-1, *[1] * (x.dim() - 1)), run, adv[idx])
                 best[idx] = torch.where(take, value, best[idx])

@@ -55,7 +55,8 @@ def solve_ratios(
     if reachable < target - 1e-9:
         raise TrialFailed(
             f"sparsity {target:.3f} is unreachable with max_layer_ratio {max_ratio}: at most "
-            f"{reachable:.3f} of prunable parameters can be removed")
+            f"{reachable:.3f} of prunable parameters can be removed"
+        )
     lo = 0.0
     for _ in range(iterations):
         mid = 0.5 * (lo + hi) if hi / max(lo, 1e-300) < 4 else np.sqrt(max(lo, 1e-300) * hi)

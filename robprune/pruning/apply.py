@@ -47,14 +47,22 @@ def count_macs_params(model: nn.Module, example: Tensor) -> tuple[int, int]:
     return int(macs), int(params)
 
 
-def allocate(group_mrs: np.ndarray, removed_fraction, *, rule: str, temperature: float,
-             sparsity: float, max_ratio: float) -> np.ndarray:
+def allocate(
+    group_mrs: np.ndarray,
+    removed_fraction,
+    *,
+    rule: str,
+    temperature: float,
+    sparsity: float,
+    max_ratio: float,
+) -> np.ndarray:
     weights = RATIO_RULES[rule](group_mrs, temperature)
     return solve_ratios(weights, removed_fraction, target=sparsity, max_ratio=max_ratio)
 
 
-def _prepare_scores(model: nn.Module, criterion, importance, calib: tuple[Tensor, Tensor] | None
-                    ) -> None:
+def _prepare_scores(
+    model: nn.Module, criterion, importance, calib: tuple[Tensor, Tensor] | None
+) -> None:
     """Give gradient-based criteria the adversarial-loss gradients they score with."""
     if criterion.needs == "nothing":
         return
@@ -110,14 +118,22 @@ def prune_model(
     if not gm.groups:
         raise ValueError("the model has no prunable layers")
 
-    group_mrs = np.array([
-        np.mean([layer_mrs[m] for m in g.members if m in layer_mrs]) if layer_mrs else np.nan
-        for g in gm.groups
-    ])
+    group_mrs = np.array(
+        [
+            np.mean([layer_mrs[m] for m in g.members if m in layer_mrs]) if layer_mrs else np.nan
+            for g in gm.groups
+        ]
+    )
     if rule == "mrs" and not np.all(np.isfinite(group_mrs)):
         raise ValueError("ratio rule 'mrs' needs an MRS score for every prunable group")
-    ratios = allocate(group_mrs, gm.removed_fraction, rule=rule, temperature=temperature,
-                      sparsity=sparsity, max_ratio=max_ratio)
+    ratios = allocate(
+        group_mrs,
+        gm.removed_fraction,
+        rule=rule,
+        temperature=temperature,
+        sparsity=sparsity,
+        max_ratio=max_ratio,
+    )
     ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio)
     expected_kept = gm.kept_channels(ratios)
 
@@ -125,22 +141,29 @@ def prune_model(
     _prepare_scores(model, crit, importance, calib)
     torch.manual_seed(seed)
     pruner = tp.pruner.MetaPruner(
-        model, example, importance=importance, pruning_ratio=0.0,
+        model,
+        example,
+        importance=importance,
+        pruning_ratio=0.0,
         pruning_ratio_dict={g.root: float(r) for g, r in zip(gm.groups, ratios, strict=True)},
         ignored_layers=ignored,
     )
     with eval_mode(model):
         pruner.step()
     model.zero_grad(set_to_none=True)
-    history = [[name, bool(out), [int(i) for i in idxs]]
-               for name, out, idxs in pruner.DG.pruning_history()]
+    history = [
+        [name, bool(out), [int(i) for i in idxs]]
+        for name, out, idxs in pruner.DG.pruning_history()
+    ]
 
     ratio_of, mrs_of = {}, {}
     for g, kept, score in zip(gm.groups, expected_kept, group_mrs, strict=True):
         actual = _out_channels(g.root)
         if actual != kept:
-            warnings.append(f"Torch-Pruning kept {actual} of {g.channels} channels of "
-                            f"{g.root_name}, expected {kept}")
+            warnings.append(
+                f"Torch-Pruning kept {actual} of {g.channels} channels of "
+                f"{g.root_name}, expected {kept}"
+            )
         for member in g.members:
             ratio_of[member] = 1.0 - actual / g.channels  # achieved channel ratio
             if np.isfinite(score):
@@ -150,23 +173,34 @@ def prune_model(
     layers = []
     for name, module in _layers(model):
         ch_before, p_before = dense_shapes[name]
-        layers.append({
-            "layer": name,
-            "mrs": mrs_of.get(name, (layer_mrs or {}).get(name)),
-            "ratio": ratio_of.get(name, 0.0),
-            "channels_before": ch_before,
-            "channels_after": _out_channels(module),
-            "params_before": p_before,
-            "params_after": _param_count(module),
-        })
+        layers.append(
+            {
+                "layer": name,
+                "mrs": mrs_of.get(name, (layer_mrs or {}).get(name)),
+                "ratio": ratio_of.get(name, 0.0),
+                "channels_before": ch_before,
+                "channels_after": _out_channels(module),
+                "params_before": p_before,
+                "params_after": _param_count(module),
+            }
+        )
     achieved = (params_dense - params) / gm.prunable_params
     if abs(achieved - sparsity) > 0.01 + 1e-9:
-        warnings.append(f"achieved sparsity {achieved:.4f} differs from the target "
-                        f"{sparsity:.4f} by more than 1 point")
-    return PruneOutcome(history=history, layers=layers, params_dense=params_dense,
-                        params=params, flops_dense=flops_dense, flops=flops,
-                        prunable_params=gm.prunable_params, achieved_sparsity=float(achieved),
-                        warnings=warnings)
+        warnings.append(
+            f"achieved sparsity {achieved:.4f} differs from the target "
+            f"{sparsity:.4f} by more than 1 point"
+        )
+    return PruneOutcome(
+        history=history,
+        layers=layers,
+        params_dense=params_dense,
+        params=params,
+        flops_dense=flops_dense,
+        flops=flops,
+        prunable_params=gm.prunable_params,
+        achieved_sparsity=float(achieved),
+        warnings=warnings,
+    )
 
 
 def _layers(model: nn.Module):
@@ -179,4 +213,3 @@ def _out_channels(module: nn.Module) -> int:
 
 def _param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
-

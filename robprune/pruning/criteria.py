@@ -29,13 +29,21 @@ CRITERIA: dict[str, Criterion] = {
         Criterion("random", tp.importance.RandomImportance, description="uniformly random"),
         Criterion("l1", lambda: tp.importance.MagnitudeImportance(p=1), description="L1 norm"),
         Criterion("l2", lambda: tp.importance.MagnitudeImportance(p=2), description="L2 norm"),
-        Criterion("taylor", tp.importance.TaylorImportance, "grad",
-                  "first-order Taylor on the adversarial loss"),
+        Criterion(
+            "taylor",
+            tp.importance.TaylorImportance,
+            "grad",
+            "first-order Taylor on the adversarial loss",
+        ),
         Criterion("fpgm", tp.importance.FPGMImportance, description="geometric median"),
         Criterion("lamp", tp.importance.LAMPImportance, description="layer-adaptive magnitude"),
         Criterion("bn_scale", tp.importance.BNScaleImportance, description="|BN gamma|"),
-        Criterion("hessian", tp.importance.HessianImportance, "per_sample_grad",
-                  "OBD diagonal Hessian of the adversarial loss"),
+        Criterion(
+            "hessian",
+            tp.importance.HessianImportance,
+            "per_sample_grad",
+            "OBD diagonal Hessian of the adversarial loss",
+        ),
     )
 }
 
@@ -46,5 +54,6 @@ def get_criterion(name: str) -> Criterion:
     except KeyError:
         from robprune.errors import ConfigError
 
-        raise ConfigError("prune.criterion",
-                          f"unknown {name!r}; allowed: {', '.join(CRITERIA)}") from None
+        raise ConfigError(
+            "prune.criterion", f"unknown {name!r}; allowed: {', '.join(CRITERIA)}"
+        ) from None

@@ -94,8 +94,9 @@ class GroupModel:
         prunable = self.prunable_params
         return 0.0 if prunable == 0 else 1.0 - self._params_with_kept(kept) / prunable
 
-    def refine(self, ratios: np.ndarray, *, target: float, max_ratio: float,
-               tolerance: float = 0.002) -> np.ndarray:
+    def refine(
+        self, ratios: np.ndarray, *, target: float, max_ratio: float, tolerance: float = 0.002
+    ) -> np.ndarray:
         """Move single channels until the budget is met within `tolerance`.
 
         Bisection over one scale factor can only step between whole-channel jumps; with few
@@ -127,19 +128,20 @@ class GroupModel:
         return self.ratios_for(kept)
 
 
-def build_group_model(model: nn.Module, example: torch.Tensor,
-                      ignored: list[nn.Module]) -> tuple[tp.DependencyGraph, GroupModel]:
+def build_group_model(
+    model: nn.Module, example: torch.Tensor, ignored: list[nn.Module]
+) -> tuple[tp.DependencyGraph, GroupModel]:
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
     names = {m: n for n, m in model.named_modules()}
     groups: list[PrunableGroup] = []
     out_of: dict[nn.Module, int] = {}
     in_of: dict[nn.Module, int] = {}
-    for group in dg.get_all_groups(ignored_layers=ignored,
-                                   root_module_types=[nn.Conv2d, nn.Linear]):
+    for group in dg.get_all_groups(
+        ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]
+    ):
         root = group[0].dep.target.module
         index = len(groups)
-        pg = PrunableGroup(root=root, root_name=names[root],
-                           channels=dg.get_out_channels(root))
+        pg = PrunableGroup(root=root, root_name=names[root], channels=dg.get_out_channels(root))
         for dep, _ in group:
             module = dep.target.module
             if not isinstance(module, nn.Module) or module not in names:

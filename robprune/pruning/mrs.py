@@ -20,13 +20,14 @@ from robprune.attacks import eval_mode
 __all__ = ["MRS_ESTIMATORS", "module_robust_sensitivity", "adversarial_loss"]
 
 
-def adversarial_loss(model: nn.Module, x_adv: Tensor, y: Tensor, *, batch_size: int = 256,
-                     backward: bool = False) -> float:
+def adversarial_loss(
+    model: nn.Module, x_adv: Tensor, y: Tensor, *, batch_size: int = 256, backward: bool = False
+) -> float:
     """Mean cross-entropy over the fixed examples; with `backward`, gradients accumulate."""
     total = 0.0
     n = x_adv.shape[0]
     for start in range(0, n, batch_size):
-        xb, yb = x_adv[start:start + batch_size], y[start:start + batch_size]
+        xb, yb = x_adv[start : start + batch_size], y[start : start + batch_size]
         loss = F.cross_entropy(model(xb), yb, reduction="sum")
         if backward:
             (loss / n).backward()
@@ -34,8 +35,16 @@ def adversarial_loss(model: nn.Module, x_adv: Tensor, y: Tensor, *, batch_size: 
     return total / n
 
 
-def _first_order(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor, y: Tensor, *,
-                 epsilon: float, steps: int, batch_size: int) -> dict[str, float]:
+def _first_order(
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    x_adv: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    steps: int,
+    batch_size: int,
+) -> dict[str, float]:
     model.zero_grad(set_to_none=True)
     adversarial_loss(model, x_adv, y, batch_size=batch_size, backward=True)
     scores = {}
@@ -47,8 +56,16 @@ def _first_order(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor, 
     return scores
 
 
-def _ascent(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor, y: Tensor, *,
-            epsilon: float, steps: int, batch_size: int) -> dict[str, float]:
+def _ascent(
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    x_adv: Tensor,
+    y: Tensor,
+    *,
+    epsilon: float,
+    steps: int,
+    batch_size: int,
+) -> dict[str, float]:
     base = adversarial_loss(model, x_adv, y, batch_size=batch_size)
     scores = {}
     for name, layer in layers.items():
@@ -81,10 +98,19 @@ Estimator = Callable[..., dict[str, float]]
 MRS_ESTIMATORS: dict[str, Estimator] = {"first_order": _first_order, "ascent": _ascent}
 
 
-def module_robust_sensitivity(model: nn.Module, layers: dict[str, nn.Module], x_adv: Tensor,
-                              y: Tensor, *, estimator: str, epsilon: float, steps: int,
-                              batch_size: int = 256) -> dict[str, float]:
+def module_robust_sensitivity(
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    x_adv: Tensor,
+    y: Tensor,
+    *,
+    estimator: str,
+    epsilon: float,
+    steps: int,
+    batch_size: int = 256,
+) -> dict[str, float]:
     """MRS of each named layer on fixed adversarial examples (eval mode, weights restored)."""
     with eval_mode(model):
-        return MRS_ESTIMATORS[estimator](model, layers, x_adv, y, epsilon=epsilon, steps=steps,
-                                         batch_size=batch_size)
+        return MRS_ESTIMATORS[estimator](
+            model, layers, x_adv, y, epsilon=epsilon, steps=steps, batch_size=batch_size
+        )

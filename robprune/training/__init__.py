@@ -4,5 +4,12 @@ from robprune.training.losses import OBJECTIVES, AdversarialSetting, objective
 from robprune.training.schedules import build_scheduler, lr_factor
 from robprune.training.trainer import EpochStats, Trainer
 
-__all__ = ["OBJECTIVES", "AdversarialSetting", "EpochStats", "Trainer", "build_scheduler",
-           "lr_factor", "objective"]
+__all__ = [
+    "OBJECTIVES",
+    "AdversarialSetting",
+    "EpochStats",
+    "Trainer",
+    "build_scheduler",
+    "lr_factor",
+    "objective",
+]

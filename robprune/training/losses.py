@@ -36,32 +36,57 @@ class AdversarialSetting:
     """TRADES / MART regulariser weight."""
 
 
-Objective = Callable[[nn.Module, Tensor, Tensor, AdversarialSetting, torch.Generator | None],
-                     Tensor]
+Objective = Callable[
+    [nn.Module, Tensor, Tensor, AdversarialSetting, torch.Generator | None], Tensor
+]
 
 
-def _ce(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
-        gen: torch.Generator | None) -> Tensor:
+def _ce(
+    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+) -> Tensor:
     return F.cross_entropy(model(x), y)
 
 
-def _pgd_at(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
-            gen: torch.Generator | None) -> Tensor:
-    x_adv = attacks.pgd(model, x, y, epsilon=adv.epsilon, step_size=adv.step_size,
-                        steps=adv.steps, norm=adv.norm, random_start=True, generator=gen)
+def _pgd_at(
+    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+) -> Tensor:
+    x_adv = attacks.pgd(
+        model,
+        x,
+        y,
+        epsilon=adv.epsilon,
+        step_size=adv.step_size,
+        steps=adv.steps,
+        norm=adv.norm,
+        random_start=True,
+        generator=gen,
+    )
     return F.cross_entropy(model(x_adv), y)
 
 
-def _fgsm_rs(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
-             gen: torch.Generator | None) -> Tensor:
+def _fgsm_rs(
+    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+) -> Tensor:
     # Wong et al. 2020: uniform start in the ball and one step of 1.25 eps.
-    x_adv = attacks.fgsm(model, x, y, epsilon=adv.epsilon, step_size=1.25 * adv.epsilon,
-                         random_start=True, generator=gen)
+    x_adv = attacks.fgsm(
+        model,
+        x,
+        y,
+        epsilon=adv.epsilon,
+        step_size=1.25 * adv.epsilon,
+        random_start=True,
+        generator=gen,
+    )
     return F.cross_entropy(model(x_adv), y)
 
 
-def trades_examples(model: nn.Module, x: Tensor, *, adv: AdversarialSetting,
-                    generator: torch.Generator | None = None) -> Tensor:
+def trades_examples(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    adv: AdversarialSetting,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """TRADES inner maximisation: maximise KL(f(x') || f(x)) from a tiny Gaussian start."""
     with eval_mode(model):
         with torch.no_grad():
@@ -73,34 +98,53 @@ def trades_examples(model: nn.Module, x: Tensor, *, adv: AdversarialSetting,
             kl = F.kl_div(F.log_softmax(model(x_adv), dim=1), p_clean, reduction="sum")
             (grad,) = torch.autograd.grad(kl, x_adv)
             with torch.no_grad():
-                x_adv = attacks.project_step(x_adv.detach(), grad, x, epsilon=adv.epsilon,
-                                             step_size=adv.step_size, norm=adv.norm)
+                x_adv = attacks.project_step(
+                    x_adv.detach(),
+                    grad,
+                    x,
+                    epsilon=adv.epsilon,
+                    step_size=adv.step_size,
+                    norm=adv.norm,
+                )
     return x_adv.detach()
 
 
-def _trades(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
-            gen: torch.Generator | None) -> Tensor:
+def _trades(
+    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+) -> Tensor:
     x_adv = trades_examples(model, x, adv=adv, generator=gen)
     # Separate forward passes, as in the reference code: one concatenated batch would mix
     # clean and adversarial BatchNorm statistics and change the method.
     logits_clean, logits_adv = model(x), model(x_adv)
-    kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1),
-                  reduction="batchmean")
+    kl = F.kl_div(
+        F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="batchmean"
+    )
     return F.cross_entropy(logits_clean, y) + adv.beta * kl
 
 
-def _mart(model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting,
-          gen: torch.Generator | None) -> Tensor:
+def _mart(
+    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+) -> Tensor:
     # Wang et al. 2020 (MART): boosted CE on adversarial examples plus a KL term weighted by
     # how badly the clean example is classified.
-    x_adv = attacks.pgd(model, x, y, epsilon=adv.epsilon, step_size=adv.step_size,
-                        steps=adv.steps, norm=adv.norm, random_start=True, generator=gen)
+    x_adv = attacks.pgd(
+        model,
+        x,
+        y,
+        epsilon=adv.epsilon,
+        step_size=adv.step_size,
+        steps=adv.steps,
+        norm=adv.norm,
+        random_start=True,
+        generator=gen,
+    )
     logits_clean, logits_adv = model(x), model(x_adv)  # separate BN batches, as MART does
     probs_adv = F.softmax(logits_adv, dim=1)
     top2 = probs_adv.topk(2, dim=1).indices
     runner_up = torch.where(top2[:, 0] == y, top2[:, 1], top2[:, 0])
     loss_adv = F.cross_entropy(logits_adv, y) + F.nll_loss(
-        torch.log(1.0001 - probs_adv + 1e-12), runner_up)
+        torch.log(1.0001 - probs_adv + 1e-12), runner_up
+    )
     probs_clean = F.softmax(logits_clean, dim=1)
     p_true = probs_clean.gather(1, y[:, None]).squeeze(1)
     kl = (probs_clean * (torch.log(probs_clean + 1e-12) - torch.log(probs_adv + 1e-12))).sum(1)

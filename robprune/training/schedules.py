@@ -35,9 +35,14 @@ def lr_factor(schedule: str, *, step: int, total_steps: int, warmup_steps: int) 
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, *, schedule: str, epochs: int,
-                    steps_per_epoch: int, warmup_epochs: int = 0
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    *,
+    schedule: str,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: int = 0,
+) -> torch.optim.lr_scheduler.LambdaLR:
     total = epochs * steps_per_epoch
     warmup = warmup_epochs * steps_per_epoch
 

@@ -83,11 +83,16 @@ class Trainer:
         self.drop_last = len(train) > batch_size
         steps = len(train) // batch_size if self.drop_last else 1
         self.steps_per_epoch = max(steps, 1)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                         weight_decay=weight_decay)
-        self.scheduler = build_scheduler(self.optimizer, schedule=schedule, epochs=epochs,
-                                         steps_per_epoch=self.steps_per_epoch,
-                                         warmup_epochs=warmup_epochs)
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            schedule=schedule,
+            epochs=epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            warmup_epochs=warmup_epochs,
+        )
         self.epoch = 0
 
     def run_epoch(self) -> EpochStats:
@@ -96,14 +101,22 @@ class Trainer:
         self.model.train()
         total = torch.zeros((), device=self.device)
         steps = 0
-        batches = iterate_batches(self.train, batch_size=self.batch_size, shuffle=True,
-                                  augment=self.augment, generator=self.generator,
-                                  device=self.device, drop_last=self.drop_last)
+        batches = iterate_batches(
+            self.train,
+            batch_size=self.batch_size,
+            shuffle=True,
+            augment=self.augment,
+            generator=self.generator,
+            device=self.device,
+            drop_last=self.drop_last,
+        )
         for x, y in batches:
             loss = self.loss_fn(self.model, x, y, self.adversarial, self.generator)
             if not torch.isfinite(loss):
-                raise TrialFailed(f"non-finite training loss ({loss.item()}) at epoch "
-                                  f"{self.epoch + 1}, step {steps + 1}: lower the learning rate")
+                raise TrialFailed(
+                    f"non-finite training loss ({loss.item()}) at epoch "
+                    f"{self.epoch + 1}, step {steps + 1}: lower the learning rate"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -114,8 +127,12 @@ class Trainer:
         mean_loss = (total / max(steps, 1)).item()
         if not math.isfinite(mean_loss):
             raise TrialFailed(f"non-finite training loss at epoch {self.epoch}")
-        return EpochStats(epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"],
-                          train_loss=mean_loss, wall_s=time.perf_counter() - start)
+        return EpochStats(
+            epoch=self.epoch,
+            lr=self.optimizer.param_groups[0]["lr"],
+            train_loss=mean_loss,
+            wall_s=time.perf_counter() - start,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Optimizer, schedule, epoch and RNG states (the model is saved by its owner)."""
