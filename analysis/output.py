@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from analysis.figures import Figure
@@ -10,6 +9,7 @@ from analysis.html import render_html
 from analysis.markdown import render_markdown
 from analysis.present import blocks
 from analysis.report import Report
+from robprune.atomic_io import atomic_write_bytes
 from robprune.errors import BadInput
 
 __all__ = ["write_report"]
@@ -17,9 +17,7 @@ __all__ = ["write_report"]
 
 def _write(path: Path, data: bytes) -> None:
     """Temporary file then rename, so a reader never opens half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(data, path)
 
 
 def write_report(report: Report, output: str | Path) -> Path:

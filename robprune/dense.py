@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from robprune.cache import atomic_torch_save, atomic_write_json, content_key, locked, read_json
+from robprune.atomic_io import atomic_write_json, content_key, read_json
+from robprune.atomic_io import file_lock as locked
+from robprune.cache import atomic_torch_save
 from robprune.config import TrialConfig
 from robprune.data import DataSplits, load_data
 from robprune.models import create_model

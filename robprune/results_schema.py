@@ -6,11 +6,12 @@ Imports pyarrow only, so `robprune report` never pulls in torch or Ray.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from robprune.atomic_io import atomic_write
 
 __all__ = [
     "TRIALS_SCHEMA",
@@ -145,14 +146,4 @@ def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> Path:
     """Write Parquet to a temporary file beside `path`, then rename: readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 import robprune
+from robprune.atomic_io import atomic_write_text
 from robprune.errors import BadInput
 
 __all__ = ["Experiment", "Segment", "resolve_location", "is_remote", "join", "parent", "basename"]
@@ -256,12 +256,7 @@ class Experiment:
     def write_text(self, rel: str, text: str) -> None:
         """Atomic on a local disk (temporary file, rename); one PUT on object stores."""
         if not self.remote:
-            target = Path(self.fs_path, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.replace(tmp, target)
+            atomic_write_text(text, Path(self.fs_path, rel))
             return
         with self.fs.open_output_stream(f"{self.fs_path}/{rel}") as handle:
             handle.write(text.encode())

@@ -87,7 +87,7 @@ def _sync_dense(config: dict[str, Any]) -> None:
         return
     import pyarrow.fs as pafs
 
-    from robprune.cache import locked
+    from robprune.atomic_io import file_lock as locked
 
     local = Path(config["trial"]["cache_dir"]).expanduser()
     if (local / ".synced").exists():

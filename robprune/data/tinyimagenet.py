@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic_io import atomic_write
 from ..errors import DataError
 from .files import find_root, one_line
 from .splits import LoadRequest, SourceData, TensorSplit
@@ -129,13 +130,15 @@ def _load_cached(path: Path, fingerprint: str) -> tuple[np.ndarray, np.ndarray] 
 
 def _save_cached(path: Path, fingerprint: str, x: np.ndarray, y: np.ndarray) -> None:
     """Atomic (temporary file, then rename); a read-only data folder just means no cache."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, x=x, y=y, fingerprint=np.array(fingerprint))
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, write)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def _split(root: Path, name: str, files: list[tuple[Path, int]]) -> TensorSplit:
