@@ -19,7 +19,7 @@ from torch import nn
 from robprune.atomic_io import atomic_write_json, content_key, read_json
 from robprune.atomic_io import file_lock as locked
 from robprune.cache import atomic_torch_save
-from robprune.config import TrialConfig
+from robprune.config import DataConfig, ModelConfig, TrainRecipe, TrialConfig
 from robprune.data import DataSplits, load_data
 from robprune.models import create_model
 from robprune.training.losses import AdversarialSetting
@@ -32,6 +32,8 @@ __all__ = [
     "ensure_dense_for",
     "build_model",
     "load_trial_data",
+    "make_trainer",
+    "training_threat",
 ]
 
 _FORMAT = "robprune.dense/1"
@@ -84,37 +86,53 @@ class DenseModel:
             return value
 
 
-def load_trial_data(config: TrialConfig) -> DataSplits:
+def load_trial_data(data: DataConfig, *, seed: int) -> DataSplits:
     """The splits a trial sees: its data section, validation carved with the trial seed."""
-    d = config.data
     return load_data(
-        d.dataset,
-        data_dir=d.data_dir,
-        download=d.download,
-        val_fraction=d.val_fraction,
-        seed=config.seed,
-        train_limit=d.train_limit,
-        synthetic=d.synthetic,
+        data.dataset,
+        data_dir=data.data_dir,
+        download=data.download,
+        val_fraction=data.val_fraction,
+        seed=seed,
+        train_limit=data.train_limit,
+        synthetic=data.synthetic,
     )
 
 
-def build_model(config: TrialConfig, data: DataSplits) -> nn.Module:
+def build_model(model: ModelConfig, data: DataSplits) -> nn.Module:
+    """A fresh dense network of the model section, shaped and normalised for `data`."""
     return create_model(
-        config.model.arch,
+        model.arch,
         num_classes=data.num_classes,
         input_shape=data.input_shape,
         mean=data.mean,
         std=data.std,
-        width=config.model.width,
+        width=model.width,
     )
 
 
-def _train(
-    config: TrialConfig, data: DataSplits, device: torch.device, log=print
-) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
-    recipe = config.dense
-    model = build_model(config, data).to(device)
-    trainer = Trainer(
+def training_threat(config: TrialConfig, *, beta: float) -> AdversarialSetting:
+    """The threat model adversarial training uses: the trial's norm, radius and step."""
+    return AdversarialSetting(
+        epsilon=config.epsilon,
+        step_size=config.step_size,
+        steps=config.threat.train_steps,
+        norm=config.threat.norm,
+        beta=beta,
+    )
+
+
+def make_trainer(
+    recipe: TrainRecipe,
+    *,
+    adversarial: AdversarialSetting,
+    model: nn.Module,
+    data: DataSplits,
+    device: torch.device,
+    seed: int,
+) -> Trainer:
+    """A Trainer for one SGD recipe (dense or fine-tune)."""
+    return Trainer(
         model=model,
         train=data.train,
         method=recipe.method,
@@ -127,14 +145,23 @@ def _train(
         momentum=recipe.momentum,
         augment=data.augment,
         device=device,
+        seed=seed,
+        adversarial=adversarial,
+    )
+
+
+def _train(
+    config: TrialConfig, data: DataSplits, device: torch.device, log=print
+) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
+    recipe = config.dense
+    model = build_model(config.model, data).to(device)
+    trainer = make_trainer(
+        recipe,
+        adversarial=training_threat(config, beta=recipe.beta),
+        model=model,
+        data=data,
+        device=device,
         seed=config.seed,
-        adversarial=AdversarialSetting(
-            epsilon=config.epsilon,
-            step_size=config.step_size,
-            steps=config.threat.train_steps,
-            norm=config.threat.norm,
-            beta=recipe.beta,
-        ),
     )
     history = []
     for _ in range(recipe.epochs):
@@ -184,4 +211,5 @@ def ensure_dense_for(config: TrialConfig, log=print) -> DenseModel:
     from robprune.runtime import resolve_device, seed_everything
 
     seed_everything(config.seed)
-    return ensure_dense(config, load_trial_data(config), resolve_device(config.device), log=log)
+    data = load_trial_data(config.data, seed=config.seed)
+    return ensure_dense(config, data, resolve_device(config.device), log=log)

@@ -192,7 +192,7 @@ def test_saved_pruned_model_reloads_without_pickled_modules(dense_cache, tmp_pat
     result = run_trial(config, save_model=tmp_path / "model.pt")
     parsed = parse_trial_config(config)
     data = load_data("digits", seed=parsed.seed)
-    model = build_model(parsed, data)
+    model = build_model(parsed.model, data)
     load_pruned_state_dict(model, torch.load(tmp_path / "model.pt", weights_only=True))
     assert sum(p.numel() for p in model.parameters()) == result.metrics["params"]
     model.eval()

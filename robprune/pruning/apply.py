@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from robprune.attacks import eval_mode
 from robprune.pruning.allocation import RATIO_RULES, solve_ratios
 from robprune.pruning.criteria import get_criterion
-from robprune.pruning.groups import build_group_model, default_ignored_layers
+from robprune.pruning.groups import default_ignored_layers, group_model
 from robprune.pruning.mrs import adversarial_loss
 
 __all__ = ["PruneOutcome", "prune_model", "count_macs_params", "allocate"]
@@ -23,11 +23,8 @@ __all__ = ["PruneOutcome", "prune_model", "count_macs_params", "allocate"]
 HESSIAN_SAMPLES = 64
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PruneOutcome:
-    history: list[list[Any]]
-    """Torch-Pruning's pruning history [layer name, out-channel?, indices]: replaying it on a
-    fresh dense model rebuilds the pruned architecture (see `robprune.checkpoint`)."""
     layers: list[dict[str, Any]]
     """The `layers` table of DESIGN §5 (without experiment/trial_id)."""
     params_dense: int
@@ -114,7 +111,19 @@ def prune_model(
     ignored = default_ignored_layers(model)
     dense_shapes = {n: (_out_channels(m), _param_count(m)) for n, m in _layers(model)}
     flops_dense, params_dense = count_macs_params(model, example)
-    _, gm = build_group_model(model, example, ignored)
+    importance = crit.make()
+    # One trace of the model: the pruner's dependency graph also gives the groups the budget
+    # is solved over. Every candidate layer starts as its own local scope with ratio 0; the
+    # group roots get their solved ratios below, before `step()` reads them.
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=importance,
+        pruning_ratio=0.0,
+        pruning_ratio_dict={m: 0.0 for _, m in _layers(model) if m not in ignored},
+        ignored_layers=ignored,
+    )
+    gm = group_model(pruner.DG, model, ignored)
     if not gm.groups:
         raise ValueError("the model has no prunable layers")
 
@@ -136,25 +145,16 @@ def prune_model(
     )
     ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio)
     expected_kept = gm.kept_channels(ratios)
+    for g, r in zip(gm.groups, ratios, strict=True):
+        pruner.pruning_ratio_dict[g.root] = pruner.iterative_pruning_ratio_scheduler(
+            float(r), pruner.iterative_steps
+        )
 
-    importance = crit.make()
     _prepare_scores(model, crit, importance, calib)
     torch.manual_seed(seed)
-    pruner = tp.pruner.MetaPruner(
-        model,
-        example,
-        importance=importance,
-        pruning_ratio=0.0,
-        pruning_ratio_dict={g.root: float(r) for g, r in zip(gm.groups, ratios, strict=True)},
-        ignored_layers=ignored,
-    )
     with eval_mode(model):
         pruner.step()
     model.zero_grad(set_to_none=True)
-    history = [
-        [name, bool(out), [int(i) for i in idxs]]
-        for name, out, idxs in pruner.DG.pruning_history()
-    ]
 
     ratio_of, mrs_of = {}, {}
     for g, kept, score in zip(gm.groups, expected_kept, group_mrs, strict=True):
@@ -191,7 +191,6 @@ def prune_model(
             f"{sparsity:.4f} by more than 1 point"
         )
     return PruneOutcome(
-        history=history,
         layers=layers,
         params_dense=params_dense,
         params=params,

@@ -15,7 +15,13 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-__all__ = ["PrunableGroup", "GroupModel", "build_group_model", "default_ignored_layers"]
+__all__ = [
+    "PrunableGroup",
+    "GroupModel",
+    "build_group_model",
+    "default_ignored_layers",
+    "group_model",
+]
 
 
 def default_ignored_layers(model: nn.Module) -> list[nn.Module]:
@@ -131,7 +137,13 @@ class GroupModel:
 def build_group_model(
     model: nn.Module, example: torch.Tensor, ignored: list[nn.Module]
 ) -> tuple[tp.DependencyGraph, GroupModel]:
+    """Trace `model` into a dependency graph and read its groups (for callers without one)."""
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    return dg, group_model(dg, model, ignored)
+
+
+def group_model(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Module]) -> GroupModel:
+    """The prunable groups of an already traced graph and the parameter terms they govern."""
     names = {m: n for n, m in model.named_modules()}
     groups: list[PrunableGroup] = []
     out_of: dict[nn.Module, int] = {}
@@ -177,4 +189,4 @@ def build_group_model(
                 fixed += p.numel()
             else:
                 terms.append(_ParamTerm(p.numel(), term_out, term_in))
-    return dg, GroupModel(groups=groups, terms=terms, fixed_params=fixed)
+    return GroupModel(groups=groups, terms=terms, fixed_params=fixed)

@@ -1,0 +1,169 @@
+"""Before fine-tuning: the dense model, its reference accuracies, MRS, and the pruned model.
+
+Everything here depends only on the dense model and the prune section, so what is costly
+(dense accuracies, MRS scores) is cached beside the dense model and shared between trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from robprune import attacks
+from robprune.config import TrialConfig
+from robprune.data import DataSplits, TensorSplit, to_float
+from robprune.dense import DenseModel, build_model, ensure_dense
+from robprune.evaluation import evaluate
+from robprune.pruning import count_macs_params, module_robust_sensitivity, prune_model
+from robprune.trial.subsets import test_split
+
+__all__ = ["prepare"]
+
+
+def _calibration_examples(
+    model: nn.Module, data: DataSplits, config: TrialConfig, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Fixed PGD examples from the training split (MRS, Taylor and Hessian all use them)."""
+    gen = torch.Generator().manual_seed(config.seed + 7919)
+    n = min(config.prune.mrs.num_examples, len(data.train))
+    idx = torch.randperm(len(data.train), generator=gen)[:n]
+    x = to_float(data.train.x[idx]).to(device)
+    y = data.train.y[idx].to(device)
+    x_adv = attacks.pgd(
+        model,
+        x,
+        y,
+        epsilon=config.epsilon,
+        step_size=config.step_size,
+        steps=config.threat.train_steps,
+        norm=config.threat.norm,
+        random_start=True,
+        generator=gen,
+    )
+    return x_adv.detach(), y
+
+
+def _layer_mrs(
+    model: nn.Module, dense: DenseModel, config: TrialConfig, calib: tuple[Tensor, Tensor]
+) -> dict[str, float]:
+    mrs = config.prune.mrs
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
+    settings = {
+        "estimator": mrs.estimator,
+        "epsilon": mrs.epsilon,
+        "steps": mrs.steps,
+        "num_examples": mrs.num_examples,
+        "threat": config.threat.norm,
+    }
+    name = "mrs-" + "-".join(f"{v}" for v in settings.values())
+    return dense.cached(
+        name,
+        lambda: module_robust_sensitivity(
+            model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=mrs.steps
+        ),
+    )
+
+
+def _dense_metrics(
+    model: nn.Module,
+    dense: DenseModel,
+    config: TrialConfig,
+    test: TensorSplit,
+    device: torch.device,
+) -> dict[str, float]:
+    primary = config.eval.primary
+    name = f"eval-{primary}-{config.epsilon:.6g}-{len(test)}"
+
+    def compute() -> dict[str, float]:
+        ev = evaluate(
+            model,
+            test,
+            [primary],
+            epsilon=config.epsilon,
+            step_size=None,
+            norm=config.threat.norm,
+            batch_size=config.eval.batch_size,
+            device=device,
+        )
+        return {"clean_acc": ev.clean_acc, "robust_acc": ev.accuracy(primary)}
+
+    return dense.cached(name, compute)
+
+
+def _prune(
+    model: nn.Module,
+    config: TrialConfig,
+    *,
+    example: Tensor,
+    layer_mrs: dict[str, float] | None,
+    calib: tuple[Tensor, Tensor] | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Prune in place; (size summary, layers table, warnings)."""
+    prune = config.prune
+    if prune.sparsity == 0:
+        flops, params = count_macs_params(model, example)
+        summary = {
+            "params": params,
+            "params_dense": params,
+            "flops": flops,
+            "flops_dense": flops,
+            "achieved_sparsity": 0.0,
+        }
+        return summary, [], []
+    outcome = prune_model(
+        model,
+        example=example,
+        criterion=prune.criterion,
+        sparsity=prune.sparsity,
+        rule=prune.ratio,
+        temperature=prune.mrs.temperature,
+        max_ratio=prune.max_layer_ratio,
+        layer_mrs=layer_mrs,
+        calib=calib,
+        seed=config.seed,
+    )
+    summary = {
+        "params": outcome.params,
+        "params_dense": outcome.params_dense,
+        "flops": outcome.flops,
+        "flops_dense": outcome.flops_dense,
+        "achieved_sparsity": outcome.achieved_sparsity,
+    }
+    return summary, outcome.layers, outcome.warnings
+
+
+def prepare(
+    config: TrialConfig, data: DataSplits, device: torch.device, log: Callable[[str], None]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Dense model -> MRS -> ratios -> pruned model, with its JSON-able bookkeeping."""
+    dense = ensure_dense(config, data, device, log=log)
+    model = build_model(config.model, data).to(device)
+    model.load_state_dict(dense.state_dict())
+    dense_metrics = _dense_metrics(model, dense, config, test_split(config.eval, data), device)
+    prune = config.prune
+    calib = None
+    if prune.ratio == "mrs" or prune.criterion in ("taylor", "hessian"):
+        calib = _calibration_examples(model, data, config, device)
+    layer_mrs = _layer_mrs(model, dense, config, calib) if prune.ratio == "mrs" else None
+    example = to_float(data.train.x[:2]).to(device)
+    summary, layers, warnings = _prune(
+        model, config, example=example, layer_mrs=layer_mrs, calib=calib
+    )
+    log(
+        f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
+        f"{summary['params_dense']} -> {summary['params']} "
+        f"(sparsity {summary['achieved_sparsity']:.3f} of prunable)"
+    )
+    return model, {
+        "summary": summary,
+        "layers": layers,
+        "warnings": warnings,
+        "dense": {
+            "clean_acc": dense_metrics["clean_acc"],
+            "robust_acc": dense_metrics["robust_acc"],
+            "key": dense.meta["key"],
+        },
+    }

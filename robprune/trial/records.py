@@ -1,0 +1,48 @@
+"""What a trial hands back: per-epoch reports while it runs, one result when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robprune.atomic_io import atomic_write_json
+
+__all__ = ["EpochReport", "TrialResult"]
+
+
+@dataclass(kw_only=True)
+class TrialResult:
+    config: dict[str, Any]
+    """The fully resolved trial config."""
+    metrics: dict[str, Any]
+    """Test-split metrics (DESIGN §5 columns) plus `val_clean_acc`/`val_robust_acc`."""
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    attack_config: dict[str, Any] = field(default_factory=dict)
+    """Every attack that produced a number here, with its full settings."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, directory: str | Path) -> Path:
+        """result.json and the resolved config.yaml, side by side."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.to_dict(), directory / "result.json")
+        (directory / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+        return directory
+
+
+@dataclass(kw_only=True)
+class EpochReport:
+    epoch: int
+    """Completed fine-tuning epochs, 1-based."""
+    metrics: dict[str, float]
+    """epoch, lr, train_loss, clean_acc, robust_acc (validation subset, epoch attack), wall_s."""
+    save_checkpoint: Callable[[str | Path], Path]
+    """Write everything needed to continue after this epoch into a directory."""
