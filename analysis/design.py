@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from robprune.results_schema import FACTOR_COLUMNS
+from robprune.factors import FACTOR_COLUMNS, FACTORS, label
 
 __all__ = [
     "NA",
@@ -32,30 +32,11 @@ __all__ = [
 ]
 
 NA = "n/a"
-#: Nested column -> the factor it only exists under.
-NESTED = {"temperature": "ratio_rule", "beta": "finetune_method"}
+#: Nested column -> the factor it only exists under (from robprune.factors' conditions).
+NESTED = {f.column: f.parent for f in FACTORS if f.parent is not None}
 #: Numeric columns with more distinct values than this are binned.
 MAX_NUMERIC_LEVELS = 6
 QUANTILE_BINS = 4
-
-_LABELS = {
-    "dataset": "data set",
-    "arch": "architecture",
-    "criterion": "criterion",
-    "ratio_rule": "ratio rule",
-    "temperature": "MRS temperature",
-    "sparsity_target": "sparsity",
-    "finetune_method": "fine-tuning method",
-    "finetune_epochs": "fine-tuning epochs",
-    "lr": "learning rate",
-    "schedule": "LR schedule",
-    "beta": "TRADES/MART beta",
-}
-
-
-def label(column: str) -> str:
-    """Human name of a factor column, for tables and the verdict."""
-    return _LABELS.get(column, column)
 
 
 @dataclass(frozen=True)

@@ -15,37 +15,20 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import Source
+from robprune.factors import FACTOR_COLUMNS, factor_for_path
 
 __all__ = ["find_storages", "ped_anova", "factor_of"]
 
-_SUFFIXES = {
-    "criterion": "criterion",
-    "method": "finetune_method",
-    "finetune_method": "finetune_method",
-    "ratio": "ratio_rule",
-    "ratio_rule": "ratio_rule",
-    "sparsity": "sparsity_target",
-    "sparsity_target": "sparsity_target",
-    "temperature": "temperature",
-    "epochs": "finetune_epochs",
-    "finetune_epochs": "finetune_epochs",
-    "lr": "lr",
-    "schedule": "schedule",
-    "beta": "beta",
-    "arch": "arch",
-    "dataset": "dataset",
-}
-
 
 def factor_of(param: str) -> str:
-    """Map an Optuna parameter name (e.g. 'finetune.method') to a trials-table column."""
-    parts = param.replace("/", ".").split(".")
-    if parts[0] == "dense":  # the dense model's recipe is not a factor of the trials
-        return ""
-    for candidate in (parts[-1], "_".join(parts[-2:])):
-        if candidate in _SUFFIXES:
-            return _SUFFIXES[candidate]
-    return ""
+    """The trials-table column of an Optuna parameter (its config key path, as the search
+    names it, e.g. 'finetune.method'); '' for parameters that are not factors (the dense
+    model's recipe, MRS estimator settings)."""
+    path = param.replace("/", ".").removeprefix("trial.")
+    spec = factor_for_path(path)
+    if spec is not None:
+        return spec.column
+    return path if path in FACTOR_COLUMNS else ""
 
 
 def find_storages(sources: list[Source]) -> list[tuple[str, str]]:

@@ -34,6 +34,9 @@ __all__ = [
     "CRITERIA",
     "FINETUNE_METHODS",
     "SCHEDULES",
+    "RATIO_RULES",
+    "MRS_RATIO_RULES",
+    "ARCHS",
     "SPEC_ONLY_KEYS",
     "parse_trial_config",
     "load_yaml",
@@ -46,6 +49,23 @@ CRITERIA = ("random", "l1", "l2", "taylor", "fpgm", "lamp", "bn_scale", "hessian
 FINETUNE_METHODS = ("none", "ce", "pgd_at", "trades", "mart", "fgsm_rs")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 RATIO_RULES = ("uniform", "mrs")
+#: Ratio rules that read MRS scores: `prune.mrs.*` (its temperature too) applies only to these.
+MRS_RATIO_RULES = ("mrs",)
+#: Registered architectures (robprune.models.MODELS; a test keeps the two equal).
+ARCHS = (
+    "mobilenetv2",
+    "mobilevit_xxs",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "small_cnn",
+    "vgg11_bn",
+    "vgg16_bn",
+    "vgg_small",
+    "wrn28",
+    "wrn28_10",
+    "wrn28_4",
+)
 MRS_ESTIMATORS = ("first_order", "ascent")
 #: Keys of a search spec that a single trial accepts and ignores.
 SPEC_ONLY_KEYS = ("search", "resources", "storage")
@@ -124,12 +144,12 @@ class DataConfig:
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     arch: str = "small_cnn"
-    """Registry name (robprune.models.list_models())."""
+    """Registry name, one of ARCHS (robprune.models.list_models())."""
     width: float | None = None
     """Width multiplier, or k for WideResNet; None is the architecture's default."""
 
     def validate(self, path: str) -> None:
-        _check(bool(self.arch), f"{path}.arch", "must be a model name")
+        _in(self.arch, ARCHS, f"{path}.arch")
         if self.width is not None:
             _range(self.width, f"{path}.width", 0, lo_open=True)
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robprune.atomic_io import atomic_write
+from robprune.factors import FACTOR_COLUMNS, FACTORS
 
 __all__ = [
     "TRIALS_SCHEMA",
@@ -20,27 +21,16 @@ __all__ = [
     "SCHEMAS",
     "FACTOR_COLUMNS",
     "METRIC_COLUMNS",
+    "TEST_METRICS",
+    "STRUCTURE_METRICS",
     "table_from_rows",
     "write_table_atomic",
 ]
 
-#: Factors of the design: the columns analysis may attribute variance to.
-FACTOR_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "arch",
-    "criterion",
-    "ratio_rule",
-    "temperature",
-    "sparsity_target",
-    "finetune_method",
-    "finetune_epochs",
-    "lr",
-    "schedule",
-    "beta",
-)
+_ARROW = {"string": pa.string(), "float": pa.float64(), "int": pa.int64()}
 
-#: Accuracies are fractions in [0, 1]; `robust_acc` is the primary attack's accuracy.
-METRIC_COLUMNS: tuple[str, ...] = (
+#: Test-split accuracies (fractions in [0, 1]); `robust_acc` is the primary attack's accuracy.
+TEST_METRICS: tuple[str, ...] = (
     "clean_acc",
     "robust_acc",
     "fgsm_acc",
@@ -48,11 +38,19 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "cw_acc",
     "apgd_acc",
     "autoattack_acc",
+)
+#: Structure of the pruned model, known as soon as it is pruned.
+STRUCTURE_METRICS: tuple[str, ...] = (
     "params",
     "params_dense",
     "flops",
     "flops_dense",
     "achieved_sparsity",
+)
+#: Every numeric metric column of the trials table.
+METRIC_COLUMNS: tuple[str, ...] = (
+    *TEST_METRICS,
+    *STRUCTURE_METRICS,
     "epochs_completed",
     "dense_clean_acc",
     "dense_robust_acc",
@@ -68,17 +66,7 @@ TRIALS_SCHEMA = pa.schema(
         ("status", pa.string()),  # TERMINATED | ERROR | RUNNING | PENDING
         ("error", pa.string()),
         ("seed", pa.int64()),
-        ("dataset", pa.string()),
-        ("arch", pa.string()),
-        ("criterion", pa.string()),
-        ("ratio_rule", pa.string()),
-        ("temperature", pa.float64()),  # null unless ratio_rule == "mrs"
-        ("sparsity_target", pa.float64()),
-        ("finetune_method", pa.string()),
-        ("finetune_epochs", pa.int64()),
-        ("lr", pa.float64()),
-        ("schedule", pa.string()),
-        ("beta", pa.float64()),  # null unless finetune_method in {trades, mart}
+        *((f.column, _ARROW[f.kind]) for f in FACTORS),  # null where a factor does not apply
         ("config_json", pa.string()),
         ("clean_acc", pa.float64()),
         ("robust_acc", pa.float64()),

@@ -26,9 +26,11 @@ import pyarrow.fs as pafs
 import robprune
 from robprune.config import parse_trial_config
 from robprune.errors import BadInput
+from robprune.factors import factor_values
 from robprune.results_schema import (
     EPOCHS_SCHEMA,
     LAYERS_SCHEMA,
+    METRIC_COLUMNS,
     TRIALS_SCHEMA,
     table_from_rows,
     write_table_atomic,
@@ -46,26 +48,6 @@ __all__ = [
 ]
 
 TERMINAL = ("TERMINATED", "ERROR")
-_METRICS = (
-    "clean_acc",
-    "robust_acc",
-    "fgsm_acc",
-    "pgd_acc",
-    "cw_acc",
-    "apgd_acc",
-    "autoattack_acc",
-    "params",
-    "params_dense",
-    "flops",
-    "flops_dense",
-    "achieved_sparsity",
-    "epochs_completed",
-    "dense_clean_acc",
-    "dense_robust_acc",
-    "wall_s",
-    "val_clean_acc",
-    "val_robust_acc",
-)
 _INT_COLUMNS = {f.name for f in TRIALS_SCHEMA if str(f.type) == "int64"}
 _EPOCH_KEYS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "wall_s")
 _LAYER_KEYS = (
@@ -92,24 +74,8 @@ class ExportResult:
 
 
 def factor_columns(resolved: dict[str, Any]) -> dict[str, Any]:
-    """The design's factors from a resolved trial config; inapplicable ones are null."""
-    prune, ft = resolved["prune"], resolved["finetune"]
-    tuned = ft["method"] != "none"
-    beta = ft[ft["method"]]["beta"] if ft["method"] in ("trades", "mart") else None
-    return {
-        "seed": resolved["seed"],
-        "dataset": resolved["data"]["dataset"],
-        "arch": resolved["model"]["arch"],
-        "criterion": prune["criterion"],
-        "ratio_rule": prune["ratio"],
-        "temperature": prune["mrs"]["temperature"] if prune["ratio"] == "mrs" else None,
-        "sparsity_target": prune["sparsity"],
-        "finetune_method": ft["method"],
-        "finetune_epochs": ft["epochs"] if tuned else None,
-        "lr": ft["lr"] if tuned else None,
-        "schedule": ft["schedule"] if tuned else None,
-        "beta": beta,
-    }
+    """The seed and the design's factors from a resolved trial config; inapplicable ones null."""
+    return {"seed": resolved["seed"], **factor_values(resolved)}
 
 
 def error_message(trial: Any) -> str | None:
@@ -208,7 +174,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
     }
     if result is not None:
         metrics = result.get("metrics", {})
-        for key in _METRICS:
+        for key in METRIC_COLUMNS:
             value = _clean(metrics.get(key))
             row[key] = int(value) if key in _INT_COLUMNS and value is not None else value
         row["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)

@@ -15,20 +15,14 @@ from typing import Any, TextIO
 
 from ray import tune
 
+from robprune.factors import FACTORS, FactorSpec
+
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
 
-_SHOWN_PARAMS = (
-    "prune.criterion",
-    "prune.ratio",
-    "prune.sparsity",
-    "prune.mrs.temperature",
-    "finetune.method",
-    "finetune.epochs",
-    "finetune.lr",
-    "finetune.schedule",
-    "finetune.trades.beta",
-    "finetune.mart.beta",
-    "seed",
+#: (config key path, its factor) shown for each trial: every factor's paths, then the seed.
+_SHOWN_PARAMS: tuple[tuple[str, FactorSpec | None], ...] = (
+    *((path, f) for f in FACTORS for path in f.paths),
+    ("seed", None),
 )
 
 
@@ -57,8 +51,6 @@ def _fmt(value: Any) -> str:
 
 
 def _trial_params(trial: Any) -> str:
-    from search.spec import CONDITIONS
-
     config = trial.config.get("trial", {})
 
     def value_of(path: str) -> Any:
@@ -68,9 +60,8 @@ def _trial_params(trial: Any) -> str:
         return node
 
     out = []
-    for path in _SHOWN_PARAMS:
-        rule = next((r for p, r in CONDITIONS.items() if path.startswith(p)), None)
-        if rule is not None and value_of(rule[0]) not in rule[1]:
+    for path, spec in _SHOWN_PARAMS:
+        if spec is not None and not spec.applies_to(path, value_of):
             continue
         node = value_of(path)
         if node is not None:

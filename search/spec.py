@@ -21,6 +21,7 @@ import yaml
 
 from robprune.config import SPEC_ONLY_KEYS, apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput, ConfigError
+from robprune.factors import CONDITIONS
 from robprune.typed_mapping import DISTRIBUTION_KEYS
 
 __all__ = [
@@ -53,14 +54,6 @@ SCHEDULERS = ("asha", "none")
 SPEC_KEYS = SPEC_ONLY_KEYS
 #: Trial keys that must be fixed: they name or place things rather than vary the science.
 FIXED_TRIAL_KEYS = ("name", "device", "cache_dir")
-#: Parameters that exist only when another parameter has one of some values (DESIGN §3).
-#: prefix of the dependent key path -> (governing key path, values where it applies)
-CONDITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "prune.mrs.": ("prune.ratio", ("mrs",)),
-    "finetune.trades.": ("finetune.method", ("trades",)),
-    "finetune.mart.": ("finetune.method", ("mart",)),
-    "dense.beta": ("dense.method", ("trades", "mart")),
-}
 #: What the dense model depends on (robprune.dense.dense_key): it is trained before the trials,
 #: so these may only take finitely many values.
 _DENSE_PREFIXES = (

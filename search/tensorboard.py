@@ -11,22 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from robprune.factors import FACTOR_COLUMNS
+
 __all__ = ["write_tensorboard", "HPARAM_COLUMNS", "METRIC_TAGS"]
 
-HPARAM_COLUMNS = (
-    "dataset",
-    "arch",
-    "criterion",
-    "ratio_rule",
-    "temperature",
-    "sparsity_target",
-    "finetune_method",
-    "finetune_epochs",
-    "lr",
-    "schedule",
-    "beta",
-    "seed",
-)
+#: The factors (robprune.factors) and the seed: what the HParams tab compares trials by.
+HPARAM_COLUMNS = (*FACTOR_COLUMNS, "seed")
 #: Final metrics shown in the HParams tab, with their tag.
 METRIC_TAGS = {
     "clean_acc": "final/clean_acc",

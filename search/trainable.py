@@ -20,13 +20,12 @@ from typing import Any
 
 from ray import tune
 
+from robprune.results_schema import STRUCTURE_METRICS, TEST_METRICS
+
 __all__ = ["train_trial", "trial_name", "FINAL_DIR", "RESULT_FILE", "final_report"]
 
 FINAL_DIR = "final"
 RESULT_FILE = "result.json"
-#: Structural metrics known once the model is pruned (secondary objectives may use them).
-_STRUCTURE = ("params", "params_dense", "flops", "flops_dense", "achieved_sparsity")
-_TEST = ("clean_acc", "robust_acc", "fgsm_acc", "pgd_acc", "cw_acc", "apgd_acc", "autoattack_acc")
 
 
 def trial_name(trial: Any) -> str:
@@ -57,10 +56,10 @@ def final_report(result: dict[str, Any], last_epoch: dict[str, Any] | None) -> d
                 "train_loss": math.nan,
             }
         )
-    for key in _STRUCTURE:
+    for key in STRUCTURE_METRICS:  # known once pruned: secondary objectives may use them
         if _number(metrics.get(key)):
             report[key] = metrics[key]
-    report["test"] = {k: metrics[k] for k in _TEST if _number(metrics.get(k))}
+    report["test"] = {k: metrics[k] for k in TEST_METRICS if _number(metrics.get(k))}
     report["epochs_completed"] = metrics.get("epochs_completed", 0)
     return report
 
