@@ -24,6 +24,7 @@ from scipy import stats
 
 from analysis import bootstrap
 from analysis.design import Design
+from analysis.estimable import NotEstimable
 
 __all__ = [
     "AnovaResult",
@@ -38,13 +39,11 @@ Term = tuple[int, ...]
 MIN_RESIDUAL_DF = 2
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class AnovaResult:
     """Table rows are terms (main effects, then interactions), then 'Residual'."""
 
     table: pd.DataFrame
-    terms: list[Term]
-    order: int
     samples: dict[str, np.ndarray]  # effect size -> (B, terms) bootstrap replicates
     world: dict[str, np.ndarray]  # effect size -> its value in the bootstrap population
     resampling: str
@@ -142,18 +141,20 @@ def run_anova(
     rng: np.random.Generator | None = None,
     level: float = 0.95,
     reference: bool = True,
-) -> AnovaResult | str:
+) -> AnovaResult | NotEstimable:
     """ANOVA with effect sizes and bootstrap intervals, or the reason it cannot be estimated.
 
     `reference=False` skips the statsmodels fit and takes the table from the cell-mean path
     too (identical numbers, checked by a test); simulations use it to stay fast.
     """
     if not design.balanced:
-        return "the design is not a balanced full factorial"
+        return NotEstimable("the design is not a balanced full factorial")
     n = len(y)
     terms, order = choose_terms(design.shape, n)
     if not terms:
-        return f"{n} trials leave no residual degrees of freedom for the main effects"
+        return NotEstimable(
+            f"{n} trials leave no residual degrees of freedom for the main effects"
+        )
     rng = rng or np.random.default_rng(0)
     y = np.asarray(y, dtype=float)
     y = y - y.mean()
@@ -226,7 +227,13 @@ def run_anova(
         table[f"{key}_lo"] = list(lo) + pad
         table[f"{key}_hi"] = list(hi) + pad
     table["noise_floor"] = list(dfs * (sse / df_res) / sst) + [np.nan]
-    return AnovaResult(table, terms, order, samples, world, resampling, notes)
+    return AnovaResult(
+        table=table,
+        samples=samples,
+        world=world,
+        resampling=resampling,
+        notes=notes,
+    )
 
 
 def _shrunk_cells(

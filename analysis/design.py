@@ -2,7 +2,8 @@
 
 Decisions made here, each stated in the report:
 - a factor is a column of `FACTOR_COLUMNS` with more than one level among the analysed trials;
-  `seed` is a replicate, never a factor;
+  `seed` is a replicate, never a factor; a factor column absent from the tables is
+  "unrecorded", not a factor with one level;
 - numeric columns with many distinct values (a searched learning rate, a temperature) are
   binned into quantile levels, since ANOVA and Shapley need levels;
 - null `temperature` / `beta` mean "not applicable" and form the level "n/a"; when their
@@ -28,7 +29,6 @@ __all__ = [
     "Coded",
     "build_design",
     "code_column",
-    "label",
 ]
 
 NA = "n/a"
@@ -39,7 +39,7 @@ MAX_NUMERIC_LEVELS = 6
 QUANTILE_BINS = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Factor:
     """One factor of the analysis; `columns` has two entries when a nested one was folded."""
 
@@ -56,7 +56,7 @@ class Factor:
         return main
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Design:
     """Integer-coded factors of the analysed trials and whether they form a balanced grid."""
 
@@ -67,6 +67,7 @@ class Design:
     replicates: int  # trials per cell when balanced, else 0
     cells: int  # distinct factor combinations observed
     notes: list[str] = field(default_factory=list)
+    unrecorded: tuple[str, ...] = ()  # factor columns absent from the tables
 
     @property
     def k(self) -> int:
@@ -87,7 +88,7 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Coded:
     """A column as integer codes into its ordered levels ("n/a" first when present)."""
 
@@ -95,13 +96,14 @@ class Coded:
     levels: tuple[str, ...]
     binned: bool = False
 
-    def labels(self) -> np.ndarray:
-        return np.asarray(self.levels, dtype=object)[self.codes]
-
 
 def _compact(codes: np.ndarray, levels: list[str], binned: bool) -> Coded:
     used, codes = np.unique(codes, return_inverse=True)
-    return Coded(codes.reshape(-1).astype(np.int64), tuple(levels[i] for i in used), binned)
+    return Coded(
+        codes=codes.reshape(-1).astype(np.int64),
+        levels=tuple(levels[i] for i in used),
+        binned=binned,
+    )
 
 
 def code_column(values: pd.Series) -> Coded:
@@ -129,12 +131,16 @@ def code_column(values: pd.Series) -> Coded:
     return _compact(codes, ([NA] if missing else []) + names, binned)
 
 
-def build_design(trials: pd.DataFrame) -> Design:
-    """Find the varying factors of `trials` and code them; check for a balanced grid."""
+def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Design:
+    """Find the varying factors of `trials` and code them; check for a balanced grid.
+
+    `unrecorded` factor columns (absent from the tables) are neither factors nor constants.
+    """
     notes: list[str] = []
     coded: dict[str, Coded] = {}
     constant: dict[str, str] = {}
-    for column in FACTOR_COLUMNS:
+    recorded = [c for c in FACTOR_COLUMNS if c not in unrecorded]
+    for column in recorded:
         column_codes = code_column(trials[column])
         if len(column_codes.levels) > 1:
             coded[column] = column_codes
@@ -143,7 +149,7 @@ def build_design(trials: pd.DataFrame) -> Design:
     absorbed = {n for n, p in NESTED.items() if n in coded and p in coded}
     factors: list[Factor] = []
     columns_codes: list[np.ndarray] = []
-    for column in FACTOR_COLUMNS:
+    for column in recorded:
         if column not in coded or column in absorbed:
             continue
         current = coded[column]
@@ -163,7 +169,9 @@ def build_design(trials: pd.DataFrame) -> Design:
                 f"nested in it: the factor '{label(column)}' includes it (levels such as "
                 f"'{current.levels[-1]}')."
             )
-        factors.append(Factor("+".join(cols), cols, current.levels, current.binned))
+        factors.append(
+            Factor(name="+".join(cols), columns=cols, levels=current.levels, binned=current.binned)
+        )
         columns_codes.append(current.codes)
         for binned_column in (c for c in cols if coded[c].binned):
             notes.append(
@@ -175,9 +183,17 @@ def build_design(trials: pd.DataFrame) -> Design:
         if columns_codes
         else np.zeros((len(trials), 0), dtype=np.int64)
     )
-    design = Design(factors, codes, constant, False, 0, 0, notes)
-    _check_balance(design)
-    return design
+    balanced, replicates, cells = _balance(codes, tuple(len(f.levels) for f in factors))
+    return Design(
+        factors=factors,
+        codes=codes,
+        constant=constant,
+        balanced=balanced,
+        replicates=replicates,
+        cells=cells,
+        notes=notes,
+        unrecorded=tuple(c for c in FACTOR_COLUMNS if c in unrecorded),
+    )
 
 
 def _fold(parent: Coded, nested: Coded, name: str) -> Coded | None:
@@ -191,20 +207,21 @@ def _fold(parent: Coded, nested: Coded, name: str) -> Coded | None:
         p, n = divmod(int(key), width)
         level = nested.levels[n]
         levels.append(parent.levels[p] if level == NA else f"{parent.levels[p]} ({name}={level})")
-    return Coded(codes.reshape(-1).astype(np.int64), tuple(levels), parent.binned or nested.binned)
+    return Coded(
+        codes=codes.reshape(-1).astype(np.int64),
+        levels=tuple(levels),
+        binned=parent.binned or nested.binned,
+    )
 
 
-def _check_balance(design: Design) -> None:
-    n = len(design.codes)
-    if not design.factors or n == 0:
-        design.cells = 1 if n else 0
-        return
-    full = int(np.prod(design.shape, dtype=np.float64))
+def _balance(codes: np.ndarray, shape: tuple[int, ...]) -> tuple[bool, int, int]:
+    """(balanced full factorial?, trials per cell if so, distinct cells observed)."""
+    n = len(codes)
+    if not shape or n == 0:
+        return False, 0, 1 if n else 0
+    full = int(np.prod(shape, dtype=np.float64))
     if full > 4 * n + 16:
-        design.cells = len(np.unique(design.codes, axis=0))
-        return
-    counts = np.bincount(design.cell_index(), minlength=full)
-    design.cells = int((counts > 0).sum())
-    if counts.min() > 0 and counts.min() == counts.max():
-        design.balanced = True
-        design.replicates = int(counts[0])
+        return False, 0, len(np.unique(codes, axis=0))
+    counts = np.bincount(np.ravel_multi_index(codes.T, shape), minlength=full)
+    balanced = bool(counts.min() > 0 and counts.min() == counts.max())
+    return balanced, int(counts[0]) if balanced else 0, int((counts > 0).sum())

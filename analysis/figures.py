@@ -2,6 +2,8 @@
 
 Each builder returns a `Figure`, or a `Skipped` that says why it could not be drawn (a table
 is missing, a factor does not vary), so the report can state the reason instead of failing.
+Drawn with matplotlib's object API (a `matplotlib.figure.Figure` per plot, no pyplot state),
+so building a report touches no global figure registry and needs no GUI backend.
 """
 
 from __future__ import annotations
@@ -10,15 +12,12 @@ import io
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure as Canvas
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.shares import Decomposition  # noqa: E402
-from analysis.verdict import response_label  # noqa: E402
+from analysis.formatting import response_label
+from analysis.shares import Decomposition
 
 __all__ = [
     "Figure",
@@ -35,7 +34,7 @@ MAX_SCATTER = 20_000
 DPI = 100
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Figure:
     name: str  # file stem: NAME.png and NAME.csv
     title: str
@@ -44,17 +43,16 @@ class Figure:
     data: pd.DataFrame
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Skipped:
     name: str
     title: str
     reason: str
 
 
-def _png(fig) -> bytes:
+def _png(fig: Canvas) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -69,7 +67,7 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
     """Mean response against sparsity, one line per criterion, one panel per method."""
     title = f"{response_label(response).capitalize()} against sparsity"
     if trials["sparsity_target"].notna().sum() == 0:
-        return Skipped("sparsity", title, "no trial records a target sparsity")
+        return Skipped(name="sparsity", title=title, reason="no trial records a target sparsity")
     frame = trials[["finetune_method", "criterion", "sparsity_target", response]].copy()
     frame[["finetune_method", "criterion"]] = frame[["finetune_method", "criterion"]].fillna("n/a")
     if frame["sparsity_target"].nunique() > 12:
@@ -85,16 +83,10 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
     criteria = sorted(data["criterion"].unique())
     cols = min(4, len(methods))
     rows = -(-len(methods) // cols)
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(4.2 * cols, 3.6 * rows),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
+    fig = Canvas(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
     factor, ylabel = _scale(response)
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps["tab10"]
     for ax, method in zip(axes.ravel(), methods, strict=False):
         sub = data[data["finetune_method"] == method]
         for c, criterion in enumerate(criteria):
@@ -120,7 +112,7 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
     axes.ravel()[0].legend(title="criterion", fontsize=8)
     fig.suptitle(title)
     caption = "Mean over trials (all other factors pooled) with 95% intervals of the mean."
-    return Figure("sparsity", title, caption, _png(fig), data)
+    return Figure(name="sparsity", title=title, caption=caption, png=_png(fig), data=data)
 
 
 def share_bars(
@@ -129,7 +121,9 @@ def share_bars(
     """Variance shares with intervals, one panel per response."""
     title = "Variance explained by each factor"
     if not decompositions:
-        return Skipped("shares", title, "no variance decomposition could be estimated")
+        return Skipped(
+            name="shares", title=title, reason="no variance decomposition could be estimated"
+        )
     frames = []
     for dec in decompositions:
         terms = dec.terms.copy()
@@ -154,14 +148,11 @@ def share_bars(
         frames.append(terms)
     data = pd.concat(frames, ignore_index=True)
     same = all(list(f["label"]) == list(frames[0]["label"]) for f in frames)
-    fig, axes = plt.subplots(
-        1,
-        len(decompositions),
-        squeeze=False,
-        layout="constrained",
-        sharey=same,
+    fig = Canvas(
         figsize=(6.4 * len(decompositions), 0.45 * max(len(f) for f in frames) + 1.6),
+        layout="constrained",
     )
+    axes = fig.subplots(1, len(decompositions), squeeze=False, sharey=same)
     for ax, dec, terms in zip(axes[0], decompositions, frames, strict=True):
         terms = terms.iloc[::-1]
         colours = terms["kind"].map(
@@ -179,7 +170,7 @@ def share_bars(
         ax.set_title(f"{response_label(dec.response)}: {dec.label}", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     caption = "Blue: factors; orange: interactions; grey: unexplained (seed noise and the rest)."
-    return Figure("shares", title, caption, _png(fig), data)
+    return Figure(name="shares", title=title, caption=caption, png=_png(fig), data=data)
 
 
 def _pretty(term: str, titles: dict[str, str]) -> str:
@@ -204,7 +195,9 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
     frame = trials[["experiment", "trial_id", "clean_acc", "robust_acc", "flops", "flops_dense"]]
     frame = frame[np.isfinite(frame["clean_acc"]) & np.isfinite(frame["robust_acc"])]
     if frame.empty:
-        return Skipped("pareto", title, "no trial has both clean and robust accuracy")
+        return Skipped(
+            name="pareto", title=title, reason="no trial has both clean and robust accuracy"
+        )
     frame = frame.copy()
     frame["on_front"] = pareto_mask(frame["clean_acc"].to_numpy(), frame["robust_acc"].to_numpy())
     caption = "Each point is a trial; the line joins the non-dominated trials."
@@ -221,13 +214,14 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
     else:
         colour, clabel = None, None
         caption += " FLOPs were not recorded."
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Canvas(figsize=(7, 5))
+    ax = fig.subplots()
     scatter = ax.scatter(
         frame["clean_acc"] * 100,
         frame["robust_acc"] * 100,
         s=14,
         c=colour,
-        cmap="viridis",
+        cmap="viridis" if colour is not None else None,
         alpha=0.7,
         edgecolors="none",
     )
@@ -248,7 +242,13 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
     ax.grid(alpha=0.3)
     ax.set_title(title)
     data = frame.assign(flops_pct_of_dense=relative)
-    return Figure("pareto", title, caption, _png(fig), data.reset_index(drop=True))
+    return Figure(
+        name="pareto",
+        title=title,
+        caption=caption,
+        png=_png(fig),
+        data=data.reset_index(drop=True),
+    )
 
 
 def _ranked_with(trials: pd.DataFrame, table: pd.DataFrame, response: str) -> pd.DataFrame:
@@ -292,20 +292,21 @@ def layer_profile(
     """Per-layer pruning ratios (and MRS) of the best trial, and of the best MRS-rule trial."""
     title = "Per-layer MRS and pruning ratios of the best trial"
     if layers is None or layers.empty:
-        return Skipped("layers", title, "no layers.parquet was found beside the trials table")
+        return Skipped(
+            name="layers",
+            title=title,
+            reason="no layers.parquet was found beside the trials table",
+        )
     with_layers = _ranked_with(trials, layers, response)
     if with_layers.empty:
-        return Skipped("layers", title, "no analysed trial has per-layer records")
+        return Skipped(
+            name="layers", title=title, reason="no analysed trial has per-layer records"
+        )
     chosen = [with_layers.iloc[0]]
     if chosen[0]["ratio_rule"] != "mrs" and (with_layers["ratio_rule"] == "mrs").any():
         chosen.append(with_layers[with_layers["ratio_rule"] == "mrs"].iloc[0])
-    fig, axes = plt.subplots(
-        1,
-        len(chosen),
-        squeeze=False,
-        layout="constrained",
-        figsize=(max(6.0, 0.35 * 20 + 2) * len(chosen) * 0.75, 4.4),
-    )
+    fig = Canvas(figsize=(max(6.0, 0.35 * 20 + 2) * len(chosen) * 0.75, 4.4), layout="constrained")
+    axes = fig.subplots(1, len(chosen), squeeze=False)
     frames = []
     for ax, trial in zip(axes[0], chosen, strict=True):
         data = _rows_of(layers, trial.to_frame().T)
@@ -320,7 +321,13 @@ def layer_profile(
         )
     elif chosen[0]["ratio_rule"] != "mrs":
         caption += " No analysed trial used the MRS rule, so no MRS is shown."
-    return Figure("layers", title, caption, _png(fig), pd.concat(frames, ignore_index=True))
+    return Figure(
+        name="layers",
+        title=title,
+        caption=caption,
+        png=_png(fig),
+        data=pd.concat(frames, ignore_index=True),
+    )
 
 
 def learning_curves(
@@ -329,12 +336,19 @@ def learning_curves(
     """Per-epoch validation accuracies of the best trials."""
     title = f"Learning curves of the top {top} trials"
     if epochs is None or epochs.empty:
-        return Skipped("curves", title, "no epochs.parquet was found beside the trials table")
+        return Skipped(
+            name="curves",
+            title=title,
+            reason="no epochs.parquet was found beside the trials table",
+        )
     best = _ranked_with(trials, epochs, response).head(top)
     if best.empty:
-        return Skipped("curves", title, "no analysed trial has per-epoch records")
+        return Skipped(
+            name="curves", title=title, reason="no analysed trial has per-epoch records"
+        )
     data = _rows_of(epochs, best)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True, layout="constrained")
+    fig = Canvas(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
     for (exp, tid), curve in data.groupby(["experiment", "trial_id"], sort=False):
         row = best[(best["experiment"] == exp) & (best["trial_id"] == tid)].iloc[0]
         name = f"{tid}: {row['criterion']}/{row['finetune_method']}"
@@ -348,4 +362,10 @@ def learning_curves(
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{title} by {response_label(response)}")
     caption = "Per-epoch metrics use the cheaper epoch attack on a fixed validation subset."
-    return Figure("curves", f"{title} by {response_label(response)}", caption, _png(fig), data)
+    return Figure(
+        name="curves",
+        title=f"{title} by {response_label(response)}",
+        caption=caption,
+        png=_png(fig),
+        data=data,
+    )

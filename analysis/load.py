@@ -1,14 +1,19 @@
 """Read the results tables of DESIGN §5 from one or many experiments, schema-checked.
 
-Everything the user can get wrong here (a wrong path, a missing or mistyped column, a table with
-no usable trial) becomes one `BadInput` line that names the file and the columns, never a
-traceback. Failed trials are kept aside and counted, because the report must say how many of
-the design's trials are missing.
+Only what the analysis needs is required of the trials table: `status` and the response.
+Every other column (factors, other metrics, identifiers) may be absent, as in a table written by
+an earlier robprune or assembled by hand from another tool; an absent column reads as not
+recorded (null) and `ResultSet.absent` lists it so the report can say so. Columns that are
+present must have the schema's type. Everything the user can get wrong here (a wrong path, a
+missing or mistyped column, a table with no usable trial) becomes one `BadInput` line that
+names the file and the columns, never a traceback. Failed trials are kept aside and counted,
+because the report must say how many of the design's trials are missing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +43,14 @@ __all__ = [
 
 #: Ray Tune's status of a trial that finished normally; every other status is excluded.
 OK_STATUS = "TERMINATED"
+#: Trials-table columns the analysis cannot do without (besides the response).
+REQUIRED = ("status",)
 
 # Columns analysis never reads: skipping them keeps 100,000-row tables fast to load.
 _UNUSED = frozenset({"config_json", "attack_config_json"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Source:
     """One experiment's result files; epochs/layers are optional (figures are skipped)."""
 
@@ -53,9 +60,9 @@ class Source:
     experiment_dir: Path | None  # parent of results/, where optuna/ may live
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ResultSet:
-    """All trials merged, plus what was excluded and why."""
+    """All trials merged, plus what was excluded and why, and which columns were absent."""
 
     trials: pd.DataFrame  # every row, all statuses
     ok: pd.DataFrame  # status == TERMINATED
@@ -65,6 +72,12 @@ class ResultSet:
     excluded: dict[str, int] = field(default_factory=dict)  # status -> count
     top_errors: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: trials-table column -> number of sources whose table lacks it (read as null)
+    absent: dict[str, int] = field(default_factory=dict)
+
+    def recorded(self, column: str) -> bool:
+        """Whether any source's trials table has `column`."""
+        return self.absent.get(column, 0) < len(self.sources)
 
 
 def resolve_sources(paths: list[str | Path]) -> list[Source]:
@@ -128,9 +141,19 @@ def _describe(dtype: pa.DataType) -> str:
     return str(dtype)
 
 
-def check_schema(schema: pa.Schema, expected: pa.Schema, where: str) -> None:
-    """Raise one `BadInput` naming every missing and every mistyped column."""
-    missing = [f.name for f in expected if f.name not in schema.names]
+def check_schema(
+    schema: pa.Schema,
+    expected: pa.Schema,
+    where: str,
+    required: Sequence[str] | None = None,
+) -> list[str]:
+    """Raise one `BadInput` naming every missing required and every mistyped column.
+
+    `required` None means every column of `expected`; returns the optional columns absent.
+    """
+    needed = expected.names if required is None else list(required)
+    missing = [f.name for f in expected if f.name in needed and f.name not in schema.names]
+    missing += [name for name in needed if name not in expected.names and name not in missing]
     wrong = []
     for f in expected:
         if f.name in schema.names:
@@ -144,22 +167,42 @@ def check_schema(schema: pa.Schema, expected: pa.Schema, where: str) -> None:
         problems.append("wrong types: " + "; ".join(wrong))
     if problems:
         raise BadInput(f"{where}: " + "; ".join(problems))
+    return [f.name for f in expected if f.name not in schema.names]
 
 
-def _read(path: Path, expected: pa.Schema, skip: frozenset[str] = frozenset()) -> pd.DataFrame:
+def _read(
+    path: Path,
+    expected: pa.Schema,
+    skip: frozenset[str] = frozenset(),
+    required: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The table with `expected`'s columns (absent optional ones null) and those absent."""
     try:
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt or foreign file
         raise BadInput(f"{path}: not a readable Parquet file ({exc})") from exc
-    check_schema(schema, expected, str(path))
-    columns = [f.name for f in expected if f.name not in skip]
+    absent = check_schema(schema, expected, str(path), required)
+    columns = [f.name for f in expected if f.name not in skip and f.name not in absent]
     frame = pq.read_table(path, columns=columns).to_pandas()
     for f in expected:  # numbers as float so merged tables agree (ints may hold nulls)
-        if f.name not in skip and not pa.types.is_string(f.type):
+        if f.name in skip:
+            continue
+        if f.name in absent:
+            frame[f.name] = np.nan if not pa.types.is_string(f.type) else None
+        elif not pa.types.is_string(f.type):
             frame[f.name] = frame[f.name].astype(float)
-        elif f.name not in skip and not pd.api.types.is_string_dtype(frame[f.name].dtype):
+        elif not pd.api.types.is_string_dtype(frame[f.name].dtype):
             frame[f.name] = frame[f.name].astype("str")  # an all-null column reads as object
-    return frame
+    return frame[[f.name for f in expected if f.name not in skip]], absent
+
+
+def _read_trials(source: Source, required: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    frame, absent = _read(source.trials, TRIALS_SCHEMA, _UNUSED, required)
+    if "experiment" in absent:  # a hand-assembled table: name it after its folder
+        frame["experiment"] = source.experiment_dir.name if source.experiment_dir else "results"
+    if "trial_id" in absent:
+        frame["trial_id"] = [f"row{i}" for i in range(len(frame))]
+    return frame, absent
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
@@ -169,12 +212,17 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def load_results(paths: list[str | Path]) -> ResultSet:
-    """Load and merge every source; keep completed trials apart from failed ones."""
+def load_results(paths: list[str | Path], response: str = "robust_acc") -> ResultSet:
+    """Load and merge every source; keep completed trials apart from failed ones.
+
+    Each trials table must have `status` and the `response`; other columns are optional.
+    """
     sources = resolve_sources(paths)
-    trials = _concat([_read(s.trials, TRIALS_SCHEMA, _UNUSED) for s in sources])
-    epochs = _concat([_read(s.epochs, EPOCHS_SCHEMA) for s in sources if s.epochs])
-    layers = _concat([_read(s.layers, LAYERS_SCHEMA) for s in sources if s.layers])
+    read = [_read_trials(s, (*REQUIRED, response)) for s in sources]
+    trials = _concat([frame for frame, _ in read])
+    absent = dict(Counter(name for _, names in read for name in names))
+    epochs = _concat([_read(s.epochs, EPOCHS_SCHEMA)[0] for s in sources if s.epochs])
+    layers = _concat([_read(s.layers, LAYERS_SCHEMA)[0] for s in sources if s.layers])
     where = ", ".join(str(s.trials) for s in sources)
     if trials is None or len(trials) == 0:
         raise BadInput(f"{where}: the trials table is empty (no trials to analyse)")
@@ -209,6 +257,7 @@ def load_results(paths: list[str | Path]) -> ResultSet:
         excluded=excluded,
         top_errors=top_errors,
         notes=notes,
+        absent=absent,
     )
 
 

@@ -15,11 +15,6 @@ from robprune.errors import BadInput
 __all__ = ["write_report"]
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Temporary file then rename, so a reader never opens half a report."""
-    atomic_write_bytes(data, path)
-
-
 def write_report(report: Report, output: str | Path) -> Path:
     """Write every file; returns the path of index.html."""
     out = Path(output)
@@ -31,13 +26,13 @@ def write_report(report: Report, output: str | Path) -> Path:
         raise BadInput(f"{out}: exists and is not a directory")
     for fig in report.figures:
         if isinstance(fig, Figure):
-            _write(out / f"{fig.name}.png", fig.png)
-            _write(out / f"{fig.name}.csv", fig.data.to_csv(index=False).encode())
+            atomic_write_bytes(fig.png, out / f"{fig.name}.png")
+            atomic_write_bytes(fig.data.to_csv(index=False).encode(), out / f"{fig.name}.csv")
     for name, table in report.tables.items():
-        _write(out / f"{name}.csv", table.to_csv(index=False).encode())
+        atomic_write_bytes(table.to_csv(index=False).encode(), out / f"{name}.csv")
     content = blocks(report)
     title = content[0].text if content else "robprune report"
-    _write(out / "report.md", render_markdown(content).encode())
+    atomic_write_bytes(render_markdown(content).encode(), out / "report.md")
     index = out / "index.html"
-    _write(index, render_html(content, title).encode())
+    atomic_write_bytes(render_html(content, title).encode(), index)
     return index

@@ -11,15 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.estimable import NotEstimable
 from analysis.figures import Figure, Skipped
+from analysis.formatting import fmt_share, response_label
 from analysis.provenance import describe_attacks
 from analysis.report import Report, ResponseAnalysis
-from analysis.verdict import fmt_share, response_label
 
 __all__ = ["Block", "blocks"]
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Block:
     """kind: heading | paragraph | verdict | table | figure | list."""
 
@@ -29,6 +30,14 @@ class Block:
     rows: list[list[str]] | None = None
     figure: Figure | None = None
     items: list[str] | None = None
+
+
+def _heading(text: str) -> Block:
+    return Block(kind="heading", text=text)
+
+
+def _paragraph(text: str) -> Block:
+    return Block(kind="paragraph", text=text)
 
 
 def _pct(value) -> str:
@@ -52,7 +61,7 @@ def _table(frame: pd.DataFrame, formats: dict | None = None) -> Block:
     rows = [
         [formats.get(col, _cell)(row[col]) for col in frame.columns] for _, row in frame.iterrows()
     ]
-    return Block("table", headers=[str(c) for c in frame.columns], rows=rows)
+    return Block(kind="table", headers=[str(c) for c in frame.columns], rows=rows)
 
 
 def _shares_table(analysis: ResponseAnalysis) -> Block:
@@ -71,7 +80,9 @@ def _shares_table(analysis: ResponseAnalysis) -> Block:
             ]
         )
     rows.append(["unexplained (noise)", "residual", fmt_share(*dec.noise), ""])
-    return Block("table", headers=["term", "kind", "share of variance [95% CI]", "p"], rows=rows)
+    return Block(
+        kind="table", headers=["term", "kind", "share of variance [95% CI]", "p"], rows=rows
+    )
 
 
 def _method_paragraph(analysis: ResponseAnalysis) -> str:
@@ -130,7 +141,7 @@ def _ped_block(report: Report) -> list[Block]:
         return []
     dec = report.primary.decomposition
     share = {}
-    if not isinstance(dec, str):
+    if not isinstance(dec, NotEstimable):
         for name, value in zip(dec.factors, dec.shares, strict=True):
             share[name.split("+")[0]] = value
     frame = ped.assign(
@@ -138,9 +149,8 @@ def _ped_block(report: Report) -> list[Block]:
         shapley_share=ped["factor"].map(lambda f: _pct(share.get(f, np.nan))),
     )
     return [
-        Block("heading", "Cross-check: Optuna PED-ANOVA importances"),
-        Block(
-            "paragraph",
+        _heading("Cross-check: Optuna PED-ANOVA importances"),
+        _paragraph(
             "PED-ANOVA (Optuna) measures how much each searched parameter matters for reaching "
             "the top 10% of trials; compare its ranking with the variance shares (%).",
         ),
@@ -154,23 +164,22 @@ def blocks(report: Report) -> list[Block]:
     response = primary.response
     what = response_label(response)
     out = [
-        Block("heading", f"Ablation report: what drives {what}?"),
-        Block("paragraph", _summary(report)),
-        Block("verdict", primary.verdict.headline + ".", items=[primary.verdict.text]),
+        _heading(f"Ablation report: what drives {what}?"),
+        _paragraph(_summary(report)),
+        Block(kind="verdict", text=primary.verdict.headline + ".", items=[primary.verdict.text]),
     ]
-    if isinstance(report.paper, str):
-        paper = [Block("paragraph", f"Not available: {report.paper}.")]
+    if isinstance(report.paper, NotEstimable):
+        paper = [_paragraph(f"Not available: {report.paper.reason}.")]
     else:
-        table, summary = report.paper
         fmt = {"spread": _pct, "sd": _pct}
         paper = [
-            Block("paragraph", summary + " Spreads and SDs in accuracy points."),
-            _table(table, fmt),
+            _paragraph(report.paper.summary + " Spreads and SDs in accuracy points."),
+            _table(report.paper.table, fmt),
         ]
-    out += [Block("heading", "Spread across criteria vs across fine-tuning methods"), *paper]
-    out.append(Block("heading", "Ratio rule (uniform vs MRS) at equal sparsity"))
-    if isinstance(report.ratio, str):
-        out.append(Block("paragraph", f"Not available: {report.ratio}."))
+    out += [_heading("Spread across criteria vs across fine-tuning methods"), *paper]
+    out.append(_heading("Ratio rule (uniform vs MRS) at equal sparsity"))
+    if isinstance(report.ratio, NotEstimable):
+        out.append(_paragraph(f"Not available: {report.ratio.reason}."))
     else:
         pct_cols = [
             "uniform",
@@ -182,8 +191,7 @@ def blocks(report: Report) -> list[Block]:
             "achieved_mrs",
         ]
         out.append(
-            Block(
-                "paragraph",
+            _paragraph(
                 f"Mean {what} (%) per rule at each target sparsity, all other factors pooled; "
                 "difference = MRS - uniform with a Welch 95% interval; achieved sparsity (%) "
                 "checks that the budgets matched.",
@@ -191,29 +199,27 @@ def blocks(report: Report) -> list[Block]:
         )
         out.append(_table(report.ratio, dict.fromkeys(pct_cols, _pct)))
 
-    out.append(Block("heading", "Variance decomposition"))
+    out.append(_heading("Variance decomposition"))
     for analysis in (primary, report.secondary):
         if analysis is None:
             continue
         name = response_label(analysis.response)
         name = name[:1].upper() + name[1:]
-        if isinstance(analysis.decomposition, str):
-            out.append(Block("paragraph", f"{name}: not estimated ({analysis.decomposition})."))
+        if isinstance(analysis.decomposition, NotEstimable):
+            out.append(_paragraph(f"{name}: not estimated ({analysis.decomposition.reason})."))
             continue
-        out.append(Block("paragraph", f"{name}: " + _method_paragraph(analysis)))
+        out.append(_paragraph(f"{name}: " + _method_paragraph(analysis)))
         out.append(_shares_table(analysis))
         if analysis is report.secondary:
-            out.append(
-                Block("paragraph", analysis.verdict.headline + ". " + analysis.verdict.text)
-            )
+            out.append(_paragraph(analysis.verdict.headline + ". " + analysis.verdict.text))
     shares_fig = [f for f in report.figures if f.name == "shares"]
     out += [_figure_block(f) for f in shares_fig]
     out += _ped_block(report)
 
-    out.append(Block("heading", "Figures"))
+    out.append(_heading("Figures"))
     out += [_figure_block(f) for f in report.figures if f.name != "shares"]
 
-    out.append(Block("heading", "Best configurations"))
+    out.append(_heading("Best configurations"))
     best = report.tables["best_configs"]
     acc = {
         c: _pct
@@ -221,43 +227,41 @@ def blocks(report: Report) -> list[Block]:
         if c.endswith("_acc") or c in ("achieved_sparsity", "flops_kept")
     }
     out.append(
-        Block(
-            "paragraph",
+        _paragraph(
             "Top trials by " + what + "; accuracies, achieved sparsity and kept FLOPs in %.",
         )
     )
     out.append(_table(best, acc))
-    out.append(Block("heading", "Factors"))
+    out.append(_heading("Factors"))
     factors = report.tables["factors"]
     fmt = {"share": _pct, "share_lo": _pct, "share_hi": _pct, "noise_floor": _pct, "p_value": _p}
     out.append(
-        Block(
-            "paragraph",
+        _paragraph(
             f"Every factor column; shares of {what} variance in %; "
             "noise floor = the share noise alone would give the factor.",
         )
     )
     out.append(_table(factors, fmt))
     levels = report.tables["factor_levels"]
-    out.append(Block("paragraph", f"Mean {what} and clean accuracy (%) at every level."))
+    out.append(_paragraph(f"Mean {what} and clean accuracy (%) at every level."))
     out.append(_table(levels, {c: _pct for c in levels.columns if "acc" in c}))
 
-    out.append(Block("heading", "What could not be estimated, and why"))
-    out.append(Block("list", items=report.skipped or ["Everything was estimated."]))
-    out.append(Block("heading", "Method notes"))
-    out.append(Block("list", items=report.notes or ["None."]))
-    out.append(Block("heading", "Data files"))
+    out.append(_heading("What could not be estimated, and why"))
+    out.append(Block(kind="list", items=report.skipped or ["Everything was estimated."]))
+    out.append(_heading("Method notes"))
+    out.append(Block(kind="list", items=report.notes or ["None."]))
+    out.append(_heading("Data files"))
     files = [f"{name}.csv" for name in report.tables]
     files += [
         f"{f.name}.csv (numbers behind {f.name}.png)"
         for f in report.figures
         if isinstance(f, Figure)
     ]
-    out.append(Block("list", items=files))
+    out.append(Block(kind="list", items=files))
     return out
 
 
 def _figure_block(fig: Figure | Skipped) -> Block:
     if isinstance(fig, Skipped):
-        return Block("paragraph", f"{fig.title}: not drawn ({fig.reason}).")
-    return Block("figure", fig.title, figure=fig)
+        return _paragraph(f"{fig.title}: not drawn ({fig.reason}).")
+    return Block(kind="figure", text=fig.title, figure=fig)

@@ -2,7 +2,8 @@
 
 The response (robust accuracy by default) gets the full treatment; clean accuracy gets its own
 decomposition beside it. Everything that could not be estimated is collected in `skipped`
-with its reason, so the report states it instead of failing.
+with its reason, so the report states it instead of failing; so are the columns the tables
+did not have.
 """
 
 from __future__ import annotations
@@ -16,26 +17,22 @@ import pandas as pd
 from analysis import figures, tables
 from analysis.bootstrap import DEFAULT_RESAMPLES
 from analysis.design import Design, build_design
+from analysis.effects import PaperView, SeedNoise, paper_view, ratio_rule_effect, seed_noise
+from analysis.estimable import NotEstimable
+from analysis.formatting import response_label
 from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
 from analysis.shares import Decomposition, decompose
-from analysis.verdict import (
-    SeedNoise,
-    Verdict,
-    paper_view,
-    ratio_rule_effect,
-    response_label,
-    seed_noise,
-    verdict,
-)
+from analysis.verdict import Verdict, verdict
 from robprune.errors import BadInput
+from robprune.factors import FACTOR_COLUMNS
 
 __all__ = ["Report", "ResponseAnalysis", "analyse_response", "build_report"]
 
 SECONDARY = "clean_acc"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ResponseAnalysis:
     """Decomposition, noise floor and verdict for one response."""
 
@@ -43,18 +40,18 @@ class ResponseAnalysis:
     trials: pd.DataFrame  # completed trials with a finite response
     missing: int  # completed trials whose response is null or not finite
     design: Design
-    decomposition: Decomposition | str
+    decomposition: Decomposition | NotEstimable
     noise: SeedNoise | None
     verdict: Verdict
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Report:
     results: ResultSet
     primary: ResponseAnalysis
     secondary: ResponseAnalysis | None
-    paper: tuple[pd.DataFrame, str] | str
-    ratio: pd.DataFrame | str
+    paper: PaperView | NotEstimable
+    ratio: pd.DataFrame | NotEstimable
     figures: list[figures.Figure | figures.Skipped]
     tables: dict[str, pd.DataFrame]  # CSV name -> table
     importance: pd.DataFrame | None
@@ -68,7 +65,8 @@ def analyse_response(
     resamples: int,
     rng: np.random.Generator,
     design: Design | None = None,
-) -> ResponseAnalysis | str:
+    unrecorded: tuple[str, ...] = (),
+) -> ResponseAnalysis | NotEstimable:
     """Everything about one response, or why nothing can be said about it.
 
     `design` may be passed when it was built from exactly the same trials (another response
@@ -76,14 +74,37 @@ def analyse_response(
     """
     trials, missing = usable_for(ok, response)
     if trials.empty:
-        return f"{response} is missing or not a finite number in all {len(ok)} completed trials"
+        return NotEstimable(
+            f"{response} is missing or not a finite number in all {len(ok)} completed trials"
+        )
     if design is None or missing:
-        design = build_design(trials)
+        design = build_design(trials, unrecorded)
     y = trials[response].to_numpy(dtype=float)
     dec = decompose(y, design, response, resamples, rng)
     noise = seed_noise(trials, response)
     return ResponseAnalysis(
-        response, trials, missing, design, dec, noise, verdict(dec, design, noise, response)
+        response=response,
+        trials=trials,
+        missing=missing,
+        design=design,
+        decomposition=dec,
+        noise=noise,
+        verdict=verdict(dec, design, noise, response),
+    )
+
+
+def absent_columns(results: ResultSet) -> str | None:
+    """The trials-table columns some source lacked, in one sentence; None when none did."""
+    if not results.absent:
+        return None
+    total = len(results.sources)
+    names = [
+        name if count == total else f"{name} (in {count} of {total} sources)"
+        for name, count in results.absent.items()
+    ]
+    return (
+        "Columns absent from the trials table, read as not recorded (their numbers are not "
+        "reported): " + ", ".join(names) + "."
     )
 
 
@@ -95,28 +116,36 @@ def build_report(
 ) -> Report:
     """Load, check, analyse: raises `BadInput` when there is nothing to analyse."""
     check_response(response)
-    results = load_results(paths)
+    results = load_results(paths, response)
+    unrecorded = tuple(c for c in FACTOR_COLUMNS if not results.recorded(c))
     rng = np.random.default_rng(seed)
-    primary = analyse_response(results.ok, response, resamples, rng)
-    if isinstance(primary, str):
-        raise BadInput(primary)
+    primary = analyse_response(results.ok, response, resamples, rng, unrecorded=unrecorded)
+    if isinstance(primary, NotEstimable):
+        raise BadInput(primary.reason)
     skipped: list[str] = []
+    absent = absent_columns(results)
+    if absent:
+        skipped.append(absent)
     notes = list(results.notes) + list(primary.design.notes)
     secondary = None
-    if response != SECONDARY:
+    if response != SECONDARY and not results.recorded(SECONDARY):
+        skipped.append(f"Clean-accuracy decomposition: the trials table has no {SECONDARY}.")
+    elif response != SECONDARY:
         same = primary.design if primary.missing == 0 else None
-        second = analyse_response(results.ok, SECONDARY, resamples, rng, same)
-        if isinstance(second, str):
-            skipped.append(f"Clean-accuracy decomposition: {second}.")
+        second = analyse_response(results.ok, SECONDARY, resamples, rng, same, unrecorded)
+        if isinstance(second, NotEstimable):
+            skipped.append(f"Clean-accuracy decomposition: {second.reason}.")
         else:
             secondary = second
+    decompositions = []
     for analysis in (primary, secondary):
         if analysis is None:
             continue
         what = response_label(analysis.response)
-        if isinstance(analysis.decomposition, str):
-            skipped.append(f"Variance decomposition of {what}: {analysis.decomposition}.")
+        if isinstance(analysis.decomposition, NotEstimable):
+            skipped.append(f"Variance decomposition of {what}: {analysis.decomposition.reason}.")
         else:
+            decompositions.append(analysis.decomposition)
             notes += [f"{what}: {n}" for n in analysis.decomposition.notes]
         if analysis.missing:
             skipped.append(
@@ -130,17 +159,12 @@ def build_report(
         )
     trials = primary.trials
     paper = paper_view(trials, response)
-    if isinstance(paper, str):
-        skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper}.")
+    if isinstance(paper, NotEstimable):
+        skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
     ratio = ratio_rule_effect(trials, response)
-    if isinstance(ratio, str):
-        skipped.append(f"Ratio rule at equal sparsity: {ratio}.")
+    if isinstance(ratio, NotEstimable):
+        skipped.append(f"Ratio rule at equal sparsity: {ratio.reason}.")
 
-    decompositions = [
-        a.decomposition
-        for a in (primary, secondary)
-        if a is not None and not isinstance(a.decomposition, str)
-    ]
     figs = [
         figures.sparsity_curves(trials, response),
         figures.share_bars(decompositions, {f.name: f.title for f in primary.design.factors}),
@@ -164,16 +188,23 @@ def build_report(
         "best_configs": tables.best_configs(trials, primary.design, response),
         "excluded": tables.exclusions(results, response, primary.missing),
     }
-    for analysis in (primary, secondary):
-        if analysis is not None and not isinstance(analysis.decomposition, str):
-            dec = analysis.decomposition
-            out_tables[f"{dec.method}_{dec.response}"] = dec.full_table
-    if not isinstance(paper, str):
-        out_tables["paper_view"] = paper[0]
-    if not isinstance(ratio, str):
+    for dec in decompositions:
+        out_tables[f"{dec.method}_{dec.response}"] = dec.full_table
+    if isinstance(paper, PaperView):
+        out_tables["paper_view"] = paper.table
+    if not isinstance(ratio, NotEstimable):
         out_tables["ratio_rule"] = ratio
     if importance is not None:
         out_tables["ped_anova"] = importance
     return Report(
-        results, primary, secondary, paper, ratio, figs, out_tables, importance, skipped, notes
+        results=results,
+        primary=primary,
+        secondary=secondary,
+        paper=paper,
+        ratio=ratio,
+        figures=figs,
+        tables=out_tables,
+        importance=importance,
+        skipped=skipped,
+        notes=notes,
     )

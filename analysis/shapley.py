@@ -19,6 +19,7 @@ from scipy import stats
 
 from analysis import bootstrap
 from analysis.design import Design
+from analysis.estimable import NotEstimable
 
 __all__ = ["ShapleyResult", "run_shapley", "shapley_matrix", "subset_r2"]
 
@@ -26,7 +27,7 @@ MAX_FACTORS = 10
 _EIG_TOL = 1e-9
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ShapleyResult:
     """One row per factor: its share of variance with interval, F-test, and noise floor.
 
@@ -35,10 +36,8 @@ class ShapleyResult:
     """
 
     table: pd.DataFrame
-    r2: float
-    r2_interval: tuple[float, float]
+    r2_interval: tuple[float, float]  # of the full additive model's R^2
     boot_shares: np.ndarray  # (B, k)
-    resamples: int
     notes: list[str] = field(default_factory=list)
 
 
@@ -140,13 +139,15 @@ def run_shapley(
     resamples: int = bootstrap.DEFAULT_RESAMPLES,
     rng: np.random.Generator | None = None,
     level: float = 0.95,
-) -> ShapleyResult | str:
+) -> ShapleyResult | NotEstimable:
     """LMG shares with row-bootstrap intervals, or the reason they cannot be estimated."""
     k = design.k
     if k == 0:
-        return "no factor varies"
+        return NotEstimable("no factor varies")
     if k > MAX_FACTORS:
-        return f"{k} factors vary; Shapley over 2^{k} subsets is too costly (max {MAX_FACTORS})"
+        return NotEstimable(
+            f"{k} factors vary; Shapley over 2^{k} subsets is too costly (max {MAX_FACTORS})"
+        )
     rng = rng or np.random.default_rng(0)
     y = np.asarray(y, dtype=float)
     y = y - y.mean()
@@ -156,7 +157,7 @@ def run_shapley(
     x, blocks = _cell_design(cells, design.shape)
     p = x.shape[1]
     if n < p + 2:
-        return f"{n} trials are too few for {p} model parameters"
+        return NotEstimable(f"{n} trials are too few for {p} model parameters")
     weights = shapley_matrix(k)
 
     counts = np.bincount(groups, minlength=len(cells)).astype(float)[None]
@@ -166,7 +167,7 @@ def run_shapley(
     totals = (counts.sum(1), sums.sum(1), np.array([float(y @ y)]))
     r2, rank = subset_r2(gram, cross, totals, blocks)
     if not np.isfinite(r2).all():
-        return "the response does not vary"
+        return NotEstimable("the response does not vary")
     shares = (r2 @ weights)[0]
 
     # resamples scale with 2^k; keep the cost bounded for many factors
@@ -222,5 +223,8 @@ def run_shapley(
         }
     )
     return ShapleyResult(
-        table, float(r2[0, full]), (float(r2_lo), float(r2_hi)), boot_shares, resamples, notes
+        table=table,
+        r2_interval=(float(r2_lo), float(r2_hi)),
+        boot_shares=boot_shares,
+        notes=notes,
     )

@@ -15,12 +15,13 @@ import pandas as pd
 from analysis import bootstrap
 from analysis.anova import AnovaResult, run_anova
 from analysis.design import Design
+from analysis.estimable import NotEstimable
 from analysis.shapley import ShapleyResult, run_shapley
 
 __all__ = ["Decomposition", "decompose"]
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Decomposition:
     """Headline variance shares of the main factors, with what is needed to compare them."""
 
@@ -46,9 +47,6 @@ class Decomposition:
         if self.method == "anova":
             return "multi-way ANOVA, ω²"
         return "Shapley (LMG) decomposition of R²"
-
-    def index(self, factor: str) -> int | None:
-        return self.factors.index(factor) if factor in self.factors else None
 
     def difference(self, i: int, j: int, level: float = 0.95) -> tuple[float, float, float]:
         """Share of factor i minus share of factor j, with its bootstrap interval."""
@@ -96,7 +94,7 @@ def _from_anova(result: AnovaResult, design: Design, response: str, n: int) -> D
     )
 
 
-def _from_shapley(result: ShapleyResult, response: str, n: int) -> Decomposition:
+def _from_shapley(result: ShapleyResult, response: str, n: int, notes: list[str]) -> Decomposition:
     table = result.table
     r2_lo, r2_hi = result.r2_interval
     terms = table[["factor", "share", "share_lo", "share_hi", "p_value"]].rename(
@@ -119,7 +117,7 @@ def _from_shapley(result: ShapleyResult, response: str, n: int) -> Decomposition
         terms=terms,
         full_table=table,
         resampling="trials redrawn with replacement",
-        notes=list(result.notes),
+        notes=[*notes, *result.notes],
     )
 
 
@@ -130,24 +128,24 @@ def decompose(
     resamples: int = bootstrap.DEFAULT_RESAMPLES,
     rng: np.random.Generator | None = None,
     reference: bool = True,
-) -> Decomposition | str:
-    """ANOVA for a balanced grid, Shapley otherwise; a string says why neither could run."""
+) -> Decomposition | NotEstimable:
+    """ANOVA for a balanced grid, Shapley otherwise; or why neither could run."""
     rng = rng or np.random.default_rng(0)
     if design.k == 0:
-        return "no factor takes more than one value among the analysed trials"
+        return NotEstimable("no factor takes more than one value among the analysed trials")
     if float(np.ptp(y)) == 0.0:
-        return f"{response} is the same in every analysed trial: there is no variance to explain"
+        return NotEstimable(
+            f"{response} is the same in every analysed trial: there is no variance to explain"
+        )
     n = len(y)
     reason = ""
     if design.balanced:
         result = run_anova(y, design, resamples, rng, reference=reference)
         if isinstance(result, AnovaResult):
             return _from_anova(result, design, response, n)
-        reason = f"ANOVA not estimable ({result}); "
+        reason = f"ANOVA not estimable ({result.reason}); "
     shapley = run_shapley(y, design, resamples, rng)
     if isinstance(shapley, ShapleyResult):
-        dec = _from_shapley(shapley, response, n)
-        if reason:
-            dec.notes.insert(0, reason + "Shapley decomposition used instead.")
-        return dec
-    return reason + shapley
+        notes = [reason + "Shapley decomposition used instead."] if reason else []
+        return _from_shapley(shapley, response, n, notes)
+    return NotEstimable(reason + shapley.reason)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.design import Design, label
+from analysis.design import Design
+from analysis.estimable import NotEstimable
 from analysis.load import ResultSet
 from analysis.shares import Decomposition
+from robprune.factors import label
 
 __all__ = ["best_configs", "exclusions", "factor_levels", "factor_summary"]
 
@@ -60,7 +62,7 @@ def factor_levels(trials: pd.DataFrame, design: Design, response: str) -> pd.Dat
     return pd.DataFrame(frames)
 
 
-def factor_summary(design: Design, dec: Decomposition | str) -> pd.DataFrame:
+def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.DataFrame:
     """One row per factor of FACTOR_COLUMNS that varied or was held fixed."""
     rows = []
     for j, factor in enumerate(design.factors):
@@ -71,7 +73,7 @@ def factor_summary(design: Design, dec: Decomposition | str) -> pd.DataFrame:
             "values": ", ".join(factor.levels[:12]) + (" ..." if len(factor.levels) > 12 else ""),
             "binned": factor.binned,
         }
-        if not isinstance(dec, str):
+        if isinstance(dec, Decomposition):
             row.update(
                 share=dec.shares[j],
                 share_lo=dec.lo[j],

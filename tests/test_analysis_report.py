@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from analysis_fixtures import (
     epochs_for,
@@ -133,7 +135,9 @@ def _bad_tables(tmp_path) -> dict[str, Path]:
         tmp_path / "typed", base.assign(sparsity_target=base["sparsity_target"].astype(str))
     )
     (tmp_path / "missing").mkdir()
-    cases["missing columns"] = write_raw_trials(tmp_path / "missing", base.drop(columns=["seed"]))
+    cases["missing columns"] = write_raw_trials(
+        tmp_path / "missing", base.drop(columns=["status", "seed", "cw_acc"])
+    )
     cases["no such path"] = tmp_path / "does-not-exist"
     return cases
 
@@ -144,7 +148,7 @@ def _bad_tables(tmp_path) -> dict[str, Path]:
         ("empty", "the trials table is empty"),
         ("all failed", "all 120 trials failed or did not finish (ERROR 120)"),
         ("wrong types", "wrong types: sparsity_target is string (expected double)"),
-        ("missing columns", "missing columns: seed"),
+        ("missing columns", "missing columns: status"),
         ("no such path", "no such file or directory"),
     ],
 )
@@ -155,6 +159,53 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, case, message):
     assert err.count("\n") == 1 and err.startswith("robprune report: error: ")
     assert message in err
     assert "Traceback" not in err
+
+
+def test_bad_input_names_only_the_required_columns(tmp_path, capsys):
+    path = _bad_tables(tmp_path)["missing columns"]
+    _, _, err = _run([path, "-o", tmp_path / "r"], capsys)
+    assert err.strip().endswith("missing columns: status")  # seed, cw_acc are optional
+
+
+def _partial_table(trials: pd.DataFrame, dropped: list[str]) -> pa.Table:
+    """What an earlier robprune (or another tool) wrote: only some of today's columns."""
+    kept = [c for c in trials.columns if c not in dropped]
+    return pa.Table.from_pandas(trials[kept], preserve_index=False)
+
+
+def test_report_on_a_table_without_optional_metric_columns(tmp_path, capsys):
+    trials = planted_trials(PLANTED, seeds=2)
+    dropped = ["cw_acc", "apgd_acc", "autoattack_acc", "val_clean_acc", "val_robust_acc"]
+    dropped += ["params", "flops", "flops_dense", "experiment", "trial_id", "error"]
+    path = tmp_path / "old" / "results" / "trials.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(_partial_table(trials, dropped), path)
+    assert set(dropped).isdisjoint(pq.read_schema(path).names)
+    code, out, err = _run([path.parent, "-o", tmp_path / "r"], capsys)
+    assert code == 0, err
+    assert out.startswith("The fine-tuning method dominates robust accuracy.")
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    absent = re.search(r"Columns absent from the trials table[^:]*: ([^.]*)\.", markdown)
+    assert absent, "the report does not say which columns were absent"
+    assert set(absent.group(1).split(", ")) == set(dropped)
+    best = pd.read_csv(tmp_path / "r" / "best_configs.csv")
+    assert best["trial_id"].str.fullmatch(r"row\d+").all()  # ids made up for the rows
+    assert best["experiment"].eq("old").all()  # named after the experiment folder
+    assert "FLOPs were not recorded" in markdown
+
+
+def test_report_on_a_table_without_some_factor_columns(tmp_path, capsys):
+    trials = planted_trials(PLANTED, seeds=2)
+    path = tmp_path / "t.parquet"
+    pq.write_table(_partial_table(trials, ["criterion", "temperature", "clean_acc"]), path)
+    code, out, err = _run([path, "-o", tmp_path / "r"], capsys)
+    assert code == 0, err
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "The criterion is not recorded in these tables" in markdown
+    assert "Clean-accuracy decomposition: the trials table has no clean_acc." in markdown
+    factors = pd.read_csv(tmp_path / "r" / "factors.csv")
+    assert "criterion" not in set(factors["factor"])  # not a factor with one level "n/a"
+    assert "finetune_method" in set(factors["factor"])
 
 
 def test_unknown_response_is_bad_input(experiment, tmp_path, capsys):

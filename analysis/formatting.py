@@ -1,0 +1,42 @@
+"""Numbers in words: shares in percent, accuracies in points, responses by name.
+
+One place, so the verdict, the tables and the figures say the same thing the same way.
+"""
+
+from __future__ import annotations
+
+__all__ = ["fmt_share", "points", "response_label", "sentence", "to_units"]
+
+
+def response_label(response: str) -> str:
+    """'robust_acc' -> 'robust accuracy'; other metrics with spaces for underscores."""
+    names = {"robust_acc": "robust accuracy", "clean_acc": "clean accuracy"}
+    return names.get(response, response.replace("_", " "))
+
+
+def to_units(response: str, value: float) -> str:
+    """Accuracies (fractions) as accuracy points; other metrics as they are."""
+    if response.endswith("_acc"):
+        return f"{100 * value:.1f} points"
+    return f"{value:.4g}"
+
+
+def fmt_share(value: float, lo: float | None = None, hi: float | None = None) -> str:
+    """A share in percent, with one decimal when the number (or its interval) is small."""
+    fine = value < 0.01 or (lo is not None and hi is not None and hi - lo < 0.03)
+    digits = 1 if fine else 0
+    text = f"{100 * value:.{digits}f}%"
+    if lo is not None and hi is not None:
+        text += f" [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+    return text
+
+
+def points(diff: float, lo: float, hi: float) -> str:
+    """A difference of shares in percentage points, with its interval."""
+    digits = 1 if hi - lo < 0.03 else 0
+    return f"{100 * diff:.{digits}f} points [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+
+
+def sentence(text: str) -> str:
+    """Capitalise the first letter only (factor titles keep their case)."""
+    return text[:1].upper() + text[1:]
