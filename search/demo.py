@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
+from robprune.spec_yaml import load_yaml_text
 
 __all__ = ["DEMO_SPEC", "demo_spec", "run_demo"]
 
@@ -48,7 +48,7 @@ resources: {cpu: 1, gpu: 0}
 def demo_spec(storage: str) -> Any:
     from search.spec import parse_spec
 
-    raw = yaml.safe_load(DEMO_SPEC)
+    raw = load_yaml_text(DEMO_SPEC, source="demo spec")
     name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     return parse_spec(raw, name=name, storage=storage)
 

@@ -395,9 +395,9 @@ def run_search(
 
 
 def load_experiment_spec(exp: Experiment) -> Spec:
-    import yaml
+    from robprune.spec_yaml import load_yaml_text
 
-    raw = yaml.safe_load(exp.read_spec_yaml())
+    raw = load_yaml_text(exp.read_spec_yaml(), source=f"{exp.location}/spec.yaml")
     return parse_spec(raw, name=exp.name, storage=parent(exp.location))
 
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robprune.config import SPEC_ONLY_KEYS, apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput, ConfigError
 from robprune.factors import CONDITIONS
+from robprune.spec_yaml import dump_yaml
 from robprune.typed_mapping import DISTRIBUTION_KEYS
 
 __all__ = [
@@ -182,7 +181,7 @@ class Spec:
         return max([1, *values])
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.raw, sort_keys=False)
+        return dump_yaml(self.raw)
 
 
 def trial_defaults() -> dict[str, Any]:

@@ -31,6 +31,31 @@ BAD_CONFIGS = [
     ({"data": {"val_fraction": 0.9}}, "data.val_fraction"),
     ({"data": {"synthetic": {"shape": [3, 32]}}}, "data.synthetic.shape"),
     ({"eval": {"attacks": ["deepfool"]}}, "eval.attacks[0]"),
+    ({"eval": {"attacks": ["fgsm", "apgd_ce0"], "primary": "fgsm"}}, "eval.attacks[1]"),
+    ({"eval": {"attacks": ["pgd0"]}}, "eval.attacks[0]"),
+    ({"eval": {"attacks": ["apgd_t0"]}}, "eval.attacks[0]"),
+    ({"eval": {"attacks": []}}, "eval.attacks"),
+    ({"eval": {"epoch_attack": "apgd_ce0"}}, "eval.epoch_attack"),
+    ({"prune": {"mrs": {"estimator": "first_order", "steps": 10}}}, "prune.mrs.steps"),
+    ({"prune": {"mrs": {"steps": 10}}}, "prune.mrs.steps"),
+    ({"prune": {"mrs": {"estimator": "ascent", "steps": 0}}}, "prune.mrs.steps"),
+    (
+        {"data": {"dataset": "synthetic", "synthetic": {"train_size": 5}}},
+        "data.synthetic.train_size",
+    ),
+    ({"data": {"synthetic": {"train_size": 19, "num_classes": 10}}}, "data.synthetic.train_size"),
+    ({"data": {"synthetic": {"test_size": 0}}}, "data.synthetic.test_size"),
+    ({"data": {"synthetic": {"shape": [3, 0, 32]}}}, "data.synthetic.shape"),
+    ({"data": {"synthetic": {"colour": "red"}}}, "data.synthetic.colour"),
+    (
+        {"data": {"dataset": "synthetic", "train_limit": 5, "synthetic": {"num_classes": 10}}},
+        "data.train_limit",
+    ),
+    ({"data": {"train_limit": 0}}, "data.train_limit"),
+    ({"model": {"arch": "resnet9000"}}, "model.arch"),
+    ({"model": {"width": 0}}, "model.width"),
+    ({"threat": {"epsilon": float("inf")}}, "threat.epsilon"),
+    ({"finetune": {"warmup_epochs": 11}}, "finetune.warmup_epochs"),
     ({"eval": {"primary": "pgd50"}}, "eval.primary"),
     ({"threat": {"norm": "l1"}}, "threat.norm"),
     ({"device": "tpu"}, "device"),
@@ -124,3 +149,81 @@ def test_run_cli_bad_input_exits_2_with_one_line(tmp_path, spec, overrides, need
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
     assert not out.exists()  # nothing written for bad input
+
+
+def test_issue_13_options_fail_at_validation_with_one_line():
+    """Each of these passed validation before and failed only after training had run."""
+    cases = {
+        "eval.attacks[0]": {"eval": {"attacks": ["apgd_ce0"], "primary": "apgd_ce0"}},
+        "prune.mrs.steps": {"prune": {"ratio": "mrs", "mrs": {"steps": 3}}},
+        "data.synthetic.train_size": {
+            "data": {"dataset": "synthetic", "synthetic": {"train_size": 5, "num_classes": 10}}
+        },
+    }
+    for path, config in cases.items():
+        with pytest.raises(ConfigError) as info:
+            parse_trial_config(config)
+        assert info.value.path == path
+        assert "\n" not in str(info.value)
+    message = str(_error({"eval": {"attacks": ["apgd_ce0"], "primary": "apgd_ce0"}}))
+    assert "apgd_ce0" in message and "positive number of steps" in message
+    assert "ascent" in str(_error(cases["prune.mrs.steps"]))
+
+
+def _error(config: dict) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_trial_config(config)
+    return info.value
+
+
+def test_mrs_steps_belong_to_ascent():
+    first = parse_trial_config({"prune": {"mrs": {"estimator": "first_order"}}})
+    assert first.prune.mrs.steps is None  # resolved config says first_order takes no steps
+    ascent = parse_trial_config({"prune": {"mrs": {"estimator": "ascent"}}})
+    assert ascent.prune.mrs.steps == 5
+    assert parse_trial_config(ascent.to_dict()).prune.mrs.steps == 5
+    assert (
+        parse_trial_config({"prune": {"mrs": {"estimator": "ascent", "steps": 9}}}).prune.mrs.steps
+        == 9
+    )
+
+
+def test_synthetic_smallest_valid_sizes_and_test_size_one():
+    config = parse_trial_config(
+        {
+            "data": {
+                "dataset": "synthetic",
+                "synthetic": {"num_classes": 4, "train_size": 8, "test_size": 1},
+            }
+        }
+    )
+    assert config.data.synthetic.test_size == 1
+    assert config.to_dict()["data"]["synthetic"]["shape"] == [3, 32, 32]
+
+
+def test_programmatic_configs_are_validated_too():
+    from dataclasses import replace
+
+    config = parse_trial_config({})
+    bad = config.replace(prune=replace(config.prune, sparsity=1.5))
+    with pytest.raises(ConfigError, match=r"^prune\.sparsity: must be in \[0, 0\.99\]"):
+        parse_trial_config(bad)
+
+
+def test_mrs_estimators_and_attack_names_match_the_registries():
+    """The other name lists are checked in tests/test_factors.py."""
+    from robprune import attack_names, config
+    from robprune.attacks import ATTACKS
+    from robprune.pruning import MRS_ESTIMATORS
+
+    assert config.MRS_ESTIMATORS == tuple(MRS_ESTIMATORS)
+    assert ATTACKS is attack_names.ATTACKS
+
+
+def test_config_module_stays_torch_free():
+    code = (
+        "import sys, robprune.config, robprune.spec_yaml, robprune.atomic_io; "
+        "bad = [m for m in ('torch', 'ray', 'optuna') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from robprune.config import parse_trial_config
 from robprune.data import (
     DATASETS,
     DataSplits,
@@ -390,51 +391,69 @@ def test_to_float():
 # ---------------------------------------------------------------- bad input
 
 
+# The loader names its own arguments; the config layer reports the same input by key path
+# (tests/test_config.py), before any loading.
+
+
 def test_unknown_dataset():
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ValueError) as exc:
         load_data("imagenet")
-    assert exc.value.path == "data.dataset"
+    assert str(exc.value).startswith("dataset: ")
     assert_one_line(exc, "'imagenet'", "allowed:", "cifar10", "digits")
 
 
 @pytest.mark.parametrize("fraction", [0, 0.0, -0.1, 0.51, 1.0, True, "0.1", float("nan")])
 def test_bad_val_fraction(fraction):
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ValueError) as exc:
         load_data("digits", val_fraction=fraction)
-    assert exc.value.path == "data.val_fraction"
+    assert str(exc.value).startswith("val_fraction ")
 
 
 @pytest.mark.parametrize("limit", [0, -5, True, 2.5])
 def test_bad_train_limit_type(limit):
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(ValueError) as exc:
         load_data("digits", train_limit=limit)
-    assert exc.value.path == "data.train_limit"
+    assert str(exc.value).startswith("train_limit ")
 
 
 def test_train_limit_below_class_count():
-    with pytest.raises(ConfigError) as exc:
+    with pytest.raises(DataError) as exc:  # bad input (exit 2) known only once loaded
         load_data("digits", train_limit=9)
-    assert exc.value.path == "data.train_limit"
+    assert str(exc.value).startswith("train_limit: ")
     assert_one_line(exc, "10 classes")
 
 
 @pytest.mark.parametrize(
     ("spec", "path"),
     [
-        ({"shape": [3, 32]}, "data.synthetic.shape"),
-        ({"shape": [3, 0, 32]}, "data.synthetic.shape"),
-        ({"shape": "3x32x32"}, "data.synthetic.shape"),
-        ({"shape": [3, 32.0, 32]}, "data.synthetic.shape"),
-        ({"num_classes": 1}, "data.synthetic.num_classes"),
-        ({"train_size": 5}, "data.synthetic.train_size"),
-        ({"test_size": 0}, "data.synthetic.test_size"),
-        ({"colour": "red"}, "data.synthetic.colour"),
+        ({"shape": [3, 32]}, "synthetic.shape"),
+        ({"shape": [3, 0, 32]}, "synthetic.shape"),
+        ({"shape": "3x32x32"}, "synthetic.shape"),
+        ({"shape": [3, 32.5, 32]}, "synthetic.shape[1]"),
+        ({"num_classes": 1}, "synthetic.num_classes"),
+        ({"train_size": 5}, "synthetic.train_size"),
+        ({"test_size": 0}, "synthetic.test_size"),
+        ({"colour": "red"}, "synthetic.colour"),
     ],
 )
 def test_bad_synthetic(spec, path):
+    """The loader checks its `synthetic` argument with the config's own rules (one place)."""
     with pytest.raises(ConfigError) as exc:
         load_data("synthetic", synthetic=spec)
     assert exc.value.path == path
+    with pytest.raises(ConfigError) as exc:
+        parse_trial_config({"data": {"dataset": "synthetic", "synthetic": spec}})
+    assert exc.value.path == f"data.{path}"
+
+
+def test_synthetic_config_that_validates_always_loads():
+    """`train_size` and `test_size` at their smallest allowed values load and split."""
+    spec = {"num_classes": 3, "train_size": 6, "test_size": 1, "shape": [1, 4, 4]}
+    config = parse_trial_config({"data": {"dataset": "synthetic", "synthetic": spec}})
+    splits = load_data("synthetic", synthetic=config.data.synthetic, val_fraction=0.5)
+    assert len(splits.test) == 1
+    assert sorted(set(splits.train.y.tolist())) == [0, 1, 2]
+    assert len(splits.val) >= 1
 
 
 @pytest.mark.parametrize(

@@ -9,41 +9,23 @@ CW (2/255 at 8/255: Madry et al.'s eval setting; with K >= 10 steps the walk cov
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from robprune.errors import ConfigError
+from robprune.attack_names import ATTACKS, parse_attack_name
 
 from .apgd import apgd, apgd_targeted
 from .core import NORMS, eval_mode, fgsm, pgd
 
 __all__ = ["ATTACKS", "Attack", "build_attack", "robust_accuracy"]
 
-ATTACKS: tuple[str, ...] = (
-    "fgsm",
-    "pgd{K}",
-    "pgd{K}_l2",
-    "cw{K}",
-    "apgd_ce",
-    "apgd_ce{K}",
-    "apgd_t",
-    "apgd_t{K}",
-)
-"""Allowed attack names; {K} is the number of steps (a positive integer)."""
-
-_NAME = re.compile(
-    r"^(?:(?P<fgsm>fgsm)|pgd(?P<pgd>\d+)(?P<l2>_l2)?|cw(?P<cw>\d+)"
-    r"|apgd_(?P<apgd>ce|t)(?P<apgd_steps>\d+)?)$"
-)
-_APGD_STEPS = 100
 _APGD_TARGETS = 9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Attack:
     """A configured attack: `attack(model, x, y) -> x_adv`, with its settings as data."""
 
@@ -138,56 +120,37 @@ def build_attack(
     norm: str = "linf",
     restarts: int = 1,
 ) -> Attack:
-    """The attack called `name` at this threat model; ConfigError names the bad key.
+    """The attack called `name` at this threat model; `ValueError` names the bad argument.
 
     `norm` applies to every attack (`pgd{K}_l2` is L2 whatever `norm` says). `step_size`
-    is ignored by APGD.
+    is ignored by APGD. The name grammar is `robprune.attack_names`, shared with the config.
     """
-    match = _NAME.match(name) if isinstance(name, str) else None
-    steps = None
-    if match:
-        steps = next(
-            (
-                int(v)
-                for k, v in match.groupdict().items()
-                if k in ("pgd", "cw", "apgd_steps") and v is not None
-            ),
-            None,
-        )
-    if match is None or steps == 0:
-        raise ConfigError(
-            "eval.attacks",
-            f"unknown attack {name!r}; allowed: "
-            f"{', '.join(ATTACKS)} with K a positive number of steps",
-        )
+    parsed = parse_attack_name(name)
     if norm not in NORMS:
-        raise ConfigError("threat.norm", f"must be one of {', '.join(NORMS)}, got {norm!r}")
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
-        raise ConfigError("threat.epsilon", f"must be a positive number, got {epsilon!r}")
+        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
     if step_size is not None and not (math.isfinite(step_size) and step_size > 0):
-        raise ConfigError("threat.step_size", f"must be a positive number, got {step_size!r}")
+        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
     if restarts < 1:
-        raise ConfigError("eval.restarts", f"must be >= 1, got {restarts}")
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
     epsilon = float(epsilon)
-    groups = match.groupdict()
-    if groups["fgsm"]:
-        return Attack(name, "fgsm", norm, epsilon, step_size or epsilon, 1)
-    if groups["pgd"] or groups["cw"]:
+    common = {"name": name, "epsilon": epsilon, "steps": parsed.steps, "loss": parsed.loss}
+    if parsed.kind == "fgsm":
+        return Attack(kind="fgsm", norm=norm, step_size=step_size or epsilon, **common)
+    if parsed.kind == "pgd":
         return Attack(
-            name,
-            "pgd",
-            "l2" if groups["l2"] else norm,
-            epsilon,
-            step_size or epsilon / 4,
-            int(steps or 0),
-            restarts,
-            True,
-            "cw" if groups["cw"] else "ce",
+            kind="pgd",
+            norm="l2" if parsed.l2 else norm,
+            step_size=step_size or epsilon / 4,
+            restarts=restarts,
+            random_start=True,
+            **common,
         )
-    apgd_steps = steps or _APGD_STEPS
-    if groups["apgd"] == "ce":
-        return Attack(name, "apgd", norm, epsilon, None, apgd_steps, restarts, True, "ce")
-    return Attack(name, "apgd_t", norm, epsilon, None, apgd_steps, restarts, True, "dlr_targeted")
+    # APGD adapts its own step size (from 2 * epsilon).
+    return Attack(
+        kind=parsed.kind, norm=norm, step_size=None, restarts=restarts, random_start=True, **common
+    )
 
 
 def _model_device(model: nn.Module) -> torch.device:

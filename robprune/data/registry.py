@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..config import check_train_limit
+from ..errors import DataError
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .files import resolve_data_dir
 from .splits import DataSplits, LoadRequest, SourceData, channel_mean_std, stratified_split
 from .svhn import load_svhn
-from .synthetic import load_synthetic, parse_synthetic
+from .synthetic import SyntheticConfig, load_synthetic, parse_synthetic
 from .tinyimagenet import load_tinyimagenet
 
 __all__ = ["DATASETS", "Loader", "load_data"]
@@ -48,23 +49,20 @@ def _is_int(value: Any) -> bool:
 def _check_args(
     dataset: Any, val_fraction: Any, seed: Any, train_limit: Any, synthetic: Any
 ) -> None:
+    """ValueError naming the argument (the config layer reports key paths before this runs)."""
     if not isinstance(dataset, str) or dataset not in DATASETS:
-        raise ConfigError("data.dataset", f"unknown {dataset!r}; allowed: {', '.join(DATASETS)}")
+        raise ValueError(f"dataset: unknown {dataset!r}; allowed: {', '.join(DATASETS)}")
     if (
         isinstance(val_fraction, bool)
         or not isinstance(val_fraction, int | float)
         or not math.isfinite(val_fraction)
         or not 0.0 < val_fraction <= 0.5
     ):
-        raise ConfigError(
-            "data.val_fraction", f"expected a number in (0, 0.5], got {val_fraction!r}"
-        )
+        raise ValueError(f"val_fraction must be a number in (0, 0.5], got {val_fraction!r}")
     if not _is_int(seed) or seed < 0:
-        raise ConfigError("seed", f"expected a non-negative integer, got {seed!r}")
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if train_limit is not None and (not _is_int(train_limit) or train_limit < 1):
-        raise ConfigError(
-            "data.train_limit", f"expected a positive integer or null, got {train_limit!r}"
-        )
+        raise ValueError(f"train_limit must be a positive integer or None, got {train_limit!r}")
     if dataset == "synthetic":
         parse_synthetic(synthetic)  # fail on a bad shape before any work
 
@@ -77,7 +75,7 @@ def load_data(
     val_fraction: float = 0.1,
     seed: int = 0,
     train_limit: int | None = None,
-    synthetic: dict | None = None,
+    synthetic: SyntheticConfig | dict | None = None,
 ) -> DataSplits:
     """Load `dataset` and carve a stratified validation split from its training data.
 
@@ -91,17 +89,18 @@ def load_data(
     )
     source = DATASETS[dataset](request)
     full = source.train
-    if train_limit is not None and train_limit < source.num_classes:
-        raise ConfigError(
-            "data.train_limit",
-            f"{train_limit} is fewer than the {source.num_classes} classes of {dataset}",
-        )
+    try:
+        check_train_limit(train_limit, source.num_classes)  # the config's rule, for any data set
+    except ValueError as exc:
+        raise DataError(f"train_limit: {exc} of {dataset}") from None
     val_size = max(1, round(val_fraction * len(full)))
     train_idx, val_idx = stratified_split(
         full.y, val_size, np.random.SeedSequence([seed, _VAL_STREAM])
     )
     if len(train_idx) == 0:
-        raise ConfigError("data.val_fraction", f"leaves no training data ({len(full)} examples)")
+        raise DataError(
+            f"val_fraction {val_fraction} leaves no training data ({len(full)} examples)"
+        )
     if train_limit is not None and train_limit < len(train_idx):
         labels = full.y[train_idx].numpy()
         _, kept = stratified_split(

@@ -8,81 +8,34 @@ different seeds see the same data set, as they do with the real ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..config import SyntheticConfig
+from ..typed_mapping import build, check_tree, to_plain
 from .splits import LoadRequest, SourceData, TensorSplit
 
-__all__ = ["SYNTHETIC_DEFAULTS", "SyntheticSpec", "load_synthetic", "parse_synthetic"]
+__all__ = ["SYNTHETIC_DEFAULTS", "SyntheticConfig", "load_synthetic", "parse_synthetic"]
 
-SYNTHETIC_DEFAULTS: dict[str, Any] = {
-    "shape": [3, 32, 32],
-    "num_classes": 10,
-    "train_size": 512,
-    "test_size": 256,
-    "seed": 0,
-}
+#: The defaults, as a plain mapping (one source: `robprune.config.SyntheticConfig`).
+SYNTHETIC_DEFAULTS: dict[str, Any] = to_plain(SyntheticConfig())
 _NOISE = 0.2
 _CHUNK = 4096
 
 
-@dataclass(frozen=True)
-class SyntheticSpec:
-    shape: tuple[int, int, int]
-    num_classes: int
-    train_size: int
-    test_size: int
-    seed: int
+def parse_synthetic(options: SyntheticConfig | Mapping[str, Any] | None) -> SyntheticConfig:
+    """The `synthetic` argument as a checked record, defaults filled.
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def parse_synthetic(options: dict | None) -> SyntheticSpec:
-    """Validate `data.synthetic`, filling defaults; errors name the key path."""
-    options = {} if options is None else options
-    if not isinstance(options, dict):
-        raise ConfigError("data.synthetic", f"expected a mapping, got {type(options).__name__}")
-    unknown = sorted(set(options) - set(SYNTHETIC_DEFAULTS))
-    if unknown:
-        raise ConfigError(
-            f"data.synthetic.{unknown[0]}",
-            f"unknown key; allowed: {', '.join(SYNTHETIC_DEFAULTS)}",
-        )
-    merged = {**SYNTHETIC_DEFAULTS, **options}
-    shape = merged["shape"]
-    if (
-        not isinstance(shape, list | tuple)
-        or len(shape) != 3
-        or not all(_is_int(s) and s > 0 for s in shape)
-    ):
-        raise ConfigError(
-            "data.synthetic.shape", f"expected three positive integers [C, H, W], got {shape!r}"
-        )
-    for key, low in (("num_classes", 2), ("test_size", 1), ("seed", 0)):
-        if not _is_int(merged[key]) or merged[key] < low:
-            raise ConfigError(
-                f"data.synthetic.{key}", f"expected an integer >= {low}, got {merged[key]!r}"
-            )
-    need = 2 * merged["num_classes"]
-    if not _is_int(merged["train_size"]) or merged["train_size"] < need:
-        raise ConfigError(
-            "data.synthetic.train_size",
-            f"expected an integer >= 2 * num_classes = {need} (train and validation need "
-            f"every class), got {merged['train_size']!r}",
-        )
-    return SyntheticSpec(
-        shape=(int(shape[0]), int(shape[1]), int(shape[2])),
-        num_classes=merged["num_classes"],
-        train_size=merged["train_size"],
-        test_size=merged["test_size"],
-        seed=merged["seed"],
-    )
+    The rules (sizes, shape, every class in train and validation) are the config's own, so a
+    config that validates always loads; errors name `synthetic.<key>`, this loader's argument.
+    """
+    if isinstance(options, SyntheticConfig):
+        check_tree(options, "synthetic")
+        return options
+    return build(SyntheticConfig, {} if options is None else options, "synthetic")
 
 
 def _sample(

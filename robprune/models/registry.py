@@ -13,8 +13,6 @@ from typing import Protocol
 
 from torch import nn
 
-from ..errors import ConfigError
-
 __all__ = ["MODELS", "ModelFactory", "create_model", "list_models", "register_model"]
 
 
@@ -65,13 +63,13 @@ def create_model(
     """Build `arch` for `input_shape` = (C, H, W) images in [0, 1] and `num_classes` outputs.
 
     `width` scales channel counts (a multiplier; for `wrn28` it is the widen factor k).
-    Raises `ConfigError` naming `model.arch` / `model.width` for bad choices.
+    Raises `ValueError` naming the bad argument (the config layer names key paths).
     """
     if arch not in MODELS:
-        raise ConfigError("model.arch", f"unknown {arch!r}; allowed: {', '.join(list_models())}")
+        raise ValueError(f"arch: unknown {arch!r}; allowed: {', '.join(list_models())}")
     if width is not None:
         if isinstance(width, bool) or not isinstance(width, Real) or not width > 0:
-            raise ConfigError("model.width", f"must be a positive number or null, got {width!r}")
+            raise ValueError(f"width must be a positive number or None, got {width!r}")
         width = float(width)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")

@@ -52,8 +52,4 @@ def get_criterion(name: str) -> Criterion:
     try:
         return CRITERIA[name]
     except KeyError:
-        from robprune.errors import ConfigError
-
-        raise ConfigError(
-            "prune.criterion", f"unknown {name!r}; allowed: {', '.join(CRITERIA)}"
-        ) from None
+        raise ValueError(f"criterion: unknown {name!r}; allowed: {', '.join(CRITERIA)}") from None
