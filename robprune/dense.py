@@ -61,7 +61,7 @@ def dense_key(config: TrialConfig) -> str:
     )
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class DenseModel:
     directory: Path
     meta: dict[str, Any]

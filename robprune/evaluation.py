@@ -19,7 +19,7 @@ from robprune.data import TensorSplit, iterate_batches
 __all__ = ["AttackOutcome", "Evaluation", "evaluate", "accuracy_under", "sanity_warnings"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AttackOutcome:
     name: str
     accuracy: float
@@ -30,7 +30,7 @@ class AttackOutcome:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Evaluation:
     clean_acc: float
     clean_loss: float

@@ -296,7 +296,7 @@ def test_stratified_split_imbalanced_and_deterministic():
 
 def test_iterate_batches_plain_covers_everything():
     x = torch.arange(10 * 3 * 4 * 4, dtype=torch.int64).reshape(10, 3, 4, 4) % 256
-    split = TensorSplit(x.to(torch.uint8), torch.arange(10))
+    split = TensorSplit(x=x.to(torch.uint8), y=torch.arange(10))
     batches = list(
         iterate_batches(split, batch_size=4, shuffle=False, augment=False, generator=None)
     )
@@ -371,11 +371,15 @@ def test_iterate_batches_on_cuda_matches_cpu():
 
 def test_tensor_split_rejects_bad_tensors():
     with pytest.raises(TypeError):
-        TensorSplit(torch.zeros(2, 1, 2, 2, dtype=torch.float64), torch.zeros(2, dtype=torch.long))
+        TensorSplit(
+            x=torch.zeros(2, 1, 2, 2, dtype=torch.float64), y=torch.zeros(2, dtype=torch.long)
+        )
     with pytest.raises(ValueError):
-        TensorSplit(torch.zeros(2, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+        TensorSplit(x=torch.zeros(2, 2, 2, dtype=torch.uint8), y=torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError):
-        TensorSplit(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.long))
+        TensorSplit(
+            x=torch.zeros(3, 1, 2, 2, dtype=torch.uint8), y=torch.zeros(2, dtype=torch.long)
+        )
 
 
 def test_to_float():

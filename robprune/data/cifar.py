@@ -113,8 +113,10 @@ def _load(
     train_y = np.concatenate([p[1] for p in parts])
     test_x, test_y = read_cifar_batch(root / test_file, label_key, num_classes, dataset)
     return SourceData(
-        train=TensorSplit(torch.from_numpy(train_x), torch.from_numpy(train_y)),
-        test=TensorSplit(torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y)),
+        train=TensorSplit(x=torch.from_numpy(train_x), y=torch.from_numpy(train_y)),
+        test=TensorSplit(
+            x=torch.from_numpy(np.ascontiguousarray(test_x)), y=torch.from_numpy(test_y)
+        ),
         num_classes=num_classes,
         augment=True,
     )

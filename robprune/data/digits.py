@@ -24,7 +24,7 @@ def load_digits(request: LoadRequest) -> SourceData:
     train_idx, test_idx = stratified_split(
         y.numpy(), round(DIGITS_TEST_FRACTION * len(y)), _TEST_SEED
     )
-    full = TensorSplit(x, y)
+    full = TensorSplit(x=x, y=y)
     return SourceData(
         train=full.subset(train_idx),
         test=full.subset(test_idx),

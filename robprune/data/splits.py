@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class TensorSplit:
     """Images `x` [N,C,H,W] (uint8 0..255, or float32 in [0,1]) and labels `y` (int64) [N]."""
 
@@ -47,15 +48,15 @@ class TensorSplit:
         """A copy holding only `indices` (in that order)."""
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.y.device)
         return TensorSplit(
-            self.x.index_select(0, idx.to(self.x.device)), self.y.index_select(0, idx)
+            x=self.x.index_select(0, idx.to(self.x.device)), y=self.y.index_select(0, idx)
         )
 
     def to(self, device: torch.device | str) -> TensorSplit:
         """Move the whole split (still uint8) to `device`, e.g. to keep a data set on the GPU."""
-        return TensorSplit(self.x.to(device), self.y.to(device))
+        return TensorSplit(x=self.x.to(device), y=self.y.to(device))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class DataSplits:
     """What a trial trains, validates and tests on, plus what a model needs to normalise.
 
@@ -74,16 +75,17 @@ class DataSplits:
     augment: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadRequest:
     """What every registered loader receives; loaders ignore what they do not need."""
 
     data_dir: Path
     download: bool = False
-    synthetic: dict | None = None
+    synthetic: Any = None
+    """`data.synthetic` (a `SyntheticConfig` or a mapping), for the synthetic loader."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class SourceData:
     """A loader's answer: the data set's own train and test sets, before any carving."""
 

@@ -69,8 +69,8 @@ def load_svhn(request: LoadRequest) -> SourceData:
     train_x, train_y = read_svhn_mat(root / "train_32x32.mat")
     test_x, test_y = read_svhn_mat(root / "test_32x32.mat")
     return SourceData(
-        train=TensorSplit(torch.from_numpy(train_x), torch.from_numpy(train_y)),
-        test=TensorSplit(torch.from_numpy(test_x), torch.from_numpy(test_y)),
+        train=TensorSplit(x=torch.from_numpy(train_x), y=torch.from_numpy(train_y)),
+        test=TensorSplit(x=torch.from_numpy(test_x), y=torch.from_numpy(test_y)),
         num_classes=10,
         augment=False,
     )

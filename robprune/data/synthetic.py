@@ -63,8 +63,8 @@ def load_synthetic(request: LoadRequest) -> SourceData:
     train = _sample(prototypes, spec.train_size, generator)
     test = _sample(prototypes, spec.test_size, generator)
     return SourceData(
-        train=TensorSplit(*train),
-        test=TensorSplit(*test),
+        train=TensorSplit(x=train[0], y=train[1]),
+        test=TensorSplit(x=test[0], y=test[1]),
         num_classes=spec.num_classes,
         augment=False,
     )

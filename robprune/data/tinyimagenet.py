@@ -149,7 +149,7 @@ def _split(root: Path, name: str, files: list[tuple[Path, int]]) -> TensorSplit:
         arrays = _decode_all(files)
         _save_cached(cache_path, fingerprint, *arrays)
     x, y = arrays
-    return TensorSplit(torch.from_numpy(x), torch.from_numpy(y))
+    return TensorSplit(x=torch.from_numpy(x), y=torch.from_numpy(y))
 
 
 def load_tinyimagenet(request: LoadRequest) -> SourceData:

@@ -15,7 +15,7 @@ import torch_pruning as tp
 __all__ = ["Criterion", "CRITERIA", "get_criterion"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Criterion:
     name: str
     make: Callable[[], tp.importance.Importance]
@@ -26,23 +26,31 @@ class Criterion:
 CRITERIA: dict[str, Criterion] = {
     c.name: c
     for c in (
-        Criterion("random", tp.importance.RandomImportance, description="uniformly random"),
-        Criterion("l1", lambda: tp.importance.MagnitudeImportance(p=1), description="L1 norm"),
-        Criterion("l2", lambda: tp.importance.MagnitudeImportance(p=2), description="L2 norm"),
         Criterion(
-            "taylor",
-            tp.importance.TaylorImportance,
-            "grad",
-            "first-order Taylor on the adversarial loss",
+            name="random", make=tp.importance.RandomImportance, description="uniformly random"
         ),
-        Criterion("fpgm", tp.importance.FPGMImportance, description="geometric median"),
-        Criterion("lamp", tp.importance.LAMPImportance, description="layer-adaptive magnitude"),
-        Criterion("bn_scale", tp.importance.BNScaleImportance, description="|BN gamma|"),
         Criterion(
-            "hessian",
-            tp.importance.HessianImportance,
-            "per_sample_grad",
-            "OBD diagonal Hessian of the adversarial loss",
+            name="l1", make=lambda: tp.importance.MagnitudeImportance(p=1), description="L1 norm"
+        ),
+        Criterion(
+            name="l2", make=lambda: tp.importance.MagnitudeImportance(p=2), description="L2 norm"
+        ),
+        Criterion(
+            name="taylor",
+            make=tp.importance.TaylorImportance,
+            needs="grad",
+            description="first-order Taylor on the adversarial loss",
+        ),
+        Criterion(name="fpgm", make=tp.importance.FPGMImportance, description="geometric median"),
+        Criterion(
+            name="lamp", make=tp.importance.LAMPImportance, description="layer-adaptive magnitude"
+        ),
+        Criterion(name="bn_scale", make=tp.importance.BNScaleImportance, description="|BN gamma|"),
+        Criterion(
+            name="hessian",
+            make=tp.importance.HessianImportance,
+            needs="per_sample_grad",
+            description="OBD diagonal Hessian of the adversarial loss",
         ),
     )
 }

@@ -39,7 +39,7 @@ def default_ignored_layers(model: nn.Module) -> list[nn.Module]:
     return ignored
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PrunableGroup:
     root: nn.Module
     """The layer whose output channels define the group (Torch-Pruning's ratio key)."""
@@ -50,14 +50,14 @@ class PrunableGroup:
     """Conv/Linear layers whose output channels the group prunes (they share one MRS)."""
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class _ParamTerm:
     count: int
     out_group: int | None
     in_group: int | None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GroupModel:
     groups: list[PrunableGroup]
     terms: list[_ParamTerm]
@@ -188,5 +188,5 @@ def group_model(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Modul
             if term_out is None and term_in is None:
                 fixed += p.numel()
             else:
-                terms.append(_ParamTerm(p.numel(), term_out, term_in))
+                terms.append(_ParamTerm(count=p.numel(), out_group=term_out, in_group=term_in))
     return GroupModel(groups=groups, terms=terms, fixed_params=fixed)

@@ -23,7 +23,7 @@ from robprune.training.schedules import build_scheduler
 __all__ = ["Trainer", "EpochStats"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EpochStats:
     epoch: int
     """Completed epochs, 1-based."""
