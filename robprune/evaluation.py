@@ -53,8 +53,11 @@ def accuracy_under(
     """Accuracy of `model` on `split` under `attack` (None: clean), model in eval mode.
 
     Random starts draw from a generator seeded with `seed`, so a number is reproducible and
-    does not depend on what ran before it.
+    does not depend on what ran before it. An empty split is an error, not an accuracy.
     """
+    if len(split) == 0:
+        what = attack.name if attack is not None else "clean"
+        raise ValueError(f"accuracy ({what}) asked of an empty split: no examples to measure")
     generator = torch.Generator().manual_seed(seed)
     correct, loss_sum = [], 0.0
     with eval_mode(model):
@@ -72,8 +75,8 @@ def accuracy_under(
                 logits = model(x)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                 correct.append((logits.argmax(1) == y).cpu())
-    hits = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
-    n = max(len(hits), 1)
+    hits = torch.cat(correct)
+    n = len(hits)
     return AttackOutcome(
         name=attack.name if attack is not None else "clean",
         accuracy=float(hits.float().sum()) / n,

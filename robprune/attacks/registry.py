@@ -1,9 +1,11 @@
 """Attacks by name, so that an evaluation list is plain data (`eval.attacks: [fgsm, pgd20]`).
 
 Names: `fgsm`, `pgd{K}`, `pgd{K}_l2`, `cw{K}`, `apgd_ce[{K}]`, `apgd_t[{K}]` (APGD: 100 steps
-unless K is given). Default step sizes, when the caller gives none: epsilon / 4 for PGD and
-CW (2/255 at 8/255: Madry et al.'s eval setting; with K >= 10 steps the walk covers the ball
-2.5 times), epsilon for FGSM; APGD adapts its own step from 2 * epsilon.
+unless K is given). `step_size` is the step of the iterative attacks PGD and CW (default
+epsilon / 4: 2/255 at 8/255, Madry et al.'s eval setting; with K >= 10 steps the walk covers
+the ball 2.5 times). It does not apply to FGSM, which by definition takes one step of the full
+epsilon, nor to APGD, whose step schedule is its own (it starts at 2 * epsilon and halves on
+stagnation); their recorded configs say what they used.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ def build_attack(
 ) -> Attack:
     """The attack called `name` at this threat model; `ValueError` names the bad argument.
 
-    `norm` applies to every attack (`pgd{K}_l2` is L2 whatever `norm` says). `step_size`
-    is ignored by APGD. The name grammar is `robprune.attack_names`, shared with the config.
+    `norm` applies to every attack (`pgd{K}_l2` is L2 whatever `norm` says). `step_size` is
+    the PGD/CW step; FGSM steps epsilon and APGD runs its own schedule (module docstring).
+    The name grammar is `robprune.attack_names`, shared with the config.
     """
     parsed = parse_attack_name(name)
     if norm not in NORMS:
@@ -137,7 +140,7 @@ def build_attack(
     epsilon = float(epsilon)
     common = {"name": name, "epsilon": epsilon, "steps": parsed.steps, "loss": parsed.loss}
     if parsed.kind == "fgsm":
-        return Attack(kind="fgsm", norm=norm, step_size=step_size or epsilon, **common)
+        return Attack(kind="fgsm", norm=norm, step_size=epsilon, **common)
     if parsed.kind == "pgd":
         return Attack(
             kind="pgd",

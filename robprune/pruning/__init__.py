@@ -4,7 +4,7 @@ from robprune.pruning.allocation import RATIO_RULES, mrs_weights, solve_ratios
 from robprune.pruning.apply import PruneOutcome, count_macs_params, prune_model
 from robprune.pruning.criteria import CRITERIA, get_criterion
 from robprune.pruning.groups import build_group_model, default_ignored_layers
-from robprune.pruning.mrs import MRS_ESTIMATORS, module_robust_sensitivity
+from robprune.pruning.mrs import MRS_ESTIMATORS, module_robust_sensitivity, zero_mrs_warnings
 
 __all__ = [
     "CRITERIA",
@@ -19,4 +19,5 @@ __all__ = [
     "mrs_weights",
     "prune_model",
     "solve_ratios",
+    "zero_mrs_warnings",
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch_pruning as tp
+from torch import nn
 
 __all__ = ["Criterion", "CRITERIA", "get_criterion"]
 
@@ -21,6 +22,27 @@ class Criterion:
     make: Callable[[], tp.importance.Importance]
     needs: Literal["nothing", "grad", "per_sample_grad"] = "nothing"
     description: str = ""
+
+
+class _HessianImportance(tp.importance.HessianImportance):
+    """Torch-Pruning's OBD importance with per-sample squared gradients really summed.
+
+    Torch-Pruning 1.6.0's `accumulate_grad` tests `name not in self._accu_grad` on a dict keyed
+    by the parameter, so every sample overwrites the sum: the "Hessian" was the last sample's
+    squared gradient. Here the sum and the count are kept per parameter as documented.
+    """
+
+    def accumulate_grad(self, model: nn.Module) -> None:
+        for param in model.parameters():
+            if param.grad is None:
+                continue
+            square = param.grad.detach().pow(2)
+            if param in self._accu_grad:
+                self._accu_grad[param] += square
+                self._counter[param] += 1
+            else:
+                self._accu_grad[param] = square.clone()
+                self._counter[param] = 1
 
 
 CRITERIA: dict[str, Criterion] = {
@@ -48,7 +70,7 @@ CRITERIA: dict[str, Criterion] = {
         Criterion(name="bn_scale", make=tp.importance.BNScaleImportance, description="|BN gamma|"),
         Criterion(
             name="hessian",
-            make=tp.importance.HessianImportance,
+            make=_HessianImportance,
             needs="per_sample_grad",
             description="OBD diagonal Hessian of the adversarial loss",
         ),

@@ -9,6 +9,7 @@ normalised gradient ascent projected onto the ball). The model stays in eval mod
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor, nn
 
 from robprune.attacks import eval_mode
 
-__all__ = ["MRS_ESTIMATORS", "module_robust_sensitivity", "adversarial_loss"]
+__all__ = ["MRS_ESTIMATORS", "adversarial_loss", "module_robust_sensitivity", "zero_mrs_warnings"]
 
 
 def adversarial_loss(
@@ -42,7 +43,6 @@ def _first_order(
     y: Tensor,
     *,
     epsilon: float,
-    steps: int,
     batch_size: int,
 ) -> dict[str, float]:
     model.zero_grad(set_to_none=True)
@@ -79,6 +79,8 @@ def _ascent(
                 model.zero_grad(set_to_none=True)
                 adversarial_loss(model, x_adv, y, batch_size=batch_size, backward=True)
                 grad = w.grad
+                if grad is None:  # no gradient reaches this layer: no ascent direction
+                    break
                 with torch.no_grad():
                     delta += step * grad / grad.norm().clamp_min(1e-12)
                     norm = delta.norm()
@@ -106,11 +108,35 @@ def module_robust_sensitivity(
     *,
     estimator: str,
     epsilon: float,
-    steps: int,
+    steps: int | None = None,
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """MRS of each named layer on fixed adversarial examples (eval mode, weights restored)."""
+    """MRS of each named layer on fixed adversarial examples (eval mode, weights restored).
+
+    `steps` is for estimators that iterate (ascent) and an error for those that do not. A layer
+    no gradient reaches scores 0 (`zero_mrs_warnings` says so); all layers at 0 is an error.
+    """
+    fn = MRS_ESTIMATORS[estimator]
+    takes_steps = "steps" in inspect.signature(fn).parameters
+    if takes_steps != (steps is not None):
+        need = "needs" if takes_steps else "takes no"
+        raise ValueError(f"MRS estimator {estimator!r} {need} steps, got steps={steps!r}")
+    kwargs = {"steps": steps} if takes_steps else {}
     with eval_mode(model):
-        return MRS_ESTIMATORS[estimator](
-            model, layers, x_adv, y, epsilon=epsilon, steps=steps, batch_size=batch_size
+        scores = fn(model, layers, x_adv, y, epsilon=epsilon, batch_size=batch_size, **kwargs)
+    if scores and all(v == 0 for v in scores.values()):
+        raise ValueError(
+            "MRS is 0 for every layer: no gradient of the adversarial loss reaches any weight "
+            "(frozen or detached model?)"
         )
+    return scores
+
+
+def zero_mrs_warnings(scores: dict[str, float]) -> list[str]:
+    """One warning per layer whose MRS is 0: its ratio then rests on no measurement."""
+    return [
+        f"MRS of layer {name} is 0: no gradient of the adversarial loss reaches its weight "
+        "(unused or frozen), so the allocation treats it as the least sensitive layer"
+        for name, value in scores.items()
+        if value == 0
+    ]

@@ -67,7 +67,8 @@ def _pgd_at(
 def _fgsm_rs(
     model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
 ) -> Tensor:
-    # Wong et al. 2020: uniform start in the ball and one step of 1.25 eps.
+    # Wong et al. 2020: random start in the ball and one step of 1.25 eps, projected back.
+    # In L2 the same recipe with a unit-L2 gradient step and an L2 start (attacks.fgsm).
     x_adv = attacks.fgsm(
         model,
         x,
@@ -75,6 +76,7 @@ def _fgsm_rs(
         epsilon=adv.epsilon,
         step_size=1.25 * adv.epsilon,
         random_start=True,
+        norm=adv.norm,
         generator=gen,
     )
     return F.cross_entropy(model(x_adv), y)

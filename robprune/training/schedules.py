@@ -13,12 +13,14 @@ def lr_factor(schedule: str, *, step: int, total_steps: int, warmup_steps: int) 
     """Multiplier of the peak learning rate after `step` optimizer steps.
 
     `step` schedules drop x0.1 at 50% and 75% of training (the CIFAR AT convention);
-    `onecycle` is a triangular rise to the peak at 30% and a linear fall to 0 (fast AT).
-    Warm-up is linear from 0 and precedes every schedule but onecycle, which has its own.
+    `onecycle` is a triangular rise to the peak and a linear fall to 0 (fast AT).
+    Warm-up is linear from 0 and precedes every schedule; for onecycle the warm-up is its
+    rising half, so `warmup_steps` places the peak (default: at 30% of training).
     """
     total_steps = max(total_steps, 1)
     if schedule == "onecycle":
-        peak = max(int(0.3 * total_steps), 1)
+        rise = warmup_steps if warmup_steps > 0 else int(0.3 * total_steps)
+        peak = min(max(rise, 1), total_steps)
         if step < peak:
             return step / peak
         return max(0.0, (total_steps - step) / max(total_steps - peak, 1))

@@ -13,9 +13,15 @@ from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit
 from robprune.evaluation import accuracy_under, evaluate
 from robprune.trial.records import TrialResult
-from robprune.trial.subsets import test_split
+from robprune.trial.subsets import limited_test_split
 
-__all__ = ["final_result"]
+__all__ = ["final_result", "pgd_column_attack"]
+
+
+def pgd_column_attack(config: TrialConfig) -> str:
+    """The attack behind the `pgd_acc` column: PGD of `threat.eval_steps` steps in the threat
+    norm (run even when `eval.attacks` does not list it)."""
+    return f"pgd{config.threat.eval_steps}"
 
 
 def final_result(
@@ -34,15 +40,18 @@ def final_result(
     """Evaluate the fine-tuned model once on the test split and assemble the result."""
     ev_cfg = config.eval
     names = list(ev_cfg.attacks)
+    pgd_column = pgd_column_attack(config)
+    if pgd_column not in names:
+        names.append(pgd_column)
     if ev_cfg.autoattack == "all":
         names += [n for n in ("apgd_ce", "apgd_t") if n not in names]
-    test = test_split(ev_cfg, data)
+    test = limited_test_split(ev_cfg, data)
     ev = evaluate(
         model,
         test,
         names,
         epsilon=config.epsilon,
-        step_size=None,
+        step_size=config.step_size,
         norm=config.threat.norm,
         batch_size=ev_cfg.batch_size,
         device=device,
@@ -66,10 +75,10 @@ def final_result(
         "robust_acc": ev.accuracy(ev_cfg.primary),
         "robust_attack": ev_cfg.primary,
         "fgsm_acc": first("fgsm"),
-        "pgd_acc": first("pgd"),
+        "pgd_acc": ev.accuracy(pgd_column),
         "cw_acc": first("cw"),
         # worst case over APGD-CE and APGD-T per example; not the official AutoAttack
-        "apgd_acc": float(torch.stack(apgd).all(0).float().mean()) if apgd else None,
+        "apgd_acc": int(torch.stack(apgd).all(0).sum()) / len(test) if apgd else None,
         "autoattack_acc": None,
         "attacks": {name: out.accuracy for name, out in ev.attacks.items()},
         **prep["summary"],

@@ -17,8 +17,13 @@ from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit, to_float
 from robprune.dense import DenseModel, build_model, ensure_dense
 from robprune.evaluation import evaluate
-from robprune.pruning import count_macs_params, module_robust_sensitivity, prune_model
-from robprune.trial.subsets import test_split
+from robprune.pruning import (
+    count_macs_params,
+    module_robust_sensitivity,
+    prune_model,
+    zero_mrs_warnings,
+)
+from robprune.trial.subsets import SUBSET_DRAW, limited_test_split
 
 __all__ = ["prepare"]
 
@@ -51,18 +56,19 @@ def _layer_mrs(
 ) -> dict[str, float]:
     mrs = config.prune.mrs
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
+    steps = mrs.steps if mrs.estimator == "ascent" else None  # first_order takes no steps
     settings = {
         "estimator": mrs.estimator,
         "epsilon": mrs.epsilon,
-        "steps": mrs.steps,
+        "steps": steps,
         "num_examples": mrs.num_examples,
         "threat": config.threat.norm,
     }
-    name = "mrs-" + "-".join(f"{v}" for v in settings.values())
+    name = "mrs-" + "-".join(f"{v}" for v in settings.values() if v is not None)
     return dense.cached(
         name,
         lambda: module_robust_sensitivity(
-            model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=mrs.steps
+            model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=steps
         ),
     )
 
@@ -75,7 +81,7 @@ def _dense_metrics(
     device: torch.device,
 ) -> dict[str, float]:
     primary = config.eval.primary
-    name = f"eval-{primary}-{config.epsilon:.6g}-{len(test)}"
+    name = f"eval-{primary}-{config.epsilon:.6g}-{len(test)}-{SUBSET_DRAW}"
 
     def compute() -> dict[str, float]:
         ev = evaluate(
@@ -83,7 +89,7 @@ def _dense_metrics(
             test,
             [primary],
             epsilon=config.epsilon,
-            step_size=None,
+            step_size=config.step_size,
             norm=config.threat.norm,
             batch_size=config.eval.batch_size,
             device=device,
@@ -142,7 +148,9 @@ def prepare(
     dense = ensure_dense(config, data, device, log=log)
     model = build_model(config.model, data).to(device)
     model.load_state_dict(dense.state_dict())
-    dense_metrics = _dense_metrics(model, dense, config, test_split(config.eval, data), device)
+    dense_metrics = _dense_metrics(
+        model, dense, config, limited_test_split(config.eval, data), device
+    )
     prune = config.prune
     calib = None
     if prune.ratio == "mrs" or prune.criterion in ("taylor", "hessian"):
@@ -152,6 +160,7 @@ def prepare(
     summary, layers, warnings = _prune(
         model, config, example=example, layer_mrs=layer_mrs, calib=calib
     )
+    warnings = zero_mrs_warnings(layer_mrs or {}) + warnings
     log(
         f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
         f"{summary['params_dense']} -> {summary['params']} "

@@ -60,9 +60,12 @@ def run_trial(
     trainer = finetune_trainer(config, model, data, device)
     if trainer is not None and resumed is not None:
         trainer.load_state_dict(resumed.trainer_state)
-    val_subset = epoch_subset(data, config.eval.epoch_subset)
+    val_subset = epoch_subset(data, config.eval.epoch_subset, seed=config.seed)
     epoch_attack = attacks.build_attack(
-        config.eval.epoch_attack, epsilon=config.epsilon, step_size=None, norm=config.threat.norm
+        config.eval.epoch_attack,
+        epsilon=config.epsilon,
+        step_size=config.step_size,
+        norm=config.threat.norm,
     )
     if trainer is not None:
         run_epochs(
