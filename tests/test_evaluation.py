@@ -22,7 +22,7 @@ def _digits_by_class() -> TensorSplit:
     bunch = sklearn_datasets.load_digits()
     order = np.argsort(bunch.target, kind="stable")
     x = torch.tensor(bunch.images[order], dtype=torch.float32).div_(16.0).unsqueeze(1)
-    return TensorSplit(x, torch.tensor(bunch.target[order], dtype=torch.long))
+    return TensorSplit(x=x, y=torch.tensor(bunch.target[order], dtype=torch.long))
 
 
 def _splits(split: TensorSplit) -> DataSplits:
@@ -57,7 +57,7 @@ def test_subsets_are_stratified_on_a_class_ordered_data_set():
 
 def test_accuracy_of_an_empty_split_is_an_error():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-    empty = TensorSplit(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))
+    empty = TensorSplit(x=torch.zeros(0, 1, 8, 8), y=torch.zeros(0, dtype=torch.long))
     with pytest.raises(ValueError, match="empty split"):
         accuracy_under(model, empty, None, batch_size=8, device=CPU)
 
