@@ -179,7 +179,7 @@ class TrainRecipe:
     schedule: Annotated[str, Choice(SCHEDULES)] = "cosine"
     """constant | step (x0.1 at 50% and 75%) | cosine | onecycle."""
     warmup_epochs: Annotated[int, Interval(0)] = 0
-    """Linear warm-up from 0 before the schedule (not with onecycle, which has its own)."""
+    """Linear warm-up from 0 to the peak; for onecycle it is the rising half (default 30%)."""
     batch_size: Annotated[int, Interval(1, 65_536)] = 128
     """Training batch size."""
     weight_decay: Annotated[float, Interval(0, 1)] = 5e-4
@@ -286,11 +286,13 @@ class ThreatConfig:
     epsilon: Annotated[float | None, Interval(0, 10, lo_open=True)] = None
     """Perturbation budget in [0,1] pixel units; None is the data set's default."""
     step_size: Annotated[float | None, Interval(0, 10, lo_open=True)] = None
-    """PGD step size; None is the data set's default (eps/4 for L-inf)."""
+    """Step of PGD and CW, training and evaluation alike; None is the data set's default
+    (eps/4). FGSM always steps the full epsilon; APGD runs its own step schedule."""
     train_steps: Annotated[int, Interval(1, 1000)] = 10
     """PGD steps when generating training examples (pgd_at, trades, mart, MRS)."""
     eval_steps: Annotated[int, Interval(1, 10_000)] = 20
-    """PGD steps of the `pgd_acc` column."""
+    """PGD steps of the `pgd_acc` column (`pgd{eval_steps}` in the threat norm; evaluated
+    even when `eval.attacks` does not list it)."""
 
 
 _ATTACK = Check(parse_attack_name)
@@ -307,11 +309,11 @@ class EvalConfig:
     batch_size: Annotated[int, Interval(1, 65_536)] = 256
     """Evaluation batch size."""
     epoch_attack: Annotated[str, _ATTACK] = "pgd10"
-    """Cheaper attack on a fixed validation subset after every epoch."""
+    """Cheaper attack on a fixed validation subset after every epoch (the search objective)."""
     epoch_subset: Annotated[int, Interval(1)] = 2000
-    """Size of that validation subset."""
+    """Size of that validation subset: a stratified random draw with a fixed seed."""
     test_limit: Annotated[int | None, Interval(1)] = None
-    """Evaluate on at most this many test examples (smoke tests)."""
+    """Evaluate on at most this many test examples, stratified, seed 0 (smoke tests)."""
 
     def validate(self, path: str) -> None:
         _check(

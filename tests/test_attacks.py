@@ -245,6 +245,23 @@ def _ref(attack, x, y, seed=0):
     return attack(x, y)
 
 
+def _informative(model, x, y, x_ref, clean_y=None) -> float:
+    """The reference's robust accuracy, asserted to lie well inside (0, clean): a comparison
+    at 0 vs 0 (or at clean vs clean) would pass whatever either attack did."""
+    clean = _acc(model, x, y if clean_y is None else clean_y)
+    acc = _acc(model, x_ref, y)
+    assert 0.05 < acc < clean - 0.05, (acc, clean)
+    return acc
+
+
+def _same_examples_broken(model, ours, theirs, y, tolerance: float = 0.02) -> None:
+    """Per example, not only on average: both attacks break (nearly) the same examples."""
+    with torch.no_grad():
+        a = model(ours).argmax(1) == y
+        b = model(theirs).argmax(1) == y
+    assert (a != b).float().mean() <= tolerance
+
+
 def test_pgd_matches_torchattacks(digits, torchattacks):
     model, x, y = digits
     ref = torchattacks.PGD(model, eps=EPS, alpha=EPS / 4, steps=20, random_start=False)
@@ -255,7 +272,7 @@ def test_pgd_matches_torchattacks(digits, torchattacks):
     ours = A.pgd(model, x, y, epsilon=EPS, step_size=EPS / 4, steps=20, generator=_gen())
     theirs = _ref(ref, x, y)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
-    assert abs(_acc(model, ours, y) - _acc(model, theirs, y)) <= 0.005
+    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
 
 
 def test_fgsm_matches_torchattacks(digits, torchattacks):
@@ -270,7 +287,11 @@ def test_pgd_l2_matches_torchattacks(digits, torchattacks):
     ours = A.pgd(
         model, x, y, epsilon=EPS_L2, step_size=EPS_L2 / 4, steps=20, norm="l2", generator=_gen()
     )
-    assert abs(_acc(model, ours, y) - _acc(model, _ref(ref, x, y), y)) <= 0.005
+    theirs = _ref(ref, x, y)
+    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
+    _same_examples_broken(model, ours, theirs, y)
+    delta = (ours - x).flatten(1).norm(dim=1)
+    assert delta.max() <= EPS_L2 + 1e-5 and delta.mean() > 0.5 * EPS_L2
 
 
 class _MarginLogits(nn.Module):
@@ -298,14 +319,18 @@ def test_cw_matches_torchattacks_pgd_on_margin(digits, torchattacks):
     torch.testing.assert_close(ours, ref(x, zeros), atol=1e-5, rtol=0)
     ref = torchattacks.PGD(wrapped, eps=EPS, alpha=EPS / 4, steps=20, random_start=True)
     ours = A.build_attack("cw20", epsilon=EPS)(model, x, y, generator=_gen())
-    assert abs(_acc(model, ours, y) - _acc(model, _ref(ref, x, zeros), y)) <= 0.005
+    theirs = _ref(ref, x, zeros)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)  # same draws, same points
+    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
 
 
 def test_apgd_ce_matches_torchattacks(digits, torchattacks):
     model, x, y = digits
     ref = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0, loss="ce")
     ours = A.build_attack("apgd_ce25", epsilon=EPS)(model, x, y, generator=_gen())
-    assert abs(_acc(model, ours, y) - _acc(model, ref(x, y), y)) <= 0.005
+    theirs = ref(x, y)
+    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
+    _same_examples_broken(model, ours, theirs, y)
 
 
 def test_apgd_t_matches_torchattacks(digits, torchattacks):
@@ -316,7 +341,9 @@ def test_apgd_t_matches_torchattacks(digits, torchattacks):
         model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0, n_classes=4
     )
     ours = A.apgd_targeted(model, x, y, epsilon=EPS, steps=25, num_targets=3, generator=_gen())
-    assert abs(_acc(model, ours, y) - _acc(model, ref(x, y), y)) <= 0.005
+    theirs = ref(x, y)
+    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
+    _same_examples_broken(model, ours, theirs, y)
 
 
 # (5) determinism ----------------------------------------------------------------------------

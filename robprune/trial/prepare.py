@@ -56,7 +56,7 @@ def _layer_mrs(
 ) -> dict[str, float]:
     mrs = config.prune.mrs
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
-    steps = mrs.steps if mrs.estimator == "ascent" else None  # first_order takes no steps
+    steps = mrs.steps  # None unless the estimator iterates (the config sees to it)
     settings = {
         "estimator": mrs.estimator,
         "epsilon": mrs.epsilon,
