@@ -18,6 +18,7 @@ from matplotlib.figure import Figure as Canvas
 
 from analysis.formatting import response_label
 from analysis.shares import Decomposition
+from robprune.config import MRS_RATIO_RULES
 
 __all__ = [
     "Figure",
@@ -303,8 +304,9 @@ def layer_profile(
             name="layers", title=title, reason="no analysed trial has per-layer records"
         )
     chosen = [with_layers.iloc[0]]
-    if chosen[0]["ratio_rule"] != "mrs" and (with_layers["ratio_rule"] == "mrs").any():
-        chosen.append(with_layers[with_layers["ratio_rule"] == "mrs"].iloc[0])
+    uses_mrs = with_layers["ratio_rule"].isin(MRS_RATIO_RULES)
+    if not uses_mrs.iloc[0] and uses_mrs.any():
+        chosen.append(with_layers[uses_mrs].iloc[0])
     fig = Canvas(figsize=(max(6.0, 0.35 * 20 + 2) * len(chosen) * 0.75, 4.4), layout="constrained")
     axes = fig.subplots(1, len(chosen), squeeze=False)
     frames = []
@@ -316,10 +318,10 @@ def layer_profile(
     caption = "Bars: fraction of each layer's channels removed; line: MRS of the layer."
     if len(chosen) > 1:
         caption += (
-            " The best trial used the uniform rule (no MRS), so the best MRS-rule "
-            "trial is shown beside it."
+            f" The best trial used the {chosen[0]['ratio_rule']} rule (no MRS), so the best "
+            "trial of an MRS rule is shown beside it."
         )
-    elif chosen[0]["ratio_rule"] != "mrs":
+    elif not uses_mrs.iloc[0]:
         caption += " No analysed trial used the MRS rule, so no MRS is shown."
     return Figure(
         name="layers",

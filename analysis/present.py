@@ -177,24 +177,25 @@ def blocks(report: Report) -> list[Block]:
             _table(report.paper.table, fmt),
         ]
     out += [_heading("Spread across criteria vs across fine-tuning methods"), *paper]
-    out.append(_heading("Ratio rule (uniform vs MRS) at equal sparsity"))
+    out.append(_heading("Ratio rules (MRS vs uniform) at equal sparsity"))
     if isinstance(report.ratio, NotEstimable):
         out.append(_paragraph(f"Not available: {report.ratio.reason}."))
     else:
         pct_cols = [
             "uniform",
-            "mrs",
+            "rule_mean",
             "difference",
             "diff_lo",
             "diff_hi",
             "achieved_uniform",
-            "achieved_mrs",
+            "achieved_rule",
         ]
         out.append(
             _paragraph(
-                f"Mean {what} (%) per rule at each target sparsity, all other factors pooled; "
-                "difference = MRS - uniform with a Welch 95% interval; achieved sparsity (%) "
-                "checks that the budgets matched.",
+                f"Mean {what} (%) of each ratio rule (rule_mean) and of uniform allocation at "
+                "each target sparsity, all other factors pooled; difference = rule - uniform "
+                "with a Welch 95% interval; achieved sparsity (%) checks that the budgets "
+                "matched.",
             )
         )
         out.append(_table(report.ratio, dict.fromkeys(pct_cols, _pct)))
