@@ -33,7 +33,6 @@ class AttackOutcome:
 @dataclass(kw_only=True)
 class Evaluation:
     clean_acc: float
-    clean_loss: float
     attacks: dict[str, AttackOutcome]
     warnings: list[str]
 
@@ -104,7 +103,6 @@ def evaluate(
         outcomes[name] = accuracy_under(model, split, attack, batch_size=batch_size, device=device)
     return Evaluation(
         clean_acc=clean.accuracy,
-        clean_loss=clean.loss,
         attacks=outcomes,
         warnings=sanity_warnings(clean, outcomes),
     )

@@ -61,8 +61,6 @@ class _ParamTerm:
 class GroupModel:
     groups: list[PrunableGroup]
     terms: list[_ParamTerm]
-    fixed_params: int
-    """Parameters no group touches."""
 
     @property
     def prunable_params(self) -> int:
@@ -77,9 +75,6 @@ class GroupModel:
         """Ratios under which Torch-Pruning keeps exactly `kept` channels per group."""
         n = np.array([g.channels for g in self.groups], dtype=np.float64)
         return 1.0 - (np.asarray(kept) + 0.5) / n
-
-    def prunable_params_after(self, ratios: np.ndarray) -> float:
-        return self._params_with_kept(self.kept_channels(ratios))
 
     def _params_with_kept(self, kept: np.ndarray) -> float:
         keep = kept / np.array([g.channels for g in self.groups])
@@ -167,11 +162,7 @@ def group_model(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Modul
         groups.append(pg)
 
     terms: list[_ParamTerm] = []
-    fixed = 0
     for module in model.modules():
-        own = list(module.parameters(recurse=False))
-        if not own:
-            continue
         out_g, in_g = out_of.get(module), in_of.get(module)
         if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d | nn.GroupNorm | nn.LayerNorm):
             in_g = None  # normalisation has one channel axis, governed by its group
@@ -185,8 +176,6 @@ def group_model(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Modul
             term_in = in_g if has_in_axis else None
             if p.dim() == 1 and out_g is None:
                 term_out = None
-            if term_out is None and term_in is None:
-                fixed += p.numel()
-            else:
+            if term_out is not None or term_in is not None:  # else no group changes it
                 terms.append(_ParamTerm(count=p.numel(), out_group=term_out, in_group=term_in))
-    return GroupModel(groups=groups, terms=terms, fixed_params=fixed)
+    return GroupModel(groups=groups, terms=terms)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from robprune import attacks
 from robprune.attacks import eval_mode
 
-__all__ = ["AdversarialSetting", "OBJECTIVES", "objective", "trades_examples"]
+__all__ = ["AdversarialSetting", "OBJECTIVES", "objective", "pgd_examples", "trades_examples"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,10 +47,11 @@ def _ce(
     return F.cross_entropy(model(x), y)
 
 
-def _pgd_at(
+def pgd_examples(
     model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
 ) -> Tensor:
-    x_adv = attacks.pgd(
+    """Madry et al.'s training examples: PGD from a random start in the training threat."""
+    return attacks.pgd(
         model,
         x,
         y,
@@ -61,6 +62,12 @@ def _pgd_at(
         random_start=True,
         generator=gen,
     )
+
+
+def _pgd_at(
+    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+) -> Tensor:
+    x_adv = pgd_examples(model, x, y, adv, gen)
     return F.cross_entropy(model(x_adv), y)
 
 
@@ -129,17 +136,7 @@ def _mart(
 ) -> Tensor:
     # Wang et al. 2020 (MART): boosted CE on adversarial examples plus a KL term weighted by
     # how badly the clean example is classified.
-    x_adv = attacks.pgd(
-        model,
-        x,
-        y,
-        epsilon=adv.epsilon,
-        step_size=adv.step_size,
-        steps=adv.steps,
-        norm=adv.norm,
-        random_start=True,
-        generator=gen,
-    )
+    x_adv = pgd_examples(model, x, y, adv, gen)
     logits_clean, logits_adv = model(x), model(x_adv)  # separate BN batches, as MART does
     probs_adv = F.softmax(logits_adv, dim=1)
     top2 = probs_adv.topk(2, dim=1).indices

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,7 +33,6 @@ class EpochStats:
     """Mean training loss over the epoch."""
     wall_s: float
     """Seconds the epoch took."""
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Trainer:

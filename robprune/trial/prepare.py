@@ -12,10 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robprune import attacks
 from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit, to_float
-from robprune.dense import DenseModel, build_model, ensure_dense
+from robprune.dense import DenseModel, build_model, ensure_dense, training_threat
 from robprune.evaluation import evaluate
 from robprune.pruning import (
     count_macs_params,
@@ -23,6 +22,7 @@ from robprune.pruning import (
     prune_model,
     zero_mrs_warnings,
 )
+from robprune.training.losses import pgd_examples
 from robprune.trial.subsets import SUBSET_DRAW, limited_test_split
 
 __all__ = ["prepare"]
@@ -37,17 +37,7 @@ def _calibration_examples(
     idx = torch.randperm(len(data.train), generator=gen)[:n]
     x = to_float(data.train.x[idx]).to(device)
     y = data.train.y[idx].to(device)
-    x_adv = attacks.pgd(
-        model,
-        x,
-        y,
-        epsilon=config.epsilon,
-        step_size=config.step_size,
-        steps=config.threat.train_steps,
-        norm=config.threat.norm,
-        random_start=True,
-        generator=gen,
-    )
+    x_adv = pgd_examples(model, x, y, training_threat(config, beta=0.0), gen)
     return x_adv.detach(), y
 
 
