@@ -61,11 +61,17 @@ CRITERIA: dict[str, Criterion] = {
             name="taylor",
             make=tp.importance.TaylorImportance,
             needs="grad",
-            description="first-order Taylor on the adversarial loss",
+            # Torch-Pruning 1.6.0's Taylor scores conv/linear weights only: its normalisation-
+            # layer branch tests for GroupNorm, so BatchNorm scales do not enter the sum.
+            description="first-order Taylor on the adversarial loss (conv/linear weights)",
         ),
         Criterion(name="fpgm", make=tp.importance.FPGMImportance, description="geometric median"),
         Criterion(
-            name="lamp", make=tp.importance.LAMPImportance, description="layer-adaptive magnitude"
+            name="lamp",
+            make=tp.importance.LAMPImportance,
+            # LAMP's normalisation is monotone inside a group, so under per-group ratios (both
+            # of our ratio rules) it keeps exactly the channels `l2` keeps (tests/test_pruning).
+            description="layer-adaptive magnitude; with per-group ratios it ranks as l2",
         ),
         Criterion(name="bn_scale", make=tp.importance.BNScaleImportance, description="|BN gamma|"),
         Criterion(
