@@ -179,3 +179,29 @@ def test_scheduler_steps_the_optimizer_lr():
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(0.2)
     assert lrs.index(max(lrs)) == 10  # peak after the 2 warm-up epochs of 5 steps
     assert math.isclose(lrs[5], 0.1)
+
+
+@pytest.mark.parametrize(("method", "beta"), [("trades", 3.5), ("mart", 0.25)])
+def test_configured_beta_reaches_the_fine_tuning_objective(method, beta):
+    """finetune.<method>.beta travels from the config to the Trainer's threat setting."""
+    from robprune.config import parse_trial_config
+    from robprune.data import load_data
+    from robprune.dense import build_model
+    from robprune.trial.finetune import finetune_trainer
+
+    other = "mart" if method == "trades" else "trades"
+    config = parse_trial_config(
+        {
+            "device": "cpu",
+            "finetune": {
+                "method": method,
+                "epochs": 1,
+                method: {"beta": beta},
+                other: {"beta": 9},
+            },
+        }
+    )
+    data = load_data("digits", train_limit=100)
+    trainer = finetune_trainer(config, build_model(config.model, data), data, torch.device("cpu"))
+    assert trainer is not None and trainer.adversarial.beta == beta
+    assert trainer.loss_fn is objective(method)
