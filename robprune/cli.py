@@ -1,8 +1,7 @@
-"""The `robprune` command: a thin dispatcher.
+"""The `robprune` command line: one table of subcommands, each imported only when called.
 
-Each subcommand imports its package only when called, so `robprune report` starts fast and
-works without torch or Ray on the import path (DESIGN §1). Exit codes: 0 success, 1 failed work,
-2 bad input (one line on stderr).
+Lazy imports keep `robprune report` fast and free of torch and Ray (DESIGN §1). Exit codes:
+0 success, 1 failed work, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
@@ -10,77 +9,286 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from robprune import __version__
 from robprune.errors import BadInput
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "Command", "COMMANDS"]
 
-# subcommand -> "module:function"; each function takes the parsed argparse.Namespace.
-_HANDLERS = {
-    "run": "robprune.run_cli:main",
-    "search": "search.cli:search_main",
-    "resume": "search.cli:resume_main",
-    "export": "search.cli:export_main",
-    "demo": "search.cli:demo_main",
-    "report": "analysis.cli:main",
-}
+DESCRIPTION = (
+    "robprune prunes adversarially trained networks (structured criteria, MRS-guided layer "
+    "ratios), fine-tunes and attacks them, searches that space with Ray Tune + Optuna on a "
+    "laptop or a Ray cluster, and reports whether the pruning criterion or the fine-tuning "
+    "decides robustness."
+)
+EPILOG = (
+    "Run `robprune COMMAND --help` for a command's options and an example. "
+    "Exit codes: 0 success, 1 the work failed, 2 bad input (one line on stderr)."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """One subcommand: its handler ("module:function", imported lazily), help and example."""
+
+    name: str
+    handler: str
+    summary: str
+    example: str
+    arguments: Callable[[argparse.ArgumentParser], None]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own bad-usage path: keep it one line, exit 2
-        sys.stderr.write(f"robprune: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="robprune", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    p = sub.add_parser("run", help="one trial, no Ray")
-    p.add_argument("spec", help="YAML trial spec (fixed values only)")
+def _overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any leaf, e.g. --set finetune.epochs=3",
+        help="override any leaf of the spec, e.g. --set finetune.epochs=3 (repeatable)",
     )
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="YAML trial spec (fixed values only)")
+    _overrides(p)
     p.add_argument(
         "-o",
         "--output",
         default=None,
-        help="directory for result.json and config.yaml (default: runs/NAME-TIME)",
+        help="directory for result.json, config.yaml and model.pt (default: runs/NAME-TIME)",
     )
 
-    p = sub.add_parser("search", help="Ray Tune + Optuna search over a spec")
-    p.add_argument("spec")
-    p.add_argument("--address", default=None, help="Ray address: auto or HOST:PORT")
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="YAML experiment spec (values or distributions)")
+    p.add_argument(
+        "--address", default=None, help="Ray to join: auto or HOST:PORT (default: a local Ray)"
+    )
     p.add_argument("--storage", default=None, help="local path or URI (s3://...)")
     p.add_argument("--name", default=None, help="experiment name (default: spec name + time)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _overrides(p)
 
-    p = sub.add_parser("resume", help="continue an experiment after a crash or Ctrl-C")
+
+def _address(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--address",
+        default=None,
+        help="the head's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
+        "then $RAY_ADDRESS)",
+    )
+
+
+def _job_env_args(p: argparse.ArgumentParser) -> None:
+    """What the submitted job runs with (shared by `submit` and `resume --submit`)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--working-dir",
+        default=".",
+        help="directory uploaded to the cluster and run from (default: .)",
+    )
+    where.add_argument(
+        "--installed",
+        action="store_true",
+        help="upload nothing: robprune is installed on the cluster's nodes",
+    )
+    p.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="REQUIREMENT",
+        help="extra pip requirement installed for the job (repeatable)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the job (repeatable; not for secrets: Ray shows "
+        "them in the job's details; give credentials to the nodes instead)",
+    )
+    p.add_argument(
+        "--python",
+        default="python",
+        help="the interpreter on the cluster's nodes (default: python)",
+    )
+    p.add_argument(
+        "--shared-paths",
+        action="store_true",
+        help="local paths in the spec (storage, data.data_dir) are a filesystem that every "
+        "node mounts: do not refuse them on a multi-node cluster",
+    )
+
+
+def _submit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="YAML experiment spec, validated here before submission")
+    _address(p)
+    p.add_argument(
+        "--storage", default=None, help="where the experiment lives: s3://bucket/prefix or a path"
+    )
+    p.add_argument("--name", default=None, help="experiment name (default: spec name + time)")
+    _overrides(p)
+    _job_env_args(p)
+
+
+def _resume_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", help="experiment directory or URI")
     p.add_argument("--extend", type=int, default=0, metavar="N", help="add N more trials")
-    p.add_argument("--address", default=None)
+    p.add_argument(
+        "--address",
+        default=None,
+        help="without --submit: Ray to join (auto or HOST:PORT); with --submit: the head's "
+        "dashboard, http://HEAD:8265",
+    )
+    p.add_argument(
+        "--submit",
+        action="store_true",
+        help="run the resume as a job on the cluster at --address and return at once",
+    )
+    _job_env_args(p)
 
-    p = sub.add_parser("export", help="(re)write EXPERIMENT/results/*.parquet")
-    p.add_argument("experiment")
 
-    p = sub.add_parser("demo", help="offline default: local Ray, digits, small grid, report")
-    p.add_argument("--storage", default="./experiments")
+def _experiment_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", help="experiment directory or URI")
 
-    p = sub.add_parser("report", help="ablation report from Parquet results")
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default="./experiments", help="where the demo experiment goes")
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", help="result directories or Parquet files")
     p.add_argument("-o", "--output", default="report", help="output directory")
     p.add_argument("--response", default="robust_acc", help="metric to explain")
+
+
+def _job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="job id, as `robprune submit` or `robprune jobs` prints it")
+    _address(p)
+
+
+def _logs_args(p: argparse.ArgumentParser) -> None:
+    _job_args(p)
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+
+
+#: The subcommands, in the order `--help` lists them. A new one is one entry here.
+COMMANDS: list[Command] = [
+    Command(
+        name="demo",
+        handler="search.cli:demo_main",
+        summary="offline default: local Ray, digits, a small grid, then a report",
+        example="robprune demo --storage ./experiments",
+        arguments=_demo_args,
+    ),
+    Command(
+        name="run",
+        handler="robprune.run_cli:main",
+        summary="one trial end to end (prune, fine-tune, attack), no Ray",
+        example="robprune run examples/digits.yaml --set prune.criterion=taylor",
+        arguments=_run_args,
+    ),
+    Command(
+        name="search",
+        handler="search.cli:search_main",
+        summary="Ray Tune + Optuna search over a spec, here or on a Ray cluster you are part of",
+        example="robprune search examples/digits-search.yaml --storage ./experiments",
+        arguments=_search_args,
+    ),
+    Command(
+        name="resume",
+        handler="cluster.cli:resume_main",
+        summary="continue an experiment after a crash, Ctrl-C or `stop` (here or --submit)",
+        example="robprune resume s3://bucket/exps/NAME --submit --address http://HEAD:8265",
+        arguments=_resume_args,
+    ),
+    Command(
+        name="export",
+        handler="search.cli:export_main",
+        summary="(re)write EXPERIMENT/results/{trials,epochs,layers}.parquet",
+        example="robprune export experiments/digits-search-20260101-120000",
+        arguments=_experiment_arg,
+    ),
+    Command(
+        name="report",
+        handler="analysis.cli:main",
+        summary="ablation report (variance shares, verdict, figures) from Parquet results",
+        example="robprune report experiments/NAME/results -o report/",
+        arguments=_report_args,
+    ),
+    Command(
+        name="submit",
+        handler="cluster.cli:submit_main",
+        summary="submit a search to a Ray cluster as a job (Ray Jobs API) and return at once",
+        example="robprune submit spec.yaml --address http://HEAD:8265 --storage s3://b/exps",
+        arguments=_submit_args,
+    ),
+    Command(
+        name="jobs",
+        handler="cluster.cli:jobs_main",
+        summary="robprune's jobs on a Ray cluster, one line each",
+        example="robprune jobs --address http://HEAD:8265",
+        arguments=_address,
+    ),
+    Command(
+        name="status",
+        handler="cluster.cli:status_main",
+        summary="a job's state and its search's progress (trials, best validation objective)",
+        example="robprune status robprune-digits-1a2b3c --address http://HEAD:8265",
+        arguments=_job_args,
+    ),
+    Command(
+        name="logs",
+        handler="cluster.cli:logs_main",
+        summary="a job's output (the search's progress lines)",
+        example="robprune logs robprune-digits-1a2b3c --follow --address http://HEAD:8265",
+        arguments=_logs_args,
+    ),
+    Command(
+        name="stop",
+        handler="cluster.cli:stop_main",
+        summary="stop a job; its experiment stays resumable with `resume --submit`",
+        example="robprune stop robprune-digits-1a2b3c --address http://HEAD:8265",
+        arguments=_job_args,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="robprune",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"robprune {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
+    for command in COMMANDS:
+        p = sub.add_parser(
+            command.name,
+            help=command.summary,
+            description=f"{command.summary}.",
+            epilog=f"example:\n  {command.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module_name, func_name = _HANDLERS[args.command].split(":")
+    command = next(c for c in COMMANDS if c.name == args.command)
+    module_name, func_name = command.handler.split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
         code = handler(args)

@@ -242,6 +242,7 @@ def build_tuner(
     from search.progress import ProgressCallback
     from search.searcher import StudySearch, make_sampler
     from search.space import SpaceFunction, grid_configs
+    from search.status_file import status_callback
     from search.trainable import trial_name
 
     settings = spec.search
@@ -282,7 +283,10 @@ def build_tuner(
         storage_filesystem=storage_fs,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        callbacks=[ProgressCallback(settings.metrics, total=total, stream=stream)],
+        callbacks=[
+            ProgressCallback(settings.metrics, total=total, stream=stream),
+            status_callback(spec, exp, segment, total),
+        ],
         verbose=0,
     )
     return tune.Tuner(

@@ -1,0 +1,197 @@
+"""`robprune submit | jobs | status | logs | stop` and `resume [--submit]`.
+
+Each prints plain lines a person can read and a script can grep; errors are `BadInput`
+(one line, exit 2). Nothing printed here carries a credential: URIs are redacted and the
+values of secret-looking environment variables are scrubbed from job logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from cluster.client import RobpruneJob, call, connect, get_robprune_job, is_robprune
+from cluster.redact import looks_secret, redact_uri, scrub
+from robprune.errors import BadInput
+
+__all__ = [
+    "submit_main",
+    "jobs_main",
+    "status_main",
+    "logs_main",
+    "stop_main",
+    "resume_main",
+    "format_status",
+]
+
+_TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+_JOB_ONLY = ("installed", "pip", "env", "shared_paths")
+
+
+def _secrets() -> list[str]:
+    """Values of this machine's secret-looking environment variables (to scrub output)."""
+    return [v for k, v in os.environ.items() if looks_secret(k) and v]
+
+
+def _say(text: str, stream: Any = None) -> None:
+    print(scrub(text, _secrets()), file=stream or sys.stdout, flush=True)
+
+
+def _follow_up(job_id: str, address: str) -> list[str]:
+    at = f"--address {address}"
+    return [
+        f"  robprune status {job_id} {at}",
+        f"  robprune logs {job_id} --follow {at}",
+        f"  robprune stop {job_id} {at}",
+    ]
+
+
+def _submit(args: argparse.Namespace, plan: Any) -> int:
+    from cluster.submit import describe, submit
+
+    job_id, address = submit(args, plan)
+    _say(f"submitted {job_id} ({plan.command} {plan.name}) to {address}")
+    _say(f"experiment: {describe(plan)}")
+    _say("follow it with:\n" + "\n".join(_follow_up(job_id, address)))
+    _say(f"  robprune resume {describe(plan)} --submit --address {address}   (after a stop)")
+    return 0
+
+
+def submit_main(args: argparse.Namespace) -> int:
+    from cluster.submit import plan_search
+
+    return _submit(args, plan_search(args))
+
+
+def resume_main(args: argparse.Namespace) -> int:
+    """`resume --submit` runs on the cluster; plain `resume` runs here (search.cli)."""
+    if not args.submit:
+        given = [f"--{k.replace('_', '-')}" for k in _JOB_ONLY if getattr(args, k, None)]
+        if args.working_dir != ".":
+            given.append("--working-dir")
+        if args.python != "python":
+            given.append("--python")
+        if given:
+            raise BadInput(f"{', '.join(given)}: only with --submit")
+        from search.cli import resume_main as resume_here
+
+        return resume_here(args)
+    from cluster.submit import plan_resume
+
+    return _submit(args, plan_resume(args))
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+
+
+def jobs_main(args: argparse.Namespace) -> int:
+    client = connect(args.address)
+    jobs = [
+        RobpruneJob.from_details(d) for d in call(client, "jobs", "list_jobs") if is_robprune(d)
+    ]
+    if not jobs:
+        _say(f"no robprune jobs on {client.get_address()}")
+        return 0
+    jobs.sort(key=lambda j: j.start_time or 0)
+    width = max(len(j.job_id) for j in jobs)
+    for job in jobs:
+        _say(
+            f"{job.job_id:<{width}}  {job.status:<9}  {job.command:<6}  "
+            f"started {_when(job.start_time)}  {redact_uri(job.experiment)}"
+        )
+    return 0
+
+
+def format_status(job: RobpruneJob, progress: dict[str, Any] | None, address: str) -> str:
+    """The lines `robprune status` prints (job state from Ray, progress from storage)."""
+    lines = [f"job:        {job.job_id}  {job.status}  ({job.message.strip() or '-'})"]
+    lines.append(f"command:    {job.command}, started {_when(job.start_time)}")
+    lines.append(f"experiment: {redact_uri(job.experiment)}")
+    if progress is None:
+        lines.append("progress:   none written yet (the job is starting or in its dense stage)")
+    else:
+        t = progress["trials"]
+        lines.append(
+            f"progress:   {t['completed']} completed, {t['running']} running, "
+            f"{t['failed']} failed, {t['pending']} pending of {progress['total']} "
+            f"({progress['run']}, {progress['state']}, updated "
+            f"{_age(max(0.0, time.time() - progress['updated']))} ago)"
+        )
+        best = progress.get("best_validation")
+        if best:
+            lines.append(
+                f"best:       {best['metric']} = {best['value']:.4f} on validation "
+                f"({best['mode']}, trial {best['trial_id']})"
+            )
+        else:
+            lines.append("best:       no trial has reported yet")
+    where = redact_uri(job.experiment)
+    if job.status in ("STOPPED", "FAILED"):
+        lines.append(f"resume:     robprune resume {where} --submit --address {address}")
+    if job.status == "SUCCEEDED":
+        from search.experiment import join
+
+        lines.append(f"results:    {join(where, 'results')}")
+    return "\n".join(lines)
+
+
+def _progress(job: RobpruneJob) -> dict[str, Any] | None:
+    if not job.experiment:
+        return None
+    from search.status_file import read_status
+
+    try:
+        return read_status(job.experiment)
+    except OSError as exc:
+        _say(f"warning: cannot read progress from the storage: {exc}", sys.stderr)
+        return None
+
+
+def status_main(args: argparse.Namespace) -> int:
+    client = connect(args.address)
+    job = get_robprune_job(client, args.job)
+    _say(format_status(job, _progress(job), client.get_address()))
+    return 0
+
+
+def logs_main(args: argparse.Namespace) -> int:
+    client = connect(args.address)
+    get_robprune_job(client, args.job)
+    if not args.follow:
+        _say(call(client, args.job, "get_job_logs", args.job).rstrip("\n"))
+        return 0
+    import asyncio
+
+    async def follow() -> None:
+        async for chunk in client.tail_job_logs(args.job):
+            sys.stdout.write(scrub(chunk, _secrets()))
+            sys.stdout.flush()
+
+    asyncio.run(follow())
+    return 0
+
+
+def stop_main(args: argparse.Namespace) -> int:
+    client = connect(args.address)
+    job = get_robprune_job(client, args.job)
+    if job.status in _TERMINAL:
+        _say(f"{job.job_id} already ended: {job.status}")
+        return 0
+    call(client, args.job, "stop_job", args.job)
+    _say(f"stopping {job.job_id}; its experiment stays resumable:")
+    _say(
+        f"  robprune resume {redact_uri(job.experiment)} --submit --address {client.get_address()}"
+    )
+    return 0

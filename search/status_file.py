@@ -1,0 +1,141 @@
+"""EXPERIMENT/status.json: the search's progress, written to the experiment's storage as it runs.
+
+`robprune status` reads it from anywhere that can reach the storage (a laptop, with the
+experiment on S3), so it holds counts and the best validation value, nothing secret: no
+environment, no storage options, no configs beyond the best trial's id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+from ray import tune
+
+__all__ = ["STATUS_FILE", "StatusFileCallback", "read_status", "status_callback", "status_payload"]
+
+STATUS_FILE = "status.json"
+_FORMAT = "robprune.status/1"
+
+
+def status_payload(
+    trials: list[Any],
+    *,
+    metric: str,
+    mode: str,
+    total: int | None,
+    run: str,
+    state: str,
+    overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Counts by state and the best validation value of `metric` among the trials so far."""
+    overrides = overrides or {}
+    counts = Counter(overrides.get(t.trial_id, t.status) for t in trials)
+    best: dict[str, Any] | None = None
+    for t in trials:
+        value = (t.last_result or {}).get(metric)
+        if not isinstance(value, (int, float)):
+            continue
+        if best is None or (value > best["value"] if mode == "max" else value < best["value"]):
+            best = {"metric": metric, "mode": mode, "value": float(value), "trial_id": t.trial_id}
+    return {
+        "format": _FORMAT,
+        "run": run,
+        "state": state,
+        "updated": time.time(),
+        "total": total if total else len(trials),
+        "trials": {
+            "running": counts.get("RUNNING", 0),
+            "completed": counts.get("TERMINATED", 0),
+            "failed": counts.get("ERROR", 0),
+            "pending": counts.get("PENDING", 0) + counts.get("PAUSED", 0),
+        },
+        "best_validation": best,
+    }
+
+
+class StatusFileCallback(tune.Callback):
+    """Rewrites EXPERIMENT/status.json on every trial event and at most every `every_s`."""
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        metric: str,
+        mode: str,
+        total: int | None,
+        run: str,
+        every_s: float = 10.0,
+    ):
+        self.location = location
+        self.metric, self.mode, self.total, self.run = metric, mode, total, run
+        self.every_s = every_s
+        self._last = 0.0
+        self._exp: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_exp"] = None  # a filesystem handle does not travel in Tune's snapshot
+        return state
+
+    def _write(self, trials: list[Any], state: str, overrides: dict[str, str] | None = None):
+        from search.experiment import Experiment
+
+        try:
+            if self._exp is None:
+                self._exp = Experiment(self.location)
+            payload = status_payload(
+                trials,
+                metric=self.metric,
+                mode=self.mode,
+                total=self.total,
+                run=self.run,
+                state=state,
+                overrides=overrides,
+            )
+            self._exp.write_text(STATUS_FILE, json.dumps(payload, indent=2) + "\n")
+            self._last = time.monotonic()
+        except Exception:  # noqa: BLE001 - progress reporting must never fail the search
+            pass
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trials, "running", {trial.trial_id: "RUNNING"})
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trials, "running", {trial.trial_id: "TERMINATED"})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trials, "running", {trial.trial_id: "ERROR"})
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self._last >= self.every_s:
+            self._write(trials, "running")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        done = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+        self._write(trials, "finished" if done else "interrupted")
+
+
+def read_status(location: str) -> dict[str, Any] | None:
+    """The experiment's status.json, or None before the search has written one."""
+    from search.experiment import Experiment
+
+    try:
+        text = Experiment(location).read_text(STATUS_FILE)
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # caught between a truncated upload and the next write
+    return data if data.get("format") == _FORMAT else None
+
+
+def status_callback(spec: Any, exp: Any, segment: Any, total: int | None) -> StatusFileCallback:
+    """The callback for one Tune run of an experiment (its primary objective, its size)."""
+    primary = spec.search.primary
+    return StatusFileCallback(
+        exp.location, metric=primary.metric, mode=primary.mode, total=total, run=segment.name
+    )
