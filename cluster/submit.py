@@ -18,7 +18,15 @@ from cluster.client import connect, job_metadata, node_count
 from cluster.redact import looks_secret, redact_uri, secret_query_keys
 from robprune.errors import BadInput
 
-__all__ = ["JobPlan", "SPEC_ENV", "plan_search", "plan_resume", "submit", "working_dir_excludes"]
+__all__ = [
+    "JobPlan",
+    "SPEC_ENV",
+    "local_path_problem",
+    "plan_resume",
+    "plan_search",
+    "submit",
+    "working_dir_excludes",
+]
 
 #: The job's environment variable that carries the resolved spec (YAML).
 SPEC_ENV = "ROBPRUNE_SPEC_YAML"
@@ -148,23 +156,25 @@ def _entrypoint(args: Any, plan: JobPlan) -> str:
     return f"{python} -m cluster.job_entry {plan.command} {rest}"
 
 
-def _check_local_paths(client: Any, plan: JobPlan, shared: bool) -> None:
-    if not plan.local_paths or shared:
-        return
-    nodes = node_count(client)
-    if nodes is not None and nodes > 1:
-        key, path = next(iter(plan.local_paths.items()))
-        raise BadInput(
-            f"{key}: {path} is a local path and the cluster has {nodes} nodes that cannot all "
-            "see it: use s3://... (or gs://...), or pass --shared-paths if every node mounts it"
-        )
+def local_path_problem(local_paths: dict[str, str], nodes: int | None, shared: bool) -> str | None:
+    """Why the spec's local paths cannot work on this cluster (None when they can)."""
+    if not local_paths or shared or nodes is None or nodes <= 1:
+        return None
+    key, path = next(iter(local_paths.items()))
+    return (
+        f"{key}: {path} is a local path and the cluster has {nodes} nodes that cannot all "
+        "see it: use s3://... (or gs://...), or pass --shared-paths if every node mounts it"
+    )
 
 
 def submit(args: Any, plan: JobPlan) -> tuple[str, str]:
     """Submit the planned job; returns (job id, dashboard address). Returns at once."""
     runtime_env = _runtime_env(args, plan)
     client = connect(args.address)
-    _check_local_paths(client, plan, bool(getattr(args, "shared_paths", False)))
+    shared = bool(getattr(args, "shared_paths", False))
+    problem = local_path_problem(plan.local_paths, node_count(client), shared)
+    if problem:
+        raise BadInput(problem)
     job_id = f"robprune-{plan.name[:80]}-{secrets.token_hex(3)}"
     from cluster.client import call
 

@@ -45,10 +45,15 @@ def _processes() -> dict[int, tuple[int, str]]:
     return out
 
 
-def processes_of(temp_dir: str) -> set[int]:
-    """Every process of the Ray instance whose temp dir is `temp_dir`, with descendants."""
+def processes_of(*marks: str) -> set[int]:
+    """Every process whose command line holds one of `marks` (the Ray instance's temp dir, its
+    GCS address: the Ray client server names only the latter), with their descendants."""
     procs = _processes()
-    roots = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd and pid != os.getpid()}
+    roots = {
+        pid
+        for pid, (_, cmd) in procs.items()
+        if any(m in cmd for m in marks) and pid != os.getpid()
+    }
     children = defaultdict(list)
     for pid, (ppid, _) in procs.items():
         children[ppid].append(pid)
@@ -61,19 +66,18 @@ def processes_of(temp_dir: str) -> set[int]:
     return found
 
 
-def end_processes(temp_dir: str, grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace_s`, for every process of that Ray instance."""
+def end_processes(*marks: str, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`, for every process `processes_of(*marks)`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = processes_of(temp_dir)
-        for pid in pids:
+        for pid in processes_of(*marks):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and processes_of(temp_dir):
+        while time.monotonic() < deadline and processes_of(*marks):
             time.sleep(0.2)
-        if not processes_of(temp_dir):
+        if not processes_of(*marks):
             return
 
 
@@ -118,17 +122,5 @@ class RayHead:
             raise RuntimeError(f"ray start failed: {run.stdout[-2000:]} {run.stderr[-2000:]}")
         return self
 
-    def add_worker_node(self, num_cpus: int = 0) -> None:
-        """A second node on this machine (same temp dir), for multi-node behaviour."""
-        cmd = [
-            RAY, "start", "--address", f"127.0.0.1:{self.gcs_port}",
-            "--node-ip-address", "127.0.0.1", "--temp-dir", self.temp_dir,
-            "--num-cpus", str(num_cpus), "--num-gpus", "0", "--disable-usage-stats",
-            *_node_ports(),
-        ]  # fmt: skip
-        run = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
-        if run.returncode != 0:
-            raise RuntimeError(f"ray start (worker) failed: {run.stderr[-2000:]}")
-
     def stop(self) -> None:
-        end_processes(self.temp_dir)
+        end_processes(self.temp_dir, f"127.0.0.1:{self.gcs_port} ")

@@ -41,9 +41,8 @@ def test_launcher_config_passes_rays_validation(name, provider):
     workers = [n for k, n in nodes.items() if k != config["head_node_type"]]
     assert len(workers) == 1 and 0 == workers[0]["min_workers"] < workers[0]["max_workers"]
     gpu = workers[0]["node_config"]
-    assert (
-        gpu.get("InstanceType", "").startswith(("g5", "p4", "p5", "g6"))
-        or gpu.get("guestAccelerators")
+    assert gpu.get("InstanceType", "").startswith(("g5", "p4", "p5", "g6")) or gpu.get(
+        "guestAccelerators"
     )
     # robprune from this checkout, with pyproject.toml's pins, on every node
     assert config["file_mounts"]["/home/ubuntu/robprune"] == "."
