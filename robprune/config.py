@@ -35,6 +35,7 @@ __all__ = [
     "FinetuneConfig",
     "ThreatConfig",
     "EvalConfig",
+    "RuntimeConfig",
     "TrialConfig",
     "DATASETS",
     "ARCHS",
@@ -323,6 +324,29 @@ class EvalConfig:
         )
 
 
+_SWITCH = Choice(("auto", "on", "off"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeConfig:
+    """How the hot loops run (robprune.runtime): speed; results move only by rounding (bf16).
+
+    `auto` picks per device (robprune.runtime.AUTO, figures in BENCHMARKS.md); `on` is honoured
+    on every device, the CPU included. Not part of the dense-model cache key.
+    """
+
+    compile: Annotated[str, _SWITCH] = "auto"
+    """torch.compile the training model: auto (off on CPU and, until measured, on CUDA)."""
+    amp: Annotated[str, _SWITCH] = "auto"
+    """bf16 autocast for training, attacks and MRS: auto (on CUDA, off on CPU)."""
+    channels_last: Annotated[str, _SWITCH] = "auto"
+    """NHWC weights and batches: auto (on CUDA, off on CPU)."""
+    data_on_device: Annotated[str, _SWITCH] = "auto"
+    """Keep the training split on the device as uint8 when it fits: auto (when it fits)."""
+    check_every: Annotated[int, Interval(0, 1_000_000)] = 50
+    """Steps between reads of the non-finite-loss flag; 0 reads it once per epoch."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrialConfig:
     name: str = "trial"
@@ -340,6 +364,7 @@ class TrialConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     threat: ThreatConfig = field(default_factory=ThreatConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
     def epsilon(self) -> float:

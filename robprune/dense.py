@@ -22,6 +22,7 @@ from robprune.cache import atomic_torch_save
 from robprune.config import DataConfig, ModelConfig, TrainRecipe, TrialConfig
 from robprune.data import DataSplits, load_data
 from robprune.models import create_model
+from robprune.runtime import Runtime, resolve_runtime
 from robprune.training.losses import AdversarialSetting
 from robprune.training.trainer import Trainer
 
@@ -130,6 +131,7 @@ def make_trainer(
     data: DataSplits,
     device: torch.device,
     seed: int,
+    runtime: Runtime | None = None,
 ) -> Trainer:
     """A Trainer for one SGD recipe (dense or fine-tune)."""
     return Trainer(
@@ -147,6 +149,7 @@ def make_trainer(
         device=device,
         seed=seed,
         adversarial=adversarial,
+        runtime=runtime,
     )
 
 
@@ -162,6 +165,7 @@ def _train(
         data=data,
         device=device,
         seed=config.seed,
+        runtime=resolve_runtime(config.runtime, device),
     )
     history = []
     for _ in range(recipe.epochs):

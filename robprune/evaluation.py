@@ -15,6 +15,7 @@ from torch import nn
 
 from robprune.attacks import build_attack, eval_mode
 from robprune.data import TensorSplit, iterate_batches
+from robprune.runtime import Runtime
 
 __all__ = ["AttackOutcome", "Evaluation", "evaluate", "accuracy_under", "sanity_warnings"]
 
@@ -48,17 +49,23 @@ def accuracy_under(
     batch_size: int,
     device: torch.device,
     seed: int = 0,
+    runtime: Runtime | None = None,
 ) -> AttackOutcome:
     """Accuracy of `model` on `split` under `attack` (None: clean), model in eval mode.
 
     Random starts draw from a generator seeded with `seed`, so a number is reproducible and
     does not depend on what ran before it. An empty split is an error, not an accuracy.
+    `runtime` (default: plain fp32) sets autocast and memory format for the attack and the
+    final forward. Counts stay on the device until the end: one host sync per call, not per
+    batch.
     """
     if len(split) == 0:
         what = attack.name if attack is not None else "clean"
         raise ValueError(f"accuracy ({what}) asked of an empty split: no examples to measure")
+    runtime = runtime if runtime is not None else Runtime(device=torch.device(device))
     generator = torch.Generator().manual_seed(seed)
-    correct, loss_sum = [], 0.0
+    correct: list[torch.Tensor] = []
+    loss_sum = torch.zeros((), device=device)
     with eval_mode(model):
         for x, y in iterate_batches(
             split,
@@ -68,18 +75,20 @@ def accuracy_under(
             generator=None,
             device=device,
         ):
-            if attack is not None:
-                x = attack(model, x, y, generator=generator)
-            with torch.no_grad():
-                logits = model(x)
-                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-                correct.append((logits.argmax(1) == y).cpu())
-    hits = torch.cat(correct)
+            x = runtime.format(x)
+            with runtime.autocast():
+                if attack is not None:
+                    x = attack(model, x, y, generator=generator)
+                with torch.no_grad():
+                    logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            correct.append(logits.argmax(1) == y)
+    hits = torch.cat(correct).cpu()
     n = len(hits)
     return AttackOutcome(
         name=attack.name if attack is not None else "clean",
         accuracy=float(hits.float().sum()) / n,
-        loss=loss_sum / n,
+        loss=float(loss_sum) / n,
         correct=hits,
         config=attack.config() if attack is not None else {},
     )
@@ -95,12 +104,14 @@ def evaluate(
     norm: str,
     batch_size: int,
     device: torch.device,
+    runtime: Runtime | None = None,
 ) -> Evaluation:
-    clean = accuracy_under(model, split, None, batch_size=batch_size, device=device)
+    kw: dict[str, Any] = {"batch_size": batch_size, "device": device, "runtime": runtime}
+    clean = accuracy_under(model, split, None, **kw)
     outcomes = {}
     for name in attack_names:
         attack = build_attack(name, epsilon=epsilon, step_size=step_size, norm=norm)
-        outcomes[name] = accuracy_under(model, split, attack, batch_size=batch_size, device=device)
+        outcomes[name] = accuracy_under(model, split, attack, **kw)
     return Evaluation(
         clean_acc=clean.accuracy,
         attacks=outcomes,

@@ -7,7 +7,13 @@ Conventions of all attacks in this package:
   also when the attack raises;
 - gradients are taken with `torch.autograd.grad` with respect to the input only: parameters
   get no `.grad`, and autograd skips the weight-gradient kernels (the speed of the hot loop);
-- the step loop has no host synchronisation (no `.item()`, no boolean indexing).
+- the step loop has no host synchronisation (no `.item()`, no boolean indexing);
+- under bf16 autocast (robprune.runtime on CUDA) only the model's matrix products run in bf16:
+  the perturbed input stays fp32 (the leaf of the input gradient, so the gradient arrives as
+  fp32), the loss is computed from logits cast to fp32 (CE would be anyway; the CW margin and
+  DLR would not), and the step and projection are fp32 element-wise ops outside autocast's
+  reach. bf16 has fp32's exponent range, so input gradients do not underflow to zero and sign
+  steps see the same directions up to bf16 rounding of near-zero entries.
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ def input_grad(
     """
     leaf = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
-        logits = model(leaf)
+        logits = model(leaf).float()
         loss = loss_fn(logits, y)
         (grad,) = torch.autograd.grad(loss.sum(), leaf)
     return grad, logits.detach(), loss.detach()
@@ -243,8 +249,8 @@ def pgd(
                 model, xs, ys, epsilon, step_size, steps, norm, True, loss_fn, generator
             )
             with torch.no_grad():
-                logits = model(run)
-                value = loss_fn(logits, ys).float()
+                logits = model(run).float()
+                value = loss_fn(logits, ys)
                 fooled = (
                     logits.argmax(dim=1) != ys if labels else torch.zeros_like(value, dtype=bool)
                 )

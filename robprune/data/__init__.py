@@ -5,7 +5,7 @@ Registered data sets: see `DATASETS` (digits, synthetic, cifar10, cifar100, svhn
 tinyimagenet). Imports neither Ray nor Optuna.
 """
 
-from .batches import augment_batch, iterate_batches, to_float
+from .batches import augment_batch, iterate_batches, place_split, to_float
 from .registry import DATASETS, Loader, load_data
 from .splits import (
     DataSplits,
@@ -26,6 +26,7 @@ __all__ = [
     "augment_batch",
     "channel_mean_std",
     "iterate_batches",
+    "place_split",
     "load_data",
     "stratified_split",
     "to_float",

@@ -2,7 +2,10 @@
 
 Augmentation runs batched on the batch's device (after the uint8 batch has moved there, so the
 host-to-device copy is 4x smaller) and draws all randomness from the caller's generator, so a
-seeded generator gives the same batches on any device.
+seeded generator gives the same batches on any device. On CUDA, a split that fits lives on the
+device as uint8 (`place_split`) and a CUDA generator keeps every draw there: an epoch then runs
+without a host synchronisation. A split left on the host is pinned, and each batch is pinned
+before its asynchronous copy (a copy from pageable memory would wait for the queue).
 """
 
 from __future__ import annotations
@@ -13,7 +16,32 @@ import torch
 
 from .splits import TensorSplit
 
-__all__ = ["augment_batch", "iterate_batches", "to_float"]
+__all__ = ["augment_batch", "iterate_batches", "place_split", "to_float"]
+
+#: `place_split(..., "fit")` keeps a split on the accelerator when it takes at most this
+#: fraction of the device's free memory.
+FIT_FRACTION = 0.25
+
+
+def place_split(split: TensorSplit, device: torch.device | str, placement: str) -> TensorSplit:
+    """`split` where a training loop on `device` should read it.
+
+    placement: `fit` (on `device` if it takes at most FIT_FRACTION of free CUDA memory),
+    `device` (always), `host` (stays on the CPU; pinned when `device` is CUDA). On a CPU
+    device every placement is the CPU.
+    """
+    if placement not in ("fit", "device", "host"):
+        raise ValueError(f"placement must be fit, device or host, got {placement!r}")
+    device = torch.device(device)
+    if device.type != "cuda":
+        return split.to(device)
+    if placement == "fit":
+        free, _ = torch.cuda.mem_get_info(device)
+        placement = "device" if split.x.nbytes + split.y.nbytes <= FIT_FRACTION * free else "host"
+    if placement == "device":
+        return split.to(device)
+    host = split.to("cpu")
+    return TensorSplit(x=host.x.pin_memory(), y=host.y.pin_memory())
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +116,8 @@ def iterate_batches(
     order = None
     if shuffle:
         order = torch.randperm(n, generator=generator, device=_random_device(generator))
+        order = order.to(split.x.device)  # once per epoch, not once per batch
+    copy_async = device.type == "cuda" and split.x.device.type == "cpu"
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         if order is None:  # evaluation order: contiguous slices, no gather
@@ -95,8 +125,10 @@ def iterate_batches(
         else:
             idx = order[start : start + batch_size]
             # index_select: about 10x faster than x[idx] for uint8 rows on CPU
-            xb = split.x.index_select(0, idx.to(split.x.device))
+            xb = split.x.index_select(0, idx)
             yb = split.y.index_select(0, idx.to(split.y.device))
+        if copy_async:
+            xb, yb = xb.pin_memory(), yb.pin_memory()
         xb = xb.to(device, non_blocking=True)
         yb = yb.to(device, non_blocking=True)
         if augment:

@@ -100,7 +100,9 @@ def trades_examples(
     with eval_mode(model):
         with torch.no_grad():
             p_clean = F.softmax(model(x), dim=1)
-            noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device)
+            # drawn where the generator lives: a CPU draw copied to CUDA would wait for the queue
+            rdev = generator.device if generator is not None else x.device
+            noise = torch.randn(x.shape, generator=generator, device=rdev).to(x.device)
             x_adv = (x + 0.001 * noise).clamp_(0, 1)
         for _ in range(adv.steps):
             x_adv.requires_grad_(True)

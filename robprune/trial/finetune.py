@@ -13,6 +13,7 @@ from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit
 from robprune.dense import make_trainer, training_threat
 from robprune.evaluation import accuracy_under
+from robprune.runtime import Runtime
 from robprune.training.trainer import Trainer
 from robprune.trial.checkpoint import checkpoint_writer
 from robprune.trial.records import EpochReport
@@ -21,7 +22,11 @@ __all__ = ["finetune_trainer", "run_epochs"]
 
 
 def finetune_trainer(
-    config: TrialConfig, model: nn.Module, data: DataSplits, device: torch.device
+    config: TrialConfig,
+    model: nn.Module,
+    data: DataSplits,
+    device: torch.device,
+    runtime: Runtime | None = None,
 ) -> Trainer | None:
     """The fine-tuning Trainer, or None when the trial does not fine-tune."""
     ft = config.finetune
@@ -34,6 +39,7 @@ def finetune_trainer(
         data=data,
         device=device,
         seed=config.seed + 1,
+        runtime=runtime,
     )
 
 
@@ -43,6 +49,7 @@ def run_epochs(
     model: nn.Module,
     trainer: Trainer,
     device: torch.device,
+    runtime: Runtime | None = None,
     val_subset: TensorSplit,
     epoch_attack: Attack,
     prep: dict[str, Any],
@@ -60,10 +67,9 @@ def run_epochs(
     batch_size = config.eval.batch_size
     while trainer.epoch < ft.epochs:
         stats = trainer.run_epoch()
-        clean = accuracy_under(model, val_subset, None, batch_size=batch_size, device=device)
-        robust = accuracy_under(
-            model, val_subset, epoch_attack, batch_size=batch_size, device=device
-        )
+        kw = {"batch_size": batch_size, "device": device, "runtime": runtime}
+        clean = accuracy_under(model, val_subset, None, **kw)
+        robust = accuracy_under(model, val_subset, epoch_attack, **kw)
         row = {
             "epoch": stats.epoch,
             "lr": stats.lr,

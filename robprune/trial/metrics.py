@@ -12,6 +12,7 @@ from robprune.attacks import Attack
 from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit
 from robprune.evaluation import accuracy_under, evaluate
+from robprune.runtime import Runtime
 from robprune.trial.records import TrialResult
 from robprune.trial.subsets import limited_test_split
 
@@ -30,6 +31,7 @@ def final_result(
     model: nn.Module,
     data: DataSplits,
     device: torch.device,
+    runtime: Runtime | None = None,
     prep: dict[str, Any],
     history: list[dict[str, Any]],
     epochs_done: int,
@@ -55,13 +57,11 @@ def final_result(
         norm=config.threat.norm,
         batch_size=ev_cfg.batch_size,
         device=device,
+        runtime=runtime,
     )
-    val_clean = accuracy_under(
-        model, val_subset, None, batch_size=ev_cfg.batch_size, device=device
-    )
-    val_robust = accuracy_under(
-        model, val_subset, epoch_attack, batch_size=ev_cfg.batch_size, device=device
-    )
+    kw = {"batch_size": ev_cfg.batch_size, "device": device, "runtime": runtime}
+    val_clean = accuracy_under(model, val_subset, None, **kw)
+    val_robust = accuracy_under(model, val_subset, epoch_attack, **kw)
 
     def first(prefix: str) -> float | None:
         for name in names:

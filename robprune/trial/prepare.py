@@ -22,6 +22,7 @@ from robprune.pruning import (
     prune_model,
     zero_mrs_warnings,
 )
+from robprune.runtime import Runtime
 from robprune.training.losses import pgd_examples
 from robprune.trial.subsets import SUBSET_DRAW, limited_test_split
 
@@ -29,20 +30,29 @@ __all__ = ["prepare"]
 
 
 def _calibration_examples(
-    model: nn.Module, data: DataSplits, config: TrialConfig, device: torch.device
+    model: nn.Module,
+    data: DataSplits,
+    config: TrialConfig,
+    device: torch.device,
+    runtime: Runtime,
 ) -> tuple[Tensor, Tensor]:
     """Fixed PGD examples from the training split (MRS, Taylor and Hessian all use them)."""
     gen = torch.Generator().manual_seed(config.seed + 7919)
     n = min(config.prune.mrs.num_examples, len(data.train))
     idx = torch.randperm(len(data.train), generator=gen)[:n]
-    x = to_float(data.train.x[idx]).to(device)
+    x = runtime.format(to_float(data.train.x[idx]).to(device))
     y = data.train.y[idx].to(device)
-    x_adv = pgd_examples(model, x, y, training_threat(config, beta=0.0), gen)
+    with runtime.autocast():
+        x_adv = pgd_examples(model, x, y, training_threat(config, beta=0.0), gen)
     return x_adv.detach(), y
 
 
 def _layer_mrs(
-    model: nn.Module, dense: DenseModel, config: TrialConfig, calib: tuple[Tensor, Tensor]
+    model: nn.Module,
+    dense: DenseModel,
+    config: TrialConfig,
+    calib: tuple[Tensor, Tensor],
+    runtime: Runtime,
 ) -> dict[str, float]:
     mrs = config.prune.mrs
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
@@ -55,12 +65,14 @@ def _layer_mrs(
         "threat": config.threat.norm,
     }
     name = "mrs-" + "-".join(f"{v}" for v in settings.values() if v is not None)
-    return dense.cached(
-        name,
-        lambda: module_robust_sensitivity(
-            model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=steps
-        ),
-    )
+
+    def compute() -> dict[str, float]:
+        with runtime.autocast():
+            return module_robust_sensitivity(
+                model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=steps
+            )
+
+    return dense.cached(name, compute)
 
 
 def _dense_metrics(
@@ -69,6 +81,7 @@ def _dense_metrics(
     config: TrialConfig,
     test: TensorSplit,
     device: torch.device,
+    runtime: Runtime,
 ) -> dict[str, float]:
     primary = config.eval.primary
     name = f"eval-{primary}-{config.epsilon:.6g}-{len(test)}-{SUBSET_DRAW}"
@@ -83,6 +96,7 @@ def _dense_metrics(
             norm=config.threat.norm,
             batch_size=config.eval.batch_size,
             device=device,
+            runtime=runtime,
         )
         return {"clean_acc": ev.clean_acc, "robust_acc": ev.accuracy(primary)}
 
@@ -132,20 +146,32 @@ def _prune(
 
 
 def prepare(
-    config: TrialConfig, data: DataSplits, device: torch.device, log: Callable[[str], None]
+    config: TrialConfig,
+    data: DataSplits,
+    device: torch.device,
+    log: Callable[[str], None],
+    *,
+    runtime: Runtime | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Dense model -> MRS -> ratios -> pruned model, with its JSON-able bookkeeping."""
+    """Dense model -> MRS -> ratios -> pruned model, with its JSON-able bookkeeping.
+
+    `runtime` (default: plain fp32) applies to the dense evaluation, the calibration PGD and
+    MRS; the model is back in the contiguous format before Torch-Pruning sees it.
+    """
+    runtime = runtime if runtime is not None else Runtime(device=device)
     dense = ensure_dense(config, data, device, log=log)
-    model = build_model(config.model, data).to(device)
+    model = runtime.prepare(build_model(config.model, data))
     model.load_state_dict(dense.state_dict())
-    dense_metrics = _dense_metrics(
-        model, dense, config, limited_test_split(config.eval, data), device
-    )
+    test = limited_test_split(config.eval, data)
+    dense_metrics = _dense_metrics(model, dense, config, test, device, runtime)
     prune = config.prune
     calib = None
     if prune.ratio == "mrs" or prune.criterion in ("taylor", "hessian"):
-        calib = _calibration_examples(model, data, config, device)
-    layer_mrs = _layer_mrs(model, dense, config, calib) if prune.ratio == "mrs" else None
+        calib = _calibration_examples(model, data, config, device, runtime)
+    layer_mrs = _layer_mrs(model, dense, config, calib, runtime) if prune.ratio == "mrs" else None
+    model.to(memory_format=torch.contiguous_format)
+    if calib is not None:
+        calib = (calib[0].contiguous(), calib[1])
     example = to_float(data.train.x[:2]).to(device)
     summary, layers, warnings = _prune(
         model, config, example=example, layer_mrs=layer_mrs, calib=calib

@@ -13,7 +13,7 @@ from robprune.config import TrialConfig, parse_trial_config
 from robprune.dense import build_model, load_trial_data
 from robprune.errors import BadInput
 from robprune.models.serialization import pruned_state_dict
-from robprune.runtime import resolve_device, seed_everything
+from robprune.runtime import resolve_device, resolve_runtime, seed_everything
 from robprune.trial.checkpoint import load_checkpoint
 from robprune.trial.finetune import finetune_trainer, run_epochs
 from robprune.trial.metrics import final_result
@@ -41,6 +41,7 @@ def run_trial(
     start = time.perf_counter()
     config = parse_trial_config(config)
     device = resolve_device(config.device)
+    runtime = resolve_runtime(config.runtime, device)
     seed_everything(config.seed)
     data = load_trial_data(config.data, seed=config.seed)
 
@@ -51,13 +52,13 @@ def run_trial(
         model = resumed.restore_model(build_model(config.model, data)).to(device)
         prep, history, elapsed_before = resumed.prep, resumed.history, resumed.wall_s
     else:
-        model, prep = prepare(config, data, device, log)
+        model, prep = prepare(config, data, device, log, runtime=runtime)
         history, elapsed_before = [], 0.0
 
     def wall_s() -> float:
         return elapsed_before + time.perf_counter() - start
 
-    trainer = finetune_trainer(config, model, data, device)
+    trainer = finetune_trainer(config, model, data, device, runtime)
     if trainer is not None and resumed is not None:
         trainer.load_state_dict(resumed.trainer_state)
     val_subset = epoch_subset(data, config.eval.epoch_subset, seed=config.seed)
@@ -73,6 +74,7 @@ def run_trial(
             model=model,
             trainer=trainer,
             device=device,
+            runtime=runtime,
             val_subset=val_subset,
             epoch_attack=epoch_attack,
             prep=prep,
@@ -88,6 +90,7 @@ def run_trial(
         model=model,
         data=data,
         device=device,
+        runtime=runtime,
         prep=prep,
         history=history,
         epochs_done=trainer.epoch if trainer is not None else 0,
