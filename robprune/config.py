@@ -44,6 +44,9 @@ __all__ = [
     "SCHEDULES",
     "RATIO_RULES",
     "MRS_RATIO_RULES",
+    "TEMPERATURE_RULES",
+    "BAND_RULES",
+    "BAND_SCALES",
     "MRS_ESTIMATORS",
     "NORMS",
     "SPEC_ONLY_KEYS",
@@ -59,11 +62,17 @@ DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "svhn", "tinyimagenet"
 CRITERIA = ("random", "l1", "l2", "taylor", "fpgm", "lamp", "bn_scale", "hessian")
 FINETUNE_METHODS = ("none", "ce", "pgd_at", "trades", "mart", "fgsm_rs")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-RATIO_RULES = ("uniform", "mrs")
-#: Ratio rules that read MRS scores: `prune.mrs.*` (its temperature too) applies only to these.
-MRS_RATIO_RULES = ("mrs",)
+RATIO_RULES = ("uniform", "mrs", "mrs_band", "mrs_zscore")
+#: Ratio rules that read MRS scores: `prune.mrs.*` applies only to these.
+MRS_RATIO_RULES = ("mrs", "mrs_band", "mrs_zscore")
+#: Rules that read `prune.mrs.temperature` / `prune.mrs.band*` (RatioRule.parameters; a test
+#: keeps these equal to the registry).
+TEMPERATURE_RULES = ("mrs", "mrs_zscore")
+BAND_RULES = ("mrs_band",)
+BAND_SCALES = ("minmax", "rank")
 #: Registered architectures (robprune.models.MODELS; a test keeps the two equal).
 ARCHS = (
+    "digits_cnn",
     "mobilenetv2",
     "mobilevit_xxs",
     "resnet18",
@@ -77,7 +86,7 @@ ARCHS = (
     "wrn28_10",
     "wrn28_4",
 )
-MRS_ESTIMATORS = ("first_order", "ascent")
+MRS_ESTIMATORS = ("first_order", "ascent", "prune_damage")
 NORMS = ("linf", "l2")
 #: Gradient-ascent steps of the `ascent` MRS estimator when `prune.mrs.steps` is not given.
 ASCENT_STEPS = 5
@@ -161,7 +170,7 @@ class DataConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    arch: Annotated[str, Choice(ARCHS)] = "small_cnn"
+    arch: Annotated[str, Choice(ARCHS)] = "digits_cnn"
     """Registry name, one of ARCHS (robprune.models.list_models())."""
     width: Annotated[float | None, _POSITIVE] = None
     """Width multiplier, or k for WideResNet; None is the architecture's default."""
@@ -215,9 +224,15 @@ class MRSConfig:
     """Module Robust Sensitivity: this project's reading of the paper (DESIGN §2), pluggable."""
 
     estimator: Annotated[str, Choice(MRS_ESTIMATORS)] = "first_order"
-    """first_order (eps*||theta||*||grad||, one backward) or ascent (projected gradient ascent)."""
+    """first_order (eps*||theta||*||grad||, one backward), ascent (projected gradient ascent) or
+    prune_damage (adversarial-loss rise when the group alone is pruned at the target ratio with
+    the trial's criterion). Formulas and reasons: docs/mrs.md."""
     temperature: Annotated[float, _POSITIVE] = 1.0
-    """Allocation temperature: large -> uniform, small -> prune low-MRS layers first."""
+    """mrs, mrs_zscore: large -> uniform, small -> prune low-MRS layers first."""
+    band: Annotated[float, Interval(0, 0.5)] = 0.1
+    """mrs_band: ratios stay within +-band of a common centre solved to the budget."""
+    band_scale: Annotated[str, Choice(BAND_SCALES)] = "minmax"
+    """mrs_band: move ratios by min-max-normalised MRS (minmax) or by rank (rank)."""
     epsilon: Annotated[float, Interval(0, 10, lo_open=True)] = 0.1
     """Relative radius of the weight perturbation ball, ||dtheta|| <= eps*||theta||."""
     steps: Annotated[int | None, Interval(1, 1000)] = None
@@ -245,11 +260,14 @@ class PruneConfig:
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
     """Channel importance inside a layer (CRITERIA)."""
     ratio: Annotated[str, Choice(RATIO_RULES)] = "uniform"
-    """Per-layer ratio rule: uniform or mrs."""
+    """Per-layer ratio rule (RATIO_RULES): uniform, mrs, mrs_band or mrs_zscore (docs/mrs.md)."""
     max_layer_ratio: Annotated[float, Interval(0, 1, lo_open=True, hi_open=True)] = 0.9
     """No layer loses more than this fraction of its channels."""
     mrs: MRSConfig = field(default_factory=MRSConfig)
-    """MRS estimator and allocation temperature (used by ratio: mrs)."""
+    """MRS estimator and the rule's knobs (used by the MRS ratio rules)."""
+    record_mrs: tuple[Annotated[str, Choice(MRS_ESTIMATORS)], ...] = ()
+    """More MRS estimators to compute (cached) and record per layer in layers.parquet as
+    `mrs_<estimator>`, under any ratio rule; they do not change the allocation."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from robprune.config import FINETUNE_METHODS, MRS_RATIO_RULES
+from robprune.config import BAND_RULES, FINETUNE_METHODS, MRS_RATIO_RULES, TEMPERATURE_RULES
 
 __all__ = [
     "CONDITIONS",
@@ -34,8 +34,10 @@ __all__ = [
 _TRAINED = tuple(m for m in FINETUNE_METHODS if m != "none")
 
 #: Config keys that exist only when another key has one of some values (DESIGN §3):
-#: key-path prefix -> (governing key path, values where it applies).
+#: key-path prefix -> (governing key path, values where it applies); the first match wins.
 CONDITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "prune.mrs.temperature": ("prune.ratio", TEMPERATURE_RULES),
+    "prune.mrs.band": ("prune.ratio", BAND_RULES),  # band and band_scale
     "prune.mrs.": ("prune.ratio", MRS_RATIO_RULES),
     "finetune.trades.": ("finetune.method", ("trades",)),
     "finetune.mart.": ("finetune.method", ("mart",)),
@@ -101,6 +103,24 @@ FACTORS: tuple[FactorSpec, ...] = (
         paths=("prune.mrs.temperature",),
         label="MRS temperature",
         kind="float",
+    ),
+    FactorSpec(
+        column="band",
+        paths=("prune.mrs.band",),
+        label="MRS band half-width",
+        kind="float",
+    ),
+    FactorSpec(
+        column="band_scale",
+        paths=("prune.mrs.band_scale",),
+        label="MRS band scale",
+        kind="string",
+    ),
+    FactorSpec(
+        column="mrs_estimator",
+        paths=("prune.mrs.estimator",),
+        label="MRS estimator",
+        kind="string",
     ),
     FactorSpec(
         column="sparsity_target", paths=("prune.sparsity",), label="sparsity", kind="float"

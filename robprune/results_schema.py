@@ -110,12 +110,18 @@ LAYERS_SCHEMA = pa.schema(
         ("experiment", pa.string()),
         ("trial_id", pa.string()),
         ("layer", pa.string()),
-        ("mrs", pa.float64()),
-        ("ratio", pa.float64()),
+        ("mrs", pa.float64()),  # the value the ratio rule read (its group's mean)
+        ("ratio", pa.float64()),  # achieved: 1 - channels_after / channels_before
+        ("ratio_planned", pa.float64()),  # what the rule asked for, before whole channels
         ("channels_before", pa.int64()),
         ("channels_after", pa.int64()),
         ("params_before", pa.int64()),
         ("params_after", pa.int64()),
+        # every MRS estimator the trial computed (prune.mrs.estimator, prune.record_mrs);
+        # a test keeps one column per robprune.pruning.MRS_ESTIMATORS entry
+        ("mrs_first_order", pa.float64()),
+        ("mrs_ascent", pa.float64()),
+        ("mrs_prune_damage", pa.float64()),
     ]
 )
 

@@ -50,15 +50,7 @@ __all__ = [
 TERMINAL = ("TERMINATED", "ERROR")
 _INT_COLUMNS = {f.name for f in TRIALS_SCHEMA if str(f.type) == "int64"}
 _EPOCH_KEYS = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "wall_s")
-_LAYER_KEYS = (
-    "layer",
-    "mrs",
-    "ratio",
-    "channels_before",
-    "channels_after",
-    "params_before",
-    "params_after",
-)
+_LAYER_KEYS = tuple(f.name for f in LAYERS_SCHEMA if f.name not in ("experiment", "trial_id"))
 log = logging.getLogger(__name__)
 
 

@@ -34,6 +34,17 @@ def test_ratio_rules_registry_matches_config():
 
     assert tuple(RATIO_RULES) == cfg.RATIO_RULES
     assert set(cfg.MRS_RATIO_RULES) <= set(cfg.RATIO_RULES)
+    assert cfg.MRS_RATIO_RULES == tuple(n for n, r in RATIO_RULES.items() if r.uses_mrs)
+    reads = {
+        p: tuple(n for n, r in RATIO_RULES.items() if p in r.parameters)
+        for p in ("temperature", "band")
+    }
+    assert reads == {"temperature": cfg.TEMPERATURE_RULES, "band": cfg.BAND_RULES}
+    from robprune.pruning.allocation import BAND_SCALES
+    from robprune.pruning.mrs import MRS_ESTIMATORS
+
+    assert BAND_SCALES == cfg.BAND_SCALES
+    assert tuple(MRS_ESTIMATORS) == cfg.MRS_ESTIMATORS
 
 
 def test_finetune_methods_registry_matches_config():
@@ -52,7 +63,7 @@ def test_archs_registry_matches_config():
     from robprune.models import list_models
 
     assert tuple(list_models()) == cfg.ARCHS
-    with pytest.raises(ConfigError, match=r"model\.arch: unknown 'nope'; allowed: mobilenetv2"):
+    with pytest.raises(ConfigError, match=r"model\.arch: unknown 'nope'; allowed: digits_cnn"):
         cfg.parse_trial_config({"model": {"arch": "nope"}})
 
 
@@ -111,7 +122,10 @@ def test_factor_values_are_null_where_they_do_not_apply():
     row = _values(prune={"ratio": "uniform", "mrs": {"temperature": 3.0}})
     assert row["temperature"] is None and row["ratio_rule"] == "uniform"
     row = _values(prune={"ratio": "mrs", "mrs": {"temperature": 3.0}})
-    assert row["temperature"] == 3.0
+    assert row["temperature"] == 3.0 and row["band"] is None
+    assert row["mrs_estimator"] == "first_order"
+    row = _values(prune={"ratio": "mrs_band", "mrs": {"temperature": 3.0, "band": 0.2}})
+    assert row["temperature"] is None and row["band"] == 0.2 and row["band_scale"] == "minmax"
     row = _values(finetune={"method": "mart", "mart": {"beta": 2.5}, "trades": {"beta": 9.0}})
     assert row["beta"] == 2.5
     row = _values(finetune={"method": "trades", "mart": {"beta": 2.5}, "trades": {"beta": 9.0}})
@@ -127,8 +141,16 @@ def test_derived_views_agree_with_the_table():
     from analysis.design import NESTED
     from analysis.importance import factor_of
 
-    assert NESTED == {"temperature": "ratio_rule", "beta": "finetune_method"}
-    assert condition_of("prune.mrs.temperature") == ("prune.ratio", cfg.MRS_RATIO_RULES)
+    assert NESTED == {
+        "temperature": "ratio_rule",
+        "band": "ratio_rule",
+        "band_scale": "ratio_rule",
+        "mrs_estimator": "ratio_rule",
+        "beta": "finetune_method",
+    }
+    assert condition_of("prune.mrs.temperature") == ("prune.ratio", cfg.TEMPERATURE_RULES)
+    assert condition_of("prune.mrs.band_scale") == ("prune.ratio", cfg.BAND_RULES)
+    assert condition_of("prune.mrs.estimator") == ("prune.ratio", cfg.MRS_RATIO_RULES)
     for spec in FACTORS:
         for path in spec.paths:
             assert factor_of(path) == spec.column

@@ -21,8 +21,8 @@ from robprune.models import (
 
 CIFAR = {"input_shape": (3, 32, 32), "mean": (0.49, 0.48, 0.45), "std": (0.25, 0.24, 0.26)}
 EXPECTED = {
-    "small_cnn", "vgg_small", "resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn",
-    "mobilenetv2", "wrn28", "wrn28_4", "wrn28_10", "mobilevit_xxs",
+    "small_cnn", "digits_cnn", "vgg_small", "resnet18", "resnet34", "resnet50", "vgg11_bn",
+    "vgg16_bn", "mobilenetv2", "wrn28", "wrn28_4", "wrn28_10", "mobilevit_xxs",
 }  # fmt: skip
 # Known parameter counts of the CIFAR variants at width 1 with 10 classes.
 PARAMS = {"resnet18": 11_173_962, "resnet34": 21_282_122, "resnet50": 23_520_842,

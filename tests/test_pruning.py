@@ -11,13 +11,15 @@ from torch import nn
 from robprune.models import create_model
 from robprune.pruning import (
     CRITERIA,
+    RATIO_RULES,
+    AllocationParams,
     build_group_model,
     default_ignored_layers,
     module_robust_sensitivity,
-    mrs_weights,
     prune_model,
     solve_ratios,
     zero_mrs_warnings,
+    zscore_weights,
 )
 
 
@@ -38,12 +40,12 @@ def _calib(shape=(1, 8, 8), n=32):
     return torch.rand((n, *shape), generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def test_large_temperature_is_uniform_and_small_concentrates():
+def test_zscore_rule_large_temperature_is_uniform_and_small_concentrates():
     mrs = np.array([0.1, 0.5, 2.0, 0.05])
-    assert np.allclose(mrs_weights(mrs, 1e6), 1.0, atol=1e-4)
-    w = mrs_weights(mrs, 0.01)
+    assert np.allclose(zscore_weights(mrs, 1e6), 1.0, atol=1e-4)
+    w = zscore_weights(mrs, 0.01)
     assert w.argmax() == mrs.argmin() and w.max() == pytest.approx(len(mrs), rel=1e-2)
-    assert mrs_weights(mrs, 1.0).sum() == pytest.approx(len(mrs))
+    assert zscore_weights(mrs, 1.0).sum() == pytest.approx(len(mrs))
 
 
 def test_bisection_meets_budget_and_reports_unreachable():
@@ -52,16 +54,17 @@ def test_bisection_meets_budget_and_reports_unreachable():
     def removed(r):  # equal-size layers: removed fraction is the mean ratio
         return float(np.mean(r))
 
-    ratios = solve_ratios(weights, removed, target=0.4, max_ratio=0.9)
+    family = RATIO_RULES["mrs_zscore"].family(weights, AllocationParams(), 0.9)
+    ratios = solve_ratios(family, removed, target=0.4)
     assert removed(ratios) == pytest.approx(0.4, abs=1e-6)
     assert ratios.max() <= 0.9
     from robprune.errors import TrialFailed
 
-    with pytest.raises(TrialFailed, match="unreachable"):
-        solve_ratios(weights, removed, target=0.95, max_ratio=0.9)
+    with pytest.raises(TrialFailed, match="unreachable with max_layer_ratio 0.9"):
+        solve_ratios(family, removed, target=0.95)
 
 
-@pytest.mark.parametrize("rule", ["uniform", "mrs"])
+@pytest.mark.parametrize("rule", sorted(RATIO_RULES))
 @pytest.mark.parametrize("sparsity", [0.3, 0.7])
 def test_rules_meet_the_same_budget(rule, sparsity):
     model = _model()
@@ -73,7 +76,7 @@ def test_rules_meet_the_same_budget(rule, sparsity):
         criterion="l1",
         sparsity=sparsity,
         rule=rule,
-        temperature=0.5,
+        allocation=AllocationParams(temperature=0.5),
         max_ratio=0.9,
         layer_mrs=mrs,
         calib=None,
@@ -100,7 +103,7 @@ def test_small_temperature_prunes_low_mrs_layers_more():
         criterion="l1",
         sparsity=0.4,
         rule="mrs",
-        temperature=0.2,
+        allocation=AllocationParams(temperature=0.2),
         max_ratio=0.9,
         layer_mrs=mrs,
         calib=None,
@@ -124,7 +127,6 @@ def test_coupled_layers_share_mrs_and_ratio():
         criterion="l2",
         sparsity=0.5,
         rule="mrs",
-        temperature=1.0,
         max_ratio=0.9,
         layer_mrs=mrs,
         calib=None,
@@ -153,7 +155,6 @@ def test_every_criterion_prunes_to_budget(criterion):
         criterion=criterion,
         sparsity=0.5,
         rule="uniform",
-        temperature=1.0,
         max_ratio=0.9,
         layer_mrs=None,
         calib=_calib(),
@@ -242,7 +243,6 @@ def test_every_criterion_selects_its_own_channels():
             criterion=criterion,
             sparsity=0.5,
             rule="uniform",
-            temperature=1.0,
             max_ratio=0.9,
             layer_mrs=None,
             calib=calib,

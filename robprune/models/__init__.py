@@ -15,14 +15,15 @@ Torch-Pruning 1.6.1 serialization: `tp.state_dict(model)` copies every module's 
 round-trips with `weights_only=False`, i.e. by unpickling code. Use `pruned_state_dict` /
 `load_pruned_state_dict` instead (`torch.save` it; `torch.load(path, weights_only=True)`).
 
-Architectures: `small_cnn` (digits, any small input), `vgg_small`, `vgg11_bn`, `vgg16_bn`,
+Architectures: `small_cnn` (digits, any small input), `digits_cnn` (the default; 5 prunable
+groups), `vgg_small`, `vgg11_bn`, `vgg16_bn`,
 `resnet18`, `resnet34`, `resnet50`, `mobilenetv2`, `wrn28` (k = width, default 10), `wrn28_4`,
 `wrn28_10`, `mobilevit_xxs`.
 """
 
 from __future__ import annotations
 
-from . import mobilenet, mobilevit, resnet, small, vgg, wrn  # noqa: F401  (registers archs)
+from . import digits, mobilenet, mobilevit, resnet, small, vgg, wrn  # noqa: F401  (registers)
 from .base import ImageClassifier
 from .normalize import Normalize
 from .registry import MODELS, create_model, list_models, register_model

@@ -1,23 +1,39 @@
 """Structured pruning: criteria, MRS, ratio allocation at an equal budget, Torch-Pruning."""
 
-from robprune.pruning.allocation import RATIO_RULES, mrs_weights, solve_ratios
+from robprune.pruning.allocation import (
+    RATIO_RULES,
+    AllocationParams,
+    allocate_ratios,
+    scale_aware_weights,
+    solve_ratios,
+    zscore_weights,
+)
 from robprune.pruning.apply import PruneOutcome, count_macs_params, prune_model
 from robprune.pruning.criteria import CRITERIA, get_criterion
 from robprune.pruning.groups import build_group_model, default_ignored_layers
-from robprune.pruning.mrs import MRS_ESTIMATORS, module_robust_sensitivity, zero_mrs_warnings
+from robprune.pruning.mrs import (
+    MRS_ESTIMATORS,
+    DamageSetting,
+    module_robust_sensitivity,
+    zero_mrs_warnings,
+)
 
 __all__ = [
     "CRITERIA",
     "MRS_ESTIMATORS",
     "RATIO_RULES",
+    "AllocationParams",
+    "DamageSetting",
     "PruneOutcome",
+    "allocate_ratios",
     "build_group_model",
     "count_macs_params",
     "default_ignored_layers",
     "get_criterion",
     "module_robust_sensitivity",
-    "mrs_weights",
     "prune_model",
+    "scale_aware_weights",
     "solve_ratios",
     "zero_mrs_warnings",
+    "zscore_weights",
 ]

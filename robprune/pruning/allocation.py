@@ -1,24 +1,110 @@
-"""Per-layer pruning ratios at one global budget (DESIGN §2).
+"""Per-layer pruning ratios at one global budget (DESIGN §2; formulas and reasons: docs/mrs.md).
 
-The temperature rule is this project's reconstruction of the paper's allocation, kept behind
-`RATIO_RULES` so another rule is one entry: standardise MRS to z, weights
-a_l = L * softmax(-z / T), ratios r_l = clip(c * a_l, 0, r_max), with c found by bisection so that
-the removed fraction of prunable parameters meets the target. T -> inf gives uniform.
+A ratio rule turns one sensitivity value per prunable group into a one-parameter family of ratio
+vectors r(c), monotone in c; `solve_ratios` bisects c until the removed fraction of prunable
+parameters meets the target, so every rule is compared at the same budget. Rules are keyed by
+name in `RATIO_RULES`: another reading of the paper is one entry.
+
+- `uniform`: r_l = c.
+- `mrs` (scale-aware): a_l = (MRS_l / mean MRS)^(-1/T), r_l = clip(c * a_l, 0, r_max). Equal
+  sensitivities give uniform ratios at any T; only ratios of MRS values matter.
+- `mrs_band`: r_l = clip(c + lambda * s_l, 0, r_max), s_l = 1 - 2 m_l in [-1, 1] with m_l the
+  min-max-normalised (or rank-normalised) MRS: a bounded band around uniform, as outlier-weighted
+  layerwise sparsity (OWL) does.
+- `mrs_zscore`: the first reading, a_l = L * softmax(-z_l / T) on standardised MRS, kept for
+  comparison: it maps any two distinct values to z = -1 and +1, however close they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from robprune.errors import TrialFailed
 
-__all__ = ["mrs_weights", "solve_ratios", "RATIO_RULES"]
+__all__ = [
+    "AllocationParams",
+    "RatioFamily",
+    "RatioRule",
+    "RATIO_RULES",
+    "BAND_SCALES",
+    "allocate_ratios",
+    "band_offsets",
+    "scale_aware_weights",
+    "solve_ratios",
+    "zscore_weights",
+]
+
+#: How `mrs_band` normalises MRS to [0, 1] before moving ratios inside the band.
+BAND_SCALES = ("minmax", "rank")
+
+#: Non-positive sensitivities (a loss that fell) are floored at this fraction of the largest:
+#: they count as the least sensitive layers instead of breaking the power law.
+_FLOOR = 1e-3
 
 
-def mrs_weights(mrs: np.ndarray, temperature: float) -> np.ndarray:
-    """a_l = L * softmax(-z_l / T): low sensitivity -> large weight -> pruned more."""
+@dataclass(frozen=True, kw_only=True)
+class AllocationParams:
+    """The knobs of the MRS rules; each rule reads only the ones in `RatioRule.parameters`."""
+
+    temperature: float = 1.0
+    """`mrs`, `mrs_zscore`: large -> uniform, small -> prune the least sensitive groups first."""
+    band: float = 0.1
+    """`mrs_band`: half-width lambda of the band around the uniform ratio."""
+    band_scale: str = "minmax"
+    """`mrs_band`: normalise MRS by min-max or by rank (ties share their mean rank)."""
+
+
+@dataclass(frozen=True)
+class RatioFamily:
+    """Ratios as a monotone function of one scalar c, and the bracket the solve searches."""
+
+    ratios: Callable[[float], np.ndarray]
+    lo: float
+    """r(lo) removes nothing."""
+    hi: float
+    """r(hi) removes as much as the rule allows."""
+    max_ratio: float
+    """No group loses more than this fraction of its channels."""
+    log_scale: bool = False
+    """Bisect geometrically while hi/lo is large (scale families span many decades)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioRule:
+    name: str
+    family: Callable[[np.ndarray, AllocationParams, float], RatioFamily]
+    """(group MRS, params, max_ratio) -> the family solved to the budget."""
+    uses_mrs: bool
+    parameters: tuple[str, ...] = ()
+    """Fields of `AllocationParams` the rule reads (the nested factors of the design)."""
+    summary: str = ""
+
+
+def _positive(mrs: np.ndarray) -> np.ndarray:
+    mrs = np.asarray(mrs, dtype=np.float64)
+    top = mrs.max(initial=0.0)
+    if top <= 0:
+        return np.ones_like(mrs)  # nothing is sensitive: all equal
+    return np.maximum(mrs, _FLOOR * top)
+
+
+def scale_aware_weights(mrs: np.ndarray, temperature: float) -> np.ndarray:
+    """a_l = (MRS_l / mean MRS)^(-1/T), rescaled to sum to L (the solve absorbs any scale)."""
+    mrs = np.asarray(mrs, dtype=np.float64)
+    if mrs.size == 0:
+        return mrs
+    m = _positive(mrs)
+    logits = -(np.log(m) - np.log(m.mean())) / temperature
+    logits -= logits.max()
+    w = np.exp(logits)
+    return mrs.size * w / w.sum()
+
+
+def zscore_weights(mrs: np.ndarray, temperature: float) -> np.ndarray:
+    """a_l = L * softmax(-z_l / T) on z-scored MRS: the first reading (`mrs_zscore`)."""
     mrs = np.asarray(mrs, dtype=np.float64)
     if mrs.size == 0:
         return mrs
@@ -30,49 +116,139 @@ def mrs_weights(mrs: np.ndarray, temperature: float) -> np.ndarray:
     return mrs.size * w / w.sum()
 
 
+def _mean_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based ranks, ties sharing their mean rank (so equal MRS get equal ratios)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    for v in np.unique(values):
+        tied = values == v
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def band_offsets(mrs: np.ndarray, scale: str) -> np.ndarray:
+    """s_l = 1 - 2 m_l in [-1, 1]: +1 for the least sensitive group (pruned most)."""
+    mrs = np.asarray(mrs, dtype=np.float64)
+    if mrs.size < 2 or np.ptp(mrs) == 0:
+        return np.zeros_like(mrs)
+    if scale == "minmax":
+        m = (mrs - mrs.min()) / np.ptp(mrs)
+    elif scale == "rank":
+        m = _mean_ranks(mrs) / (mrs.size - 1)
+    else:
+        raise ValueError(f"band scale {scale!r}; allowed: {', '.join(BAND_SCALES)}")
+    return 1.0 - 2.0 * m
+
+
+def _scale_family(weights: np.ndarray, max_ratio: float) -> RatioFamily:
+    weights = np.maximum(np.asarray(weights, dtype=np.float64), 1e-300)
+    return RatioFamily(
+        ratios=lambda c: np.clip(c * weights, 0.0, max_ratio),
+        lo=0.0,
+        hi=max_ratio / weights.min(),
+        max_ratio=max_ratio,
+        log_scale=True,
+    )
+
+
+def _uniform(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+    return _scale_family(np.ones(len(mrs)), max_ratio)
+
+
+def _mrs(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+    return _scale_family(scale_aware_weights(mrs, params.temperature), max_ratio)
+
+
+def _mrs_zscore(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+    return _scale_family(zscore_weights(mrs, params.temperature), max_ratio)
+
+
+def _mrs_band(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+    shift = params.band * band_offsets(mrs, params.band_scale)
+    return RatioFamily(
+        ratios=lambda c: np.clip(c + shift, 0.0, max_ratio),
+        lo=-params.band,
+        hi=max_ratio + params.band,
+        max_ratio=max_ratio,
+    )
+
+
+RATIO_RULES: dict[str, RatioRule] = {
+    r.name: r
+    for r in (
+        RatioRule(name="uniform", family=_uniform, uses_mrs=False, summary="r_l = c"),
+        RatioRule(
+            name="mrs",
+            family=_mrs,
+            uses_mrs=True,
+            parameters=("temperature",),
+            summary="r_l = c * (MRS_l / mean MRS)^(-1/T): scale-aware",
+        ),
+        RatioRule(
+            name="mrs_band",
+            family=_mrs_band,
+            uses_mrs=True,
+            parameters=("band", "band_scale"),
+            summary="r_l = c + lambda * (1 - 2 * normalised MRS_l): bounded band (OWL-style)",
+        ),
+        RatioRule(
+            name="mrs_zscore",
+            family=_mrs_zscore,
+            uses_mrs=True,
+            parameters=("temperature",),
+            summary="r_l = c * L * softmax(-z_l / T): the first, scale-free reading",
+        ),
+    )
+}
+
+
 def solve_ratios(
-    weights: np.ndarray,
+    family: RatioFamily,
     removed_fraction: Callable[[np.ndarray], float],
     *,
     target: float,
-    max_ratio: float,
     iterations: int = 200,
 ) -> np.ndarray:
-    """Find c so that removed_fraction(clip(c * weights, 0, max_ratio)) meets `target`.
+    """Find c so that removed_fraction(family.ratios(c)) meets `target`.
 
     `removed_fraction` is monotone in c, so bisection converges; channel rounding makes it a step
     function, and we return the smallest c whose budget is met (never under-prune).
     """
-    weights = np.maximum(np.asarray(weights, dtype=np.float64), 1e-300)
     if target <= 0:
-        return np.zeros_like(weights)
-
-    def ratios(c: float) -> np.ndarray:
-        return np.clip(c * weights, 0.0, max_ratio)
-
-    hi = max_ratio / weights.min()
-    reachable = removed_fraction(ratios(hi))
+        return np.zeros_like(family.ratios(family.lo))
+    reachable = removed_fraction(family.ratios(family.hi))
     if reachable < target - 1e-9:
         raise TrialFailed(
-            f"sparsity {target:.3f} is unreachable with max_layer_ratio {max_ratio}: at most "
-            f"{reachable:.3f} of prunable parameters can be removed"
+            f"sparsity {target:.3f} is unreachable with max_layer_ratio {family.max_ratio}: "
+            f"at most {reachable:.3f} of prunable parameters can be removed"
         )
-    lo = 0.0
+    lo, hi = family.lo, family.hi
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi) if hi / max(lo, 1e-300) < 4 else np.sqrt(max(lo, 1e-300) * hi)
-        if removed_fraction(ratios(mid)) >= target:
+        if family.log_scale and hi >= 4 * max(lo, 1e-300):
+            mid = np.sqrt(max(lo, 1e-300) * hi)
+        else:
+            mid = 0.5 * (lo + hi)
+        if removed_fraction(family.ratios(mid)) >= target:
             hi = mid
         else:
             lo = mid
-    return ratios(hi)
+    return family.ratios(hi)
 
 
-def _uniform(mrs: np.ndarray, temperature: float) -> np.ndarray:
-    return np.ones_like(np.asarray(mrs, dtype=np.float64))
-
-
-#: name -> weights(mrs, temperature); the ratio rule is the weights, the budget solve is shared.
-RATIO_RULES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    "uniform": _uniform,
-    "mrs": mrs_weights,
-}
+def allocate_ratios(
+    rule: str,
+    group_mrs: np.ndarray,
+    removed_fraction: Callable[[np.ndarray], float],
+    *,
+    target: float,
+    max_ratio: float,
+    params: AllocationParams | None = None,
+) -> np.ndarray:
+    """Ratios per group under `rule`, solved so that `target` of prunable params are removed."""
+    spec = RATIO_RULES[rule]
+    group_mrs = np.asarray(group_mrs, dtype=np.float64)
+    if spec.uses_mrs and not np.all(np.isfinite(group_mrs)):
+        raise ValueError(f"ratio rule {rule!r} needs an MRS score for every prunable group")
+    family = spec.family(group_mrs, params or AllocationParams(), max_ratio)
+    return solve_ratios(family, removed_fraction, target=target)

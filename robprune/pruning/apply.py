@@ -12,12 +12,12 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from robprune.attacks import eval_mode
-from robprune.pruning.allocation import RATIO_RULES, solve_ratios
-from robprune.pruning.criteria import get_criterion
+from robprune.pruning.allocation import AllocationParams, allocate_ratios
+from robprune.pruning.criteria import Criterion, get_criterion
 from robprune.pruning.groups import default_ignored_layers, group_model
-from robprune.pruning.mrs import adversarial_loss
+from robprune.pruning.loss import adversarial_loss
 
-__all__ = ["PruneOutcome", "prune_model", "count_macs_params", "allocate"]
+__all__ = ["PruneOutcome", "prune_model", "prune_roots", "count_macs_params"]
 
 #: Per-sample gradients for the Hessian criterion: enough for a stable diagonal estimate.
 HESSIAN_SAMPLES = 64
@@ -44,19 +44,6 @@ def count_macs_params(model: nn.Module, example: Tensor) -> tuple[int, int]:
     return int(macs), int(params)
 
 
-def allocate(
-    group_mrs: np.ndarray,
-    removed_fraction,
-    *,
-    rule: str,
-    temperature: float,
-    sparsity: float,
-    max_ratio: float,
-) -> np.ndarray:
-    weights = RATIO_RULES[rule](group_mrs, temperature)
-    return solve_ratios(weights, removed_fraction, target=sparsity, max_ratio=max_ratio)
-
-
 def _prepare_scores(
     model: nn.Module, criterion, importance, calib: tuple[Tensor, Tensor] | None
 ) -> None:
@@ -80,6 +67,41 @@ def _prepare_scores(
                 importance.accumulate_grad(model)
 
 
+def prune_roots(
+    model: nn.Module,
+    ratio_of_root: dict[str, float],
+    *,
+    example: Tensor,
+    criterion: Criterion,
+    calib: tuple[Tensor, Tensor] | None,
+    seed: int,
+) -> None:
+    """Prune only the groups rooted at the named layers, by their ratios (in place).
+
+    The one-group sensitivity analysis (`prune_damage`) calls this on copies of the model.
+    """
+    ignored = default_ignored_layers(model)
+    modules = dict(model.named_modules())
+    importance = criterion.make()
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=importance,
+        pruning_ratio=0.0,
+        pruning_ratio_dict={m: 0.0 for _, m in _layers(model) if m not in ignored},
+        ignored_layers=ignored,
+    )
+    for name, ratio in ratio_of_root.items():
+        pruner.pruning_ratio_dict[modules[name]] = pruner.iterative_pruning_ratio_scheduler(
+            float(ratio), pruner.iterative_steps
+        )
+    _prepare_scores(model, criterion, importance, calib)
+    torch.manual_seed(seed)
+    with eval_mode(model):
+        pruner.step()
+    model.zero_grad(set_to_none=True)
+
+
 def prune_model(
     model: nn.Module,
     *,
@@ -87,9 +109,10 @@ def prune_model(
     criterion: str,
     sparsity: float,
     rule: str,
-    temperature: float,
+    allocation: AllocationParams | None = None,
     max_ratio: float,
     layer_mrs: dict[str, float] | None,
+    layer_scores: dict[str, dict[str, float]] | None = None,
     calib: tuple[Tensor, Tensor] | None,
     seed: int,
 ) -> PruneOutcome:
@@ -100,9 +123,11 @@ def prune_model(
         criterion: importance name (`robprune.pruning.criteria.CRITERIA`).
         sparsity: target fraction of prunable parameters removed (uniform and MRS alike).
         rule: ratio rule name (`RATIO_RULES`).
-        temperature: allocation temperature (used by `mrs`).
+        allocation: the MRS rules' knobs (temperature, band); defaults when None.
         max_ratio: no group loses more than this fraction of its channels.
-        layer_mrs: MRS per Conv/Linear layer name (needed by `mrs`, recorded when given).
+        layer_mrs: MRS per Conv/Linear layer name (needed by the MRS rules, recorded when given).
+        layer_scores: estimator name -> layer -> value, for every estimator the trial computed;
+            recorded as `mrs_<estimator>` columns of the layers table.
         calib: fixed adversarial examples for Taylor and Hessian criteria.
         seed: seeds the `random` criterion.
     """
@@ -133,16 +158,15 @@ def prune_model(
             for g in gm.groups
         ]
     )
-    if rule == "mrs" and not np.all(np.isfinite(group_mrs)):
-        raise ValueError("ratio rule 'mrs' needs an MRS score for every prunable group")
-    ratios = allocate(
+    ratios = allocate_ratios(
+        rule,
         group_mrs,
         gm.removed_fraction,
-        rule=rule,
-        temperature=temperature,
-        sparsity=sparsity,
+        target=sparsity,
         max_ratio=max_ratio,
+        params=allocation,
     )
+    planned = ratios
     ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio)
     expected_kept = gm.kept_channels(ratios)
     for g, r in zip(gm.groups, ratios, strict=True):
@@ -156,16 +180,23 @@ def prune_model(
         pruner.step()
     model.zero_grad(set_to_none=True)
 
-    ratio_of, mrs_of = {}, {}
-    for g, kept, score in zip(gm.groups, expected_kept, group_mrs, strict=True):
+    ratio_of, planned_of, mrs_of = {}, {}, {}
+    for g, kept, plan, score in zip(gm.groups, expected_kept, planned, group_mrs, strict=True):
         actual = _out_channels(g.root)
         if actual != kept:
             warnings.append(
                 f"Torch-Pruning kept {actual} of {g.channels} channels of "
                 f"{g.root_name}, expected {kept}"
             )
+        achieved = 1.0 - actual / g.channels
+        if abs(achieved - plan) > max(0.01, 1.0 / g.channels) + 1e-9:
+            warnings.append(
+                f"{g.root_name}: achieved ratio {achieved:.4f} differs from the rule's "
+                f"{plan:.4f} by more than max(1 point, one channel)"
+            )
         for member in g.members:
-            ratio_of[member] = 1.0 - actual / g.channels  # achieved channel ratio
+            ratio_of[member] = achieved  # achieved channel ratio
+            planned_of[member] = float(plan)
             if np.isfinite(score):
                 mrs_of[member] = float(score)
 
@@ -178,10 +209,15 @@ def prune_model(
                 "layer": name,
                 "mrs": mrs_of.get(name, (layer_mrs or {}).get(name)),
                 "ratio": ratio_of.get(name, 0.0),
+                "ratio_planned": planned_of.get(name, 0.0),
                 "channels_before": ch_before,
                 "channels_after": _out_channels(module),
                 "params_before": p_before,
                 "params_after": _param_count(module),
+                **{
+                    f"mrs_{estimator}": scores.get(name)
+                    for estimator, scores in (layer_scores or {}).items()
+                },
             }
         )
     achieved = (params_dense - params) / gm.prunable_params

@@ -2,9 +2,11 @@
 adversarial loss (DESIGN §2; this project's reading of arXiv 2410.15176 after RiFT).
 
 MRS_l = max_{||d|| <= eps ||theta_l||} L_adv(theta_l + d) - L_adv(theta_l), on a fixed set of PGD
-examples from the training split. Two estimators, keyed by name so another is one entry:
-`first_order` (eps ||theta_l|| ||grad_l||, one backward pass) and `ascent` (K steps of
-normalised gradient ascent projected onto the ball). The model stays in eval mode throughout.
+examples from the training split. Estimators, keyed by name so another is one entry:
+`first_order` (eps ||theta_l|| ||grad_l||, one backward pass), `ascent` (K steps of
+normalised gradient ascent projected onto the ball) and `prune_damage` (not a weight ball: the
+loss rise when the group alone is pruned at the target ratio, `robprune.pruning.damage`). The
+model stays in eval mode throughout. Formulas and reasons: docs/mrs.md.
 """
 
 from __future__ import annotations
@@ -13,27 +15,19 @@ import inspect
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robprune.attacks import eval_mode
+from robprune.pruning.damage import DamageSetting, prune_damage
+from robprune.pruning.loss import adversarial_loss
 
-__all__ = ["MRS_ESTIMATORS", "adversarial_loss", "module_robust_sensitivity", "zero_mrs_warnings"]
-
-
-def adversarial_loss(
-    model: nn.Module, x_adv: Tensor, y: Tensor, *, batch_size: int = 256, backward: bool = False
-) -> float:
-    """Mean cross-entropy over the fixed examples; with `backward`, gradients accumulate."""
-    total = 0.0
-    n = x_adv.shape[0]
-    for start in range(0, n, batch_size):
-        xb, yb = x_adv[start : start + batch_size], y[start : start + batch_size]
-        loss = F.cross_entropy(model(xb), yb, reduction="sum")
-        if backward:
-            (loss / n).backward()
-        total += loss.item()
-    return total / n
+__all__ = [
+    "MRS_ESTIMATORS",
+    "DamageSetting",
+    "adversarial_loss",
+    "module_robust_sensitivity",
+    "zero_mrs_warnings",
+]
 
 
 def _first_order(
@@ -97,7 +91,11 @@ def _ascent(
 
 Estimator = Callable[..., dict[str, float]]
 
-MRS_ESTIMATORS: dict[str, Estimator] = {"first_order": _first_order, "ascent": _ascent}
+MRS_ESTIMATORS: dict[str, Estimator] = {
+    "first_order": _first_order,
+    "ascent": _ascent,
+    "prune_damage": prune_damage,
+}
 
 
 def module_robust_sensitivity(
@@ -110,18 +108,23 @@ def module_robust_sensitivity(
     epsilon: float,
     steps: int | None = None,
     batch_size: int = 256,
+    damage: DamageSetting | None = None,
 ) -> dict[str, float]:
     """MRS of each named layer on fixed adversarial examples (eval mode, weights restored).
 
     `steps` is for estimators that iterate (ascent) and an error for those that do not. A layer
     no gradient reaches scores 0 (`zero_mrs_warnings` says so); all layers at 0 is an error.
+    `damage` (the trial's criterion, target ratio, an example input and seed) is what
+    `prune_damage` needs; the weight-ball estimators do not take it.
     """
     fn = MRS_ESTIMATORS[estimator]
     takes_steps = "steps" in inspect.signature(fn).parameters
     if takes_steps != (steps is not None):
         need = "needs" if takes_steps else "takes no"
         raise ValueError(f"MRS estimator {estimator!r} {need} steps, got steps={steps!r}")
-    kwargs = {"steps": steps} if takes_steps else {}
+    kwargs: dict[str, object] = {"steps": steps} if takes_steps else {}
+    if "damage" in inspect.signature(fn).parameters:
+        kwargs["damage"] = damage
     with eval_mode(model):
         scores = fn(model, layers, x_adv, y, epsilon=epsilon, batch_size=batch_size, **kwargs)
     if scores and all(v == 0 for v in scores.values()):

@@ -12,11 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robprune.config import TrialConfig
+from robprune.config import ASCENT_STEPS, TrialConfig
 from robprune.data import DataSplits, TensorSplit, to_float
 from robprune.dense import DenseModel, build_model, ensure_dense, training_threat
 from robprune.evaluation import evaluate
 from robprune.pruning import (
+    RATIO_RULES,
+    AllocationParams,
+    DamageSetting,
     count_macs_params,
     module_robust_sensitivity,
     prune_model,
@@ -47,30 +50,51 @@ def _calibration_examples(
     return x_adv.detach(), y
 
 
-def _layer_mrs(
+def _estimators(config: TrialConfig) -> list[str]:
+    """The MRS estimators this trial computes: the rule's own first, then `record_mrs`."""
+    prune = config.prune
+    if prune.sparsity == 0:
+        return []
+    names = [prune.mrs.estimator] if RATIO_RULES[prune.ratio].uses_mrs else []
+    return names + [n for n in prune.record_mrs if n not in names]
+
+
+def _layer_scores(
     model: nn.Module,
     dense: DenseModel,
     config: TrialConfig,
     calib: tuple[Tensor, Tensor],
     runtime: Runtime,
+    *,
+    estimator: str,
+    example: Tensor,
 ) -> dict[str, float]:
-    mrs = config.prune.mrs
+    """One estimator's per-layer values, cached beside the dense model.
+
+    `prune_damage` depends on the criterion and the ratio as well, so they join its key; it
+    prunes copies of the model with Torch-Pruning, so it runs without autocast.
+    """
+    mrs, prune = config.prune.mrs, config.prune
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
-    steps = mrs.steps  # None unless the estimator iterates (the config sees to it)
-    settings = {
-        "estimator": mrs.estimator,
-        "epsilon": mrs.epsilon,
-        "steps": steps,
-        "num_examples": mrs.num_examples,
-        "threat": config.threat.norm,
-    }
+    # the config keeps mrs.steps for the rule's own ascent; a recorded ascent uses the default
+    steps = (mrs.steps or ASCENT_STEPS) if estimator == "ascent" else None
+    settings: dict[str, Any] = {"estimator": estimator, "epsilon": mrs.epsilon, "steps": steps}
+    damage = None
+    if estimator == "prune_damage":
+        ratio = min(prune.sparsity, prune.max_layer_ratio)
+        damage = DamageSetting(
+            criterion=prune.criterion, ratio=ratio, example=example, seed=config.seed
+        )
+        settings = {"estimator": estimator, "criterion": prune.criterion, "ratio": f"{ratio:.6g}"}
+    settings.update(num_examples=mrs.num_examples, threat=config.threat.norm)
     name = "mrs-" + "-".join(f"{v}" for v in settings.values() if v is not None)
 
     def compute() -> dict[str, float]:
+        kwargs = dict(estimator=estimator, epsilon=mrs.epsilon, steps=steps, damage=damage)
+        if damage is not None:
+            return module_robust_sensitivity(model, layers, *calib, **kwargs)
         with runtime.autocast():
-            return module_robust_sensitivity(
-                model, layers, *calib, estimator=mrs.estimator, epsilon=mrs.epsilon, steps=steps
-            )
+            return module_robust_sensitivity(model, layers, *calib, **kwargs)
 
     return dense.cached(name, compute)
 
@@ -108,7 +132,7 @@ def _prune(
     config: TrialConfig,
     *,
     example: Tensor,
-    layer_mrs: dict[str, float] | None,
+    layer_scores: dict[str, dict[str, float]],
     calib: tuple[Tensor, Tensor] | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """Prune in place; (size summary, layers table, warnings)."""
@@ -129,9 +153,16 @@ def _prune(
         criterion=prune.criterion,
         sparsity=prune.sparsity,
         rule=prune.ratio,
-        temperature=prune.mrs.temperature,
+        allocation=AllocationParams(
+            temperature=prune.mrs.temperature,
+            band=prune.mrs.band,
+            band_scale=prune.mrs.band_scale,
+        ),
         max_ratio=prune.max_layer_ratio,
-        layer_mrs=layer_mrs,
+        layer_mrs=layer_scores.get(prune.mrs.estimator)
+        if RATIO_RULES[prune.ratio].uses_mrs
+        else None,
+        layer_scores=layer_scores,
         calib=calib,
         seed=config.seed,
     )
@@ -166,17 +197,33 @@ def prepare(
     dense_metrics = _dense_metrics(model, dense, config, test, device, runtime)
     prune = config.prune
     calib = None
-    if prune.ratio == "mrs" or prune.criterion in ("taylor", "hessian"):
+    estimators = _estimators(config)
+    if estimators or prune.criterion in ("taylor", "hessian"):
         calib = _calibration_examples(model, data, config, device, runtime)
-    layer_mrs = _layer_mrs(model, dense, config, calib, runtime) if prune.ratio == "mrs" else None
+    example = to_float(data.train.x[:2]).to(device)
+    layer_scores: dict[str, dict[str, float]] = {}
+    for name in (n for n in estimators if n != "prune_damage"):  # in the runtime's format
+        layer_scores[name] = _layer_scores(
+            model, dense, config, calib, runtime, estimator=name, example=example
+        )
     model.to(memory_format=torch.contiguous_format)
     if calib is not None:
         calib = (calib[0].contiguous(), calib[1])
-    example = to_float(data.train.x[:2]).to(device)
+    if "prune_damage" in estimators:  # Torch-Pruning on copies: contiguous, as the prune is
+        layer_scores["prune_damage"] = _layer_scores(
+            model, dense, config, calib, runtime, estimator="prune_damage", example=example
+        )
     summary, layers, warnings = _prune(
-        model, config, example=example, layer_mrs=layer_mrs, calib=calib
+        model, config, example=example, layer_scores=layer_scores, calib=calib
     )
-    warnings = zero_mrs_warnings(layer_mrs or {}) + warnings
+    # a zero weight-ball MRS means no gradient reached the layer; a zero damage is a measurement
+    zero = [
+        w
+        for name, scores in layer_scores.items()
+        if name != "prune_damage"
+        for w in zero_mrs_warnings(scores)
+    ]
+    warnings = zero + warnings
     log(
         f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
         f"{summary['params_dense']} -> {summary['params']} "
