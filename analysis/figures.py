@@ -267,21 +267,43 @@ def _rows_of(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
     return merged.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
 
 
+#: Per-layer estimator columns of layers.parquet, in the order a panel falls back on them.
+_ESTIMATOR_COLUMNS = ("mrs_first_order", "mrs_ascent", "mrs_prune_damage")
+
+
+def _sensitivity(data: pd.DataFrame, trial: pd.Series) -> tuple[pd.Series, str] | None:
+    """The MRS line of a panel: what the rule read, else the first estimator the trial recorded."""
+    if "mrs" in data and data["mrs"].notna().any():
+        estimator = trial.get("mrs_estimator")
+        name = estimator if isinstance(estimator, str) and estimator else "MRS"
+        return data["mrs"], f"MRS ({name})" if name != "MRS" else name
+    for column in _ESTIMATOR_COLUMNS:
+        if column in data and data[column].notna().any():
+            return data[column], f"MRS ({column.removeprefix('mrs_')}, recorded)"
+    return None
+
+
 def _layer_panel(ax, data: pd.DataFrame, trial: pd.Series, response: str) -> None:
     x = np.arange(len(data))
     ax.bar(x, data["ratio"] * 100, color="tab:blue", alpha=0.75, label="pruning ratio")
     ax.set_ylabel("channels removed (%)")
     ax.set_xticks(x, data["layer"], rotation=60, ha="right", fontsize=8)
     ax.set_xlabel("layer")
+    sparsity = trial.get("sparsity_target")
+    known = isinstance(sparsity, float) and np.isfinite(sparsity)
+    at = f", sparsity {sparsity:g}" if known else ""
+    score = f"{response_label(response)} {100 * trial[response]:.1f}%"
     ax.set_title(
-        f"{trial['trial_id']}: {trial['criterion']}, {trial['ratio_rule']}, "
-        f"{trial['finetune_method']} ({response_label(response)} {100 * trial[response]:.1f}%)",
+        f"{trial['ratio_rule']}: {trial['trial_id']}, {trial['criterion']}, "
+        f"{trial['finetune_method']}{at} ({score})",
         fontsize=9,
     )
     handles = ax.get_legend_handles_labels()[0]
-    if data["mrs"].notna().any():
+    line = _sensitivity(data, trial)
+    if line is not None:
+        values, name = line
         twin = ax.twinx()
-        twin.plot(x, data["mrs"], color="crimson", marker="o", label="MRS")
+        twin.plot(x, values, color="crimson", marker="o", label=name)
         twin.set_ylabel("MRS (rise of adversarial loss)")
         handles += twin.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
@@ -290,8 +312,8 @@ def _layer_panel(ax, data: pd.DataFrame, trial: pd.Series, response: str) -> Non
 def layer_profile(
     trials: pd.DataFrame, layers: pd.DataFrame | None, response: str
 ) -> Figure | Skipped:
-    """Per-layer pruning ratios (and MRS) of the best trial, and of the best MRS-rule trial."""
-    title = "Per-layer MRS and pruning ratios of the best trial"
+    """Per-layer pruning ratios (and MRS) of the best trial of every ratio rule in the data."""
+    title = "Per-layer MRS and pruning ratios: the best trial of each ratio rule"
     if layers is None or layers.empty:
         return Skipped(
             name="layers",
@@ -303,26 +325,30 @@ def layer_profile(
         return Skipped(
             name="layers", title=title, reason="no analysed trial has per-layer records"
         )
-    chosen = [with_layers.iloc[0]]
-    uses_mrs = with_layers["ratio_rule"].isin(MRS_RATIO_RULES)
-    if not uses_mrs.iloc[0] and uses_mrs.any():
-        chosen.append(with_layers[uses_mrs].iloc[0])
-    fig = Canvas(figsize=(max(6.0, 0.35 * 20 + 2) * len(chosen) * 0.75, 4.4), layout="constrained")
-    axes = fig.subplots(1, len(chosen), squeeze=False)
+    rules = sorted(
+        with_layers["ratio_rule"].dropna().unique(), key=lambda r: (r in MRS_RATIO_RULES, r)
+    )
+    chosen = [with_layers[with_layers["ratio_rule"] == rule].iloc[0] for rule in rules]
+    columns = min(len(chosen), 2)
+    rows = -(-len(chosen) // columns)
+    fig = Canvas(figsize=(6.5 * columns, 4.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
     frames = []
-    for ax, trial in zip(axes[0], chosen, strict=True):
+    for ax, trial in zip(axes.ravel(), chosen, strict=False):
         data = _rows_of(layers, trial.to_frame().T)
         _layer_panel(ax, data, trial, response)
         frames.append(data)
+    for ax in axes.ravel()[len(chosen) :]:
+        ax.set_visible(False)
     fig.suptitle(title)
-    caption = "Bars: fraction of each layer's channels removed; line: MRS of the layer."
-    if len(chosen) > 1:
-        caption += (
-            f" The best trial used the {chosen[0]['ratio_rule']} rule (no MRS), so the best "
-            "trial of an MRS rule is shown beside it."
-        )
-    elif not uses_mrs.iloc[0]:
-        caption += " No analysed trial used the MRS rule, so no MRS is shown."
+    caption = (
+        "One panel per ratio rule in the data (its best trial by "
+        f"{response_label(response)}). Bars: fraction of each layer's channels removed; line: "
+        "the MRS the rule read, or for rules that read none an estimator the trial recorded "
+        "(prune.record_mrs)."
+    )
+    if not any(r in MRS_RATIO_RULES for r in rules):
+        caption += " No analysed trial used an MRS rule."
     return Figure(
         name="layers",
         title=title,
