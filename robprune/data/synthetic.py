@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import SyntheticConfig
+from ..data_config import SyntheticConfig
 from ..typed_mapping import build, check_tree, to_plain
 from .splits import LoadRequest, SourceData, TensorSplit
 
