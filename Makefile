@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	$(VENV)/bin/python benchmarks/bench_finetune.py
+	$(VENV)/bin/python benchmarks/bench_perf.py --device cpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -217,3 +217,50 @@ def test_batches_and_augmentation_stay_on_cuda(digits):
         assert y.device.type == "cuda"
     host = place_split(split, dev, "host")
     assert host.x.device.type == "cpu" and host.x.is_pinned()
+
+
+def _digits_accuracy(data, runtime, seed):
+    """Clean and PGD-10 test accuracy (fp32 evaluation) after PGD-AT from scratch on digits."""
+    from robprune.attacks import build_attack
+    from robprune.evaluation import accuracy_under
+
+    trainer = Trainer(
+        model=_model(data, seed),
+        train=data.train,
+        method="pgd_at",
+        epochs=8,
+        lr=0.05,
+        schedule="cosine",
+        warmup_epochs=0,
+        batch_size=64,
+        weight_decay=5e-4,
+        momentum=0.9,
+        augment=False,
+        device=CPU,
+        seed=seed,
+        adversarial=AdversarialSetting(epsilon=0.1, step_size=0.025, steps=3),
+        runtime=runtime,
+    )
+    losses = [trainer.run_epoch().train_loss for _ in range(8)]
+    model = trainer.model.to(memory_format=torch.contiguous_format)
+    pgd = build_attack("pgd10", epsilon=0.1)
+    kw = {"batch_size": 256, "device": CPU}
+    clean = accuracy_under(model, data.test, None, **kw).accuracy
+    robust = accuracy_under(model, data.test, pgd, **kw).accuracy
+    return clean, robust, losses
+
+
+def test_digits_accuracy_matches_the_fp32_path_within_seed_noise():
+    """The default CPU runtime is the previous fp32 path exactly (only where the non-finite
+    flag is read moved); bf16 + channels_last lands within the seed-to-seed spread."""
+    data = load_data("digits", train_limit=600)
+    reference = Runtime(device=CPU, check_every=1)  # a host read every step, as before
+    fp32 = {seed: _digits_accuracy(data, reference, seed) for seed in (0, 1)}
+    default = _digits_accuracy(data, Runtime.default(CPU), 0)
+    assert default == fp32[0]  # same numbers, to the bit
+    fast = _digits_accuracy(data, Runtime(device=CPU, amp=True, channels_last=True), 0)
+    for i, name in ((0, "clean"), (1, "robust")):
+        values = [fp32[s][i] for s in fp32]
+        noise = max(values) - min(values)
+        assert values[0] > 0.5 if i == 0 else values[0] > 0.2, (name, values)
+        assert abs(fast[i] - fp32[0][i]) <= max(0.03, 2 * noise), (name, fast[i], values)
