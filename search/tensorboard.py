@@ -65,7 +65,9 @@ def write_tensorboard(
             }
             hp = {k: trial[k] for k in HPARAM_COLUMNS if trial.get(k) is not None}
             hp["status"] = trial["status"]
-            exp, ssi, sei = hparams(hp, metrics, hparam_domain_discrete=domains)
+            # a factor that does not apply to this trial (null) has no value to put in a domain
+            present = {k: v for k, v in domains.items() if k in hp}
+            exp, ssi, sei = hparams(hp, metrics, hparam_domain_discrete=present)
             for summary in (exp, ssi, sei):
                 writer.file_writer.add_summary(summary)
             for tag, value in metrics.items():

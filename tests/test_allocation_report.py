@@ -35,3 +35,15 @@ def test_layer_figure_shows_the_best_trial_of_every_rule():
     for rule in RULES:  # each panel is that rule's best trial
         best = trials[trials["ratio_rule"] == rule].sort_values("robust_acc").iloc[-1]
         assert best["trial_id"] in set(fig.data["trial_id"])
+
+
+def test_tensorboard_accepts_string_factors_null_in_some_trials(tmp_path):
+    from search.tensorboard import write_tensorboard
+
+    base = {"status": "TERMINATED", "robust_acc": 0.3, "epochs_completed": 0}
+    trials = [
+        {**base, "trial_id": "a", "ratio_rule": "uniform", "mrs_estimator": None},
+        {**base, "trial_id": "b", "ratio_rule": "mrs_band", "mrs_estimator": "prune_damage"},
+    ]
+    out = write_tensorboard(trials, [], tmp_path / "tb")
+    assert {p.name for p in out.iterdir()} == {"a", "b"}
