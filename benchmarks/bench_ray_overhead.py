@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from search.runner import connect
+    from search.session import connect
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="robprune-bench-"))

@@ -89,6 +89,9 @@ TRIALS_SCHEMA = pa.schema(
         ("val_robust_acc", pa.float64()),
         ("attack_config_json", pa.string()),
         ("robprune_version", pa.string()),
+        # optional (search only): restarts from a checkpoint (lost node, killed driver)
+        ("restores", pa.int64()),
+        ("restored_from_epoch", pa.int64()),  # the epoch of the last restore's checkpoint
     ]
 )
 

@@ -25,12 +25,6 @@ def search_main(args: argparse.Namespace) -> int:
 
 
 def resume_main(args: argparse.Namespace) -> int:
-    from robprune.errors import BadInput
-    from search.experiment import Experiment
-
-    if int(args.extend or 0) < 0:
-        raise BadInput(f"--extend must be >= 0, got {args.extend}")
-    Experiment.open(args.experiment)  # a wrong path is bad input, before Ray starts
     from search.runner import resume_experiment
 
     return resume_experiment(

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from robprune.spec_yaml import load_yaml_text
 
-__all__ = ["DEMO_SPEC", "demo_spec", "run_demo"]
+__all__ = ["DEMO_SPEC", "demo_spec", "run_demo", "demo_exit_code"]
 
 DEMO_SPEC = """\
 # robprune demo: 2 criteria x 2 fine-tuning methods x 4 ratio rules x 2 sparsities on digits.
@@ -53,20 +53,26 @@ def demo_spec(storage: str) -> Any:
     return parse_spec(raw, name=name, storage=storage)
 
 
-def _report(results_dir: str, out_dir: str, stream: TextIO) -> str | None:
-    """The ablation report through the analysis package's CLI entry, if it is there."""
+def _report(results_dir: str, out_dir: str, stream: TextIO) -> tuple[str | None, bool]:
+    """The ablation report through the analysis package's CLI entry, if it is there.
+
+    Returns (the report directory or None, whether the report failed).
+    """
     try:
         from analysis.cli import main as report_main
     except ImportError:
         print("report: the analysis package is not installed; skipped", file=stream)
-        return None
+        return None, False
     args = argparse.Namespace(results=[results_dir], output=out_dir, response="robust_acc")
     try:
         code = report_main(args)
     except Exception as exc:  # noqa: BLE001 - the search itself succeeded; say what failed
         print(f"report: failed: {type(exc).__name__}: {exc}", file=stream)
-        return None
-    return out_dir if not code else None
+        return None, True
+    if code:
+        print(f"report: failed with exit code {code}", file=stream)
+        return None, True
+    return out_dir, False
 
 
 def run_demo(storage: str = "./experiments", stream: TextIO | None = None) -> int:
@@ -77,10 +83,17 @@ def run_demo(storage: str = "./experiments", stream: TextIO | None = None) -> in
     spec = demo_spec(storage)
     outcome = run_search(spec, stream=stream)
     results = outcome.results_dir
-    report_dir = _report(results, str(Path(outcome.experiment.location) / "report"), stream)
+    report_dir, report_failed = _report(
+        results, str(Path(outcome.experiment.location) / "report"), stream
+    )
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s", file=stream)
     print(f"  experiment: {outcome.experiment.location}", file=stream)
     print(f"  results:    {results}", file=stream)
     if report_dir:
         print(f"  report:     {report_dir}", file=stream)
-    return outcome.exit_code
+    return demo_exit_code(outcome.exit_code, report_failed)
+
+
+def demo_exit_code(search_code: int, report_failed: bool) -> int:
+    """The search's exit code; a crashed report turns success into failure (1)."""
+    return 1 if report_failed and search_code == 0 else search_code

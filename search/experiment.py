@@ -36,6 +36,10 @@ SPEC_FILE = "spec.yaml"
 JOURNAL_FILE = "journal.log"
 STUDY_NAME = "robprune"
 _FORMAT = "robprune.experiment/1"
+#: The layout version of an experiment directory, in its own file: a robprune that finds a
+#: larger number than it knows refuses to touch the experiment.
+FORMAT_FILE = "FORMAT_VERSION"
+FORMAT_VERSION = 1
 
 
 def is_remote(location: str) -> bool:
@@ -88,9 +92,15 @@ class Segment:
     name: str
     num_samples: int | None
     status: str  # running | finished | interrupted
+    tune_started: bool = True  # Tune wrote (or was about to write) EXPERIMENT/tune/NAME
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "num_samples": self.num_samples, "status": self.status}
+        return {
+            "name": self.name,
+            "num_samples": self.num_samples,
+            "status": self.status,
+            "tune_started": self.tune_started,
+        }
 
 
 class Experiment:
@@ -130,6 +140,7 @@ class Experiment:
             "robprune_version": robprune.__version__,
             "segments": [],
         }
+        exp.write_text(FORMAT_FILE, f"{FORMAT_VERSION}\n")
         exp.write_text(SPEC_FILE, spec_yaml)
         exp.save_state()
         return exp
@@ -147,9 +158,27 @@ class Experiment:
             exp.state = json.loads(text)
         except json.JSONDecodeError:
             raise BadInput(f"{join(exp.location, STATE_FILE)} is not valid JSON") from None
+        exp._check_format()
         if exp.state.get("format") != _FORMAT:
             raise BadInput(f"{join(exp.location, STATE_FILE)}: not a robprune experiment")
         return exp
+
+    def _check_format(self) -> None:
+        """An experiment written by a newer robprune is left alone (exit 2, nothing changed)."""
+        try:
+            text = self.read_text(FORMAT_FILE).strip()
+        except FileNotFoundError:
+            text = "1"  # written before the file existed
+        fmt = str(self.state.get("format", ""))
+        found = text if text.isdigit() else "?"
+        if fmt.startswith("robprune.experiment/") and fmt.rpartition("/")[2].isdigit():
+            found = str(max(int(found) if found.isdigit() else 0, int(fmt.rpartition("/")[2])))
+        if not found.isdigit() or int(found) > FORMAT_VERSION:
+            raise BadInput(
+                f"{join(self.location, FORMAT_FILE)}: experiment format {text!r} was written by "
+                f"a newer robprune (this robprune {robprune.__version__} reads format "
+                f"{FORMAT_VERSION}); upgrade robprune to resume it"
+            )
 
     # ------------------------------------------------------------------ properties
     @property
@@ -186,15 +215,17 @@ class Experiment:
         return [Segment(**s) for s in self.state.get("segments", [])]
 
     def add_segment(self, num_samples: int | None) -> Segment:
-        segment = Segment(f"run-{len(self.segments):03d}", num_samples, "running")
+        segment = Segment(f"run-{len(self.segments):03d}", num_samples, "running", False)
         self.state["segments"] = [*self.state.get("segments", []), segment.to_dict()]
         self.save_state()
         return segment
 
-    def set_segment_status(self, name: str, status: str) -> None:
+    def set_segment_status(self, name: str, status: str, *, tune_started: bool = True) -> None:
+        """Record a run's state; `tune_started` says that Tune's directory should exist."""
         for seg in self.state["segments"]:
             if seg["name"] == name:
                 seg["status"] = status
+                seg["tune_started"] = seg.get("tune_started", True) or tune_started
         self.save_state()
 
     def path(self, *parts: str) -> str:

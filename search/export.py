@@ -17,6 +17,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from robprune.results_schema import (
     write_table_atomic,
 )
 from search.experiment import Experiment
-from search.trainable import FINAL_DIR, RESULT_FILE
+from search.trainable import FINAL_DIR, RESTORES_FILE, RESULT_FILE
 
 __all__ = [
     "ExportResult",
@@ -81,6 +82,8 @@ def error_message(trial: Any) -> str | None:
     if exc is not None:
         cause = getattr(exc, "cause", None) or exc
         text = str(cause).strip()
+        if type(cause).__name__ == "RepeatedTrialFailure" and text:
+            return text.splitlines()[0]  # a retry: the message is the first failure
         first = text.splitlines()[0] if text else ""
         return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
     try:
@@ -116,17 +119,43 @@ def _read(fs: pafs.FileSystem, path: str) -> str | None:
         return None
 
 
-def _final_result(trial: Any) -> dict[str, Any] | None:
+def _final_result(trial: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The trial's finished `TrialResult` and, where it exists but cannot be read, why.
+
+    A result file that is there but unreadable (cut short, not JSON, unreadable storage) makes
+    the trial ERROR with that reason rather than a finished trial without metrics.
+    """
     checkpoint = trial.checkpoint
     if checkpoint is None:
-        return None
-    text = _read(checkpoint.filesystem, f"{checkpoint.path}/{FINAL_DIR}/{RESULT_FILE}")
-    if text is None:
-        return None
+        return None, None
+    fs, path = checkpoint.filesystem, f"{checkpoint.path}/{FINAL_DIR}/{RESULT_FILE}"
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return None, None
+        with fs.open_input_stream(path) as handle:
+            text = handle.read().decode()
+        result = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"unreadable {FINAL_DIR}/{RESULT_FILE}: {type(exc).__name__}: {exc}"
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        return None, f"unreadable {FINAL_DIR}/{RESULT_FILE}: not a trial result"
+    return result, None
+
+
+def _restores(trial: Any) -> dict[str, Any]:
+    """`restores` and `restored_from_epoch` from the file the trainable keeps in checkpoints."""
+    checkpoint = trial.checkpoint
+    text = None
+    if checkpoint is not None:
+        text = _read(checkpoint.filesystem, f"{checkpoint.path}/{RESTORES_FILE}")
+    try:
+        restored_from = list(json.loads(text)["restored_from"]) if text else []
+    except (ValueError, KeyError, TypeError):
+        restored_from = []
+    return {
+        "restores": len(restored_from),
+        "restored_from_epoch": int(restored_from[-1]) if restored_from else None,
+    }
 
 
 def _tune_epochs(trial: Any) -> list[dict[str, Any]]:
@@ -153,16 +182,18 @@ def _clean(value: Any) -> Any:
 def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dict]]:
     config = trial.config.get("trial", {})
     resolved = parse_trial_config(config).to_dict()
-    result = _final_result(trial)
+    result, unreadable = _final_result(trial)
     trial_id = trial.trial_id
+    status = "ERROR" if unreadable else trial.status
     row: dict[str, Any] = {
         "experiment": exp.name,
         "trial_id": trial_id,
-        "status": trial.status,
-        "error": error_message(trial) if trial.status == "ERROR" else None,
+        "status": status,
+        "error": unreadable or (error_message(trial) if status == "ERROR" else None),
         **factor_columns(resolved),
         "config_json": json.dumps(resolved, sort_keys=True),
         "robprune_version": robprune.__version__,
+        **_restores(trial),
     }
     if result is not None:
         metrics = result.get("metrics", {})
@@ -218,6 +249,18 @@ def collect_rows(exp: Experiment) -> ExportResult:
     return out
 
 
+def _remove_stale_staging(parent: Path, age_s: float = 60.0) -> None:
+    """Staging directories of exports that were killed (older than `age_s`, so not a
+    concurrent export's)."""
+    now = time.time()
+    for stale in parent.glob(".results-*"):
+        try:
+            if stale.is_dir() and now - stale.stat().st_mtime > age_s:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportResult:
     """Rewrite EXPERIMENT/results/{trials,epochs,layers}.parquet (and tensorboard/)."""
     rows = collect_rows(exp)
@@ -229,6 +272,8 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
         "layers.parquet": table_from_rows(rows.layers, LAYERS_SCHEMA),
     }
     parent = Path(exp.location) if not exp.remote else None
+    if parent is not None:
+        _remove_stale_staging(parent)
     staging = Path(tempfile.mkdtemp(prefix=".results-", dir=parent))
     try:
         for name, table in tables.items():

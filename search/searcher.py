@@ -15,9 +15,20 @@ from typing import Any, ClassVar
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from search.spec import SearchSettings
+from search.settings import SearchSettings
 
-__all__ = ["StudySearch", "open_storage", "make_sampler", "finalize_study"]
+__all__ = [
+    "StudySearch",
+    "open_storage",
+    "make_sampler",
+    "finalize_study",
+    "TUNE_TRIAL_ATTR",
+    "RUN_ATTR",
+]
+
+#: Optuna user attributes linking an Optuna trial to its Tune trial (and run) durably.
+TUNE_TRIAL_ATTR = "tune_trial_id"
+RUN_ATTR = "tune_run"
 
 
 def open_storage(journal: str | Path) -> optuna.storages.JournalStorage:
@@ -54,8 +65,10 @@ class StudySearch(OptunaSearch):
         sampler: optuna.samplers.BaseSampler,
         study_name: str,
         journal: str | Path,
+        run: str = "",
     ):
         self._journal = str(journal)
+        self._run = run
         super().__init__(
             space=space,
             metric=metric,
@@ -64,6 +77,41 @@ class StudySearch(OptunaSearch):
             study_name=study_name,
             storage=open_storage(journal),
         )
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """Ask Optuna, and record in the journal which Tune trial the Optuna trial is: the
+        durable link that `search.reconcile` reads after a crash."""
+        config = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:
+            ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+            ot_trial.set_user_attr(RUN_ATTR, self._run)
+        return config
+
+    def _open_trial(self, trial_id: str) -> optuna.trial.Trial | None:
+        """The Optuna trial of a Tune trial if it may still be updated, else None.
+
+        A finished Optuna trial (told by a run that was killed before Tune saved its state)
+        is never reported to again: the journal, not Tune's snapshot, is the record.
+        """
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or trial_id in self._completed_trials:
+            return None
+        state = self._storage.get_trial(ot_trial._trial_id).state
+        if state.is_finished():
+            self._completed_trials.add(trial_id)
+            return None
+        return ot_trial
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self._open_trial(trial_id) is not None:
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if self._open_trial(trial_id) is not None:
+            super().on_trial_complete(trial_id, result, error)
 
     # pickled into tuner.pkl (by Tune) and the searcher state (by save): no open storage
     def __getstate__(self) -> dict[str, Any]:
@@ -75,6 +123,7 @@ class StudySearch(OptunaSearch):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_run", "")
         journal = StudySearch.journal_override or self._journal
         self._journal = journal
         self._storage = open_storage(journal)
@@ -88,6 +137,12 @@ class StudySearch(OptunaSearch):
             tid: optuna.trial.Trial(self._ot_study, ot_id)
             for tid, ot_id in state["_ot_trials"].items()
         }
+        # the journal is the record: a trial asked after this state was saved is linked too
+        running = (optuna.trial.TrialState.RUNNING,)
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=running):
+            tid = frozen.user_attrs.get(TUNE_TRIAL_ATTR)
+            if tid and frozen.user_attrs.get(RUN_ATTR) == self._run and tid not in self._ot_trials:
+                self._ot_trials[tid] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
@@ -110,5 +165,7 @@ def finalize_study(journal: str | Path, study_name: str) -> int:
         return 0
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in stale:
+        reason = "still RUNNING when its run ended: no Tune trial finished it"
+        optuna.trial.Trial(study, trial._trial_id).set_user_attr("fail_reason", reason)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
     return len(stale)

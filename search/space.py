@@ -12,7 +12,9 @@ import itertools
 import json
 from typing import Any
 
-from search.spec import Dist, Spec, concrete_config, is_applicable, is_dense_path
+from search.conditions import is_dense_path
+from search.dists import Dist
+from search.spec import Spec, concrete_config
 
 __all__ = [
     "SpaceFunction",
@@ -74,7 +76,7 @@ class SpaceFunction:
     def __call__(self, trial: Any) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for dist in self.spec.ordered_dists():
-            if is_applicable(dist.path, values, self.spec):
+            if self.spec.applies(dist.path, values):
                 values[dist.path] = suggest(trial, dist)
         return {"trial": concrete_config(self.spec, values, **self.fixed), **self.extra}
 
@@ -89,13 +91,12 @@ def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any
     for dist in spec.ordered_dists():
         if only_dense and not is_dense_path(dist.path):
             cells = [
-                {**c, dist.path: dist.first} if is_applicable(dist.path, c, spec) else c
-                for c in cells
+                {**c, dist.path: dist.first} if spec.applies(dist.path, c) else c for c in cells
             ]
             continue
         expanded = []
         for cell in cells:
-            if is_applicable(dist.path, cell, spec):
+            if spec.applies(dist.path, cell):
                 expanded.extend({**cell, dist.path: option} for option in dist.args)
             else:
                 expanded.append(cell)

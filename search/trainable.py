@@ -22,10 +22,31 @@ from ray import tune
 
 from robprune.results_schema import STRUCTURE_METRICS, TEST_METRICS
 
-__all__ = ["train_trial", "trial_name", "FINAL_DIR", "RESULT_FILE", "final_report"]
+__all__ = [
+    "train_trial",
+    "trial_name",
+    "FINAL_DIR",
+    "RESULT_FILE",
+    "RESTORES_FILE",
+    "final_report",
+    "read_restores",
+    "RepeatedTrialFailure",
+    "TRIAL_ERROR_FILE",
+]
 
 FINAL_DIR = "final"
 RESULT_FILE = "result.json"
+#: In every checkpoint: its epoch and the epochs the trial was restored from so far, so that
+#: the history of restarts travels with the trial (a lost node, a killed driver).
+RESTORES_FILE = "restores.json"
+#: In the trial's directory on storage: why the trial's own code failed. Tune retries a trial
+#: after a lost node (search.max_failures); a retry of a trial that failed by itself fails again
+#: at once with the first reason instead of redoing the work.
+TRIAL_ERROR_FILE = "robprune-trial-error.txt"
+
+
+class RepeatedTrialFailure(RuntimeError):
+    """A retry of a trial whose own code had failed: the message is the first failure."""
 
 
 def trial_name(trial: Any) -> str:
@@ -103,27 +124,94 @@ def _sync_dense(config: dict[str, Any]) -> None:
         (local / ".synced").touch()
 
 
+def read_restores(directory: str | Path) -> dict[str, Any]:
+    """`{"epoch": E, "restored_from": [...]}` of a checkpoint; empty history if absent."""
+    try:
+        data = json.loads(Path(directory, RESTORES_FILE).read_text())
+        return {"epoch": int(data["epoch"]), "restored_from": list(data["restored_from"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"epoch": 0, "restored_from": []}
+
+
+def _restore_columns(restored_from: list[int]) -> dict[str, Any]:
+    """How often the trial was restored from a checkpoint, and from which epoch last."""
+    columns: dict[str, Any] = {"restores": len(restored_from)}
+    if restored_from:
+        columns["restored_from_epoch"] = restored_from[-1]
+    return columns
+
+
+def _write_restores(directory: str | Path, epoch: int, restored_from: list[int]) -> None:
+    payload = {"epoch": epoch, "restored_from": restored_from}
+    Path(directory, RESTORES_FILE).write_text(json.dumps(payload) + "\n")
+
+
+def _failure_marker() -> tuple[Any, str] | None:
+    try:
+        storage = tune.get_context().get_storage()
+        return storage.storage_filesystem, f"{storage.trial_fs_path}/{TRIAL_ERROR_FILE}"
+    except Exception:  # noqa: BLE001 - outside a Tune session (unit use): no marker
+        return None
+
+
+def _previous_failure(marker: tuple[Any, str] | None) -> str | None:
+    if marker is None:
+        return None
+    fs, path = marker
+    try:
+        with fs.open_input_stream(path) as handle:
+            return handle.read().decode().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _record_failure(marker: tuple[Any, str] | None, exc: Exception) -> None:
+    if marker is None or type(exc).__module__.split(".")[0] == "ray":
+        return  # Ray's own control flow (a stop, a lost actor) is not the trial's failure
+    text = str(exc).strip().splitlines()
+    fs, path = marker
+    try:
+        with fs.open_output_stream(path) as handle:
+            handle.write(f"{type(exc).__name__}: {text[0] if text else ''}".encode())
+    except OSError:
+        pass
+
+
 def train_trial(config: dict[str, Any]) -> None:
     """Tune function trainable: `config["trial"]` is the trial config (CONTRACTS.md)."""
     _quiet_ray_train_logs()
+    marker = _failure_marker()
+    previous = _previous_failure(marker)
+    if previous:
+        raise RepeatedTrialFailure(previous)
+    try:
+        _train(config)
+    except Exception as exc:
+        _record_failure(marker, exc)
+        raise
+
+
+def _train(config: dict[str, Any]) -> None:
     _set_threads()
     _sync_dense(config)
     trial_config = config["trial"]
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        _run(trial_config, None)
+        _run(trial_config, None, [])
         return
     with checkpoint.as_directory() as resume_dir:
         done = Path(resume_dir, FINAL_DIR, RESULT_FILE)
+        history = read_restores(resume_dir)
         if done.is_file():  # finished before the driver saw it: report again, do not rerun
             result = json.loads(done.read_text())
             last = result["epochs"][-1] if result["epochs"] else None
-            tune.report(final_report(result, last), checkpoint=checkpoint)
+            report = {**final_report(result, last), **_restore_columns(history["restored_from"])}
+            tune.report(report, checkpoint=checkpoint)
             return
-        _run(trial_config, resume_dir)
+        _run(trial_config, resume_dir, [*history["restored_from"], history["epoch"]])
 
 
-def _run(trial_config: dict[str, Any], resume_dir: str | None) -> None:
+def _run(trial_config: dict[str, Any], resume_dir: str | None, restored_from: list[int]) -> None:
     from robprune.config import parse_trial_config
     from robprune.trial import run_trial
 
@@ -136,12 +224,15 @@ def _run(trial_config: dict[str, Any], resume_dir: str | None) -> None:
 
         def on_epoch(report: Any) -> None:
             metrics = {k: v for k, v in report.metrics.items() if _number(v)}
+            metrics.update(_restore_columns(restored_from))
             if report.epoch >= total:  # the final report carries it, with the evaluation
                 report.save_checkpoint(holding)
+                _write_restores(holding, report.epoch, restored_from)
                 last["metrics"] = metrics
                 return
             with tempfile.TemporaryDirectory(prefix="robprune-ckpt-") as tmp:
                 report.save_checkpoint(tmp)
+                _write_restores(tmp, report.epoch, restored_from)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
         result = run_trial(
@@ -152,8 +243,10 @@ def _run(trial_config: dict[str, Any], resume_dir: str | None) -> None:
         )
         result.write(holding / FINAL_DIR)
         payload = json.loads((holding / FINAL_DIR / RESULT_FILE).read_text())
+        if not (holding / RESTORES_FILE).exists():  # no fine-tuning epochs
+            _write_restores(holding, 0, restored_from)
         tune.report(
-            final_report(payload, last.get("metrics")),
+            {**final_report(payload, last.get("metrics")), **_restore_columns(restored_from)},
             checkpoint=tune.Checkpoint.from_directory(str(holding)),
         )
     finally:

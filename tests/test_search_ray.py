@@ -216,6 +216,58 @@ def test_optimize_conditional_columns_are_null_where_they_do_not_apply(optimize_
         assert ("prune.mrs.temperature" in trial.params) == (trial.params["prune.ratio"] == "mrs")
 
 
+def test_search_objective_is_the_validation_metric_not_test(optimize_run):
+    _, outcome = optimize_run
+    location = outcome.experiment.location
+    study = optuna.load_study(
+        study_name="robprune",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(outcome.experiment.journal_path))
+        ),
+    )
+    trials = {t["trial_id"]: t for t in _read(location, "trials").to_pylist()}
+    epochs = _read(location, "epochs").to_pylist()
+    differs = 0
+    for ot in study.trials:
+        tid = ot.user_attrs["tune_trial_id"]
+        last = max((e for e in epochs if e["trial_id"] == tid), key=lambda e: e["epoch"])
+        # Optuna saw the validation subset's accuracies of the last reported epoch
+        assert ot.values == [pytest.approx(last["robust_acc"]), pytest.approx(last["clean_acc"])]
+        differs += ot.values[0] != pytest.approx(trials[tid]["robust_acc"])
+    assert differs, "the test split's robust_acc equals the objective everywhere"
+
+
+def test_best_trials_are_ranked_on_validation_not_test():
+    from search.progress import summary_table
+
+    rows = [
+        {"trial_id": "a", "robust_acc": 0.9, "val_robust_acc": 0.1, "clean_acc": 0.9},
+        {"trial_id": "b", "robust_acc": 0.2, "val_robust_acc": 0.8, "clean_acc": 0.5},
+    ]
+    lines = summary_table(rows, [("robust_acc", "max")], []).splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["b", "a"]
+
+
+def test_unreadable_final_result_makes_the_trial_an_error(grid_run):
+    _, outcome, _ = grid_run
+    exp = Experiment.open(outcome.experiment.location)
+    done = [t for t in _read(exp.location, "trials").to_pylist() if t["status"] == "TERMINATED"]
+    victim = done[0]["trial_id"]
+    tune_dir = exp.dense_dir.parent / "tune" / "run-000"
+    (result,) = tune_dir.glob(f"trial_{victim}/checkpoint_*/final/result.json")
+    original = result.read_text()
+    try:
+        result.write_text(original[: len(original) // 2])  # cut short, as by a full disk
+        rows = export_experiment(exp).trials
+    finally:
+        result.write_text(original)
+        export_experiment(exp)
+    row = next(r for r in rows if r["trial_id"] == victim)
+    assert row["status"] == "ERROR" and "unreadable final/result.json" in row["error"]
+    assert row["robust_acc"] is None
+    assert sum(r["status"] == "TERMINATED" for r in rows) == len(done) - 1
+
+
 def test_extend_adds_exactly_n_trials_to_the_same_study(optimize_run):
     _, outcome = optimize_run
     location = outcome.experiment.location

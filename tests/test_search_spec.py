@@ -215,10 +215,10 @@ def test_define_by_run_samples_conditionals_only_when_chosen(tmp_path):
 
 def test_spec_resolution_and_defaults():
     spec = _conditional_spec()
-    assert spec.search.scheduler == "asha" and spec.search.sampler == "tpe"
-    assert spec.resources == {"cpu": 1.0, "gpu": 0.0}
+    assert spec.search.scheduler.name == "asha" and spec.search.sampler == "tpe"
+    assert (spec.resources.cpu, spec.resources.gpu) == (1.0, 0.0)
     grid = _conditional_spec("grid")
-    assert grid.search.scheduler == "none"
+    assert grid.search.scheduler.name == "none"
     assert yaml.safe_load(spec.to_yaml())["name"] == "t"
     frac = parse_spec(_spec(resources={"cpu": 2, "gpu": 0.25}), name="t", storage="s3://b/x")
     assert frac.gpu == 0.25 and frac.storage == "s3://b/x"
@@ -322,3 +322,17 @@ def test_samplers_and_overrides(tmp_path):
         assert isinstance(make_sampler(s.search), cls)
     stamped = load_spec(path)
     assert stamped.name.startswith("t-") and len(stamped.name) == len("t-20260101-000000")
+
+
+def test_demo_fails_when_its_report_crashes(tmp_path):
+    import io
+
+    from search.demo import _report, demo_exit_code
+
+    stream = io.StringIO()
+    report_dir, failed = _report(str(tmp_path / "no-results"), str(tmp_path / "r"), stream)
+    assert report_dir is None and failed, stream.getvalue()
+    assert "report: failed" in stream.getvalue()
+    assert demo_exit_code(0, report_failed=True) == 1
+    assert demo_exit_code(0, report_failed=False) == 0
+    assert demo_exit_code(130, report_failed=True) == 130

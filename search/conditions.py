@@ -1,0 +1,38 @@
+"""Which parameters exist given others (conditional parameters, declared with the factors in
+`robprune.factors`), and which change the dense model. Used by the spec and the space."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from robprune.factors import CONDITIONS  # one table of factors and their conditions
+
+__all__ = ["CONDITIONS", "DENSE_PREFIXES", "is_applicable", "is_dense_path"]
+
+#: What the dense model depends on (robprune.dense.dense_key): it is trained before the trials,
+#: so these may only take finitely many values.
+DENSE_PREFIXES = (
+    "data.",
+    "model.",
+    "dense.",
+    "threat.norm",
+    "threat.epsilon",
+    "threat.step_size",
+    "threat.train_steps",
+)
+
+
+def is_applicable(path: str, values: Mapping[str, Any], fixed: Callable[[str], Any]) -> bool:
+    """Whether a parameter exists given the values chosen so far; `fixed(path)` gives the
+    value of a governing parameter that is not varied (the spec's fixed value or default)."""
+    for prefix, (governing, allowed) in CONDITIONS.items():
+        if path == prefix or path.startswith(prefix):
+            value = values[governing] if governing in values else fixed(governing)
+            return value in allowed
+    return True
+
+
+def is_dense_path(path: str) -> bool:
+    """Whether a key path changes the dense model (trained once, before the trials)."""
+    return path == "seed" or any(path == p or path.startswith(p) for p in DENSE_PREFIXES)

@@ -1,0 +1,86 @@
+"""How a run ends: the export, closing the Optuna study, the summary and the exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from search.experiment import Experiment, Segment
+from search.spec import Spec
+
+__all__ = ["RunOutcome", "finish_run"]
+
+
+@dataclass(kw_only=True)
+class RunOutcome:
+    """How a search ended: for the exit code and the summary."""
+
+    experiment: Experiment
+    completed: int
+    failed: int
+    unfinished: int
+    interrupted: bool
+    results_dir: str
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.failed or self.unfinished else 0
+
+
+def _varying_columns(rows: list[dict[str, Any]]) -> list[str]:
+    from search.tensorboard import HPARAM_COLUMNS
+
+    return [c for c in HPARAM_COLUMNS if len({r.get(c) for r in rows}) > 1]
+
+
+def finish_run(
+    spec: Spec, exp: Experiment, segment: Segment, stream: Any, *, interrupted: bool = False
+) -> RunOutcome:
+    """Export, close stale Optuna trials when all is done, print the summary.
+
+    `interrupted` (Ctrl-C) makes the run end as interrupted even if every trial finished.
+    """
+    from search.export import export_experiment
+    from search.progress import summary_table
+    from search.searcher import finalize_study
+
+    result = export_experiment(exp)
+    unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
+    interrupted = interrupted or unfinished > 0
+    exp.set_segment_status(segment.name, "interrupted" if interrupted else "finished")
+    if not interrupted and spec.search.mode != "grid" and exp.journal_path.exists():
+        finalize_study(exp.journal_path, exp.study_name)
+        exp.push("optuna")
+    completed, failed = result.count("TERMINATED"), result.count("ERROR")
+    varying = _varying_columns(result.trials)
+    objectives = [
+        (o.metric, o.mode) for o in spec.search.objectives if o.metric not in ("train_loss",)
+    ] or [("robust_acc", "max")]
+    print("", file=stream)
+    print(
+        f"{exp.name}: {completed} completed, {failed} failed, {unfinished} unfinished "
+        f"(of {len(result.trials)})",
+        file=stream,
+    )
+    print("best trials (ranked on validation, test-split accuracies shown):", file=stream)
+    print(summary_table(result.trials, objectives, varying), file=stream)
+    for row in result.trials:
+        if row["status"] == "ERROR":
+            print(f"failed {row['trial_id']}: {row['error']}", file=stream)
+    print(f"results: {result.results_dir}/{{trials,epochs,layers}}.parquet", file=stream)
+    print(f"tensorboard: tensorboard --logdir {result.results_dir}/tensorboard", file=stream)
+    if spec.search.mode != "grid":
+        print(f"optuna: optuna-dashboard {exp.journal_path}", file=stream)
+    if interrupted:
+        print(f"interrupted: continue with `robprune resume {exp.location}`", file=stream)
+    stream.flush()
+    return RunOutcome(
+        experiment=exp,
+        completed=completed,
+        failed=failed,
+        unfinished=unfinished,
+        interrupted=interrupted,
+        results_dir=result.results_dir,
+    )

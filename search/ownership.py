@@ -1,0 +1,145 @@
+"""Which driver owns an experiment, and the Ray processes a killed driver left behind.
+
+A driver records itself in EXPERIMENT/driver.json before it starts Ray: its PID (with the
+process start time, so a reused PID is not mistaken for it), its host and, when it starts its
+own local Ray, the temporary directory that Ray keeps its session in (unique to this driver).
+A resume on the same host refuses to run beside a live driver, and ends the processes of a dead
+driver's Ray by PID: those whose command line names that directory. Nothing is killed by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from robprune.errors import BadInput
+from search.experiment import Experiment
+
+__all__ = [
+    "DRIVER_FILE",
+    "record_driver",
+    "reap_dead_driver",
+    "session_processes",
+    "own_descendants",
+    "ray_temp_dir",
+]
+
+DRIVER_FILE = "driver.json"
+
+
+def _cmdlines() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line), from /proc (Linux); empty elsewhere."""
+    out: dict[int, tuple[int, str]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        out[int(entry)] = (ppid, raw.replace(b"\0", b" ").decode(errors="replace"))
+    return out
+
+
+def session_processes(ray_dir: str) -> list[int]:
+    """PIDs of the processes of one driver's Ray (their command lines name its directory)."""
+    if not ray_dir or len(ray_dir) < 12:
+        return []
+    me = os.getpid()
+    return sorted(pid for pid, (_, cmd) in _cmdlines().items() if ray_dir in cmd and pid != me)
+
+
+def ray_temp_dir() -> str:
+    """A fresh directory name for a local Ray's sessions (short: Ray's socket paths are long)."""
+    return f"/tmp/robprune-ray-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def own_descendants() -> list[int]:
+    """PIDs of every process this process started, directly or not."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in _cmdlines().items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _read(exp: Experiment) -> dict[str, Any] | None:
+    try:
+        return json.loads(exp.read_text(DRIVER_FILE))
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def reap_dead_driver(exp: Experiment) -> int:
+    """Refuse if a live driver runs `exp` here; end a dead driver's Ray processes.
+
+    Returns how many processes were ended.
+    """
+    record = _read(exp)
+    if not record or record.get("host") != socket.gethostname():
+        return 0  # another machine's driver: nothing of it runs here
+    pid = int(record.get("pid", 0))
+    if pid and pid != os.getpid() and _start_time(pid) == record.get("pid_start"):
+        raise BadInput(
+            f"{exp.location} is being run by PID {pid} on this host; stop it first "
+            "(Ctrl-C) or wait for it to finish"
+        )
+    session = str(record.get("ray_temp_dir") or "")
+    if not session:
+        return 0
+    ended: set[int] = set()
+    for _ in range(10):  # workers may start while their parents are ended
+        pids = session_processes(session)
+        if not pids:
+            break
+        _kill(pids)
+        ended.update(pids)
+        time.sleep(0.3)
+    return len(ended)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: with the PID, it names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def record_driver(exp: Experiment, *, ray_dir: str | None) -> None:
+    """Write EXPERIMENT/driver.json for this process, before it starts its own Ray in
+    `ray_dir` (None: it joins a cluster or a Ray already running in this process)."""
+    payload = {
+        "pid": os.getpid(),
+        "pid_start": _start_time(os.getpid()),
+        "host": socket.gethostname(),
+        "ray_temp_dir": ray_dir,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    exp.write_text(DRIVER_FILE, json.dumps(payload, indent=2) + "\n")

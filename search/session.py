@@ -1,0 +1,119 @@
+"""Attaching to Ray: environment defaults, `connect`, and the `ray_session()` context manager.
+
+A search either joins a cluster (`--address`, or $RAY_ADDRESS inside a Ray job) or starts a
+local Ray on loopback that it alone owns and shuts down when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from robprune.errors import BadInput
+
+__all__ = ["DEFAULT_ENV", "LOCAL_ENV", "prepare_environment", "connect", "ray_session", "quiet"]
+
+#: Driver environment defaults: no usage reporting; experiment snapshots every 2 s so that a
+#: killed driver's running trials resume from their last epoch (ENVIRONMENT.md).
+DEFAULT_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",
+    # checkpoints every epoch force snapshots by design: not worth a warning
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+#: Local Ray listens on loopback only.
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def is_local(address: str | None) -> bool:
+    """Whether a search with this --address starts its own Ray (no cluster given)."""
+    return (address or os.environ.get("RAY_ADDRESS")) is None
+
+
+def prepare_environment(local: bool) -> None:
+    """Environment defaults for Ray; they only take effect before `ray` is first imported."""
+    for key, value in DEFAULT_ENV.items():
+        os.environ.setdefault(key, value)
+    if local:
+        for key, value in LOCAL_ENV.items():
+            os.environ.setdefault(key, value)
+
+
+def quiet() -> None:
+    """Optuna's and Tune's per-trial INFO lines drown the progress lines."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+
+
+def connect(address: str | None, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
+    """Attach to Ray: an existing cluster (`address`, or $RAY_ADDRESS as a Ray job has), or
+    a new local instance on loopback.
+
+    Returns whether this call started Ray (and so should shut it down). A session that is
+    already initialised (tests, notebooks) is used as it is. Worker output stays in Ray's
+    session logs: the progress lines say what happens, without trials' interleaved chatter.
+    A local Ray keeps its sessions under `temp_dir` (default: Ray's), so that every process
+    it starts names that directory on its command line (`search.ownership`).
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None  # set inside a Ray job
+    prepare_environment(local=address is None)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is None:
+        # "local" always starts a fresh instance, never joins a cluster found on this machine
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            _temp_dir=temp_dir,
+        )
+    else:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as exc:
+            raise BadInput(
+                f"cannot connect to Ray at {address}: {exc} (is the cluster up, "
+                "and RAY_AUTH_MODE the same as for `ray start`?)"
+            ) from None
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable GCS for minutes; a refused HOST:PORT is bad input now."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # auto, ray://, or something Ray itself will judge
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise BadInput(f"cannot connect to Ray at {address}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None
+) -> Iterator[bool]:
+    """Connected Ray for the body; shut down afterwards if this call started it.
+
+    Yields whether this session started Ray (a local instance it owns).
+    """
+    started = connect(address, num_cpus=num_cpus, temp_dir=temp_dir)
+    quiet()
+    try:
+        yield started
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()

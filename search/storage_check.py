@@ -1,0 +1,83 @@
+"""Bad storage is bad input: found before a resume changes anything.
+
+An experiment directory that is read-only, full, half-deleted (its `tune/` runs or `optuna/`
+journal gone) or written by a newer robprune gives one line naming the path and what is wrong
+(exit 2), and nothing in it is changed: every check only reads, except a probe file that is
+created and removed again to find a read-only or full disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from robprune.errors import BadInput
+from search.experiment import SPEC_FILE, STATE_FILE, Experiment
+
+__all__ = ["check_resumable"]
+
+_PROBE_BYTES = 1 << 20  # a full disk refuses this much; a nearly full one has no room to work
+
+
+def _missing(exp: Experiment, rel: str) -> bool:
+    try:
+        return exp.fs.get_file_info(f"{exp.fs_path}/{rel}").type == pafs.FileType.NotFound
+    except OSError:
+        return True
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "read-only (robprune needs to write there to resume)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    return exc.strerror or str(exc)
+
+
+def _check_writable(exp: Experiment) -> None:
+    """Write and remove a probe file (1 MiB) in the experiment, and check the files we touch."""
+    if not exp.remote:
+        root = Path(exp.location)
+        for rel in (".", STATE_FILE, "tune", "optuna", "results", "dense"):
+            target = root / rel
+            # write bits cleared count as read-only even for root, who could write anyway
+            if target.exists() and (
+                not os.access(target, os.W_OK) or not target.stat().st_mode & 0o222
+            ):
+                raise BadInput(f"{target}: read-only (robprune needs to write there to resume)")
+    probe = f"{exp.fs_path}/.robprune-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        with exp.fs.open_output_stream(probe) as handle:
+            handle.write(b"\0" * _PROBE_BYTES)
+    except OSError as exc:
+        raise BadInput(f"{exp.location}: {_why(exc)}") from None
+    finally:
+        try:
+            exp.fs.delete_file(probe)
+        except OSError:
+            pass
+
+
+def check_resumable(exp: Experiment) -> None:
+    """Raise BadInput (one line, naming the path) if `exp` cannot be resumed as it is."""
+    if _missing(exp, SPEC_FILE):
+        raise BadInput(f"{exp.path(SPEC_FILE)}: missing (the experiment's spec); cannot resume")
+    started = [s for s in exp.segments if s.tune_started]
+    for segment in started:
+        if _missing(exp, f"tune/{segment.name}"):
+            where = exp.path("tune") if _missing(exp, "tune") else exp.path("tune", segment.name)
+            raise BadInput(
+                f"{where}: missing (Ray Tune's record of run {segment.name}); the experiment "
+                "is incomplete and cannot be resumed"
+            )
+    if exp.mode != "grid" and started and _missing(exp, "optuna/journal.log"):
+        where = exp.path("optuna") if _missing(exp, "optuna") else exp.path("optuna/journal.log")
+        raise BadInput(
+            f"{where}: missing (the Optuna study of this {exp.mode} search); the experiment "
+            "is incomplete and cannot be resumed"
+        )
+    _check_writable(exp)

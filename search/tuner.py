@@ -1,0 +1,136 @@
+"""The Ray Tune side of one run of an experiment: a new `Tuner`, or one restored from storage.
+
+Each run (the first search, then one per `--extend`) is its own Tune experiment under
+EXPERIMENT/tune/RUN; optimize and random runs share one Optuna study through the journal.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from search.dense_stage import cache_dir
+from search.experiment import Experiment, Segment
+from search.settings import FINAL_METRICS
+from search.spec import Spec
+
+__all__ = ["build_tuner", "restore_tuner", "configure_driver"]
+
+
+def _trainable(spec: Spec) -> Any:
+    from ray import tune
+
+    from search.trainable import train_trial
+
+    return tune.with_resources(train_trial, {"cpu": spec.cpu, "gpu": spec.gpu})
+
+
+def _scheduler(spec: Spec) -> Any:
+    settings = spec.search.scheduler
+    if settings.name != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    max_t = spec.max_epochs()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max_t,
+        grace_period=min(settings.grace_period, max_t),
+        reduction_factor=settings.reduction_factor,
+    )
+
+
+def configure_driver(spec: Spec) -> None:
+    """Driver-side Tune settings that depend on the spec (before the Tuner is built)."""
+    if any(o.metric in FINAL_METRICS for o in spec.search.objectives):
+        # secondary objectives known only at the end are absent from per-epoch reports
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+
+
+def build_tuner(
+    spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 0, stream: Any = None
+) -> Any:
+    """A new Tuner for one run of the experiment (the first, or an --extend)."""
+    from ray import tune
+
+    from search.progress import ProgressCallback
+    from search.reconcile import EndMarkerCallback
+    from search.searcher import StudySearch, make_sampler
+    from search.space import SpaceFunction, grid_configs
+    from search.status_file import status_callback
+    from search.trainable import trial_name
+
+    settings = spec.search
+    cache = str(cache_dir(spec, exp))
+    extra: dict[str, Any] = {"dense_uri": exp.path("dense")} if exp.remote else {}
+    if settings.mode == "grid":
+        configs = grid_configs(spec, cache)
+        param_space: dict[str, Any] = {"trial": tune.grid_search(configs), **extra}
+        search_alg, num_samples, total = None, 1, len(configs)
+    else:
+        multi = len(settings.objectives) > 1
+        StudySearch.journal_override = str(exp.journal_path)
+        search_alg = StudySearch(
+            SpaceFunction(spec, cache, extra),
+            metric=settings.metrics if multi else settings.primary.metric,
+            mode=settings.modes if multi else settings.primary.mode,
+            sampler=make_sampler(settings, offset=offset),
+            study_name=exp.study_name,
+            journal=exp.journal_path,
+            run=segment.name,
+        )
+        param_space, num_samples = {}, int(segment.num_samples or settings.num_samples)
+        total = num_samples
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg,
+        scheduler=_scheduler(spec),
+        num_samples=num_samples,
+        max_concurrent_trials=settings.max_concurrent,
+        metric=settings.primary.metric,
+        mode=settings.primary.mode,
+        trial_name_creator=trial_name,
+        trial_dirname_creator=trial_name,
+        reuse_actors=True,
+    )
+    storage_path, storage_fs = exp.tune_storage()
+    run_config = tune.RunConfig(
+        name=segment.name,
+        storage_path=storage_path,
+        storage_filesystem=storage_fs,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        callbacks=[
+            ProgressCallback(settings.metrics, total=total, stream=stream),
+            EndMarkerCallback(exp.location, segment.name, settings.metrics),
+            status_callback(spec, exp, segment, total),
+        ],
+        verbose=0,
+    )
+    return tune.Tuner(
+        _trainable(spec), param_space=param_space, tune_config=tune_config, run_config=run_config
+    )
+
+
+def restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any | None:
+    """The run's Tuner as Tune saved it, or None when Tune saved nothing yet.
+
+    Errored trials stay errored (a failure is a result); unfinished ones continue from their
+    last checkpoint. `search.reconcile` has already brought Tune's snapshot in line with the
+    durable record, so nothing finished is rerun.
+    """
+    from ray import tune
+
+    from search.searcher import StudySearch
+
+    StudySearch.journal_override = str(exp.journal_path)
+    path, fs = exp.tune_storage(segment.name)
+    if not tune.Tuner.can_restore(path, storage_filesystem=fs):
+        return None
+    return tune.Tuner.restore(
+        path,
+        trainable=_trainable(spec),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+        storage_filesystem=fs,
+    )
