@@ -37,7 +37,7 @@ from robprune.results_schema import (
     write_table_atomic,
 )
 from search.experiment import Experiment
-from search.trainable import FINAL_DIR, RESTORES_FILE, RESULT_FILE
+from search.trainable import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 
 __all__ = [
     "ExportResult",
@@ -142,26 +142,40 @@ def _final_result(trial: Any) -> tuple[dict[str, Any] | None, str | None]:
     return result, None
 
 
-def _restores(trial: Any) -> dict[str, Any]:
-    """`restores` and `restored_from_epoch` from the file the trainable keeps in checkpoints."""
+def _progress(trial: Any) -> dict[str, Any]:
+    """The progress file the trainable keeps in every checkpoint (empty if there is none)."""
     checkpoint = trial.checkpoint
     text = None
     if checkpoint is not None:
-        text = _read(checkpoint.filesystem, f"{checkpoint.path}/{RESTORES_FILE}")
+        text = _read(checkpoint.filesystem, f"{checkpoint.path}/{PROGRESS_FILE}")
     try:
-        restored_from = list(json.loads(text)["restored_from"]) if text else []
-    except (ValueError, KeyError, TypeError):
-        restored_from = []
+        data = json.loads(text) if text else {}
+        return data if isinstance(data, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _restores(progress: dict[str, Any]) -> dict[str, Any]:
+    """`restores` and `restored_from_epoch` from the trial's progress file."""
+    restored_from = progress.get("restored_from") or []
     return {
         "restores": len(restored_from),
         "restored_from_epoch": int(restored_from[-1]) if restored_from else None,
     }
 
 
-def _tune_epochs(trial: Any) -> list[dict[str, Any]]:
-    """Per-epoch rows from Tune's result.json; a restarted epoch keeps its latest report."""
-    text = _read(trial.storage.storage_filesystem, f"{trial.path}/result.json")
+def _tune_epochs(trial: Any, progress: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-epoch rows of a trial without a final result (stopped early, failed, unfinished).
+
+    From the newest checkpoint's progress file (complete up to that epoch, whatever a kill cut
+    from Tune's result.json), then Tune's result.json for later epochs; a restarted epoch keeps
+    its latest report.
+    """
     by_epoch: dict[int, dict[str, Any]] = {}
+    for row in progress.get("epochs") or []:
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] >= 1:
+            by_epoch[row["epoch"]] = {k: row.get(k) for k in _EPOCH_KEYS}
+    text = _read(trial.storage.storage_filesystem, f"{trial.path}/result.json")
     for line in (text or "").splitlines():
         try:
             row = json.loads(line)
@@ -183,6 +197,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
     config = trial.config.get("trial", {})
     resolved = parse_trial_config(config).to_dict()
     result, unreadable = _final_result(trial)
+    progress = _progress(trial)
     trial_id = trial.trial_id
     status = "ERROR" if unreadable else trial.status
     row: dict[str, Any] = {
@@ -193,7 +208,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
         **factor_columns(resolved),
         "config_json": json.dumps(resolved, sort_keys=True),
         "robprune_version": robprune.__version__,
-        **_restores(trial),
+        **_restores(progress),
     }
     if result is not None:
         metrics = result.get("metrics", {})
@@ -205,7 +220,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
         epochs = result.get("epochs", [])
         layers = result.get("layers", [])
     else:
-        epochs = _tune_epochs(trial)
+        epochs = _tune_epochs(trial, progress)
         layers = []
         row["epochs_completed"] = len(epochs)
     base = {"experiment": exp.name, "trial_id": trial_id}

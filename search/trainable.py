@@ -27,9 +27,9 @@ __all__ = [
     "trial_name",
     "FINAL_DIR",
     "RESULT_FILE",
-    "RESTORES_FILE",
+    "PROGRESS_FILE",
     "final_report",
-    "read_restores",
+    "read_progress",
     "RepeatedTrialFailure",
     "TRIAL_ERROR_FILE",
 ]
@@ -38,7 +38,7 @@ FINAL_DIR = "final"
 RESULT_FILE = "result.json"
 #: In every checkpoint: its epoch and the epochs the trial was restored from so far, so that
 #: the history of restarts travels with the trial (a lost node, a killed driver).
-RESTORES_FILE = "restores.json"
+PROGRESS_FILE = "progress.json"
 #: In the trial's directory on storage: why the trial's own code failed. Tune retries a trial
 #: after a lost node (search.max_failures); a retry of a trial that failed by itself fails again
 #: at once with the first reason instead of redoing the work.
@@ -124,13 +124,21 @@ def _sync_dense(config: dict[str, Any]) -> None:
         (local / ".synced").touch()
 
 
-def read_restores(directory: str | Path) -> dict[str, Any]:
-    """`{"epoch": E, "restored_from": [...]}` of a checkpoint; empty history if absent."""
+def read_progress(directory: str | Path) -> dict[str, Any]:
+    """`{"epoch": E, "restored_from": [...], "epochs": [...]}` of a checkpoint (empty if absent).
+
+    `epochs` holds every epoch's metrics up to E: the per-epoch rows survive a kill that
+    loses the tail of Tune's own result.json.
+    """
     try:
-        data = json.loads(Path(directory, RESTORES_FILE).read_text())
-        return {"epoch": int(data["epoch"]), "restored_from": list(data["restored_from"])}
+        data = json.loads(Path(directory, PROGRESS_FILE).read_text())
+        return {
+            "epoch": int(data["epoch"]),
+            "restored_from": list(data["restored_from"]),
+            "epochs": list(data.get("epochs", [])),
+        }
     except (OSError, ValueError, KeyError, TypeError):
-        return {"epoch": 0, "restored_from": []}
+        return {"epoch": 0, "restored_from": [], "epochs": []}
 
 
 def _restore_columns(restored_from: list[int]) -> dict[str, Any]:
@@ -141,9 +149,11 @@ def _restore_columns(restored_from: list[int]) -> dict[str, Any]:
     return columns
 
 
-def _write_restores(directory: str | Path, epoch: int, restored_from: list[int]) -> None:
-    payload = {"epoch": epoch, "restored_from": restored_from}
-    Path(directory, RESTORES_FILE).write_text(json.dumps(payload) + "\n")
+def _write_progress(
+    directory: str | Path, epoch: int, restored_from: list[int], epochs: list[dict[str, Any]]
+) -> None:
+    payload = {"epoch": epoch, "restored_from": restored_from, "epochs": epochs}
+    Path(directory, PROGRESS_FILE).write_text(json.dumps(payload) + "\n")
 
 
 def _failure_marker() -> tuple[Any, str] | None:
@@ -201,17 +211,23 @@ def _train(config: dict[str, Any]) -> None:
         return
     with checkpoint.as_directory() as resume_dir:
         done = Path(resume_dir, FINAL_DIR, RESULT_FILE)
-        history = read_restores(resume_dir)
+        history = read_progress(resume_dir)
         if done.is_file():  # finished before the driver saw it: report again, do not rerun
             result = json.loads(done.read_text())
             last = result["epochs"][-1] if result["epochs"] else None
             report = {**final_report(result, last), **_restore_columns(history["restored_from"])}
             tune.report(report, checkpoint=checkpoint)
             return
-        _run(trial_config, resume_dir, [*history["restored_from"], history["epoch"]])
+        restored_from = [*history["restored_from"], history["epoch"]]
+        _run(trial_config, resume_dir, restored_from, history["epochs"])
 
 
-def _run(trial_config: dict[str, Any], resume_dir: str | None, restored_from: list[int]) -> None:
+def _run(
+    trial_config: dict[str, Any],
+    resume_dir: str | None,
+    restored_from: list[int],
+    epochs: list[dict[str, Any]] | None = None,
+) -> None:
     from robprune.config import parse_trial_config
     from robprune.trial import run_trial
 
@@ -219,20 +235,23 @@ def _run(trial_config: dict[str, Any], resume_dir: str | None, restored_from: li
     ft = parsed.finetune
     total = ft.epochs if ft.method != "none" else 0
     last: dict[str, Any] = {}
+    history = [e for e in (epochs or []) if isinstance(e.get("epoch"), int)]
     holding = Path(tempfile.mkdtemp(prefix="robprune-final-"))
     try:
 
         def on_epoch(report: Any) -> None:
             metrics = {k: v for k, v in report.metrics.items() if _number(v)}
+            history[:] = [e for e in history if e["epoch"] < report.epoch]
+            history.append({"epoch": report.epoch, **metrics})
             metrics.update(_restore_columns(restored_from))
             if report.epoch >= total:  # the final report carries it, with the evaluation
                 report.save_checkpoint(holding)
-                _write_restores(holding, report.epoch, restored_from)
+                _write_progress(holding, report.epoch, restored_from, history)
                 last["metrics"] = metrics
                 return
             with tempfile.TemporaryDirectory(prefix="robprune-ckpt-") as tmp:
                 report.save_checkpoint(tmp)
-                _write_restores(tmp, report.epoch, restored_from)
+                _write_progress(tmp, report.epoch, restored_from, history)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
         result = run_trial(
@@ -243,8 +262,8 @@ def _run(trial_config: dict[str, Any], resume_dir: str | None, restored_from: li
         )
         result.write(holding / FINAL_DIR)
         payload = json.loads((holding / FINAL_DIR / RESULT_FILE).read_text())
-        if not (holding / RESTORES_FILE).exists():  # no fine-tuning epochs
-            _write_restores(holding, 0, restored_from)
+        if not (holding / PROGRESS_FILE).exists():  # no fine-tuning epochs
+            _write_progress(holding, 0, restored_from, history)
         tune.report(
             {**final_report(payload, last.get("metrics")), **_restore_columns(restored_from)},
             checkpoint=tune.Checkpoint.from_directory(str(holding)),

@@ -61,7 +61,7 @@ def _mid_finetune(tune_dir: Path) -> tuple[str, int, int] | None:
             ckpts = sorted(trial.glob("checkpoint_*"))
             if any((c / "final").exists() for c in ckpts) or len(ckpts) < 2:
                 continue
-            epoch = json.loads((ckpts[-1] / "restores.json").read_text())["epoch"]
+            epoch = json.loads((ckpts[-1] / "progress.json").read_text())["epoch"]
             rows = [json.loads(ln) for ln in (trial / "result.json").read_text().splitlines()]
         except (OSError, ValueError, KeyError):
             continue

@@ -161,14 +161,14 @@ def phase_of(exp: Path, text: str) -> str:
 
 def _checkpoint_epoch(ckpt: Path) -> int:
     try:
-        return int(json.loads((ckpt / "restores.json").read_text())["epoch"])
+        return int(json.loads((ckpt / "progress.json").read_text())["epoch"])
     except (OSError, ValueError, KeyError):
         return 0
 
 
 def _restored_from(ckpt: Path) -> list[int]:
     try:
-        return list(json.loads((ckpt / "restores.json").read_text())["restored_from"])
+        return list(json.loads((ckpt / "progress.json").read_text())["restored_from"])
     except (OSError, ValueError, KeyError):
         return []
 
