@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from robprune.errors import ConfigError
-from robprune.typed_mapping import build, require
+from robprune.typed_mapping import Interval, build, check_tree, require
 from search.dists import check_fixed
 
 __all__ = [
@@ -39,6 +39,8 @@ SchedulerName = Literal["asha", "none"]
 MODES: tuple[str, ...] = get_args(Mode)
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
+PositiveInt = Annotated[int, Interval(1)]
+NonNegativeInt = Annotated[int, Interval(0)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,16 +57,23 @@ class SchedulerSettings:
     """`search.scheduler`: a name, or a mapping with ASHA's settings."""
 
     name: SchedulerName = "asha"
-    grace_period: int = 1
-    reduction_factor: int = 3
+    grace_period: PositiveInt = 1
+    reduction_factor: Annotated[int, Interval(2)] = 3
 
 
 @dataclass(frozen=True, kw_only=True)
 class Resources:
     """`resources:` what one trial (and one dense-model task) asks Ray for."""
 
-    cpu: float = 1.0
-    gpu: float = 0.0
+    cpu: Annotated[float, Interval(0, lo_open=True)] = 1.0
+    gpu: Annotated[float, Interval(0)] = 0.0
+
+    def validate(self, path: str) -> None:
+        require(
+            self.gpu <= 1 or self.gpu == int(self.gpu),
+            f"{path}.gpu",
+            f"a fraction of a GPU must be below 1, got {self.gpu!r}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,13 +82,13 @@ class _SearchSection:
 
     mode: Mode = "optimize"
     objectives: tuple[str, ...] | str = ("robust_acc:max",)
-    num_samples: int = 20
-    seeds: int = 1
+    num_samples: PositiveInt = 20
+    seeds: PositiveInt = 1
     scheduler: SchedulerSettings | str | None = None
-    max_concurrent: int | None = None
+    max_concurrent: Annotated[int | None, Interval(1)] = None
     sampler: Sampler | None = None
-    sampler_seed: int = 0
-    max_failures: int = 2
+    sampler_seed: NonNegativeInt = 0
+    max_failures: NonNegativeInt = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,11 +114,6 @@ class SearchSettings:
     @property
     def modes(self) -> list[str]:
         return [o.mode for o in self.objectives]
-
-
-def _at_least(value: int | None, path: str, lo: int) -> None:
-    if value is not None:
-        require(value >= lo, path, f"must be an integer >= {lo}, got {value!r}")
 
 
 def _parse_objectives(value: tuple[str, ...] | str, mode: str) -> tuple[Objective, ...]:
@@ -143,9 +147,8 @@ def _parse_scheduler(value: SchedulerSettings | str | None, mode: str) -> Schedu
     if value is None:
         value = "none" if mode == "grid" else "asha"
     if isinstance(value, str):
-        value = build(SchedulerSettings, {"name": value}, "search.scheduler")
-    _at_least(value.grace_period, "search.scheduler.grace_period", 1)
-    _at_least(value.reduction_factor, "search.scheduler.reduction_factor", 2)
+        return build(SchedulerSettings, {"name": value}, "search.scheduler")
+    check_tree(value, "search.scheduler")  # a nested section inside a union: check it here
     return value
 
 
@@ -169,11 +172,6 @@ def parse_search(raw: Any) -> SearchSettings:
             "grid mode runs the full factorial once per seed; set search.seeds for replicates "
             "instead",
         )
-    _at_least(section.num_samples, "search.num_samples", 1)
-    _at_least(section.seeds, "search.seeds", 1)
-    _at_least(section.max_concurrent, "search.max_concurrent", 1)
-    _at_least(section.sampler_seed, "search.sampler_seed", 0)
-    _at_least(section.max_failures, "search.max_failures", 0)
     if mode != "grid" and section.seeds != 1:
         raise ConfigError(
             "search.seeds",
@@ -221,13 +219,4 @@ def parse_resources(raw: Any) -> Resources:
         f"must be a mapping like {{cpu: 1, gpu: 0}}, got {raw!r}",
     )
     check_fixed(raw, "resources")
-    resources = build(Resources, raw, "resources")
-    cpu, gpu = resources.cpu, resources.gpu
-    require(cpu > 0, "resources.cpu", f"must be a number > 0, got {raw.get('cpu')!r}")
-    require(gpu >= 0, "resources.gpu", f"must be a number >= 0, got {raw.get('gpu')!r}")
-    require(
-        gpu <= 1 or gpu == int(gpu),
-        "resources.gpu",
-        f"a fraction of a GPU must be below 1, got {raw.get('gpu')!r}",
-    )
-    return resources
+    return build(Resources, raw, "resources")
