@@ -98,8 +98,11 @@ class ProgressCallback(tune.Callback):
         self._last = time.monotonic()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        retry = getattr(getattr(trial, "run_metadata", None), "num_failures", 0) or 0
+        verb = "restarted" if retry else "started  "
+        why = f" [retry {retry}: after a failure, from its last checkpoint]" if retry else ""
         self._print(
-            f"started   {trial.trial_id}  {_trial_params(trial)}   "
+            f"{verb} {trial.trial_id}  {_trial_params(trial)}{why}   "
             f"({format_counts(trials, self.total, trial, 'RUNNING')})"
         )
 
