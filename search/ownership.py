@@ -2,9 +2,11 @@
 
 A driver records itself in EXPERIMENT/driver.json before it starts Ray: its PID (with the
 process start time, so a reused PID is not mistaken for it), its host and, when it starts its
-own local Ray, the temporary directory that Ray keeps its session in (unique to this driver).
-A resume on the same host refuses to run beside a live driver, and ends the processes of a dead
-driver's Ray by PID: those whose command line names that directory. Nothing is killed by name.
+own local Ray, the temporary directory that Ray keeps its session in (unique to this driver);
+every Ray process it starts inherits an environment mark naming that directory. A resume on the
+same host refuses to run beside a live driver, and ends the processes of a dead driver's Ray by
+PID: those whose command line names that directory or whose environment carries its mark (Ray
+renames its workers' command lines). Nothing is killed by name.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +32,13 @@ __all__ = [
     "session_processes",
     "own_descendants",
     "ray_temp_dir",
+    "owner_mark",
+    "OWNER_ENV",
 ]
 
 DRIVER_FILE = "driver.json"
+#: Environment variable every Ray process of a driver inherits: its Ray directory's name.
+OWNER_ENV = "ROBPRUNE_RAY_OWNER"
 
 
 def _cmdlines() -> dict[int, tuple[int, str]]:
@@ -53,12 +61,42 @@ def _cmdlines() -> dict[int, tuple[int, str]]:
     return out
 
 
+def _environ_has(pid: int, entry: bytes) -> bool:
+    try:
+        return entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def session_processes(ray_dir: str) -> list[int]:
-    """PIDs of the processes of one driver's Ray (their command lines name its directory)."""
+    """PIDs of the processes of one driver's Ray: their command line names its directory, or
+    (Ray renames its workers' command lines) their environment carries its owner mark."""
     if not ray_dir or len(ray_dir) < 12:
         return []
     me = os.getpid()
-    return sorted(pid for pid, (_, cmd) in _cmdlines().items() if ray_dir in cmd and pid != me)
+    mark = f"{OWNER_ENV}={Path(ray_dir).name}".encode()
+    return sorted(
+        pid
+        for pid, (_, cmd) in _cmdlines().items()
+        if pid != me and (ray_dir in cmd or _environ_has(pid, mark))
+    )
+
+
+@contextmanager
+def owner_mark(ray_dir: str | None) -> Iterator[None]:
+    """Mark the Ray processes started in the body as this driver's (they inherit the mark)."""
+    if not ray_dir:
+        yield
+        return
+    previous = os.environ.get(OWNER_ENV)
+    os.environ[OWNER_ENV] = Path(ray_dir).name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(OWNER_ENV, None)
+        else:
+            os.environ[OWNER_ENV] = previous
 
 
 def ray_temp_dir() -> str:

@@ -63,7 +63,7 @@ def run_search(
     spec: Spec, *, address: str | None = None, num_cpus: int | None = None, stream: Any = None
 ) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
-    from search.ownership import ray_temp_dir, record_driver
+    from search.ownership import owner_mark, ray_temp_dir, record_driver
 
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
@@ -74,6 +74,7 @@ def run_search(
         if _owns_local_ray(address):  # recorded before Ray starts: a kill leaves no stray
             exp, ray_dir = _create(spec), ray_temp_dir()
             record_driver(exp, ray_dir=ray_dir)
+            stack.enter_context(owner_mark(ray_dir))
             stack.enter_context(ray_session(None, num_cpus, temp_dir=ray_dir))
         else:  # a cluster first: a bad address must not leave a directory behind
             stack.enter_context(ray_session(address, num_cpus))
@@ -140,12 +141,13 @@ def resume_experiment(
     print(f"experiment: {exp.location}", file=stream, flush=True)
     configure_driver(spec)
     exp.pull("optuna")
-    from search.ownership import ray_temp_dir, record_driver
+    from search.ownership import owner_mark, ray_temp_dir, record_driver
 
     ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
     record_driver(exp, ray_dir=ray_dir)
     with (
         handle_sigint(_hint(exp.location)) as sigint,
+        owner_mark(ray_dir),
         ray_session(address, num_cpus, temp_dir=ray_dir),
     ):
         try:
