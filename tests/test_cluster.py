@@ -32,6 +32,9 @@ MOTO = _VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else shutil.which("moto_serv
 RAY_TOKEN = "plantedRayToken" + secrets.token_hex(12)
 AWS_SECRET = "plantedAwsSecret" + secrets.token_hex(12)
 BUCKET = "robprune"
+#: Fine-tuning epochs of the jobs that are stopped or killed: long enough to be mid-trial
+#: when that happens, short enough to finish after the resume.
+LONG_EPOCHS = 12
 pytestmark = pytest.mark.timeout(1800)
 
 
@@ -282,6 +285,12 @@ def test_submit_follow_report(cluster, tmp_path):
     _check_complete(_local_trials(exp), 2)
     logs = cluster.robprune("logs", job, "--address", cluster.address)
     assert logs.returncode == 0 and "completed" in logs.stdout and "results:" in logs.stdout
+    followed = cluster.robprune("logs", job, "--follow", "--address", cluster.address)
+    assert followed.returncode == 0 and "results:" in followed.stdout  # ends with the job
+    # as Ray users expect: the address from the environment when --address is left out
+    env = {**cluster.env, "RAY_API_SERVER_ADDRESS": cluster.address}
+    listed = cluster.robprune("jobs", env=env)
+    assert listed.returncode == 0 and job in listed.stdout
     report = cluster.robprune("report", str(exp / "results"), "-o", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "report" / "index.html").exists()
@@ -289,7 +298,7 @@ def test_submit_follow_report(cluster, tmp_path):
 
 def test_stop_then_resume_submit(cluster, tmp_path):
     storage = cluster.root / "exps"
-    spec = _spec(tmp_path / "long.yaml", "grid-stop", epochs=25, storage=str(storage))
+    spec = _spec(tmp_path / "long.yaml", "grid-stop", epochs=LONG_EPOCHS, storage=str(storage))
     job, location = cluster.submit(spec, "--name", "grid-stop")
     assert location == str(storage / "grid-stop")
     cluster.wait(job, lambda t: "progress:" in t and " 0 running" not in t and "none" not in t)
@@ -312,7 +321,7 @@ def test_stop_then_resume_submit(cluster, tmp_path):
 def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     fs = cluster.s3()
     fs.create_dir(BUCKET)
-    spec = _spec(tmp_path / "s3.yaml", "grid-s3", epochs=25, storage=f"s3://{BUCKET}/exps")
+    spec = _spec(tmp_path / "s3.yaml", "grid-s3", epochs=LONG_EPOCHS, storage=f"s3://{BUCKET}/exps")
     job, location = cluster.submit(spec, "--name", "grid-s3")
     assert location == f"s3://{BUCKET}/exps/grid-s3"
     cluster.wait(job, lambda t: "progress:" in t and " 0 running" not in t and "none" not in t)
