@@ -321,7 +321,9 @@ def test_stop_then_resume_submit(cluster, tmp_path):
 def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     fs = cluster.s3()
     fs.create_dir(BUCKET)
-    spec = _spec(tmp_path / "s3.yaml", "grid-s3", epochs=LONG_EPOCHS, storage=f"s3://{BUCKET}/exps")
+    spec = _spec(
+        tmp_path / "s3.yaml", "grid-s3", epochs=LONG_EPOCHS, storage=f"s3://{BUCKET}/exps"
+    )
     job, location = cluster.submit(spec, "--name", "grid-s3")
     assert location == f"s3://{BUCKET}/exps/grid-s3"
     cluster.wait(job, lambda t: "progress:" in t and " 0 running" not in t and "none" not in t)
