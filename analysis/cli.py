@@ -2,6 +2,7 @@
 
 Imports only pandas/pyarrow/statsmodels/matplotlib (optuna when a study exists): never torch or
 Ray, so it runs where they are absent. Bad input raises `BadInput` (one line, exit 2).
+Results and the output may be URIs (s3://...): see `analysis.remote`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -16,11 +18,15 @@ __all__ = ["main"]
 def main(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is and the verdict's headline."""
     from analysis.output import write_report
+    from analysis.remote import is_uri, local_inputs, local_output
     from analysis.report import build_report
 
     start = time.perf_counter()
-    report = build_report(list(args.results), response=args.response)
-    index = write_report(report, args.output)
+    with local_inputs(list(args.results)) as results, local_output(args.output) as output:
+        report = build_report(results, response=args.response)
+        index = write_report(report, output)
+    if is_uri(args.output):  # uploaded from a temporary directory
+        index = f"{args.output.partition('?')[0].rstrip('/')}/{Path(index).name}"
     elapsed = time.perf_counter() - start
     sys.stdout.write(f"{report.primary.verdict.headline}.\n")
     sys.stdout.write(f"report: {index} (and report.md, *.csv) in {elapsed:.1f} s\n")
