@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis.estimable import NotEstimable
 from analysis.figures import Figure, Skipped
+from analysis.finalists import FINALIST_FACTORS, FINALISTS_INTRO, finalists_frame, flag_lines
 from analysis.formatting import fmt_share, response_label
 from analysis.provenance import describe_attacks
 from analysis.report import Report, ResponseAnalysis
@@ -233,6 +234,7 @@ def blocks(report: Report) -> list[Block]:
         )
     )
     out.append(_table(best, acc))
+    out += _finalists_blocks(report)
     out.append(_heading("Factors"))
     factors = report.tables["factors"]
     fmt = {"share": _pct, "share_lo": _pct, "share_hi": _pct, "noise_floor": _pct, "p_value": _p}
@@ -260,6 +262,23 @@ def blocks(report: Report) -> list[Block]:
     ]
     out.append(Block(kind="list", items=files))
     return out
+
+
+def _finalists_blocks(report: Report) -> list[Block]:
+    frame = finalists_frame(report.results.trials)
+    if isinstance(frame, str):
+        return []  # no finalists stage ran: nothing to show
+    acc = {
+        c: _pct for c in frame.columns if c not in ("rank", "trial", "flags", *FINALIST_FACTORS)
+    }
+    flags = flag_lines(report.results.trials)
+    return [
+        _heading("Finalists"),
+        _paragraph(FINALISTS_INTRO),
+        _table(frame, acc),
+        _paragraph("Gradient-masking flags on the finalists:"),
+        Block(kind="list", items=flags or ["None raised."]),
+    ]
 
 
 def _figure_block(fig: Figure | Skipped) -> Block:

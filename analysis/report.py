@@ -19,6 +19,7 @@ from analysis.bootstrap import DEFAULT_RESAMPLES
 from analysis.design import Design, build_design
 from analysis.effects import PaperView, SeedNoise, paper_view, ratio_rule_effect, seed_noise
 from analysis.estimable import NotEstimable
+from analysis.finalists import finalists_frame
 from analysis.formatting import response_label
 from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
@@ -196,6 +197,9 @@ def build_report(
         out_tables["ratio_rule"] = ratio
     if importance is not None:
         out_tables["ped_anova"] = importance
+    finalists = finalists_frame(results.trials)
+    if not isinstance(finalists, str):
+        out_tables["finalists"] = finalists
     return Report(
         results=results,
         primary=primary,

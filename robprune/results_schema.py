@@ -92,8 +92,27 @@ TRIALS_SCHEMA = pa.schema(
         # optional (search only): restarts from a checkpoint (lost node, killed driver)
         ("restores", pa.int64()),
         ("restored_from_epoch", pa.int64()),  # the epoch of the last restore's checkpoint
+        # the finalists stage and AutoAttack (issue 10)
+        ("finalist", pa.bool_()),  # one of the K best by validation, re-evaluated
+        ("finalist_rank", pa.int64()),  # 1 = best; null for other trials
+        ("autoattack_label", pa.string()),  # "AutoAttack (standard, official)"
+        ("autoattack_n", pa.int64()),  # test examples AutoAttack ran on
+        # finalists: the full test split under the full suite (the trial's own numbers above
+        # may come from a smaller eval.test_limit)
+        ("final_clean_acc", pa.float64()),
+        ("final_robust_acc", pa.float64()),
+        ("final_fgsm_acc", pa.float64()),
+        ("final_pgd_acc", pa.float64()),
+        ("final_cw_acc", pa.float64()),
+        ("final_apgd_acc", pa.float64()),
+        ("square_acc", pa.float64()),  # the official Square alone, on the check subset
+        ("final_test_size", pa.int64()),
+        ("final_attacks_json", pa.string()),  # every attack's accuracy by name
+        ("masking_flags_json", pa.string()),  # [{code, detail, meaning}] gradient-masking flags
+        ("dense_checkpoint_sha256", pa.string()),  # a brought dense model (dense.checkpoint)
     ]
 )
+
 
 EPOCHS_SCHEMA = pa.schema(
     [

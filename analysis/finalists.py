@@ -1,0 +1,91 @@
+"""The finalists section: the best trials, re-evaluated with the official AutoAttack.
+
+Reads only the finalist columns of trials.parquet (robprune/results_schema.py); tables written
+before the finalists stage have none, and the section says so instead of failing. AutoAttack's
+column is headed with its label, and every gradient-masking flag is listed with the sentence
+that says what it means.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+__all__ = ["FINALIST_FACTORS", "FINALISTS_INTRO", "finalists_frame", "flag_lines"]
+
+FINALISTS_INTRO = (
+    "The best trials by the validation objective (the Pareto front, capped at K, for several "
+    "objectives), re-evaluated from their saved pruned models on the full test split with the "
+    "full attack suite and the official AutoAttack. Accuracies in %; 'APGD (ours)' is the "
+    "worst case of our APGD-CE and APGD-T, not AutoAttack."
+)
+
+_COLUMNS = {
+    "final_clean_acc": "clean",
+    "final_robust_acc": "robust (primary)",
+    "final_fgsm_acc": "FGSM",
+    "final_pgd_acc": "PGD",
+    "final_cw_acc": "CW",
+    "final_apgd_acc": "APGD (ours)",
+    "square_acc": "Square (subset)",
+    "autoattack_acc": "AutoAttack",
+}
+FINALIST_FACTORS = ("criterion", "ratio_rule", "sparsity_target", "finetune_method")
+
+
+def _flags(text: object) -> list[dict]:
+    if not isinstance(text, str) or not text or text == "None":
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def finalists_frame(trials: pd.DataFrame) -> pd.DataFrame | str:
+    """One row per evaluated finalist, best first; or why there is none."""
+    if "finalist" not in trials.columns or "finalist_rank" not in trials.columns:
+        return (
+            "the results hold no finalists (run with eval.autoattack: finalists, or "
+            "`robprune finalize EXPERIMENT`)"
+        )
+    chosen = trials[(trials["finalist"].fillna(0).astype(float) > 0)]
+    chosen = chosen[chosen["finalist_rank"].notna()]
+    if chosen.empty:
+        return "no finalist has been re-evaluated yet (`robprune finalize EXPERIMENT`)"
+    chosen = chosen.sort_values(["experiment", "finalist_rank"])
+    label = next(
+        (str(v) for v in chosen.get("autoattack_label", pd.Series(dtype=str)) if v), "AutoAttack"
+    )
+    out = pd.DataFrame(
+        {
+            "rank": chosen["finalist_rank"].astype(int),
+            "trial": chosen["trial_id"],
+            **{f: chosen[f] for f in FINALIST_FACTORS if f in chosen.columns},
+        }
+    )
+    for column, title in _COLUMNS.items():
+        if column in chosen.columns:
+            out[label if column == "autoattack_acc" else title] = chosen[column].astype(float)
+    out["flags"] = [
+        ", ".join(f.get("code", "?") for f in _flags(t)) or "none"
+        for t in chosen.get("masking_flags_json", [None] * len(chosen))
+    ]
+    return out.reset_index(drop=True)
+
+
+def flag_lines(trials: pd.DataFrame) -> list[str]:
+    """Each masking flag raised on a finalist: trial, what was measured, what it means."""
+    if "masking_flags_json" not in trials.columns or "finalist" not in trials.columns:
+        return []
+    lines = []
+    chosen = trials[trials["finalist"].fillna(0).astype(float) > 0]
+    for _, row in chosen.iterrows():
+        for flag in _flags(row["masking_flags_json"]):
+            lines.append(
+                f"{row['trial_id']}: {flag.get('code')}: {flag.get('detail')}. "
+                f"{flag.get('meaning')}"
+            )
+    return lines

@@ -1,0 +1,191 @@
+"""Gradient-masking checks: red flags that a robust-accuracy number overstates robustness.
+
+Sources: Athalye et al. 2018, Carlini et al. 2019 ("On evaluating adversarial robustness"),
+and the checks that ship with the official AutoAttack (`pyautoattack.checks`). Each flag has a
+code, what was measured (`detail`) and one sentence of what it means (`FLAG_MEANINGS`), so
+results and reports can say why a number should not be trusted. A flag is a warning, never a
+failure: the numbers are still recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FLAG_MEANINGS",
+    "MaskingFlag",
+    "basic_flags",
+    "official_flags",
+    "square_flags",
+    "sweep_flags",
+    "flags_to_dicts",
+]
+
+FLAG_MEANINGS: dict[str, str] = {
+    "robust_above_clean": (
+        "An attack left more examples correct than no attack at all, so it did not follow "
+        "the loss: the gradients it used are not informative."
+    ),
+    "flat_loss": (
+        "The loss barely rose under attack, which happens when gradients are masked rather "
+        "than when the model is robust."
+    ),
+    "pgd_weaker_than_fgsm": (
+        "A multi-step attack did worse than a single FGSM step; iterating can only help an "
+        "attack whose gradients point the right way."
+    ),
+    "aa_randomized": (
+        "AutoAttack's check: the model's outputs change between identical forward passes, so "
+        "it is a randomised defence and needs the `rand` version (expectation over "
+        "transformations)."
+    ),
+    "aa_softmax_output": (
+        "AutoAttack's check: the model outputs probabilities instead of logits, which "
+        "saturates the cross-entropy and flattens its gradient."
+    ),
+    "aa_zero_gradients": (
+        "AutoAttack's check: some inputs have exactly zero input gradient, so gradient-based "
+        "attacks cannot move them and their robustness is unproven."
+    ),
+    "aa_dynamic": (
+        "AutoAttack's check: the forward pass itself computes gradients (a test-time or "
+        "dynamic defence), which a static attack may not evaluate correctly."
+    ),
+    "aa_square_after_gradient": (
+        "AutoAttack's check: the gradient-free Square attack still broke examples that every "
+        "gradient attack left correct, so those gradients were unreliable."
+    ),
+    "aa_n_classes": (
+        "AutoAttack's check: the model has too few classes for the targeted attacks' "
+        "settings, so part of the standard version could not run as designed."
+    ),
+    "aa_other": "AutoAttack logged a warning that robprune does not classify; read its text.",
+    "square_beats_pgd": (
+        "The gradient-free Square attack lowered accuracy more than PGD; with honest "
+        "gradients a white-box attack should be at least as strong as a black-box one."
+    ),
+    "eps_sweep_not_zero": (
+        "Accuracy did not fall to zero at an unbounded budget, where any image is reachable: "
+        "the attack is blocked by the model's gradients, not by robustness."
+    ),
+    "eps_sweep_not_monotone": (
+        "Accuracy rose when the budget grew; a larger budget can only help a working attack."
+    ),
+}
+
+#: Square must beat PGD by more than this (a fraction of the examples) to be flagged.
+SQUARE_MARGIN = 0.005
+#: Accuracy left at the unbounded budget above which the sweep is flagged.
+SWEEP_ZERO = 0.01
+#: A rise of accuracy between consecutive budgets larger than this is flagged.
+SWEEP_RISE = 0.01
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskingFlag:
+    """One red flag: its code, what was measured, and (from FLAG_MEANINGS) what it means."""
+
+    code: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.code not in FLAG_MEANINGS:
+            raise ValueError(f"unknown masking flag {self.code!r}")
+
+    @property
+    def meaning(self) -> str:
+        return FLAG_MEANINGS[self.code]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "detail": self.detail, "meaning": self.meaning}
+
+    def __str__(self) -> str:
+        return f"{self.detail} [{self.code}: {self.meaning}]"
+
+
+def flags_to_dicts(flags: Iterable[MaskingFlag]) -> list[dict[str, str]]:
+    return [f.to_dict() for f in flags]
+
+
+def basic_flags(
+    clean_acc: float,
+    clean_loss: float,
+    attacks: Mapping[str, tuple[float, float]],
+) -> list[MaskingFlag]:
+    """The classic checks on one evaluation; `attacks` maps name -> (accuracy, mean loss)."""
+    flags = []
+    for name, (acc, loss) in attacks.items():
+        if acc > clean_acc + 1e-9:
+            flags.append(
+                MaskingFlag(
+                    code="robust_above_clean",
+                    detail=f"robust accuracy under {name} ({acc:.4f}) exceeds clean accuracy "
+                    f"({clean_acc:.4f})",
+                )
+            )
+        if loss - clean_loss < 1e-3 and clean_acc > 0:
+            flags.append(
+                MaskingFlag(
+                    code="flat_loss",
+                    detail=f"loss barely rises under {name} (clean {clean_loss:.4f} -> "
+                    f"{loss:.4f})",
+                )
+            )
+    fgsm = attacks.get("fgsm")
+    for name, (acc, _) in attacks.items():
+        if fgsm is not None and name.startswith("pgd") and acc > fgsm[0] + 0.01:
+            flags.append(
+                MaskingFlag(
+                    code="pgd_weaker_than_fgsm",
+                    detail=f"{name} accuracy ({acc:.4f}) exceeds FGSM accuracy ({fgsm[0]:.4f})",
+                )
+            )
+    return flags
+
+
+def official_flags(checks: Iterable[tuple[str, str]]) -> list[MaskingFlag]:
+    """AutoAttack's own checks (code, message), one flag per code."""
+    seen: dict[str, str] = {}
+    for code, message in checks:
+        seen.setdefault(code if code in FLAG_MEANINGS else "aa_other", message)
+    return [MaskingFlag(code=c, detail=f"AutoAttack: {m}") for c, m in seen.items()]
+
+
+def square_flags(square_acc: float, pgd_acc: float, pgd_name: str, n: int) -> list[MaskingFlag]:
+    """Square (gradient-free) vs PGD on the same examples."""
+    if square_acc < pgd_acc - SQUARE_MARGIN:
+        return [
+            MaskingFlag(
+                code="square_beats_pgd",
+                detail=f"Square accuracy ({square_acc:.4f}) is below {pgd_name} accuracy "
+                f"({pgd_acc:.4f}) on the same {n} examples",
+            )
+        ]
+    return []
+
+
+def sweep_flags(sweep: Sequence[Mapping[str, Any]]) -> list[MaskingFlag]:
+    """Checks on an epsilon sweep: rows {epsilon, accuracy, unbounded}, budgets increasing."""
+    flags = []
+    for before, after in zip(sweep, sweep[1:], strict=False):
+        if after["accuracy"] > before["accuracy"] + SWEEP_RISE:
+            flags.append(
+                MaskingFlag(
+                    code="eps_sweep_not_monotone",
+                    detail=f"accuracy rises from {before['accuracy']:.4f} at eps "
+                    f"{before['epsilon']:.4g} to {after['accuracy']:.4f} at eps "
+                    f"{after['epsilon']:.4g}",
+                )
+            )
+    last = sweep[-1] if sweep else None
+    if last is not None and last["accuracy"] > SWEEP_ZERO:
+        flags.append(
+            MaskingFlag(
+                code="eps_sweep_not_zero",
+                detail=f"accuracy is still {last['accuracy']:.4f} at eps {last['epsilon']:.4g} "
+                "(unbounded: every image in the pixel range is reachable)",
+            )
+        )
+    return flags

@@ -1,0 +1,202 @@
+"""The finalists stage: the best trials re-evaluated with the official AutoAttack.
+
+After a search (`eval.autoattack: finalists`), or by hand (`robprune finalize EXPERIMENT`), the
+K best completed trials by the *validation* objective (for several objectives: the Pareto front,
+capped at K) are re-evaluated from their saved pruned models on the full test split with the
+full attack suite, AutoAttack and the deep masking checks, as Ray tasks with the trials'
+resources. Each result is stored as soon as it arrives (search/finalist_store.py), so a killed
+driver does not redo finished finalists; the Parquet export then carries them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from robprune.errors import BadInput
+from search.experiment import Experiment
+from search.finalist_store import (
+    is_current,
+    read_result,
+    read_selection,
+    write_result,
+    write_selection,
+)
+
+__all__ = [
+    "objective_column",
+    "select_finalists",
+    "run_finalists",
+    "finalists_table",
+    "trial_checkpoints",
+]
+
+#: the searched metrics are validation numbers; their columns in trials.parquet
+_VALIDATION = {"robust_acc": "val_robust_acc", "clean_acc": "val_clean_acc"}
+
+
+def objective_column(metric: str) -> str:
+    return _VALIDATION.get(metric, metric)
+
+
+def _oriented(row: dict[str, Any], objectives: list[tuple[str, str]]) -> tuple[float, ...]:
+    """Objective values of `row`, each turned so that larger is better."""
+    return tuple(
+        float(row[objective_column(m)]) * (1 if mode == "max" else -1) for m, mode in objectives
+    )
+
+
+def select_finalists(
+    rows: list[dict[str, Any]], objectives: list[tuple[str, str]], k: int
+) -> list[str]:
+    """Trial ids of the finalists, best first (ties: trial id).
+
+    One objective: the top `k`. Several: the non-dominated trials (Pareto front), ordered by
+    the objectives in turn, capped at `k` (a front smaller than `k` gives fewer finalists).
+    """
+    done = [
+        r
+        for r in rows
+        if r.get("status") == "TERMINATED"
+        and all(r.get(objective_column(m)) is not None for m, _ in objectives)
+    ]
+    scored = [(_oriented(r, objectives), r["trial_id"]) for r in done]
+    if len(objectives) > 1:
+
+        def dominated(a: tuple[float, ...]) -> bool:
+            return any(
+                all(x >= y for x, y in zip(b, a, strict=True)) and b != a for b, _ in scored
+            )
+
+        scored = [s for s in scored if not dominated(s[0])]
+    scored.sort(key=lambda s: (tuple(-v for v in s[0]), s[1]))
+    return [tid for _, tid in scored[:k]]
+
+
+def trial_checkpoints(exp: Experiment) -> dict[str, Any]:
+    """trial id -> its last Tune checkpoint (which holds final/model.pt), every run."""
+    from search.export import _analysis
+
+    out: dict[str, Any] = {}
+    for segment in exp.segments:
+        analysis = _analysis(*exp.tune_storage(segment.name))
+        for trial in analysis.trials if analysis is not None else []:
+            if trial.checkpoint is not None and trial.trial_id not in out:
+                out[trial.trial_id] = (trial.checkpoint, trial.config.get("trial", {}))
+    return out
+
+
+def _finalist_task(config: dict[str, Any], checkpoint: Any, attacks: list[str] | None) -> dict:
+    """One finalist in a Ray task: the checkpoint is fetched locally, then evaluated."""
+    import ray
+    import torch
+
+    from robprune.finalist import evaluate_finalist
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    with checkpoint.as_directory() as directory:
+        return evaluate_finalist(config, directory, attacks=attacks, log=print)
+
+
+def run_finalists(
+    exp: Experiment,
+    *,
+    top: int,
+    objectives: list[tuple[str, str]],
+    cpu: float,
+    gpu: float,
+    attacks: list[str] | None = None,
+    stream: Any = None,
+) -> list[str]:
+    """Select, evaluate what is not stored yet, store each result as it lands; returns ids.
+
+    Needs a connected Ray. Raises BadInput when `top` exceeds the completed trials.
+    """
+    import ray
+
+    from search.export import collect_rows
+
+    stream = stream or sys.stdout
+    rows = collect_rows(exp).trials
+    completed = [r for r in rows if r["status"] == "TERMINATED"]
+    if top > len(completed):
+        raise BadInput(
+            f"eval.finalists: {top} finalists asked, but the experiment has only "
+            f"{len(completed)} completed trials"
+        )
+    chosen = select_finalists(rows, objectives, top)
+    selection = {
+        "top": top,
+        "objectives": [f"{m}:{mode}" for m, mode in objectives],
+        "trial_ids": chosen,
+        "attacks": list(attacks) if attacks else None,
+    }
+    write_selection(exp, selection)
+    note = " (the Pareto front)" if len(objectives) > 1 and len(chosen) < top else ""
+    print(
+        f"finalists: {len(chosen)} of {len(completed)} completed trials{note}, by validation "
+        f"{', '.join(selection['objectives'])}: {', '.join(chosen)}",
+        file=stream,
+        flush=True,
+    )
+    pending = [t for t in chosen if not is_current(read_result(exp, t), selection)]
+    if len(pending) < len(chosen):
+        print(f"finalists: {len(chosen) - len(pending)} already evaluated", file=stream)
+    checkpoints = trial_checkpoints(exp)
+    task = ray.remote(_finalist_task).options(num_cpus=cpu, num_gpus=gpu, max_retries=0)
+    refs: dict[Any, str] = {}
+    for trial_id in pending:
+        if trial_id not in checkpoints:
+            print(f"finalists: {trial_id} has no checkpoint, skipped", file=stream, flush=True)
+            continue
+        checkpoint, config = checkpoints[trial_id]
+        refs[task.remote(config, checkpoint, selection["attacks"])] = trial_id
+    start = time.perf_counter()
+    while refs:
+        ready, _ = ray.wait(list(refs), num_returns=1)
+        trial_id = refs.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except Exception as exc:  # noqa: BLE001 - reported; the other finalists go on
+            cause = getattr(exc, "cause", None) or exc
+            text = str(cause).strip().splitlines()
+            print(
+                f"finalists: {trial_id} failed: {type(cause).__name__}: {text[0] if text else ''}",
+                file=stream,
+                flush=True,
+            )
+            continue
+        result["request"] = {"attacks": selection["attacks"]}
+        write_result(exp, trial_id, result)  # stored now: a killed driver keeps it
+        m = result["metrics"]
+        print(
+            f"finalists: {trial_id} done after {time.perf_counter() - start:.0f} s: "
+            f"{m.get('autoattack_label')} {m.get('autoattack_acc'):.4f}, "
+            f"{len(m.get('masking_flags', []))} masking flag(s)",
+            file=stream,
+            flush=True,
+        )
+    return chosen
+
+
+def finalists_table(exp: Experiment) -> str:
+    """A plain-text table of the stored finalists (for the terminal)."""
+    selection = read_selection(exp) or {}
+    lines = []
+    for rank, trial_id in enumerate(selection.get("trial_ids", []), start=1):
+        result = read_result(exp, trial_id)
+        if not is_current(result, selection):
+            lines.append(f"{rank:>2}  {trial_id:<12}  (not evaluated)")
+            continue
+        m = result["metrics"]
+        flags = ", ".join(f["code"] for f in m.get("masking_flags", [])) or "none"
+        lines.append(
+            f"{rank:>2}  {trial_id:<12}  clean {m['clean_acc']:.4f}  "
+            f"{m['robust_attack']} {m['robust_acc']:.4f}  APGD (ours) "
+            f"{m['apgd_acc']:.4f}  {m['autoattack_label']} {m['autoattack_acc']:.4f}  "
+            f"flags: {flags}"
+        )
+    header = "finalists (full test split):"
+    return "\n".join([header, *lines]) if lines else "finalists: none"
