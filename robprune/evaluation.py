@@ -15,6 +15,7 @@ from torch import nn
 
 from robprune.attacks import build_attack, eval_mode
 from robprune.data import TensorSplit, iterate_batches
+from robprune.masking import basic_flags
 from robprune.runtime import Runtime
 
 __all__ = ["AttackOutcome", "Evaluation", "evaluate", "accuracy_under", "sanity_warnings"]
@@ -120,25 +121,9 @@ def evaluate(
 
 
 def sanity_warnings(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> list[str]:
-    """Red flags of gradient masking (Athalye et al. 2018; Carlini et al. 2019)."""
-    flags = []
-    for name, out in attacks.items():
-        if out.accuracy > clean.accuracy + 1e-9:
-            flags.append(
-                f"robust accuracy under {name} ({out.accuracy:.4f}) exceeds clean "
-                f"accuracy ({clean.accuracy:.4f}): possible gradient masking"
-            )
-        if out.loss - clean.loss < 1e-3 and clean.accuracy > 0:
-            flags.append(
-                f"loss barely rises under {name} (clean {clean.loss:.4f} -> "
-                f"{out.loss:.4f}): suspiciously flat loss, possible gradient masking"
-            )
-    fgsm = attacks.get("fgsm")
-    for name, out in attacks.items():
-        if fgsm is not None and name.startswith("pgd") and out.accuracy > fgsm.accuracy + 0.01:
-            flags.append(
-                f"{name} accuracy ({out.accuracy:.4f}) exceeds FGSM accuracy "
-                f"({fgsm.accuracy:.4f}): a multi-step attack should be stronger, "
-                "possible gradient masking"
-            )
-    return flags
+    """Red flags of gradient masking (Athalye et al. 2018; Carlini et al. 2019), each with
+    what it means (`robprune.masking`)."""
+    flags = basic_flags(
+        clean.accuracy, clean.loss, {n: (o.accuracy, o.loss) for n, o in attacks.items()}
+    )
+    return [str(f) for f in flags]

@@ -134,9 +134,12 @@ def final_evaluation(
     attacks: list[str],
     primary: str,
     epsilon: float,
+    step_size: float | None,
     norm: str,
     batch_size: int,
     device: torch.device,
+    runtime: Any = None,
+    pgd_column: str | None = None,
     autoattack: str = "none",
     autoattack_n: int | None = None,
     seed: int = 0,
@@ -146,17 +149,23 @@ def final_evaluation(
     log: Any = None,
 ) -> FinalEvaluation:
     """Clean + `attacks` on `test`; the official AutoAttack when `autoattack` is a version
-    (standard | rand; `none` or `finalists` skip it) on the first `autoattack_n` examples."""
+    (standard | rand; `none` or `finalists` skip it) on the first `autoattack_n` examples.
+
+    `pgd_column` names the attack of the `pgd_acc` column (it must be in `attacks`); by default
+    the first PGD in `attacks`. `step_size` (None: each attack's default) reaches every attack.
+    `runtime` (robprune.runtime.Runtime) applies to our attacks; AutoAttack runs in fp32.
+    """
     log = log or (lambda message: None)
     ev = evaluate(
         model,
         test,
         list(attacks),
         epsilon=epsilon,
-        step_size=None,
+        step_size=step_size,
         norm=norm,
         batch_size=batch_size,
         device=device,
+        runtime=runtime,
     )
     accs = {name: out.accuracy for name, out in ev.attacks.items()}
     apgd = [ev.attacks[n].correct for n in attacks if n.startswith("apgd")]
@@ -165,10 +174,10 @@ def final_evaluation(
         "robust_acc": accs[primary],
         "robust_attack": primary,
         "fgsm_acc": _first(accs, "fgsm"),
-        "pgd_acc": _first(accs, "pgd"),
+        "pgd_acc": accs[pgd_column] if pgd_column else _first(accs, "pgd"),
         "cw_acc": _first(accs, "cw"),
         # worst case over our APGD-CE and APGD-T per example; never called AutoAttack
-        "apgd_acc": float(torch.stack(apgd).all(0).float().mean()) if apgd else None,
+        "apgd_acc": int(torch.stack(apgd).all(0).sum()) / len(test) if apgd else None,
         "autoattack_acc": None,
         "attacks": accs,
         "test_size": len(test),

@@ -28,10 +28,10 @@ def finalist_settings(config: TrialConfig, attacks: list[str] | None) -> dict[st
     from robprune.final_evaluation import CHECK_EXAMPLES, SWEEP, full_suite
 
     version = config.eval.autoattack if config.eval.autoattack == "rand" else "standard"
+    names = list(attacks) if attacks else full_suite(config.eval.attacks, config.threat.eval_steps)
+    pgd_column = f"pgd{config.threat.eval_steps}"  # the `pgd_acc` column's attack, always run
     return {
-        "attacks": list(attacks) if attacks else full_suite(
-            config.eval.attacks, config.threat.eval_steps
-        ),
+        "attacks": names if pgd_column in names else [*names, pgd_column],
         "autoattack": version,
         "autoattack_n": config.eval.autoattack_n,
         "check_examples": CHECK_EXAMPLES,
@@ -74,8 +74,8 @@ def evaluate_finalist(
     settings = finalist_settings(cfg, attacks)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    data = load_trial_data(cfg)
-    model = build_model(cfg, data)
+    data = load_trial_data(cfg.data, seed=cfg.seed)
+    model = build_model(cfg.model, data)
     load_pruned_state_dict(model, find_saved_model(checkpoint_dir))
     model.to(device).eval()
     primary = cfg.eval.primary if cfg.eval.primary in settings["attacks"] else None
@@ -87,6 +87,8 @@ def evaluate_finalist(
         attacks=settings["attacks"],
         primary=primary,
         epsilon=cfg.epsilon,
+        step_size=cfg.step_size,
+        pgd_column=f"pgd{cfg.threat.eval_steps}",
         norm=cfg.threat.norm,
         batch_size=cfg.eval.batch_size,
         device=device,

@@ -129,7 +129,8 @@ def basic_flags(
             flags.append(
                 MaskingFlag(
                     code="flat_loss",
-                    detail=f"loss barely rises under {name} (clean {clean_loss:.4f} -> "
+                    detail=f"suspiciously flat loss: it barely rises under {name} (clean "
+                    f"{clean_loss:.4f} -> "
                     f"{loss:.4f})",
                 )
             )

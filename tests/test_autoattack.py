@@ -158,13 +158,14 @@ def test_final_evaluation_deep_checks_on_digits(digits_model):
     from robprune.final_evaluation import final_evaluation
 
     model, x, y = digits_model
-    test = TensorSplit(x[:40].contiguous(), y[:40].contiguous())
+    test = TensorSplit(x=x[:40].contiguous(), y=y[:40].contiguous())
     out = final_evaluation(
         model,
         test,
         attacks=["fgsm", "pgd10"],
         primary="pgd10",
         epsilon=EPS,
+        step_size=None,
         norm="linf",
         batch_size=64,
         device=torch.device("cpu"),

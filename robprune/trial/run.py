@@ -97,4 +97,5 @@ def run_trial(
         wall_s=wall_s(),
         val_subset=val_subset,
         epoch_attack=epoch_attack,
+        log=log,
     )
