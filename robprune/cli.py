@@ -160,6 +160,15 @@ def _experiment_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", help="experiment directory or URI")
 
 
+def _finalize_args(p: argparse.ArgumentParser) -> None:
+    _experiment_arg(p)
+    p.add_argument("--top", type=int, default=None, metavar="K", help="default: eval.finalists")
+    p.add_argument(
+        "--attacks", nargs="+", default=None, help="attack names (default: the full suite)"
+    )
+    p.add_argument("--address", default=None, help="Ray to join: auto or HOST:PORT")
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default="./experiments", help="where the demo experiment goes")
 
@@ -216,6 +225,13 @@ COMMANDS: list[Command] = [
         summary="(re)write EXPERIMENT/results/{trials,epochs,layers}.parquet",
         example="robprune export experiments/digits-search-20260101-120000",
         arguments=_experiment_arg,
+    ),
+    Command(
+        name="finalize",
+        handler="search.finalists:finalize_main",
+        summary="the official AutoAttack and the full attack suite on the best trials",
+        example="robprune finalize experiments/NAME --top 5",
+        arguments=_finalize_args,
     ),
     Command(
         name="report",

@@ -49,6 +49,7 @@ __all__ = [
     "BAND_RULES",
     "BAND_SCALES",
     "MRS_ESTIMATORS",
+    "AUTOATTACK_MODES",
     "NORMS",
     "SPEC_ONLY_KEYS",
     "parse_trial_config",
@@ -87,6 +88,9 @@ ARCHS = (
     "wrn28_4",
 )
 MRS_ESTIMATORS = ("first_order", "ascent", "prune_damage")
+#: eval.autoattack: the official AutoAttack's versions robprune runs, or when (none/finalists)
+AUTOATTACK_MODES = ("none", "standard", "rand", "finalists")
+DENSE_FORMATS = ("state_dict",)
 NORMS = ("linf", "l2")
 #: Gradient-ascent steps of the `ascent` MRS estimator when `prune.mrs.steps` is not given.
 ASCENT_STEPS = 5
@@ -148,9 +152,23 @@ class DenseConfig(TrainRecipe):
     lr: Annotated[float, Interval(0, 10, lo_open=True)] = 0.05
     beta: Annotated[float, Interval(0, 100)] = 6.0
     """TRADES/MART beta when method is trades or mart."""
+    checkpoint: str | None = None
+    """Bring your own dense model: a state dict file (e.g. from RobustBench's zoo) loaded
+    instead of training; its key layout is mapped onto `model.arch` (robprune.models.checkpoints)
+    and its SHA-256 is recorded. The training recipe above is then unused."""
+    format: Annotated[str, Choice(DENSE_FORMATS)] = "state_dict"
+    """What `checkpoint` holds: state_dict (tensors by name; loaded with weights_only=True)."""
+    normalize: Annotated[str, Choice(("none", "dataset"))] = "none"
+    """Input normalisation the brought model expects on [0, 1] pixels: none (RobustBench and
+    AutoAttack's model_test.pt take raw pixels) or dataset (the data set's mean/std)."""
 
     def validate(self, path: str) -> None:
         super().validate(path)
+        _check(
+            self.checkpoint is None or bool(str(self.checkpoint).strip()),
+            f"{path}.checkpoint",
+            "must be a file path (or null to train the dense model)",
+        )
         _check(
             self.method != "none",
             f"{path}.method",
@@ -263,8 +281,14 @@ class EvalConfig:
     """Attacks of the final evaluation: fgsm, pgdK, pgdK_l2, cwK, apgd_ce[K], apgd_t[K]."""
     primary: str = "pgd20"
     """Attack whose accuracy is `robust_acc` (must be in `attacks`)."""
-    autoattack: Annotated[str, Choice(("none", "all", "finalists"))] = "none"
-    """none | all | finalists: also run APGD-CE + APGD-T (our APGD, labelled APGD)."""
+    autoattack: Annotated[str, Choice(AUTOATTACK_MODES)] = "none"
+    """The official AutoAttack (pyautoattack): none | standard (APGD-CE, APGD-T, FAB-T, Square,
+    on every trial) | rand (for randomised models) | finalists (only on the best trials, after
+    a search). Our own APGD is an attack name (apgd_ce, apgd_t), reported as apgd_acc."""
+    autoattack_n: Annotated[int | None, Interval(1)] = None
+    """AutoAttack on the first N test examples; null is all of them."""
+    finalists: Annotated[int, Interval(1, 10_000)] = 5
+    """How many of the best trials (by validation) the finalists stage re-evaluates."""
     batch_size: Annotated[int, Interval(1, 65_536)] = 256
     """Evaluation batch size."""
     epoch_attack: Annotated[str, _ATTACK] = "pgd10"

@@ -1,5 +1,8 @@
 """The dense model: trained once per (data, model, dense recipe, threat, seed), then shared.
 
+Or brought (`dense.checkpoint`): a state dict mapped onto our architecture
+(robprune.models.checkpoints), keyed by the file's SHA-256, recorded in `meta.json`.
+
 Stored content-addressed under `cache_dir/dense/KEY/`: `model.pt` (a plain state_dict,
 loadable with `weights_only=True`), `meta.json` (the recipe, its history, and its accuracies
 per attack, filled in lazily), and `mrs-*.json` (MRS scores depend only on the dense model and
@@ -21,6 +24,7 @@ from robprune.atomic_io import file_lock as locked
 from robprune.cache import atomic_torch_save
 from robprune.config import DataConfig, ModelConfig, TrainRecipe, TrialConfig
 from robprune.data import DataSplits, load_data
+from robprune.errors import ConfigError
 from robprune.models import create_model
 from robprune.runtime import Runtime, resolve_runtime
 from robprune.training.losses import AdversarialSetting
@@ -28,6 +32,7 @@ from robprune.training.trainer import Trainer
 
 __all__ = [
     "DenseModel",
+    "checkpoint_sha256",
     "dense_key",
     "ensure_dense",
     "ensure_dense_for",
@@ -45,6 +50,16 @@ def dense_key(config: TrialConfig) -> str:
     data = config.to_dict()["data"]
     data.pop("download", None)
     data.pop("data_dir", None)  # where the files are does not change them
+    if config.dense.checkpoint is not None:  # brought: its bytes, not its path or a recipe
+        return content_key(
+            {
+                "format": _FORMAT,
+                "data": data,
+                "model": config.to_dict()["model"],
+                "checkpoint_sha256": checkpoint_sha256(config.dense.checkpoint),
+                "normalize": config.dense.normalize,
+            }
+        )
     return content_key(
         {
             "format": _FORMAT,
@@ -186,15 +201,51 @@ def _train(
     return state, history
 
 
+def checkpoint_sha256(path: str) -> str:
+    """SHA-256 of a brought checkpoint file; a missing file is bad input (dense.checkpoint)."""
+    from robprune.models.checkpoints import file_sha256
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError("dense.checkpoint", f"no such file: {file}")
+    return file_sha256(file)
+
+
+def _bring(
+    config: TrialConfig, data: DataSplits, log=print
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load `dense.checkpoint`, map its keys onto our architecture, check that it fits."""
+    from robprune.models.checkpoints import load_state_dict_file, map_state_dict
+
+    dense = config.dense
+    path = str(Path(str(dense.checkpoint)).expanduser().resolve())
+    model = build_model(config.model, data)
+    if dense.normalize == "none":  # the brought model takes raw [0, 1] pixels
+        model.normalize.mean.zero_()
+        model.normalize.std.fill_(1.0)
+    state, layout = map_state_dict(load_state_dict_file(path), model, config.model.arch)
+    model.load_state_dict(state)
+    sha = checkpoint_sha256(path)
+    log(f"dense {config.model.arch}: brought {path} ({layout} layout, sha256 {sha[:12]})")
+    info = {"checkpoint": path, "checkpoint_sha256": sha, "layout": layout}
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}, info
+
+
 def ensure_dense(
     config: TrialConfig, data: DataSplits, device: torch.device, log=print
 ) -> DenseModel:
-    """Find the cached dense model or train it; safe when several processes ask at once."""
+    """Find the cached dense model, or train (or bring) it; safe when several processes ask
+    at once."""
     key = dense_key(config)
     directory = Path(config.cache_dir).expanduser() / "dense" / key
     meta_path = directory / "meta.json"
     if not meta_path.exists():
         with locked(directory.parent / f".{key}.lock"):
+            if not meta_path.exists() and config.dense.checkpoint is not None:
+                state, info = _bring(config, data, log=log)
+                atomic_torch_save(state, directory / "model.pt")
+                meta = {"format": _FORMAT, "key": key, "config": config.to_dict(), **info}
+                atomic_write_json(meta, meta_path)
             if not meta_path.exists():
                 start = time.perf_counter()
                 state, history = _train(config, data, device, log=log)

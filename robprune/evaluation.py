@@ -15,10 +15,17 @@ from torch import nn
 
 from robprune.attacks import build_attack, eval_mode
 from robprune.data import TensorSplit, iterate_batches
-from robprune.masking import basic_flags
+from robprune.masking import MaskingFlag, basic_flags
 from robprune.runtime import Runtime
 
-__all__ = ["AttackOutcome", "Evaluation", "evaluate", "accuracy_under", "sanity_warnings"]
+__all__ = [
+    "AttackOutcome",
+    "Evaluation",
+    "evaluate",
+    "accuracy_under",
+    "sanity_flags",
+    "sanity_warnings",
+]
 
 
 @dataclass(kw_only=True)
@@ -36,7 +43,12 @@ class AttackOutcome:
 class Evaluation:
     clean_acc: float
     attacks: dict[str, AttackOutcome]
-    warnings: list[str]
+    flags: list[MaskingFlag] = field(default_factory=list)
+    """Gradient-masking flags of this evaluation (robprune.masking)."""
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(f) for f in self.flags]
 
     def accuracy(self, name: str) -> float:
         return self.attacks[name].accuracy
@@ -116,14 +128,17 @@ def evaluate(
     return Evaluation(
         clean_acc=clean.accuracy,
         attacks=outcomes,
-        warnings=sanity_warnings(clean, outcomes),
+        flags=sanity_flags(clean, outcomes),
+    )
+
+
+def sanity_flags(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> list[MaskingFlag]:
+    """Red flags of gradient masking (Athalye et al. 2018; Carlini et al. 2019)."""
+    return basic_flags(
+        clean.accuracy, clean.loss, {n: (o.accuracy, o.loss) for n, o in attacks.items()}
     )
 
 
 def sanity_warnings(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> list[str]:
-    """Red flags of gradient masking (Athalye et al. 2018; Carlini et al. 2019), each with
-    what it means (`robprune.masking`)."""
-    flags = basic_flags(
-        clean.accuracy, clean.loss, {n: (o.accuracy, o.loss) for n, o in attacks.items()}
-    )
-    return [str(f) for f in flags]
+    """The flags as text, each with what it means."""
+    return [str(f) for f in sanity_flags(clean, attacks)]

@@ -24,7 +24,6 @@ from robprune.data import TensorSplit, to_float
 from robprune.evaluation import evaluate
 from robprune.masking import (
     MaskingFlag,
-    basic_flags,
     flags_to_dicts,
     official_flags,
     square_flags,
@@ -33,7 +32,8 @@ from robprune.masking import (
 
 __all__ = ["FinalEvaluation", "final_evaluation", "full_suite", "CHECK_EXAMPLES", "SWEEP"]
 
-#: Examples of the (costly) Square-vs-PGD check and of the epsilon sweep.
+#: Examples of the (costly) Square-vs-PGD check and of the epsilon sweep (fewer when
+#: eval.autoattack_n is smaller: the same first examples AutoAttack sees).
 CHECK_EXAMPLES = 200
 #: Multiples of epsilon in the sweep; an unbounded budget follows the last.
 SWEEP = (1.0, 2.0, 4.0)
@@ -85,8 +85,9 @@ def _deep_checks(
     batch_size: int,
     device: torch.device,
     seed: int,
+    limit: int | None,
 ) -> tuple[dict[str, Any], list[MaskingFlag], dict[str, Any]]:
-    n = min(CHECK_EXAMPLES, len(test))
+    n = min(CHECK_EXAMPLES, len(test), limit or len(test))
     x, y = to_float(test.x[:n]), test.y[:n]
     pgd_name = f"pgd{steps}"
 
@@ -182,9 +183,7 @@ def final_evaluation(
         "attacks": accs,
         "test_size": len(test),
     }
-    flags = basic_flags(
-        ev.clean_acc, ev.clean_loss, {n: (o.accuracy, o.loss) for n, o in ev.attacks.items()}
-    )
+    flags = list(ev.flags)
     attack_config = {name: out.config for name, out in ev.attacks.items()}
     if autoattack in LABELS:
         n = len(test) if autoattack_n is None else min(autoattack_n, len(test))
@@ -212,7 +211,7 @@ def final_evaluation(
         attack_config["autoattack"] = out.config
         flags += official_flags(out.checks)
     if deep_checks:
-        log(f"masking checks: Square vs PGD and an epsilon sweep on {CHECK_EXAMPLES} examples")
+        log("masking checks: Square vs PGD and an epsilon sweep on a subset")
         extra, more, config = _deep_checks(
             model,
             test,
@@ -222,6 +221,7 @@ def final_evaluation(
             batch_size=batch_size,
             device=device,
             seed=seed,
+            limit=autoattack_n,
         )
         metrics.update(extra)
         flags += more

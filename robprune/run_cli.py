@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from robprune.config import apply_overrides, load_yaml, parse_trial_config
+from robprune.errors import BadInput
 
 __all__ = ["main", "format_summary"]
 
@@ -25,8 +26,26 @@ def format_summary(result) -> str:
     for name, acc in m["attacks"].items():
         if name != m["robust_attack"]:
             rows.append((f"accuracy under {name}", f"{acc:.4f}"))
+    if m.get("apgd_acc") is not None:
+        rows.append(
+            ("APGD-CE + APGD-T, worst case (ours, not AutoAttack)", f"{m['apgd_acc']:.4f}")
+        )
+    if m.get("autoattack_acc") is not None:
+        aa = result.attack_config["autoattack"]
+        rows.append(
+            (
+                f"{m['autoattack_label']} ({aa['norm']} eps={aa['epsilon']:.4g}, "
+                f"{m['autoattack_n']} examples)",
+                f"{m['autoattack_acc']:.4f}",
+            )
+        )
     rows += [
         ("dense clean / robust", f"{m['dense_clean_acc']:.4f} / {m['dense_robust_acc']:.4f}"),
+        *(
+            [("dense checkpoint sha256", m["dense_checkpoint_sha256"])]
+            if m.get("dense_checkpoint_sha256")
+            else []
+        ),
         ("params dense -> pruned", f"{m['params_dense']:,} -> {m['params']:,}"),
         ("MACs dense -> pruned", f"{m['flops_dense']:,} -> {m['flops']:,}"),
         ("achieved sparsity (prunable params)", f"{m['achieved_sparsity']:.4f}"),
@@ -42,6 +61,15 @@ def format_summary(result) -> str:
 def main(args: argparse.Namespace) -> int:
     raw = apply_overrides(load_yaml(args.spec), args.overrides)
     config = parse_trial_config(raw)  # validates before any work starts
+    if config.eval.autoattack == "finalists":
+        raise BadInput(
+            "eval.autoattack: finalists applies to a search (its best trials, afterwards); "
+            "for one trial use standard or rand, or none"
+        )
+    if config.dense.checkpoint is not None:
+        from robprune.dense import checkpoint_sha256
+
+        checkpoint_sha256(config.dense.checkpoint)  # a missing file fails before any work
     from robprune.trial import run_trial  # torch is imported only once the input is good
 
     output = Path(args.output or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")

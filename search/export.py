@@ -37,6 +37,7 @@ from robprune.results_schema import (
     write_table_atomic,
 )
 from search.experiment import Experiment
+from search.finalist_store import merge_finalists
 from search.trainable import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 
 __all__ = [
@@ -217,6 +218,10 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
             row[key] = int(value) if key in _INT_COLUMNS and value is not None else value
         row["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)
         row["robprune_version"] = metrics.get("robprune_version", robprune.__version__)
+        for key in ("autoattack_label", "autoattack_n", "dense_checkpoint_sha256"):
+            row[key] = metrics.get(key)
+        if "masking_flags" in metrics:
+            row["masking_flags_json"] = json.dumps(metrics["masking_flags"])
         epochs = result.get("epochs", [])
         layers = result.get("layers", [])
     else:
@@ -279,6 +284,7 @@ def _remove_stale_staging(parent: Path, age_s: float = 60.0) -> None:
 def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportResult:
     """Rewrite EXPERIMENT/results/{trials,epochs,layers}.parquet (and tensorboard/)."""
     rows = collect_rows(exp)
+    merge_finalists(exp, rows.trials)  # the finalists stage's results, where it ran
     if not exp.segments:
         raise BadInput(f"{exp.location}: the experiment has no runs yet")
     tables = {

@@ -25,6 +25,10 @@ from search.finalist_store import (
 )
 
 __all__ = [
+    "after_search",
+    "finalize_main",
+    "spec_finalists",
+    "check_spec",
     "objective_column",
     "select_finalists",
     "run_finalists",
@@ -109,10 +113,12 @@ def run_finalists(
     gpu: float,
     attacks: list[str] | None = None,
     stream: Any = None,
+    strict: bool = True,
 ) -> list[str]:
     """Select, evaluate what is not stored yet, store each result as it lands; returns ids.
 
-    Needs a connected Ray. Raises BadInput when `top` exceeds the completed trials.
+    Needs a connected Ray. When `top` exceeds the completed trials: BadInput if `strict` (by
+    hand), else every completed trial is a finalist (after a search where some failed).
     """
     import ray
 
@@ -121,11 +127,17 @@ def run_finalists(
     stream = stream or sys.stdout
     rows = collect_rows(exp).trials
     completed = [r for r in rows if r["status"] == "TERMINATED"]
-    if top > len(completed):
+    if top > len(completed) and strict:
         raise BadInput(
             f"eval.finalists: {top} finalists asked, but the experiment has only "
             f"{len(completed)} completed trials"
         )
+    if top > len(completed):
+        print(
+            f"finalists: only {len(completed)} trials completed; all of them are finalists",
+            file=stream,
+        )
+        top = len(completed)
     chosen = select_finalists(rows, objectives, top)
     selection = {
         "top": top,
@@ -200,3 +212,99 @@ def finalists_table(exp: Experiment) -> str:
         )
     header = "finalists (full test split):"
     return "\n".join([header, *lines]) if lines else "finalists: none"
+
+
+# ------------------------------------------------------------------------------ entry points
+
+
+def spec_finalists(spec: Any) -> tuple[str, int]:
+    """(eval.autoattack, eval.finalists) of a search spec: fixed values, never searched."""
+    for path in ("eval.autoattack", "eval.finalists", "eval.autoattack_n"):
+        if spec.dist(path) is not None:
+            raise BadInput(f"{path}: must be a fixed value, not a distribution")
+    return str(spec.fixed_value("eval.autoattack")), int(spec.fixed_value("eval.finalists"))
+
+
+def planned_trials(spec: Any) -> int:
+    """How many trials the search will run: the grid's cells x seeds, or num_samples."""
+    if spec.search.mode == "grid":
+        from search.space import grid_configs
+
+        return len(grid_configs(spec, "."))
+    return int(spec.search.num_samples)
+
+
+def check_spec(spec: Any) -> None:
+    """Before Ray starts: the finalists settings are fixed and K fits the planned trials."""
+    mode, top = spec_finalists(spec)
+    if mode == "finalists" and top > planned_trials(spec):
+        raise BadInput(
+            f"eval.finalists: {top} is more than the {planned_trials(spec)} trials this "
+            "search runs; lower it or run more trials"
+        )
+
+
+def _objectives(spec: Any) -> list[tuple[str, str]]:
+    return [(o.metric, o.mode) for o in spec.search.objectives]
+
+
+def after_search(spec: Any, exp: Experiment, stream: Any = None) -> None:
+    """The finalists stage when the spec asks for it (`eval.autoattack: finalists`), then a
+    fresh export so trials.parquet carries the finalists. Ray is connected."""
+    from search.export import export_experiment
+
+    mode, top = spec_finalists(spec)
+    if mode != "finalists":
+        return
+    stream = stream or sys.stdout
+    run_finalists(
+        exp,
+        top=top,
+        objectives=_objectives(spec),
+        cpu=spec.cpu,
+        gpu=spec.gpu,
+        stream=stream,
+        strict=False,
+    )
+    export_experiment(exp)
+    print(finalists_table(exp), file=stream, flush=True)
+
+
+def check_attack_list(attacks: list[str] | None) -> list[str] | None:
+    """`--attacks` names, checked with the registry's grammar (BadInput names the bad one)."""
+    from robprune.attack_names import ATTACKS, parse_attack_name
+
+    for name in attacks or []:
+        try:
+            parse_attack_name(name)
+        except ValueError:
+            raise BadInput(
+                f"--attacks: unknown attack {name!r}; allowed: {', '.join(ATTACKS)}"
+            ) from None
+    return list(attacks) if attacks else None
+
+
+def finalize_main(args: Any) -> int:
+    """`robprune finalize EXPERIMENT [--top K] [--attacks ...]`: the stage by hand."""
+    from search.export import export_experiment
+    from search.runner import _shutdown, connect, load_experiment_spec
+
+    exp = Experiment.open(args.experiment)
+    spec = load_experiment_spec(exp)
+    _, default_top = spec_finalists(spec)
+    top = default_top if args.top is None else int(args.top)
+    if top < 1:
+        raise BadInput(f"--top: must be >= 1, got {top}")
+    attacks = check_attack_list(getattr(args, "attacks", None))
+    started = connect(getattr(args, "address", None))
+    try:
+        run_finalists(
+            exp, top=top, objectives=_objectives(spec), cpu=spec.cpu, gpu=spec.gpu, attacks=attacks
+        )
+        result = export_experiment(exp)
+    finally:
+        if started:
+            _shutdown()
+    print(finalists_table(exp))
+    print(f"results: {result.results_dir}/trials.parquet")
+    return 0

@@ -229,6 +229,7 @@ def _run(
     epochs: list[dict[str, Any]] | None = None,
 ) -> None:
     from robprune.config import parse_trial_config
+    from robprune.finalist import MODEL_FILE
     from robprune.trial import run_trial
 
     parsed = parse_trial_config(trial_config)
@@ -259,6 +260,8 @@ def _run(
             on_epoch=on_epoch,
             resume=resume_dir,
             log=lambda message: print(message, flush=True),
+            # the pruned model travels in the final checkpoint: the finalists stage reads it
+            save_model=holding / FINAL_DIR / MODEL_FILE,
         )
         result.write(holding / FINAL_DIR)
         payload = json.loads((holding / FINAL_DIR / RESULT_FILE).read_text())

@@ -108,9 +108,7 @@ def test_mapped_model_prunes_with_mrs_ratios(mapped):
     x = torch.rand(8, 3, 32, 32, generator=gen)
     y = torch.randint(0, 10, (8,), generator=gen)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
-    mrs = module_robust_sensitivity(
-        model, layers, x, y, estimator="first_order", epsilon=0.1, steps=1
-    )
+    mrs = module_robust_sensitivity(model, layers, x, y, estimator="first_order", epsilon=0.1)
     outcome = prune_model(
         model,
         example=x[:2],
@@ -162,3 +160,31 @@ def test_bad_checkpoints_name_the_problem(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"shape mismatches \[classifier.weight"):
         map_state_dict(state, wrong_classes, "resnet18")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("eval.autoattack=all", "eval.autoattack: unknown 'all'; allowed: none, standard, rand"),
+        ("eval.autoattack=finalists", "eval.autoattack: finalists applies to a search"),
+        ("eval.finalists=0", "eval.finalists: must be in [1, 10000], got 0"),
+        ("dense.checkpoint=MISSING", "dense.checkpoint: no such file"),
+        ("dense.checkpoint=TEXT", "is not a state dict"),
+        ("dense.checkpoint=MODEL_TEST", "dense.checkpoint: does not fit small_cnn"),
+    ],
+)
+def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, override, expected):
+    from robprune.cli import main as cli_main
+
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    override = (
+        override.replace("MISSING", str(tmp_path / "missing.pt"))
+        .replace("TEXT", str(tmp_path / "text.pt"))
+        .replace("MODEL_TEST", str(MODEL_TEST))
+    )
+    spec = Path(__file__).parents[1] / "examples" / "digits.yaml"
+    args = ["run", str(spec), "--set", override, "--set", f"cache_dir={tmp_path / 'cache'}"]
+    assert cli_main([*args, "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "out").exists() and not list((tmp_path).glob("cache/dense/*/meta.json"))

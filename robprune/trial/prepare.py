@@ -237,5 +237,6 @@ def prepare(
             "clean_acc": dense_metrics["clean_acc"],
             "robust_acc": dense_metrics["robust_acc"],
             "key": dense.meta["key"],
+            "checkpoint_sha256": dense.meta.get("checkpoint_sha256"),  # a brought model
         },
     }

@@ -1,0 +1,114 @@
+"""The finalists stage: a real digits search on local Ray, then the official AutoAttack on the
+best trials from their saved pruned models; resumable, exported, reported; bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from trial_fixtures import fast_trial
+
+from robprune.cli import main as cli_main
+from robprune.errors import BadInput
+from search.finalist_store import FINALISTS_DIR
+from search.finalists import run_finalists, select_finalists
+from search.spec import parse_spec
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("pyautoattack")
+
+
+def test_select_top_k_by_validation_and_pareto_front():
+    rows = [
+        {"trial_id": "a", "status": "TERMINATED", "val_robust_acc": 0.5, "val_clean_acc": 0.9},
+        {"trial_id": "b", "status": "TERMINATED", "val_robust_acc": 0.7, "val_clean_acc": 0.8},
+        {"trial_id": "c", "status": "TERMINATED", "val_robust_acc": 0.6, "val_clean_acc": 0.7},
+        {"trial_id": "d", "status": "ERROR", "val_robust_acc": None, "val_clean_acc": None},
+        {"trial_id": "e", "status": "TERMINATED", "val_robust_acc": 0.7, "val_clean_acc": 0.8},
+    ]
+    # the validation columns decide, never the test split's robust_acc
+    assert select_finalists(rows, [("robust_acc", "max")], 2) == ["b", "e"]
+    assert select_finalists(rows, [("robust_acc", "max")], 10) == ["b", "e", "c", "a"]
+    both = [("robust_acc", "max"), ("clean_acc", "max")]
+    assert select_finalists(rows, both, 5) == ["b", "e", "a"]  # c is dominated by b
+    assert select_finalists(rows, both, 1) == ["b"]  # the front, capped at K
+    assert select_finalists(rows, [("params", "min")], 1) == []  # no such column recorded
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    from search.runner import run_search
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    storage = tmp_path_factory.mktemp("finalists")
+    raw = fast_trial(
+        "unused",
+        data={"dataset": "digits", "train_limit": 400},
+        dense={"epochs": 3},
+        prune={"criterion": {"choice": ["l1", "random", "l2"]}},
+        finetune={"method": "ce", "epochs": 1},
+        eval={"autoattack": "finalists", "finalists": 2, "autoattack_n": 24, "test_limit": 100},
+        search={"mode": "grid", "max_concurrent": 2, "objectives": ["robust_acc:max"]},
+    )
+    raw.pop("cache_dir")
+    spec = parse_spec(raw, name="fin", storage=str(storage))
+    stream = io.StringIO()
+    outcome = run_search(spec, stream=stream)
+    yield spec, outcome, stream.getvalue()
+    ray.shutdown()
+
+
+def _trials(outcome) -> list[dict]:
+    return pq.read_table(f"{outcome.experiment.location}/results/trials.parquet").to_pylist()
+
+
+def test_search_ends_with_exactly_k_finalists(searched):
+    _, outcome, text = searched
+    assert outcome.completed == 3 and outcome.exit_code == 0
+    rows = _trials(outcome)
+    finalists = sorted((r for r in rows if r["finalist"]), key=lambda r: r["finalist_rank"])
+    assert len(finalists) == 2 and sum(not r["finalist"] for r in rows) == 1
+    best = sorted(rows, key=lambda r: (-r["val_robust_acc"], r["trial_id"]))[:2]
+    assert [r["trial_id"] for r in finalists] == [r["trial_id"] for r in best]
+    for r in finalists:
+        assert r["autoattack_label"] == "AutoAttack (standard, official)"
+        assert r["autoattack_n"] == 24 and 0 <= r["autoattack_acc"] <= 1
+        assert r["final_test_size"] == 359  # the full test split, not eval.test_limit
+        attacks = json.loads(r["final_attacks_json"])
+        assert {"fgsm", "pgd5", "cw5", "apgd_ce", "apgd_t"} <= set(attacks)
+        assert r["final_pgd_acc"] == attacks["pgd5"] and r["final_apgd_acc"] is not None
+        assert r["square_acc"] is not None
+        flags = json.loads(r["masking_flags_json"])
+        assert all(f["meaning"] and f["code"] for f in flags)
+    other = next(r for r in rows if not r["finalist"])
+    assert other["autoattack_acc"] is None and other["final_clean_acc"] is None
+    assert "finalists (full test split):" in text and "AutoAttack (standard, official)" in text
+
+
+def test_finalize_is_resumable_and_reported(searched, tmp_path, capsys):
+    spec, outcome, _ = searched
+    exp = outcome.experiment
+    folder = exp.work_dir() / FINALISTS_DIR
+    first, second = json.loads((folder / "selection.json").read_text())["trial_ids"]
+    kept = (folder / f"{first}.json").stat().st_mtime_ns
+    (folder / f"{second}.json").unlink()  # as if the driver died before the second finished
+    stream = io.StringIO()
+    chosen = run_finalists(
+        exp, top=2, objectives=[("robust_acc", "max")], cpu=1, gpu=0, stream=stream
+    )
+    assert chosen == [first, second]
+    assert "1 already evaluated" in stream.getvalue()
+    assert (folder / f"{first}.json").stat().st_mtime_ns == kept  # not redone
+    assert (folder / f"{second}.json").is_file()
+    assert cli_main(["report", f"{exp.location}/results", "-o", str(tmp_path / "r")]) == 0
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Finalists" in report and "AutoAttack (standard, official)" in report
+    assert first in report and second in report
+    with pytest.raises(BadInput, match=r"^eval.finalists: 5 finalists asked, .* only 3"):
+        run_finalists(exp, top=5, objectives=[("robust_acc", "max")], cpu=1, gpu=0)
+    capsys.readouterr()
+    assert cli_main(["finalize", exp.location, "--attacks", "pgd0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robprune finalize: error: --attacks:") and "\n" not in err
