@@ -287,7 +287,8 @@ def check_attack_list(attacks: list[str] | None) -> list[str] | None:
 def finalize_main(args: Any) -> int:
     """`robprune finalize EXPERIMENT [--top K] [--attacks ...]`: the stage by hand."""
     from search.export import export_experiment
-    from search.runner import _shutdown, connect, load_experiment_spec
+    from search.runner import load_experiment_spec
+    from search.session import is_local, prepare_environment, ray_session
 
     exp = Experiment.open(args.experiment)
     spec = load_experiment_spec(exp)
@@ -296,15 +297,13 @@ def finalize_main(args: Any) -> int:
     if top < 1:
         raise BadInput(f"--top: must be >= 1, got {top}")
     attacks = check_attack_list(getattr(args, "attacks", None))
-    started = connect(getattr(args, "address", None))
-    try:
+    address = getattr(args, "address", None)
+    prepare_environment(local=is_local(address))
+    with ray_session(address):
         run_finalists(
             exp, top=top, objectives=_objectives(spec), cpu=spec.cpu, gpu=spec.gpu, attacks=attacks
         )
         result = export_experiment(exp)
-    finally:
-        if started:
-            _shutdown()
     print(finalists_table(exp))
     print(f"results: {result.results_dir}/trials.parquet")
     return 0

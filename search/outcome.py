@@ -76,6 +76,10 @@ def finish_run(
     if interrupted:
         print(f"interrupted: continue with `robprune resume {exp.location}`", file=stream)
     stream.flush()
+    if not interrupted:  # eval.autoattack: finalists -> the best trials get AutoAttack now
+        from search.finalists import after_search
+
+        after_search(spec, exp, stream)
     return RunOutcome(
         experiment=exp,
         completed=completed,

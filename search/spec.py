@@ -218,7 +218,7 @@ def parse_spec(
             "seed", "a choice of seeds and search.seeds > 1 both set replicates; use one of them"
         )
     _validate_trial_leaves(template, dists)
-    return Spec(
+    spec = Spec(
         name=exp_name,
         storage=storage,
         resources=resources,
@@ -227,6 +227,10 @@ def parse_spec(
         dists=dists,
         raw={**raw, "name": exp_name, "storage": storage},
     )
+    from search.finalists import check_spec
+
+    check_spec(spec)  # eval.autoattack/finalists fixed, K fits the planned trials
+    return spec
 
 
 def load_spec(

@@ -115,7 +115,6 @@ def test_mapped_model_prunes_with_mrs_ratios(mapped):
         criterion="l1",
         sparsity=0.5,
         rule="mrs",
-        temperature=1.0,
         max_ratio=0.9,
         layer_mrs=mrs,
         calib=(x, y),
@@ -170,7 +169,10 @@ def test_bad_checkpoints_name_the_problem(tmp_path):
         ("eval.finalists=0", "eval.finalists: must be in [1, 10000], got 0"),
         ("dense.checkpoint=MISSING", "dense.checkpoint: no such file"),
         ("dense.checkpoint=TEXT", "is not a state dict"),
-        ("dense.checkpoint=MODEL_TEST", "dense.checkpoint: does not fit small_cnn"),
+        (
+            "dense.checkpoint=MODEL_TEST",
+            "dense.checkpoint: does not fit digits_cnn in any known layout",
+        ),
     ],
 )
 def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, override, expected):
@@ -188,3 +190,32 @@ def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, override, expected):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err, err
     assert not (tmp_path / "out").exists() and not list((tmp_path).glob("cache/dense/*/meta.json"))
+
+
+def test_brought_dense_model_runs_a_whole_trial(tmp_path, dense_cache):
+    """A digits model saved elsewhere (DataParallel prefix, wrapped) is brought, not trained:
+    the trial prunes (MRS), fine-tunes and evaluates it, and records the file's hash."""
+    from trial_fixtures import fast_trial
+
+    from robprune.config import parse_trial_config
+    from robprune.dense import ensure_dense_for
+    from robprune.models.checkpoints import file_sha256
+    from robprune.trial import run_trial
+
+    trained = ensure_dense_for(parse_trial_config(fast_trial(dense_cache)), log=lambda m: None)
+    state = {f"module.{k}": v for k, v in trained.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "brought.pt")
+    config = fast_trial(
+        tmp_path / "cache",
+        dense={"checkpoint": str(tmp_path / "brought.pt"), "normalize": "dataset"},
+        prune={"ratio": "mrs"},
+        finetune={"method": "ce", "epochs": 1},
+    )
+    result = run_trial(config)
+    m = result.metrics
+    assert m["dense_checkpoint_sha256"] == file_sha256(tmp_path / "brought.pt")
+    meta = next((tmp_path / "cache").glob("dense/*/meta.json")).read_text()
+    assert '"layout": "robprune"' in meta and '"history"' not in meta  # loaded, not trained
+    assert m["params"] < m["params_dense"] and m["epochs_completed"] == 1
+    assert m["dense_clean_acc"] > 0.5  # the brought weights, not a fresh initialisation
+    assert len({row["ratio"] for row in result.layers}) > 1

@@ -112,3 +112,31 @@ def test_finalize_is_resumable_and_reported(searched, tmp_path, capsys):
     assert cli_main(["finalize", exp.location, "--attacks", "pgd0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("robprune finalize: error: --attacks:") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("eval_section", "expected"),
+    [
+        (
+            {"autoattack": "finalists", "finalists": 4},
+            "eval.finalists: 4 is more than the 3 trials this search runs",
+        ),
+        ({"autoattack": {"choice": ["none", "standard"]}}, "eval.autoattack: must be a fixed"),
+        ({"autoattack": "al"}, "eval.autoattack: unknown 'al'; allowed: none, standard"),
+    ],
+)
+def test_search_bad_finalists_input_is_exit_2(tmp_path, capsys, eval_section, expected):
+    import yaml
+
+    raw = fast_trial(
+        "unused",
+        prune={"criterion": {"choice": ["l1", "random", "l2"]}},
+        search={"mode": "grid"},
+        eval=eval_section,
+    )
+    raw.pop("cache_dir")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    code = cli_main(["search", str(tmp_path / "spec.yaml"), "--storage", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "x").exists()
