@@ -185,12 +185,16 @@ def run_finalists(
         m = result["metrics"]
         print(
             f"finalists: {trial_id} done after {time.perf_counter() - start:.0f} s: "
-            f"{m.get('autoattack_label')} {m.get('autoattack_acc'):.4f}, "
+            f"{m.get('autoattack_label')} {_fmt(m.get('autoattack_acc'))}, "
             f"{len(m.get('masking_flags', []))} masking flag(s)",
             file=stream,
             flush=True,
         )
     return chosen
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def finalists_table(exp: Experiment) -> str:
@@ -205,10 +209,10 @@ def finalists_table(exp: Experiment) -> str:
         m = result["metrics"]
         flags = ", ".join(f["code"] for f in m.get("masking_flags", [])) or "none"
         lines.append(
-            f"{rank:>2}  {trial_id:<12}  clean {m['clean_acc']:.4f}  "
-            f"{m['robust_attack']} {m['robust_acc']:.4f}  APGD (ours) "
-            f"{m['apgd_acc']:.4f}  {m['autoattack_label']} {m['autoattack_acc']:.4f}  "
-            f"flags: {flags}"
+            f"{rank:>2}  {trial_id:<12}  clean {_fmt(m.get('clean_acc'))}  "
+            f"{m['robust_attack']} {_fmt(m.get('robust_acc'))}  APGD (ours) "
+            f"{_fmt(m.get('apgd_acc'))}  {m.get('autoattack_label')} "
+            f"{_fmt(m.get('autoattack_acc'))}  flags: {flags}"
         )
     header = "finalists (full test split):"
     return "\n".join([header, *lines]) if lines else "finalists: none"

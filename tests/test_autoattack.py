@@ -170,13 +170,13 @@ def test_final_evaluation_deep_checks_on_digits(digits_model):
         batch_size=64,
         device=torch.device("cpu"),
         autoattack="standard",
-        autoattack_n=30,
+        autoattack_n=20,
         deep_checks=True,
         eval_steps=10,
     )
     m = out.metrics
     assert m["autoattack_label"] == "AutoAttack (standard, official)"
-    assert m["autoattack_n"] == 30 and 0 <= m["autoattack_acc"] <= m["clean_acc"]
+    assert m["autoattack_n"] == 20 and 0 <= m["autoattack_acc"] <= m["clean_acc"]
     assert m["attacks"].keys() == {"fgsm", "pgd10"} and m["robust_acc"] == m["pgd_acc"]
     sweep = m["eps_sweep"]
     assert [row["epsilon"] for row in sweep] == pytest.approx([0.1, 0.2, 0.4, 1.0])
