@@ -12,7 +12,13 @@ import json
 
 import pandas as pd
 
-__all__ = ["FINALIST_FACTORS", "FINALISTS_INTRO", "finalists_frame", "flag_lines"]
+__all__ = [
+    "FINALIST_FACTORS",
+    "FINALISTS_INTRO",
+    "finalists_frame",
+    "flag_lines",
+    "flag_summary",
+]
 
 FINALISTS_INTRO = (
     "The best trials by the validation objective (the Pareto front, capped at K, for several "
@@ -89,3 +95,20 @@ def flag_lines(trials: pd.DataFrame) -> list[str]:
                 f"{flag.get('meaning')}"
             )
     return lines
+
+
+def flag_summary(trials: pd.DataFrame) -> list[str]:
+    """Every masking flag raised on any trial: how many trials, and what it means."""
+    if "masking_flags_json" not in trials.columns:
+        return []
+    counts: dict[str, int] = {}
+    meanings: dict[str, str] = {}
+    for text in trials["masking_flags_json"]:
+        codes = {f.get("code"): f.get("meaning") for f in _flags(text)}
+        for code, meaning in codes.items():
+            counts[code] = counts.get(code, 0) + 1
+            meanings[code] = str(meaning)
+    return [
+        f"{code}: {n} of {len(trials)} trials. {meanings[code]}"
+        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    ]

@@ -13,7 +13,13 @@ import pandas as pd
 
 from analysis.estimable import NotEstimable
 from analysis.figures import Figure, Skipped
-from analysis.finalists import FINALIST_FACTORS, FINALISTS_INTRO, finalists_frame, flag_lines
+from analysis.finalists import (
+    FINALIST_FACTORS,
+    FINALISTS_INTRO,
+    finalists_frame,
+    flag_lines,
+    flag_summary,
+)
 from analysis.formatting import fmt_share, response_label
 from analysis.provenance import describe_attacks
 from analysis.report import Report, ResponseAnalysis
@@ -265,9 +271,15 @@ def blocks(report: Report) -> list[Block]:
 
 
 def _finalists_blocks(report: Report) -> list[Block]:
+    summary = flag_summary(report.results.ok)
+    masking = [
+        _heading("Gradient-masking flags"),
+        _paragraph("Red flags raised by the final evaluations (completed trials):"),
+        Block(kind="list", items=summary),
+    ]
     frame = finalists_frame(report.results.trials)
     if isinstance(frame, str):
-        return []  # no finalists stage ran: nothing to show
+        return masking if summary else []  # no finalists stage ran
     acc = {
         c: _pct for c in frame.columns if c not in ("rank", "trial", "flags", *FINALIST_FACTORS)
     }
@@ -278,6 +290,7 @@ def _finalists_blocks(report: Report) -> list[Block]:
         _table(frame, acc),
         _paragraph("Gradient-masking flags on the finalists:"),
         Block(kind="list", items=flags or ["None raised."]),
+        *(masking if summary else []),
     ]
 
 

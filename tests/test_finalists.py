@@ -140,3 +140,34 @@ def test_search_bad_finalists_input_is_exit_2(tmp_path, capsys, eval_section, ex
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and expected in err, err
     assert not (tmp_path / "x").exists()
+
+
+def test_report_tables_of_finalists_and_flags():
+    import pandas as pd
+
+    from analysis.finalists import finalists_frame, flag_summary
+    from robprune.masking import FLAG_MEANINGS
+
+    flag = {
+        "code": "square_beats_pgd",
+        "detail": "x",
+        "meaning": FLAG_MEANINGS["square_beats_pgd"],
+    }
+    trials = pd.DataFrame(
+        {
+            "experiment": ["e", "e", "e"],
+            "trial_id": ["a", "b", "c"],
+            "finalist": [1.0, 1.0, 0.0],
+            "finalist_rank": [2.0, 1.0, None],
+            "autoattack_label": ["AutoAttack (standard, official)"] * 2 + [None],
+            "autoattack_acc": [0.4, 0.5, None],
+            "final_clean_acc": [0.9, 0.8, None],
+            "masking_flags_json": [json.dumps([flag]), "[]", None],
+        }
+    )
+    frame = finalists_frame(trials)
+    assert list(frame["trial"]) == ["b", "a"] and list(frame["rank"]) == [1, 2]
+    assert list(frame["AutoAttack (standard, official)"]) == [0.5, 0.4]
+    assert list(frame["flags"]) == ["none", "square_beats_pgd"]
+    assert flag_summary(trials) == [f"square_beats_pgd: 1 of 3 trials. {flag['meaning']}"]
+    assert isinstance(finalists_frame(trials.drop(columns=["finalist"])), str)
