@@ -293,8 +293,9 @@ def _layer_panel(ax, data: pd.DataFrame, trial: pd.Series, response: str) -> Non
     known = isinstance(sparsity, float) and np.isfinite(sparsity)
     at = f", sparsity {sparsity:g}" if known else ""
     score = f"{response_label(response)} {100 * trial[response]:.1f}%"
+    data_set = f"{trial['dataset']}, " if isinstance(trial.get("dataset"), str) else ""
     ax.set_title(
-        f"{trial['ratio_rule']}: {trial['trial_id']}, {trial['criterion']}, "
+        f"{trial['ratio_rule']}: {trial['trial_id']}, {data_set}{trial['criterion']}, "
         f"{trial['finetune_method']}{at} ({score})",
         fontsize=9,
     )

@@ -82,7 +82,7 @@ def test_default_model_has_four_or_more_groups_of_different_sizes():
 @pytest.mark.parametrize("rule", sorted(RATIO_RULES))
 @pytest.mark.parametrize("sparsity", [0.3, 0.7])
 def test_every_rule_meets_budget_and_per_layer_ratios_within_a_point(rule, sparsity):
-    model = _model(width=5.0)  # 80..480 channels per group: one channel < 1 point
+    model = _model(width=5.0)  # 120..480 channels per group: one channel < 1 point
     layer_mrs, groups = _group_mrs(model, [0.9, 1.1, 0.4, 2.5, 1.6])
     out = _prune(model, rule, sparsity, layer_mrs, temperature=0.5, band=0.2)
     assert out.achieved_sparsity == pytest.approx(sparsity, abs=0.01)
