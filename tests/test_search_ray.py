@@ -302,7 +302,11 @@ def test_demo_runs_the_crossed_grid(tmp_path):
     assert run_demo(storage=str(tmp_path), stream=stream) == 0
     (exp_dir,) = tmp_path.glob("demo-*")
     trials = _read(exp_dir, "trials").to_pylist()
-    assert len(trials) == 4 * 3 * 2 * 2 and all(t["status"] == "TERMINATED" for t in trials)
-    cells = {(t["criterion"], t["finetune_method"], t["ratio_rule"]) for t in trials}
-    assert len(cells) == 24
+    # 2 criteria x 2 fine-tuning methods x 4 ratio rules x 2 sparsities, one seed
+    assert len(trials) == 2 * 2 * 4 * 2 and all(t["status"] == "TERMINATED" for t in trials)
+    cells = {
+        (t["criterion"], t["finetune_method"], t["ratio_rule"], t["sparsity_target"])
+        for t in trials
+    }
+    assert len(cells) == 32
     assert f"results:    {exp_dir}/results" in stream.getvalue()

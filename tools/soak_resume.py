@@ -341,7 +341,8 @@ def soak(kills: int, seed: int, mode: str, work: Path, max_delay: float) -> int:
         driver = Driver.start(args, log)
         delay = rng.uniform(0.5, max_delay)
         driver.wait_for(lambda: False, timeout=delay)
-        if not driver.running():  # finished before the kill: aim earlier next time
+        killed_now = driver.running()
+        if not killed_now:  # finished before the kill: aim earlier next time
             max_delay = max(2.0, 0.8 * (time.monotonic() - driver.started))
         else:
             phase = phase_of(exp, driver.text())
@@ -354,12 +355,15 @@ def soak(kills: int, seed: int, mode: str, work: Path, max_delay: float) -> int:
             print(f"kill {done_kills}/{kills}: after {delay:.1f} s ({phase})", flush=True)
         if not exp.joinpath("experiment.json").exists():
             continue  # killed before the experiment existed: search again
-        resumed += 1
+        resumed += killed_now
         extend = args[0] == "resume" and "--extend" in args
         args = ["resume", str(exp)]
         if done_kills < kills and rng.random() < 0.3:
             continue  # the next round kills the resume too (twice in a row)
-        code = Driver.start(args, log).finish()
+        final = Driver.start(args, log)
+        code = final.finish()
+        # kill moments should cover a whole run: aim up to the longest run seen so far
+        max_delay = max(max_delay, time.monotonic() - final.started)
         if code != 0:
             problems.append(f"round {rounds}: resume exited {code} (see {log})")
             break
