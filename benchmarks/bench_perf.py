@@ -7,7 +7,8 @@ the fraction of peak where the device's peak is known (CUDA bf16 dense); one row
 optimisation switched on alone (robprune with every switch off, then amp, channels_last,
 compile); packing: 1, 2, 4 trials as processes sharing the device (aggregate images/s); and
 PGD-20 robust accuracy in fp32 against bf16 autocast (bf16 must not be weaker by > 1 point).
-Both sides of each ratio run in the same process, alternating, median of `--repeats`.
+Both sides of each ratio run in the same process, alternating, median of `--repeats`; on CPU
+the clock is the process's CPU time (robust to a shared machine), on CUDA wall time.
 
     python benchmarks/bench_perf.py --device cpu            # small model, a few minutes
     python benchmarks/bench_perf.py --device cuda --workload resnet18
@@ -94,12 +95,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _clock(device: torch.device):
+    """Wall time on CUDA; on CPU the process's CPU time, which other processes on a shared
+    machine barely disturb (run with OMP_NUM_THREADS=1, so no thread spins while waiting)."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
 def _timed(fn, device) -> float:
+    clock = _clock(device)
     _sync(device)
-    t = time.perf_counter()
+    t = clock()
     fn()
     _sync(device)
-    return time.perf_counter() - t
+    return clock() - t
 
 
 def _trainer(w, data, method, device, runtime):
@@ -381,7 +389,9 @@ def main() -> None:
         f"{len(data.train)} train / {len(data.test)} test images 3x32x32, batch {w.batch}, "
         f"PGD-{w.steps}; {params / 1e6:.2f} M params, {flops_fwd / 1e9:.3f} GFLOP/forward; "
         f"robprune runtime {runtime.describe()}; plain loop: fp32, DataLoader workers "
-        f"{workers}; median of {args.repeats}"
+        f"{workers}; median of {args.repeats}; "
+        f"{'process CPU seconds' if device.type == 'cpu' else 'wall seconds'} "
+        "(packing: wall seconds)"
     )
     rows = bench_finetune(w, data, device, runtime, args.methods, args.repeats, workers, flops_fwd)
     if not args.no_eval:

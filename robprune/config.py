@@ -322,7 +322,7 @@ class RuntimeConfig:
     amp: Annotated[str, _SWITCH] = "auto"
     """bf16 autocast for training, attacks and MRS: auto (on CUDA, off on CPU)."""
     channels_last: Annotated[str, _SWITCH] = "auto"
-    """NHWC weights and batches: auto (on CUDA, off on CPU)."""
+    """NHWC weights and batches: auto (on; measured faster or equal on CPU too)."""
     data_on_device: Annotated[str, _SWITCH] = "auto"
     """Keep the training split on the device as uint8 when it fits: auto (when it fits)."""
     check_every: Annotated[int, Interval(0, 1_000_000)] = 50

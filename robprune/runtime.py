@@ -24,12 +24,15 @@ from torch import nn
 
 __all__ = ["Runtime", "resolve_device", "resolve_runtime", "seed_everything"]
 
-#: `auto` of each switch, per device type. compile: off on CPU (BENCHMARKS.md: slower per
-#: epoch at this project's sizes, and minutes of compilation per pruned architecture); off on
-#: CUDA until measured on a GPU (each pruned model is a new graph to compile, so it pays only
-#: when a trial's epochs outweigh the compilation; to be measured).
+#: `auto` of each switch, per device type (figures in BENCHMARKS.md). CPU: channels_last on
+#: (oneDNN convolutions: 15-25% faster steps for small_cnn, vgg_small, mobilenetv2, equal for
+#: resnet18); bf16 off (CPU runs are the fp32 reference; the gain depends on the CPU's bf16
+#: units: 1.45x per PGD-AT epoch on the AVX512-BF16 development machine, opt in with `amp: on`);
+#: compile off (minutes of compilation per pruned architecture). CUDA: bf16 and channels_last
+#: on (tensor cores); compile off until measured on a GPU (each pruned model is a new graph,
+#: so it pays only when a trial's epochs outweigh the compilation; awaiting measurement).
 AUTO: dict[str, dict[str, bool]] = {
-    "cpu": {"amp": False, "channels_last": False, "compile": False},
+    "cpu": {"amp": False, "channels_last": True, "compile": False},
     "cuda": {"amp": True, "channels_last": True, "compile": False},
 }
 #: `data_on_device` -> where the training split lives (robprune.data.place_split).

@@ -67,7 +67,9 @@ def test_same_seed_same_metrics(baseline, dense_cache):
 def test_mrs_ratios_differ_from_uniform_and_follow_mrs(baseline, dense_cache):
     """At a low temperature MRS allocation prunes the least sensitive groups hardest; uniform
     ignores MRS. Same budget, different per-layer ratios."""
-    prune = {"ratio": "mrs", "mrs": {"num_examples": 128, "temperature": 0.1}}
+    # 0.03, not 0.1: the two prunable groups' MRS are close, and at 0.1 whether a ratio moves
+    # by more than 0.05 flipped with the rounding of the dense model (NCHW vs channels_last)
+    prune = {"ratio": "mrs", "mrs": {"num_examples": 128, "temperature": 0.03}}
     mrs = run_trial(fast_trial(dense_cache, prune=prune, finetune={"method": "none"}))
     uniform = run_trial(fast_trial(dense_cache, finetune={"method": "none"}))
     for result in (mrs, uniform):
