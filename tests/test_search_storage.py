@@ -1,7 +1,8 @@
 """Bad experiment storage is bad input: one line naming the path, exit 2, nothing changed.
 
-Read-only, half-deleted (tune/ or optuna/ gone) and written by a newer robprune; checked before
-Ray starts, so these tests need no Ray. Also: a resume refuses to run beside a live driver.
+Read-only, full (a real small tmpfs), half-deleted (tune/ or optuna/ gone) and written by a
+newer robprune; checked before Ray starts, so these tests need no Ray. Also: a resume refuses
+to run beside a live driver.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ SPEC = {
 }
 
 
-@pytest.fixture
-def experiment(tmp_path) -> Path:
+def _killed_experiment(parent: Path) -> Path:
     """An optimize experiment as a killed search leaves it: a started run, Tune, the journal."""
-    exp = Experiment.create(str(tmp_path), "s", mode="optimize", spec_yaml=yaml.safe_dump(SPEC))
+    exp = Experiment.create(str(parent), "s", mode="optimize", spec_yaml=yaml.safe_dump(SPEC))
     segment = exp.add_segment(4)
     exp.set_segment_status(segment.name, "running", tune_started=True)
     root = Path(exp.location)
@@ -42,6 +42,11 @@ def experiment(tmp_path) -> Path:
     (root / "optuna").mkdir()
     (root / "optuna" / "journal.log").write_text("")
     return root
+
+
+@pytest.fixture
+def experiment(tmp_path) -> Path:
+    return _killed_experiment(tmp_path)
 
 
 def _fingerprint(root: Path) -> dict[str, tuple[str, int]]:
@@ -98,6 +103,22 @@ def test_read_only(experiment, capsys):
     finally:
         for path, mode in modes.items():
             path.chmod(mode)
+
+
+def test_full_disk(tmp_path, capsys):
+    """A real full file system: a 256 KiB tmpfs has no room for the 1 MiB probe."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:  # needs root (CI and the development machines run as root)
+        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        root = _killed_experiment(small)
+        _resume_fails(root, capsys, "the disk is full", root)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_a_new_experiment_records_its_format(experiment):
