@@ -118,7 +118,9 @@ def test_sigkill_driver_then_resume(tmp_path):
             if line.strip().startswith("{")
         ]
         restarts = [r["epoch"] for r in rows if r.get("iterations_since_restore") == 1]
-        assert len(restarts) == 2, restarts  # the first start, and the restart after resume
-        assert restarts[1] > 1, f"{name} restarted from zero: {restarts}"
+        # The first start's rows may be cut from result.json by the SIGKILL (ENVIRONMENT.md);
+        # the restart after the resume is always there and must not be from epoch 1.
+        assert restarts and restarts[:-1] in ([], [1]), restarts
+        assert restarts[-1] > 1, f"{name} restarted from zero: {restarts}"
         row = next(t for t in trials if f"trial_{t['trial_id']}" == name)
-        assert row["restores"] == 1 and row["restored_from_epoch"] == restarts[1] - 1
+        assert row["restores"] == 1 and row["restored_from_epoch"] == restarts[-1] - 1
