@@ -41,12 +41,16 @@ def final_result(
     prep: dict[str, Any],
     history: list[dict[str, Any]],
     epochs_done: int,
-    wall_s: float,
+    wall_s: Callable[[], float],
     val_subset: TensorSplit,
     epoch_attack: Attack,
     log: Callable[[str], None] | None = None,
 ) -> TrialResult:
-    """Evaluate the fine-tuned model once on the test split and assemble the result."""
+    """Evaluate the fine-tuned model once on the test split and assemble the result.
+
+    `wall_s()` is the trial's elapsed time; it is read after the final evaluation so that the
+    `wall_s` column covers the whole trial, AutoAttack included.
+    """
     ev_cfg = config.eval
     names = list(ev_cfg.attacks)
     pgd_column = pgd_column_attack(config)
@@ -84,7 +88,7 @@ def final_result(
         "val_clean_acc": val_clean.accuracy,
         "val_robust_acc": val_robust.accuracy,
         "val_attack": epoch_attack.name,
-        "wall_s": wall_s,
+        "wall_s": wall_s(),
         "robprune_version": robprune.__version__,
     }
     attack_config = dict(ev.attack_config)

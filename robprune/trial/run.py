@@ -94,7 +94,7 @@ def run_trial(
         prep=prep,
         history=history,
         epochs_done=trainer.epoch if trainer is not None else 0,
-        wall_s=wall_s(),
+        wall_s=wall_s,
         val_subset=val_subset,
         epoch_attack=epoch_attack,
         log=log,
