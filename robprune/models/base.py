@@ -16,7 +16,13 @@ from torch import nn
 
 from .normalize import Normalize
 
-__all__ = ["ImageClassifier", "make_divisible", "pool_or_identity", "scale_channels"]
+__all__ = [
+    "ImageClassifier",
+    "conv_bn_relu",
+    "make_divisible",
+    "pool_or_identity",
+    "scale_channels",
+]
 
 
 class ImageClassifier(nn.Module):
@@ -38,6 +44,13 @@ class ImageClassifier(nn.Module):
     def unprunable_modules(self) -> list[nn.Module]:
         """Modules to add to Torch-Pruning's `ignored_layers` (stem and classifier excluded)."""
         return []
+
+
+def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    """3x3 conv (no bias: BN follows), BatchNorm, ReLU: the block of the small digits models."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+    )
 
 
 def scale_channels(channels: int, width: float, divisor: int = 1) -> int:

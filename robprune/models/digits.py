@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ImageClassifier, pool_or_identity, scale_channels
+from .base import ImageClassifier, conv_bn_relu, pool_or_identity, scale_channels
 from .registry import register_model
 
 __all__ = ["DigitsCNN", "digits_cnn"]
@@ -19,12 +19,6 @@ __all__ = ["DigitsCNN", "digits_cnn"]
 #: Output channels of the five convs (the first is the stem); then the hidden linear width.
 _CONVS = (16, 24, 32, 48, 96)
 _HIDDEN = 64
-
-
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
-    )
 
 
 class DigitsCNN(ImageClassifier):
@@ -44,12 +38,12 @@ class DigitsCNN(ImageClassifier):
         hidden = scale_channels(_HIDDEN, width)
         pool, _ = pool_or_identity(min(input_shape[1:]))
         self.features = nn.Sequential(
-            _conv_bn_relu(input_shape[0], c[0]),
-            _conv_bn_relu(c[0], c[1]),
-            _conv_bn_relu(c[1], c[2]),
+            conv_bn_relu(input_shape[0], c[0]),
+            conv_bn_relu(c[0], c[1]),
+            conv_bn_relu(c[1], c[2]),
             pool,
-            _conv_bn_relu(c[2], c[3]),
-            _conv_bn_relu(c[3], c[4]),
+            conv_bn_relu(c[2], c[3]),
+            conv_bn_relu(c[3], c[4]),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(1),
             nn.Linear(c[4], hidden),

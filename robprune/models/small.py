@@ -9,16 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ImageClassifier, pool_or_identity, scale_channels
+from .base import ImageClassifier, conv_bn_relu, pool_or_identity, scale_channels
 from .registry import register_model
 
 __all__ = ["SmallCNN", "small_cnn"]
-
-
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
-    )
 
 
 class SmallCNN(ImageClassifier):
@@ -37,10 +31,10 @@ class SmallCNN(ImageClassifier):
         c1, c2, c3 = (scale_channels(c, width) for c in (32, 64, 128))
         pool, _ = pool_or_identity(min(input_shape[1:]))
         self.features = nn.Sequential(
-            _conv_bn_relu(input_shape[0], c1),
-            _conv_bn_relu(c1, c2),
+            conv_bn_relu(input_shape[0], c1),
+            conv_bn_relu(c1, c2),
             pool,
-            _conv_bn_relu(c2, c3),
+            conv_bn_relu(c2, c3),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(1),
         )
