@@ -1,4 +1,9 @@
-"""Shared fixtures: a fast digits trial config and a session-wide dense-model cache."""
+"""Shared fixtures (a session-wide dense-model cache) and the rule that CI skips nothing.
+
+Under CI (environment variable `CI` set, as `.ci/run` does) a skipped test is reported as a
+failure, except one that needs CUDA (`requirements.cuda_only`): every other part a test needs
+is installed there, so a skip would hide an untested path (see `requirements.py`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,36 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
+from requirements import CUDA_REASON, IN_CI  # noqa: E402
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skip_under_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not IN_CI or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report)
+    if reason == CUDA_REASON:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI, where only tests that need CUDA may skip: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_skip_under_ci(outcome.get_result())
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,8 @@ from analysis_fixtures import (
     write_experiment,
     write_raw_trials,
 )
+from PIL import Image
+from requirements import require
 
 from robprune.cli import main
 
@@ -237,7 +240,6 @@ def test_report_imports_neither_torch_nor_ray(experiment, tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "journal"])
 def test_ped_anova_cross_check(tmp_path, capsys, backend):
-    optuna = pytest.importorskip("optuna")
     trials = planted_trials(PLANTED, balanced=False, n=300, search=True)
     root = tmp_path / "search"
     results = write_experiment(root, trials)
@@ -278,8 +280,8 @@ def test_ped_anova_cross_check(tmp_path, capsys, backend):
     assert "Cross-check: Optuna PED-ANOVA" in (tmp_path / "r" / "report.md").read_text()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed: apt-get install chromium")
 def test_html_renders_in_headless_chromium(report_dir, tmp_path):
+    require(CHROMIUM, "chromium is not installed (apt-get install chromium; .ci/run does)")
     flags = [
         CHROMIUM,
         "--headless",
@@ -311,9 +313,7 @@ def test_html_renders_in_headless_chromium(report_dir, tmp_path):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    image_module = pytest.importorskip("PIL.Image", reason="pillow (dev extra) not installed")
-
-    with image_module.open(shot) as image:
+    with Image.open(shot) as image:
         assert image.size == (1200, 3000)
         colours = image.convert("RGB").resize((120, 300)).getcolors(maxcolors=1 << 16)
     assert colours is not None and len(colours) > 50  # text, figures: not a blank page

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn import datasets as sklearn_datasets
 from torch import nn
 
 from robprune import attacks as A
@@ -44,7 +45,6 @@ def _cnn() -> nn.Module:
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    sklearn_datasets = pytest.importorskip("sklearn.datasets")
     data = sklearn_datasets.load_digits()
     x = torch.tensor(data.images, dtype=torch.float32).div_(16.0).unsqueeze(1)
     y = torch.tensor(data.target, dtype=torch.long)
@@ -237,7 +237,10 @@ def test_works_inside_no_grad(digits):
 
 @pytest.fixture(scope="module")
 def torchattacks():
-    return pytest.importorskip("torchattacks")
+    """The reference implementations (installed by `make setup`, test-only)."""
+    import torchattacks as module
+
+    return module
 
 
 def _ref(attack, x, y, seed=0):

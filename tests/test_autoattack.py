@@ -12,15 +12,13 @@ import torch
 from torch import nn
 
 from robprune import attacks as A
-from robprune.masking import FLAG_MEANINGS, MaskingFlag, square_flags, sweep_flags
-
-pytest.importorskip("pyautoattack")
-from robprune.attacks.autoattack import (  # noqa: E402
+from robprune.attacks.autoattack import (
     LABELS,
     official_checks,
     run_autoattack,
     run_official_attacks,
 )
+from robprune.masking import FLAG_MEANINGS, MaskingFlag, square_flags, sweep_flags
 
 EPS = 0.1
 N = 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyautoattack
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,6 @@ from robprune.errors import ConfigError
 from robprune.models import create_model
 from robprune.models.checkpoints import load_state_dict_file, map_state_dict
 
-pyautoattack = pytest.importorskip("pyautoattack")
 MODEL_TEST = Path(pyautoattack.__file__).parent / "examples" / "model_test.pt"
 
 

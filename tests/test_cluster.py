@@ -24,11 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from ray_head import LOOPBACK_ENV, RayHead, free_port, processes_of
+from requirements import MOTO_SERVER as MOTO
+from requirements import require
 from trial_fixtures import fast_trial
 
 ROOT = Path(__file__).resolve().parents[1]
-_VENV_MOTO = os.path.join(os.path.dirname(sys.executable), "moto_server")
-MOTO = _VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else shutil.which("moto_server")
 RAY_TOKEN = "plantedRayToken" + secrets.token_hex(12)
 AWS_SECRET = "plantedAwsSecret" + secrets.token_hex(12)
 BUCKET = "robprune"
@@ -317,8 +317,8 @@ def test_stop_then_resume_submit(cluster, tmp_path):
     _check_complete(_local_trials(exp), 2)
 
 
-@pytest.mark.skipif(not MOTO, reason="moto_server is not installed")
 def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
+    require(MOTO, "moto_server is not installed (dev extra moto[server])")
     fs = cluster.s3()
     fs.create_dir(BUCKET)
     spec = _spec(
@@ -354,6 +354,7 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
 
 def test_no_planted_credentials_anywhere(cluster):
     """Logs, status output, experiment directories, results: neither secret appears."""
+    require(MOTO, "moto_server is not installed: the bucket could not be searched")
     assert cluster.jobs, "run with the job tests"
     raw_logs = cluster.ray_client(
         f"print('\\n'.join(client.get_job_logs(j) for j in {cluster.jobs!r}))"
@@ -362,12 +363,11 @@ def test_no_planted_credentials_anywhere(cluster):
     texts = [raw_logs, *cluster.outputs]
     blobs = [p.read_bytes() for p in (cluster.root / "exps").rglob("*") if p.is_file()]
     blobs += [p.read_bytes() for p in (cluster.root / "work").rglob("*") if p.is_file()]
-    if MOTO:
-        fs = cluster.s3()
-        for info in fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True)):
-            if info.type == pafs.FileType.File:
-                with fs.open_input_stream(info.path) as handle:
-                    blobs.append(handle.read())
+    fs = cluster.s3()
+    for info in fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True)):
+        if info.type == pafs.FileType.File:
+            with fs.open_input_stream(info.path) as handle:
+                blobs.append(handle.read())
     assert len(blobs) > 20
     for secret in (RAY_TOKEN, AWS_SECRET):
         assert not [t for t in texts if secret in t]

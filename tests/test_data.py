@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from requirements import cuda_only
 
 from robprune.config import parse_trial_config
 from robprune.data import (
@@ -352,7 +353,7 @@ def test_augment_batch_is_a_padded_crop_or_flip():
     assert torch.equal(augment_batch(x, generator=g, pad=0, flip=False), x)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@cuda_only()
 def test_iterate_batches_on_cuda_matches_cpu():
     d = load_data("synthetic", synthetic={"train_size": 300, "test_size": 8})
 

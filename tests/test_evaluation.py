@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn import datasets as sklearn_datasets
 from torch import nn
 
 from robprune.config import EvalConfig
@@ -18,7 +19,6 @@ CPU = torch.device("cpu")
 
 def _digits_by_class() -> TensorSplit:
     """scikit-learn's digits stored class by class, as Tiny-ImageNet's folders are."""
-    sklearn_datasets = pytest.importorskip("sklearn.datasets")
     bunch = sklearn_datasets.load_digits()
     order = np.argsort(bunch.target, kind="stable")
     x = torch.tensor(bunch.images[order], dtype=torch.float32).div_(16.0).unsqueeze(1)

@@ -8,6 +8,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+import ray
 from trial_fixtures import fast_trial
 
 from robprune.cli import main as cli_main
@@ -15,9 +16,6 @@ from robprune.errors import BadInput
 from search.finalist_store import FINALISTS_DIR
 from search.finalists import run_finalists, select_finalists
 from search.spec import parse_spec
-
-ray = pytest.importorskip("ray")
-pytest.importorskip("pyautoattack")
 
 
 def test_select_top_k_by_validation_and_pareto_front():

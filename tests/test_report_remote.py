@@ -4,7 +4,6 @@ the laptop side of a cluster search whose results live in a bucket."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,15 +13,15 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 from analysis_fixtures import planted_trials, write_experiment
+from requirements import MOTO_SERVER as MOTO
+from requirements import require
 
 ROOT = Path(__file__).resolve().parents[1]
-_VENV_MOTO = os.path.join(os.path.dirname(sys.executable), "moto_server")
-MOTO = _VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else shutil.which("moto_server")
-pytestmark = pytest.mark.skipif(not MOTO, reason="moto_server is not installed")
 
 
 @pytest.fixture
 def bucket():
+    require(MOTO, "moto_server is not installed (dev extra moto[server])")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from requirements import cuda_only
 from torch import nn
 
 from robprune.config import parse_trial_config
@@ -17,7 +18,7 @@ from robprune.training import AdversarialSetting, Trainer
 
 CPU = torch.device("cpu")
 ADV = AdversarialSetting(epsilon=0.1, step_size=0.025, steps=2)
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+cuda = cuda_only()
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from soak_resume import Driver, check, disk_state, soak_spec  # noqa: E402
-
-pytest.importorskip("ray")
 
 
 def _running_trials(exp: Path) -> bool:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from soak_resume import Driver, check, disk_state, session_of, soak_spec  # noqa: E402
-
-pytest.importorskip("ray")
 
 
 def _checkpointed(exp: Path, run: str) -> bool:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import ray
+from ray.cluster_utils import Cluster
 from trial_fixtures import fast_trial
-
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 EPOCHS = 8
 

@@ -12,6 +12,7 @@ import json
 import optuna
 import pyarrow.parquet as pq
 import pytest
+import ray
 import yaml
 from trial_fixtures import fast_trial
 
@@ -21,8 +22,6 @@ from search.experiment import Experiment
 from search.export import export_experiment
 from search.runner import resume_experiment, run_search
 from search.spec import parse_spec
-
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module", autouse=True)

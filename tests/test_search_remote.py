@@ -2,11 +2,10 @@
 
 Needs a `moto_server` executable (PATH or $MOTO_SERVER; `pip install "moto[server]>=5.2.5"`,
 part of the dev extras; older ones fail pyarrow's uploads). Outside CI a missing or unusable
-server skips the test; in CI (environment variable CI set, as `.ci/run` does) it fails, so the
-remote path is never silently untested. The experiment, Tune's runs, the shared dense models,
-the Optuna journal and the Parquet results all live in the bucket; after the local working
-copy is deleted, `resume --extend` trains nothing and its trial fetches the dense model from
-the bucket itself.
+server skips the test; under CI it fails (`requirements.require`), so the remote path is never
+silently untested. The experiment, Tune's runs, the shared dense models, the Optuna journal and
+the Parquet results all live in the bucket; after the local working copy is deleted, `resume
+--extend` trains nothing and its trial fetches the dense model from the bucket itself.
 """
 
 from __future__ import annotations
@@ -22,22 +21,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from requirements import MOTO_SERVER as MOTO
+from requirements import require
 from trial_fixtures import fast_trial
-
-_VENV_MOTO = os.path.join(os.path.dirname(sys.executable), "moto_server")
-MOTO = (
-    os.environ.get("MOTO_SERVER")
-    or (_VENV_MOTO if os.access(_VENV_MOTO, os.X_OK) else None)
-    or shutil.which("moto_server")
-)
-IN_CI = bool(os.environ.get("CI"))
-
-
-def _unavailable(reason: str) -> None:
-    """Skip on a developer's machine; fail in CI, where the dev extras are installed."""
-    if IN_CI:
-        pytest.fail(f"CI must run the S3 test: {reason}")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -48,8 +34,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def s3(tmp_path, monkeypatch):
-    if not MOTO:
-        _unavailable("moto_server is not installed (pip install 'moto[server]>=5.2.5')")
+    require(MOTO, "moto_server is not installed (pip install 'moto[server]>=5.2.5')")
     port = _free_port()
     server = subprocess.Popen(
         [MOTO, "-H", "127.0.0.1", "-p", str(port)],
@@ -92,7 +77,7 @@ def s3(tmp_path, monkeypatch):
     except OSError as exc:
         server.kill()
         server.wait()
-        _unavailable(f"{MOTO} cannot serve pyarrow's uploads (moto >= 5.2.5 can): {exc}")
+        require(False, f"{MOTO} cannot serve pyarrow's uploads (moto >= 5.2.5 can): {exc}")
     yield f"s3://robprune/exps?{query}", fs, env
     server.kill()
     server.wait()
