@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from robprune.factors import FACTOR_COLUMNS, FACTORS, label
+from robprune.config.factors import FACTOR_COLUMNS, FACTORS, label
 
 __all__ = [
     "NA",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 NA = "n/a"
-#: Nested column -> the factor it only exists under (from robprune.factors' conditions).
+#: Nested column -> the factor it only exists under (from robprune.config.factors' conditions).
 NESTED = {f.column: f.parent for f in FACTORS if f.parent is not None}
 #: Numeric columns with more distinct values than this are binned.
 MAX_NUMERIC_LEVELS = 6

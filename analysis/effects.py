@@ -18,7 +18,7 @@ from scipy import stats
 from analysis.design import code_column
 from analysis.estimable import NotEstimable
 from analysis.formatting import response_label, to_units
-from robprune.factors import FACTOR_COLUMNS, label
+from robprune.config.factors import FACTOR_COLUMNS, label
 
 __all__ = [
     "BASELINE_RULE",

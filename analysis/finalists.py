@@ -1,6 +1,6 @@
 """The finalists section: the best trials, re-evaluated with the official AutoAttack.
 
-Reads only the finalist columns of trials.parquet (robprune/results_schema.py); tables written
+Reads only the finalist columns of trials.parquet (robprune/io/results_schema.py); tables written
 before the finalists stage have none, and the section says so instead of failing. AutoAttack's
 column is headed with its label, and every gradient-masking flag is listed with the sentence
 that says what it means.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import Source
-from robprune.factors import FACTOR_COLUMNS, factor_for_path
+from robprune.config.factors import FACTOR_COLUMNS, factor_for_path
 
 __all__ = ["find_storages", "ped_anova", "factor_of"]
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robprune.errors import BadInput
-from robprune.results_schema import (
+from robprune.io.results_schema import (
     EPOCHS_SCHEMA,
     LAYERS_SCHEMA,
     METRIC_COLUMNS,

@@ -9,8 +9,8 @@ from analysis.html import render_html
 from analysis.markdown import render_markdown
 from analysis.present import blocks
 from analysis.report import Report
-from robprune.atomic_io import atomic_write_bytes
 from robprune.errors import BadInput
+from robprune.io.atomic import atomic_write_bytes
 
 __all__ = ["write_report"]
 

@@ -25,8 +25,8 @@ from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
 from analysis.shares import Decomposition, decompose
 from analysis.verdict import Verdict, verdict
+from robprune.config.factors import FACTOR_COLUMNS
 from robprune.errors import BadInput
-from robprune.factors import FACTOR_COLUMNS
 
 __all__ = ["Report", "ResponseAnalysis", "analyse_response", "build_report"]
 

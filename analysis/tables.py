@@ -9,7 +9,7 @@ from analysis.design import Design
 from analysis.estimable import NotEstimable
 from analysis.load import ResultSet
 from analysis.shares import Decomposition
-from robprune.factors import label
+from robprune.config.factors import label
 
 __all__ = ["best_configs", "exclusions", "factor_levels", "factor_summary"]
 

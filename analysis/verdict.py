@@ -15,7 +15,7 @@ from analysis.effects import SeedNoise
 from analysis.estimable import NotEstimable
 from analysis.formatting import fmt_share, points, response_label, sentence, to_units
 from analysis.shares import Decomposition
-from robprune.factors import label
+from robprune.config.factors import label
 
 __all__ = ["ALPHA", "Verdict", "verdict"]
 

@@ -34,7 +34,7 @@ from plain import plain_epoch, plain_loader, plain_pgd, plain_robust_accuracy  #
 
 from robprune.attacks import build_attack  # noqa: E402
 from robprune.data import load_data, to_float  # noqa: E402
-from robprune.evaluation import accuracy_under  # noqa: E402
+from robprune.evaluation.accuracy import accuracy_under  # noqa: E402
 from robprune.models import create_model  # noqa: E402
 from robprune.pruning import count_macs_params  # noqa: E402
 from robprune.runtime import Runtime  # noqa: E402

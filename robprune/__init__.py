@@ -1,6 +1,6 @@
 """robprune: robust structured pruning, one trial end to end (plain PyTorch, no Ray).
 
-Kept import-light on purpose: `robprune.results_schema` and the CLI must load without torch.
+Kept import-light on purpose: `robprune.io.results_schema` and the CLI must load without torch.
 """
 
 __version__ = "0.1.0"

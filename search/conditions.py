@@ -1,17 +1,17 @@
 """Which parameters exist given others (conditional parameters, declared with the factors in
-`robprune.factors`), and which change the dense model. Used by the spec and the space."""
+`robprune.config.factors`), and which change the dense model. Used by the spec and the space."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from robprune.factors import CONDITIONS  # one table of factors and their conditions
+from robprune.config.factors import CONDITIONS  # one table of factors and their conditions
 
 __all__ = ["CONDITIONS", "DENSE_PREFIXES", "is_applicable", "is_dense_path"]
 
-#: What the dense model depends on (robprune.dense.dense_key): it is trained before the trials,
-#: so these may only take finitely many values.
+#: What the dense model depends on (robprune.trial.dense.dense_key): it is trained before the
+#: trials, so these may only take finitely many values.
 DENSE_PREFIXES = (
     "data.",
     "model.",

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from robprune.spec_yaml import load_yaml_text
+from robprune.config.spec_yaml import load_yaml_text
 
 __all__ = ["DEMO_SPEC", "demo_spec", "run_demo", "demo_exit_code"]
 

@@ -34,7 +34,7 @@ def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
     import torch
 
     from robprune.config import parse_trial_config
-    from robprune.dense import ensure_dense_for
+    from robprune.trial.dense import ensure_dense_for
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
@@ -56,7 +56,7 @@ def _stored_keys(exp: Experiment, configs: list[dict[str, Any]]) -> list[str] | 
     """The keys of the dense models if they are all trained already: in the experiment's
     storage (remote), or in the trials' cache directory (local)."""
     from robprune.config import parse_trial_config
-    from robprune.dense import dense_key
+    from robprune.trial.dense import dense_key
 
     parsed = [parse_trial_config(c) for c in configs]
     keys = [dense_key(p) for p in parsed]

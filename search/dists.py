@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from robprune.config.typed_mapping import DISTRIBUTION_KEYS
 from robprune.errors import ConfigError
-from robprune.typed_mapping import DISTRIBUTION_KEYS
 
 __all__ = ["DIST_KINDS", "Dist", "parse_dist", "looks_like_dist", "walk", "check_fixed"]
 

@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 import robprune
-from robprune.atomic_io import atomic_write_text
 from robprune.errors import BadInput
+from robprune.io.atomic import atomic_write_text
 
 __all__ = ["Experiment", "Segment", "resolve_location", "is_remote", "join", "parent", "basename"]
 

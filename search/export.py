@@ -26,9 +26,9 @@ import pyarrow.fs as pafs
 
 import robprune
 from robprune.config import parse_trial_config
+from robprune.config.factors import factor_values
 from robprune.errors import BadInput
-from robprune.factors import factor_values
-from robprune.results_schema import (
+from robprune.io.results_schema import (
     EPOCHS_SCHEMA,
     LAYERS_SCHEMA,
     METRIC_COLUMNS,

@@ -96,7 +96,7 @@ def _finalist_task(config: dict[str, Any], checkpoint: Any, attacks: list[str] |
     import ray
     import torch
 
-    from robprune.finalist import evaluate_finalist
+    from robprune.evaluation.evaluate_finalists import evaluate_finalist
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
@@ -276,7 +276,7 @@ def after_search(spec: Any, exp: Experiment, stream: Any = None) -> None:
 
 def check_attack_list(attacks: list[str] | None) -> list[str] | None:
     """`--attacks` names, checked with the registry's grammar (BadInput names the bad one)."""
-    from robprune.attack_names import ATTACKS, parse_attack_name
+    from robprune.config.names import ATTACKS, parse_attack_name
 
     for name in attacks or []:
         try:

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from ray import tune
 
-from robprune.factors import FACTORS, FactorSpec
+from robprune.config.factors import FACTORS, FactorSpec
 
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
 

@@ -335,7 +335,7 @@ def _reconcile_trial(
 def _write_atomic(fs: pafs.FileSystem, path: str, text: str) -> None:
     """Temporary file and rename where the filesystem can (local); one PUT on object stores."""
     if isinstance(fs, pafs.LocalFileSystem):
-        from robprune.atomic_io import atomic_write_text
+        from robprune.io.atomic import atomic_write_text
 
         atomic_write_text(text, path)
         return

@@ -93,7 +93,7 @@ def run_search(
 
 
 def load_experiment_spec(exp: Experiment) -> Spec:
-    from robprune.spec_yaml import load_yaml_text
+    from robprune.config.spec_yaml import load_yaml_text
 
     try:
         text = exp.read_spec_yaml()

@@ -1,6 +1,6 @@
 """The spec's `search:` and `resources:` sections as typed dataclasses.
 
-The mapping machinery (`robprune.typed_mapping.build`) checks keys and types against the
+The mapping machinery (`robprune.config.typed_mapping.build`) checks keys and types against the
 annotations; the rules that tie fields together (a grid has no sampler, ASHA needs per-epoch
 objectives) are checked here, each naming its key path.
 """
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
+from robprune.config.typed_mapping import Interval, build, check_tree, require
 from robprune.errors import ConfigError
-from robprune.typed_mapping import Interval, build, check_tree, require
 from search.dists import check_fixed
 
 __all__ = [

@@ -127,9 +127,9 @@ def dense_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
 
 
 def dense_variants(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One representative config per distinct dense model (see robprune.dense.dense_key)."""
+    """One representative config per distinct dense model (see robprune.trial.dense.dense_key)."""
     from robprune.config import parse_trial_config
-    from robprune.dense import dense_key
+    from robprune.trial.dense import dense_key
 
     seen: dict[str, dict[str, Any]] = {}
     for config in configs:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from robprune.config import SPEC_ONLY_KEYS, apply_overrides, load_yaml, parse_trial_config
+from robprune.config.spec_yaml import dump_yaml
 from robprune.errors import BadInput, ConfigError
-from robprune.spec_yaml import dump_yaml
 from search.conditions import CONDITIONS, is_applicable, is_dense_path
 from search.dists import Dist, check_fixed, walk
 from search.paths import delete_path, get_path, set_path

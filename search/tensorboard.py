@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from robprune.factors import FACTOR_COLUMNS
+from robprune.config.factors import FACTOR_COLUMNS
 
 __all__ = ["write_tensorboard", "HPARAM_COLUMNS", "METRIC_TAGS"]
 
-#: The factors (robprune.factors) and the seed: what the HParams tab compares trials by.
+#: The factors (robprune.config.factors) and the seed: what the HParams tab compares trials by.
 HPARAM_COLUMNS = (*FACTOR_COLUMNS, "seed")
 #: Final metrics shown in the HParams tab, with their tag.
 METRIC_TAGS = {

@@ -20,7 +20,7 @@ from typing import Any
 
 from ray import tune
 
-from robprune.results_schema import STRUCTURE_METRICS, TEST_METRICS
+from robprune.io.results_schema import STRUCTURE_METRICS, TEST_METRICS
 
 __all__ = [
     "train_trial",
@@ -107,7 +107,7 @@ def _sync_dense(config: dict[str, Any]) -> None:
         return
     import pyarrow.fs as pafs
 
-    from robprune.atomic_io import file_lock as locked
+    from robprune.io.atomic import file_lock as locked
 
     local = Path(config["trial"]["cache_dir"]).expanduser()
     if (local / ".synced").exists():
@@ -229,7 +229,7 @@ def _run(
     epochs: list[dict[str, Any]] | None = None,
 ) -> None:
     from robprune.config import parse_trial_config
-    from robprune.finalist import MODEL_FILE
+    from robprune.evaluation.evaluate_finalists import MODEL_FILE
     from robprune.trial import run_trial
 
     parsed = parse_trial_config(trial_config)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from robprune.results_schema import (
+from robprune.io.results_schema import (
     EPOCHS_SCHEMA,
     LAYERS_SCHEMA,
     TRIALS_SCHEMA,

@@ -271,8 +271,8 @@ def test_prune_damage_needs_its_setting():
 
 
 def test_layers_table_has_a_column_per_estimator():
+    from robprune.io.results_schema import LAYERS_SCHEMA
     from robprune.pruning import MRS_ESTIMATORS
-    from robprune.results_schema import LAYERS_SCHEMA
 
     names = set(LAYERS_SCHEMA.names)
     assert {f"mrs_{e}" for e in MRS_ESTIMATORS} <= names and "ratio_planned" in names

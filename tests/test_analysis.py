@@ -16,7 +16,7 @@ from analysis.load import load_results
 from analysis.shapley import run_shapley, shapley_matrix
 from analysis.shares import Decomposition, decompose
 from analysis.verdict import verdict
-from robprune import factors
+from robprune.config import factors
 from robprune.errors import BadInput
 
 PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
@@ -347,7 +347,7 @@ def test_ratio_rule_effect_compares_every_rule_with_uniform():
 
 def test_fixture_nulls_follow_the_factor_table():
     """The planted tables are faithful: temperature and beta are null exactly where
-    robprune.factors says they do not apply (a search-like table, where both vary)."""
+    robprune.config.factors says they do not apply (a search-like table, where both vary)."""
     trials = planted_trials(PLANTED, seeds=1, search=True)
     for column in ("temperature", "beta"):
         spec = factors.factor(column)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from analysis.provenance import describe_attacks
-from robprune.results_schema import TRIALS_SCHEMA, table_from_rows, write_table_atomic
+from robprune.io.results_schema import TRIALS_SCHEMA, table_from_rows, write_table_atomic
 
 
 def test_primary_attack_is_described_per_source(tmp_path):

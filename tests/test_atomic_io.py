@@ -1,4 +1,4 @@
-"""robprune.atomic_io: atomic writes with unique temporaries, the flock lock, content keys."""
+"""robprune.io.atomic: atomic writes with unique temporaries, the flock lock, content keys."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from robprune.atomic_io import (
+from robprune.io.atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_json,

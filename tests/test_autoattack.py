@@ -18,7 +18,7 @@ from robprune.attacks.autoattack import (
     run_autoattack,
     run_official_attacks,
 )
-from robprune.masking import FLAG_MEANINGS, MaskingFlag, square_flags, sweep_flags
+from robprune.evaluation.masking import FLAG_MEANINGS, MaskingFlag, square_flags, sweep_flags
 
 EPS = 0.1
 N = 200
@@ -153,7 +153,7 @@ def test_masking_flags_say_what_they_mean():
 
 def test_final_evaluation_deep_checks_on_digits(digits_model):
     from robprune.data import TensorSplit
-    from robprune.final_evaluation import final_evaluation
+    from robprune.evaluation.final import final_evaluation
 
     model, x, y = digits_model
     test = TensorSplit(x=x[:40].contiguous(), y=y[:40].contiguous())

@@ -198,9 +198,9 @@ def test_brought_dense_model_runs_a_whole_trial(tmp_path, dense_cache):
     from trial_fixtures import fast_trial
 
     from robprune.config import parse_trial_config
-    from robprune.dense import ensure_dense_for
     from robprune.models.checkpoints import file_sha256
     from robprune.trial import run_trial
+    from robprune.trial.dense import ensure_dense_for
 
     trained = ensure_dense_for(parse_trial_config(fast_trial(dense_cache)), log=lambda m: None)
     state = {f"module.{k}": v for k, v in trained.state_dict().items()}

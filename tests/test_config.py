@@ -211,18 +211,30 @@ def test_programmatic_configs_are_validated_too():
 
 
 def test_mrs_estimators_and_attack_names_match_the_registries():
-    """The other name lists are checked in tests/test_factors.py."""
-    from robprune import attack_names, config
-    from robprune.attacks import ATTACKS
+    """Every name form the validator allows builds the attack it names (other name lists:
+    tests/test_factors.py)."""
+    from robprune import config
+    from robprune.attacks import build_attack
+    from robprune.config.names import ATTACKS, parse_attack_name
     from robprune.pruning import MRS_ESTIMATORS
 
     assert config.MRS_ESTIMATORS == tuple(MRS_ESTIMATORS)
-    assert ATTACKS is attack_names.ATTACKS
+    for form in ATTACKS:
+        name = form.replace("{K}", "7")
+        parsed = parse_attack_name(name)
+        attack = build_attack(name, epsilon=0.1, norm="linf")
+        assert (attack.name, attack.kind, attack.steps, attack.loss) == (
+            name,
+            parsed.kind,
+            parsed.steps,
+            parsed.loss,
+        ), name
+        assert attack.norm == ("l2" if parsed.l2 else "linf"), name
 
 
 def test_config_module_stays_torch_free():
     code = (
-        "import sys, robprune.config, robprune.spec_yaml, robprune.atomic_io; "
+        "import sys, robprune.config, robprune.config.spec_yaml, robprune.io.atomic; "
         "bad = [m for m in ('torch', 'ray', 'optuna') if m in sys.modules]; "
         "assert not bad, bad"
     )

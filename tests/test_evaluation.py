@@ -11,7 +11,7 @@ from torch import nn
 
 from robprune.config import EvalConfig
 from robprune.data import DataSplits, TensorSplit
-from robprune.evaluation import accuracy_under, evaluate
+from robprune.evaluation.accuracy import accuracy_under, evaluate
 from robprune.trial.subsets import epoch_subset, limited_test_split
 
 CPU = torch.device("cpu")

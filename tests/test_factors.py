@@ -1,4 +1,4 @@
-"""One table of factors (robprune.factors), and registries that agree with the config.
+"""One table of factors (robprune.config.factors), and registries that agree with the config.
 
 The config's allowed values are what a spec is validated against before anything runs; the
 registries are what a trial calls. If the two lists drift apart, a spec is either rejected for
@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from robprune import config as cfg
-from robprune.errors import ConfigError
-from robprune.factors import (
+from robprune.config.factors import (
     CONDITIONS,
     FACTOR_COLUMNS,
     FACTORS,
@@ -20,7 +19,8 @@ from robprune.factors import (
     factor_values,
     label,
 )
-from robprune.results_schema import TRIALS_SCHEMA
+from robprune.errors import ConfigError
+from robprune.io.results_schema import TRIALS_SCHEMA
 
 
 def test_criteria_registry_matches_config():

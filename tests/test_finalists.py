@@ -144,7 +144,7 @@ def test_report_tables_of_finalists_and_flags():
     import pandas as pd
 
     from analysis.finalists import finalists_frame, flag_summary
-    from robprune.masking import FLAG_MEANINGS
+    from robprune.evaluation.masking import FLAG_MEANINGS
 
     flag = {
         "code": "square_beats_pgd",

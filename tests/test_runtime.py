@@ -225,7 +225,7 @@ def test_batches_and_augmentation_stay_on_cuda(digits):
 def _digits_accuracy(data, runtime, seed):
     """Clean and PGD-10 test accuracy (fp32 evaluation) after PGD-AT from scratch on digits."""
     from robprune.attacks import build_attack
-    from robprune.evaluation import accuracy_under
+    from robprune.evaluation.accuracy import accuracy_under
 
     trainer = Trainer(
         model=_model(data, seed),
@@ -274,7 +274,7 @@ def test_digits_accuracy_matches_the_fp32_path_within_seed_noise():
 def test_pgd_in_bf16_is_as_strong_as_in_fp32():
     """bf16 autocast must not flatten the attack: robust accuracy at most 1 point higher."""
     from robprune.attacks import build_attack
-    from robprune.evaluation import accuracy_under
+    from robprune.evaluation.accuracy import accuracy_under
 
     dev = torch.device("cuda")
     data = load_data("digits")

@@ -17,7 +17,7 @@ import yaml
 from trial_fixtures import fast_trial
 
 from robprune.cli import main as cli_main
-from robprune.results_schema import SCHEMAS
+from robprune.io.results_schema import SCHEMAS
 from search.experiment import Experiment
 from search.export import export_experiment
 from search.runner import resume_experiment, run_search

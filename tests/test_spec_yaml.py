@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from robprune.config import apply_overrides, load_yaml, parse_trial_config
+from robprune.config.spec_yaml import dump_yaml, load_yaml_text, parse_value
 from robprune.errors import BadInput
-from robprune.spec_yaml import dump_yaml, load_yaml_text, parse_value
 
 # Every notation of the YAML 1.2 core schema (spec 1.2.2, 10.3.2), and the YAML 1.1 forms
 # that 1.2 reads differently.

@@ -186,7 +186,7 @@ def test_configured_beta_reaches_the_fine_tuning_objective(method, beta):
     """finetune.<method>.beta travels from the config to the Trainer's threat setting."""
     from robprune.config import parse_trial_config
     from robprune.data import load_data
-    from robprune.dense import build_model
+    from robprune.trial.builders import build_model
     from robprune.trial.finetune import finetune_trainer
 
     other = "mart" if method == "trades" else "trades"

@@ -251,8 +251,8 @@ def test_concurrent_trials_share_one_dense_training(tmp_path):
 def test_saved_pruned_model_reloads_without_pickled_modules(dense_cache, tmp_path):
     from robprune.config import parse_trial_config
     from robprune.data import load_data, to_float
-    from robprune.dense import build_model
     from robprune.models import load_pruned_state_dict
+    from robprune.trial.builders import build_model
     from robprune.trial.subsets import limited_test_split
 
     config = fast_trial(dense_cache, finetune={"method": "none"})
@@ -294,8 +294,8 @@ def test_robprune_run_from_the_command_line(dense_cache, tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text())["finetune"]["epochs"] == 1
     from robprune.config import parse_trial_config
     from robprune.data import load_data
-    from robprune.dense import build_model
     from robprune.models import load_pruned_state_dict
+    from robprune.trial.builders import build_model
 
     model = build_model(parse_trial_config(fast_trial(dense_cache)).model, load_data("digits"))
     load_pruned_state_dict(model, torch.load(out / "model.pt", weights_only=True))

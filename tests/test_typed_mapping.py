@@ -7,8 +7,8 @@ from typing import Annotated
 
 import pytest
 
+from robprune.config.typed_mapping import Check, Choice, Interval, build, check_tree
 from robprune.errors import ConfigError
-from robprune.typed_mapping import Check, Choice, Interval, build, check_tree
 
 
 def _objective(text: str) -> None:

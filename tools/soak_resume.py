@@ -235,7 +235,7 @@ def check(
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(ROOT))
-    from robprune.results_schema import TRIALS_SCHEMA
+    from robprune.io.results_schema import TRIALS_SCHEMA
     from search.ownership import session_processes
 
     verdict = Verdict()

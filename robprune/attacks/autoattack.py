@@ -44,7 +44,7 @@ LABELS = {
 _NORMS = {"linf": "Linf", "l2": "L2"}
 _LOGGER = "auto-attack"
 _STAGE = re.compile(r"robust accuracy after (?P<attack>[A-Z-]+): (?P<acc>[\d.]+)%")
-#: package check message -> flag code (see robprune.masking.FLAG_MEANINGS)
+#: package check message -> flag code (see robprune.evaluation.masking.FLAG_MEANINGS)
 _CHECKS = (
     ("randomized defense", "aa_randomized"),
     ("probability distribution", "aa_softmax_output"),

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robprune.attack_names import ATTACKS, parse_attack_name
+from robprune.config.names import ATTACKS, parse_attack_name
 
 from .apgd import apgd, apgd_targeted
 from .core import NORMS, eval_mode, fgsm, pgd
@@ -126,7 +126,7 @@ def build_attack(
 
     `norm` applies to every attack (`pgd{K}_l2` is L2 whatever `norm` says). `step_size` is
     the PGD/CW step; FGSM steps epsilon and APGD runs its own schedule (module docstring).
-    The name grammar is `robprune.attack_names`, shared with the config.
+    The name grammar is `robprune.config.names`, shared with the config.
     """
     parsed = parse_attack_name(name)
     if norm not in NORMS:

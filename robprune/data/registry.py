@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data_config import check_train_limit
+from robprune.config.data import check_train_limit
+
 from ..errors import DataError
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data_config import SyntheticConfig
-from ..typed_mapping import build, check_tree, to_plain
+from robprune.config.data import SyntheticConfig
+from robprune.config.typed_mapping import build, check_tree, to_plain
+
 from .splits import LoadRequest, SourceData, TensorSplit
 
 __all__ = ["SYNTHETIC_DEFAULTS", "SyntheticConfig", "load_synthetic", "parse_synthetic"]

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic_io import atomic_write
+from robprune.io.atomic import atomic_write
+
 from ..errors import DataError
 from .files import find_root, one_line
 from .splits import LoadRequest, SourceData, TensorSplit

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robprune.cache import atomic_torch_save
 from robprune.errors import BadInput
+from robprune.io.atomic import atomic_torch_save
 from robprune.models.serialization import load_pruned_state_dict, pruned_state_dict
 from robprune.training.trainer import Trainer
 

@@ -11,10 +11,10 @@ from torch import nn
 from robprune.attacks import Attack
 from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit
-from robprune.dense import make_trainer, training_threat
-from robprune.evaluation import accuracy_under
+from robprune.evaluation.accuracy import accuracy_under
 from robprune.runtime import Runtime
 from robprune.training.trainer import Trainer
+from robprune.trial.builders import make_trainer, training_threat
 from robprune.trial.checkpoint import checkpoint_writer
 from robprune.trial.records import EpochReport
 

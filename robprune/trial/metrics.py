@@ -1,7 +1,7 @@
 """The final evaluation on the test split and the metric columns of DESIGN §5.
 
 The evaluation itself (attack suite, official AutoAttack when `eval.autoattack` is a version,
-masking flags) is `robprune.final_evaluation`, shared with the finalists stage.
+masking flags) is `robprune.evaluation.final`, shared with the finalists stage.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import robprune
 from robprune.attacks import Attack
 from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit
-from robprune.evaluation import accuracy_under
-from robprune.final_evaluation import final_evaluation
+from robprune.evaluation.accuracy import accuracy_under
+from robprune.evaluation.final import final_evaluation
 from robprune.runtime import Runtime
 from robprune.trial.records import TrialResult
 from robprune.trial.subsets import limited_test_split

@@ -14,8 +14,7 @@ from torch import Tensor, nn
 
 from robprune.config import ASCENT_STEPS, TrialConfig
 from robprune.data import DataSplits, TensorSplit, to_float
-from robprune.dense import DenseModel, build_model, ensure_dense, training_threat
-from robprune.evaluation import evaluate
+from robprune.evaluation.accuracy import evaluate
 from robprune.pruning import (
     RATIO_RULES,
     AllocationParams,
@@ -27,6 +26,8 @@ from robprune.pruning import (
 )
 from robprune.runtime import Runtime
 from robprune.training.losses import pgd_examples
+from robprune.trial.builders import build_model, training_threat
+from robprune.trial.dense import DenseModel, ensure_dense
 from robprune.trial.subsets import SUBSET_DRAW, limited_test_split
 
 __all__ = ["prepare"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from robprune.atomic_io import atomic_write_json
+from robprune.io.atomic import atomic_write_json
 
 __all__ = ["EpochReport", "TrialResult"]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from robprune import attacks
-from robprune.cache import atomic_torch_save
 from robprune.config import TrialConfig, parse_trial_config
-from robprune.dense import build_model, load_trial_data
 from robprune.errors import BadInput
+from robprune.io.atomic import atomic_torch_save
 from robprune.models.serialization import pruned_state_dict
 from robprune.runtime import resolve_device, resolve_runtime, seed_everything
+from robprune.trial.builders import build_model, load_trial_data
 from robprune.trial.checkpoint import load_checkpoint
 from robprune.trial.finetune import finetune_trainer, run_epochs
 from robprune.trial.metrics import final_result

@@ -21,8 +21,8 @@ from torch import nn
 from robprune.attacks import build_attack, robust_accuracy
 from robprune.attacks.autoattack import LABELS, run_autoattack, run_official_attacks
 from robprune.data import TensorSplit, to_float
-from robprune.evaluation import evaluate
-from robprune.masking import (
+from robprune.evaluation.accuracy import evaluate
+from robprune.evaluation.masking import (
     MaskingFlag,
     flags_to_dicts,
     official_flags,

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
+    "atomic_torch_save",
     "read_json",
     "file_lock",
     "canonical_json",
@@ -90,6 +91,13 @@ def atomic_write_json(
     """Atomically write `obj` as JSON (values JSON cannot hold are written with `str`)."""
     text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=str)
     return atomic_write_text(text + ("\n" if indent is not None else ""), path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save` through `atomic_write` (torch imported here: the module stays torch-free)."""
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def read_json(path: str | os.PathLike) -> Any:

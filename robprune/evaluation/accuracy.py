@@ -15,7 +15,7 @@ from torch import nn
 
 from robprune.attacks import build_attack, eval_mode
 from robprune.data import TensorSplit, iterate_batches
-from robprune.masking import MaskingFlag, basic_flags
+from robprune.evaluation.masking import MaskingFlag, basic_flags
 from robprune.runtime import Runtime
 
 __all__ = [
@@ -44,7 +44,7 @@ class Evaluation:
     clean_acc: float
     attacks: dict[str, AttackOutcome]
     flags: list[MaskingFlag] = field(default_factory=list)
-    """Gradient-masking flags of this evaluation (robprune.masking)."""
+    """Gradient-masking flags of this evaluation (robprune.evaluation.masking)."""
 
     @property
     def warnings(self) -> list[str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from robprune.typed_mapping import Check, Choice, Interval
-from robprune.typed_mapping import require as _check
+from robprune.config.typed_mapping import Check, Choice, Interval
+from robprune.config.typed_mapping import require as _check
 
 __all__ = ["DATASETS", "DataConfig", "SyntheticConfig", "check_train_limit"]
 

@@ -1,11 +1,12 @@
 """The typed trial config (DESIGN §2/§3; defaults in docs/CONTRACTS.md).
 
-A config is a tree of frozen dataclasses built from plain dicts (YAML 1.2, `robprune.spec_yaml`),
-so a search space is plain data and every trial can write its fully resolved config beside its
-result. Each field declares what it accepts in its annotation (`Interval`, `Choice`, `Check`
-from `robprune.typed_mapping`, the one validator); rules that tie fields together are each
-section's `validate(path)`. Every error names the key path and what is allowed:
-`finetune.trades.beta: must be in [0, 100], got -1`. Adding a field is one line.
+A config is a tree of frozen dataclasses built from plain dicts (YAML 1.2,
+`robprune.config.spec_yaml`), so a search space is plain data and every trial can write its
+fully resolved config beside its result. Each field declares what it accepts in its annotation
+(`Interval`, `Choice`, `Check` from `robprune.config.typed_mapping`, the one validator); rules
+that tie fields together are each section's `validate(path)`. Every error names the key path
+and what is allowed: `finetune.trades.beta: must be in [0, 100], got -1`. Adding a field is one
+line.
 Torch-free: the search spec validator imports it before Ray starts. The allowed names mirror
 the registries (tests/test_config.py fails if they drift apart).
 """
@@ -18,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from robprune.attack_names import parse_attack_name
-from robprune.data_config import DATASETS, DataConfig, SyntheticConfig, check_train_limit
-from robprune.spec_yaml import apply_overrides, load_yaml
-from robprune.typed_mapping import Check, Choice, Interval, build, check_tree, to_plain
-from robprune.typed_mapping import require as _check
+from robprune.config.data import DATASETS, DataConfig, SyntheticConfig, check_train_limit
+from robprune.config.names import parse_attack_name
+from robprune.config.spec_yaml import apply_overrides, load_yaml
+from robprune.config.typed_mapping import Check, Choice, Interval, build, check_tree, to_plain
+from robprune.config.typed_mapping import require as _check
 
 __all__ = [
     "SyntheticConfig",
@@ -49,6 +50,7 @@ __all__ = [
     "BAND_RULES",
     "BAND_SCALES",
     "MRS_ESTIMATORS",
+    "ASCENT_STEPS",
     "AUTOATTACK_MODES",
     "NORMS",
     "SPEC_ONLY_KEYS",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robprune.atomic_io import atomic_write
-from robprune.factors import FACTOR_COLUMNS, FACTORS
+from robprune.config.factors import FACTOR_COLUMNS, FACTORS
+from robprune.io.atomic import atomic_write
 
 __all__ = [
     "TRIALS_SCHEMA",

@@ -3,10 +3,11 @@
 Or brought (`dense.checkpoint`): a state dict mapped onto our architecture
 (robprune.models.checkpoints), keyed by the file's SHA-256, recorded in `meta.json`.
 
-Stored content-addressed under `cache_dir/dense/KEY/`: `model.pt` (a plain state_dict,
-loadable with `weights_only=True`), `meta.json` (the recipe, its history, and its accuracies
-per attack, filled in lazily), and `mrs-*.json` (MRS scores depend only on the dense model and
-the estimator's settings, so they are computed once and cached beside it, DESIGN §7).
+Stored content-addressed under `cache_dir/dense/KEY/` (layout: robprune.io.dense_cache):
+`model.pt` (a plain state_dict, loadable with `weights_only=True`), `meta.json` (the recipe,
+its history, and its accuracies per attack, filled in lazily), and `mrs-*.json` (MRS scores
+depend only on the dense model and the estimator's settings, so they are computed once and
+cached beside it, DESIGN §7).
 """
 
 from __future__ import annotations
@@ -17,18 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from robprune.atomic_io import atomic_write_json, content_key, read_json
-from robprune.atomic_io import file_lock as locked
-from robprune.cache import atomic_torch_save
-from robprune.config import DataConfig, ModelConfig, TrainRecipe, TrialConfig
-from robprune.data import DataSplits, load_data
+from robprune.config import TrialConfig
+from robprune.data import DataSplits
 from robprune.errors import ConfigError
-from robprune.models import create_model
-from robprune.runtime import Runtime, resolve_runtime
-from robprune.training.losses import AdversarialSetting
-from robprune.training.trainer import Trainer
+from robprune.io.atomic import (
+    atomic_torch_save,
+    atomic_write_json,
+    content_key,
+    file_lock,
+    read_json,
+)
+from robprune.io.dense_cache import (
+    DENSE_FORMAT,
+    META_FILE,
+    WEIGHTS_FILE,
+    dense_directory,
+    dense_lock_path,
+)
+from robprune.runtime import resolve_runtime
+from robprune.trial.builders import build_model, load_trial_data, make_trainer, training_threat
 
 __all__ = [
     "DenseModel",
@@ -36,13 +45,7 @@ __all__ = [
     "dense_key",
     "ensure_dense",
     "ensure_dense_for",
-    "build_model",
-    "load_trial_data",
-    "make_trainer",
-    "training_threat",
 ]
-
-_FORMAT = "robprune.dense/1"
 
 
 def dense_key(config: TrialConfig) -> str:
@@ -53,7 +56,7 @@ def dense_key(config: TrialConfig) -> str:
     if config.dense.checkpoint is not None:  # brought: its bytes, not its path or a recipe
         return content_key(
             {
-                "format": _FORMAT,
+                "format": DENSE_FORMAT,
                 "data": data,
                 "model": config.to_dict()["model"],
                 "checkpoint_sha256": checkpoint_sha256(config.dense.checkpoint),
@@ -62,7 +65,7 @@ def dense_key(config: TrialConfig) -> str:
         )
     return content_key(
         {
-            "format": _FORMAT,
+            "format": DENSE_FORMAT,
             "data": data,
             "model": config.to_dict()["model"],
             "dense": config.to_dict()["dense"],
@@ -84,7 +87,7 @@ class DenseModel:
 
     @property
     def weights_path(self) -> Path:
-        return self.directory / "model.pt"
+        return self.directory / WEIGHTS_FILE
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return torch.load(self.weights_path, map_location="cpu", weights_only=True)
@@ -94,78 +97,12 @@ class DenseModel:
         path = self.directory / f"{name}.json"
         if path.exists():
             return read_json(path)
-        with locked(self.directory / f".{name}.lock"):
+        with file_lock(self.directory / f".{name}.lock"):
             if path.exists():
                 return read_json(path)
             value = compute()
             atomic_write_json(value, path)
             return value
-
-
-def load_trial_data(data: DataConfig, *, seed: int) -> DataSplits:
-    """The splits a trial sees: its data section, validation carved with the trial seed."""
-    return load_data(
-        data.dataset,
-        data_dir=data.data_dir,
-        download=data.download,
-        val_fraction=data.val_fraction,
-        seed=seed,
-        train_limit=data.train_limit,
-        synthetic=data.synthetic,
-    )
-
-
-def build_model(model: ModelConfig, data: DataSplits) -> nn.Module:
-    """A fresh dense network of the model section, shaped and normalised for `data`."""
-    return create_model(
-        model.arch,
-        num_classes=data.num_classes,
-        input_shape=data.input_shape,
-        mean=data.mean,
-        std=data.std,
-        width=model.width,
-    )
-
-
-def training_threat(config: TrialConfig, *, beta: float) -> AdversarialSetting:
-    """The threat model adversarial training uses: the trial's norm, radius and step."""
-    return AdversarialSetting(
-        epsilon=config.epsilon,
-        step_size=config.step_size,
-        steps=config.threat.train_steps,
-        norm=config.threat.norm,
-        beta=beta,
-    )
-
-
-def make_trainer(
-    recipe: TrainRecipe,
-    *,
-    adversarial: AdversarialSetting,
-    model: nn.Module,
-    data: DataSplits,
-    device: torch.device,
-    seed: int,
-    runtime: Runtime | None = None,
-) -> Trainer:
-    """A Trainer for one SGD recipe (dense or fine-tune)."""
-    return Trainer(
-        model=model,
-        train=data.train,
-        method=recipe.method,
-        epochs=recipe.epochs,
-        lr=recipe.lr,
-        schedule=recipe.schedule,
-        warmup_epochs=recipe.warmup_epochs,
-        batch_size=recipe.batch_size,
-        weight_decay=recipe.weight_decay,
-        momentum=recipe.momentum,
-        augment=data.augment,
-        device=device,
-        seed=seed,
-        adversarial=adversarial,
-        runtime=runtime,
-    )
 
 
 def _train(
@@ -237,21 +174,21 @@ def ensure_dense(
     """Find the cached dense model, or train (or bring) it; safe when several processes ask
     at once."""
     key = dense_key(config)
-    directory = Path(config.cache_dir).expanduser() / "dense" / key
-    meta_path = directory / "meta.json"
+    directory = dense_directory(config.cache_dir, key)
+    meta_path = directory / META_FILE
     if not meta_path.exists():
-        with locked(directory.parent / f".{key}.lock"):
+        with file_lock(dense_lock_path(config.cache_dir, key)):
             if not meta_path.exists() and config.dense.checkpoint is not None:
                 state, info = _bring(config, data, log=log)
-                atomic_torch_save(state, directory / "model.pt")
-                meta = {"format": _FORMAT, "key": key, "config": config.to_dict(), **info}
+                atomic_torch_save(state, directory / WEIGHTS_FILE)
+                meta = {"format": DENSE_FORMAT, "key": key, "config": config.to_dict(), **info}
                 atomic_write_json(meta, meta_path)
             if not meta_path.exists():
                 start = time.perf_counter()
                 state, history = _train(config, data, device, log=log)
-                atomic_torch_save(state, directory / "model.pt")
+                atomic_torch_save(state, directory / WEIGHTS_FILE)
                 meta = {
-                    "format": _FORMAT,
+                    "format": DENSE_FORMAT,
                     "key": key,
                     "config": config.to_dict(),
                     "history": history,

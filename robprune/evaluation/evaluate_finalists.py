@@ -25,7 +25,7 @@ MODEL_FILE = "model.pt"
 
 def finalist_settings(config: TrialConfig, attacks: list[str] | None) -> dict[str, Any]:
     """What a finalist evaluation depends on: a stored result with other settings is redone."""
-    from robprune.final_evaluation import CHECK_EXAMPLES, SWEEP, full_suite
+    from robprune.evaluation.final import CHECK_EXAMPLES, SWEEP, full_suite
 
     version = config.eval.autoattack if config.eval.autoattack == "rand" else "standard"
     names = list(attacks) if attacks else full_suite(config.eval.attacks, config.threat.eval_steps)
@@ -63,10 +63,10 @@ def evaluate_finalist(
     log: Any = None,
 ) -> dict[str, Any]:
     """The finalist's record: settings, metrics (full test split), attack configs, flags."""
-    from robprune.dense import build_model, load_trial_data
-    from robprune.final_evaluation import final_evaluation
+    from robprune.evaluation.final import final_evaluation
     from robprune.models.serialization import load_pruned_state_dict
     from robprune.runtime import resolve_device, seed_everything
+    from robprune.trial.builders import build_model, load_trial_data
 
     log = log or (lambda message: None)
     start = time.perf_counter()

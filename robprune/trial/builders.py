@@ -1,0 +1,86 @@
+"""What a trial builds from its config sections: its data splits, a fresh network, the
+training threat and a Trainer for one SGD recipe.
+
+Apart from the dense model (`robprune.trial.dense`) so that the stages that only need a network
+or a trainer (fine-tuning, the finalists' re-evaluation) do not go through the dense cache.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robprune.config import DataConfig, ModelConfig, TrainRecipe, TrialConfig
+from robprune.data import DataSplits, load_data
+from robprune.models import create_model
+from robprune.runtime import Runtime
+from robprune.training.losses import AdversarialSetting
+from robprune.training.trainer import Trainer
+
+__all__ = ["build_model", "load_trial_data", "make_trainer", "training_threat"]
+
+
+def load_trial_data(data: DataConfig, *, seed: int) -> DataSplits:
+    """The splits a trial sees: its data section, validation carved with the trial seed."""
+    return load_data(
+        data.dataset,
+        data_dir=data.data_dir,
+        download=data.download,
+        val_fraction=data.val_fraction,
+        seed=seed,
+        train_limit=data.train_limit,
+        synthetic=data.synthetic,
+    )
+
+
+def build_model(model: ModelConfig, data: DataSplits) -> nn.Module:
+    """A fresh dense network of the model section, shaped and normalised for `data`."""
+    return create_model(
+        model.arch,
+        num_classes=data.num_classes,
+        input_shape=data.input_shape,
+        mean=data.mean,
+        std=data.std,
+        width=model.width,
+    )
+
+
+def training_threat(config: TrialConfig, *, beta: float) -> AdversarialSetting:
+    """The threat model adversarial training uses: the trial's norm, radius and step."""
+    return AdversarialSetting(
+        epsilon=config.epsilon,
+        step_size=config.step_size,
+        steps=config.threat.train_steps,
+        norm=config.threat.norm,
+        beta=beta,
+    )
+
+
+def make_trainer(
+    recipe: TrainRecipe,
+    *,
+    adversarial: AdversarialSetting,
+    model: nn.Module,
+    data: DataSplits,
+    device: torch.device,
+    seed: int,
+    runtime: Runtime | None = None,
+) -> Trainer:
+    """A Trainer for one SGD recipe (dense or fine-tune)."""
+    return Trainer(
+        model=model,
+        train=data.train,
+        method=recipe.method,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        schedule=recipe.schedule,
+        warmup_epochs=recipe.warmup_epochs,
+        batch_size=recipe.batch_size,
+        weight_decay=recipe.weight_decay,
+        momentum=recipe.momentum,
+        augment=data.augment,
+        device=device,
+        seed=seed,
+        adversarial=adversarial,
+        runtime=runtime,
+    )
