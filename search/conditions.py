@@ -7,20 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from robprune.config.factors import CONDITIONS  # one table of factors and their conditions
+from robprune.io.dense_cache import DENSE_PREFIXES  # what robprune.trial.dense.dense_key reads
 
 __all__ = ["CONDITIONS", "DENSE_PREFIXES", "is_applicable", "is_dense_path"]
-
-#: What the dense model depends on (robprune.trial.dense.dense_key): it is trained before the
-#: trials, so these may only take finitely many values.
-DENSE_PREFIXES = (
-    "data.",
-    "model.",
-    "dense.",
-    "threat.norm",
-    "threat.epsilon",
-    "threat.step_size",
-    "threat.train_steps",
-)
 
 
 def is_applicable(path: str, values: Mapping[str, Any], fixed: Callable[[str], Any]) -> bool:

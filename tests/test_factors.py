@@ -32,7 +32,7 @@ def test_criteria_registry_matches_config():
 def test_ratio_rules_registry_matches_config():
     from robprune.pruning.allocation import RATIO_RULES
 
-    assert tuple(RATIO_RULES) == cfg.RATIO_RULES
+    assert tuple(RATIO_RULES) == tuple(cfg.RATIO_RULES)
     assert set(cfg.MRS_RATIO_RULES) <= set(cfg.RATIO_RULES)
     assert cfg.MRS_RATIO_RULES == tuple(n for n, r in RATIO_RULES.items() if r.uses_mrs)
     reads = {
@@ -45,6 +45,50 @@ def test_ratio_rules_registry_matches_config():
 
     assert BAND_SCALES == cfg.BAND_SCALES
     assert tuple(MRS_ESTIMATORS) == cfg.MRS_ESTIMATORS
+
+
+def test_a_registry_that_drifts_from_the_names_fails_naming_both_sides():
+    from robprune.config.names import check_registry
+
+    check_registry("criterion", ("l1", "l2"), {"l2": None, "l1": None})
+    with pytest.raises(
+        RuntimeError,
+        match=r"listed but not implemented: \['l2'\]; "
+        r"implemented but not listed: \['l3'\]",
+    ):
+        check_registry("criterion", ("l1", "l2"), {"l1": None, "l3": None})
+
+
+def test_dense_key_reads_exactly_the_dense_prefixes():
+    """What the search's space treats as dense (`DENSE_PREFIXES`) is what changes the key."""
+    from robprune.io.dense_cache import DENSE_PREFIXES
+    from robprune.trial.dense import dense_key
+
+    base = {"data": {"dataset": "digits"}, "threat": {"epsilon": 0.1, "step_size": 0.02}}
+    changed = {
+        "data.val_fraction": 0.2,
+        "model.width": 2.0,
+        "dense.epochs": 3,
+        "threat.norm": "l2",
+        "threat.epsilon": 0.2,
+        "threat.step_size": 0.03,
+        "threat.train_steps": 3,
+        "seed": 5,
+        "prune.sparsity": 0.3,
+        "finetune.epochs": 2,
+        "threat.eval_steps": 7,
+        "data.data_dir": "/elsewhere",
+    }
+    key = dense_key(cfg.parse_trial_config(base))
+    for path, value in changed.items():
+        raw = {k: dict(v) for k, v in base.items()}
+        *sections, name = path.split(".")
+        target = raw.setdefault(sections[0], {}) if sections else raw
+        target[name] = value
+        dense = path == "seed" or (
+            any(path.startswith(p) for p in DENSE_PREFIXES) and path != "data.data_dir"
+        )
+        assert (dense_key(cfg.parse_trial_config(raw)) != key) == dense, path
 
 
 def test_finetune_methods_registry_matches_config():

@@ -24,11 +24,12 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from robprune.config.names import NORMS
+
 from .losses import LossFn, get_loss
 
 __all__ = ["NORMS", "eval_mode", "fgsm", "input_grad", "pgd", "project", "project_step"]
 
-NORMS = ("linf", "l2")
 _L2_DIV = 1e-10  # guards the L2 normalisation of a zero gradient
 
 

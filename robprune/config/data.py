@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from robprune.config.names import DATASETS
 from robprune.config.typed_mapping import Check, Choice, Interval
 from robprune.config.typed_mapping import require as _check
 
 __all__ = ["DATASETS", "DataConfig", "SyntheticConfig", "check_train_limit"]
-
-#: Data set names; equal to `robprune.data.DATASETS` (tests/test_factors.py checks).
-DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "svhn", "tinyimagenet")
 
 
 def _image_shape(shape: tuple[int, ...]) -> None:

@@ -16,7 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from robprune.config import BAND_RULES, FINETUNE_METHODS, MRS_RATIO_RULES, TEMPERATURE_RULES
+from robprune.config.names import (
+    BAND_RULES,
+    FINETUNE_METHODS,
+    MRS_RATIO_RULES,
+    TEMPERATURE_RULES,
+)
 
 __all__ = [
     "CONDITIONS",

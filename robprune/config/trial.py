@@ -7,8 +7,8 @@ fully resolved config beside its result. Each field declares what it accepts in 
 that tie fields together are each section's `validate(path)`. Every error names the key path
 and what is allowed: `finetune.trades.beta: must be in [0, 100], got -1`. Adding a field is one
 line.
-Torch-free: the search spec validator imports it before Ray starts. The allowed names mirror
-the registries (tests/test_config.py fails if they drift apart).
+Torch-free: the search spec validator imports it before Ray starts. The allowed names are
+`robprune.config.names`, the list the registries check themselves against.
 """
 
 from __future__ import annotations
@@ -20,7 +20,21 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from robprune.config.data import DATASETS, DataConfig, SyntheticConfig, check_train_limit
-from robprune.config.names import parse_attack_name
+from robprune.config.names import (
+    ARCHS,
+    AUTOATTACK_MODES,
+    BAND_RULES,
+    BAND_SCALES,
+    CRITERIA,
+    FINETUNE_METHODS,
+    MRS_ESTIMATORS,
+    MRS_RATIO_RULES,
+    NORMS,
+    RATIO_RULES,
+    SCHEDULES,
+    TEMPERATURE_RULES,
+    parse_attack_name,
+)
 from robprune.config.spec_yaml import apply_overrides, load_yaml
 from robprune.config.typed_mapping import Check, Choice, Interval, build, check_tree, to_plain
 from robprune.config.typed_mapping import require as _check
@@ -61,39 +75,7 @@ __all__ = [
     "check_train_limit",
 ]
 
-#: Names accepted by the config; each equals its registry's keys (a test checks).
-CRITERIA = ("random", "l1", "l2", "taylor", "fpgm", "lamp", "bn_scale", "hessian")
-FINETUNE_METHODS = ("none", "ce", "pgd_at", "trades", "mart", "fgsm_rs")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
-RATIO_RULES = ("uniform", "mrs", "mrs_band", "mrs_zscore")
-#: Ratio rules that read MRS scores: `prune.mrs.*` applies only to these.
-MRS_RATIO_RULES = ("mrs", "mrs_band", "mrs_zscore")
-#: Rules that read `prune.mrs.temperature` / `prune.mrs.band*` (RatioRule.parameters; a test
-#: keeps these equal to the registry).
-TEMPERATURE_RULES = ("mrs", "mrs_zscore")
-BAND_RULES = ("mrs_band",)
-BAND_SCALES = ("minmax", "rank")
-#: Registered architectures (robprune.models.MODELS; a test keeps the two equal).
-ARCHS = (
-    "digits_cnn",
-    "mobilenetv2",
-    "mobilevit_xxs",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "small_cnn",
-    "vgg11_bn",
-    "vgg16_bn",
-    "vgg_small",
-    "wrn28",
-    "wrn28_10",
-    "wrn28_4",
-)
-MRS_ESTIMATORS = ("first_order", "ascent", "prune_damage")
-#: eval.autoattack: the official AutoAttack's versions robprune runs, or when (none/finalists)
-AUTOATTACK_MODES = ("none", "standard", "rand", "finalists")
 DENSE_FORMATS = ("state_dict",)
-NORMS = ("linf", "l2")
 #: Gradient-ascent steps of the `ascent` MRS estimator when `prune.mrs.steps` is not given.
 ASCENT_STEPS = 5
 #: Keys of a search spec that a single trial accepts and ignores.
@@ -219,7 +201,7 @@ class PruneConfig:
     """Target fraction of prunable parameters removed (the budget both rules meet)."""
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
     """Channel importance inside a layer (CRITERIA)."""
-    ratio: Annotated[str, Choice(RATIO_RULES)] = "uniform"
+    ratio: Annotated[str, Choice(tuple(RATIO_RULES))] = "uniform"
     """Per-layer ratio rule (RATIO_RULES): uniform, mrs, mrs_band or mrs_zscore (docs/mrs.md)."""
     max_layer_ratio: Annotated[float, Interval(0, 1, lo_open=True, hi_open=True)] = 0.9
     """No layer loses more than this fraction of its channels."""

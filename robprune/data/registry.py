@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from robprune.config import names
 from robprune.config.data import check_train_limit
+from robprune.config.names import check_registry
 
 from ..errors import DataError
 from .cifar import load_cifar10, load_cifar100
@@ -37,6 +39,7 @@ DATASETS: dict[str, Loader] = {
     "svhn": load_svhn,
     "tinyimagenet": load_tinyimagenet,
 }
+check_registry("data set", names.DATASETS, DATASETS)
 
 # Seeds for the two draws, so carving val and limiting train are independent streams.
 _VAL_STREAM = 0

@@ -13,6 +13,9 @@ from pathlib import Path
 
 __all__ = [
     "DENSE_FORMAT",
+    "DENSE_IGNORED",
+    "DENSE_INPUTS",
+    "DENSE_PREFIXES",
     "META_FILE",
     "WEIGHTS_FILE",
     "dense_directory",
@@ -21,7 +24,24 @@ __all__ = [
 ]
 
 #: Format tag of a dense entry's key payload and its `meta.json`.
-DENSE_FORMAT = "robprune.trial.dense/1"
+DENSE_FORMAT = "robprune.dense/1"
+#: What the dense weights depend on, besides the seed: whole config sections (None) or the
+#: listed fields of one. `dense_key` hashes exactly these; a search may vary them only over
+#: finitely many values, since every dense model is trained before the trials.
+DENSE_INPUTS: dict[str, tuple[str, ...] | None] = {
+    "data": None,
+    "model": None,
+    "dense": None,
+    "threat": ("norm", "epsilon", "step_size", "train_steps"),
+}
+#: Fields inside those sections that say where the files are, not what they hold.
+DENSE_IGNORED = ("data.download", "data.data_dir")
+#: The same as key-path prefixes (`data.`, ..., `threat.norm`, ...), for the search's space.
+DENSE_PREFIXES: tuple[str, ...] = tuple(
+    prefix
+    for section, fields in DENSE_INPUTS.items()
+    for prefix in ((f"{section}.",) if fields is None else (f"{section}.{f}" for f in fields))
+)
 #: The entry's record: recipe, history, cached accuracies; written last.
 META_FILE = "meta.json"
 #: The entry's weights: a plain state_dict (loadable with `weights_only=True`).

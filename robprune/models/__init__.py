@@ -23,11 +23,15 @@ groups), `vgg_small`, `vgg11_bn`, `vgg16_bn`,
 
 from __future__ import annotations
 
+from robprune.config.names import ARCHS, check_registry
+
 from . import digits, mobilenet, mobilevit, resnet, small, vgg, wrn  # noqa: F401  (registers)
 from .base import ImageClassifier
 from .normalize import Normalize
 from .registry import MODELS, create_model, list_models, register_model
 from .serialization import load_pruned_state_dict, pruned_state_dict
+
+check_registry("model", ARCHS, MODELS)
 
 __all__ = [
     "MODELS",

@@ -3,7 +3,8 @@
 A ratio rule turns one sensitivity value per prunable group into a one-parameter family of ratio
 vectors r(c), monotone in c; `solve_ratios` bisects c until the removed fraction of prunable
 parameters meets the target, so every rule is compared at the same budget. Rules are keyed by
-name in `RATIO_RULES`: another reading of the paper is one entry.
+name in `RATIO_RULES`: another reading of the paper is its family here plus its entry in
+`robprune.config.names.RATIO_RULES` (what it reads, for the config and the factor table).
 
 - `uniform`: r_l = c.
 - `mrs` (scale-aware): a_l = (MRS_l / mean MRS)^(-1/T), r_l = clip(c * a_l, 0, r_max). Equal
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robprune.config import names
+from robprune.config.names import BAND_SCALES, check_registry
 from robprune.errors import TrialFailed
 
 __all__ = [
@@ -37,8 +40,6 @@ __all__ = [
     "zscore_weights",
 ]
 
-#: How `mrs_band` normalises MRS to [0, 1] before moving ratios inside the band.
-BAND_SCALES = ("minmax", "rank")
 
 #: Non-positive sensitivities (a loss that fell) are floored at this fraction of the largest:
 #: they count as the least sensitive layers instead of breaking the power law.
@@ -174,32 +175,23 @@ def _mrs_band(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> Ra
     )
 
 
+_FAMILIES: dict[str, Callable[[np.ndarray, AllocationParams, float], RatioFamily]] = {
+    "uniform": _uniform,
+    "mrs": _mrs,
+    "mrs_band": _mrs_band,
+    "mrs_zscore": _mrs_zscore,
+}
+check_registry("ratio rule", names.RATIO_RULES, _FAMILIES)
+#: Each rule: its family here, its facts (reads MRS? which parameters?) in config.names.
 RATIO_RULES: dict[str, RatioRule] = {
-    r.name: r
-    for r in (
-        RatioRule(name="uniform", family=_uniform, uses_mrs=False, summary="r_l = c"),
-        RatioRule(
-            name="mrs",
-            family=_mrs,
-            uses_mrs=True,
-            parameters=("temperature",),
-            summary="r_l = c * (MRS_l / mean MRS)^(-1/T): scale-aware",
-        ),
-        RatioRule(
-            name="mrs_band",
-            family=_mrs_band,
-            uses_mrs=True,
-            parameters=("band", "band_scale"),
-            summary="r_l = c + lambda * (1 - 2 * normalised MRS_l): bounded band (OWL-style)",
-        ),
-        RatioRule(
-            name="mrs_zscore",
-            family=_mrs_zscore,
-            uses_mrs=True,
-            parameters=("temperature",),
-            summary="r_l = c * L * softmax(-z_l / T): the first, scale-free reading",
-        ),
+    name: RatioRule(
+        name=name,
+        family=_FAMILIES[name],
+        uses_mrs=facts.uses_mrs,
+        parameters=facts.parameters,
+        summary=facts.summary,
     )
+    for name, facts in names.RATIO_RULES.items()
 }
 
 

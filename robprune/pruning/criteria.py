@@ -13,6 +13,9 @@ from typing import Literal
 import torch_pruning as tp
 from torch import nn
 
+from robprune.config import names
+from robprune.config.names import check_registry
+
 __all__ = ["Criterion", "CRITERIA", "get_criterion"]
 
 
@@ -82,6 +85,7 @@ CRITERIA: dict[str, Criterion] = {
         ),
     )
 }
+check_registry("criterion", names.CRITERIA, CRITERIA)
 
 
 def get_criterion(name: str) -> Criterion:

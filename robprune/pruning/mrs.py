@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from robprune.attacks import eval_mode
+from robprune.config import names
+from robprune.config.names import check_registry
 from robprune.pruning.damage import DamageSetting, prune_damage
 from robprune.pruning.loss import adversarial_loss
 
@@ -96,6 +98,7 @@ MRS_ESTIMATORS: dict[str, Estimator] = {
     "ascent": _ascent,
     "prune_damage": prune_damage,
 }
+check_registry("MRS estimator", names.MRS_ESTIMATORS, MRS_ESTIMATORS)
 
 
 def module_robust_sensitivity(

@@ -16,6 +16,8 @@ from torch import Tensor, nn
 
 from robprune import attacks
 from robprune.attacks import eval_mode
+from robprune.config import names
+from robprune.config.names import check_registry
 
 __all__ = ["AdversarialSetting", "OBJECTIVES", "objective", "pgd_examples", "trades_examples"]
 
@@ -159,6 +161,7 @@ OBJECTIVES: dict[str, Objective] = {
     "mart": _mart,
     "fgsm_rs": _fgsm_rs,
 }
+check_registry("training objective", names.TRAINING_METHODS, OBJECTIVES)
 
 
 def objective(method: str) -> Objective:

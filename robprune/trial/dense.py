@@ -31,6 +31,8 @@ from robprune.io.atomic import (
 )
 from robprune.io.dense_cache import (
     DENSE_FORMAT,
+    DENSE_IGNORED,
+    DENSE_INPUTS,
     META_FILE,
     WEIGHTS_FILE,
     dense_directory,
@@ -49,35 +51,29 @@ __all__ = [
 
 
 def dense_key(config: TrialConfig) -> str:
-    """Everything that changes the dense weights, and nothing else."""
-    data = config.to_dict()["data"]
-    data.pop("download", None)
-    data.pop("data_dir", None)  # where the files are does not change them
+    """Everything that changes the dense weights (`DENSE_INPUTS`, the seed), nothing else."""
+    tree = config.to_dict()
+    for path in DENSE_IGNORED:
+        section, name = path.split(".")
+        tree[section].pop(name, None)
     if config.dense.checkpoint is not None:  # brought: its bytes, not its path or a recipe
         return content_key(
             {
                 "format": DENSE_FORMAT,
-                "data": data,
-                "model": config.to_dict()["model"],
+                "data": tree["data"],
+                "model": tree["model"],
                 "checkpoint_sha256": checkpoint_sha256(config.dense.checkpoint),
                 "normalize": config.dense.normalize,
             }
         )
-    return content_key(
-        {
-            "format": DENSE_FORMAT,
-            "data": data,
-            "model": config.to_dict()["model"],
-            "dense": config.to_dict()["dense"],
-            "threat": {
-                "norm": config.threat.norm,
-                "epsilon": config.epsilon,
-                "step_size": config.step_size,
-                "train_steps": config.threat.train_steps,
-            },
-            "seed": config.seed,
-        }
-    )
+    resolved = {"epsilon": config.epsilon, "step_size": config.step_size}  # dataset defaults
+    payload: dict[str, Any] = {"format": DENSE_FORMAT, "seed": config.seed}
+    for section, fields in DENSE_INPUTS.items():
+        whole = tree[section]
+        payload[section] = (
+            whole if fields is None else {f: resolved.get(f, whole[f]) for f in fields}
+        )
+    return content_key(payload)
 
 
 @dataclass(frozen=True, kw_only=True)
