@@ -304,10 +304,6 @@ def test_no_package_module_over_400_lines() -> None:
     assert not big, f"modules over {MAX_MODULE_LINES} lines: {big}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="robprune/ root holds 18 modules until its restructure lands; remove this marker then",
-)
 def test_robprune_root_holds_at_most_10_modules() -> None:
     root = sorted(p.name for p in (ROOT / "robprune").glob("*.py") if p.name != "__init__.py")
     assert len(root) <= MAX_ROOT_MODULES, f"{len(root)} modules at robprune/'s root: {root}"
