@@ -4,7 +4,9 @@ Conventions of all attacks in this package:
 - inputs are [0, 1] pixels (models normalise inside); every output lies in [0, 1] and in the
   epsilon ball around the input;
 - the model runs in eval mode during the attack and gets its previous mode back afterwards,
-  also when the attack raises;
+  also when the attack raises; `pgd`/`fgsm` with `keep_mode=True` leave the mode alone, for
+  adversarial training that generates its examples in train mode as the reference PGD-AT and
+  fast-AT code do (BatchNorm then uses and updates batch statistics);
 - gradients are taken with `torch.autograd.grad` with respect to the input only: parameters
   get no `.grad`, and autograd skips the weight-gradient kernels (the speed of the hot loop);
 - the step loop has no host synchronisation (no `.item()`, no boolean indexing);
@@ -19,7 +21,7 @@ Conventions of all attacks in this package:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -161,6 +163,7 @@ def fgsm(
     norm: str = "linf",
     loss: str | LossFn = "ce",
     generator: torch.Generator | None = None,
+    keep_mode: bool = False,
 ) -> Tensor:
     """Fast gradient sign method (Goodfellow et al.): one step of `step_size`.
 
@@ -181,6 +184,7 @@ def fgsm(
         random_start=random_start,
         loss=loss,
         generator=generator,
+        keep_mode=keep_mode,
     )
 
 
@@ -217,9 +221,11 @@ def pgd(
     restarts: int = 1,
     loss: str | LossFn = "ce",
     generator: torch.Generator | None = None,
+    keep_mode: bool = False,
 ) -> Tensor:
     """Projected gradient descent (Madry et al.) on `loss`; returns the last iterate.
 
+    The model runs in eval mode unless `keep_mode` (then in whatever mode it is in).
     With `restarts > 1` each example keeps its worst case: the first restart that
     misclassifies it (later restarts run only on examples still correct), else the final point
     with the highest loss. `loss` may be a callable `(logits, y) -> [B]`; `y` is passed
@@ -232,7 +238,7 @@ def pgd(
         raise ValueError("restarts > 1 need random_start=True (the runs would be identical)")
     loss_fn = get_loss(loss)
     x = x.detach()
-    with eval_mode(model):
+    with nullcontext(model) if keep_mode else eval_mode(model):
         if restarts == 1:
             return _pgd_run(
                 model, x, y, epsilon, step_size, steps, norm, random_start, loss_fn, generator

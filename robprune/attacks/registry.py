@@ -121,12 +121,15 @@ def build_attack(
     step_size: float | None = None,
     norm: str = "linf",
     restarts: int = 1,
+    l2_epsilon: float | None = None,
 ) -> Attack:
     """The attack called `name` at this threat model; `ValueError` names the bad argument.
 
     `norm` applies to every attack (`pgd{K}_l2` is L2 whatever `norm` says). `step_size` is
     the PGD/CW step; FGSM steps epsilon and APGD runs its own schedule (module docstring).
-    The name grammar is `robprune.config.names`, shared with the config.
+    `l2_epsilon` is the radius of `pgd{K}_l2` under an L-inf threat (an L-inf radius such as
+    8/255 means nothing as an L2 one), with step l2_epsilon / 4; without it the attack keeps
+    `epsilon`. The name grammar is `robprune.config.names`, shared with the config.
     """
     parsed = parse_attack_name(name)
     if norm not in NORMS:
@@ -141,6 +144,18 @@ def build_attack(
     common = {"name": name, "epsilon": epsilon, "steps": parsed.steps, "loss": parsed.loss}
     if parsed.kind == "fgsm":
         return Attack(kind="fgsm", norm=norm, step_size=epsilon, **common)
+    if parsed.kind == "pgd" and parsed.l2 and norm != "l2" and l2_epsilon is not None:
+        if not (math.isfinite(l2_epsilon) and l2_epsilon > 0):
+            raise ValueError(f"l2_epsilon must be a positive number, got {l2_epsilon!r}")
+        common["epsilon"] = float(l2_epsilon)
+        return Attack(
+            kind="pgd",
+            norm="l2",
+            step_size=float(l2_epsilon) / 4,
+            restarts=restarts,
+            random_start=True,
+            **common,
+        )
     if parsed.kind == "pgd":
         return Attack(
             kind="pgd",

@@ -88,9 +88,11 @@ class RatioRuleFacts:
     """Fields of `AllocationParams` (`prune.mrs.<field>`) the rule reads."""
     summary: str = ""
     """The formula in one line."""
+    uses_scores: bool = False
+    """Whether the rule ranks the criterion's channel scores across groups (`global`)."""
 
 
-#: Per-layer ratio rules (robprune.pruning.allocation; formulas: docs/mrs.md).
+#: Ratio rules (robprune.pruning.allocation; formulas: docs/mrs.md).
 RATIO_RULES: dict[str, RatioRuleFacts] = {
     "uniform": RatioRuleFacts(uses_mrs=False, summary="r_l = c"),
     "mrs": RatioRuleFacts(
@@ -107,6 +109,11 @@ RATIO_RULES: dict[str, RatioRuleFacts] = {
         uses_mrs=True,
         parameters=("temperature",),
         summary="r_l = c * L * softmax(-z_l / T): the first, scale-free reading",
+    ),
+    "global": RatioRuleFacts(
+        uses_mrs=False,
+        uses_scores=True,
+        summary="one threshold over every group's normalised channel scores (global ranking)",
     ),
 }
 

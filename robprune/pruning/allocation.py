@@ -1,10 +1,11 @@
 """Per-layer pruning ratios at one global budget (DESIGN §2; formulas and reasons: docs/mrs.md).
 
-A ratio rule turns one sensitivity value per prunable group into a one-parameter family of ratio
-vectors r(c), monotone in c; `solve_ratios` bisects c until the removed fraction of prunable
-parameters meets the target, so every rule is compared at the same budget. Rules are keyed by
-name in `RATIO_RULES`: another reading of the paper is its family here plus its entry in
-`robprune.config.names.RATIO_RULES` (what it reads, for the config and the factor table).
+A ratio rule turns one sensitivity value per prunable group (or, for `global`, the criterion's
+channel scores) into a one-parameter family of ratio vectors r(c), monotone in c; `solve_ratios`
+bisects c until the removed fraction of prunable parameters (or MACs: the budget is whatever
+`removed_fraction` counts) meets the target, so every rule is compared at the same budget. Rules
+are keyed by name in `RATIO_RULES`: another reading of the paper is its family here plus its
+entry in `robprune.config.names.RATIO_RULES` (what it reads, for the config and the factor table).
 
 - `uniform`: r_l = c.
 - `mrs` (scale-aware): a_l = (MRS_l / mean MRS)^(-1/T), r_l = clip(c * a_l, 0, r_max). Equal
@@ -14,6 +15,10 @@ name in `RATIO_RULES`: another reading of the paper is its family here plus its 
   layerwise sparsity (OWL) does.
 - `mrs_zscore`: the first reading, a_l = L * softmax(-z_l / T) on standardised MRS, kept for
   comparison: it maps any two distinct values to z = -1 and +1, however close they are.
+- `global`: one threshold c over every group's channel scores, each group's scores normalised
+  by the criterion itself (Torch-Pruning's importances divide by the group's mean; LAMP by its
+  own rule): r_l = min(fraction of group l's channels scoring below c, r_max). Torch-Pruning's
+  `global_pruning=True` ignores `max_pruning_ratio`, so the ranking is solved here.
 """
 
 from __future__ import annotations
@@ -35,14 +40,16 @@ __all__ = [
     "BAND_SCALES",
     "allocate_ratios",
     "band_offsets",
+    "global_family",
     "scale_aware_weights",
     "solve_ratios",
     "zscore_weights",
 ]
 
 
-#: Non-positive sensitivities (a loss that fell) are floored at this fraction of the largest:
-#: they count as the least sensitive layers instead of breaking the power law.
+#: Sensitivities at or below this fraction of the largest (a loss that fell, or a rise within
+#: noise of zero) are not measurements of *how* insensitive a group is: they are raised to the
+#: smallest value above it, so they count as the least sensitive measured group, no less.
 _FLOOR = 1e-3
 
 
@@ -76,20 +83,24 @@ class RatioFamily:
 @dataclass(frozen=True, kw_only=True)
 class RatioRule:
     name: str
-    family: Callable[[np.ndarray, AllocationParams, float], RatioFamily]
-    """(group MRS, params, max_ratio) -> the family solved to the budget."""
+    family: Callable[..., RatioFamily]
+    """(group MRS, params, max_ratio, scores) -> the family solved to the budget."""
     uses_mrs: bool
+    uses_scores: bool = False
+    """Reads the criterion's per-channel scores of every group (`global`)."""
     parameters: tuple[str, ...] = ()
     """Fields of `AllocationParams` the rule reads (the nested factors of the design)."""
     summary: str = ""
 
 
 def _positive(mrs: np.ndarray) -> np.ndarray:
+    """Values within noise of zero (<= _FLOOR x the largest) become the smallest measured one."""
     mrs = np.asarray(mrs, dtype=np.float64)
     top = mrs.max(initial=0.0)
-    if top <= 0:
-        return np.ones_like(mrs)  # nothing is sensitive: all equal
-    return np.maximum(mrs, _FLOOR * top)
+    measured = mrs > _FLOOR * top
+    if top <= 0 or not measured.any():
+        return np.ones_like(mrs)  # nothing is measurably sensitive: all equal
+    return np.where(measured, mrs, mrs[measured].min())
 
 
 def scale_aware_weights(mrs: np.ndarray, temperature: float) -> np.ndarray:
@@ -153,19 +164,53 @@ def _scale_family(weights: np.ndarray, max_ratio: float) -> RatioFamily:
     )
 
 
-def _uniform(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+def _uniform(
+    mrs: np.ndarray, params: AllocationParams, max_ratio: float, scores=None
+) -> RatioFamily:
     return _scale_family(np.ones(len(mrs)), max_ratio)
 
 
-def _mrs(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+def _mrs(mrs: np.ndarray, params: AllocationParams, max_ratio: float, scores=None) -> RatioFamily:
     return _scale_family(scale_aware_weights(mrs, params.temperature), max_ratio)
 
 
-def _mrs_zscore(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+def _mrs_zscore(
+    mrs: np.ndarray, params: AllocationParams, max_ratio: float, scores=None
+) -> RatioFamily:
     return _scale_family(zscore_weights(mrs, params.temperature), max_ratio)
 
 
-def _mrs_band(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> RatioFamily:
+def global_family(scores: list[np.ndarray], max_ratio: float) -> RatioFamily:
+    """r_l(c) = min(share of group l's (normalised) channel scores below c, r_max)."""
+    if not scores:
+        raise ValueError("the global ratio rule needs the criterion's scores of every group")
+    ranked = [np.sort(np.asarray(s, dtype=np.float64)) for s in scores]
+    everything = np.concatenate(ranked)
+    if not np.all(np.isfinite(everything)):
+        raise ValueError("the global ratio rule got a non-finite channel score")
+
+    def ratios(c: float) -> np.ndarray:
+        below = np.array([np.searchsorted(s, c, side="left") / len(s) for s in ranked])
+        return np.minimum(below, max_ratio)
+
+    span = float(everything.max() - everything.min()) + 1.0
+    return RatioFamily(
+        ratios=ratios,
+        lo=float(everything.min()),
+        hi=float(everything.max()) + span,
+        max_ratio=max_ratio,
+    )
+
+
+def _global(
+    mrs: np.ndarray, params: AllocationParams, max_ratio: float, scores=None
+) -> RatioFamily:
+    return global_family(scores or [], max_ratio)
+
+
+def _mrs_band(
+    mrs: np.ndarray, params: AllocationParams, max_ratio: float, scores=None
+) -> RatioFamily:
     shift = params.band * band_offsets(mrs, params.band_scale)
     return RatioFamily(
         ratios=lambda c: np.clip(c + shift, 0.0, max_ratio),
@@ -175,11 +220,12 @@ def _mrs_band(mrs: np.ndarray, params: AllocationParams, max_ratio: float) -> Ra
     )
 
 
-_FAMILIES: dict[str, Callable[[np.ndarray, AllocationParams, float], RatioFamily]] = {
+_FAMILIES: dict[str, Callable[..., RatioFamily]] = {
     "uniform": _uniform,
     "mrs": _mrs,
     "mrs_band": _mrs_band,
     "mrs_zscore": _mrs_zscore,
+    "global": _global,
 }
 check_registry("ratio rule", names.RATIO_RULES, _FAMILIES)
 #: Each rule: its family here, its facts (reads MRS? which parameters?) in config.names.
@@ -188,6 +234,7 @@ RATIO_RULES: dict[str, RatioRule] = {
         name=name,
         family=_FAMILIES[name],
         uses_mrs=facts.uses_mrs,
+        uses_scores=facts.uses_scores,
         parameters=facts.parameters,
         summary=facts.summary,
     )
@@ -201,8 +248,9 @@ def solve_ratios(
     *,
     target: float,
     iterations: int = 200,
+    unit: str = "parameters",
 ) -> np.ndarray:
-    """Find c so that removed_fraction(family.ratios(c)) meets `target`.
+    """Find c so that removed_fraction(family.ratios(c)) meets `target` (a fraction of `unit`).
 
     `removed_fraction` is monotone in c, so bisection converges; channel rounding makes it a step
     function, and we return the smallest c whose budget is met (never under-prune).
@@ -213,7 +261,7 @@ def solve_ratios(
     if reachable < target - 1e-9:
         raise TrialFailed(
             f"sparsity {target:.3f} is unreachable with max_layer_ratio {family.max_ratio}: "
-            f"at most {reachable:.3f} of prunable parameters can be removed"
+            f"at most {reachable:.3f} of prunable {unit} can be removed"
         )
     lo, hi = family.lo, family.hi
     for _ in range(iterations):
@@ -236,11 +284,17 @@ def allocate_ratios(
     target: float,
     max_ratio: float,
     params: AllocationParams | None = None,
+    channel_scores: list[np.ndarray] | None = None,
+    unit: str = "parameters",
 ) -> np.ndarray:
-    """Ratios per group under `rule`, solved so that `target` of prunable params are removed."""
+    """Ratios per group under `rule`, solved so that `removed_fraction` meets `target`.
+
+    `channel_scores` (the criterion's normalised score per channel, one array per group) is
+    what `global` ranks; the other rules ignore it.
+    """
     spec = RATIO_RULES[rule]
     group_mrs = np.asarray(group_mrs, dtype=np.float64)
     if spec.uses_mrs and not np.all(np.isfinite(group_mrs)):
         raise ValueError(f"ratio rule {rule!r} needs an MRS score for every prunable group")
-    family = spec.family(group_mrs, params or AllocationParams(), max_ratio)
-    return solve_ratios(family, removed_fraction, target=target)
+    family = spec.family(group_mrs, params or AllocationParams(), max_ratio, channel_scores)
+    return solve_ratios(family, removed_fraction, target=target, unit=unit)

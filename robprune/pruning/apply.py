@@ -1,4 +1,4 @@
-"""Structured pruning to a parameter budget, checked against what Torch-Pruning really did."""
+"""Structured pruning to a parameter or MAC budget, checked against what Torch-Pruning did."""
 
 from __future__ import annotations
 
@@ -14,10 +14,23 @@ from torch import Tensor, nn
 from robprune.attacks import eval_mode
 from robprune.pruning.allocation import AllocationParams, allocate_ratios
 from robprune.pruning.criteria import Criterion, get_criterion
-from robprune.pruning.groups import default_ignored_layers, group_model
+from robprune.pruning.groups import (
+    BUDGETS,
+    GroupModel,
+    default_ignored_layers,
+    group_model,
+    prunable_macs_of,
+)
 from robprune.pruning.loss import adversarial_loss
 
-__all__ = ["PruneOutcome", "prune_model", "prune_roots", "count_macs_params"]
+__all__ = [
+    "PER_LAYER_LAMP",
+    "PruneOutcome",
+    "check_rule_criterion",
+    "prune_model",
+    "prune_roots",
+    "count_macs_params",
+]
 
 #: Per-sample gradients for the Hessian criterion: enough for a stable diagonal estimate.
 HESSIAN_SAMPLES = 64
@@ -34,7 +47,26 @@ class PruneOutcome:
     prunable_params: int
     achieved_sparsity: float
     """Fraction of prunable parameters removed."""
+    prunable_macs: int = 0
+    achieved_macs_sparsity: float = 0.0
+    """Fraction of prunable MACs removed (Torch-Pruning's per-module counts)."""
+    budget: str = "params"
+    """What `sparsity` was a fraction of (params | macs)."""
     warnings: list[str] = field(default_factory=list)
+
+
+#: Why `lamp` is refused under per-layer ratio rules (one line, the config error's text).
+PER_LAYER_LAMP = (
+    "lamp ranks the channels of one group exactly as l2 does (its normalisation is monotone "
+    "inside a group), so under a per-layer ratio rule it is l2 under another name; use "
+    "prune.ratio: global (its intended use) or criterion l2"
+)
+
+
+def check_rule_criterion(rule: str, criterion: str) -> None:
+    """`lamp` only means something under the global ranking (ValueError otherwise)."""
+    if criterion == "lamp" and rule != "global":
+        raise ValueError(PER_LAYER_LAMP)
 
 
 def count_macs_params(model: nn.Module, example: Tensor) -> tuple[int, int]:
@@ -102,6 +134,23 @@ def prune_roots(
     model.zero_grad(set_to_none=True)
 
 
+def _channel_scores(pruner: Any, gm: GroupModel, ignored: list[nn.Module]) -> list[np.ndarray]:
+    """The criterion's normalised score per channel of every group, in `gm.groups` order
+    (Torch-Pruning's own per-group scores, averaged over channel groups as its pruner does)."""
+    by_root: dict[nn.Module, np.ndarray] = {}
+    for group in pruner.DG.get_all_groups(
+        ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]
+    ):
+        imp = pruner.estimate_importance(group)
+        if imp is None:
+            raise ValueError(f"criterion gave no scores for {group[0].dep.target.module}")
+        ch_groups = pruner._get_channel_groups(group)
+        if ch_groups > 1:
+            imp = imp.view(ch_groups, -1).mean(dim=0)
+        by_root[group[0].dep.target.module] = imp.detach().double().cpu().numpy()
+    return [by_root[g.root] for g in gm.groups]
+
+
 def prune_model(
     model: nn.Module,
     *,
@@ -115,8 +164,9 @@ def prune_model(
     layer_scores: dict[str, dict[str, float]] | None = None,
     calib: tuple[Tensor, Tensor] | None,
     seed: int,
+    budget: str = "params",
 ) -> PruneOutcome:
-    """Prune `model` in place so that `sparsity` of its prunable parameters are removed.
+    """Prune `model` in place so that `sparsity` of its prunable parameters (or MACs) go.
 
     Args:
         example: an input batch for tracing the dependency graph and counting MACs.
@@ -130,7 +180,11 @@ def prune_model(
             recorded as `mrs_<estimator>` columns of the layers table.
         calib: fixed adversarial examples for Taylor and Hessian criteria.
         seed: seeds the `random` criterion.
+        budget: `params` or `macs`: what `sparsity` is a fraction of (both are reported).
     """
+    if budget not in BUDGETS:
+        raise ValueError(f"budget {budget!r}; allowed: {', '.join(BUDGETS)}")
+    check_rule_criterion(rule, criterion)
     warnings: list[str] = []
     crit = get_criterion(criterion)
     ignored = default_ignored_layers(model)
@@ -148,9 +202,11 @@ def prune_model(
         pruning_ratio_dict={m: 0.0 for _, m in _layers(model) if m not in ignored},
         ignored_layers=ignored,
     )
-    gm = group_model(pruner.DG, model, ignored)
+    gm = group_model(pruner.DG, model, ignored, example=example)
     if not gm.groups:
         raise ValueError("the model has no prunable layers")
+    _prepare_scores(model, crit, importance, calib)  # `global` ranks with these scores
+    scores = _channel_scores(pruner, gm, ignored) if rule == "global" else None
 
     group_mrs = np.array(
         [
@@ -161,20 +217,21 @@ def prune_model(
     ratios = allocate_ratios(
         rule,
         group_mrs,
-        gm.removed_fraction,
+        gm.fraction(budget),
         target=sparsity,
         max_ratio=max_ratio,
         params=allocation,
+        channel_scores=scores,
+        unit="parameters" if budget == "params" else "MACs",
     )
     planned = ratios
-    ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio)
+    ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio, budget=budget)
     expected_kept = gm.kept_channels(ratios)
     for g, r in zip(gm.groups, ratios, strict=True):
         pruner.pruning_ratio_dict[g.root] = pruner.iterative_pruning_ratio_scheduler(
             float(r), pruner.iterative_steps
         )
 
-    _prepare_scores(model, crit, importance, calib)
     torch.manual_seed(seed)
     with eval_mode(model):
         pruner.step()
@@ -221,9 +278,12 @@ def prune_model(
             }
         )
     achieved = (params_dense - params) / gm.prunable_params
-    if abs(achieved - sparsity) > 0.01 + 1e-9:
+    macs_left = prunable_macs_of(model, example, gm.mac_modules)
+    achieved_macs = 1.0 - macs_left / gm.prunable_macs if gm.prunable_macs else 0.0
+    on_budget = achieved if budget == "params" else achieved_macs
+    if abs(on_budget - sparsity) > 0.01 + 1e-9:
         warnings.append(
-            f"achieved sparsity {achieved:.4f} differs from the target "
+            f"achieved sparsity {on_budget:.4f} of prunable {budget} differs from the target "
             f"{sparsity:.4f} by more than 1 point"
         )
     return PruneOutcome(
@@ -234,6 +294,9 @@ def prune_model(
         flops=flops,
         prunable_params=gm.prunable_params,
         achieved_sparsity=float(achieved),
+        prunable_macs=gm.prunable_macs,
+        achieved_macs_sparsity=float(achieved_macs),
+        budget=budget,
         warnings=warnings,
     )
 

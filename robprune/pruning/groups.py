@@ -1,9 +1,15 @@
-"""Prunable groups of the dependency graph and a closed-form parameter count per ratio vector.
+"""Prunable groups of the dependency graph and a closed-form cost (parameters or MACs) per
+ratio vector.
 
 Torch-Pruning couples layers that must lose the same channels (residual adds, depthwise convs,
 BatchNorm) into one group; a group is pruned as a unit, so it is the unit that gets a ratio and
 an MRS value. The closed form lets the budget bisection run in microseconds instead of pruning
 a copy of the model at every step; the pruned model is checked against it afterwards.
+
+An input axis fed by a concatenation (MobileViT's fusion conv reads `cat(x, tokens)`) is split
+into the slices each producer's group governs, so non-uniform ratios are counted exactly. MACs
+are Torch-Pruning's own per-module counts (`tp.utils.count_ops_and_params`) of the Conv,
+Linear and normalisation layers a group changes: the "prunable MACs" of `budget: macs`.
 """
 
 from __future__ import annotations
@@ -15,7 +21,13 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from robprune.attacks import eval_mode
+
+#: What `prune.sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates.
+BUDGETS = ("params", "macs")
+_NORMS = (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)
 __all__ = [
+    "BUDGETS",
     "PrunableGroup",
     "GroupModel",
     "build_group_model",
@@ -51,8 +63,10 @@ class PrunableGroup:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _ParamTerm:
-    count: int
+class _Term:
+    """`count` units (parameters or MACs) scaled by the kept fraction of up to two groups."""
+
+    count: float
     out_group: int | None
     in_group: int | None
 
@@ -60,11 +74,28 @@ class _ParamTerm:
 @dataclass(kw_only=True)
 class GroupModel:
     groups: list[PrunableGroup]
-    terms: list[_ParamTerm]
+    terms: list[_Term]
+    """Parameter terms."""
+    mac_terms: list[_Term] = field(default_factory=list)
+    """MAC terms (empty when built without an example input)."""
+    mac_modules: dict[str, float] = field(default_factory=dict)
+    """The modules the MAC terms cover, by name, with the MACs of theirs no group changes
+    (a classifier's bias), which `prunable_macs_of` leaves out."""
+
+    def _terms(self, budget: str) -> list[_Term]:
+        if budget not in BUDGETS:
+            raise ValueError(f"budget {budget!r}; allowed: {', '.join(BUDGETS)}")
+        if budget == "macs" and not self.mac_terms:
+            raise ValueError("MAC terms need an example input (build_group_model)")
+        return self.terms if budget == "params" else self.mac_terms
 
     @property
     def prunable_params(self) -> int:
-        return sum(t.count for t in self.terms)
+        return int(round(sum(t.count for t in self.terms)))
+
+    @property
+    def prunable_macs(self) -> int:
+        return int(round(sum(t.count for t in self.mac_terms)))
 
     def kept_channels(self, ratios: np.ndarray) -> np.ndarray:
         """Channels Torch-Pruning keeps per group: int(n * (1 - r)), at least 1."""
@@ -76,10 +107,10 @@ class GroupModel:
         n = np.array([g.channels for g in self.groups], dtype=np.float64)
         return 1.0 - (np.asarray(kept) + 0.5) / n
 
-    def _params_with_kept(self, kept: np.ndarray) -> float:
+    def _cost_with_kept(self, kept: np.ndarray, budget: str) -> float:
         keep = kept / np.array([g.channels for g in self.groups])
         total = 0.0
-        for t in self.terms:
+        for t in self._terms(budget):
             factor = 1.0
             if t.out_group is not None:
                 factor *= keep[t.out_group]
@@ -88,15 +119,25 @@ class GroupModel:
             total += t.count * factor
         return total
 
-    def removed_fraction(self, ratios: np.ndarray) -> float:
-        return self.removed_fraction_kept(self.kept_channels(ratios))
+    def removed_fraction(self, ratios: np.ndarray, budget: str = "params") -> float:
+        return self.removed_fraction_kept(self.kept_channels(ratios), budget)
 
-    def removed_fraction_kept(self, kept: np.ndarray) -> float:
-        prunable = self.prunable_params
-        return 0.0 if prunable == 0 else 1.0 - self._params_with_kept(kept) / prunable
+    def removed_fraction_kept(self, kept: np.ndarray, budget: str = "params") -> float:
+        prunable = sum(t.count for t in self._terms(budget))
+        return 0.0 if prunable == 0 else 1.0 - self._cost_with_kept(kept, budget) / prunable
+
+    def fraction(self, budget: str):
+        """`removed_fraction` for one budget, as the solver takes it."""
+        return lambda ratios: self.removed_fraction(ratios, budget)
 
     def refine(
-        self, ratios: np.ndarray, *, target: float, max_ratio: float, tolerance: float = 0.005
+        self,
+        ratios: np.ndarray,
+        *,
+        target: float,
+        max_ratio: float,
+        tolerance: float = 0.005,
+        budget: str = "params",
     ) -> np.ndarray:
         """Move single channels until the budget is met within `tolerance` (half a point).
 
@@ -110,7 +151,7 @@ class GroupModel:
         wanted = n * (1.0 - np.asarray(ratios, dtype=np.float64))  # continuous kept channels
         floor = np.maximum(np.ceil(n * (1.0 - max_ratio)).astype(np.int64), 1)
         kept = self.kept_channels(ratios)
-        error = self.removed_fraction_kept(kept) - target
+        error = self.removed_fraction_kept(kept, budget) - target
         for _ in range(4 * int(n.sum())):
             if abs(error) <= tolerance:
                 break
@@ -122,7 +163,7 @@ class GroupModel:
                         continue
                     trial = kept.copy()
                     trial[i] = k
-                    e = self.removed_fraction_kept(trial) - target
+                    e = self.removed_fraction_kept(trial, budget) - target
                     if abs(e) >= abs(error):
                         continue
                     drift = float(np.max(np.abs(trial - wanted) / n))
@@ -132,7 +173,7 @@ class GroupModel:
             if best is None:
                 break
             kept = best
-            error = self.removed_fraction_kept(kept) - target
+            error = self.removed_fraction_kept(kept, budget) - target
         return self.ratios_for(kept)
 
 
@@ -141,22 +182,37 @@ def build_group_model(
 ) -> tuple[tp.DependencyGraph, GroupModel]:
     """Trace `model` into a dependency graph and read its groups (for callers without one)."""
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    return dg, group_model(dg, model, ignored)
+    return dg, group_model(dg, model, ignored, example=example)
 
 
-def group_model(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Module]) -> GroupModel:
-    """The prunable groups of an already traced graph and the parameter terms they govern."""
+def module_macs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, int]:
+    """Torch-Pruning's MACs per leaf module for one example (eval mode)."""
+    with eval_mode(model):
+        _, _, layer_flops, _ = tp.utils.count_ops_and_params(model, example[:1], layer_wise=True)
+    return {m: int(v) for m, v in layer_flops.items() if v is not None}
+
+
+def prunable_macs_of(model: nn.Module, example: torch.Tensor, names: dict[str, float]) -> float:
+    """The prunable MACs the modules `GroupModel.mac_modules` names spend now (after pruning),
+    measured with Torch-Pruning's counter."""
+    macs = module_macs(model, example)
+    return sum(macs.get(m, 0) - names[n] for n, m in model.named_modules() if n in names)
+
+
+def _read_groups(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Module]):
+    """Groups, the group governing each module's output axis, and the in-axis slices
+    (group, channels) each group governs (a concatenated input has one slice per producer)."""
     names = {m: n for n, m in model.named_modules()}
     groups: list[PrunableGroup] = []
     out_of: dict[nn.Module, int] = {}
-    in_of: dict[nn.Module, int] = {}
+    in_of: dict[nn.Module, dict[int, int]] = {}
     for group in dg.get_all_groups(
         ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]
     ):
         root = group[0].dep.target.module
         index = len(groups)
         pg = PrunableGroup(root=root, root_name=names[root], channels=dg.get_out_channels(root))
-        for dep, _ in group:
+        for dep, idxs in group:
             module = dep.target.module
             if not isinstance(module, nn.Module) or module not in names:
                 continue
@@ -165,24 +221,79 @@ def group_model(dg: tp.DependencyGraph, model: nn.Module, ignored: list[nn.Modul
                 if isinstance(module, nn.Conv2d | nn.Linear) and names[module] not in pg.members:
                     pg.members.append(names[module])
             elif dg.is_in_channel_pruning_fn(dep.handler):
-                in_of.setdefault(module, index)
+                in_of.setdefault(module, {}).setdefault(index, len(idxs))
         groups.append(pg)
+    return groups, out_of, in_of
 
-    terms: list[_ParamTerm] = []
+
+def _in_width(module: nn.Module) -> int | None:
+    if isinstance(module, nn.Conv2d):
+        return module.in_channels
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    return None
+
+
+def _split(count: float, out_g, slices: dict[int, int], width: int | None) -> list[_Term]:
+    """One term per in-axis slice (and the ungoverned rest), each scaled by the out group."""
+    if not slices or not width:
+        return [_Term(count=count, out_group=out_g, in_group=None)] if out_g is not None else []
+    terms = [
+        _Term(count=count * n / width, out_group=out_g, in_group=g) for g, n in slices.items()
+    ]
+    rest = width - sum(slices.values())
+    if rest > 0 and out_g is not None:
+        terms.append(_Term(count=count * rest / width, out_group=out_g, in_group=None))
+    return terms
+
+
+def _module_terms(module: nn.Module, out_of, in_of, macs: int | None) -> tuple[list, list]:
+    """(parameter terms, MAC terms) of one module."""
+    out_g, slices = out_of.get(module), dict(in_of.get(module, {}))
+    if isinstance(module, _NORMS):
+        # normalisation has one channel axis, governed by its group
+        out_g = out_g if out_g is not None else next(iter(slices), None)
+        slices = {}
+    depthwise = isinstance(module, nn.Conv2d) and module.groups > 1
+    if depthwise:
+        slices = {}  # weight is [C, 1, k, k]: its one channel axis is the output's
+    width = _in_width(module)
+    params: list[_Term] = []
+    for p in module.parameters(recurse=False):
+        has_in_axis = p.dim() >= 2 and not depthwise
+        params += _split(p.numel(), out_g, slices if has_in_axis else {}, width)
+    mac_terms: list[_Term] = []
+    if macs and isinstance(module, (nn.Conv2d, nn.Linear, *_NORMS)):
+        bias = 0  # Torch-Pruning adds out * positions (conv) or out (linear) for a bias
+        if isinstance(module, nn.Conv2d) and module.bias is not None:
+            bias = macs * module.out_channels / (module.weight.numel() + module.out_channels)
+        elif isinstance(module, nn.Linear) and module.bias is not None:
+            bias = module.out_features
+        mac_terms += _split(macs - bias, out_g, slices, width)
+        if bias:
+            mac_terms += _split(bias, out_g, {}, width)
+    return params, mac_terms
+
+
+def group_model(
+    dg: tp.DependencyGraph,
+    model: nn.Module,
+    ignored: list[nn.Module],
+    *,
+    example: torch.Tensor | None = None,
+) -> GroupModel:
+    """The prunable groups of an already traced graph and the parameter (and, given an
+    `example`, MAC) terms they govern."""
+    groups, out_of, in_of = _read_groups(dg, model, ignored)
+    macs = module_macs(model, example) if example is not None else {}
+    names = {m: n for n, m in model.named_modules()}
+    terms: list[_Term] = []
+    mac_terms: list[_Term] = []
+    mac_modules: dict[str, int] = {}
     for module in model.modules():
-        out_g, in_g = out_of.get(module), in_of.get(module)
-        if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d | nn.GroupNorm | nn.LayerNorm):
-            in_g = None  # normalisation has one channel axis, governed by its group
-            out_g = out_g if out_g is not None else in_of.get(module)
-        depthwise = isinstance(module, nn.Conv2d) and module.groups > 1
-        if depthwise:
-            in_g = None  # weight is [C, 1, k, k]: its one channel axis is the output's
-        for p in module.parameters(recurse=False):
-            has_in_axis = p.dim() >= 2 and not depthwise
-            term_out = out_g
-            term_in = in_g if has_in_axis else None
-            if p.dim() == 1 and out_g is None:
-                term_out = None
-            if term_out is not None or term_in is not None:  # else no group changes it
-                terms.append(_ParamTerm(count=p.numel(), out_group=term_out, in_group=term_in))
-    return GroupModel(groups=groups, terms=terms)
+        p, m = _module_terms(module, out_of, in_of, macs.get(module))
+        terms += p
+        if m:
+            mac_terms += m
+            mac_modules[names[module]] = macs[module] - sum(t.count for t in m)
+    return GroupModel(groups=groups, terms=terms, mac_terms=mac_terms, mac_modules=mac_modules)

@@ -1,8 +1,11 @@
 """Training objectives, keyed by name: the fine-tuning methods of DESIGN §2.
 
 Each objective maps a clean batch to a scalar loss on a model in train mode. Adversarial
-examples are generated with the model in eval mode (BatchNorm running statistics, as the
-reference TRADES and MART code do) through `robprune.attacks`, in [0,1] pixel space.
+examples come from `robprune.attacks`, in [0,1] pixel space. The model's mode while they are
+generated is `AdversarialSetting.attack_bn`: `train` (batch statistics, running statistics
+updated by the attack's forward passes) as the reference PGD-AT (Madry et al., Rice et al.)
+and fast-AT (Wong et al.) code do, or `eval` (running statistics). TRADES and MART generate in
+eval mode whatever the setting, as their reference code does (`ATTACK_BN_METHODS`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,20 @@ from robprune.attacks import eval_mode
 from robprune.config import names
 from robprune.config.names import check_registry
 
-__all__ = ["AdversarialSetting", "OBJECTIVES", "objective", "pgd_examples", "trades_examples"]
+__all__ = [
+    "ATTACK_BN",
+    "ATTACK_BN_METHODS",
+    "AdversarialSetting",
+    "OBJECTIVES",
+    "objective",
+    "pgd_examples",
+    "trades_examples",
+]
+
+#: The model's mode while training examples are generated.
+ATTACK_BN = ("train", "eval")
+#: Methods whose example generation follows `attack_bn` (TRADES and MART use eval mode).
+ATTACK_BN_METHODS = ("pgd_at", "fgsm_rs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +52,13 @@ class AdversarialSetting:
     """Norm of the ball."""
     beta: float = 6.0
     """TRADES / MART regulariser weight."""
+    attack_bn: str = "eval"
+    """Mode of the model while pgd_at / fgsm_rs generate their examples: train | eval (the
+    config's `attack_bn` sets it; `train` is the reference code's)."""
+
+    def __post_init__(self) -> None:
+        if self.attack_bn not in ATTACK_BN:
+            raise ValueError(f"attack_bn {self.attack_bn!r}; allowed: {', '.join(ATTACK_BN)}")
 
 
 Objective = Callable[
@@ -50,9 +73,16 @@ def _ce(
 
 
 def pgd_examples(
-    model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    adv: AdversarialSetting,
+    gen: torch.Generator | None,
+    *,
+    keep_mode: bool = False,
 ) -> Tensor:
-    """Madry et al.'s training examples: PGD from a random start in the training threat."""
+    """Madry et al.'s training examples: PGD from a random start in the training threat
+    (eval mode unless `keep_mode`)."""
     return attacks.pgd(
         model,
         x,
@@ -63,13 +93,14 @@ def pgd_examples(
         norm=adv.norm,
         random_start=True,
         generator=gen,
+        keep_mode=keep_mode,
     )
 
 
 def _pgd_at(
     model: nn.Module, x: Tensor, y: Tensor, adv: AdversarialSetting, gen: torch.Generator | None
 ) -> Tensor:
-    x_adv = pgd_examples(model, x, y, adv, gen)
+    x_adv = pgd_examples(model, x, y, adv, gen, keep_mode=adv.attack_bn == "train")
     return F.cross_entropy(model(x_adv), y)
 
 
@@ -87,6 +118,7 @@ def _fgsm_rs(
         random_start=True,
         norm=adv.norm,
         generator=gen,
+        keep_mode=adv.attack_bn == "train",
     )
     return F.cross_entropy(model(x_adv), y)
 
