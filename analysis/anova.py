@@ -50,15 +50,23 @@ class AnovaResult:
     notes: list[str] = field(default_factory=list)
 
 
-def choose_terms(shape: tuple[int, ...], n: int) -> tuple[list[Term], int]:
+def choose_terms(
+    shape: tuple[int, ...], n: int, blocks: tuple[int, ...] = ()
+) -> tuple[list[Term], int]:
     """Main effects and two-way interactions when the data leave residual degrees of freedom.
 
     Higher interactions are pooled into the residual: they are rarely interpretable and a grid
-    with one seed per cell would otherwise have no error term at all.
+    with one seed per cell would otherwise have no error term at all. Block axes (`blocks`)
+    enter as main effects only: their interactions with the factors are the within-block noise.
     """
     k = len(shape)
     for order in (2, 1):
-        terms = [t for r in range(1, min(order, k) + 1) for t in combinations(range(k), r)]
+        terms = [
+            t
+            for r in range(1, min(order, k) + 1)
+            for t in combinations(range(k), r)
+            if r == 1 or not set(t) & set(blocks)
+        ]
         df_terms = sum(math.prod(shape[i] - 1 for i in t) for t in terms)
         if n - 1 - df_terms >= MIN_RESIDUAL_DF:
             return terms, min(order, k)
@@ -121,8 +129,7 @@ def statsmodels_anova(
     frame = pd.DataFrame({f"f{j}": design.codes[:, j] for j in range(design.k)})
     frame = frame.astype(str)
     frame["y"] = y
-    mains = " + ".join(f"C(f{j}, Sum)" for j in range(design.k))
-    formula = f"y ~ ({mains})**{order}" if order > 1 else f"y ~ {mains}"
+    formula = "y ~ " + " + ".join(":".join(f"C(f{j}, Sum)" for j in t) for t in terms)
     fit = smf.ols(formula, data=frame).fit()
     table = anova_lm(fit, typ=2)
     index = []
@@ -134,51 +141,46 @@ def statsmodels_anova(
     return table.loc[rows]
 
 
-def run_anova(
-    y: np.ndarray,
-    design: Design,
-    resamples: int = bootstrap.DEFAULT_RESAMPLES,
-    rng: np.random.Generator | None = None,
-    level: float = 0.95,
-    reference: bool = True,
-) -> AnovaResult | NotEstimable:
-    """ANOVA with effect sizes and bootstrap intervals, or the reason it cannot be estimated.
+@dataclass(frozen=True, kw_only=True)
+class _Fit:
+    terms: list[Term]
+    values: np.ndarray  # (cells, m) observations in cell order
+    ss: np.ndarray
+    dfs: np.ndarray
+    df_res: int
+    sst: float
 
-    `reference=False` skips the statsmodels fit and takes the table from the cell-mean path
-    too (identical numbers, checked by a test); simulations use it to stay fast.
-    """
-    if not design.balanced:
-        return NotEstimable("the design is not a balanced full factorial")
-    n = len(y)
-    terms, order = choose_terms(design.shape, n)
-    if not terms:
-        return NotEstimable(
-            f"{n} trials leave no residual degrees of freedom for the main effects"
-        )
-    rng = rng or np.random.default_rng(0)
-    y = np.asarray(y, dtype=float)
-    y = y - y.mean()
+
+def _fit(y: np.ndarray, design: Design, terms: list[Term], order: int, reference: bool) -> _Fit:
+    """Sums of squares of `terms` (statsmodels, or the identical cell-mean path)."""
     m = design.replicates
     values = y[np.argsort(design.cell_index(), kind="stable")].reshape(-1, m)
     dfs = np.array([math.prod(design.shape[i] - 1 for i in t) for t in terms], dtype=float)
-    df_res = int(n - 1 - dfs.sum())
-    sst = float(np.square(y).sum())
     if reference:
         ref = statsmodels_anova(y, design, terms, order)
         ss = ref.loc[terms, "sum_sq"].to_numpy(dtype=float)
     else:
-        cell_means = values.mean(axis=1).reshape((1,) + design.shape)
-        ss = term_ss(cell_means, m, terms)[0]
-    sse = sst - ss.sum()
-    f_stat = (ss / dfs) / (sse / df_res)
-    p_value = stats.f.sf(f_stat, dfs, df_res)
-    point = effect_sizes(ss[None], dfs, np.array([sst]), df_res)
+        ss = term_ss(values.mean(axis=1).reshape((1,) + design.shape), m, terms)[0]
+    return _Fit(
+        terms=terms,
+        values=values,
+        ss=ss,
+        dfs=dfs,
+        df_res=int(len(y) - 1 - dfs.sum()),
+        sst=float(np.square(y).sum()),
+    )
 
+
+def _bootstrap(
+    fit: _Fit, design: Design, resamples: int, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str, list[str]]:
+    """Replicates and population values of every effect size; how they were drawn."""
+    m, terms, n = design.replicates, fit.terms, len(fit.values) * design.replicates
     notes: list[str] = []
-    means = values.mean(axis=1)
+    means = fit.values.mean(axis=1)
     if m >= 2:
         resampling = "within cells (each cell's seeds redrawn around its mean)"
-        residuals = (values - means[:, None]) * np.sqrt(m / (m - 1))
+        residuals = (fit.values - means[:, None]) * np.sqrt(m / (m - 1))
         world_terms = [t for r in range(1, design.k + 1) for t in combinations(range(design.k), r)]
         if m < bootstrap.OWN_CELL_MIN:
             notes.append(
@@ -192,25 +194,40 @@ def run_anova(
             "treats the pooled higher-order interactions as noise."
         )
         grid = means.reshape((1,) + design.shape)
-        residuals = (means - _fitted_cells(grid, terms).ravel())[:, None] * np.sqrt(n / df_res)
+        residuals = (means - _fitted_cells(grid, terms).ravel())[:, None]
+        residuals = residuals * np.sqrt(n / fit.df_res)
         world_terms = terms
     noise_var = float(np.mean(np.square(residuals)))
     centres = _shrunk_cells(means, m, design.shape, world_terms, noise_var)
     world = _population_sizes(centres, m, design.shape, terms, noise_var)
     boot = [
-        _replicate_sizes(chunk, m, design.shape, terms, dfs, df_res)
+        _replicate_sizes(chunk, m, design.shape, terms, fit.dfs, fit.df_res)
         for chunk in bootstrap.within_cells(centres, residuals, resamples, rng)
     ]
     samples = {key: np.concatenate([b[key] for b in boot]) for key in boot[0]}
+    return samples, world, resampling, notes
 
+
+def _table(
+    fit: _Fit,
+    design: Design,
+    samples: dict[str, np.ndarray],
+    world: dict[str, np.ndarray],
+    level: float,
+) -> pd.DataFrame:
+    """The ANOVA table with F-tests and every effect size with its interval."""
+    sse = fit.sst - fit.ss.sum()
+    f_stat = (fit.ss / fit.dfs) / (sse / fit.df_res)
+    point = effect_sizes(fit.ss[None], fit.dfs, np.array([fit.sst]), fit.df_res)
     table = pd.DataFrame(
         {
-            "term": [_name(design, t) for t in terms] + ["Residual"],
-            "order": [len(t) for t in terms] + [0],
-            "df": list(dfs) + [df_res],
-            "sum_sq": list(ss) + [sse],
+            "term": [_name(design, t) for t in fit.terms] + ["Residual"],
+            "order": [len(t) for t in fit.terms] + [0],
+            "block": [any(design.factors[i].block for i in t) for t in fit.terms] + [False],
+            "df": list(fit.dfs) + [fit.df_res],
+            "sum_sq": list(fit.ss) + [sse],
             "F": list(f_stat) + [np.nan],
-            "p_value": list(p_value) + [np.nan],
+            "p_value": list(stats.f.sf(f_stat, fit.dfs, fit.df_res)) + [np.nan],
         }
     )
     for key in ("eta2", "partial_eta2", "omega2"):
@@ -226,9 +243,38 @@ def run_anova(
         table[key] = list(est) + pad
         table[f"{key}_lo"] = list(lo) + pad
         table[f"{key}_hi"] = list(hi) + pad
-    table["noise_floor"] = list(dfs * (sse / df_res) / sst) + [np.nan]
+    return table
+
+
+def run_anova(
+    y: np.ndarray,
+    design: Design,
+    resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    rng: np.random.Generator | None = None,
+    level: float = 0.95,
+    reference: bool = True,
+) -> AnovaResult | NotEstimable:
+    """ANOVA with F-tests, effect sizes and bootstrap intervals, or why it cannot be estimated.
+
+    A block factor of `design` (the seed) enters as a main effect only, so the residual is the
+    within-block noise. `reference=False` skips the statsmodels fit and takes the table from
+    the cell-mean path (identical numbers, checked by a test); simulations use it for speed.
+    """
+    if not design.balanced:
+        return NotEstimable("the design is not a balanced full factorial")
+    n = len(y)
+    blocks = tuple(i for i, f in enumerate(design.factors) if f.block)
+    terms, order = choose_terms(design.shape, n, blocks)
+    if not terms:
+        return NotEstimable(
+            f"{n} trials leave no residual degrees of freedom for the main effects"
+        )
+    y = np.asarray(y, dtype=float)
+    fit = _fit(y - y.mean(), design, terms, order, reference)
+    rng = rng or np.random.default_rng(0)
+    samples, world, resampling, notes = _bootstrap(fit, design, resamples, rng)
     return AnovaResult(
-        table=table,
+        table=_table(fit, design, samples, world, level),
         samples=samples,
         world=world,
         resampling=resampling,

@@ -1,4 +1,4 @@
-"""`robprune report RESULTS... -o DIR [--response METRIC]`: entry point called by robprune.cli.
+"""`robprune report RESULTS... -o DIR [--response METRIC] [--power]`: called by robprune.cli.
 
 Imports only pandas/pyarrow/statsmodels/matplotlib (optuna when a study exists): never torch or
 Ray, so it runs where they are absent. Bad input raises `BadInput` (one line, exit 2).
@@ -23,7 +23,8 @@ def main(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     with local_inputs(list(args.results)) as results, local_output(args.output) as output:
-        report = build_report(results, response=args.response)
+        power = bool(getattr(args, "power", False))
+        report = build_report(results, response=args.response, power=power)
         index = write_report(report, output)
     if is_uri(args.output):  # uploaded from a temporary directory
         index = f"{args.output.partition('?')[0].rstrip('/')}/{Path(index).name}"

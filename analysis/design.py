@@ -1,56 +1,79 @@
-"""From trial rows to a factorial design: which factors vary, their levels, and balance.
+"""From trial rows to a factorial design: which factors vary, their levels, blocks and balance.
 
 Decisions made here, each stated in the report:
 - a factor is a column of `FACTOR_COLUMNS` with more than one level among the analysed trials;
-  `seed` is a replicate, never a factor; a factor column absent from the tables is
-  "unrecorded", not a factor with one level;
-- numeric columns with many distinct values (a searched learning rate, a temperature) are
-  binned into quantile levels, since ANOVA and Shapley need levels;
-- null `temperature` / `beta` mean "not applicable" and form the level "n/a"; when their
-  parent (`ratio_rule`, `finetune_method`) varies too they are nested in it, so they are folded
-  into the parent: a temperature only exists for the MRS rule, and splitting the rule's effect
-  between two aliased columns would misattribute it.
+  a factor column absent from the tables is "unrecorded", not a factor with one level;
+- a column that only exists under some levels of another (any condition of the factor table:
+  the MRS temperature under the MRS rules, beta under TRADES/MART, the fine-tuning recipe when
+  something is fine-tuned) is folded into that parent: its "n/a" level coincides with the
+  parent's other levels, and splitting one effect between two aliased columns would misattribute
+  it. Folded numeric columns are split at their median, so the folded factor keeps few levels;
+- `seed` is never a factor. When trials of different configurations share a seed they share a
+  dense model, so the seed is a block: a term of its own in the decomposition ("dense-model
+  variation") whose removal leaves the within-block noise;
+- any two remaining columns (block included) whose levels coincide on the data cannot be told
+  apart: they are analysed as one factor and named.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from robprune.config.factors import FACTOR_COLUMNS, FACTORS, label
+from analysis.coding import NA, Coded, code_column, combine, fold
+from robprune.config.factors import FACTOR_COLUMNS, FACTORS, factor_for_path, label
 
 __all__ = [
+    "BLOCK",
     "NA",
     "NESTED",
     "Design",
     "Factor",
-    "Coded",
     "build_design",
+    "cell_codes",
     "code_column",
 ]
 
-NA = "n/a"
+#: The column whose values identify a dense model shared by trials.
+BLOCK = "seed"
+#: Folded numeric columns are cut into this many quantile levels.
+NESTED_BINS = 2
+
+
+def _parent(spec) -> str | None:
+    """The factor column a factor only exists under: its CONDITIONS rule, else its `when`."""
+    if spec.parent is not None:
+        return spec.parent
+    if spec.when is not None:
+        owner = factor_for_path(spec.when[0])
+        return owner.column if owner is not None else None
+    return None
+
+
 #: Nested column -> the factor it only exists under (from robprune.config.factors' conditions).
-NESTED = {f.column: f.parent for f in FACTORS if f.parent is not None}
-#: Numeric columns with more distinct values than this are binned.
-MAX_NUMERIC_LEVELS = 6
-QUANTILE_BINS = 4
+NESTED = {f.column: _parent(f) for f in FACTORS if _parent(f) is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Factor:
-    """One factor of the analysis; `columns` has two entries when a nested one was folded."""
+    """One factor of the analysis; `columns` has several entries when others were folded in."""
 
-    name: str  # the key used in tables: a column name, or "parent+nested"
+    name: str  # the key used in tables: a column name, or "first+second+..."
     columns: tuple[str, ...]
     levels: tuple[str, ...]
     binned: bool = False
+    block: bool = False  # the seed block (dense model), not a factor of the question
+    aliased: bool = False  # columns that cannot be told apart, merged
 
     @property
     def title(self) -> str:
+        if self.block:
+            return "dense-model variation (seed blocks)"
         main = label(self.columns[0])
+        if self.aliased:
+            return " = ".join(label(c) for c in self.columns)
         if len(self.columns) > 1:
             return f"{main} (incl. {', '.join(label(c) for c in self.columns[1:])})"
         return main
@@ -68,6 +91,8 @@ class Design:
     cells: int  # distinct factor combinations observed
     notes: list[str] = field(default_factory=list)
     unrecorded: tuple[str, ...] = ()  # factor columns absent from the tables
+    block: Factor | None = None  # seed blocks, when trials of different cells share a seed
+    block_codes: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -83,135 +108,173 @@ class Design:
             return np.zeros(len(self.codes), dtype=np.int64)
         return np.ravel_multi_index(self.codes.T, self.shape).astype(np.int64)
 
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Coded:
-    """A column as integer codes into its ordered levels ("n/a" first when present)."""
-
-    codes: np.ndarray
-    levels: tuple[str, ...]
-    binned: bool = False
-
-
-def _compact(codes: np.ndarray, levels: list[str], binned: bool) -> Coded:
-    used, codes = np.unique(codes, return_inverse=True)
-    return Coded(
-        codes=codes.reshape(-1).astype(np.int64),
-        levels=tuple(levels[i] for i in used),
-        binned=binned,
-    )
+    def with_block(self) -> Design:
+        """The design with the block as its last factor (the model the tests are run on)."""
+        if self.block is None or self.block_codes is None:
+            return self
+        codes = np.column_stack([self.codes, self.block_codes])
+        shape = (*self.shape, len(self.block.levels))
+        balanced, replicates, cells = _balance(codes, shape)
+        return replace(
+            self,
+            factors=[*self.factors, self.block],
+            codes=codes,
+            balanced=balanced and self.balanced,
+            replicates=replicates,
+            cells=cells,
+            block=None,
+            block_codes=None,
+        )
 
 
-def code_column(values: pd.Series) -> Coded:
-    """Levels of one factor column: strings as they are, numbers formatted or binned."""
-    if not pd.api.types.is_numeric_dtype(values.dtype):
-        codes, uniques = pd.factorize(values, sort=True)
-        missing = bool((codes < 0).any())
-        levels = ([NA] if missing else []) + [str(u) for u in uniques]
-        return _compact(codes + 1 if missing else codes, levels, False)
-    numeric = values.to_numpy(dtype=float, na_value=np.nan)
-    finite = np.isfinite(numeric)
-    missing = bool((~finite).any())
-    distinct = np.unique(numeric[finite])
-    codes = np.zeros(len(numeric), dtype=np.int64)
-    binned = len(distinct) > MAX_NUMERIC_LEVELS
-    if binned:
-        edges = np.unique(np.quantile(numeric[finite], np.linspace(0, 1, QUANTILE_BINS + 1)))
-        index = np.searchsorted(edges, numeric[finite], side="right") - 1
-        index = np.clip(index, 0, len(edges) - 2)
-        names = [f"{_fmt(edges[i])}-{_fmt(edges[i + 1])}" for i in range(len(edges) - 1)]
-    else:
-        index = np.searchsorted(distinct, numeric[finite])
-        names = [_fmt(v) for v in distinct]
-    codes[finite] = index + (1 if missing else 0)
-    return _compact(codes, ([NA] if missing else []) + names, binned)
-
-
-def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Design:
-    """Find the varying factors of `trials` and code them; check for a balanced grid.
-
-    `unrecorded` factor columns (absent from the tables) are neither factors nor constants.
-    """
-    notes: list[str] = []
+def _code_all(trials: pd.DataFrame, recorded: list[str]) -> tuple[dict[str, Coded], dict]:
     coded: dict[str, Coded] = {}
     constant: dict[str, str] = {}
-    recorded = [c for c in FACTOR_COLUMNS if c not in unrecorded]
     for column in recorded:
-        column_codes = code_column(trials[column])
+        bins = NESTED_BINS if NESTED.get(column) in recorded else None
+        column_codes = code_column(trials[column], bins) if bins else code_column(trials[column])
         if len(column_codes.levels) > 1:
             coded[column] = column_codes
         elif column_codes.levels:
             constant[column] = column_codes.levels[0]
+    return coded, constant
+
+
+def _fold_nested(coded: dict[str, Coded], recorded: list[str], notes: list[str]) -> list[Factor]:
+    """One factor per varying column, nested columns folded into their parent."""
     absorbed = {n for n, p in NESTED.items() if n in coded and p in coded}
     factors: list[Factor] = []
-    columns_codes: list[np.ndarray] = []
     for column in recorded:
         if column not in coded or column in absorbed:
             continue
-        current = coded[column]
-        cols = (column,)
+        current, cols = coded[column], (column,)
         for nested in (n for n, p in NESTED.items() if p == column and n in absorbed):
-            folded = _fold(current, coded[nested], nested)
+            folded = fold(current, coded[nested], nested)
             if folded is None:
                 notes.append(
                     f"{label(nested)} is determined by {label(column)} here (one value per "
                     f"{label(column)} level), so it is not a separate factor."
                 )
                 continue
-            current = folded
-            cols += (nested,)
+            current, cols = folded, (*cols, nested)
             notes.append(
                 f"{label(nested)} only applies to some {label(column)} levels, so it is "
-                f"nested in it: the factor '{label(column)}' includes it (levels such as "
+                f"folded into it: the factor '{label(column)}' includes it (levels such as "
                 f"'{current.levels[-1]}')."
             )
+        for binned in (c for c in cols if coded[c].binned):
+            how = "split at its median" if binned in absorbed else "binned into quantile levels"
+            notes.append(f"{label(binned)} takes many values, so it was {how} for the analysis.")
         factors.append(
             Factor(name="+".join(cols), columns=cols, levels=current.levels, binned=current.binned)
         )
-        columns_codes.append(current.codes)
-        for binned_column in (c for c in cols if coded[c].binned):
-            notes.append(
-                f"{label(binned_column)} takes many values, so it was binned into quantile "
-                "levels for the analysis."
-            )
-    codes = (
-        np.column_stack(columns_codes)
-        if columns_codes
-        else np.zeros((len(trials), 0), dtype=np.int64)
+        coded["+".join(cols)] = current
+    return factors
+
+
+def _block(trials: pd.DataFrame, cells: np.ndarray, notes: list[str]) -> Coded | None:
+    """The seed as a block when some seed is shared by trials of different cells."""
+    if BLOCK not in trials or trials[BLOCK].isna().any():
+        return None
+    coded = code_column(trials[BLOCK].astype(float))
+    if len(coded.levels) < 2 or coded.binned:
+        coded = code_column(trials[BLOCK].astype(str))
+    if len(coded.levels) < 2:
+        return None
+    pairs, _ = combine(coded.codes, cells)
+    if int(pairs.max()) + 1 == len(coded.levels):
+        return None  # each seed was used by one configuration only: nothing is shared
+    notes.append(
+        f"Trials of different configurations share seeds ({len(coded.levels)} seeds), so they "
+        "share a dense model: the seed is a block, its variation is reported as dense-model "
+        "variation, and the noise is the within-block residual."
     )
-    balanced, replicates, cells = _balance(codes, tuple(len(f.levels) for f in factors))
+    return coded
+
+
+def _merge_aliases(
+    factors: list[Factor], codes: list[np.ndarray], notes: list[str]
+) -> tuple[list[Factor], list[np.ndarray]]:
+    """Merge every pair of factors whose levels coincide (one-to-one) on these trials."""
+    i = 0
+    while i < len(factors):
+        j = i + 1
+        while j < len(factors):
+            pair, _ = combine(codes[i], codes[j])
+            count = len(np.unique(pair))
+            if count == len(factors[i].levels) == len(factors[j].levels):
+                a, b = factors[i], factors[j]
+                notes.append(
+                    f"{a.title} and {b.title} cannot be told apart on these trials (each level "
+                    "of one occurs only with one level of the other): they are analysed as one "
+                    "factor."
+                )
+                levels = tuple(
+                    f"{a.levels[codes[i][k]]} / {b.levels[codes[j][k]]}"
+                    for k in (np.nonzero(codes[i] == lv)[0][0] for lv in range(len(a.levels)))
+                )
+                factors[i] = Factor(
+                    name=f"{a.name}+{b.name}",
+                    columns=(*a.columns, *b.columns),
+                    levels=levels,
+                    binned=a.binned or b.binned,
+                    aliased=True,
+                )
+                del factors[j], codes[j]
+                continue
+            j += 1
+        i += 1
+    return factors, codes
+
+
+def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Design:
+    """Find the varying factors of `trials`, code them and the seed blocks; check balance.
+
+    `unrecorded` factor columns (absent from the tables) are neither factors nor constants.
+    """
+    notes: list[str] = []
+    recorded = [c for c in FACTOR_COLUMNS if c not in unrecorded]
+    coded, constant = _code_all(trials, recorded)
+    factors = _fold_nested(coded, recorded, notes)
+    codes = [coded[f.name].codes for f in factors]
+    factors, codes = _merge_aliases(factors, codes, notes)
+    matrix = np.column_stack(codes) if codes else np.zeros((len(trials), 0), dtype=np.int64)
+    shape = tuple(len(f.levels) for f in factors)
+    block = _block(trials, cell_codes(matrix), notes) if factors else None
+    block_factor = None
+    if block is not None:
+        block_factor = Factor(name=BLOCK, columns=(BLOCK,), levels=block.levels, block=True)
+        for factor, column in zip(factors, codes, strict=True):
+            pair, _ = combine(column, block.codes)
+            if int(pair.max()) + 1 == len(factor.levels) == len(block.levels):
+                notes.append(
+                    f"{factor.title} and the seed (dense model) cannot be told apart on these "
+                    "trials (each seed was run with one level only): no block term is fitted, "
+                    f"so dense-model variation is part of the {factor.title} effect."
+                )
+                block, block_factor = None, None
+                break
+    balanced, replicates, n_cells = _balance(matrix, shape)
     return Design(
         factors=factors,
-        codes=codes,
+        codes=matrix,
         constant=constant,
         balanced=balanced,
         replicates=replicates,
-        cells=cells,
+        cells=n_cells,
         notes=notes,
         unrecorded=tuple(c for c in FACTOR_COLUMNS if c in unrecorded),
+        block=block_factor,
+        block_codes=block.codes if block is not None else None,
     )
 
 
-def _fold(parent: Coded, nested: Coded, name: str) -> Coded | None:
-    """Combine a parent with the column nested in it; None when the nested adds nothing."""
-    width = len(nested.levels)
-    keys, codes = np.unique(parent.codes * width + nested.codes, return_inverse=True)
-    if len(keys) == len(np.unique(parent.codes)):
-        return None
-    levels = []
-    for key in keys:
-        p, n = divmod(int(key), width)
-        level = nested.levels[n]
-        levels.append(parent.levels[p] if level == NA else f"{parent.levels[p]} ({name}={level})")
-    return Coded(
-        codes=codes.reshape(-1).astype(np.int64),
-        levels=tuple(levels),
-        binned=parent.binned or nested.binned,
-    )
+def cell_codes(matrix: np.ndarray) -> np.ndarray:
+    """One integer per distinct row of `matrix` (a trial's cell), without a full-grid index."""
+    cells = np.zeros(len(matrix), dtype=np.int64)
+    for j in range(matrix.shape[1]):
+        cells, _ = combine(cells, matrix[:, j])
+    return cells
 
 
 def _balance(codes: np.ndarray, shape: tuple[int, ...]) -> tuple[bool, int, int]:

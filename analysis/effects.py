@@ -1,21 +1,28 @@
 """Effects read straight off the trials, beside the variance decomposition.
 
-- `seed_noise`: how much repeating a configuration with another seed moves the response;
 - `paper_view`: the spread across criteria within each fine-tuning method against the spread
   across methods within each criterion (the comparison the paper itself makes);
 - `ratio_rule_effect`: each ratio rule (MRS and its variants) against uniform allocation at
-  equal sparsity, with Welch intervals.
+  equal sparsity;
+- `level_comparisons`: every pair of levels of the question's two factors.
+
+Comparisons are paired: trials of the two levels are matched on the seed (so on the dense
+model, whose variation cancels) and on every other factor, and the interval is a paired t
+interval over the matched pairs. Only when no two pairs match (no shared seeds, or the other
+factors always differ) is the interval Welch's, unpaired; the `comparison` column says which.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.design import code_column
+from analysis.coding import code_column
+from analysis.design import NESTED
 from analysis.estimable import NotEstimable
 from analysis.formatting import response_label, to_units
 from robprune.config.factors import FACTOR_COLUMNS, label
@@ -23,44 +30,16 @@ from robprune.config.factors import FACTOR_COLUMNS, label
 __all__ = [
     "BASELINE_RULE",
     "PaperView",
-    "SeedNoise",
+    "compare",
+    "level_comparisons",
+    "paired_interval",
     "paper_view",
     "ratio_rule_effect",
-    "seed_noise",
     "welch_interval",
 ]
 
-
-@dataclass(frozen=True, kw_only=True)
-class SeedNoise:
-    """Spread of repeated runs of one configuration with different seeds."""
-
-    sd: float
-    df: int
-    groups: int
-    share: float  # seed variance / total variance
-
-
-def seed_noise(trials: pd.DataFrame, response: str) -> SeedNoise | None:
-    """Pooled within-configuration variance; None when no configuration was repeated."""
-    groups = trials.groupby(list(FACTOR_COLUMNS), dropna=False, sort=False).ngroup()
-    groups = groups.to_numpy()
-    y = trials[response].to_numpy(dtype=float)
-    counts = np.bincount(groups)
-    sums = np.bincount(groups, weights=y)
-    means = sums / np.maximum(counts, 1)
-    ss = float(np.square(y - means[groups]).sum())
-    df = int((counts[counts > 1] - 1).sum())
-    if df == 0:
-        return None
-    variance = ss / df
-    total = float(np.var(y, ddof=1)) if len(y) > 1 else 0.0
-    return SeedNoise(
-        sd=float(np.sqrt(variance)),
-        df=df,
-        groups=int((counts > 1).sum()),
-        share=variance / total if total else 0.0,
-    )
+#: Levels compared pairwise per factor at most (more would make a table nobody reads).
+MAX_COMPARED_LEVELS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,48 +94,128 @@ def paper_view(trials: pd.DataFrame, response: str) -> PaperView | NotEstimable:
     return PaperView(table=table, summary=summary)
 
 
+def _match_keys(trials: pd.DataFrame, column: str) -> pd.Series:
+    """A key per trial: its seed and every factor but `column` and the columns nested in it."""
+    others = [
+        c
+        for c in (*FACTOR_COLUMNS, "seed")
+        if c in trials and c != column and NESTED.get(c) != column
+    ]
+    return pd.util.hash_pandas_object(trials[others], index=False)
+
+
+def compare(
+    trials: pd.DataFrame,
+    response: str,
+    column: str,
+    level: object,
+    baseline: object,
+    keys: pd.Series | None = None,
+) -> dict[str, object]:
+    """Mean response of `level` minus `baseline`, paired within matched trials when possible.
+
+    `keys` (from `_match_keys(trials, column)`) may be passed to hash the trials only once.
+    """
+    keys = _match_keys(trials, column) if keys is None else keys
+    y = trials[response]
+    this = (trials[column] == level).to_numpy()
+    base = (trials[column] == baseline).to_numpy()
+    by_this = y[this].groupby(keys[this].to_numpy()).mean()
+    by_base = y[base].groupby(keys[base].to_numpy()).mean()
+    pairs = (by_this - by_base).dropna()
+    out: dict[str, object] = {"n_level": int(this.sum()), "n_baseline": int(base.sum())}
+    if len(pairs) >= 2:
+        lo, hi = paired_interval(pairs.to_numpy())
+        out.update(
+            difference=float(pairs.mean()),
+            diff_lo=lo,
+            diff_hi=hi,
+            pairs=len(pairs),
+            comparison="paired within seed blocks, matched on the other factors",
+        )
+        return out
+    a, b = y[this].to_numpy(dtype=float), y[base].to_numpy(dtype=float)
+    lo, hi = welch_interval(a, b)
+    diff = float(a.mean() - b.mean()) if len(a) and len(b) else np.nan
+    out.update(
+        difference=diff,
+        diff_lo=lo,
+        diff_hi=hi,
+        pairs=0,
+        comparison="Welch, unpaired (no two trials match on seed and the other factors)",
+    )
+    return out
+
+
 #: The allocation every other ratio rule is compared with.
 BASELINE_RULE = "uniform"
 
 
 def ratio_rule_effect(trials: pd.DataFrame, response: str) -> pd.DataFrame | NotEstimable:
-    """Each ratio rule minus uniform, mean response at each sparsity level, Welch 95% intervals.
+    """Each ratio rule minus uniform at each sparsity level, with 95% intervals.
 
-    One row per (rule, sparsity); all other factors pooled. The achieved sparsities are shown
-    so a reader can check that both rules met the same budget.
+    One row per (rule, sparsity); paired within seed blocks and matched on the other factors
+    where the design allows (the `comparison` column says which). The achieved sparsities are
+    shown so a reader can check that both rules met the same budget.
     """
     rules = set(trials["ratio_rule"].dropna())
     others = sorted(rules - {BASELINE_RULE})
     if BASELINE_RULE not in rules or not others:
         return NotEstimable("only one ratio rule was run (" + ", ".join(sorted(rules)) + ")")
     sparsity = code_column(trials["sparsity_target"])
+    keys = _match_keys(trials, "ratio_rule")
     rows = []
     for rule in others:
         for i, level in enumerate(sparsity.levels):
             at = trials[sparsity.codes == i]
+            result = compare(at, response, "ratio_rule", rule, BASELINE_RULE, keys[at.index])
             base = at["ratio_rule"] == BASELINE_RULE
             this = at["ratio_rule"] == rule
-            base_y = at.loc[base, response].to_numpy(dtype=float)
-            rule_y = at.loc[this, response].to_numpy(dtype=float)
-            lo, hi = welch_interval(rule_y, base_y)
-            base_mean = base_y.mean() if len(base_y) else np.nan
-            rule_mean = rule_y.mean() if len(rule_y) else np.nan
             rows.append(
                 {
                     "rule": rule,
                     "sparsity": level,
-                    "n_uniform": len(base_y),
-                    "uniform": base_mean,
-                    "n_rule": len(rule_y),
-                    "rule_mean": rule_mean,
+                    "n_uniform": result["n_baseline"],
+                    "uniform": at.loc[base, response].mean(),
+                    "n_rule": result["n_level"],
+                    "rule_mean": at.loc[this, response].mean(),
                     "achieved_uniform": at.loc[base, "achieved_sparsity"].mean(),
                     "achieved_rule": at.loc[this, "achieved_sparsity"].mean(),
-                    "difference": rule_mean - base_mean,
-                    "diff_lo": lo,
-                    "diff_hi": hi,
+                    **{k: result[k] for k in ("difference", "diff_lo", "diff_hi", "pairs")},
+                    "comparison": result["comparison"],
                 }
             )
     return pd.DataFrame(rows)
+
+
+def level_comparisons(
+    trials: pd.DataFrame, response: str, columns: tuple[str, ...]
+) -> pd.DataFrame | NotEstimable:
+    """Every pair of levels of each of `columns` (criterion vs criterion, method vs method)."""
+    rows = []
+    for column in columns:
+        levels = sorted(trials[column].dropna().unique(), key=str)
+        if not 2 <= len(levels) <= MAX_COMPARED_LEVELS:
+            continue
+        keys = _match_keys(trials, column)
+        for baseline, level in combinations(levels, 2):
+            result = compare(trials, response, column, level, baseline, keys)
+            rows.append({"factor": label(column), "level": level, "baseline": baseline, **result})
+    if not rows:
+        return NotEstimable(
+            f"neither factor has between 2 and {MAX_COMPARED_LEVELS} levels among these trials"
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """t interval for the mean of paired differences `d`."""
+    d = np.asarray(d, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2 or np.all(d == d[0]):
+        return mean, mean
+    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return mean - float(half), mean + float(half)
 
 
 def welch_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -128,7 +128,7 @@ def share_bars(
     frames = []
     for dec in decompositions:
         terms = dec.terms.copy()
-        keep = (terms["kind"] == "factor") | (terms["share_hi"] >= 0.01)
+        keep = terms["kind"].isin(["factor", "block"]) | (terms["share_hi"] >= 0.01)
         terms = terms[keep]
         unexplained = pd.DataFrame(
             [
@@ -157,7 +157,12 @@ def share_bars(
     for ax, dec, terms in zip(axes[0], decompositions, frames, strict=True):
         terms = terms.iloc[::-1]
         colours = terms["kind"].map(
-            {"factor": "tab:blue", "interaction": "tab:orange", "residual": "tab:gray"}
+            {
+                "factor": "tab:blue",
+                "interaction": "tab:orange",
+                "residual": "tab:gray",
+                "block": "tab:green",
+            }
         )
         y = np.arange(len(terms))
         err = np.vstack([terms["share"] - terms["share_lo"], terms["share_hi"] - terms["share"]])
@@ -170,7 +175,10 @@ def share_bars(
         ax.set_xlim(0, 100)
         ax.set_title(f"{response_label(dec.response)}: {dec.label}", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    caption = "Blue: factors; orange: interactions; grey: unexplained (seed noise and the rest)."
+    caption = (
+        "Blue: factors; orange: interactions; green: dense-model variation (seed blocks); "
+        "grey: unexplained (within-block noise and the rest)."
+    )
     return Figure(name="shares", title=title, caption=caption, png=_png(fig), data=data)
 
 

@@ -5,11 +5,20 @@ One place, so the verdict, the tables and the figures say the same thing the sam
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["fmt_share", "points", "response_label", "sentence", "to_units"]
 
 
 def response_label(response: str) -> str:
-    """'robust_acc' -> 'robust accuracy'; other metrics with spaces for underscores."""
+    """'robust_acc' -> 'robust accuracy'; other metrics with spaces for underscores.
+
+    'epoch3_val_robust_acc' (the headline of an early-stopped search) -> 'validation robust
+    accuracy at epoch 3'.
+    """
+    match = re.fullmatch(r"epoch(\d+)_val_(\w+)", response)
+    if match:
+        return f"validation {response_label(match.group(2))} at epoch {match.group(1)}"
     names = {"robust_acc": "robust accuracy", "clean_acc": "clean accuracy"}
     return names.get(response, response.replace("_", " "))
 

@@ -13,18 +13,18 @@ import pandas as pd
 
 from analysis.estimable import NotEstimable
 from analysis.figures import Figure, Skipped
-from analysis.finalists import (
+from analysis.finalists_table import (
     FINALIST_FACTORS,
     FINALISTS_INTRO,
     finalists_frame,
     flag_lines,
     flag_summary,
 )
-from analysis.formatting import fmt_share, response_label
+from analysis.formatting import fmt_share, response_label, sentence
 from analysis.provenance import describe_attacks
-from analysis.report import Report, ResponseAnalysis
+from analysis.report import SURVIVORS, Report, ResponseAnalysis
 
-__all__ = ["Block", "blocks"]
+__all__ = ["Block", "blocks", "report_response"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +48,13 @@ def _paragraph(text: str) -> Block:
 
 
 def _pct(value) -> str:
+    """A share or an accuracy in percent."""
     return "" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _pts(value) -> str:
+    """A difference of accuracies, in points (may be negative)."""
+    return "" if value is None or not np.isfinite(value) else f"{100 * value:+.1f}"
 
 
 def _p(value) -> str:
@@ -74,36 +80,50 @@ def _table(frame: pd.DataFrame, formats: dict | None = None) -> Block:
 def _shares_table(analysis: ResponseAnalysis) -> Block:
     dec = analysis.decomposition
     titles = {f.name: f.title for f in analysis.design.factors}
+    holm = dict(zip(dec.factors, dec.p_adjusted, strict=True))
     rows = []
     for _, term in dec.terms.iterrows():
         if term["kind"] == "interaction" and term["share_hi"] < 0.01:
             continue
+        name = " × ".join(titles.get(p, p) for p in term["term"].split(" x "))
+        if term["kind"] == "block":
+            name = "dense-model variation (seed blocks)"
         rows.append(
             [
-                " × ".join(titles.get(p, p) for p in term["term"].split(" x ")),
+                name,
                 term["kind"],
                 fmt_share(term["share"], term["share_lo"], term["share_hi"]),
                 _p(term["p_value"]),
+                _p(holm.get(term["term"], np.nan)),
             ]
         )
-    rows.append(["unexplained (noise)", "residual", fmt_share(*dec.noise), ""])
-    return Block(
-        kind="table", headers=["term", "kind", "share of variance [95% CI]", "p"], rows=rows
-    )
+    rows.append(["unexplained (within-block noise)", "residual", fmt_share(*dec.noise), "", ""])
+    headers = ["term", "kind", "share of variance [95% CI]", "p (F-test)", "p (Holm)"]
+    return Block(kind="table", headers=headers, rows=rows)
 
 
 def _method_paragraph(analysis: ResponseAnalysis) -> str:
     dec = analysis.decomposition
     design = analysis.design
+    block = (
+        " The seed enters as a block (main effect only), so the F-tests are on the "
+        "within-block residual."
+        if dec.block is not None
+        else ""
+    )
+    tests = (
+        " A factor is distinguishable from noise when its F-test, Holm-adjusted over the "
+        "factors, is below 0.05; the shares and intervals describe size only."
+    )
     if dec.method == "anova":
         cells = "x".join(str(s) for s in design.shape)
         return (
-            f"The {dec.n} completed trials form a balanced full factorial ({cells} cells, "
-            f"{design.replicates} per cell), so a multi-way ANOVA (statsmodels, main effects "
-            "and two-way interactions, higher ones pooled into the residual) decomposes the "
-            f"variance. Shares are ω²; η² and partial η² are in the CSV. Intervals: "
-            f"{dec.boot.shape[0]} bootstrap replicates, resampling {dec.resampling}; "
-            "bias-corrected normal intervals on the arcsine-square-root scale."
+            f"The {dec.n} trials form a balanced full factorial ({cells} cells, "
+            "equal counts), so a multi-way ANOVA (statsmodels, main effects and two-way "
+            "interactions of the factors, higher ones pooled into the residual) decomposes the "
+            f"variance.{block}{tests} Shares are ω²; η² and partial η² are in the CSV. "
+            f"Intervals: {dec.boot.shape[0]} bootstrap replicates, resampling "
+            f"{dec.resampling}; bias-corrected normal intervals on the arcsine-square-root scale."
         )
     full = int(np.prod(design.shape))
     why = (
@@ -112,13 +132,38 @@ def _method_paragraph(analysis: ResponseAnalysis) -> str:
         else f"{design.cells} of the {full} factor combinations occur"
     )
     return (
-        f"The {dec.n} completed trials do not form a balanced grid ({why}), so the explained "
-        "variance of an additive "
-        "model is split over the factors by Shapley values (LMG: each factor's R² gain "
-        f"averaged over all orders). Intervals: {dec.boot.shape[0]} bootstrap replicates, "
-        f"{dec.resampling}; shares and their normal intervals are bias-corrected (raw shares "
-        "in the CSV)."
+        f"The {dec.n} trials do not form a balanced grid ({why}), so the explained "
+        "variance of an additive model is split over the factors by Shapley values (LMG: each "
+        f"factor's R² gain averaged over all orders).{block}{tests} Intervals: "
+        f"{dec.boot.shape[0]} bootstrap replicates, {dec.resampling}; shares and their normal "
+        "intervals are bias-corrected (raw shares in the CSV)."
     )
+
+
+def _adaptive_sentence(report: Report) -> str:
+    adaptive = report.adaptive
+    text = ""
+    if adaptive.stopped:
+        text += (
+            f" Adaptive design: {adaptive.stopped} of the {len(report.results.ok)} completed "
+            "trials were stopped early by the scheduler on their validation metric and have no "
+            "test metrics."
+        )
+        if adaptive.response is not None:
+            text += (
+                f" The headline analysis therefore uses {response_label(adaptive.response)}, "
+                "which every completed trial reached; the test-split decomposition of the "
+                f"trials that were not stopped is a secondary table marked '{SURVIVORS}'."
+            )
+        else:
+            text += f" Only the {SURVIVORS} are analysed ({adaptive.reason})."
+    if adaptive.samplers:
+        text += (
+            f" The search sampled adaptively ({', '.join(adaptive.samplers)}): configurations "
+            "that did well were sampled more often, so which trials exist depends on their "
+            "results; the shares describe these trials, not a planned grid."
+        )
+    return text
 
 
 def _summary(report: Report) -> str:
@@ -132,7 +177,7 @@ def _summary(report: Report) -> str:
     )
     if res.excluded:
         text += "; excluded: " + ", ".join(f"{v} {k}" for k, v in res.excluded.items())
-    text += "."
+    text += "." + _adaptive_sentence(report)
     attacks = describe_attacks([s.trials for s in res.sources])
     if attacks:
         text += (
@@ -165,109 +210,167 @@ def _ped_block(report: Report) -> list[Block]:
     ]
 
 
-def blocks(report: Report) -> list[Block]:
-    """Everything the report shows, in order."""
-    primary = report.primary
-    response = primary.response
-    what = response_label(response)
-    out = [
-        _heading(f"Ablation report: what drives {what}?"),
-        _paragraph(_summary(report)),
-        Block(kind="verdict", text=primary.verdict.headline + ".", items=[primary.verdict.text]),
-    ]
-    if isinstance(report.paper, NotEstimable):
-        paper = [_paragraph(f"Not available: {report.paper.reason}.")]
-    else:
-        fmt = {"spread": _pct, "sd": _pct}
-        paper = [
-            _paragraph(report.paper.summary + " Spreads and SDs in accuracy points."),
-            _table(report.paper.table, fmt),
-        ]
-    out += [_heading("Spread across criteria vs across fine-tuning methods"), *paper]
-    out.append(_heading("Ratio rules (MRS vs uniform) at equal sparsity"))
-    if isinstance(report.ratio, NotEstimable):
-        out.append(_paragraph(f"Not available: {report.ratio.reason}."))
-    else:
-        pct_cols = [
-            "uniform",
-            "rule_mean",
-            "difference",
-            "diff_lo",
-            "diff_hi",
-            "achieved_uniform",
-            "achieved_rule",
-        ]
-        out.append(
-            _paragraph(
-                f"Mean {what} (%) of each ratio rule (rule_mean) and of uniform allocation at "
-                "each target sparsity, all other factors pooled; difference = rule - uniform "
-                "with a Welch 95% interval; achieved sparsity (%) checks that the budgets "
-                "matched.",
-            )
-        )
-        out.append(_table(report.ratio, dict.fromkeys(pct_cols, _pct)))
+_DIFF_COLUMNS = ("difference", "diff_lo", "diff_hi")
 
-    out.append(_heading("Variance decomposition"))
-    for analysis in (primary, report.secondary):
+
+def _comparison_blocks(report: Report, what: str) -> list[Block]:
+    out = [_heading("Level comparisons (paired within seed blocks)")]
+    if isinstance(report.comparisons, NotEstimable):
+        return [*out, _paragraph(f"Not available: {report.comparisons.reason}.")]
+    out.append(
+        _paragraph(
+            f"Mean {what} of each level minus its baseline, in accuracy points, with a 95% "
+            "interval. Paired: trials matched on the seed (the dense model) and every other "
+            "factor, a t interval over the matched pairs; Welch (unpaired) only where no two "
+            "trials match, as the comparison column says."
+        )
+    )
+    return [*out, _table(report.comparisons, dict.fromkeys(_DIFF_COLUMNS, _pts))]
+
+
+def _paper_blocks(report: Report) -> list[Block]:
+    out = [_heading("Spread across criteria vs across fine-tuning methods")]
+    if isinstance(report.paper, NotEstimable):
+        return [*out, _paragraph(f"Not available: {report.paper.reason}.")]
+    fmt = {"spread": _pct, "sd": _pct}
+    return [
+        *out,
+        _paragraph(report.paper.summary + " Spreads and SDs in accuracy points."),
+        _table(report.paper.table, fmt),
+    ]
+
+
+def _ratio_blocks(report: Report, what: str) -> list[Block]:
+    out = [_heading("Ratio rules (MRS vs uniform) at equal sparsity")]
+    if isinstance(report.ratio, NotEstimable):
+        return [*out, _paragraph(f"Not available: {report.ratio.reason}.")]
+    pct_cols = ["uniform", "rule_mean", "achieved_uniform", "achieved_rule"]
+    fmt = {**dict.fromkeys(pct_cols, _pct), **dict.fromkeys(_DIFF_COLUMNS, _pts)}
+    return [
+        *out,
+        _paragraph(
+            f"Mean {what} (%) of each ratio rule (rule_mean) and of uniform allocation at "
+            "each target sparsity; difference = rule - uniform in accuracy points with a 95% "
+            "interval, paired within seed blocks and matched on the other factors where the "
+            "design allows (the comparison column says which); achieved sparsity (%) checks "
+            "that the budgets matched.",
+        ),
+        _table(report.ratio, fmt),
+    ]
+
+
+def _decomposition_blocks(report: Report) -> list[Block]:
+    out = [_heading("Variance decomposition")]
+    for analysis in (report.primary, report.survivors, report.secondary):
         if analysis is None:
             continue
-        name = response_label(analysis.response)
-        name = name[:1].upper() + name[1:]
+        name = sentence(response_label(analysis.response))
+        if analysis.scope:
+            name += f" ({analysis.scope})"
         if isinstance(analysis.decomposition, NotEstimable):
             out.append(_paragraph(f"{name}: not estimated ({analysis.decomposition.reason})."))
             continue
         out.append(_paragraph(f"{name}: " + _method_paragraph(analysis)))
         out.append(_shares_table(analysis))
-        if analysis is report.secondary:
+        if analysis is not report.primary:
             out.append(_paragraph(analysis.verdict.headline + ". " + analysis.verdict.text))
-    shares_fig = [f for f in report.figures if f.name == "shares"]
-    out += [_figure_block(f) for f in shares_fig]
-    out += _ped_block(report)
+    out += [_figure_block(f) for f in report.figures if f.name == "shares"]
+    return out
 
-    out.append(_heading("Figures"))
-    out += [_figure_block(f) for f in report.figures if f.name != "shares"]
 
-    out.append(_heading("Best configurations"))
+def _power_blocks(report: Report) -> list[Block]:
+    if report.power is None:
+        return []
+    frame = report.power
+    fmt = {c: _pts for c in frame.columns if c not in ("seeds", "trials", "residual_df")}
+    fmt["current"] = lambda v: "this design" if v else ""
+    return [
+        _heading("Power: minimum detectable effect by number of seeds"),
+        _paragraph(
+            "The smallest difference between two levels of each factor (accuracy points) that "
+            "its F-test (α = 0.05 over the factors, Holm's first step) would find 80% of the "
+            "time, for the measured within-block noise and this design repeated with more or "
+            "fewer seeds."
+        ),
+        _table(frame, fmt),
+    ]
+
+
+def _best_blocks(report: Report, what: str) -> list[Block]:
     best = report.tables["best_configs"]
     acc = {
         c: _pct
         for c in best.columns
         if c.endswith("_acc") or c in ("achieved_sparsity", "flops_kept")
     }
-    out.append(
-        _paragraph(
-            "Top trials by " + what + "; accuracies, achieved sparsity and kept FLOPs in %.",
-        )
-    )
-    out.append(_table(best, acc))
-    out += _finalists_blocks(report)
-    out.append(_heading("Factors"))
-    factors = report.tables["factors"]
-    fmt = {"share": _pct, "share_lo": _pct, "share_hi": _pct, "noise_floor": _pct, "p_value": _p}
-    out.append(
-        _paragraph(
-            f"Every factor column; shares of {what} variance in %; "
-            "noise floor = the share noise alone would give the factor.",
-        )
-    )
-    out.append(_table(factors, fmt))
-    levels = report.tables["factor_levels"]
-    out.append(_paragraph(f"Mean {what} and clean accuracy (%) at every level."))
-    out.append(_table(levels, {c: _pct for c in levels.columns if "acc" in c}))
+    return [
+        _heading("Best configurations"),
+        _paragraph(f"Top trials by {what}; accuracies, achieved sparsity and kept FLOPs in %."),
+        _table(best, acc),
+    ]
 
-    out.append(_heading("What could not be estimated, and why"))
-    out.append(Block(kind="list", items=report.skipped or ["Everything was estimated."]))
-    out.append(_heading("Method notes"))
-    out.append(Block(kind="list", items=report.notes or ["None."]))
-    out.append(_heading("Data files"))
+
+def _factor_blocks(report: Report, what: str) -> list[Block]:
+    factors = report.tables["factors"]
+    fmt = {"share": _pct, "share_lo": _pct, "share_hi": _pct, "p_value": _p, "p_holm": _p}
+    levels = report.tables["factor_levels"]
+    return [
+        _heading("Factors"),
+        _paragraph(
+            f"Every factor column (and the seed blocks); shares of {what} variance in %; "
+            "p_value: F-test on the within-block residual; p_holm: Holm-adjusted over the "
+            "factors (the verdict's test).",
+        ),
+        _table(factors, fmt),
+        _paragraph(f"Mean {what} and clean accuracy (%) at every level."),
+        _table(levels, {c: _pct for c in levels.columns if "acc" in c}),
+    ]
+
+
+def _closing_blocks(report: Report) -> list[Block]:
     files = [f"{name}.csv" for name in report.tables]
     files += [
         f"{f.name}.csv (numbers behind {f.name}.png)"
         for f in report.figures
         if isinstance(f, Figure)
     ]
-    out.append(Block(kind="list", items=files))
-    return out
+    return [
+        _heading("What could not be estimated, and why"),
+        Block(kind="list", items=report.skipped or ["Everything was estimated."]),
+        _heading("Method notes"),
+        Block(kind="list", items=report.notes or ["None."]),
+        _heading("Data files"),
+        Block(kind="list", items=files),
+    ]
+
+
+def blocks(report: Report) -> list[Block]:
+    """Everything the report shows, in order."""
+    primary = report.primary
+    what = response_label(primary.response)
+    verdict = primary.verdict
+    return [
+        _heading(f"Ablation report: what drives {response_label(report_response(report))}?"),
+        _paragraph(_summary(report)),
+        Block(kind="verdict", text=verdict.headline + ".", items=[verdict.text]),
+        *_comparison_blocks(report, what),
+        *_paper_blocks(report),
+        *_ratio_blocks(report, what),
+        *_decomposition_blocks(report),
+        *_power_blocks(report),
+        *_ped_block(report),
+        _heading("Figures"),
+        *(_figure_block(f) for f in report.figures if f.name != "shares"),
+        *_best_blocks(report, response_label(report_response(report))),
+        *_finalists_blocks(report),
+        *_factor_blocks(report, what),
+        *_closing_blocks(report),
+    ]
+
+
+def report_response(report: Report) -> str:
+    """The response the user asked for (the test-split one, even when the headline differs)."""
+    return report.survivors.response if report.survivors is not None else report.primary.response
 
 
 def _finalists_blocks(report: Report) -> list[Block]:

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 
 __all__ = ["describe_attacks"]
 
+_COLUMNS = ("config_json", "attack_config_json")
+
 
 def _describe(config: dict, attacks: dict) -> str | None:
     primary = config.get("eval", {}).get("primary")
@@ -37,9 +39,9 @@ def describe_attacks(trial_files: list[str | Path]) -> list[str]:
     for path in trial_files:
         try:
             pf = pq.ParquetFile(path)
-            if pf.metadata.num_row_groups == 0:
-                continue
-            table = pf.read_row_group(0, columns=["config_json", "attack_config_json"])
+            if pf.metadata.num_row_groups == 0 or not set(_COLUMNS) <= set(pf.schema_arrow.names):
+                continue  # a table without provenance (another tool, an earlier robprune)
+            table = pf.read_row_group(0, columns=list(_COLUMNS))
         except (OSError, KeyError, ValueError):
             continue
         for config_text, attack_text in zip(

@@ -1,9 +1,11 @@
 """Assemble the whole analysis of one or many experiments (no file output here).
 
 The response (robust accuracy by default) gets the full treatment; clean accuracy gets its own
-decomposition beside it. Everything that could not be estimated is collected in `skipped`
-with its reason, so the report states it instead of failing; so are the columns the tables
-did not have.
+decomposition beside it. When trials were stopped early the headline is the validation metric
+at the last epoch all trials reached, and the test-split decomposition of the survivors is a
+secondary table (`analysis.adaptive`). Everything that could not be estimated is collected in
+`skipped` with its reason, so the report states it instead of failing; so are the columns the
+tables did not have.
 """
 
 from __future__ import annotations
@@ -15,35 +17,40 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, tables
+from analysis.adaptive import Adaptive, adaptive_design
 from analysis.bootstrap import DEFAULT_RESAMPLES
 from analysis.design import Design, build_design
-from analysis.effects import PaperView, SeedNoise, paper_view, ratio_rule_effect, seed_noise
+from analysis.effects import PaperView, level_comparisons, paper_view, ratio_rule_effect
 from analysis.estimable import NotEstimable
-from analysis.finalists import finalists_frame
+from analysis.finalists_table import finalists_frame
 from analysis.formatting import response_label
+from analysis.identical import drop_identical_levels
 from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
+from analysis.power import power_table
 from analysis.shares import Decomposition, decompose
-from analysis.verdict import Verdict, verdict
+from analysis.verdict import ALPHA, QUESTION, Verdict, question_power, verdict
 from robprune.config.factors import FACTOR_COLUMNS
 from robprune.errors import BadInput
 
-__all__ = ["Report", "ResponseAnalysis", "analyse_response", "build_report"]
+__all__ = ["SURVIVORS", "Report", "ResponseAnalysis", "analyse_response", "build_report"]
 
 SECONDARY = "clean_acc"
+#: How a table of trials that outlived a scheduler's cut is marked.
+SURVIVORS = "survivors of early stopping"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResponseAnalysis:
-    """Decomposition, noise floor and verdict for one response."""
+    """Decomposition and verdict for one response."""
 
     response: str
     trials: pd.DataFrame  # completed trials with a finite response
     missing: int  # completed trials whose response is null or not finite
     design: Design
     decomposition: Decomposition | NotEstimable
-    noise: SeedNoise | None
     verdict: Verdict
+    scope: str = ""  # "" for every completed trial, else e.g. SURVIVORS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,8 +58,12 @@ class Report:
     results: ResultSet
     primary: ResponseAnalysis
     secondary: ResponseAnalysis | None
+    survivors: ResponseAnalysis | None  # test split of the survivors, when trials were stopped
+    adaptive: Adaptive
     paper: PaperView | NotEstimable
     ratio: pd.DataFrame | NotEstimable
+    comparisons: pd.DataFrame | NotEstimable
+    power: pd.DataFrame | None  # minimum detectable effects for several seed counts
     figures: list[figures.Figure | figures.Skipped]
     tables: dict[str, pd.DataFrame]  # CSV name -> table
     importance: pd.DataFrame | None
@@ -67,6 +78,7 @@ def analyse_response(
     rng: np.random.Generator,
     design: Design | None = None,
     unrecorded: tuple[str, ...] = (),
+    scope: str = "",
 ) -> ResponseAnalysis | NotEstimable:
     """Everything about one response, or why nothing can be said about it.
 
@@ -82,15 +94,14 @@ def analyse_response(
         design = build_design(trials, unrecorded)
     y = trials[response].to_numpy(dtype=float)
     dec = decompose(y, design, response, resamples, rng)
-    noise = seed_noise(trials, response)
     return ResponseAnalysis(
         response=response,
         trials=trials,
         missing=missing,
         design=design,
         decomposition=dec,
-        noise=noise,
-        verdict=verdict(dec, design, noise, response),
+        verdict=verdict(dec, design, response),
+        scope=scope,
     )
 
 
@@ -109,105 +120,196 @@ def absent_columns(results: ResultSet) -> str | None:
     )
 
 
-def build_report(
-    paths: list[str | Path],
-    response: str = "robust_acc",
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> Report:
-    """Load, check, analyse: raises `BadInput` when there is nothing to analyse."""
-    check_response(response)
-    results = load_results(paths, response)
+@dataclass(kw_only=True)
+class _Analyses:
+    primary: ResponseAnalysis
+    secondary: ResponseAnalysis | None = None
+    survivors: ResponseAnalysis | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def _analyses(
+    results: ResultSet,
+    response: str,
+    adaptive: Adaptive,
+    resamples: int,
+    rng: np.random.Generator,
+) -> _Analyses:
+    """The headline analysis, the survivors' one when trials were stopped, clean accuracy."""
     unrecorded = tuple(c for c in FACTOR_COLUMNS if not results.recorded(c))
-    rng = np.random.default_rng(seed)
-    primary = analyse_response(results.ok, response, resamples, rng, unrecorded=unrecorded)
+    survivors = None
+    skipped: list[str] = []
+    if adaptive.trials is not None and adaptive.response is not None:
+        primary = analyse_response(
+            adaptive.trials, adaptive.response, resamples, rng, unrecorded=unrecorded
+        )
+        second = analyse_response(
+            results.ok, response, resamples, rng, unrecorded=unrecorded, scope=SURVIVORS
+        )
+        if isinstance(second, NotEstimable):
+            skipped.append(f"Test-split decomposition of the {SURVIVORS}: {second.reason}.")
+        else:
+            survivors = second
+    else:
+        primary = analyse_response(results.ok, response, resamples, rng, unrecorded=unrecorded)
     if isinstance(primary, NotEstimable):
         raise BadInput(primary.reason)
-    skipped: list[str] = []
-    absent = absent_columns(results)
-    if absent:
-        skipped.append(absent)
-    notes = list(results.notes) + list(primary.design.notes)
-    secondary = None
-    if response != SECONDARY and not results.recorded(SECONDARY):
+    out = _Analyses(primary=primary, survivors=survivors, skipped=skipped)
+    if response == SECONDARY:
+        return out
+    if not results.recorded(SECONDARY):
         skipped.append(f"Clean-accuracy decomposition: the trials table has no {SECONDARY}.")
-    elif response != SECONDARY:
-        same = primary.design if primary.missing == 0 else None
-        second = analyse_response(results.ok, SECONDARY, resamples, rng, same, unrecorded)
-        if isinstance(second, NotEstimable):
-            skipped.append(f"Clean-accuracy decomposition: {second.reason}.")
-        else:
-            secondary = second
-    decompositions = []
-    for analysis in (primary, secondary):
+        return out
+    scope = SURVIVORS if adaptive.stopped else ""
+    same = primary.design if primary.missing == 0 and not adaptive.stopped else None
+    second = analyse_response(results.ok, SECONDARY, resamples, rng, same, unrecorded, scope)
+    if isinstance(second, NotEstimable):
+        skipped.append(f"Clean-accuracy decomposition: {second.reason}.")
+    else:
+        out.secondary = second
+    return out
+
+
+def _decomposition_lines(found: _Analyses) -> tuple[list[Decomposition], list[str], list[str]]:
+    """Decompositions to draw, and the skipped lines and notes each analysis adds."""
+    decompositions, skipped, notes = [], [], []
+    for analysis in (found.primary, found.survivors, found.secondary):
         if analysis is None:
             continue
         what = response_label(analysis.response)
+        if analysis.scope:
+            what += f" ({analysis.scope})"
         if isinstance(analysis.decomposition, NotEstimable):
             skipped.append(f"Variance decomposition of {what}: {analysis.decomposition.reason}.")
         else:
             decompositions.append(analysis.decomposition)
             notes += [f"{what}: {n}" for n in analysis.decomposition.notes]
-        if analysis.missing:
+        if analysis.missing and analysis is not found.survivors:
             skipped.append(
                 f"{analysis.missing} completed trials have no finite {what} (null or NaN) and "
                 f"were left out of its analysis."
             )
-    if primary.noise is None:
-        skipped.append(
-            "Seed noise floor: no configuration was run with more than one seed; the model's "
-            "residual stands in for it."
-        )
-    trials = primary.trials
-    paper = paper_view(trials, response)
-    if isinstance(paper, NotEstimable):
-        skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
-    ratio = ratio_rule_effect(trials, response)
-    if isinstance(ratio, NotEstimable):
-        skipped.append(f"Ratio rule at equal sparsity: {ratio.reason}.")
+    return decompositions, skipped, notes
 
-    figs = [
-        figures.sparsity_curves(trials, response),
-        figures.share_bars(decompositions, {f.name: f.title for f in primary.design.factors}),
+
+def _adaptive_lines(adaptive: Adaptive, response: str) -> list[str]:
+    if adaptive.stopped and adaptive.response is None:
+        return [
+            f"Headline on a response every trial has: {adaptive.reason}; the decomposition "
+            f"below is of the {SURVIVORS} only."
+        ]
+    return []
+
+
+def _figures(report_trials: pd.DataFrame, response: str, results: ResultSet, found, decs):
+    titles = {f.name: f.title for f in found.primary.design.factors}
+    if found.primary.design.block is not None:
+        titles["seed"] = found.primary.design.block.title
+    return [
+        figures.sparsity_curves(report_trials, response),
+        figures.share_bars(decs, titles),
         figures.pareto_front(results.ok),
-        figures.layer_profile(trials, results.layers, response),
-        figures.learning_curves(trials, results.epochs, response),
+        figures.layer_profile(report_trials, results.layers, response),
+        figures.learning_curves(report_trials, results.epochs, response),
     ]
-    skipped += [f"Figure '{f.title}': {f.reason}." for f in figs if isinstance(f, figures.Skipped)]
 
-    importance = None
-    found = ped_anova(results.sources, response)
-    if found is not None:
-        importance, importance_notes = found
-        skipped += [f"PED-ANOVA: {n}" for n in importance_notes]
-        if importance.empty:
-            importance = None
 
-    out_tables: dict[str, pd.DataFrame] = {
+def _power(primary: ResponseAnalysis) -> pd.DataFrame | None:
+    dec = primary.decomposition
+    if isinstance(dec, NotEstimable):
+        return None
+    design = primary.design
+    factors = question_power(dec, design)
+    if not factors:
+        return None
+    seeds = len(design.block.levels) if design.block is not None else 1
+    alpha = ALPHA / max(1, len(dec.factors))
+    return power_table(factors, dec.noise_var, dec.df_res, dec.n, seeds, alpha)
+
+
+def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], extra: dict):
+    primary = found.primary
+    best_from = found.survivors or primary
+    out: dict[str, pd.DataFrame] = {
         "factors": tables.factor_summary(primary.design, primary.decomposition),
-        "factor_levels": tables.factor_levels(trials, primary.design, response),
-        "best_configs": tables.best_configs(trials, primary.design, response),
-        "excluded": tables.exclusions(results, response, primary.missing),
+        "factor_levels": tables.factor_levels(primary.trials, primary.design, primary.response),
+        "best_configs": tables.best_configs(
+            best_from.trials, best_from.design, best_from.response
+        ),
+        "excluded": tables.exclusions(results, primary.response, primary.missing),
     }
-    for dec in decompositions:
-        out_tables[f"{dec.method}_{dec.response}"] = dec.full_table
-    if isinstance(paper, PaperView):
-        out_tables["paper_view"] = paper.table
-    if not isinstance(ratio, NotEstimable):
-        out_tables["ratio_rule"] = ratio
-    if importance is not None:
-        out_tables["ped_anova"] = importance
+    for dec in decs:
+        out[f"{dec.method}_{dec.response}"] = dec.full_table
+    for name, value in extra.items():
+        if isinstance(value, pd.DataFrame):
+            out[name] = value
     finalists = finalists_frame(results.trials)
     if not isinstance(finalists, str):
-        out_tables["finalists"] = finalists
+        out["finalists"] = finalists
+    return out
+
+
+def build_report(
+    paths: list[str | Path],
+    response: str = "robust_acc",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    power: bool = False,
+    draw: bool = True,
+) -> Report:
+    """Load, check, analyse: raises `BadInput` when there is nothing to analyse.
+
+    `draw=False` leaves the figures out (simulations and column-by-column tests).
+    """
+    check_response(response)
+    results = load_results(paths, response)
+    results.ok, identical = drop_identical_levels(results.ok)
+    adaptive = adaptive_design(results, response)
+    found = _analyses(results, response, adaptive, resamples, np.random.default_rng(seed))
+    primary = found.primary
+    decs, skipped, dec_notes = _decomposition_lines(found)
+    absent = absent_columns(results)
+    skipped = ([absent] if absent else []) + found.skipped + skipped
+    skipped += _adaptive_lines(adaptive, response)
+    notes = list(results.notes) + identical + list(primary.design.notes) + dec_notes
+    trials, what = primary.trials, primary.response
+    paper = paper_view(trials, what)
+    if isinstance(paper, NotEstimable):
+        skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
+    ratio = ratio_rule_effect(trials, what)
+    if isinstance(ratio, NotEstimable):
+        skipped.append(f"Ratio rule at equal sparsity: {ratio.reason}.")
+    comparisons = level_comparisons(trials, what, QUESTION)
+    if isinstance(comparisons, NotEstimable):
+        skipped.append(f"Level comparisons: {comparisons.reason}.")
+    figs = _figures(trials, what, results, found, decs) if draw else []
+    skipped += [f"Figure '{f.title}': {f.reason}." for f in figs if isinstance(f, figures.Skipped)]
+    importance = None
+    found_ped = ped_anova(results.sources, response)
+    if found_ped is not None:
+        importance, importance_notes = found_ped
+        skipped += [f"PED-ANOVA: {n}" for n in importance_notes]
+        importance = None if importance.empty else importance
+    power_frame = _power(primary) if power else None
+    extra = {
+        "paper_view": paper.table if isinstance(paper, PaperView) else None,
+        "ratio_rule": ratio,
+        "level_comparisons": comparisons,
+        "ped_anova": importance,
+        "power": power_frame,
+    }
     return Report(
         results=results,
         primary=primary,
-        secondary=secondary,
+        secondary=found.secondary,
+        survivors=found.survivors,
+        adaptive=adaptive,
         paper=paper,
         ratio=ratio,
+        comparisons=comparisons,
+        power=power_frame,
         figures=figs,
-        tables=out_tables,
+        tables=_tables(found, results, decs, extra),
         importance=importance,
         skipped=skipped,
         notes=notes,

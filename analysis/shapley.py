@@ -29,7 +29,7 @@ _EIG_TOL = 1e-9
 
 @dataclass(frozen=True, kw_only=True)
 class ShapleyResult:
-    """One row per factor: its share of variance with interval, F-test, and noise floor.
+    """One row per factor (the block too): its share of variance with interval, and F-test.
 
     `share` is the LMG share less its bootstrap bias estimate (the raw one, `share_raw`,
     includes noise fitted by each factor's dummies); the interval is centred on it.
@@ -38,6 +38,8 @@ class ShapleyResult:
     table: pd.DataFrame
     r2_interval: tuple[float, float]  # of the full additive model's R^2
     boot_shares: np.ndarray  # (B, k)
+    mse: float  # residual mean square of the full additive model (within-block noise)
+    df_res: int
     notes: list[str] = field(default_factory=list)
 
 
@@ -133,66 +135,15 @@ def _gram(
     return gram, sums @ x
 
 
-def run_shapley(
-    y: np.ndarray,
-    design: Design,
-    resamples: int = bootstrap.DEFAULT_RESAMPLES,
-    rng: np.random.Generator | None = None,
-    level: float = 0.95,
-) -> ShapleyResult | NotEstimable:
-    """LMG shares with row-bootstrap intervals, or the reason they cannot be estimated."""
+def _tests(
+    r2: np.ndarray, rank: np.ndarray, sst: float, n: int, design: Design
+) -> tuple[list[int], list[float], float, int, list[str]]:
+    """Each factor's partial F-test given all the others: df, p, and the residual MSE, df."""
     k = design.k
-    if k == 0:
-        return NotEstimable("no factor varies")
-    if k > MAX_FACTORS:
-        return NotEstimable(
-            f"{k} factors vary; Shapley over 2^{k} subsets is too costly (max {MAX_FACTORS})"
-        )
-    rng = rng or np.random.default_rng(0)
-    y = np.asarray(y, dtype=float)
-    y = y - y.mean()
-    n = len(y)
-    cells, groups = np.unique(design.codes, axis=0, return_inverse=True)
-    groups = groups.reshape(-1)
-    x, blocks = _cell_design(cells, design.shape)
-    p = x.shape[1]
-    if n < p + 2:
-        return NotEstimable(f"{n} trials are too few for {p} model parameters")
-    weights = shapley_matrix(k)
-
-    counts = np.bincount(groups, minlength=len(cells)).astype(float)[None]
-    sums = np.bincount(groups, weights=y, minlength=len(cells))[None]
-    products = _products(x)
-    gram, cross = _gram(x, products, counts, sums)
-    totals = (counts.sum(1), sums.sum(1), np.array([float(y @ y)]))
-    r2, rank = subset_r2(gram, cross, totals, blocks)
-    if not np.isfinite(r2).all():
-        return NotEstimable("the response does not vary")
-    shares = (r2 @ weights)[0]
-
-    # resamples scale with 2^k; keep the cost bounded for many factors
-    resamples = int(min(resamples, max(100, 19_200 // (1 << k))))
-    boot = []
-    r2_boot = []
-    for chunk_counts, chunk_sums, chunk_sq in bootstrap.rows(
-        groups, y, len(cells), resamples, rng
-    ):
-        g, c = _gram(x, products, chunk_counts, chunk_sums)
-        sums_b = (chunk_counts.sum(1), chunk_sums.sum(1), chunk_sq)
-        r2b, _ = subset_r2(g, c, sums_b, blocks, exact=False)
-        boot.append(r2b @ weights)
-        r2_boot.append(r2b[:, -1])
-    boot_shares = np.concatenate(boot)
-    lo, hi = bootstrap.interval(boot_shares, shares, None, level)
-    r2_lo, r2_hi = bootstrap.interval(np.concatenate(r2_boot), r2[0, -1], None, level)
-
     full = (1 << k) - 1
-    sst = float(y @ y)
-    rss = sst * (1.0 - r2[0, full])
     df_res = n - int(rank[0, full])
-    mse = rss / df_res if df_res > 0 else np.nan
-    dfs, pvals, floors = [], [], []
-    notes: list[str] = []
+    mse = sst * (1.0 - r2[0, full]) / df_res if df_res > 0 else np.nan
+    dfs, pvals, notes = [], [], []
     for j in range(k):
         without = full & ~(1 << j)
         df_j = int(rank[0, full] - rank[0, without])
@@ -202,16 +153,84 @@ def run_shapley(
             pvals.append(float(stats.f.sf(gain / df_j / mse, df_j, df_res)))
         else:
             pvals.append(np.nan)
-        floors.append(df_j * mse / sst if df_res > 0 else np.nan)
         if df_j == 0:
             notes.append(
-                f"{design.factors[j].name} is aliased with the other factors (it adds nothing "
-                "to their fit), so its share comes only from what it shares with them."
+                f"{design.factors[j].title} cannot be told apart from the other factors on "
+                "these trials (it adds nothing to their fit): its effect is not tested, and its "
+                "share comes only from what it shares with them."
             )
+    return dfs, pvals, float(mse), df_res, notes
+
+
+def _boot(
+    groups: np.ndarray,
+    y: np.ndarray,
+    cells: int,
+    fit: tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray],
+    resamples: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-bootstrap replicates of the shares (B, k) and of the full model's R^2 (B,)."""
+    x, products, blocks, weights = fit
+    boot, r2_boot = [], []
+    for chunk_counts, chunk_sums, chunk_sq in bootstrap.rows(groups, y, cells, resamples, rng):
+        g, c = _gram(x, products, chunk_counts, chunk_sums)
+        sums_b = (chunk_counts.sum(1), chunk_sums.sum(1), chunk_sq)
+        r2b, _ = subset_r2(g, c, sums_b, blocks, exact=False)
+        boot.append(r2b @ weights)
+        r2_boot.append(r2b[:, -1])
+    return np.concatenate(boot), np.concatenate(r2_boot)
+
+
+def run_shapley(
+    y: np.ndarray,
+    design: Design,
+    resamples: int = bootstrap.DEFAULT_RESAMPLES,
+    rng: np.random.Generator | None = None,
+    level: float = 0.95,
+) -> ShapleyResult | NotEstimable:
+    """LMG shares with row-bootstrap intervals, or the reason they cannot be estimated.
+
+    A block factor of `design` (the seed) is one more player: its share is the dense-model
+    variation, and every F-test is adjusted for it (the residual is the within-block noise).
+    """
+    k = design.k
+    if k == 0:
+        return NotEstimable("no factor varies")
+    if k > MAX_FACTORS:
+        return NotEstimable(
+            f"{k} factors vary; Shapley over 2^{k} subsets is too costly (max {MAX_FACTORS})"
+        )
+    y = np.asarray(y, dtype=float)
+    y = y - y.mean()
+    n = len(y)
+    cells, groups = np.unique(design.codes, axis=0, return_inverse=True)
+    groups = groups.reshape(-1)
+    x, blocks = _cell_design(cells, design.shape)
+    if n < x.shape[1] + 2:
+        return NotEstimable(f"{n} trials are too few for {x.shape[1]} model parameters")
+    weights = shapley_matrix(k)
+    counts = np.bincount(groups, minlength=len(cells)).astype(float)[None]
+    sums = np.bincount(groups, weights=y, minlength=len(cells))[None]
+    products = _products(x)
+    gram, cross = _gram(x, products, counts, sums)
+    r2, rank = subset_r2(gram, cross, (counts.sum(1), sums.sum(1), np.array([y @ y])), blocks)
+    if not np.isfinite(r2).all():
+        return NotEstimable("the response does not vary")
+    shares = (r2 @ weights)[0]
+    # resamples scale with 2^k; keep the cost bounded for many factors
+    resamples = int(min(resamples, max(100, 19_200 // (1 << k))))
+    rng = rng or np.random.default_rng(0)
+    fit = (x, products, blocks, weights)
+    boot_shares, r2_boot = _boot(groups, y, len(cells), fit, resamples, rng)
+    lo, hi = bootstrap.interval(boot_shares, shares, None, level)
+    r2_lo, r2_hi = bootstrap.interval(r2_boot, r2[0, -1], None, level)
+    dfs, pvals, mse, df_res, notes = _tests(r2, rank, float(y @ y), n, design)
     adjusted = np.clip(shares - (boot_shares.mean(axis=0) - shares), 0.0, 1.0)
     table = pd.DataFrame(
         {
             "factor": [f.name for f in design.factors],
+            "block": [f.block for f in design.factors],
             "df": dfs,
             "share": adjusted,
             "share_raw": shares,
@@ -219,12 +238,13 @@ def run_shapley(
             "share_hi": hi,
             "r2_alone": [r2[0, 1 << j] for j in range(k)],
             "p_value": pvals,
-            "noise_floor": floors,
         }
     )
     return ShapleyResult(
         table=table,
         r2_interval=(float(r2_lo), float(r2_hi)),
         boot_shares=boot_shares,
+        mse=mse,
+        df_res=df_res,
         notes=notes,
     )

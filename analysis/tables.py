@@ -79,8 +79,20 @@ def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.Data
                 share_lo=dec.lo[j],
                 share_hi=dec.hi[j],
                 p_value=dec.p_values[j],
-                noise_floor=dec.floors[j],
+                p_holm=dec.p_adjusted[j],
             )
+        rows.append(row)
+    if design.block is not None:
+        row = {
+            "factor": design.block.name,
+            "title": design.block.title,
+            "levels": len(design.block.levels),
+            "values": ", ".join(design.block.levels[:12]),
+            "binned": False,
+        }
+        if isinstance(dec, Decomposition) and dec.block is not None:
+            b = dec.block
+            row.update(share=b.share, share_lo=b.lo, share_hi=b.hi, p_value=b.p_value)
         rows.append(row)
     for column, value in design.constant.items():
         rows.append(

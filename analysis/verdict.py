@@ -1,7 +1,11 @@
 """The answer to the project's question, in words: which factor dominates the response.
 
-By how much (with intervals), whether the top two can be told apart, and whether the winner's
-share stands out from what seed noise alone would give it.
+Whether the leading factor is distinguishable from seed noise is decided by its F-test on the
+within-block residual, Holm-adjusted over all factors (family-wise type-I error at most ALPHA;
+measured in docs/analysis.md). Its share and interval are reported beside the decision, never
+mixed into it. Whether it dominates the runner-up is read from the bootstrap interval of the
+difference of their shares. The minimum detectable effect of the question's two factors says
+whether a negative answer means "small effect" or "too few trials".
 """
 
 from __future__ import annotations
@@ -11,17 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.design import Design
-from analysis.effects import SeedNoise
 from analysis.estimable import NotEstimable
 from analysis.formatting import fmt_share, points, response_label, sentence, to_units
+from analysis.power import POWER, FactorPower, mde
 from analysis.shares import Decomposition
 from robprune.config.factors import label
 
-__all__ = ["ALPHA", "Verdict", "verdict"]
+__all__ = ["ALPHA", "QUESTION", "Verdict", "question_power", "verdict"]
 
 ALPHA = 0.05
 #: The two factors of the question, always named in the verdict when they vary.
-_QUESTION = ("finetune_method", "criterion")
+QUESTION = ("finetune_method", "criterion")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,9 +34,11 @@ class Verdict:
 
     headline: str
     text: str
-    dominant: str | None
+    leading: str | None  # the factor with the largest share
+    dominant: str | None  # the factor the headline says dominates (None when it names none)
     runner_up: str | None
-    distinguishable: bool
+    distinguishable: bool  # the leading factor's noise test rejected (Holm, ALPHA)
+    mde: dict[str, float]  # question factor column -> minimum detectable difference
 
 
 def _find(dec: Decomposition, column: str) -> int | None:
@@ -47,24 +53,33 @@ def _title(design: Design, name: str) -> str:
     return next(f for f in design.factors if f.name == name).title
 
 
-def verdict(
-    dec: Decomposition | NotEstimable,
-    design: Design,
-    noise: SeedNoise | None,
-    response: str,
-) -> Verdict:
-    """One paragraph: dominant factor, margin, intervals, and the comparison with seed noise."""
+def question_power(dec: Decomposition, design: Design) -> list[FactorPower]:
+    """Level counts of the question's factors that vary, for the MDE."""
+    out = []
+    for column in QUESTION:
+        j = next((i for i, f in enumerate(design.factors) if f.columns[0] == column), None)
+        if j is None:
+            continue
+        counts = np.bincount(design.codes[:, j], minlength=len(design.factors[j].levels))
+        out.append(FactorPower(name=column, title=design.factors[j].title, counts=counts))
+    return out
+
+
+def verdict(dec: Decomposition | NotEstimable, design: Design, response: str) -> Verdict:
+    """One paragraph: dominant factor, margin, intervals, noise test, detectable effect."""
     what = response_label(response)
     if isinstance(dec, NotEstimable):
         return Verdict(
             headline=f"No verdict on {what}",
             text=f"The variance decomposition could not be estimated ({dec.reason})."
             + _unestimated_question_factors(design),
+            leading=None,
             dominant=None,
             runner_up=None,
             distinguishable=False,
+            mde={},
         )
-    order = np.argsort(-dec.shares)
+    order = np.argsort(-dec.shares, kind="stable")
     top = int(order[0])
     second = int(order[1]) if len(order) > 1 else None
     name = _title(design, dec.factors[top])
@@ -74,23 +89,15 @@ def verdict(
         separated, margin = _margin(dec, design, top, second)
         text += margin
     text += _question_comparison(dec, top, second)
-    p = dec.p_values[top]
-    floor = dec.floors[top]
-    above_floor = dec.lo[top] > floor if np.isfinite(floor) else True
-    significant = bool(np.isfinite(p) and p < ALPHA and above_floor)
-    text += _noise_sentence(noise, response, what)
-    floor_text = fmt_share(floor) if np.isfinite(floor) else "unknown"
-    p_text = "p < 1e-10" if np.isfinite(p) and p < 1e-10 else f"p = {p:.2g}"
-    if significant:
-        text += (
-            f" The dominant share is well above what noise alone would give {name} "
-            f"({floor_text}; {p_text}): the answer is distinguishable from seed noise."
-        )
-    else:
-        text += (
-            f" The dominant share is not distinguishable from what noise alone would give "
-            f"{name} ({floor_text}; {p_text}): more seeds or trials are needed."
-        )
+    text += _noise_sentence(dec, design, response)
+    p = dec.p_adjusted[top]
+    significant = bool(np.isfinite(p) and p < ALPHA)
+    text += _decision_sentence(dec, name, top, significant)
+    detectable = {
+        f.name: mde(f.counts, dec.noise_var, dec.df_res, ALPHA / max(1, len(dec.factors)))
+        for f in question_power(dec, design)
+    }
+    text += _mde_sentence(detectable, design, response)
     text += _unestimated_question_factors(design)
     if significant and separated:
         headline = f"The {name} dominates {what}"
@@ -102,9 +109,11 @@ def verdict(
     return Verdict(
         headline=headline,
         text=text,
-        dominant=dec.factors[top],
+        leading=dec.factors[top],
+        dominant=dec.factors[top] if significant and separated else None,
         runner_up=dec.factors[second] if second is not None else None,
-        distinguishable=bool(significant and separated),
+        distinguishable=significant,
+        mde=detectable,
     )
 
 
@@ -116,15 +125,15 @@ def _shares_sentence(dec: Decomposition, design: Design, top: int, what: str) ->
         f"{fmt_share(dec.shares[top], dec.lo[top], dec.hi[top])}"
     ]
     highlighted = {top}
-    for idx in (_find(dec, column) for column in _QUESTION):
+    for idx in (_find(dec, column) for column in QUESTION):
         if idx is not None and idx not in highlighted:
             share = fmt_share(dec.shares[idx], dec.lo[idx], dec.hi[idx])
             parts.append(f"{_title(design, dec.factors[idx])} {share}")
             highlighted.add(idx)
     text = parts[0] + (", against " + ", ".join(parts[1:]) if len(parts) > 1 else "") + "."
     return text + (
-        f" (95% bootstrap intervals; {dec.label}; {dec.n} completed trials; "
-        f"{fmt_share(dec.noise[0], dec.noise[1], dec.noise[2])} of the variance unexplained.)"
+        f" (95% bootstrap intervals; {dec.label}; {dec.n} trials; "
+        f"{fmt_share(*dec.noise)} of the variance unexplained.)"
     )
 
 
@@ -145,7 +154,7 @@ def _margin(dec: Decomposition, design: Design, top: int, second: int) -> tuple[
 
 def _question_comparison(dec: Decomposition, top: int, second: int | None) -> str:
     """Fine-tuning method against criterion, when they are not already the top two."""
-    ft, crit = (_find(dec, column) for column in _QUESTION)
+    ft, crit = (_find(dec, column) for column in QUESTION)
     if ft is None or crit is None or {ft, crit} == {top, second}:
         return ""
     diff, lo, hi = dec.difference(ft, crit)
@@ -162,23 +171,61 @@ def _question_comparison(dec: Decomposition, top: int, second: int | None) -> st
     )
 
 
-def _noise_sentence(noise: SeedNoise | None, response: str, what: str) -> str:
-    if noise is None:
-        return (
-            " No configuration was run with more than one seed, so the noise floor is the "
-            "model's residual."
+def _p(p: float) -> str:
+    if not np.isfinite(p):
+        return "p not computable"
+    return "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
+
+
+def _noise_sentence(dec: Decomposition, design: Design, response: str) -> str:
+    """Within-block noise, and the dense-model variation as its own line."""
+    sd = to_units(response, float(np.sqrt(max(dec.noise_var, 0.0))))
+    if dec.block is None:
+        why = (
+            "no seed is shared by trials of different configurations"
+            if design.block is None
+            else "the seed blocks could not be fitted"
         )
+        return f" Noise: {why}, so the noise is the model's residual, SD {sd} ({dec.df_res} df)."
+    block = dec.block
     return (
-        f" Seed noise: repeating a configuration with another seed moves {what} by "
-        f"{to_units(response, noise.sd)} (SD over {noise.groups} repeated configurations),"
-        f" {fmt_share(noise.share)} of its variance."
+        f" Dense-model variation (trials sharing a seed share a dense model; {block.levels} "
+        f"seeds as blocks): {fmt_share(block.share, block.lo, block.hi)} of the variance "
+        f"({_p(block.p_value)}). Within-block noise: SD {sd} ({dec.df_res} df)."
+    )
+
+
+def _decision_sentence(dec: Decomposition, name: str, top: int, significant: bool) -> str:
+    m = len(dec.factors)
+    test = (
+        f"F-test on the within-block residual, Holm-adjusted over {m} factor"
+        f"{'s' if m != 1 else ''}: {_p(dec.p_adjusted[top])}"
+    )
+    if significant:
+        return f" The {name} effect is distinguishable from seed noise ({test}; α = {ALPHA})."
+    return (
+        f" The {name} effect is not distinguishable from seed noise ({test}; α = {ALPHA}): "
+        "more seeds or trials are needed, or the effect is small."
+    )
+
+
+def _mde_sentence(detectable: dict[str, float], design: Design, response: str) -> str:
+    found = {c: v for c, v in detectable.items() if np.isfinite(v)}
+    if not found:
+        return ""
+    seeds = len(design.block.levels) if design.block is not None else None
+    lead = f"With {seeds} seeds and this noise" if seeds else "With this design and noise"
+    parts = [f"{to_units(response, v)} between two {label(c)} levels" for c, v in found.items()]
+    return (
+        f" {lead}, a difference of {' or '.join(parts)} would be detected "
+        f"{100 * POWER:.0f}% of the time (minimum detectable effect)."
     )
 
 
 def _unestimated_question_factors(design: Design) -> str:
     """Say so when a factor of the question was held fixed or not recorded at all."""
     out = []
-    for column in _QUESTION:
+    for column in QUESTION:
         if column in design.unrecorded:
             out.append(
                 f" The {label(column)} is not recorded in these tables: its effect cannot be "

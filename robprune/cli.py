@@ -177,6 +177,11 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", help="result directories or Parquet files")
     p.add_argument("-o", "--output", default="report", help="output directory")
     p.add_argument("--response", default="robust_acc", help="metric to explain")
+    p.add_argument(
+        "--power",
+        action="store_true",
+        help="add the minimum detectable effect of the question's factors for 1-20 seeds",
+    )
 
 
 def _job_args(p: argparse.ArgumentParser) -> None:

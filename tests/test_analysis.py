@@ -10,7 +10,7 @@ from scipy import stats
 
 from analysis.anova import choose_terms, run_anova, statsmodels_anova, term_ss
 from analysis.design import NA, build_design, code_column
-from analysis.effects import paper_view, ratio_rule_effect, seed_noise
+from analysis.effects import paper_view, ratio_rule_effect
 from analysis.estimable import NotEstimable
 from analysis.load import load_results
 from analysis.shapley import run_shapley, shapley_matrix
@@ -113,15 +113,17 @@ def test_nested_and_continuous_factors_are_folded_and_binned():
     trials = planted_trials(PLANTED, balanced=False, n=800, search=True)
     design = build_design(trials)
     names = [f.name for f in design.factors]
-    assert "ratio_rule+temperature" in names and "finetune_method+beta" in names
+    assert "ratio_rule+temperature" in names
     assert "temperature" not in names and "beta" not in names
-    lr = design.factors[names.index("lr")]
-    assert lr.binned and len(lr.levels) == 4
+    # the fine-tuning recipe only applies when something is fine-tuned: folded into the method
+    assert "finetune_method+finetune_epochs+lr+beta" in names and "lr" not in names
+    method = design.factors[names.index("finetune_method+finetune_epochs+lr+beta")]
+    assert method.binned and any("lr=" in level for level in method.levels)
     ratio = design.factors[names.index("ratio_rule+temperature")]
     assert "uniform" in ratio.levels
     assert any(level.startswith("mrs (temperature=") for level in ratio.levels)
     assert not design.balanced
-    assert any("binned" in n for n in design.notes)
+    assert any("split at its median" in n for n in design.notes)
 
 
 def test_code_column_null_is_its_own_level():
@@ -205,8 +207,11 @@ MAX_MEAN_WIDTH = {
 
 @pytest.mark.parametrize("balanced", [True, False])
 def test_interval_coverage_over_simulated_tables(balanced):
-    """60 tables: each factor's 95% interval covers its own planted share in >= 88% of them
-    (not pooled over factors), and the intervals are narrow enough to say something."""
+    """60 tables: each planted factor's 95% interval covers its share in >= 88% of them (not
+    pooled over factors); a factor without effect gets a lower bound above 0 (a false
+    positive; nominal 2.5%, one-sided) in at most 6 of them (the binomial 99% limit for 2.5%
+    over 60 tables; docs/analysis.md has the rate over 300), counted as a miss and never
+    excused by a bound clipped at 0; the intervals are narrow enough to say something."""
     hits: dict[str, list[bool]] = {f: [] for f in MAX_MEAN_WIDTH}
     widths: dict[str, list[float]] = {f: [] for f in MAX_MEAN_WIDTH}
     for i in range(60):
@@ -226,7 +231,10 @@ def test_interval_coverage_over_simulated_tables(balanced):
             hits[factor].append(lo <= truth <= hi)
             widths[factor].append(hi - lo)
     for factor, bound in MAX_MEAN_WIDTH.items():
-        assert np.mean(hits[factor]) >= 0.88, (factor, np.mean(hits[factor]))
+        if factor in PLANTED:
+            assert np.mean(hits[factor]) >= 0.88, (factor, np.mean(hits[factor]))
+        else:  # bounds are never below 0, so a miss here is exactly lo > 0
+            assert 60 - sum(hits[factor]) <= 6, (factor, 60 - sum(hits[factor]))
         assert np.mean(widths[factor]) <= bound, (factor, np.mean(widths[factor]))
         assert max(widths[factor]) <= 2 * bound, (factor, max(widths[factor]))
 
@@ -238,7 +246,7 @@ def _verdict_for(shares, balanced=True, **kw):
     trials = planted_trials(shares, balanced=balanced, seeds=3, n=600, **kw)
     design = build_design(trials)
     dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=150)
-    return verdict(dec, design, seed_noise(trials, "robust_acc"), "robust_acc")
+    return verdict(dec, design, "robust_acc")
 
 
 def test_verdict_fine_tuning_dominates():
@@ -275,7 +283,7 @@ def test_verdict_when_nothing_varies():
     design = build_design(trials)
     dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc")
     assert isinstance(dec, NotEstimable) and "no factor" in dec.reason
-    result = verdict(dec, design, None, "robust_acc")
+    result = verdict(dec, design, "robust_acc")
     assert result.dominant is None
     assert "criterion has a single level (l1)" in result.text
 

@@ -191,6 +191,10 @@ def test_derived_views_agree_with_the_table():
         "band_scale": "ratio_rule",
         "mrs_estimator": "ratio_rule",
         "beta": "finetune_method",
+        # `when` rules: the fine-tuning recipe only exists when something is fine-tuned
+        "finetune_epochs": "finetune_method",
+        "lr": "finetune_method",
+        "schedule": "finetune_method",
     }
     assert condition_of("prune.mrs.temperature") == ("prune.ratio", cfg.TEMPERATURE_RULES)
     assert condition_of("prune.mrs.band_scale") == ("prune.ratio", cfg.BAND_RULES)
