@@ -1,9 +1,7 @@
 """The report's figures: PNG bytes plus the exact numbers plotted (written as CSV beside them).
 
-Each builder returns a `Figure`, or a `Skipped` that says why it could not be drawn (a table
-is missing, a factor does not vary), so the report can state the reason instead of failing.
-Drawn with matplotlib's object API (a `matplotlib.figure.Figure` per plot, no pyplot state),
-so building a report touches no global figure registry and needs no GUI backend.
+Each builder returns a `Figure`, or a `Skipped` saying why it could not be drawn, so the report
+states the reason instead of failing. matplotlib's object API (no pyplot state, no GUI).
 """
 
 from __future__ import annotations
@@ -116,6 +114,30 @@ def sparsity_curves(trials: pd.DataFrame, response: str) -> Figure | Skipped:
     return Figure(name="sparsity", title=title, caption=caption, png=_png(fig), data=data)
 
 
+_KIND_COLOURS = dict(
+    factor="tab:blue", interaction="tab:orange", residual="tab:gray", block="tab:green"
+)
+_SHARES_CAPTION = (
+    "Blue: factors; orange: interactions; green: dense-model variation (seed blocks); "
+    "grey: unexplained (within-block noise and the rest)."
+)
+
+
+def _share_terms(dec: Decomposition, titles: dict[str, str]) -> pd.DataFrame:
+    """The terms drawn for one decomposition: factors, block, visible interactions, noise."""
+    terms = dec.terms.copy()
+    terms = terms[terms["kind"].isin(["factor", "block"]) | (terms["share_hi"] >= 0.01)]
+    share, lo, hi = dec.noise
+    unexplained = pd.DataFrame(
+        [dict(term="unexplained (noise)", kind="residual", share=share, share_lo=lo, share_hi=hi)]
+    )
+    terms = pd.concat([terms, unexplained], ignore_index=True)
+    terms["label"] = terms["term"].map(lambda t: _pretty(t, titles))
+    terms.insert(0, "response", dec.response)
+    terms.insert(1, "method", dec.method)
+    return terms
+
+
 def share_bars(
     decompositions: list[Decomposition], titles: dict[str, str] | None = None
 ) -> Figure | Skipped:
@@ -125,28 +147,7 @@ def share_bars(
         return Skipped(
             name="shares", title=title, reason="no variance decomposition could be estimated"
         )
-    frames = []
-    for dec in decompositions:
-        terms = dec.terms.copy()
-        keep = terms["kind"].isin(["factor", "block"]) | (terms["share_hi"] >= 0.01)
-        terms = terms[keep]
-        unexplained = pd.DataFrame(
-            [
-                {
-                    "term": "unexplained (noise)",
-                    "kind": "residual",
-                    "share": dec.noise[0],
-                    "share_lo": dec.noise[1],
-                    "share_hi": dec.noise[2],
-                    "p_value": np.nan,
-                }
-            ]
-        )
-        terms = pd.concat([terms, unexplained], ignore_index=True)
-        terms["label"] = terms["term"].map(lambda t: _pretty(t, titles or {}))
-        terms.insert(0, "response", dec.response)
-        terms.insert(1, "method", dec.method)
-        frames.append(terms)
+    frames = [_share_terms(dec, titles or {}) for dec in decompositions]
     data = pd.concat(frames, ignore_index=True)
     same = all(list(f["label"]) == list(frames[0]["label"]) for f in frames)
     fig = Canvas(
@@ -156,14 +157,7 @@ def share_bars(
     axes = fig.subplots(1, len(decompositions), squeeze=False, sharey=same)
     for ax, dec, terms in zip(axes[0], decompositions, frames, strict=True):
         terms = terms.iloc[::-1]
-        colours = terms["kind"].map(
-            {
-                "factor": "tab:blue",
-                "interaction": "tab:orange",
-                "residual": "tab:gray",
-                "block": "tab:green",
-            }
-        )
+        colours = terms["kind"].map(_KIND_COLOURS)
         y = np.arange(len(terms))
         err = np.vstack([terms["share"] - terms["share_lo"], terms["share_hi"] - terms["share"]])
         ax.barh(
@@ -175,11 +169,7 @@ def share_bars(
         ax.set_xlim(0, 100)
         ax.set_title(f"{response_label(dec.response)}: {dec.label}", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    caption = (
-        "Blue: factors; orange: interactions; green: dense-model variation (seed blocks); "
-        "grey: unexplained (within-block noise and the rest)."
-    )
-    return Figure(name="shares", title=title, caption=caption, png=_png(fig), data=data)
+    return Figure(name="shares", title=title, caption=_SHARES_CAPTION, png=_png(fig), data=data)
 
 
 def _pretty(term: str, titles: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 
-from analysis.present import Block
+from analysis.blocks import Block
 
 __all__ = ["render_html"]
 

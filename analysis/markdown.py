@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis.present import Block
+from analysis.blocks import Block
 
 __all__ = ["render_markdown"]
 

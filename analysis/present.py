@@ -6,11 +6,9 @@ same thing; the CSV files keep the raw values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 
+from analysis.blocks import Block, heading, p_text, paragraph, pct, table
 from analysis.estimable import NotEstimable
 from analysis.figures import Figure, Skipped
 from analysis.finalists_table import (
@@ -21,63 +19,20 @@ from analysis.finalists_table import (
     flag_summary,
 )
 from analysis.formatting import fmt_share, response_label, sentence
+from analysis.present_effects import (
+    comparison_blocks,
+    paper_blocks,
+    ped_blocks,
+    power_blocks,
+    ratio_blocks,
+)
 from analysis.provenance import describe_attacks
 from analysis.report import SURVIVORS, Report, ResponseAnalysis
 
 __all__ = ["Block", "blocks", "report_response"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Block:
-    """kind: heading | paragraph | verdict | table | figure | list."""
-
-    kind: str
-    text: str = ""
-    headers: list[str] | None = None
-    rows: list[list[str]] | None = None
-    figure: Figure | None = None
-    items: list[str] | None = None
-
-
-def _heading(text: str) -> Block:
-    return Block(kind="heading", text=text)
-
-
-def _paragraph(text: str) -> Block:
-    return Block(kind="paragraph", text=text)
-
-
-def _pct(value) -> str:
-    """A share or an accuracy in percent."""
-    return "" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
-
-
-def _pts(value) -> str:
-    """A difference of accuracies, in points (may be negative)."""
-    return "" if value is None or not np.isfinite(value) else f"{100 * value:+.1f}"
-
-
-def _p(value) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    return "< 1e-10" if value < 1e-10 else f"{value:.2g}"
-
-
-def _cell(value) -> str:
-    if isinstance(value, float | np.floating):
-        return "" if not np.isfinite(value) else f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _table(frame: pd.DataFrame, formats: dict | None = None) -> Block:
-    formats = formats or {}
-    rows = [
-        [formats.get(col, _cell)(row[col]) for col in frame.columns] for _, row in frame.iterrows()
-    ]
-    return Block(kind="table", headers=[str(c) for c in frame.columns], rows=rows)
-
-
-def _shares_table(analysis: ResponseAnalysis) -> Block:
+def _sharestable(analysis: ResponseAnalysis) -> Block:
     dec = analysis.decomposition
     titles = {f.name: f.title for f in analysis.design.factors}
     holm = dict(zip(dec.factors, dec.p_adjusted, strict=True))
@@ -93,8 +48,8 @@ def _shares_table(analysis: ResponseAnalysis) -> Block:
                 name,
                 term["kind"],
                 fmt_share(term["share"], term["share_lo"], term["share_hi"]),
-                _p(term["p_value"]),
-                _p(holm.get(term["term"], np.nan)),
+                p_text(term["p_value"]),
+                p_text(holm.get(term["term"], np.nan)),
             ]
         )
     rows.append(["unexplained (within-block noise)", "residual", fmt_share(*dec.noise), "", ""])
@@ -102,7 +57,7 @@ def _shares_table(analysis: ResponseAnalysis) -> Block:
     return Block(kind="table", headers=headers, rows=rows)
 
 
-def _method_paragraph(analysis: ResponseAnalysis) -> str:
+def _methodparagraph(analysis: ResponseAnalysis) -> str:
     dec = analysis.decomposition
     design = analysis.design
     block = (
@@ -187,80 +142,8 @@ def _summary(report: Report) -> str:
     return text
 
 
-def _ped_block(report: Report) -> list[Block]:
-    ped = report.importance
-    if ped is None:
-        return []
-    dec = report.primary.decomposition
-    share = {}
-    if not isinstance(dec, NotEstimable):
-        for name, value in zip(dec.factors, dec.shares, strict=True):
-            share[name.split("+")[0]] = value
-    frame = ped.assign(
-        importance=ped["importance"].map(lambda v: f"{100 * v:.1f}%"),
-        shapley_share=ped["factor"].map(lambda f: _pct(share.get(f, np.nan))),
-    )
-    return [
-        _heading("Cross-check: Optuna PED-ANOVA importances"),
-        _paragraph(
-            "PED-ANOVA (Optuna) measures how much each searched parameter matters for reaching "
-            "the top 10% of trials; compare its ranking with the variance shares (%).",
-        ),
-        _table(frame[["study", "param", "factor", "importance", "shapley_share"]]),
-    ]
-
-
-_DIFF_COLUMNS = ("difference", "diff_lo", "diff_hi")
-
-
-def _comparison_blocks(report: Report, what: str) -> list[Block]:
-    out = [_heading("Level comparisons (paired within seed blocks)")]
-    if isinstance(report.comparisons, NotEstimable):
-        return [*out, _paragraph(f"Not available: {report.comparisons.reason}.")]
-    out.append(
-        _paragraph(
-            f"Mean {what} of each level minus its baseline, in accuracy points, with a 95% "
-            "interval. Paired: trials matched on the seed (the dense model) and every other "
-            "factor, a t interval over the matched pairs; Welch (unpaired) only where no two "
-            "trials match, as the comparison column says."
-        )
-    )
-    return [*out, _table(report.comparisons, dict.fromkeys(_DIFF_COLUMNS, _pts))]
-
-
-def _paper_blocks(report: Report) -> list[Block]:
-    out = [_heading("Spread across criteria vs across fine-tuning methods")]
-    if isinstance(report.paper, NotEstimable):
-        return [*out, _paragraph(f"Not available: {report.paper.reason}.")]
-    fmt = {"spread": _pct, "sd": _pct}
-    return [
-        *out,
-        _paragraph(report.paper.summary + " Spreads and SDs in accuracy points."),
-        _table(report.paper.table, fmt),
-    ]
-
-
-def _ratio_blocks(report: Report, what: str) -> list[Block]:
-    out = [_heading("Ratio rules (MRS vs uniform) at equal sparsity")]
-    if isinstance(report.ratio, NotEstimable):
-        return [*out, _paragraph(f"Not available: {report.ratio.reason}.")]
-    pct_cols = ["uniform", "rule_mean", "achieved_uniform", "achieved_rule"]
-    fmt = {**dict.fromkeys(pct_cols, _pct), **dict.fromkeys(_DIFF_COLUMNS, _pts)}
-    return [
-        *out,
-        _paragraph(
-            f"Mean {what} (%) of each ratio rule (rule_mean) and of uniform allocation at "
-            "each target sparsity; difference = rule - uniform in accuracy points with a 95% "
-            "interval, paired within seed blocks and matched on the other factors where the "
-            "design allows (the comparison column says which); achieved sparsity (%) checks "
-            "that the budgets matched.",
-        ),
-        _table(report.ratio, fmt),
-    ]
-
-
 def _decomposition_blocks(report: Report) -> list[Block]:
-    out = [_heading("Variance decomposition")]
+    out = [heading("Variance decomposition")]
     for analysis in (report.primary, report.survivors, report.secondary):
         if analysis is None:
             continue
@@ -268,62 +151,44 @@ def _decomposition_blocks(report: Report) -> list[Block]:
         if analysis.scope:
             name += f" ({analysis.scope})"
         if isinstance(analysis.decomposition, NotEstimable):
-            out.append(_paragraph(f"{name}: not estimated ({analysis.decomposition.reason})."))
+            out.append(paragraph(f"{name}: not estimated ({analysis.decomposition.reason})."))
             continue
-        out.append(_paragraph(f"{name}: " + _method_paragraph(analysis)))
-        out.append(_shares_table(analysis))
+        out.append(paragraph(f"{name}: " + _methodparagraph(analysis)))
+        out.append(_sharestable(analysis))
         if analysis is not report.primary:
-            out.append(_paragraph(analysis.verdict.headline + ". " + analysis.verdict.text))
+            out.append(paragraph(analysis.verdict.headline + ". " + analysis.verdict.text))
     out += [_figure_block(f) for f in report.figures if f.name == "shares"]
     return out
-
-
-def _power_blocks(report: Report) -> list[Block]:
-    if report.power is None:
-        return []
-    frame = report.power
-    fmt = {c: _pts for c in frame.columns if c not in ("seeds", "trials", "residual_df")}
-    fmt["current"] = lambda v: "this design" if v else ""
-    return [
-        _heading("Power: minimum detectable effect by number of seeds"),
-        _paragraph(
-            "The smallest difference between two levels of each factor (accuracy points) that "
-            "its F-test (α = 0.05 over the factors, Holm's first step) would find 80% of the "
-            "time, for the measured within-block noise and this design repeated with more or "
-            "fewer seeds."
-        ),
-        _table(frame, fmt),
-    ]
 
 
 def _best_blocks(report: Report, what: str) -> list[Block]:
     best = report.tables["best_configs"]
     acc = {
-        c: _pct
+        c: pct
         for c in best.columns
         if c.endswith("_acc") or c in ("achieved_sparsity", "flops_kept")
     }
     return [
-        _heading("Best configurations"),
-        _paragraph(f"Top trials by {what}; accuracies, achieved sparsity and kept FLOPs in %."),
-        _table(best, acc),
+        heading("Best configurations"),
+        paragraph(f"Top trials by {what}; accuracies, achieved sparsity and kept FLOPs in %."),
+        table(best, acc),
     ]
 
 
 def _factor_blocks(report: Report, what: str) -> list[Block]:
     factors = report.tables["factors"]
-    fmt = {"share": _pct, "share_lo": _pct, "share_hi": _pct, "p_value": _p, "p_holm": _p}
+    fmt = {"share": pct, "share_lo": pct, "share_hi": pct, "p_value": p_text, "p_holm": p_text}
     levels = report.tables["factor_levels"]
     return [
-        _heading("Factors"),
-        _paragraph(
+        heading("Factors"),
+        paragraph(
             f"Every factor column (and the seed blocks); shares of {what} variance in %; "
             "p_value: F-test on the within-block residual; p_holm: Holm-adjusted over the "
             "factors (the verdict's test).",
         ),
-        _table(factors, fmt),
-        _paragraph(f"Mean {what} and clean accuracy (%) at every level."),
-        _table(levels, {c: _pct for c in levels.columns if "acc" in c}),
+        table(factors, fmt),
+        paragraph(f"Mean {what} and clean accuracy (%) at every level."),
+        table(levels, {c: pct for c in levels.columns if "acc" in c}),
     ]
 
 
@@ -335,11 +200,11 @@ def _closing_blocks(report: Report) -> list[Block]:
         if isinstance(f, Figure)
     ]
     return [
-        _heading("What could not be estimated, and why"),
+        heading("What could not be estimated, and why"),
         Block(kind="list", items=report.skipped or ["Everything was estimated."]),
-        _heading("Method notes"),
+        heading("Method notes"),
         Block(kind="list", items=report.notes or ["None."]),
-        _heading("Data files"),
+        heading("Data files"),
         Block(kind="list", items=files),
     ]
 
@@ -350,16 +215,16 @@ def blocks(report: Report) -> list[Block]:
     what = response_label(primary.response)
     verdict = primary.verdict
     return [
-        _heading(f"Ablation report: what drives {response_label(report_response(report))}?"),
-        _paragraph(_summary(report)),
+        heading(f"Ablation report: what drives {response_label(report_response(report))}?"),
+        paragraph(_summary(report)),
         Block(kind="verdict", text=verdict.headline + ".", items=[verdict.text]),
-        *_comparison_blocks(report, what),
-        *_paper_blocks(report),
-        *_ratio_blocks(report, what),
+        *comparison_blocks(report, what),
+        *paper_blocks(report),
+        *ratio_blocks(report, what),
         *_decomposition_blocks(report),
-        *_power_blocks(report),
-        *_ped_block(report),
-        _heading("Figures"),
+        *power_blocks(report),
+        *ped_blocks(report),
+        heading("Figures"),
         *(_figure_block(f) for f in report.figures if f.name != "shares"),
         *_best_blocks(report, response_label(report_response(report))),
         *_finalists_blocks(report),
@@ -376,22 +241,20 @@ def report_response(report: Report) -> str:
 def _finalists_blocks(report: Report) -> list[Block]:
     summary = flag_summary(report.results.ok)
     masking = [
-        _heading("Gradient-masking flags"),
-        _paragraph("Red flags raised by the final evaluations (completed trials):"),
+        heading("Gradient-masking flags"),
+        paragraph("Red flags raised by the final evaluations (completed trials):"),
         Block(kind="list", items=summary),
     ]
     frame = finalists_frame(report.results.trials)
     if isinstance(frame, str):
         return masking if summary else []  # no finalists stage ran
-    acc = {
-        c: _pct for c in frame.columns if c not in ("rank", "trial", "flags", *FINALIST_FACTORS)
-    }
+    acc = {c: pct for c in frame.columns if c not in ("rank", "trial", "flags", *FINALIST_FACTORS)}
     flags = flag_lines(report.results.trials)
     return [
-        _heading("Finalists"),
-        _paragraph(FINALISTS_INTRO),
-        _table(frame, acc),
-        _paragraph("Gradient-masking flags on the finalists:"),
+        heading("Finalists"),
+        paragraph(FINALISTS_INTRO),
+        table(frame, acc),
+        paragraph("Gradient-masking flags on the finalists:"),
         Block(kind="list", items=flags or ["None raised."]),
         *(masking if summary else []),
     ]
@@ -399,5 +262,5 @@ def _finalists_blocks(report: Report) -> list[Block]:
 
 def _figure_block(fig: Figure | Skipped) -> Block:
     if isinstance(fig, Skipped):
-        return _paragraph(f"{fig.title}: not drawn ({fig.reason}).")
+        return paragraph(f"{fig.title}: not drawn ({fig.reason}).")
     return Block(kind="figure", text=fig.title, figure=fig)

@@ -249,6 +249,20 @@ def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], ext
     return out
 
 
+def _effects(trials: pd.DataFrame, what: str, skipped: list[str]):
+    """The paper's view, ratio rules against uniform and level comparisons (or why not)."""
+    paper = paper_view(trials, what)
+    if isinstance(paper, NotEstimable):
+        skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
+    ratio = ratio_rule_effect(trials, what)
+    if isinstance(ratio, NotEstimable):
+        skipped.append(f"Ratio rule at equal sparsity: {ratio.reason}.")
+    comparisons = level_comparisons(trials, what, QUESTION)
+    if isinstance(comparisons, NotEstimable):
+        skipped.append(f"Level comparisons: {comparisons.reason}.")
+    return paper, ratio, comparisons
+
+
 def build_report(
     paths: list[str | Path],
     response: str = "robust_acc",
@@ -273,15 +287,7 @@ def build_report(
     skipped += _adaptive_lines(adaptive, response)
     notes = list(results.notes) + identical + list(primary.design.notes) + dec_notes
     trials, what = primary.trials, primary.response
-    paper = paper_view(trials, what)
-    if isinstance(paper, NotEstimable):
-        skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
-    ratio = ratio_rule_effect(trials, what)
-    if isinstance(ratio, NotEstimable):
-        skipped.append(f"Ratio rule at equal sparsity: {ratio.reason}.")
-    comparisons = level_comparisons(trials, what, QUESTION)
-    if isinstance(comparisons, NotEstimable):
-        skipped.append(f"Level comparisons: {comparisons.reason}.")
+    paper, ratio, comparisons = _effects(trials, what, skipped)
     figs = _figures(trials, what, results, found, decs) if draw else []
     skipped += [f"Figure '{f.title}': {f.reason}." for f in figs if isinstance(f, figures.Skipped)]
     importance = None

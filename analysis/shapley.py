@@ -182,6 +182,33 @@ def _boot(
     return np.concatenate(boot), np.concatenate(r2_boot)
 
 
+def _shares_table(
+    design: Design,
+    shares: np.ndarray,
+    boot_shares: np.ndarray,
+    level: float,
+    r2: np.ndarray,
+    dfs: list[int],
+    pvals: list[float],
+) -> pd.DataFrame:
+    """One row per player: bias-corrected share, raw share, interval, R^2 alone, F-test."""
+    lo, hi = bootstrap.interval(boot_shares, shares, None, level)
+    adjusted = np.clip(shares - (boot_shares.mean(axis=0) - shares), 0.0, 1.0)
+    return pd.DataFrame(
+        {
+            "factor": [f.name for f in design.factors],
+            "block": [f.block for f in design.factors],
+            "df": dfs,
+            "share": adjusted,
+            "share_raw": shares,
+            "share_lo": lo,
+            "share_hi": hi,
+            "r2_alone": [r2[0, 1 << j] for j in range(design.k)],
+            "p_value": pvals,
+        }
+    )
+
+
 def run_shapley(
     y: np.ndarray,
     design: Design,
@@ -195,11 +222,11 @@ def run_shapley(
     variation, and every F-test is adjusted for it (the residual is the within-block noise).
     """
     k = design.k
-    if k == 0:
-        return NotEstimable("no factor varies")
-    if k > MAX_FACTORS:
+    if k == 0 or k > MAX_FACTORS:
         return NotEstimable(
-            f"{k} factors vary; Shapley over 2^{k} subsets is too costly (max {MAX_FACTORS})"
+            "no factor varies"
+            if k == 0
+            else f"{k} factors vary; Shapley over 2^{k} subsets is too costly (max {MAX_FACTORS})"
         )
     y = np.asarray(y, dtype=float)
     y = y - y.mean()
@@ -223,23 +250,9 @@ def run_shapley(
     rng = rng or np.random.default_rng(0)
     fit = (x, products, blocks, weights)
     boot_shares, r2_boot = _boot(groups, y, len(cells), fit, resamples, rng)
-    lo, hi = bootstrap.interval(boot_shares, shares, None, level)
     r2_lo, r2_hi = bootstrap.interval(r2_boot, r2[0, -1], None, level)
     dfs, pvals, mse, df_res, notes = _tests(r2, rank, float(y @ y), n, design)
-    adjusted = np.clip(shares - (boot_shares.mean(axis=0) - shares), 0.0, 1.0)
-    table = pd.DataFrame(
-        {
-            "factor": [f.name for f in design.factors],
-            "block": [f.block for f in design.factors],
-            "df": dfs,
-            "share": adjusted,
-            "share_raw": shares,
-            "share_lo": lo,
-            "share_hi": hi,
-            "r2_alone": [r2[0, 1 << j] for j in range(k)],
-            "p_value": pvals,
-        }
-    )
+    table = _shares_table(design, shares, boot_shares, level, r2, dfs, pvals)
     return ShapleyResult(
         table=table,
         r2_interval=(float(r2_lo), float(r2_hi)),
