@@ -52,9 +52,9 @@ def _spec_raw(n: int, cache_dir: str, storage: str, concurrency: int, epochs: in
 
 def _measure(n: int, epochs: int, work: Path, devnull) -> dict:
     from robprune.trial import run_trial
-    from search.runner import run_search
-    from search.space import grid_configs
-    from search.spec import parse_spec
+    from search.run.runner import run_search
+    from search.spec.grid import grid_configs
+    from search.spec.parse import parse_spec
 
     cache = str(work / "cache")
     specs = [
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from search.session import connect
+    from search.run.session import connect
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="robprune-bench-"))

@@ -141,7 +141,7 @@ def format_status(job: RobpruneJob, progress: dict[str, Any] | None, address: st
     if job.status in ("STOPPED", "FAILED"):
         lines.append(f"resume:     robprune resume {where} --submit --address {address}")
     if job.status == "SUCCEEDED":
-        from search.experiment import join
+        from search.state.experiment import join
 
         lines.append(f"results:    {join(where, 'results')}")
     return "\n".join(lines)
@@ -150,7 +150,7 @@ def format_status(job: RobpruneJob, progress: dict[str, Any] | None, address: st
 def _progress(job: RobpruneJob) -> dict[str, Any] | None:
     if not job.experiment:
         return None
-    from search.status_file import read_status
+    from search.state.status_file import read_status
 
     try:
         return read_status(job.experiment)

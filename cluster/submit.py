@@ -71,7 +71,7 @@ def _local(value: str) -> str:
 
 def plan_search(args: Any) -> JobPlan:
     """Validate the spec here, exactly as `robprune search` would, and plan its job."""
-    from search.spec import load_spec
+    from search.spec.parse import load_spec
 
     spec = load_spec(
         args.spec, list(args.overrides or []), name=args.name, storage=args.storage
@@ -89,7 +89,7 @@ def plan_search(args: Any) -> JobPlan:
         if not _is_uri(data_dir):
             local_paths["data.data_dir"] = _local(data_dir)
             overrides.append(f"data.data_dir={local_paths['data.data_dir']}")
-    from search.experiment import join
+    from search.state.experiment import join
 
     return JobPlan(
         command="search",
@@ -104,7 +104,7 @@ def plan_search(args: Any) -> JobPlan:
 
 def plan_resume(args: Any) -> JobPlan:
     """The experiment must exist where this machine can see it (the same storage)."""
-    from search.experiment import Experiment
+    from search.state.experiment import Experiment
 
     if int(args.extend or 0) < 0:
         raise BadInput(f"--extend must be >= 0, got {args.extend}")

@@ -233,7 +233,7 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="finalize",
-        handler="search.finalists:finalize_main",
+        handler="search.run.finalize:finalize_main",
         summary="the official AutoAttack and the full attack suite on the best trials",
         example="robprune finalize experiments/NAME --top 5",
         arguments=_finalize_args,

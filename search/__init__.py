@@ -1,13 +1,22 @@
 """Ray Tune + Optuna search over an experiment spec (DESIGN §3-§5, §7).
 
-The spec: spec (YAML -> validated Spec), dists (distribution leaves), settings (the search and
-resources sections), conditions (conditional parameters, dense-model paths), paths (dotted key
-paths). Running it: session (Ray, `ray_session()`), dense_stage, space (define-by-run space,
-grid), searcher (persisted Optuna study), trainable (the Tune function around
-`robprune.trial.run_trial`), tuner (new or restored Tuner), runner (entry points), outcome
-(export, summary, exit code). Surviving stops: reconcile (snapshot vs journal before a
-restore), interrupt (Ctrl-C), ownership (driver record, a dead driver's Ray processes),
-storage_check (bad storage is bad input). Storage and results: experiment (directory layout),
-export (Parquet), tensorboard, progress, demo, cli (`robprune search|resume|export|demo`).
-Modules import Ray lazily where they can, so validating a spec never starts it.
+Four sub-packages, each importing only the ones before it (no circle):
+
+- `search.spec`: the spec and its space. parse (YAML -> validated `Spec`), model (the `Spec`
+  record), dists, settings, conditions, paths, trial (concrete trial configs), grid (the full
+  factorial, the dense models a search needs), space (Optuna's define-by-run space),
+  finalist_rules (the spec's finalist settings).
+- `search.state`: the experiment on storage. experiment (directory layout, segments),
+  trial_files (a trial's files in its checkpoints), finalist_store, status_file (status.json),
+  storage_check (bad storage is bad input).
+- `search.results`: export (Parquet), tensorboard, choose (finalists by the validation
+  objective), present (the finalists table).
+- `search.run`: running it. session (Ray), dense_stage, searcher (persisted Optuna study),
+  trainable (the Tune function around `robprune.trial.run_trial`), tuner, progress, runner
+  (entry points), outcome (export, summary, exit code), reconcile (snapshot vs journal before
+  a restore), interrupt (Ctrl-C), ownership (driver record, a dead driver's Ray processes),
+  evaluate (the finalists stage as Ray tasks), finalize (`robprune finalize`).
+
+`search.cli` (`robprune search|resume|export|demo`) and `search.demo` sit on top. Modules
+import Ray lazily where they can, so validating a spec never starts it.
 """

@@ -1,4 +1,4 @@
-"""`robprune search | resume | export | demo`: argument handling around `search.runner`.
+"""`robprune search | resume | export | demo`: argument handling around `search.run.runner`.
 
 Bad input (a wrong spec, a missing experiment) raises `BadInput` before Ray starts or any
 directory is made; robprune.cli prints it as one line and exits 2. Otherwise the exit code is
@@ -14,18 +14,18 @@ __all__ = ["search_main", "resume_main", "export_main", "demo_main"]
 
 
 def search_main(args: argparse.Namespace) -> int:
-    from search.spec import load_spec
+    from search.spec.parse import load_spec
 
     spec = load_spec(
         args.spec, getattr(args, "overrides", []) or [], name=args.name, storage=args.storage
     )  # everything is checked here, before Ray
-    from search.runner import run_search
+    from search.run.runner import run_search
 
     return run_search(spec, address=args.address).exit_code
 
 
 def resume_main(args: argparse.Namespace) -> int:
-    from search.runner import resume_experiment
+    from search.run.runner import resume_experiment
 
     return resume_experiment(
         args.experiment, extend=int(args.extend or 0), address=getattr(args, "address", None)
@@ -33,8 +33,8 @@ def resume_main(args: argparse.Namespace) -> int:
 
 
 def export_main(args: argparse.Namespace) -> int:
-    from search.experiment import Experiment
-    from search.export import export_experiment
+    from search.results.export import export_experiment
+    from search.state.experiment import Experiment
 
     exp = Experiment.open(args.experiment)
     result = export_experiment(exp)

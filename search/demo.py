@@ -46,7 +46,7 @@ resources: {cpu: 1, gpu: 0}
 
 
 def demo_spec(storage: str) -> Any:
-    from search.spec import parse_spec
+    from search.spec.parse import parse_spec
 
     raw = load_yaml_text(DEMO_SPEC, source="demo spec")
     name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -76,7 +76,7 @@ def _report(results_dir: str, out_dir: str, stream: TextIO) -> tuple[str | None,
 
 
 def run_demo(storage: str = "./experiments", stream: TextIO | None = None) -> int:
-    from search.runner import run_search
+    from search.run.runner import run_search
 
     stream = stream or sys.stdout
     start = time.perf_counter()

@@ -38,7 +38,7 @@ def test_layer_figure_shows_the_best_trial_of_every_rule():
 
 
 def test_tensorboard_accepts_string_factors_null_in_some_trials(tmp_path):
-    from search.tensorboard import write_tensorboard
+    from search.results.tensorboard import write_tensorboard
 
     base = {"status": "TERMINATED", "robust_acc": 0.3, "epochs_completed": 0}
     trials = [

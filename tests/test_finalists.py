@@ -13,9 +13,10 @@ from trial_fixtures import fast_trial
 
 from robprune.cli import main as cli_main
 from robprune.errors import BadInput
-from search.finalist_store import FINALISTS_DIR
-from search.finalists import run_finalists, select_finalists
-from search.spec import parse_spec
+from search.results.choose import select_finalists
+from search.run.evaluate import run_finalists
+from search.spec.parse import parse_spec
+from search.state.finalist_store import FINALISTS_DIR
 
 
 def test_select_top_k_by_validation_and_pareto_front():
@@ -37,7 +38,7 @@ def test_select_top_k_by_validation_and_pareto_front():
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    from search.runner import run_search
+    from search.run.runner import run_search
 
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     storage = tmp_path_factory.mktemp("finalists")

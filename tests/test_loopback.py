@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _PROBE = r"""
 import json, os
 from collections import defaultdict
-from search.session import connect
+from search.run.session import connect
 started = connect(None, num_cpus=1)
 import ray
 ray.get(ray.remote(lambda: 1).remote())  # a worker is up as well

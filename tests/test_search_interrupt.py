@@ -29,7 +29,7 @@ def _ray_dir(exp: Path) -> str:
 
 
 def _gone(ray_dir: str, timeout: float = 20) -> list[int]:
-    from search.ownership import session_processes
+    from search.run.ownership import session_processes
 
     deadline = time.monotonic() + timeout
     left = session_processes(ray_dir)

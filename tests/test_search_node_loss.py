@@ -70,8 +70,8 @@ def _mid_finetune(tune_dir: Path) -> tuple[str, int, int] | None:
 
 
 def test_lost_node_trial_resumes_from_its_last_epoch(tmp_path, cluster):
-    from search.runner import run_search
-    from search.spec import parse_spec
+    from search.run.runner import run_search
+    from search.spec.parse import parse_spec
 
     cluster_obj, workers = cluster
     raw = fast_trial(

@@ -18,10 +18,10 @@ from trial_fixtures import fast_trial
 
 from robprune.cli import main as cli_main
 from robprune.io.results_schema import SCHEMAS
-from search.experiment import Experiment
-from search.export import export_experiment
-from search.runner import resume_experiment, run_search
-from search.spec import parse_spec
+from search.results.export import export_experiment
+from search.run.runner import resume_experiment, run_search
+from search.spec.parse import parse_spec
+from search.state.experiment import Experiment
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -237,7 +237,7 @@ def test_search_objective_is_the_validation_metric_not_test(optimize_run):
 
 
 def test_best_trials_are_ranked_on_validation_not_test():
-    from search.progress import summary_table
+    from search.run.progress import summary_table
 
     rows = [
         {"trial_id": "a", "robust_acc": 0.9, "val_robust_acc": 0.1, "clean_acc": 0.9},

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import yaml
 from trial_fixtures import fast_trial
 
-from search.ownership import session_processes
+from search.run.ownership import session_processes
 
 EPOCHS = 8
 

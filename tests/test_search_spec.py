@@ -8,8 +8,9 @@ import yaml
 
 from robprune.cli import main as cli_main
 from robprune.config import parse_trial_config
-from search.space import SpaceFunction, grid_assignments, grid_configs
-from search.spec import parse_spec
+from search.spec.grid import grid_assignments, grid_configs
+from search.spec.parse import parse_spec
+from search.spec.space import SpaceFunction
 
 BASE = {
     "name": "t",
@@ -228,7 +229,7 @@ def test_example_specs_are_valid():
     from pathlib import Path
 
     from search.demo import DEMO_SPEC
-    from search.spec import load_spec
+    from search.spec.parse import load_spec
 
     root = Path(__file__).resolve().parents[1] / "examples"
     assert (root / "demo-search.yaml").read_text() == DEMO_SPEC
@@ -240,7 +241,7 @@ def test_study_search_reopens_a_moved_journal(tmp_path):
     import pickle
     import shutil
 
-    from search.searcher import StudySearch, finalize_study, open_storage
+    from search.run.searcher import StudySearch, finalize_study, open_storage
 
     spec = _conditional_spec()
     first = tmp_path / "a" / "study.journal"
@@ -293,8 +294,8 @@ def test_existing_experiment_and_unreachable_cluster_are_bad_input(tmp_path, cap
 
 
 def test_samplers_and_overrides(tmp_path):
-    from search.searcher import make_sampler
-    from search.spec import load_spec
+    from search.run.searcher import make_sampler
+    from search.spec.parse import load_spec
 
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(BASE))

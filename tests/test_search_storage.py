@@ -20,8 +20,8 @@ import yaml
 from requirements import require
 
 from robprune.cli import main as cli_main
-from search.experiment import FORMAT_FILE, Experiment
-from search.ownership import record_driver
+from search.run.ownership import record_driver
+from search.state.experiment import FORMAT_FILE, Experiment
 
 SPEC = {
     "name": "s",
@@ -135,7 +135,7 @@ def test_resume_refuses_to_run_beside_a_live_driver(experiment, capsys):
         record_driver(exp, ray_dir=None)
         record = json.loads((experiment / "driver.json").read_text())
         record["pid"] = sleeper.pid  # as if that process were the driver
-        from search.ownership import _start_time
+        from search.run.ownership import _start_time
 
         record["pid_start"] = _start_time(sleeper.pid)
         (experiment / "driver.json").write_text(json.dumps(record))

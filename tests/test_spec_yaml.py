@@ -139,7 +139,7 @@ def test_spec_file_and_overrides_take_scientific_notation(tmp_path: Path):
 
 
 def test_search_spec_distributions_take_scientific_notation(tmp_path: Path):
-    from search.spec import load_spec
+    from search.spec.parse import load_spec
 
     path = tmp_path / "spec.yaml"
     path.write_text(

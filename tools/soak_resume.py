@@ -209,8 +209,8 @@ def expected_trials(exp: Path, spec: dict[str, Any]) -> int:
     """Trials the spec and its --extend runs ask for (grid: the factorial)."""
     if spec["search"]["mode"] == "grid":
         sys.path.insert(0, str(ROOT))
-        from search.space import grid_configs
-        from search.spec import parse_spec
+        from search.spec.grid import grid_configs
+        from search.spec.parse import parse_spec
 
         return len(grid_configs(parse_spec(spec, name="x", storage="/tmp"), "/tmp"))
     state = json.loads((exp / "experiment.json").read_text())
@@ -236,7 +236,7 @@ def check(
 
     sys.path.insert(0, str(ROOT))
     from robprune.io.results_schema import TRIALS_SCHEMA
-    from search.ownership import session_processes
+    from search.run.ownership import session_processes
 
     verdict = Verdict()
     table = pq.read_table(exp / "results" / "trials.parquet")
@@ -278,7 +278,7 @@ def check(
         if got != list(range(1, len(got) + 1)):
             verdict.problems.append(f"{t['trial_id']}: epochs {got}")
     if spec["search"]["mode"] != "grid":
-        from search.searcher import open_storage
+        from search.run.searcher import open_storage
 
         storage = open_storage(exp / "optuna" / "journal.log")
         study = optuna.load_study(study_name="robprune", storage=storage)

@@ -59,7 +59,7 @@ def connect(address: str | None, num_cpus: int | None = None, temp_dir: str | No
     already initialised (tests, notebooks) is used as it is. Worker output stays in Ray's
     session logs: the progress lines say what happens, without trials' interleaved chatter.
     A local Ray keeps its sessions under `temp_dir` (default: Ray's), so that every process
-    it starts names that directory on its command line (`search.ownership`).
+    it starts names that directory on its command line (`search.run.ownership`).
     """
     address = address or os.environ.get("RAY_ADDRESS") or None  # set inside a Ray job
     prepare_environment(local=address is None)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from robprune.errors import BadInput
-from search.experiment import Experiment
+from search.state.experiment import Experiment
 
 __all__ = [
     "DRIVER_FILE",

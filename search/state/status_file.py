@@ -81,7 +81,7 @@ class StatusFileCallback(tune.Callback):
         return state
 
     def _write(self, trials: list[Any], state: str, overrides: dict[str, str] | None = None):
-        from search.experiment import Experiment
+        from search.state.experiment import Experiment
 
         try:
             if self._exp is None:
@@ -120,7 +120,7 @@ class StatusFileCallback(tune.Callback):
 
 def read_status(location: str) -> dict[str, Any] | None:
     """The experiment's status.json, or None before the search has written one."""
-    from search.experiment import Experiment
+    from search.state.experiment import Experiment
 
     try:
         text = Experiment(location).read_text(STATUS_FILE)

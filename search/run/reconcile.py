@@ -29,9 +29,9 @@ from typing import Any
 import pyarrow.fs as pafs
 from ray import tune
 
-from search.experiment import Experiment, Segment
-from search.spec import Spec
-from search.trainable import FINAL_DIR, RESULT_FILE, final_report
+from search.spec.model import Spec
+from search.state.experiment import Experiment, Segment
+from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report
 
 __all__ = ["END_MARKER", "EndMarkerCallback", "Reconciled", "reconcile_run"]
 
@@ -219,7 +219,7 @@ class _Study:
             return
         import optuna
 
-        from search.searcher import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+        from search.run.searcher import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 
         try:
             self.study = optuna.load_study(
@@ -285,7 +285,7 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
             _write_atomic(fs, state_path, json.dumps(data))
     if study.study is not None:
         for ot_trial in study.run_trials:
-            from search.searcher import TUNE_TRIAL_ATTR
+            from search.run.searcher import TUNE_TRIAL_ATTR
 
             tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
             if ot_trial.state.name == "RUNNING" and tune_id not in known:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from search.experiment import Experiment
+from search.state.experiment import Experiment
 
 __all__ = [
     "FINALISTS_DIR",

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from search.experiment import Experiment
-from search.spec import Spec
+from search.spec.model import Spec
+from search.state.experiment import Experiment
 
 __all__ = ["run_dense_stage", "cache_dir"]
 
@@ -80,7 +80,7 @@ def run_dense_stage(spec: Spec, exp: Experiment, stream: Any = None) -> list[str
     """
     import ray
 
-    from search.space import dense_configs
+    from search.spec.grid import dense_configs
 
     stream = stream or sys.stdout
     configs = dense_configs(spec, str(cache_dir(spec, exp)))

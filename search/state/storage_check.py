@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from robprune.errors import BadInput
-from search.experiment import SPEC_FILE, STATE_FILE, Experiment
+from search.state.experiment import SPEC_FILE, STATE_FILE, Experiment
 
 __all__ = ["check_resumable"]
 

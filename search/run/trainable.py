@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,29 +19,18 @@ from typing import Any
 
 from ray import tune
 
-from robprune.io.results_schema import STRUCTURE_METRICS, TEST_METRICS
+from search.state.trial_files import (
+    FINAL_DIR,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    TRIAL_ERROR_FILE,
+    final_report,
+    is_number,
+    read_progress,
+    write_progress,
+)
 
-__all__ = [
-    "train_trial",
-    "trial_name",
-    "FINAL_DIR",
-    "RESULT_FILE",
-    "PROGRESS_FILE",
-    "final_report",
-    "read_progress",
-    "RepeatedTrialFailure",
-    "TRIAL_ERROR_FILE",
-]
-
-FINAL_DIR = "final"
-RESULT_FILE = "result.json"
-#: In every checkpoint: its epoch and the epochs the trial was restored from so far, so that
-#: the history of restarts travels with the trial (a lost node, a killed driver).
-PROGRESS_FILE = "progress.json"
-#: In the trial's directory on storage: why the trial's own code failed. Tune retries a trial
-#: after a lost node (search.max_failures); a retry of a trial that failed by itself fails again
-#: at once with the first reason instead of redoing the work.
-TRIAL_ERROR_FILE = "robprune-trial-error.txt"
+__all__ = ["train_trial", "trial_name", "RepeatedTrialFailure"]
 
 
 class RepeatedTrialFailure(RuntimeError):
@@ -52,37 +40,6 @@ class RepeatedTrialFailure(RuntimeError):
 def trial_name(trial: Any) -> str:
     """Short, stable trial directory and display names: the trial id."""
     return f"trial_{trial.trial_id}"
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def final_report(result: dict[str, Any], last_epoch: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics of the last report: the epoch's validation metrics, structure and test metrics.
-
-    `robust_acc`/`clean_acc` stay the validation values (what the search optimises); the test
-    split's numbers go under `test/` and are never an objective.
-    """
-    metrics = result["metrics"]
-    report: dict[str, Any] = {}
-    if last_epoch is not None:
-        report.update(last_epoch)
-    else:  # no fine-tuning epochs: the validation metrics of the pruned model
-        report.update(
-            {
-                "epoch": 0,
-                "clean_acc": metrics.get("val_clean_acc"),
-                "robust_acc": metrics.get("val_robust_acc"),
-                "train_loss": math.nan,
-            }
-        )
-    for key in STRUCTURE_METRICS:  # known once pruned: secondary objectives may use them
-        if _number(metrics.get(key)):
-            report[key] = metrics[key]
-    report["test"] = {k: metrics[k] for k in TEST_METRICS if _number(metrics.get(k))}
-    report["epochs_completed"] = metrics.get("epochs_completed", 0)
-    return report
 
 
 def _quiet_ray_train_logs() -> None:
@@ -124,36 +81,12 @@ def _sync_dense(config: dict[str, Any]) -> None:
         (local / ".synced").touch()
 
 
-def read_progress(directory: str | Path) -> dict[str, Any]:
-    """`{"epoch": E, "restored_from": [...], "epochs": [...]}` of a checkpoint (empty if absent).
-
-    `epochs` holds every epoch's metrics up to E: the per-epoch rows survive a kill that
-    loses the tail of Tune's own result.json.
-    """
-    try:
-        data = json.loads(Path(directory, PROGRESS_FILE).read_text())
-        return {
-            "epoch": int(data["epoch"]),
-            "restored_from": list(data["restored_from"]),
-            "epochs": list(data.get("epochs", [])),
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {"epoch": 0, "restored_from": [], "epochs": []}
-
-
 def _restore_columns(restored_from: list[int]) -> dict[str, Any]:
     """How often the trial was restored from a checkpoint, and from which epoch last."""
     columns: dict[str, Any] = {"restores": len(restored_from)}
     if restored_from:
         columns["restored_from_epoch"] = restored_from[-1]
     return columns
-
-
-def _write_progress(
-    directory: str | Path, epoch: int, restored_from: list[int], epochs: list[dict[str, Any]]
-) -> None:
-    payload = {"epoch": epoch, "restored_from": restored_from, "epochs": epochs}
-    Path(directory, PROGRESS_FILE).write_text(json.dumps(payload) + "\n")
 
 
 def _failure_marker() -> tuple[Any, str] | None:
@@ -241,18 +174,18 @@ def _run(
     try:
 
         def on_epoch(report: Any) -> None:
-            metrics = {k: v for k, v in report.metrics.items() if _number(v)}
+            metrics = {k: v for k, v in report.metrics.items() if is_number(v)}
             history[:] = [e for e in history if e["epoch"] < report.epoch]
             history.append({"epoch": report.epoch, **metrics})
             metrics.update(_restore_columns(restored_from))
             if report.epoch >= total:  # the final report carries it, with the evaluation
                 report.save_checkpoint(holding)
-                _write_progress(holding, report.epoch, restored_from, history)
+                write_progress(holding, report.epoch, restored_from, history)
                 last["metrics"] = metrics
                 return
             with tempfile.TemporaryDirectory(prefix="robprune-ckpt-") as tmp:
                 report.save_checkpoint(tmp)
-                _write_progress(tmp, report.epoch, restored_from, history)
+                write_progress(tmp, report.epoch, restored_from, history)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
         result = run_trial(
@@ -266,7 +199,7 @@ def _run(
         result.write(holding / FINAL_DIR)
         payload = json.loads((holding / FINAL_DIR / RESULT_FILE).read_text())
         if not (holding / PROGRESS_FILE).exists():  # no fine-tuning epochs
-            _write_progress(holding, 0, restored_from, history)
+            write_progress(holding, 0, restored_from, history)
         tune.report(
             {**final_report(payload, last.get("metrics")), **_restore_columns(restored_from)},
             checkpoint=tune.Checkpoint.from_directory(str(holding)),

@@ -43,7 +43,7 @@ def _tune_listens() -> bool:
 
 
 def _exit_now(state: InterruptState) -> None:
-    from search.ownership import own_descendants
+    from search.run.ownership import own_descendants
 
     sys.stderr.write(f"\ninterrupted again: exiting now. {state.resume_hint}\n")
     sys.stderr.flush()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from search.dense_stage import cache_dir
-from search.experiment import Experiment, Segment
-from search.settings import FINAL_METRICS
-from search.spec import Spec
+from search.run.dense_stage import cache_dir
+from search.spec.model import Spec
+from search.spec.settings import FINAL_METRICS
+from search.state.experiment import Experiment, Segment
 
 __all__ = ["build_tuner", "restore_tuner", "configure_driver"]
 
@@ -20,7 +20,7 @@ __all__ = ["build_tuner", "restore_tuner", "configure_driver"]
 def _trainable(spec: Spec) -> Any:
     from ray import tune
 
-    from search.trainable import train_trial
+    from search.run.trainable import train_trial
 
     return tune.with_resources(train_trial, {"cpu": spec.cpu, "gpu": spec.gpu})
 
@@ -53,12 +53,13 @@ def build_tuner(
     """A new Tuner for one run of the experiment (the first, or an --extend)."""
     from ray import tune
 
-    from search.progress import ProgressCallback
-    from search.reconcile import EndMarkerCallback
-    from search.searcher import StudySearch, make_sampler
-    from search.space import SpaceFunction, grid_configs
-    from search.status_file import status_callback
-    from search.trainable import trial_name
+    from search.run.progress import ProgressCallback
+    from search.run.reconcile import EndMarkerCallback
+    from search.run.searcher import StudySearch, make_sampler
+    from search.run.trainable import trial_name
+    from search.spec.grid import grid_configs
+    from search.spec.space import SpaceFunction
+    from search.state.status_file import status_callback
 
     settings = spec.search
     cache = str(cache_dir(spec, exp))
@@ -115,12 +116,12 @@ def restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any | None:
     """The run's Tuner as Tune saved it, or None when Tune saved nothing yet.
 
     Errored trials stay errored (a failure is a result); unfinished ones continue from their
-    last checkpoint. `search.reconcile` has already brought Tune's snapshot in line with the
+    last checkpoint. `search.run.reconcile` has already brought Tune's snapshot in line with the
     durable record, so nothing finished is rerun.
     """
     from ray import tune
 
-    from search.searcher import StudySearch
+    from search.run.searcher import StudySearch
 
     StudySearch.journal_override = str(exp.journal_path)
     path, fs = exp.tune_storage(segment.name)

@@ -2,10 +2,10 @@
 
 `resume_experiment` restores the unfinished Tune runs of an experiment and optionally extends
 the same Optuna study by N trials (a new Tune run in the same experiment, whose sampler sees
-every earlier trial through the shared journal). The parts live beside this module: Ray in
-`search.session`, the dense stage in `search.dense_stage`, Tune in `search.tuner`, the
-reconciliation before a restore in `search.reconcile`, Ctrl-C in `search.interrupt`, the end
-of a run in `search.outcome`.
+every earlier trial through the shared journal). The parts live beside this module in
+`search.run`: Ray in `session`, the dense stage in `dense_stage`, Tune in `tuner`, the
+reconciliation before a restore in `reconcile`, Ctrl-C in `interrupt`, the end of a run in
+`outcome`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from contextlib import ExitStack
 from typing import Any
 
 from robprune.errors import BadInput
-from search.dense_stage import run_dense_stage
-from search.experiment import Experiment, Segment, parent
-from search.interrupt import InterruptState, handle_sigint
-from search.outcome import RunOutcome, finish_run
-from search.session import is_local, prepare_environment, ray_session
-from search.spec import Spec, parse_spec
-from search.tuner import build_tuner, configure_driver, restore_tuner
+from search.run.dense_stage import run_dense_stage
+from search.run.interrupt import InterruptState, handle_sigint
+from search.run.outcome import RunOutcome, finish_run
+from search.run.session import is_local, prepare_environment, ray_session
+from search.run.tuner import build_tuner, configure_driver, restore_tuner
+from search.spec.model import Spec
+from search.spec.parse import parse_spec
+from search.state.experiment import Experiment, Segment, parent
 
 __all__ = ["RunOutcome", "run_search", "resume_experiment", "load_experiment_spec"]
 
@@ -63,7 +64,7 @@ def run_search(
     spec: Spec, *, address: str | None = None, num_cpus: int | None = None, stream: Any = None
 ) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
-    from search.ownership import owner_mark, ray_temp_dir, record_driver
+    from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
@@ -109,8 +110,8 @@ def _index(exp: Experiment, segment: Segment) -> int:
 
 def open_for_resume(location: str, extend: int) -> tuple[Experiment, Spec]:
     """Every check that needs no Ray: bad storage or arguments are exit 2, nothing changed."""
-    from search.ownership import reap_dead_driver
-    from search.storage_check import check_resumable
+    from search.run.ownership import reap_dead_driver
+    from search.state.storage_check import check_resumable
 
     if extend < 0:
         raise BadInput(f"--extend must be >= 0, got {extend}")
@@ -141,7 +142,7 @@ def resume_experiment(
     print(f"experiment: {exp.location}", file=stream, flush=True)
     configure_driver(spec)
     exp.pull("optuna")
-    from search.ownership import owner_mark, ray_temp_dir, record_driver
+    from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
     ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
     record_driver(exp, ray_dir=ray_dir)
@@ -160,7 +161,7 @@ def resume_experiment(
 def _resume(
     spec: Spec, exp: Experiment, extend: int, sigint: InterruptState, stream: Any
 ) -> RunOutcome:
-    from search.reconcile import reconcile_run
+    from search.run.reconcile import reconcile_run
 
     if not exp.segments:  # stopped before its first run began: begin it now
         exp.add_segment(None if spec.search.mode == "grid" else spec.search.num_samples)

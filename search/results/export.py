@@ -36,9 +36,9 @@ from robprune.io.results_schema import (
     table_from_rows,
     write_table_atomic,
 )
-from search.experiment import Experiment
-from search.finalist_store import merge_finalists
-from search.trainable import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
+from search.state.experiment import Experiment
+from search.state.finalist_store import merge_finalists
+from search.state.trial_files import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 
 __all__ = [
     "ExportResult",
@@ -300,7 +300,7 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
         for name, table in tables.items():
             write_table_atomic(table, staging / name)
         if tensorboard:
-            from search.tensorboard import write_tensorboard
+            from search.results.tensorboard import write_tensorboard
 
             write_tensorboard(rows.trials, rows.epochs, staging / "tensorboard")
         rows.results_dir = exp.replace_results_dir(staging)

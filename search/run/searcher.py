@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from search.settings import SearchSettings
+from search.spec.settings import SearchSettings
 
 __all__ = [
     "StudySearch",
@@ -80,7 +80,7 @@ class StudySearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """Ask Optuna, and record in the journal which Tune trial the Optuna trial is: the
-        durable link that `search.reconcile` reads after a crash."""
+        durable link that `search.run.reconcile` reads after a crash."""
         config = super().suggest(trial_id)
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:

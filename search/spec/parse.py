@@ -3,9 +3,9 @@
 Everything wrong with a spec is found here, before Ray starts or a directory is created, and
 every message names the key path. Trial leaves are checked by the trial's own validator
 (`robprune.config.parse_trial_config`) on concrete configs built from every option of every
-distribution, so the spec accepts exactly what a trial accepts. Distributions live in
-`search.dists`, the search and resources sections in `search.settings`, conditional
-parameters in `search.conditions`.
+distribution, so the spec accepts exactly what a trial accepts. The `Spec` record lives in
+`search.spec.model`, distributions in `search.spec.dists`, the search and resources sections
+in `search.spec.settings`, conditional parameters in `search.spec.conditions`.
 """
 
 from __future__ import annotations
@@ -14,113 +14,22 @@ import copy
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from robprune.config import SPEC_ONLY_KEYS, apply_overrides, load_yaml, parse_trial_config
-from robprune.config.spec_yaml import dump_yaml
 from robprune.errors import BadInput, ConfigError
-from search.conditions import CONDITIONS, is_applicable, is_dense_path
-from search.dists import Dist, check_fixed, walk
-from search.paths import delete_path, get_path, set_path
-from search.settings import Resources, SearchSettings, parse_resources, parse_search
+from search.spec.conditions import is_dense_path
+from search.spec.dists import Dist, check_fixed, walk
+from search.spec.finalist_rules import check_spec
+from search.spec.model import FIXED_TRIAL_KEYS, Spec, trial_defaults
+from search.spec.paths import set_path
+from search.spec.settings import parse_resources, parse_search
+from search.spec.trial import strip_dists
 
-__all__ = [
-    "FIXED_TRIAL_KEYS",
-    "Spec",
-    "load_spec",
-    "parse_spec",
-    "concrete_config",
-    "trial_defaults",
-]
+__all__ = ["load_spec", "parse_spec"]
 
-#: Trial keys that must be fixed: they name or place things rather than vary the science.
-FIXED_TRIAL_KEYS = ("name", "device", "cache_dir")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-@dataclass(kw_only=True)
-class Spec:
-    """A validated spec. `template` is the trial part with `Dist` objects at varying leaves."""
-
-    name: str
-    storage: str
-    resources: Resources
-    search: SearchSettings
-    template: dict[str, Any]
-    dists: list[Dist]
-    raw: dict[str, Any] = field(repr=False)
-
-    @property
-    def cpu(self) -> float:
-        return self.resources.cpu
-
-    @property
-    def gpu(self) -> float:
-        return self.resources.gpu
-
-    def ordered_dists(self) -> list[Dist]:
-        """Governing parameters first, so conditional ones can see their value."""
-        governing = {gov for gov, _ in CONDITIONS.values()}
-        return sorted(self.dists, key=lambda d: (d.path not in governing, self.dists.index(d)))
-
-    def dist(self, path: str) -> Dist | None:
-        return next((d for d in self.dists if d.path == path), None)
-
-    def fixed_value(self, path: str) -> Any:
-        """The value of a fixed leaf: from the spec, else the trial default."""
-        node: Any = self.template
-        for part in path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return get_path(trial_defaults(), path)
-            node = node[part]
-        return node
-
-    def applies(self, path: str, values: Mapping[str, Any]) -> bool:
-        """Whether parameter `path` exists given the values chosen so far."""
-        return is_applicable(path, values, self.fixed_value)
-
-    def max_epochs(self) -> int:
-        """The largest number of fine-tuning epochs a trial may run (ASHA's max_t)."""
-        d = self.dist("finetune.epochs")
-        if d is None:
-            return max(1, int(self.fixed_value("finetune.epochs")))
-        values = [int(v) for v in d.args if isinstance(v, int | float)]
-        return max([1, *values])
-
-    def to_yaml(self) -> str:
-        return dump_yaml(self.raw)
-
-
-def trial_defaults() -> dict[str, Any]:
-    """The trial config's defaults as a plain dict (CONTRACTS.md), from the trial itself."""
-    return parse_trial_config({}).to_dict()
-
-
-def concrete_config(spec: Spec, values: Mapping[str, Any], **fixed: Any) -> dict[str, Any]:
-    """The trial config for one assignment of distribution leaves.
-
-    Leaves of parameters that do not apply are left out (the trial's default fills them), so
-    nothing invented is attributed to them; `fixed` sets top-level keys (name, seed, cache_dir).
-    """
-    config = copy.deepcopy(_strip_dists(spec.template))
-    for dist in spec.dists:
-        if dist.path in values:
-            set_path(config, dist.path, copy.deepcopy(values[dist.path]))
-        else:
-            delete_path(config, dist.path)
-    for key, value in fixed.items():
-        set_path(config, key, value)
-    return config
-
-
-def _strip_dists(node: Any) -> Any:
-    if isinstance(node, Dist):
-        return None
-    if isinstance(node, dict):
-        return {k: _strip_dists(v) for k, v in node.items()}
-    return node
 
 
 def _validate_trial_leaves(template: dict[str, Any], dists: list[Dist]) -> None:
@@ -128,7 +37,7 @@ def _validate_trial_leaves(template: dict[str, Any], dists: list[Dist]) -> None:
     base = {d.path: d.first for d in dists}
 
     def build(values: Mapping[str, Any]) -> dict[str, Any]:
-        config = copy.deepcopy(_strip_dists(template))
+        config = copy.deepcopy(strip_dists(template))
         for path, value in values.items():
             set_path(config, path, copy.deepcopy(value))
         return config
@@ -227,8 +136,6 @@ def parse_spec(
         dists=dists,
         raw={**raw, "name": exp_name, "storage": storage},
     )
-    from search.finalists import check_spec
-
     check_spec(spec)  # eval.autoattack/finalists fixed, K fits the planned trials
     return spec
 

@@ -139,7 +139,7 @@ class ProgressCallback(tune.Callback):
 
 def error_line(trial: Any) -> str:
     """The trial's exception in one line, without the traceback."""
-    from search.export import error_message
+    from search.results.export import error_message
 
     try:
         return error_message(trial) or "see error.txt in the trial directory"

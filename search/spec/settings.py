@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from robprune.config.typed_mapping import Interval, build, check_tree, require
 from robprune.errors import ConfigError
-from search.dists import check_fixed
+from search.spec.dists import check_fixed
 
 __all__ = [
     "EPOCH_METRICS",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from search.experiment import Experiment, Segment
-from search.spec import Spec
+from search.spec.model import Spec
+from search.state.experiment import Experiment, Segment
 
 __all__ = ["RunOutcome", "finish_run"]
 
@@ -30,7 +30,7 @@ class RunOutcome:
 
 
 def _varying_columns(rows: list[dict[str, Any]]) -> list[str]:
-    from search.tensorboard import HPARAM_COLUMNS
+    from search.results.tensorboard import HPARAM_COLUMNS
 
     return [c for c in HPARAM_COLUMNS if len({r.get(c) for r in rows}) > 1]
 
@@ -42,9 +42,9 @@ def finish_run(
 
     `interrupted` (Ctrl-C) makes the run end as interrupted even if every trial finished.
     """
-    from search.export import export_experiment
-    from search.progress import summary_table
-    from search.searcher import finalize_study
+    from search.results.export import export_experiment
+    from search.run.progress import summary_table
+    from search.run.searcher import finalize_study
 
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
@@ -77,7 +77,7 @@ def finish_run(
         print(f"interrupted: continue with `robprune resume {exp.location}`", file=stream)
     stream.flush()
     if not interrupted:  # eval.autoattack: finalists -> the best trials get AutoAttack now
-        from search.finalists import after_search
+        from search.run.evaluate import after_search
 
         after_search(spec, exp, stream)
     return RunOutcome(

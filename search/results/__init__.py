@@ -1,0 +1,1 @@
+"""What a search leaves for analysis: Parquet export, TensorBoard, finalists chosen."""

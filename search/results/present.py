@@ -1,0 +1,35 @@
+"""Presenting finalists: the plain-text table of the stored finalist evaluations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search.state.experiment import Experiment
+from search.state.finalist_store import is_current, read_result, read_selection
+
+__all__ = ["finalists_table", "fmt_acc"]
+
+
+def fmt_acc(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def finalists_table(exp: Experiment) -> str:
+    """A plain-text table of the stored finalists (for the terminal)."""
+    selection = read_selection(exp) or {}
+    lines = []
+    for rank, trial_id in enumerate(selection.get("trial_ids", []), start=1):
+        result = read_result(exp, trial_id)
+        if not is_current(result, selection):
+            lines.append(f"{rank:>2}  {trial_id:<12}  (not evaluated)")
+            continue
+        m = result["metrics"]
+        flags = ", ".join(f["code"] for f in m.get("masking_flags", [])) or "none"
+        lines.append(
+            f"{rank:>2}  {trial_id:<12}  clean {fmt_acc(m.get('clean_acc'))}  "
+            f"{m['robust_attack']} {fmt_acc(m.get('robust_acc'))}  APGD (ours) "
+            f"{fmt_acc(m.get('apgd_acc'))}  {m.get('autoattack_label')} "
+            f"{fmt_acc(m.get('autoattack_acc'))}  flags: {flags}"
+        )
+    header = "finalists (full test split):"
+    return "\n".join([header, *lines]) if lines else "finalists: none"

@@ -1,0 +1,57 @@
+"""`robprune finalize EXPERIMENT`: the finalists stage by hand, on a finished experiment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robprune.errors import BadInput
+from search.results.present import finalists_table
+from search.run.evaluate import run_finalists
+from search.spec.finalist_rules import spec_finalists, spec_objectives
+from search.state.experiment import Experiment
+
+__all__ = ["finalize_main", "check_attack_list"]
+
+
+def check_attack_list(attacks: list[str] | None) -> list[str] | None:
+    """`--attacks` names, checked with the registry's grammar (BadInput names the bad one)."""
+    from robprune.config.names import ATTACKS, parse_attack_name
+
+    for name in attacks or []:
+        try:
+            parse_attack_name(name)
+        except ValueError:
+            raise BadInput(
+                f"--attacks: unknown attack {name!r}; allowed: {', '.join(ATTACKS)}"
+            ) from None
+    return list(attacks) if attacks else None
+
+
+def finalize_main(args: Any) -> int:
+    """`robprune finalize EXPERIMENT [--top K] [--attacks ...]`: the stage by hand."""
+    from search.results.export import export_experiment
+    from search.run.runner import load_experiment_spec
+    from search.run.session import is_local, prepare_environment, ray_session
+
+    exp = Experiment.open(args.experiment)
+    spec = load_experiment_spec(exp)
+    _, default_top = spec_finalists(spec)
+    top = default_top if args.top is None else int(args.top)
+    if top < 1:
+        raise BadInput(f"--top: must be >= 1, got {top}")
+    attacks = check_attack_list(getattr(args, "attacks", None))
+    address = getattr(args, "address", None)
+    prepare_environment(local=is_local(address))
+    with ray_session(address):
+        run_finalists(
+            exp,
+            top=top,
+            objectives=spec_objectives(spec),
+            cpu=spec.cpu,
+            gpu=spec.gpu,
+            attacks=attacks,
+        )
+        result = export_experiment(exp)
+    print(finalists_table(exp))
+    print(f"results: {result.results_dir}/trials.parquet")
+    return 0

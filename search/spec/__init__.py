@@ -1,0 +1,1 @@
+"""The experiment spec and its space: from YAML to a validated `Spec`, trial configs, grid."""

@@ -1,0 +1,73 @@
+"""The full factorial of a spec (grid mode), and the dense models a search can ask for.
+
+Conditional choices are crossed only where they apply (TRADES beta only for `trades`), so no
+cell repeats another with a value that has no effect.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from search.spec.conditions import is_dense_path
+from search.spec.model import Spec
+from search.spec.trial import concrete_config, trial_fixed_keys
+
+__all__ = ["grid_assignments", "grid_configs", "dense_configs", "dense_variants"]
+
+
+def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any]]:
+    """Every cell of the factorial: conditional choices are crossed only where they apply.
+
+    With `only_dense`, only what the dense model depends on is crossed; every other parameter
+    takes its first option (enough to name every dense model a search can ask for).
+    """
+    cells: list[dict[str, Any]] = [{}]
+    for dist in spec.ordered_dists():
+        if only_dense and not is_dense_path(dist.path):
+            cells = [
+                {**c, dist.path: dist.first} if spec.applies(dist.path, c) else c for c in cells
+            ]
+            continue
+        expanded = []
+        for cell in cells:
+            if spec.applies(dist.path, cell):
+                expanded.extend({**cell, dist.path: option} for option in dist.args)
+            else:
+                expanded.append(cell)
+        cells = expanded
+    return cells
+
+
+def grid_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
+    """Trial configs of grid mode: every cell times `search.seeds` replicates, balanced."""
+    fixed = trial_fixed_keys(spec, cache_dir)
+    base_seed = int(spec.fixed_value("seed") or 0) if spec.dist("seed") is None else None
+    configs = []
+    for cell, replicate in itertools.product(grid_assignments(spec), range(spec.search.seeds)):
+        extra = dict(fixed)
+        if base_seed is not None:
+            extra["seed"] = base_seed + replicate
+        configs.append(concrete_config(spec, cell, **extra))
+    return configs
+
+
+def dense_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
+    """Configs that together need every dense model the search can use, one per model."""
+    if spec.search.mode == "grid":
+        return dense_variants(grid_configs(spec, cache_dir))
+    fixed = trial_fixed_keys(spec, cache_dir)
+    cells = grid_assignments(spec, only_dense=True)
+    return dense_variants([concrete_config(spec, cell, **fixed) for cell in cells])
+
+
+def dense_variants(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One representative config per distinct dense model (see robprune.trial.dense.dense_key)."""
+    from robprune.config import parse_trial_config
+    from robprune.trial.dense import dense_key
+
+    seen: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        key = dense_key(parse_trial_config(config))
+        seen.setdefault(key, config)
+    return list(seen.values())

@@ -1,0 +1,1 @@
+"""The experiment on storage: its directory layout, a trial's files, stored finalists."""
