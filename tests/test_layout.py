@@ -243,11 +243,6 @@ def test_the_circle_finder_finds_and_names_a_circle() -> None:
 # -- acceptance criteria ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search/ holds an 8-module circle (spec, finalists, runner, ...) until the search "
-    "split lands; remove this marker then",
-)
 def test_no_import_circle() -> None:
     circles = _cycles(_graph())
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
@@ -309,10 +304,6 @@ def test_robprune_root_holds_at_most_10_modules() -> None:
     assert len(root) <= MAX_ROOT_MODULES, f"{len(root)} modules at robprune/'s root: {root}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="search/ is one flat folder until the search split lands; remove this marker then",
-)
 def test_search_is_split_into_subpackages() -> None:
     subpackages = sorted(
         p.parent.name for p in (ROOT / "search").glob("*/__init__.py") if p.parent.is_dir()
