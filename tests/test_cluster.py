@@ -3,8 +3,10 @@
 One head for the whole module (`ray start --head` on 127.0.0.1, own temp dir, free ports,
 token authentication on with a planted token), one moto S3 server on loopback, both ended by
 PID at the end. The jobs are real robprune searches on digits, run through the Jobs API with
-the working directory uploaded. The tests run in file order: the last one greps everything
-the others produced for the planted credentials, and the multi-node one adds a node.
+the working directory uploaded. The tests run in file order: the credentials test greps
+everything the others produced for the planted secrets; the last one checks the multi-node
+rule for local paths on the head's real node count and on the count a larger cluster reports
+(no second node joins a loopback head: see its docstring).
 """
 
 from __future__ import annotations
@@ -377,9 +379,15 @@ def test_no_planted_credentials_anywhere(cluster):
 def test_local_paths_and_the_clusters_size(cluster, tmp_path):
     """The real head counts its nodes; local paths are refused on more than one, by key.
 
-    A second node cannot join on loopback here (Ray refuses multi-node clusters while
-    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps it on 127.0.0.1), so the multi-node decision is
-    checked on the planned job with the count a larger cluster would report.
+    No second node is added: `ray start --address 127.0.0.1:PORT` refuses to start a worker
+    node while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (what keeps Ray on loopback), and with it
+    set to 1 replaces the loopback address by the machine's external one, where the head does
+    not listen (Ray 2.60). What this checks: the head reports 1 node through Ray's state API
+    (`node_count`); the planned job names its local paths by key; `local_path_problem` accepts
+    them on 1 node, refuses them on 3 (the count is the decision's input) naming the key and
+    the count, accepts them with `--shared-paths`; with an s3:// storage only data.data_dir is
+    left. A real multi-node cluster (head + 2 workers, `ray.cluster_utils`) runs in
+    tests/test_search_node_loss.py.
     """
     from argparse import Namespace
 

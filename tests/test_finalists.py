@@ -71,19 +71,66 @@ def test_search_ends_with_exactly_k_finalists(searched):
     assert len(finalists) == 2 and sum(not r["finalist"] for r in rows) == 1
     best = sorted(rows, key=lambda r: (-r["val_robust_acc"], r["trial_id"]))[:2]
     assert [r["trial_id"] for r in finalists] == [r["trial_id"] for r in best]
+    assert [r["finalist_rank"] for r in finalists] == [1, 2]
+    folder = outcome.experiment.work_dir() / FINALISTS_DIR
+    selection = json.loads((folder / "selection.json").read_text())["trial_ids"]
+    assert selection == [r["trial_id"] for r in finalists]
     for r in finalists:
-        assert r["autoattack_label"] == "AutoAttack (standard, official)"
-        assert r["autoattack_n"] == 24 and 0 <= r["autoattack_acc"] <= 1
-        assert r["final_test_size"] == 359  # the full test split, not eval.test_limit
-        attacks = json.loads(r["final_attacks_json"])
-        assert {"fgsm", "pgd5", "cw5", "apgd_ce", "apgd_t"} <= set(attacks)
-        assert r["final_pgd_acc"] == attacks["pgd5"] and r["final_apgd_acc"] is not None
-        assert r["square_acc"] is not None
-        flags = json.loads(r["masking_flags_json"])
-        assert all(f["meaning"] and f["code"] for f in flags)
+        record = json.loads((folder / f"{r['trial_id']}.json").read_text())["metrics"]
+        _check_finalist_numbers(r, record)
     other = next(r for r in rows if not r["finalist"])
     assert other["autoattack_acc"] is None and other["final_clean_acc"] is None
     assert "finalists (full test split):" in text and "AutoAttack (standard, official)" in text
+
+
+def _counted(value: float, n: int) -> bool:
+    """An accuracy measured on n examples is a whole number of them."""
+    return abs(value * n - round(value * n)) < 1e-6
+
+
+def _check_finalist_numbers(r: dict, record: dict) -> None:
+    """The finalist's numbers are measurements: counts of examples, ordered as attacks are."""
+    test_n, aa_n = r["final_test_size"], r["autoattack_n"]
+    assert test_n == 359  # the full test split, not eval.test_limit
+    assert aa_n == 24 and record["check_examples"] == 24  # eval.autoattack_n, both checks
+    assert r["autoattack_label"] == "AutoAttack (standard, official)"
+    attacks = json.loads(r["final_attacks_json"])
+    assert {"fgsm", "pgd5", "cw5", "apgd_ce", "apgd_t"} <= set(attacks)
+    clean = r["final_clean_acc"]
+    assert 0.3 < clean <= 1, clean  # a trained digits model, far above chance (0.1)
+    ours = {
+        "fgsm": r["final_fgsm_acc"],
+        "pgd": r["final_pgd_acc"],
+        "cw": r["final_cw_acc"],
+        "apgd": r["final_apgd_acc"],
+        "robust": r["final_robust_acc"],
+    }
+    for name, acc in [*ours.items(), ("clean", clean), *attacks.items()]:
+        assert 0 <= acc <= 1 and _counted(acc, test_n), (name, acc)
+    for name, acc in ours.items():
+        assert acc <= clean + 1e-9, (name, acc, clean)  # an attack never adds correct answers
+    assert r["final_pgd_acc"] == attacks["pgd5"]
+    # our APGD column is the per-example worst case over APGD-CE and APGD-T
+    assert r["final_apgd_acc"] <= min(attacks["apgd_ce"], attacks["apgd_t"]) + 1e-9
+    assert r["final_apgd_acc"] >= attacks["apgd_ce"] + attacks["apgd_t"] - 1 - 1e-9
+    aa = r["autoattack_acc"]
+    assert 0 <= aa <= clean and _counted(aa, aa_n), aa
+    # AutoAttack's stages are cumulative (logged with two decimals) and end at its accuracy
+    stages = list(record["autoattack_stages"].values())
+    assert stages and stages == sorted(stages, reverse=True), stages
+    assert abs(stages[-1] - aa) <= 0.005, (stages, aa)
+    # on the same first 24 examples AutoAttack is at least as strong as PGD-5 and Square alone
+    # (one example of slack for their different random starts)
+    assert aa <= record["check_pgd_acc"] + 1 / aa_n, (aa, record["check_pgd_acc"])
+    assert aa <= r["square_acc"] + 1 / aa_n and _counted(r["square_acc"], aa_n)
+    # and not weaker than our APGD on the full split beyond the 24-example sampling error
+    assert aa <= r["final_apgd_acc"] + 0.2, (aa, r["final_apgd_acc"])
+    sweep = [point["accuracy"] for point in record["eps_sweep"]]
+    assert sweep[0] == record["check_pgd_acc"] and sweep == sorted(sweep, reverse=True), sweep
+    assert sweep[-1] == 0 and record["eps_sweep"][-1]["unbounded"]
+    flags = json.loads(r["masking_flags_json"])
+    assert all(f["meaning"] and f["code"] for f in flags)
+    assert "robust_above_clean" not in {f["code"] for f in flags}
 
 
 def test_finalize_is_resumable_and_reported(searched, tmp_path, capsys):
