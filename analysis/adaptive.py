@@ -34,9 +34,9 @@ class Adaptive:
 
     stopped: int  # completed trials without test metrics that ran some epochs
     samplers: tuple[str, ...]  # adaptive samplers named by the experiments' specs
-    epoch: int | None  # the last epoch every completed trial reached
-    response: str | None  # the headline column (validation metric at `epoch`)
-    trials: pd.DataFrame | None  # completed trials with the headline response
+    epoch: int | None = None  # the last epoch every completed trial reached
+    response: str | None = None  # the headline column (validation metric at `epoch`)
+    trials: pd.DataFrame | None = None  # completed trials with the headline response
     reason: str = ""  # why no headline response could be built, when trials were stopped
 
     @property
@@ -85,7 +85,7 @@ def adaptive_design(results: ResultSet, response: str) -> Adaptive:
     missing = ~np.isfinite(ok[response].to_numpy(dtype=float))
     epochs = results.epochs
     if not missing.any() or epochs is None or epochs.empty:
-        return Adaptive(stopped=0, samplers=samplers, epoch=None, response=None, trials=None)
+        return Adaptive(stopped=0, samplers=samplers)
     keys = ["experiment", "trial_id"]
     with_epochs = ok[keys].merge(
         epochs[keys].drop_duplicates(), on=keys, how="left", indicator=True
@@ -93,17 +93,10 @@ def adaptive_design(results: ResultSet, response: str) -> Adaptive:
     ran = (with_epochs["_merge"] == "both").to_numpy()
     stopped = int((missing & ran).sum())
     if not stopped:
-        return Adaptive(stopped=0, samplers=samplers, epoch=None, response=None, trials=None)
+        return Adaptive(stopped=0, samplers=samplers)
     if response not in EPOCH_RESPONSES:
         reason = f"{response} has no per-epoch validation counterpart in epochs.parquet"
-        return Adaptive(
-            stopped=stopped,
-            samplers=samplers,
-            epoch=None,
-            response=None,
-            trials=None,
-            reason=reason,
-        )
+        return Adaptive(stopped=stopped, samplers=samplers, reason=reason)
     epoch, values = _at_epoch(ok, epochs, response)
     val = f"val_{response}"
     if val in ok:  # no epoch rows (nothing fine-tuned): the validation value never changes

@@ -251,7 +251,6 @@ def run_anova(
     design: Design,
     resamples: int = bootstrap.DEFAULT_RESAMPLES,
     rng: np.random.Generator | None = None,
-    level: float = 0.95,
     reference: bool = True,
 ) -> AnovaResult | NotEstimable:
     """ANOVA with F-tests, effect sizes and bootstrap intervals, or why it cannot be estimated.
@@ -274,7 +273,7 @@ def run_anova(
     rng = rng or np.random.default_rng(0)
     samples, world, resampling, notes = _bootstrap(fit, design, resamples, rng)
     return AnovaResult(
-        table=_table(fit, design, samples, world, level),
+        table=_table(fit, design, samples, world, bootstrap.LEVEL),
         samples=samples,
         world=world,
         resampling=resampling,

@@ -17,9 +17,19 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["DEFAULT_RESAMPLES", "OWN_CELL_MIN", "chunks", "interval", "rows", "within_cells"]
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "LEVEL",
+    "OWN_CELL_MIN",
+    "chunks",
+    "interval",
+    "rows",
+    "within_cells",
+]
 
 DEFAULT_RESAMPLES = 300
+#: Confidence level of every share interval of the report.
+LEVEL = 0.95
 #: Seeds per cell from which a cell's own residuals are resampled (else the pooled ones).
 OWN_CELL_MIN = 10
 _CHUNK_ELEMENTS = 4_000_000  # random draws per chunk: ~32 MB of int64

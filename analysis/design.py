@@ -259,13 +259,13 @@ def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Desi
         factors=factors,
         codes=matrix,
         constant=constant,
+        unrecorded=tuple(c for c in FACTOR_COLUMNS if c in unrecorded),
         balanced=balanced,
         replicates=replicates,
         cells=n_cells,
-        notes=notes,
-        unrecorded=tuple(c for c in FACTOR_COLUMNS if c in unrecorded),
-        block=block_factor,
         block_codes=block.codes if block is not None else None,
+        notes=notes,
+        block=block_factor,
     )
 
 

@@ -240,22 +240,20 @@ def load_results(paths: list[str | Path], response: str = "robust_acc") -> Resul
     excluded = dict(Counter(status[~ok_mask]).most_common())
     errors = trials.loc[~ok_mask, "error"].dropna().astype(str).str.strip()
     last_lines = [e.splitlines()[-1][:120] for e in errors if e]
-    top_errors = Counter(last_lines).most_common(3)
     if not ok_mask.any():
         counts = ", ".join(f"{k} {v}" for k, v in excluded.items())
         raise BadInput(
             f"{where}: all {len(trials)} trials failed or did not finish ({counts}); "
             "nothing to analyse"
         )
-    ok = trials.loc[ok_mask].reset_index(drop=True)
     return ResultSet(
         trials=trials,
-        ok=ok,
         epochs=epochs,
+        ok=trials.loc[ok_mask].reset_index(drop=True),
         layers=layers,
         sources=sources,
         excluded=excluded,
-        top_errors=top_errors,
+        top_errors=Counter(last_lines).most_common(3),
         notes=notes,
         absent=absent,
     )

@@ -284,7 +284,6 @@ def build_report(
     decs, skipped, dec_notes = _decomposition_lines(found)
     absent = absent_columns(results)
     skipped = ([absent] if absent else []) + found.skipped + skipped
-    skipped += _adaptive_lines(adaptive, response)
     notes = list(results.notes) + identical + list(primary.design.notes) + dec_notes
     trials, what = primary.trials, primary.response
     paper, ratio, comparisons = _effects(trials, what, skipped)
@@ -310,13 +309,13 @@ def build_report(
         secondary=found.secondary,
         survivors=found.survivors,
         adaptive=adaptive,
+        tables=_tables(found, results, decs, extra),
         paper=paper,
         ratio=ratio,
         comparisons=comparisons,
         power=power_frame,
         figures=figs,
-        tables=_tables(found, results, decs, extra),
+        skipped=[*skipped, *_adaptive_lines(adaptive, response)],
         importance=importance,
-        skipped=skipped,
         notes=notes,
     )

@@ -214,7 +214,6 @@ def run_shapley(
     design: Design,
     resamples: int = bootstrap.DEFAULT_RESAMPLES,
     rng: np.random.Generator | None = None,
-    level: float = 0.95,
 ) -> ShapleyResult | NotEstimable:
     """LMG shares with row-bootstrap intervals, or the reason they cannot be estimated.
 
@@ -250,6 +249,7 @@ def run_shapley(
     rng = rng or np.random.default_rng(0)
     fit = (x, products, blocks, weights)
     boot_shares, r2_boot = _boot(groups, y, len(cells), fit, resamples, rng)
+    level = bootstrap.LEVEL
     r2_lo, r2_hi = bootstrap.interval(r2_boot, r2[0, -1], None, level)
     dfs, pvals, mse, df_res, notes = _tests(r2, rank, float(y @ y), n, design)
     table = _shares_table(design, shares, boot_shares, level, r2, dfs, pvals)

@@ -103,68 +103,84 @@ class Decomposition:
         return point, float(lo), float(hi)
 
 
-def _block_term(row: pd.Series | None, share: str, levels: int) -> BlockTerm | None:
-    if row is None:
-        return None
-    return BlockTerm(
-        share=float(np.clip(row[share], 0.0, 1.0)),
-        lo=float(tested_lower(row[f"{share}_lo"], row["p_value"])),
-        hi=float(row[f"{share}_hi"]),
-        p_value=float(row["p_value"]),
-        levels=levels,
+def _assemble(
+    method: str,
+    response: str,
+    n: int,
+    design: Design,
+    terms: pd.DataFrame,
+    samples: tuple[np.ndarray, np.ndarray],
+    noise: tuple[tuple[float, float, float], float, int],
+    source: tuple[pd.DataFrame, str, list[str]],
+) -> Decomposition:
+    """The decomposition from every term's standard row (term, kind, share, share_lo,
+    share_hi, p_value), the bootstrap replicates and population values aligned with the rows,
+    the noise (share interval, mean square, df), and the method's own table and notes."""
+    terms = terms.assign(
+        share=terms["share"].clip(lower=0.0, upper=1.0),
+        share_lo=tested_lower(terms["share_lo"], terms["p_value"]),
+    ).reset_index(drop=True)
+    main = terms.index[terms["kind"] == "factor"].to_numpy()
+    block = terms[terms["kind"] == "block"]
+    blocks = [f for f in design.factors if f.block]
+    boot, world = samples
+    p = terms.loc[main, "p_value"].to_numpy(dtype=float)
+    block_term = None
+    if len(block):
+        row = block.iloc[0]
+        block_term = BlockTerm(
+            share=float(row["share"]),
+            lo=float(row["share_lo"]),
+            hi=float(row["share_hi"]),
+            p_value=float(row["p_value"]),
+            levels=len(blocks[0].levels),
+        )
+    full_table, resampling, notes = source
+    return Decomposition(
+        method=method,
+        response=response,
+        n=n,
+        factors=list(terms.loc[main, "term"]),
+        shares=terms.loc[main, "share"].to_numpy(dtype=float),
+        lo=terms.loc[main, "share_lo"].to_numpy(dtype=float),
+        hi=terms.loc[main, "share_hi"].to_numpy(dtype=float),
+        p_values=p,
+        p_adjusted=holm(p),
+        boot=boot[:, main],
+        world=np.asarray(world)[main],
+        noise=noise[0],
+        noise_var=float(noise[1]),
+        df_res=int(noise[2]),
+        block=block_term,
+        terms=terms,
+        full_table=full_table,
+        resampling=resampling,
+        notes=notes,
     )
 
 
 def _from_anova(result: AnovaResult, design: Design, response: str, n: int) -> Decomposition:
     table = result.table
     body = table.iloc[:-1]
-    factor_rows = body[(body["order"] == 1) & ~body["block"]]
-    block_rows = body[(body["order"] == 1) & body["block"]]
-    k = len(factor_rows)
     residual = table.iloc[-1]
     omega = result.samples["omega2"]
-    noise_boot = 1.0 - omega.sum(axis=1)
     noise_point = float(1.0 - body["omega2"].sum())
     noise_lo, noise_hi = bootstrap.interval(
-        noise_boot, noise_point, float(1.0 - result.world["omega2"].sum()), angular=True
+        1.0 - omega.sum(axis=1),
+        noise_point,
+        float(1.0 - result.world["omega2"].sum()),
+        angular=True,
     )
     kinds = np.where(body["block"], "block", np.where(body["order"] == 1, "factor", "interaction"))
-    terms = pd.DataFrame(
-        {
-            "term": body["term"],
-            "kind": kinds,
-            "share": body["omega2"].clip(lower=0.0, upper=1.0),
-            "share_lo": tested_lower(body["omega2_lo"], body["p_value"]),
-            "share_hi": body["omega2_hi"],
-            "p_value": body["p_value"],
-        }
+    terms = body[["term", "omega2", "omega2_lo", "omega2_hi", "p_value"]].set_axis(
+        ["term", "share", "share_lo", "share_hi", "p_value"], axis=1
     )
-    blocks = [f for f in design.factors if f.block]
-    p = factor_rows["p_value"].to_numpy()
-    return Decomposition(
-        method="anova",
-        response=response,
-        n=n,
-        factors=list(factor_rows["term"]),
-        shares=factor_rows["omega2"].clip(lower=0.0, upper=1.0).to_numpy(),
-        lo=tested_lower(factor_rows["omega2_lo"], factor_rows["p_value"]),
-        hi=factor_rows["omega2_hi"].to_numpy(),
-        p_values=p,
-        p_adjusted=holm(p),
-        boot=omega[:, factor_rows.index.to_numpy()][:, :k],
-        world=result.world["omega2"][factor_rows.index.to_numpy()],
-        noise=(float(np.clip(noise_point, 0.0, 1.0)), float(noise_lo), float(noise_hi)),
-        noise_var=float(residual["sum_sq"] / residual["df"]),
-        df_res=int(residual["df"]),
-        block=_block_term(
-            block_rows.iloc[0] if len(block_rows) else None,
-            "omega2",
-            len(blocks[0].levels) if blocks else 0,
-        ),
-        terms=terms,
-        full_table=table,
-        resampling=result.resampling,
-        notes=list(result.notes),
+    terms.insert(1, "kind", kinds)
+    noise = (float(np.clip(noise_point, 0.0, 1.0)), float(noise_lo), float(noise_hi))
+    mse = (noise, residual["sum_sq"] / residual["df"], residual["df"])
+    source = (table, result.resampling, list(result.notes))
+    return _assemble(
+        "anova", response, n, design, terms, (omega, result.world["omega2"]), mse, source
     )
 
 
@@ -172,41 +188,16 @@ def _from_shapley(
     result: ShapleyResult, design: Design, response: str, n: int, notes: list[str]
 ) -> Decomposition:
     table = result.table
-    factor_rows = table[~table["block"]]
-    block_rows = table[table["block"]]
     r2_lo, r2_hi = result.r2_interval
     terms = table[["factor", "share", "share_lo", "share_hi", "p_value"]].rename(
         columns={"factor": "term"}
     )
     terms.insert(1, "kind", np.where(table["block"], "block", "factor"))
-    terms["share_lo"] = tested_lower(terms["share_lo"], terms["p_value"])
-    index = factor_rows.index.to_numpy()
-    blocks = [f for f in design.factors if f.block]
-    p = factor_rows["p_value"].to_numpy()
-    return Decomposition(
-        method="shapley",
-        response=response,
-        n=n,
-        factors=list(factor_rows["factor"]),
-        shares=factor_rows["share"].to_numpy(),
-        lo=tested_lower(factor_rows["share_lo"], factor_rows["p_value"]),
-        hi=factor_rows["share_hi"].to_numpy(),
-        p_values=p,
-        p_adjusted=holm(p),
-        boot=result.boot_shares[:, index],
-        world=factor_rows["share_raw"].to_numpy(),
-        noise=(float(np.clip(1.0 - table["share"].sum(), 0.0, 1.0)), 1.0 - r2_hi, 1.0 - r2_lo),
-        noise_var=result.mse,
-        df_res=result.df_res,
-        block=_block_term(
-            block_rows.iloc[0] if len(block_rows) else None,
-            "share",
-            len(blocks[0].levels) if blocks else 0,
-        ),
-        terms=terms,
-        full_table=table,
-        resampling="trials redrawn with replacement",
-        notes=[*notes, *result.notes],
+    noise = (float(np.clip(1.0 - table["share"].sum(), 0.0, 1.0)), 1.0 - r2_hi, 1.0 - r2_lo)
+    samples = (result.boot_shares, table["share_raw"].to_numpy())
+    source = (table, "trials redrawn with replacement", [*notes, *result.notes])
+    return _assemble(
+        "shapley", response, n, design, terms, samples, (noise, result.mse, result.df_res), source
     )
 
 
