@@ -15,7 +15,6 @@ from typing import Any
 
 from cluster.client import RobpruneJob, call, connect, get_robprune_job, is_robprune
 from cluster.redact import looks_secret, redact_uri, scrub
-from robprune.errors import BadInput
 
 __all__ = [
     "submit_main",
@@ -28,7 +27,6 @@ __all__ = [
 ]
 
 _TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-_JOB_ONLY = ("installed", "pip", "env", "shared_paths")
 
 
 def _secrets() -> list[str]:
@@ -67,18 +65,7 @@ def submit_main(args: argparse.Namespace) -> int:
 
 
 def resume_main(args: argparse.Namespace) -> int:
-    """`resume --submit` runs on the cluster; plain `resume` runs here (search.cli)."""
-    if not args.submit:
-        given = [f"--{k.replace('_', '-')}" for k in _JOB_ONLY if getattr(args, k, None)]
-        if args.working_dir != ".":
-            given.append("--working-dir")
-        if args.python != "python":
-            given.append("--python")
-        if given:
-            raise BadInput(f"{', '.join(given)}: only with --submit")
-        from search.cli import resume_main as resume_here
-
-        return resume_here(args)
+    """`resume --submit`: the resume as a job on the cluster (plain `resume` is search.cli's)."""
     from cluster.submit import plan_resume
 
     return _submit(args, plan_resume(args))
@@ -141,7 +128,7 @@ def format_status(job: RobpruneJob, progress: dict[str, Any] | None, address: st
     if job.status in ("STOPPED", "FAILED"):
         lines.append(f"resume:     robprune resume {where} --submit --address {address}")
     if job.status == "SUCCEEDED":
-        from search.state.experiment import join
+        from search.state.storage import join
 
         lines.append(f"results:    {join(where, 'results')}")
     return "\n".join(lines)

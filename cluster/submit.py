@@ -89,7 +89,7 @@ def plan_search(args: Any) -> JobPlan:
         if not _is_uri(data_dir):
             local_paths["data.data_dir"] = _local(data_dir)
             overrides.append(f"data.data_dir={local_paths['data.data_dir']}")
-    from search.state.experiment import join
+    from search.state.storage import join
 
     return JobPlan(
         command="search",

@@ -31,13 +31,15 @@ EPILOG = (
 
 @dataclass(frozen=True, kw_only=True)
 class Command:
-    """One subcommand: its handler ("module:function", imported lazily), help and example."""
+    """One subcommand: its handler ("module:function", imported lazily), help and example;
+    `submit_handler` takes over when the command is given --submit (a job on a cluster)."""
 
     name: str
     handler: str
     summary: str
     example: str
     arguments: Callable[[argparse.ArgumentParser], None]
+    submit_handler: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,7 +221,8 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="resume",
-        handler="cluster.cli:resume_main",
+        handler="search.cli:resume_main",
+        submit_handler="cluster.cli:resume_main",
         summary="continue an experiment after a crash, Ctrl-C or `stop` (here or --submit)",
         example="robprune resume s3://bucket/exps/NAME --submit --address http://HEAD:8265",
         arguments=_resume_args,
@@ -309,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = next(c for c in COMMANDS if c.name == args.command)
-    module_name, func_name = command.handler.split(":")
+    submit = command.submit_handler if getattr(args, "submit", False) else None
+    module_name, func_name = (submit or command.handler).split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
         code = handler(args)

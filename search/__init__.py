@@ -6,16 +6,19 @@ Four sub-packages, each importing only the ones before it (no circle):
   record), dists, settings, conditions, paths, trial (concrete trial configs), grid (the full
   factorial, the dense models a search needs), space (Optuna's define-by-run space),
   finalist_rules (the spec's finalist settings).
-- `search.state`: the experiment on storage. experiment (directory layout, segments),
-  trial_files (a trial's files in its checkpoints), finalist_store, status_file (status.json),
-  storage_check (bad storage is bad input).
+- `search.state`: the experiment on storage. storage (the one reader and writer of experiment
+  files, local or s3://), experiment (directory layout, runs), trial_files (a trial's files in
+  its checkpoints), finalist_store, status_file (status.json), storage_check (bad storage is
+  bad input).
 - `search.results`: export (Parquet), tensorboard, choose (finalists by the validation
   objective), present (the finalists table).
-- `search.run`: running it. session (Ray), dense_stage, searcher (persisted Optuna study),
-  trainable (the Tune function around `robprune.trial.run_trial`), tuner, progress, runner
-  (entry points), outcome (export, summary, exit code), reconcile (snapshot vs journal before
-  a restore), interrupt (Ctrl-C), ownership (driver record, a dead driver's Ray processes),
-  evaluate (the finalists stage as Ray tasks), finalize (`robprune finalize`).
+- `search.run`: running it. session (Ray), dense_stage, study (the Optuna journal, sampler),
+  tune_internals (every Ray/Optuna private member used, with the versions it was tested
+  against: the persisted `StudySearch`, Tune snapshot edits), trainable (the Tune function
+  around `robprune.trial.run_trial`), tasks, tuner, progress, runner (entry points), outcome
+  (export, summary, exit code), reconcile (snapshot vs journal before a restore), interrupt
+  (Ctrl-C), ownership (driver record, a dead driver's Ray processes), evaluate (the finalists
+  stage as Ray tasks), finalize (`robprune finalize`).
 
 `search.cli` (`robprune search|resume|export|demo`) and `search.demo` sit on top. Modules
 import Ray lazily where they can, so validating a spec never starts it.

@@ -24,8 +24,22 @@ def search_main(args: argparse.Namespace) -> int:
     return run_search(spec, address=args.address).exit_code
 
 
+#: `resume` options that only a submitted job uses (robprune.cli's job arguments)
+_JOB_ONLY = ("installed", "pip", "env", "shared_paths")
+
+
 def resume_main(args: argparse.Namespace) -> int:
+    """Plain `resume`: here, on this machine's Ray or --address (`--submit` is cluster.cli's)."""
+    from robprune.errors import BadInput
     from search.run.runner import resume_experiment
+
+    given = [f"--{k.replace('_', '-')}" for k in _JOB_ONLY if getattr(args, k, None)]
+    if getattr(args, "working_dir", ".") != ".":
+        given.append("--working-dir")
+    if getattr(args, "python", "python") != "python":
+        given.append("--python")
+    if given:
+        raise BadInput(f"{', '.join(given)}: only with --submit")
 
     return resume_experiment(
         args.experiment, extend=int(args.extend or 0), address=getattr(args, "address", None)

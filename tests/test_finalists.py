@@ -136,7 +136,7 @@ def _check_finalist_numbers(r: dict, record: dict) -> None:
 def test_finalize_is_resumable_and_reported(searched, tmp_path, capsys):
     spec, outcome, _ = searched
     exp = outcome.experiment
-    folder = exp.work_dir() / FINALISTS_DIR
+    folder = exp.work_dir / FINALISTS_DIR
     first, second = json.loads((folder / "selection.json").read_text())["trial_ids"]
     kept = (folder / f"{first}.json").stat().st_mtime_ns
     (folder / f"{second}.json").unlink()  # as if the driver died before the second finished

@@ -241,7 +241,8 @@ def test_study_search_reopens_a_moved_journal(tmp_path):
     import pickle
     import shutil
 
-    from search.run.searcher import StudySearch, finalize_study, open_storage
+    from search.run.study import open_storage
+    from search.run.tune_internals import StudySearch, finalize_study
 
     spec = _conditional_spec()
     first = tmp_path / "a" / "study.journal"
@@ -294,7 +295,7 @@ def test_existing_experiment_and_unreachable_cluster_are_bad_input(tmp_path, cap
 
 
 def test_samplers_and_overrides(tmp_path):
-    from search.run.searcher import make_sampler
+    from search.run.study import make_sampler
     from search.spec.parse import load_spec
 
     path = tmp_path / "s.yaml"

@@ -36,7 +36,7 @@ def _killed_experiment(parent: Path) -> Path:
     """An optimize experiment as a killed search leaves it: a started run, Tune, the journal."""
     exp = Experiment.create(str(parent), "s", mode="optimize", spec_yaml=yaml.safe_dump(SPEC))
     segment = exp.add_segment(4)
-    exp.set_segment_status(segment.name, "running", tune_started=True)
+    exp.set_segment_status(segment.name, "running")
     root = Path(exp.location)
     (root / "tune" / segment.name).mkdir(parents=True)
     (root / "tune" / segment.name / "experiment_state-x.json").write_text("{}")

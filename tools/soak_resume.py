@@ -278,7 +278,7 @@ def check(
         if got != list(range(1, len(got) + 1)):
             verdict.problems.append(f"{t['trial_id']}: epochs {got}")
     if spec["search"]["mode"] != "grid":
-        from search.run.searcher import open_storage
+        from search.run.study import open_storage
 
         storage = open_storage(exp / "optuna" / "journal.log")
         study = optuna.load_study(study_name="robprune", storage=storage)

@@ -36,6 +36,7 @@ from robprune.io.results_schema import (
     table_from_rows,
     write_table_atomic,
 )
+from search.state import storage
 from search.state.experiment import Experiment
 from search.state.finalist_store import merge_finalists
 from search.state.trial_files import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
@@ -46,6 +47,7 @@ __all__ = [
     "export_experiment",
     "factor_columns",
     "error_message",
+    "tune_analysis",
     "TERMINAL",
 ]
 
@@ -110,16 +112,6 @@ def _local_pickled_error(trial: Any) -> Any:
     return None
 
 
-def _read(fs: pafs.FileSystem, path: str) -> str | None:
-    try:
-        if fs.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with fs.open_input_stream(path) as handle:
-            return handle.read().decode()
-    except OSError:
-        return None
-
-
 def _final_result(trial: Any) -> tuple[dict[str, Any] | None, str | None]:
     """The trial's finished `TrialResult` and, where it exists but cannot be read, why.
 
@@ -131,11 +123,9 @@ def _final_result(trial: Any) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     fs, path = checkpoint.filesystem, f"{checkpoint.path}/{FINAL_DIR}/{RESULT_FILE}"
     try:
-        if fs.get_file_info(path).type != pafs.FileType.File:
-            return None, None
-        with fs.open_input_stream(path) as handle:
-            text = handle.read().decode()
-        result = json.loads(text)
+        result = json.loads(storage.read_text(fs, path))
+    except FileNotFoundError:
+        return None, None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"unreadable {FINAL_DIR}/{RESULT_FILE}: {type(exc).__name__}: {exc}"
     if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
@@ -148,7 +138,9 @@ def _progress(trial: Any) -> dict[str, Any]:
     checkpoint = trial.checkpoint
     text = None
     if checkpoint is not None:
-        text = _read(checkpoint.filesystem, f"{checkpoint.path}/{PROGRESS_FILE}")
+        text = storage.read_text_or_none(
+            checkpoint.filesystem, f"{checkpoint.path}/{PROGRESS_FILE}"
+        )
     try:
         data = json.loads(text) if text else {}
         return data if isinstance(data, dict) else {}
@@ -176,12 +168,10 @@ def _tune_epochs(trial: Any, progress: dict[str, Any]) -> list[dict[str, Any]]:
     for row in progress.get("epochs") or []:
         if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] >= 1:
             by_epoch[row["epoch"]] = {k: row.get(k) for k in _EPOCH_KEYS}
-    text = _read(trial.storage.storage_filesystem, f"{trial.path}/result.json")
-    for line in (text or "").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short when the driver was killed
+    # Tune's result.json: a line cut short when the driver was killed is left out
+    for row in storage.read_json_lines(
+        trial.storage.storage_filesystem, f"{trial.path}/result.json"
+    ):
         epoch = row.get("epoch")
         if isinstance(epoch, int) and epoch >= 1:
             by_epoch[epoch] = {k: row.get(k) for k in _EPOCH_KEYS}
@@ -234,7 +224,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
     return row, epoch_rows, layer_rows
 
 
-def _analysis(location: str, fs: pafs.FileSystem | None) -> Any | None:
+def tune_analysis(location: str, fs: pafs.FileSystem | None) -> Any | None:
     from ray.tune import ExperimentAnalysis
 
     try:
@@ -249,7 +239,7 @@ def collect_rows(exp: Experiment) -> ExportResult:
     out = ExportResult()
     seen: set[str] = set()
     for index, segment in enumerate(exp.segments):
-        analysis = _analysis(*exp.tune_storage(segment.name))
+        analysis = tune_analysis(*storage.tune_storage(exp, segment.name))
         if analysis is None:
             continue
         trials = sorted(analysis.trials, key=lambda t: t.trial_id)
@@ -303,7 +293,7 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
             from search.results.tensorboard import write_tensorboard
 
             write_tensorboard(rows.trials, rows.epochs, staging / "tensorboard")
-        rows.results_dir = exp.replace_results_dir(staging)
+        rows.results_dir = storage.replace_dir(exp, "results", staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return rows

@@ -13,7 +13,9 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from search.run.tasks import failure_line, use_assigned_cpus
 from search.spec.model import Spec
+from search.state import storage
 from search.state.experiment import Experiment
 
 __all__ = ["run_dense_stage", "cache_dir"]
@@ -30,14 +32,10 @@ def cache_dir(spec: Spec, exp: Experiment) -> Path | str:
 
 def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
     """Train (or find) one dense model exactly as `run_trial` would, in a Ray task."""
-    import ray
-    import torch
-
     from robprune.config import parse_trial_config
     from robprune.trial.dense import ensure_dense_for
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
+    use_assigned_cpus()
     dense = ensure_dense_for(parse_trial_config(config), log=lambda m: print(m))
     if upload_to:
         import pyarrow.fs as pafs
@@ -85,17 +83,18 @@ def run_dense_stage(spec: Spec, exp: Experiment, stream: Any = None) -> list[str
     stream = stream or sys.stdout
     configs = dense_configs(spec, str(cache_dir(spec, exp)))
     stored = _stored_keys(exp, configs)
+    where = storage.join(exp.location, "dense")
     if stored is not None:
         print(
-            f"dense stage: {len(stored)} dense model(s) already trained in {exp.path('dense')}",
+            f"dense stage: {len(stored)} dense model(s) already trained in {where}",
             file=stream,
             flush=True,
         )
         return stored
-    upload = exp.path("dense") if exp.remote else None
+    upload = where if exp.remote else None
     task = ray.remote(_dense_task).options(num_cpus=spec.cpu, num_gpus=spec.gpu, max_retries=0)
     print(
-        f"dense stage: {len(configs)} dense model(s) under {exp.path('dense')}",
+        f"dense stage: {len(configs)} dense model(s) under {where}",
         file=stream,
         flush=True,
     )
@@ -106,14 +105,8 @@ def run_dense_stage(spec: Spec, exp: Experiment, stream: Any = None) -> list[str
         try:
             keys.append(ray.get(ref))
         except Exception as exc:  # noqa: BLE001 - reported; the trials fail with the reason
-            cause = getattr(exc, "cause", None) or exc
-            first = str(cause).splitlines()[0] if str(cause) else ""
             arch = cfg.get("model", {}).get("arch", "?")
-            print(
-                f"dense stage: {arch} failed: {type(cause).__name__}: {first}",
-                file=stream,
-                flush=True,
-            )
+            print(f"dense stage: {arch} failed: {failure_line(exc)}", file=stream, flush=True)
     print(
         f"dense stage: {len(keys)} of {len(configs)} ready after "
         f"{time.perf_counter() - start:.0f} s",

@@ -17,7 +17,9 @@ from typing import Any
 from robprune.errors import BadInput
 from search.results.choose import select_finalists
 from search.results.present import finalists_table, fmt_acc
+from search.run.tasks import failure_line, use_assigned_cpus
 from search.spec.finalist_rules import spec_finalists, spec_objectives
+from search.state import storage
 from search.state.experiment import Experiment
 from search.state.finalist_store import is_current, read_result, write_result, write_selection
 
@@ -26,11 +28,11 @@ __all__ = ["after_search", "run_finalists", "trial_checkpoints"]
 
 def trial_checkpoints(exp: Experiment) -> dict[str, Any]:
     """trial id -> its last Tune checkpoint (which holds final/model.pt), every run."""
-    from search.results.export import _analysis
+    from search.results.export import tune_analysis
 
     out: dict[str, Any] = {}
     for segment in exp.segments:
-        analysis = _analysis(*exp.tune_storage(segment.name))
+        analysis = tune_analysis(*storage.tune_storage(exp, segment.name))
         for trial in analysis.trials if analysis is not None else []:
             if trial.checkpoint is not None and trial.trial_id not in out:
                 out[trial.trial_id] = (trial.checkpoint, trial.config.get("trial", {}))
@@ -39,13 +41,9 @@ def trial_checkpoints(exp: Experiment) -> dict[str, Any]:
 
 def _finalist_task(config: dict[str, Any], checkpoint: Any, attacks: list[str] | None) -> dict:
     """One finalist in a Ray task: the checkpoint is fetched locally, then evaluated."""
-    import ray
-    import torch
-
     from robprune.evaluation.evaluate_finalists import evaluate_finalist
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
+    use_assigned_cpus()
     with checkpoint.as_directory() as directory:
         return evaluate_finalist(config, directory, attacks=attacks, log=print)
 
@@ -66,11 +64,28 @@ def run_finalists(
     Needs a connected Ray. When `top` exceeds the completed trials: BadInput if `strict` (by
     hand), else every completed trial is a finalist (after a search where some failed).
     """
-    import ray
+    stream = stream or sys.stdout
+    selection = _select(exp, top, objectives, attacks, stream, strict=strict)
+    chosen = selection["trial_ids"]
+    pending = [t for t in chosen if not is_current(read_result(exp, t), selection)]
+    if len(pending) < len(chosen):
+        print(f"finalists: {len(chosen) - len(pending)} already evaluated", file=stream)
+    _evaluate(exp, selection, pending, cpu=cpu, gpu=gpu, stream=stream)
+    return chosen
 
+
+def _select(
+    exp: Experiment,
+    top: int,
+    objectives: list[tuple[str, str]],
+    attacks: list[str] | None,
+    stream: Any,
+    *,
+    strict: bool,
+) -> dict[str, Any]:
+    """Choose the finalists and store the selection (what was asked, and who was chosen)."""
     from search.results.export import collect_rows
 
-    stream = stream or sys.stdout
     rows = collect_rows(exp).trials
     completed = [r for r in rows if r["status"] == "TERMINATED"]
     if top > len(completed) and strict:
@@ -99,9 +114,21 @@ def run_finalists(
         file=stream,
         flush=True,
     )
-    pending = [t for t in chosen if not is_current(read_result(exp, t), selection)]
-    if len(pending) < len(chosen):
-        print(f"finalists: {len(chosen) - len(pending)} already evaluated", file=stream)
+    return selection
+
+
+def _evaluate(
+    exp: Experiment,
+    selection: dict[str, Any],
+    pending: list[str],
+    *,
+    cpu: float,
+    gpu: float,
+    stream: Any,
+) -> None:
+    """One Ray task per pending finalist; each result is stored the moment it lands."""
+    import ray
+
     checkpoints = trial_checkpoints(exp)
     task = ray.remote(_finalist_task).options(num_cpus=cpu, num_gpus=gpu, max_retries=0)
     refs: dict[Any, str] = {}
@@ -118,13 +145,7 @@ def run_finalists(
         try:
             result = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - reported; the other finalists go on
-            cause = getattr(exc, "cause", None) or exc
-            text = str(cause).strip().splitlines()
-            print(
-                f"finalists: {trial_id} failed: {type(cause).__name__}: {text[0] if text else ''}",
-                file=stream,
-                flush=True,
-            )
+            print(f"finalists: {trial_id} failed: {failure_line(exc)}", file=stream, flush=True)
             continue
         result["request"] = {"attacks": selection["attacks"]}
         write_result(exp, trial_id, result)  # stored now: a killed driver keeps it
@@ -136,7 +157,6 @@ def run_finalists(
             file=stream,
             flush=True,
         )
-    return chosen
 
 
 def after_search(spec: Any, exp: Experiment, stream: Any = None) -> None:

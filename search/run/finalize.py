@@ -42,15 +42,9 @@ def finalize_main(args: Any) -> int:
     attacks = check_attack_list(getattr(args, "attacks", None))
     address = getattr(args, "address", None)
     prepare_environment(local=is_local(address))
+    objectives, resources = spec_objectives(spec), {"cpu": spec.cpu, "gpu": spec.gpu}
     with ray_session(address):
-        run_finalists(
-            exp,
-            top=top,
-            objectives=spec_objectives(spec),
-            cpu=spec.cpu,
-            gpu=spec.gpu,
-            attacks=attacks,
-        )
+        run_finalists(exp, top=top, objectives=objectives, attacks=attacks, **resources)
         result = export_experiment(exp)
     print(finalists_table(exp))
     print(f"results: {result.results_dir}/trials.parquet")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.spec.model import Spec
+from search.state import storage
 from search.state.experiment import Experiment, Segment
 
 __all__ = ["RunOutcome", "finish_run"]
@@ -44,7 +45,7 @@ def finish_run(
     """
     from search.results.export import export_experiment
     from search.run.progress import summary_table
-    from search.run.searcher import finalize_study
+    from search.run.tune_internals import finalize_study
 
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
@@ -52,7 +53,7 @@ def finish_run(
     exp.set_segment_status(segment.name, "interrupted" if interrupted else "finished")
     if not interrupted and spec.search.mode != "grid" and exp.journal_path.exists():
         finalize_study(exp.journal_path, exp.study_name)
-        exp.push("optuna")
+        storage.push(exp, "optuna")
     completed, failed = result.count("TERMINATED"), result.count("ERROR")
     varying = _varying_columns(result.trials)
     objectives = [

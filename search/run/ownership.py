@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from robprune.errors import BadInput
+from search.state import storage
 from search.state.experiment import Experiment
 
 __all__ = [
@@ -128,7 +129,7 @@ def _kill(pids: list[int]) -> None:
 
 def _read(exp: Experiment) -> dict[str, Any] | None:
     try:
-        return json.loads(exp.read_text(DRIVER_FILE))
+        return json.loads(storage.read_file(exp, DRIVER_FILE))
     except (FileNotFoundError, ValueError, OSError):
         return None
 
@@ -180,4 +181,4 @@ def record_driver(exp: Experiment, *, ray_dir: str | None) -> None:
         "ray_temp_dir": ray_dir,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    exp.write_text(DRIVER_FILE, json.dumps(payload, indent=2) + "\n")
+    storage.write_file(exp, DRIVER_FILE, json.dumps(payload, indent=2) + "\n")

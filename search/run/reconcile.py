@@ -15,8 +15,9 @@ classified from the durable record, never from the snapshot alone:
   FAILed in Optuna with the reason in its `fail_reason` user attribute. Tune's own search
   state was saved with the snapshot, so it hands that sample out again as a new trial.
 
-The searcher (`search.searcher.StudySearch`) also refuses to report to a finished Optuna trial,
-so no code path reports to one twice.
+The searcher (`search.run.tune_internals.StudySearch`) also refuses to report to a finished
+Optuna trial, so no code path reports to one twice. Tune's and Optuna's private members are
+reached through `search.run.tune_internals` only.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from typing import Any
 import pyarrow.fs as pafs
 from ray import tune
 
+from search.run import tune_internals as internals
+from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 from search.spec.model import Spec
+from search.state import storage
 from search.state.experiment import Experiment, Segment
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report
 
@@ -47,25 +51,8 @@ _KEPT_METRICS = ("epoch", "epochs_completed", "robust_acc", "clean_acc", "train_
 
 
 def _fs(exp: Experiment, run: str) -> tuple[pafs.FileSystem, str]:
-    path, fs = exp.tune_storage(run)
+    path, fs = storage.tune_storage(exp, run)
     return (fs or pafs.LocalFileSystem()), path
-
-
-def _read(fs: pafs.FileSystem, path: str) -> str | None:
-    try:
-        if fs.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with fs.open_input_stream(path) as handle:
-            return handle.read().decode()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _listing(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
-    try:
-        return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    except OSError:
-        return []
 
 
 class EndMarkerCallback(tune.Callback):
@@ -79,21 +66,21 @@ class EndMarkerCallback(tune.Callback):
         self.location = location
         self.run = run
         self.metrics = list(metrics)
-        self._exp: Experiment | None = None
+        self._fs: tuple[Any, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_exp": None}
+        return {**self.__dict__, "_fs": None}  # a filesystem handle does not travel
 
     def _write(self, trial: Any, status: str) -> None:
-        if self._exp is None:
-            self._exp = Experiment(self.location)
         last = trial.last_result or {}
         keep = {*self.metrics, *_KEPT_METRICS}
         result = {k: v for k, v in last.items() if k in keep and isinstance(v, int | float)}
         payload = json.dumps({"status": status, "result": result}, sort_keys=True) + "\n"
         try:
+            self._fs = self._fs or storage.filesystem(self.location)
+            fs, root = self._fs
             rel = f"tune/{self.run}/{trial.storage.trial_dir_name}/{END_MARKER}"
-            self._exp.write_text(rel, payload)
+            storage.write_text(fs, f"{root}/{rel}", payload)
         except OSError as exc:  # a marker is a safeguard; the search itself goes on
             print(f"warning: could not record the end of {trial.trial_id}: {exc}", flush=True)
 
@@ -144,46 +131,24 @@ class _Record:
 
 def _record(fs: pafs.FileSystem, trial_dir: str) -> _Record:
     names = sorted(
-        (i.base_name for i in _listing(fs, trial_dir) if _CHECKPOINT.match(i.base_name)),
+        (i.base_name for i in storage.listing(fs, trial_dir) if _CHECKPOINT.match(i.base_name)),
         key=_index,
     )
     final = next(
-        (n for n in reversed(names) if _read(fs, f"{trial_dir}/{n}/{FINAL_DIR}/{RESULT_FILE}")),
+        (
+            n
+            for n in reversed(names)
+            if storage.read_text_or_none(fs, f"{trial_dir}/{n}/{FINAL_DIR}/{RESULT_FILE}")
+        ),
         None,
     )
-    marker_text = _read(fs, f"{trial_dir}/{END_MARKER}")
+    marker_text = storage.read_text_or_none(fs, f"{trial_dir}/{END_MARKER}")
     try:
         marker = json.loads(marker_text) if marker_text else None
     except json.JSONDecodeError:
         marker = None
-    rows = []
-    for line in (_read(fs, f"{trial_dir}/result.json") or "").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # cut short by the kill
+    rows = storage.read_json_lines(fs, f"{trial_dir}/result.json")  # lines a kill cut: left out
     return _Record(checkpoints=names, final=final, marker=marker, rows=rows)
-
-
-def _register(trial: Any, name: str, rows: list[dict[str, Any]]) -> None:
-    """Make checkpoint `name` the trial's latest, as Tune's own bookkeeping would."""
-    from ray.train._internal.session import _TrainingResult
-
-    metrics = next((r for r in reversed(rows) if r.get("checkpoint_dir_name") == name), None)
-    metrics = dict(metrics or {"checkpoint_dir_name": name})
-    path = f"{trial.storage.trial_fs_path}/{name}"
-    result = _TrainingResult(
-        checkpoint=tune.Checkpoint(path, filesystem=trial.storage.storage_filesystem),
-        metrics=metrics,
-    )
-    manager = trial.run_metadata.checkpoint_manager
-    manager._checkpoint_results.append(result)
-    manager._latest_checkpoint_result = result
-    trial.storage._update_checkpoint_index(metrics)
-    if len(metrics) > 1:
-        trial.run_metadata.last_result = metrics
-    trial.run_metadata.invalidate_cache()
-    trial.invalidate_json_state()
 
 
 def _values(spec: Spec, metrics: dict[str, Any]) -> list[float] | None:
@@ -196,7 +161,9 @@ def _values(spec: Spec, metrics: dict[str, Any]) -> list[float] | None:
 def _final_metrics(fs: pafs.FileSystem, trial_dir: str, record: _Record) -> dict[str, Any]:
     """The metrics of the trial's last report, from the most durable source there is."""
     if record.final:
-        text = _read(fs, f"{trial_dir}/{record.final}/{FINAL_DIR}/{RESULT_FILE}")
+        text = storage.read_text_or_none(
+            fs, f"{trial_dir}/{record.final}/{FINAL_DIR}/{RESULT_FILE}"
+        )
         try:
             payload = json.loads(text or "")
             epochs = payload.get("epochs") or []
@@ -219,8 +186,6 @@ class _Study:
             return
         import optuna
 
-        from search.run.searcher import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
-
         try:
             self.study = optuna.load_study(
                 study_name=exp.study_name, storage=open_storage(exp.journal_path)
@@ -234,16 +199,8 @@ class _Study:
 
     def tell(self, number: int, values: list[float] | None, why: str) -> None:
         """COMPLETE with `values`, or FAIL (values None); `why` goes into a user attribute."""
-        import optuna
-
-        assert self.study is not None
         frozen = next(t for t in self.run_trials if t.number == number)
-        attr = "fail_reason" if values is None else "reconciled"
-        optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr(attr, why)
-        if values is None:
-            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(number, values if len(values) > 1 else values[0])
+        internals.tell_trial(self.study, frozen, values, why)
 
 
 def _classify(status: str, record: _Record, ot_trial: Any) -> str | None:
@@ -261,32 +218,28 @@ def _classify(status: str, record: _Record, ot_trial: Any) -> str | None:
 
 def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
     """Fix the newest Tune snapshot of `segment` and the Optuna journal in place (see above)."""
-    from ray.tune.experiment.trial import Trial
-
+    internals.check_tune_internals()
     out = Reconciled(run=segment.name)
     fs, run_path = _fs(exp, segment.name)
     study = _Study(spec, exp, segment.name)
-    states = sorted(i.base_name for i in _listing(fs, run_path) if _STATE.match(i.base_name))
+    states = sorted(
+        i.base_name for i in storage.listing(fs, run_path) if _STATE.match(i.base_name)
+    )
     known: set[str] = set()
     if states:
         state_path = f"{run_path}/{states[-1]}"
-        data = json.loads(_read(fs, state_path) or "{}")
+        data = json.loads(storage.read_text_or_none(fs, state_path) or "{}")
         changed = False
         for pair in data.get("trial_data", []):
-            trial = Trial.from_json_state(pair[0], stub=True)
-            trial.restore_run_metadata(pair[1])
-            trial.stub = False
+            trial = internals.snapshot_trial(pair)
             known.add(trial.trial_id)
             if _reconcile_trial(spec, fs, run_path, trial, study, out):
-                trial.invalidate_json_state()
-                pair[0], pair[1] = trial.get_json_state()
+                pair[0], pair[1] = internals.snapshot_entry(trial)
                 changed = True
         if changed:
-            _write_atomic(fs, state_path, json.dumps(data))
+            storage.write_text(fs, state_path, json.dumps(data))
     if study.study is not None:
         for ot_trial in study.run_trials:
-            from search.run.searcher import TUNE_TRIAL_ATTR
-
             tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
             if ot_trial.state.name == "RUNNING" and tune_id not in known:
                 study.tell(ot_trial.number, None, NEVER_STARTED)
@@ -308,17 +261,14 @@ def _reconcile_trial(
     newest = record.final if terminal and record.final else None
     newest = newest or (record.checkpoints[-1] if record.checkpoints else None)
     if newest is not None and _index(newest) > current_index:
-        _register(trial, newest, record.rows)
+        internals.register_checkpoint(trial, newest, record.rows)
         if terminal is None:
             out.resumed[trial.trial_id] = newest
         changed = True
     if terminal is not None and trial.status != terminal:
         if terminal == "ERROR":  # Tune's own error files, where it wrote them before the stop
-            names = {i.base_name for i in _listing(fs, trial_dir)}
-            if "error.txt" in names:
-                trial.run_metadata.error_filename = "error.txt"
-            if "error.pkl" in names:
-                trial.run_metadata.pickled_error_filename = "error.pkl"
+            names = {i.base_name for i in storage.listing(fs, trial_dir)}
+            internals.record_error_files(trial, names)
         trial.set_status(terminal)
         out.finished.append(trial.trial_id)
         changed = True
@@ -330,14 +280,3 @@ def _reconcile_trial(
         study.tell(ot_trial.number, values, why)
         out.told.append(ot_trial.number)
     return changed
-
-
-def _write_atomic(fs: pafs.FileSystem, path: str, text: str) -> None:
-    """Temporary file and rename where the filesystem can (local); one PUT on object stores."""
-    if isinstance(fs, pafs.LocalFileSystem):
-        from robprune.io.atomic import atomic_write_text
-
-        atomic_write_text(text, path)
-        return
-    with fs.open_output_stream(path) as handle:
-        handle.write(text.encode())

@@ -22,7 +22,9 @@ from search.run.session import is_local, prepare_environment, ray_session
 from search.run.tuner import build_tuner, configure_driver, restore_tuner
 from search.spec.model import Spec
 from search.spec.parse import parse_spec
-from search.state.experiment import Experiment, Segment, parent
+from search.state import storage
+from search.state.experiment import Experiment, Segment
+from search.state.storage import parent
 
 __all__ = ["RunOutcome", "run_search", "resume_experiment", "load_experiment_spec"]
 
@@ -32,13 +34,13 @@ def _hint(location: str) -> str:
 
 
 def _fit(tuner: Any, exp: Experiment, segment: Segment, sigint: InterruptState) -> None:
-    exp.set_segment_status(segment.name, "running", tune_started=True)
+    exp.set_segment_status(segment.name, "running")
     sigint.tuning = True
     try:
         tuner.fit()
     finally:
         sigint.tuning = False
-    exp.push("optuna")
+    storage.push(exp, "optuna")
 
 
 def _announce_interrupt(exp: Experiment, stream: Any) -> None:
@@ -55,14 +57,22 @@ def _owns_local_ray(address: str | None) -> bool:
 
 
 def _create(spec: Spec) -> Experiment:
+    """The new experiment, its first run recorded (begun, Tune not started yet)."""
     return Experiment.create(
-        spec.storage, spec.name, mode=spec.search.mode, spec_yaml=spec.to_yaml()
+        spec.storage,
+        spec.name,
+        mode=spec.search.mode,
+        spec_yaml=spec.to_yaml(),
+        first_run=True,
+        num_samples=_num_samples(spec),
     )
 
 
-def run_search(
-    spec: Spec, *, address: str | None = None, num_cpus: int | None = None, stream: Any = None
-) -> RunOutcome:
+def _num_samples(spec: Spec) -> int | None:
+    return None if spec.search.mode == "grid" else spec.search.num_samples
+
+
+def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
@@ -76,16 +86,16 @@ def run_search(
             exp, ray_dir = _create(spec), ray_temp_dir()
             record_driver(exp, ray_dir=ray_dir)
             stack.enter_context(owner_mark(ray_dir))
-            stack.enter_context(ray_session(None, num_cpus, temp_dir=ray_dir))
+            stack.enter_context(ray_session(None, temp_dir=ray_dir))
         else:  # a cluster first: a bad address must not leave a directory behind
-            stack.enter_context(ray_session(address, num_cpus))
+            stack.enter_context(ray_session(address))
             exp = _create(spec)
             record_driver(exp, ray_dir=None)
         print(f"experiment: {exp.location}", file=stream, flush=True)
-        segment = exp.add_segment(None if spec.search.mode == "grid" else spec.search.num_samples)
+        segment = exp.segments[0]
         try:
             run_dense_stage(spec, exp, stream)
-            exp.push("dense")
+            storage.push(exp, "dense")
             _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
             return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
         except KeyboardInterrupt:
@@ -99,8 +109,10 @@ def load_experiment_spec(exp: Experiment) -> Spec:
     try:
         text = exp.read_spec_yaml()
     except FileNotFoundError:
-        raise BadInput(f"{exp.path('spec.yaml')}: missing (the experiment's spec)") from None
-    raw = load_yaml_text(text, source=exp.path("spec.yaml"))
+        raise BadInput(
+            f"{storage.join(exp.location, 'spec.yaml')}: missing (the experiment's spec)"
+        ) from None
+    raw = load_yaml_text(text, source=storage.join(exp.location, "spec.yaml"))
     return parse_spec(raw, name=exp.name, storage=parent(exp.location))
 
 
@@ -132,7 +144,6 @@ def resume_experiment(
     *,
     extend: int = 0,
     address: str | None = None,
-    num_cpus: int | None = None,
     stream: Any = None,
 ) -> RunOutcome:
     """Finish what was interrupted (finished trials are never rerun), then add `extend` trials."""
@@ -141,7 +152,7 @@ def resume_experiment(
     exp, spec = open_for_resume(location, extend)
     print(f"experiment: {exp.location}", file=stream, flush=True)
     configure_driver(spec)
-    exp.pull("optuna")
+    storage.pull(exp, "optuna")
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
     ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
@@ -149,7 +160,7 @@ def resume_experiment(
     with (
         handle_sigint(_hint(exp.location)) as sigint,
         owner_mark(ray_dir),
-        ray_session(address, num_cpus, temp_dir=ray_dir),
+        ray_session(address, temp_dir=ray_dir),
     ):
         try:
             return _resume(spec, exp, extend, sigint, stream)
@@ -164,14 +175,14 @@ def _resume(
     from search.run.reconcile import reconcile_run
 
     if not exp.segments:  # stopped before its first run began: begin it now
-        exp.add_segment(None if spec.search.mode == "grid" else spec.search.num_samples)
+        exp.add_segment(_num_samples(spec))
     unfinished = [s for s in exp.segments if s.status != "finished"]
     run_dense_stage(spec, exp, stream)
-    exp.push("dense")
+    storage.push(exp, "dense")
     outcome = None
     for segment in unfinished:
         print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
-        exp.push("optuna")
+        storage.push(exp, "optuna")
         tuner = restore_tuner(spec, exp, segment)
         if tuner is None:  # stopped before Tune saved anything: start that run afresh
             tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
@@ -188,8 +199,6 @@ def _resume(
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
     if outcome is None:
         print("nothing to resume: every run of the experiment finished", file=stream)
-        last = exp.segments[-1] if exp.segments else None
-        if last is None:
-            raise BadInput(f"{exp.location}: the experiment has no runs")
-        outcome = finish_run(spec, exp, last, stream, interrupted=sigint.interrupted)
+        # never empty: a run was begun above when the experiment had none
+        outcome = finish_run(spec, exp, exp.segments[-1], stream, interrupted=sigint.interrupted)
     return outcome

@@ -23,6 +23,10 @@ DEFAULT_ENV = {
     "TUNE_GLOBAL_CHECKPOINT_S": "2",
     # checkpoints every epoch force snapshots by design: not worth a warning
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Tune's newer output engine prints its configuration box and a TensorBoard command into
+    # Ray's temp dir even at verbose=0 (ray/tune/experimental/output.py, Ray 2.60); the legacy
+    # engine at verbose=0 prints nothing: robprune's progress lines and TensorBoard command stay
+    "RAY_AIR_NEW_OUTPUT": "0",
 }
 #: Local Ray listens on loopback only.
 LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -101,14 +105,12 @@ def _check_reachable(address: str) -> None:
 
 
 @contextmanager
-def ray_session(
-    address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None
-) -> Iterator[bool]:
+def ray_session(address: str | None = None, temp_dir: str | None = None) -> Iterator[bool]:
     """Connected Ray for the body; shut down afterwards if this call started it.
 
     Yields whether this session started Ray (a local instance it owns).
     """
-    started = connect(address, num_cpus=num_cpus, temp_dir=temp_dir)
+    started = connect(address, temp_dir=temp_dir)
     quiet()
     try:
         yield started

@@ -19,6 +19,8 @@ from typing import Any
 
 from ray import tune
 
+from search.run.tasks import use_assigned_cpus
+from search.state import storage
 from search.state.trial_files import (
     FINAL_DIR,
     PROGRESS_FILE,
@@ -48,22 +50,11 @@ def _quiet_ray_train_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _set_threads() -> None:
-    """Torch should use the CPUs Ray gave this trial, not every core of the node."""
-    import ray
-    import torch
-
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
-
-
 def _sync_dense(config: dict[str, Any]) -> None:
     """Remote storage: fetch the shared dense models into this node's local cache."""
     remote = config.get("dense_uri")
     if not remote:
         return
-    import pyarrow.fs as pafs
-
     from robprune.io.atomic import file_lock as locked
 
     local = Path(config["trial"]["cache_dir"]).expanduser()
@@ -72,12 +63,10 @@ def _sync_dense(config: dict[str, Any]) -> None:
     with locked(local / ".sync.lock"):  # trials sharing a node download once
         if (local / ".synced").exists():
             return
-        fs, path = pafs.FileSystem.from_uri(remote)
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        fs, path = storage.filesystem(remote)
+        if not storage.exists(fs, path):
             return
-        pafs.copy_files(
-            path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()
-        )
+        storage.copy_tree(path, str(local), source_fs=fs)
         (local / ".synced").touch()
 
 
@@ -91,8 +80,8 @@ def _restore_columns(restored_from: list[int]) -> dict[str, Any]:
 
 def _failure_marker() -> tuple[Any, str] | None:
     try:
-        storage = tune.get_context().get_storage()
-        return storage.storage_filesystem, f"{storage.trial_fs_path}/{TRIAL_ERROR_FILE}"
+        context = tune.get_context().get_storage()
+        return context.storage_filesystem, f"{context.trial_fs_path}/{TRIAL_ERROR_FILE}"
     except Exception:  # noqa: BLE001 - outside a Tune session (unit use): no marker
         return None
 
@@ -100,12 +89,7 @@ def _failure_marker() -> tuple[Any, str] | None:
 def _previous_failure(marker: tuple[Any, str] | None) -> str | None:
     if marker is None:
         return None
-    fs, path = marker
-    try:
-        with fs.open_input_stream(path) as handle:
-            return handle.read().decode().strip() or None
-    except (OSError, UnicodeDecodeError):
-        return None
+    return (storage.read_text_or_none(*marker) or "").strip() or None
 
 
 def _record_failure(marker: tuple[Any, str] | None, exc: Exception) -> None:
@@ -114,8 +98,7 @@ def _record_failure(marker: tuple[Any, str] | None, exc: Exception) -> None:
     text = str(exc).strip().splitlines()
     fs, path = marker
     try:
-        with fs.open_output_stream(path) as handle:
-            handle.write(f"{type(exc).__name__}: {text[0] if text else ''}".encode())
+        storage.write_text(fs, path, f"{type(exc).__name__}: {text[0] if text else ''}")
     except OSError:
         pass
 
@@ -135,7 +118,7 @@ def train_trial(config: dict[str, Any]) -> None:
 
 
 def _train(config: dict[str, Any]) -> None:
-    _set_threads()
+    use_assigned_cpus()
     _sync_dense(config)
     trial_config = config["trial"]
     checkpoint = tune.get_checkpoint()

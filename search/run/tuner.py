@@ -12,6 +12,7 @@ from typing import Any
 from search.run.dense_stage import cache_dir
 from search.spec.model import Spec
 from search.spec.settings import FINAL_METRICS
+from search.state import storage
 from search.state.experiment import Experiment, Segment
 
 __all__ = ["build_tuner", "restore_tuner", "configure_driver"]
@@ -47,6 +48,40 @@ def configure_driver(spec: Spec) -> None:
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
 
 
+def _search_space(
+    spec: Spec, exp: Experiment, segment: Segment, offset: int
+) -> tuple[dict[str, Any], Any, int]:
+    """(param_space, search algorithm, num_samples) of one run: a grid of configs, or the
+    persisted Optuna study asked through a define-by-run space."""
+    from ray import tune
+
+    from search.run.study import make_sampler
+    from search.run.tune_internals import StudySearch
+    from search.spec.grid import grid_configs
+    from search.spec.space import SpaceFunction
+
+    settings = spec.search
+    cache = str(cache_dir(spec, exp))
+    extra: dict[str, Any] = {}
+    if exp.remote:  # trials fetch the dense models from the experiment's storage
+        extra["dense_uri"] = storage.join(exp.location, "dense")
+    if settings.mode == "grid":
+        configs = grid_configs(spec, cache)
+        return {"trial": tune.grid_search(configs), **extra}, None, 1
+    multi = len(settings.objectives) > 1
+    StudySearch.journal_override = str(exp.journal_path)
+    search_alg = StudySearch(
+        SpaceFunction(spec, cache, extra),
+        metric=settings.metrics if multi else settings.primary.metric,
+        mode=settings.modes if multi else settings.primary.mode,
+        sampler=make_sampler(settings, offset=offset),
+        study_name=exp.study_name,
+        journal=exp.journal_path,
+        run=segment.name,
+    )
+    return {}, search_alg, int(segment.num_samples or settings.num_samples)
+
+
 def build_tuner(
     spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 0, stream: Any = None
 ) -> Any:
@@ -55,33 +90,12 @@ def build_tuner(
 
     from search.run.progress import ProgressCallback
     from search.run.reconcile import EndMarkerCallback
-    from search.run.searcher import StudySearch, make_sampler
     from search.run.trainable import trial_name
-    from search.spec.grid import grid_configs
-    from search.spec.space import SpaceFunction
     from search.state.status_file import status_callback
 
     settings = spec.search
-    cache = str(cache_dir(spec, exp))
-    extra: dict[str, Any] = {"dense_uri": exp.path("dense")} if exp.remote else {}
-    if settings.mode == "grid":
-        configs = grid_configs(spec, cache)
-        param_space: dict[str, Any] = {"trial": tune.grid_search(configs), **extra}
-        search_alg, num_samples, total = None, 1, len(configs)
-    else:
-        multi = len(settings.objectives) > 1
-        StudySearch.journal_override = str(exp.journal_path)
-        search_alg = StudySearch(
-            SpaceFunction(spec, cache, extra),
-            metric=settings.metrics if multi else settings.primary.metric,
-            mode=settings.modes if multi else settings.primary.mode,
-            sampler=make_sampler(settings, offset=offset),
-            study_name=exp.study_name,
-            journal=exp.journal_path,
-            run=segment.name,
-        )
-        param_space, num_samples = {}, int(segment.num_samples or settings.num_samples)
-        total = num_samples
+    param_space, search_alg, num_samples = _search_space(spec, exp, segment, offset)
+    total = len(spec.grid) if settings.mode == "grid" else num_samples
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=_scheduler(spec),
@@ -93,7 +107,7 @@ def build_tuner(
         trial_dirname_creator=trial_name,
         reuse_actors=True,
     )
-    storage_path, storage_fs = exp.tune_storage()
+    storage_path, storage_fs = storage.tune_storage(exp)
     run_config = tune.RunConfig(
         name=segment.name,
         storage_path=storage_path,
@@ -121,10 +135,10 @@ def restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any | None:
     """
     from ray import tune
 
-    from search.run.searcher import StudySearch
+    from search.run.tune_internals import StudySearch
 
     StudySearch.journal_override = str(exp.journal_path)
-    path, fs = exp.tune_storage(segment.name)
+    path, fs = storage.tune_storage(exp, segment.name)
     if not tune.Tuner.can_restore(path, storage_filesystem=fs):
         return None
     return tune.Tuner.restore(

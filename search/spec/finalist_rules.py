@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from robprune.errors import BadInput
-from search.spec.grid import grid_configs
 
 __all__ = ["spec_finalists", "planned_trials", "check_spec", "spec_objectives"]
 
@@ -25,7 +24,7 @@ def spec_finalists(spec: Any) -> tuple[str, int]:
 def planned_trials(spec: Any) -> int:
     """How many trials the search will run: the grid's cells x seeds, or num_samples."""
     if spec.search.mode == "grid":
-        return len(grid_configs(spec, "."))
+        return len(spec.grid)
     return int(spec.search.num_samples)
 
 

@@ -13,7 +13,7 @@ from search.spec.conditions import is_dense_path
 from search.spec.model import Spec
 from search.spec.trial import concrete_config, trial_fixed_keys
 
-__all__ = ["grid_assignments", "grid_configs", "dense_configs", "dense_variants"]
+__all__ = ["grid_assignments", "grid_trials", "grid_configs", "dense_configs", "dense_variants"]
 
 
 def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any]]:
@@ -39,12 +39,20 @@ def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any
     return cells
 
 
+def grid_trials(spec: Spec) -> list[tuple[dict[str, Any], int]]:
+    """The trials of grid mode: every cell times `search.seeds` replicates, balanced.
+
+    Built once, when the spec is parsed (`Spec.grid`); everything else reads that.
+    """
+    return list(itertools.product(grid_assignments(spec), range(spec.search.seeds)))
+
+
 def grid_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
-    """Trial configs of grid mode: every cell times `search.seeds` replicates, balanced."""
+    """Trial configs of grid mode, one per trial of `Spec.grid`."""
     fixed = trial_fixed_keys(spec, cache_dir)
     base_seed = int(spec.fixed_value("seed") or 0) if spec.dist("seed") is None else None
     configs = []
-    for cell, replicate in itertools.product(grid_assignments(spec), range(spec.search.seeds)):
+    for cell, replicate in spec.grid:
         extra = dict(fixed)
         if base_seed is not None:
             extra["seed"] = base_seed + replicate

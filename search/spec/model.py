@@ -35,6 +35,8 @@ class Spec:
     template: dict[str, Any]
     dists: list[Dist]
     raw: dict[str, Any] = field(repr=False)
+    #: grid mode: every trial as (cell, replicate), built once when the spec is parsed
+    grid: list[tuple[dict[str, Any], int]] = field(default_factory=list, repr=False)
 
     @property
     def cpu(self) -> float:

@@ -22,6 +22,7 @@ from robprune.errors import BadInput, ConfigError
 from search.spec.conditions import is_dense_path
 from search.spec.dists import Dist, check_fixed, walk
 from search.spec.finalist_rules import check_spec
+from search.spec.grid import grid_trials
 from search.spec.model import FIXED_TRIAL_KEYS, Spec, trial_defaults
 from search.spec.paths import set_path
 from search.spec.settings import parse_resources, parse_search
@@ -136,6 +137,8 @@ def parse_spec(
         dists=dists,
         raw={**raw, "name": exp_name, "storage": storage},
     )
+    if search.mode == "grid":
+        spec.grid = grid_trials(spec)  # the one place the grid is built
     check_spec(spec)  # eval.autoattack/finalists fixed, K fits the planned trials
     return spec
 

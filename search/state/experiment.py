@@ -11,6 +11,11 @@ Layout (EXPERIMENT = STORAGE/NAME):
 
 On remote storage the driver keeps working copies of optuna/ and dense/ on local disk (Optuna
 needs a file to lock, trials need files to load) and uploads them; Tune writes to the URI itself.
+
+What the rest of search/ reads of an experiment (its name, mode, working copy, journal, runs)
+are plain attributes, set once when it is created or opened; this module is entered only to
+create or open one and to record a run's state. Its files are read and written through
+`search.state.storage`.
 """
 
 from __future__ import annotations
@@ -18,18 +23,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
-
 import robprune
 from robprune.errors import BadInput
-from robprune.io.atomic import atomic_write_text
+from search.state import storage as files
+from search.state.storage import join, resolve_location
 
-__all__ = ["Experiment", "Segment", "resolve_location", "is_remote", "join", "parent", "basename"]
+__all__ = ["Experiment", "Segment"]
 
 STATE_FILE = "experiment.json"
 SPEC_FILE = "spec.yaml"
@@ -40,49 +43,6 @@ _FORMAT = "robprune.experiment/1"
 #: larger number than it knows refuses to touch the experiment.
 FORMAT_FILE = "FORMAT_VERSION"
 FORMAT_VERSION = 1
-
-
-def is_remote(location: str) -> bool:
-    """A URI with a scheme other than file:// is remote."""
-    return "://" in location and not location.startswith("file://")
-
-
-def resolve_location(location: str) -> str:
-    """Local paths become absolute; URIs are kept as given (without a trailing slash)."""
-    if location.startswith("file://"):
-        return str(Path(location[len("file://") :]).expanduser().resolve())
-    if is_remote(location):
-        base, sep, query = location.partition("?")
-        return base.rstrip("/") + sep + query
-    return str(Path(location).expanduser().resolve())
-
-
-def join(location: str, *parts: str) -> str:
-    """Path join that keeps a URI's query (s3://b/p?endpoint_override=... stays valid)."""
-    if not is_remote(location):
-        return str(Path(location, *parts))
-    base, sep, query = location.partition("?")
-    return "/".join([base.rstrip("/"), *parts]) + sep + query
-
-
-def parent(location: str) -> str:
-    if not is_remote(location):
-        return str(Path(location).parent)
-    base, sep, query = location.partition("?")
-    return base.rstrip("/").rsplit("/", 1)[0] + sep + query
-
-
-def basename(location: str) -> str:
-    return location.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
-
-
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    if is_remote(location):
-        try:
-            return pafs.FileSystem.from_uri(location)
-        except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # type: ignore[attr-defined]
-            raise BadInput(f"storage {location!r}: {exc}") from None
-    return pafs.LocalFileSystem(), location
 
 
 @dataclass
@@ -108,8 +68,29 @@ class Experiment:
 
     def __init__(self, location: str):
         self.location = resolve_location(location)
-        self.fs, self.fs_path = _filesystem(self.location)
+        self.fs, self.fs_path = files.filesystem(self.location)
+        self.remote = files.is_remote(self.location)
+        self.tune_location = join(self.location, "tune")  # Tune's runs (a path or a URI)
         self.state: dict[str, Any] = {}
+        self._adopt({})
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        """Take `state` as the experiment's, and the attributes read from it."""
+        self.state = state
+        self.name = str(state.get("name", ""))
+        self.mode = str(state.get("mode", ""))
+        self.study_name = str(state.get("study_name", STUDY_NAME))
+        self.segments = [Segment(**s) for s in state.get("segments", [])]
+        #: local directory holding what must be a real file (the Optuna journal, dense cache)
+        self.work_dir = Path(self.location) if not self.remote else self._remote_work_dir()
+        self.journal_path = self.work_dir / "optuna" / JOURNAL_FILE
+        #: the trials' `cache_dir`: the shared dense models (local, or a working copy)
+        self.dense_dir = self.work_dir / "dense"
+
+    def _remote_work_dir(self) -> Path:
+        root = Path(os.environ.get("ROBPRUNE_WORK_DIR", "~/.cache/robprune/experiments"))
+        digest = hashlib.sha256(self.location.encode()).hexdigest()[:16]
+        return root.expanduser() / f"{self.name}-{digest}"
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -117,10 +98,10 @@ class Experiment:
         """The experiment to create; refuses an existing one (a second Tune run would mix in)."""
         exp = cls(join(resolve_location(storage), name))
         try:
-            info = exp.fs.get_file_info(exp.fs_path)
+            taken = files.exists(exp.fs, exp.fs_path)
         except OSError as exc:
             raise BadInput(f"storage {exp.location}: {exc}") from None
-        if info.type != pafs.FileType.NotFound:
+        if taken:
             raise BadInput(
                 f"experiment {exp.location} already exists: use `robprune resume "
                 f"{exp.location}` or another --name"
@@ -128,20 +109,33 @@ class Experiment:
         return exp
 
     @classmethod
-    def create(cls, storage: str, name: str, *, mode: str, spec_yaml: str) -> Experiment:
-        """Make the experiment's directory and its state file."""
+    def create(
+        cls,
+        storage: str,
+        name: str,
+        *,
+        mode: str,
+        spec_yaml: str,
+        first_run: bool = False,
+        num_samples: int | None = None,
+    ) -> Experiment:
+        """Make the experiment's directory and its state file; with `first_run`, the state
+        holds its first Tune run (of `num_samples` trials, None for a grid) already."""
         exp = cls.check_new(storage, name)
         exp.fs.create_dir(exp.fs_path, recursive=True)
-        exp.state = {
-            "format": _FORMAT,
-            "name": name,
-            "mode": mode,
-            "study_name": STUDY_NAME,
-            "robprune_version": robprune.__version__,
-            "segments": [],
-        }
-        exp.write_text(FORMAT_FILE, f"{FORMAT_VERSION}\n")
-        exp.write_text(SPEC_FILE, spec_yaml)
+        runs = [Segment("run-000", num_samples, "running", False).to_dict()] if first_run else []
+        exp._adopt(
+            {
+                "format": _FORMAT,
+                "name": name,
+                "mode": mode,
+                "study_name": STUDY_NAME,
+                "robprune_version": robprune.__version__,
+                "segments": runs,
+            }
+        )
+        exp._write(FORMAT_FILE, f"{FORMAT_VERSION}\n")
+        exp._write(SPEC_FILE, spec_yaml)
         exp.save_state()
         return exp
 
@@ -155,21 +149,22 @@ class Experiment:
                 f"{exp.location} is not a robprune experiment (no {STATE_FILE})"
             ) from None
         try:
-            exp.state = json.loads(text)
+            state = json.loads(text)
         except json.JSONDecodeError:
             raise BadInput(f"{join(exp.location, STATE_FILE)} is not valid JSON") from None
-        exp._check_format()
-        if exp.state.get("format") != _FORMAT:
+        exp._check_format(state)
+        if state.get("format") != _FORMAT:
             raise BadInput(f"{join(exp.location, STATE_FILE)}: not a robprune experiment")
+        exp._adopt(state)
         return exp
 
-    def _check_format(self) -> None:
+    def _check_format(self, state: dict[str, Any]) -> None:
         """An experiment written by a newer robprune is left alone (exit 2, nothing changed)."""
         try:
             text = self.read_text(FORMAT_FILE).strip()
         except FileNotFoundError:
             text = "1"  # written before the file existed
-        fmt = str(self.state.get("format", ""))
+        fmt = str(state.get("format", ""))
         found = text if text.isdigit() else "?"
         if fmt.startswith("robprune.experiment/") and fmt.rpartition("/")[2].isdigit():
             found = str(max(int(found) if found.isdigit() else 0, int(fmt.rpartition("/")[2])))
@@ -180,146 +175,35 @@ class Experiment:
                 f"{FORMAT_VERSION}); upgrade robprune to resume it"
             )
 
-    # ------------------------------------------------------------------ properties
-    @property
-    def name(self) -> str:
-        return str(self.state["name"])
-
-    @property
-    def mode(self) -> str:
-        return str(self.state["mode"])
-
-    @property
-    def study_name(self) -> str:
-        return str(self.state.get("study_name", STUDY_NAME))
-
-    @property
-    def remote(self) -> bool:
-        return is_remote(self.location)
-
-    @property
-    def tune_location(self) -> str:
-        """Where Ray Tune keeps its runs (a local path or a URI)."""
-        return join(self.location, "tune")
-
-    def tune_storage(self, run: str | None = None) -> tuple[str, pafs.FileSystem | None]:
-        """(path, filesystem) for Tune: remote runs get pyarrow's filesystem object, which
-        keeps options such as an S3 endpoint that a path string would lose."""
-        if not self.remote:
-            return (join(self.tune_location, run) if run else self.tune_location), None
-        path = f"{self.fs_path}/tune" + (f"/{run}" if run else "")
-        return path, self.fs
-
-    @property
-    def segments(self) -> list[Segment]:
-        return [Segment(**s) for s in self.state.get("segments", [])]
-
+    # ------------------------------------------------------------------ its runs
     def add_segment(self, num_samples: int | None) -> Segment:
         segment = Segment(f"run-{len(self.segments):03d}", num_samples, "running", False)
         self.state["segments"] = [*self.state.get("segments", []), segment.to_dict()]
         self.save_state()
         return segment
 
-    def set_segment_status(self, name: str, status: str, *, tune_started: bool = True) -> None:
-        """Record a run's state; `tune_started` says that Tune's directory should exist."""
+    def set_segment_status(self, name: str, status: str) -> None:
+        """Record a run's state; from now on Tune's directory of the run should exist."""
         for seg in self.state["segments"]:
             if seg["name"] == name:
                 seg["status"] = status
-                seg["tune_started"] = seg.get("tune_started", True) or tune_started
+                seg["tune_started"] = True
         self.save_state()
 
+    def save_state(self) -> None:
+        self._write(STATE_FILE, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+        self._adopt(self.state)
+
+    # ------------------------------------------------------------------ its files
     def path(self, *parts: str) -> str:
         return join(self.location, *parts)
 
-    # ------------------------------------------------------------------ local working copies
-    def work_dir(self) -> Path:
-        """Local directory holding what must be a real file (the Optuna journal, dense cache)."""
-        if not self.remote:
-            return Path(self.location)
-        root = Path(os.environ.get("ROBPRUNE_WORK_DIR", "~/.cache/robprune/experiments"))
-        digest = hashlib.sha256(self.location.encode()).hexdigest()[:16]
-        return root.expanduser() / f"{self.name}-{digest}"
-
-    @property
-    def journal_path(self) -> Path:
-        return self.work_dir() / "optuna" / JOURNAL_FILE
-
-    @property
-    def dense_dir(self) -> Path:
-        """The trials' `cache_dir`: the shared dense models (local, or a working copy)."""
-        return self.work_dir() / "dense"
-
-    def pull(self, sub: str) -> None:
-        """Remote experiments: copy EXPERIMENT/sub into the local working copy."""
-        if not self.remote:
-            return
-        src = f"{self.fs_path}/{sub}"
-        if self.fs.get_file_info(src).type == pafs.FileType.NotFound:
-            return
-        dst = self.work_dir() / sub
-        dst.mkdir(parents=True, exist_ok=True)
-        pafs.copy_files(
-            src, str(dst), source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem()
-        )
-
-    def push(self, sub: str) -> None:
-        """Remote experiments: upload the local working copy of EXPERIMENT/sub."""
-        if not self.remote:
-            return
-        src = self.work_dir() / sub
-        if not src.exists():
-            return
-        pafs.copy_files(
-            str(src),
-            f"{self.fs_path}/{sub}",
-            source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=self.fs,
-        )
-
-    # ------------------------------------------------------------------ small files
     def read_text(self, rel: str) -> str:
-        path = f"{self.fs_path}/{rel}"
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
-            raise FileNotFoundError(path)
-        with self.fs.open_input_stream(path) as handle:
-            return handle.read().decode()
+        """EXPERIMENT/rel; FileNotFoundError when it is not there."""
+        return files.read_text(self.fs, f"{self.fs_path}/{rel}")
 
-    def write_text(self, rel: str, text: str) -> None:
-        """Atomic on a local disk (temporary file, rename); one PUT on object stores."""
-        if not self.remote:
-            atomic_write_text(text, Path(self.fs_path, rel))
-            return
-        with self.fs.open_output_stream(f"{self.fs_path}/{rel}") as handle:
-            handle.write(text.encode())
-
-    def save_state(self) -> None:
-        self.write_text(STATE_FILE, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+    def _write(self, rel: str, text: str) -> None:
+        files.write_text(self.fs, f"{self.fs_path}/{rel}", text)
 
     def read_spec_yaml(self) -> str:
         return self.read_text(SPEC_FILE)
-
-    def replace_results_dir(self, local_dir: Path) -> str:
-        """Publish a freshly exported results/ directory (local rename, or upload)."""
-        target = self.path("results")
-        if not self.remote:
-            final = Path(target)
-            final.mkdir(parents=True, exist_ok=True)
-            for item in sorted(local_dir.iterdir()):
-                dest = final / item.name
-                if item.is_dir():
-                    if dest.exists():
-                        shutil.rmtree(dest)
-                    os.replace(item, dest)
-                else:
-                    os.replace(item, dest)  # atomic per file
-            return target
-        results = f"{self.fs_path}/results"
-        if self.fs.get_file_info(f"{results}/tensorboard").type != pafs.FileType.NotFound:
-            self.fs.delete_dir(f"{results}/tensorboard")
-        pafs.copy_files(
-            str(local_dir),
-            results,
-            source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=self.fs,
-        )
-        return target

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from search.state import storage
 from search.state.experiment import Experiment
 
 __all__ = [
@@ -44,7 +45,7 @@ FINAL_COLUMNS = {
 
 def _read_json(exp: Experiment, rel: str) -> Any | None:
     try:
-        return json.loads(exp.read_text(rel))
+        return json.loads(storage.read_file(exp, rel))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -54,7 +55,9 @@ def read_selection(exp: Experiment) -> dict[str, Any] | None:
 
 
 def write_selection(exp: Experiment, selection: dict[str, Any]) -> None:
-    exp.write_text(f"{FINALISTS_DIR}/{SELECTION_FILE}", json.dumps(selection, indent=2) + "\n")
+    storage.write_file(
+        exp, f"{FINALISTS_DIR}/{SELECTION_FILE}", json.dumps(selection, indent=2) + "\n"
+    )
 
 
 def read_result(exp: Experiment, trial_id: str) -> dict[str, Any] | None:
@@ -62,7 +65,9 @@ def read_result(exp: Experiment, trial_id: str) -> dict[str, Any] | None:
 
 
 def write_result(exp: Experiment, trial_id: str, result: dict[str, Any]) -> None:
-    exp.write_text(f"{FINALISTS_DIR}/{trial_id}.json", json.dumps(result, indent=2) + "\n")
+    storage.write_file(
+        exp, f"{FINALISTS_DIR}/{trial_id}.json", json.dumps(result, indent=2) + "\n"
+    )
 
 
 def is_current(result: dict[str, Any] | None, selection: dict[str, Any]) -> bool:

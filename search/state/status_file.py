@@ -14,6 +14,8 @@ from typing import Any
 
 from ray import tune
 
+from search.state import storage
+
 __all__ = ["STATUS_FILE", "StatusFileCallback", "read_status", "status_callback", "status_payload"]
 
 STATUS_FILE = "status.json"
@@ -73,19 +75,16 @@ class StatusFileCallback(tune.Callback):
         self.metric, self.mode, self.total, self.run = metric, mode, total, run
         self.every_s = every_s
         self._last = 0.0
-        self._exp: Any = None
+        self._fs: tuple[Any, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_exp"] = None  # a filesystem handle does not travel in Tune's snapshot
+        state["_fs"] = None  # a filesystem handle does not travel in Tune's snapshot
         return state
 
     def _write(self, trials: list[Any], state: str, overrides: dict[str, str] | None = None):
-        from search.state.experiment import Experiment
-
         try:
-            if self._exp is None:
-                self._exp = Experiment(self.location)
+            self._fs = self._fs or storage.filesystem(self.location)
             payload = status_payload(
                 trials,
                 metric=self.metric,
@@ -95,7 +94,8 @@ class StatusFileCallback(tune.Callback):
                 state=state,
                 overrides=overrides,
             )
-            self._exp.write_text(STATUS_FILE, json.dumps(payload, indent=2) + "\n")
+            fs, root = self._fs
+            storage.write_text(fs, f"{root}/{STATUS_FILE}", json.dumps(payload, indent=2) + "\n")
             self._last = time.monotonic()
         except Exception:  # noqa: BLE001 - progress reporting must never fail the search
             pass
@@ -120,10 +120,9 @@ class StatusFileCallback(tune.Callback):
 
 def read_status(location: str) -> dict[str, Any] | None:
     """The experiment's status.json, or None before the search has written one."""
-    from search.state.experiment import Experiment
-
+    fs, root = storage.filesystem(storage.resolve_location(location))
     try:
-        text = Experiment(location).read_text(STATUS_FILE)
+        text = storage.read_text(fs, f"{root}/{STATUS_FILE}")
     except FileNotFoundError:
         return None
     try:

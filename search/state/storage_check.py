@@ -13,9 +13,8 @@ import os
 import uuid
 from pathlib import Path
 
-import pyarrow.fs as pafs
-
 from robprune.errors import BadInput
+from search.state import storage
 from search.state.experiment import SPEC_FILE, STATE_FILE, Experiment
 
 __all__ = ["check_resumable"]
@@ -25,7 +24,7 @@ _PROBE_BYTES = 1 << 20  # a full disk refuses this much; a nearly full one has n
 
 def _missing(exp: Experiment, rel: str) -> bool:
     try:
-        return exp.fs.get_file_info(f"{exp.fs_path}/{rel}").type == pafs.FileType.NotFound
+        return not storage.exists(exp.fs, f"{exp.fs_path}/{rel}")
     except OSError:
         return True
 
@@ -65,17 +64,20 @@ def _check_writable(exp: Experiment) -> None:
 def check_resumable(exp: Experiment) -> None:
     """Raise BadInput (one line, naming the path) if `exp` cannot be resumed as it is."""
     if _missing(exp, SPEC_FILE):
-        raise BadInput(f"{exp.path(SPEC_FILE)}: missing (the experiment's spec); cannot resume")
+        where = storage.join(exp.location, SPEC_FILE)
+        raise BadInput(f"{where}: missing (the experiment's spec); cannot resume")
     started = [s for s in exp.segments if s.tune_started]
     for segment in started:
         if _missing(exp, f"tune/{segment.name}"):
-            where = exp.path("tune") if _missing(exp, "tune") else exp.path("tune", segment.name)
+            tune = storage.join(exp.location, "tune")
+            where = tune if _missing(exp, "tune") else storage.join(tune, segment.name)
             raise BadInput(
                 f"{where}: missing (Ray Tune's record of run {segment.name}); the experiment "
                 "is incomplete and cannot be resumed"
             )
     if exp.mode != "grid" and started and _missing(exp, "optuna/journal.log"):
-        where = exp.path("optuna") if _missing(exp, "optuna") else exp.path("optuna/journal.log")
+        optuna = storage.join(exp.location, "optuna")
+        where = optuna if _missing(exp, "optuna") else storage.join(optuna, "journal.log")
         raise BadInput(
             f"{where}: missing (the Optuna study of this {exp.mode} search); the experiment "
             "is incomplete and cannot be resumed"

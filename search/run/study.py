@@ -1,0 +1,40 @@
+"""The experiment's Optuna study: its journal storage, its sampler, its trial attributes.
+
+The study lives in one append-only journal file (optuna-dashboard opens it). Each Optuna trial
+carries the id of its Tune trial and run as user attributes: the durable link the
+reconciliation before a resume reads. The searcher that keeps the study across moves is
+`search.run.tune_internals.StudySearch`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from search.spec.settings import SearchSettings
+
+__all__ = ["open_storage", "make_sampler", "TUNE_TRIAL_ATTR", "RUN_ATTR"]
+
+#: Optuna user attributes linking an Optuna trial to its Tune trial (and run) durably.
+TUNE_TRIAL_ATTR = "tune_trial_id"
+RUN_ATTR = "tune_run"
+
+
+def open_storage(journal: str | Path) -> optuna.storages.JournalStorage:
+    """Optuna journal storage (one append-only file): optuna-dashboard opens it directly."""
+    path = Path(journal)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def make_sampler(settings: SearchSettings, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler the spec names; `offset` varies its seed between runs of one study."""
+    seed = settings.sampler_seed + offset
+    if settings.sampler == "random" or settings.mode == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "nsgaii":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if settings.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
