@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
-
+from robprune.io.dense_cache import dense_meta_path
 from search.run.tasks import failure_line, use_assigned_cpus
 from search.spec.model import Spec
 from search.state import storage
@@ -37,16 +36,11 @@ def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
 
     use_assigned_cpus()
     dense = ensure_dense_for(parse_trial_config(config), log=lambda m: print(m))
-    if upload_to:
-        import pyarrow.fs as pafs
-
-        fs, path = pafs.FileSystem.from_uri(upload_to)
-        pafs.copy_files(
-            str(dense.directory),
-            f"{path}/dense/{dense.directory.name}",
-            source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=fs,
-        )
+    if upload_to:  # EXPERIMENT/dense is the trials' cache_dir: the same layout there
+        key = str(dense.meta["key"])
+        fs, root = storage.filesystem(upload_to)
+        target = dense_meta_path(root, key).rpartition("/")[0]
+        storage.copy_tree(str(dense.directory), target, destination_fs=fs)
     return str(dense.meta["key"])
 
 
@@ -59,11 +53,14 @@ def _stored_keys(exp: Experiment, configs: list[dict[str, Any]]) -> list[str] | 
     parsed = [parse_trial_config(c) for c in configs]
     keys = [dense_key(p) for p in parsed]
     for key, config in zip(keys, parsed, strict=True):
-        if exp.remote:
-            info = exp.fs.get_file_info(f"{exp.fs_path}/dense/dense/{key}/meta.json")
-            if info.type != pafs.FileType.File:
-                return None
-        elif not (Path(config.cache_dir).expanduser() / "dense" / key / "meta.json").is_file():
+        if exp.remote:  # EXPERIMENT/dense, the trials' cache_dir there
+            fs, meta = exp.fs, dense_meta_path(f"{exp.fs_path}/dense", key)
+        else:
+            fs, meta = (
+                storage.LOCAL,
+                dense_meta_path(str(Path(config.cache_dir).expanduser()), key),
+            )
+        if not storage.is_file(fs, meta):
             return None
     return keys
 

@@ -37,6 +37,7 @@ __all__ = [
     "write_text",
     "listing",
     "copy_tree",
+    "LOCAL",
     "Located",
     "read_file",
     "write_file",
@@ -46,7 +47,8 @@ __all__ = [
     "replace_dir",
 ]
 
-_LOCAL = pafs.LocalFileSystem()
+#: The local filesystem (paths on this machine).
+LOCAL = pafs.LocalFileSystem()
 
 
 def is_remote(location: str) -> bool:
@@ -86,7 +88,7 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
             return pafs.FileSystem.from_uri(location)
         except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # type: ignore[attr-defined]
             raise BadInput(f"storage {location!r}: {exc}") from None
-    return _LOCAL, location
+    return LOCAL, location
 
 
 def is_file(fs: pafs.FileSystem, path: str) -> bool:
@@ -148,8 +150,8 @@ def copy_tree(
     source: str,
     destination: str,
     *,
-    source_fs: pafs.FileSystem = _LOCAL,
-    destination_fs: pafs.FileSystem = _LOCAL,
+    source_fs: pafs.FileSystem = LOCAL,
+    destination_fs: pafs.FileSystem = LOCAL,
 ) -> None:
     """Copy a directory tree between filesystems (a working copy up or down)."""
     pafs.copy_files(
