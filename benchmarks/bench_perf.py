@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain import plain_epoch, plain_loader, plain_pgd, plain_robust_accuracy  # noqa: E402
 
 from robprune.attacks import build_attack  # noqa: E402
+from robprune.config import TrainRecipe  # noqa: E402
 from robprune.data import load_data, to_float  # noqa: E402
 from robprune.evaluation.accuracy import accuracy_under  # noqa: E402
 from robprune.models import create_model  # noqa: E402
@@ -112,16 +113,18 @@ def _timed(fn, device) -> float:
 
 def _trainer(w, data, method, device, runtime):
     return Trainer(
+        recipe=TrainRecipe(
+            method=method,
+            epochs=1000,
+            lr=0.01,
+            schedule="constant",
+            warmup_epochs=0,
+            batch_size=w.batch,
+            weight_decay=5e-4,
+            momentum=0.9,
+        ),
         model=_model(w, data, device),
         train=data.train,
-        method=method,
-        epochs=1000,
-        lr=0.01,
-        schedule="constant",
-        warmup_epochs=0,
-        batch_size=w.batch,
-        weight_decay=5e-4,
-        momentum=0.9,
         augment=False,
         device=device,
         seed=0,

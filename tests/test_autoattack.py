@@ -26,6 +26,7 @@ N = 200
 
 @pytest.fixture(scope="module")
 def digits_model():
+    from robprune.config import TrainRecipe
     from robprune.data import load_data, to_float
     from robprune.models import create_model
     from robprune.training.losses import AdversarialSetting
@@ -42,16 +43,18 @@ def digits_model():
         width=0.5,
     )
     trainer = Trainer(
+        recipe=TrainRecipe(
+            method="pgd_at",
+            epochs=6,
+            lr=0.05,
+            schedule="cosine",
+            warmup_epochs=0,
+            batch_size=64,
+            weight_decay=5e-4,
+            momentum=0.9,
+        ),
         model=model,
         train=data.train,
-        method="pgd_at",
-        epochs=6,
-        lr=0.05,
-        schedule="cosine",
-        warmup_epochs=0,
-        batch_size=64,
-        weight_decay=5e-4,
-        momentum=0.9,
         adversarial=AdversarialSetting(
             epsilon=EPS, step_size=EPS / 4, steps=3, norm="linf", beta=0.0
         ),
@@ -152,26 +155,22 @@ def test_masking_flags_say_what_they_mean():
 
 
 def test_final_evaluation_deep_checks_on_digits(digits_model):
+    from robprune.config import ResolvedThreat
     from robprune.data import TensorSplit
-    from robprune.evaluation.final import final_evaluation
+    from robprune.evaluation.final import FinalSuite, final_evaluation
 
     model, x, y = digits_model
     test = TensorSplit(x=x[:40].contiguous(), y=y[:40].contiguous())
-    out = final_evaluation(
-        model,
-        test,
-        attacks=["fgsm", "pgd10"],
+    suite = FinalSuite(
+        attacks=("fgsm", "pgd10"),
         primary="pgd10",
-        epsilon=EPS,
-        step_size=None,
-        norm="linf",
+        threat=ResolvedThreat(norm="linf", epsilon=EPS, step_size=None, eval_steps=10),
         batch_size=64,
-        device=torch.device("cpu"),
         autoattack="standard",
         autoattack_n=20,
         deep_checks=True,
-        eval_steps=10,
     )
+    out = final_evaluation(model, test, suite, device=torch.device("cpu"))
     m = out.metrics
     assert m["autoattack_label"] == "AutoAttack (standard, official)"
     assert m["autoattack_n"] == 20 and 0 <= m["autoattack_acc"] <= m["clean_acc"]

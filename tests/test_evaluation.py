@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sklearn import datasets as sklearn_datasets
 from torch import nn
 
-from robprune.config import EvalConfig
+from robprune.config import EvalConfig, ResolvedThreat
 from robprune.data import DataSplits, TensorSplit
 from robprune.evaluation.accuracy import accuracy_under, evaluate
 from robprune.trial.subsets import epoch_subset, limited_test_split
@@ -96,9 +96,7 @@ def test_gradient_masking_flags_fire_on_a_masking_model_and_not_on_a_plain_one()
             model,
             subset,
             ["fgsm", "pgd10"],
-            epsilon=0.1,
-            step_size=0.025,
-            norm="linf",
+            threat=ResolvedThreat(norm="linf", epsilon=0.1, step_size=0.025),
             batch_size=128,
             device=CPU,
         )

@@ -9,7 +9,7 @@ import torch
 from requirements import cuda_only
 from torch import nn
 
-from robprune.config import parse_trial_config
+from robprune.config import TrainRecipe, parse_trial_config
 from robprune.data import TensorSplit, iterate_batches, load_data, place_split
 from robprune.errors import ConfigError, TrialFailed
 from robprune.models import create_model
@@ -40,16 +40,18 @@ def _model(data, seed: int = 0) -> nn.Module:
 
 def _trainer(model, data, *, runtime=None, method="ce", batch_size=64, seed=0, lr=0.05):
     return Trainer(
+        recipe=TrainRecipe(
+            method=method,
+            epochs=5,
+            lr=lr,
+            schedule="constant",
+            warmup_epochs=0,
+            batch_size=batch_size,
+            weight_decay=0.0,
+            momentum=0.9,
+        ),
         model=model,
         train=data.train,
-        method=method,
-        epochs=5,
-        lr=lr,
-        schedule="constant",
-        warmup_epochs=0,
-        batch_size=batch_size,
-        weight_decay=0.0,
-        momentum=0.9,
         augment=False,
         device=CPU,
         seed=seed,
@@ -176,16 +178,18 @@ def test_cuda_epoch_has_no_host_sync(digits):
     dev = torch.device("cuda")
     model = _model(digits).to(dev)
     trainer = Trainer(
+        recipe=TrainRecipe(
+            method="pgd_at",
+            epochs=2,
+            lr=0.05,
+            schedule="cosine",
+            warmup_epochs=0,
+            batch_size=32,
+            weight_decay=5e-4,
+            momentum=0.9,
+        ),
         model=model,
         train=digits.train,
-        method="pgd_at",
-        epochs=2,
-        lr=0.05,
-        schedule="cosine",
-        warmup_epochs=0,
-        batch_size=32,
-        weight_decay=5e-4,
-        momentum=0.9,
         augment=True,
         device=dev,
         seed=0,
@@ -228,16 +232,18 @@ def _digits_accuracy(data, runtime, seed):
     from robprune.evaluation.accuracy import accuracy_under
 
     trainer = Trainer(
+        recipe=TrainRecipe(
+            method="pgd_at",
+            epochs=8,
+            lr=0.05,
+            schedule="cosine",
+            warmup_epochs=0,
+            batch_size=64,
+            weight_decay=5e-4,
+            momentum=0.9,
+        ),
         model=_model(data, seed),
         train=data.train,
-        method="pgd_at",
-        epochs=8,
-        lr=0.05,
-        schedule="cosine",
-        warmup_epochs=0,
-        batch_size=64,
-        weight_decay=5e-4,
-        momentum=0.9,
         augment=False,
         device=CPU,
         seed=seed,
@@ -279,16 +285,18 @@ def test_pgd_in_bf16_is_as_strong_as_in_fp32():
     dev = torch.device("cuda")
     data = load_data("digits")
     trainer = Trainer(
+        recipe=TrainRecipe(
+            method="pgd_at",
+            epochs=10,
+            lr=0.05,
+            schedule="cosine",
+            warmup_epochs=0,
+            batch_size=64,
+            weight_decay=5e-4,
+            momentum=0.9,
+        ),
         model=_model(data).to(dev),
         train=data.train,
-        method="pgd_at",
-        epochs=10,
-        lr=0.05,
-        schedule="cosine",
-        warmup_epochs=0,
-        batch_size=64,
-        weight_decay=5e-4,
-        momentum=0.9,
         augment=False,
         device=dev,
         seed=0,

@@ -142,6 +142,7 @@ def test_resume_from_checkpoint_matches_uninterrupted(baseline, dense_cache, tmp
 
 
 def test_nan_loss_stops_with_a_clear_reason():
+    from robprune.config import TrainRecipe
     from robprune.data import load_data
     from robprune.models import create_model
     from robprune.training import AdversarialSetting, Trainer
@@ -158,16 +159,18 @@ def test_nan_loss_stops_with_a_clear_reason():
     with torch.no_grad():  # a diverged weight, as an exploding learning rate leaves behind
         model.classifier.weight[0, 0] = float("inf")
     trainer = Trainer(
+        recipe=TrainRecipe(
+            method="ce",
+            epochs=1,
+            lr=0.1,
+            schedule="constant",
+            warmup_epochs=0,
+            batch_size=64,
+            weight_decay=0.0,
+            momentum=0.9,
+        ),
         model=model,
         train=data.train,
-        method="ce",
-        epochs=1,
-        lr=0.1,
-        schedule="constant",
-        warmup_epochs=0,
-        batch_size=64,
-        weight_decay=0.0,
-        momentum=0.9,
         augment=False,
         device=torch.device("cpu"),
         seed=0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .apgd import apgd, apgd_targeted
 from .core import NORMS, eval_mode, fgsm, input_grad, pgd, project, project_step
 from .losses import LOSSES, ce_loss, cw_margin_loss, dlr_loss, dlr_targeted_loss, get_loss
-from .registry import ATTACKS, Attack, build_attack, robust_accuracy
+from .registry import ATTACKS, Attack, build_attack, robust_accuracy, threat_attack
 
 __all__ = [
     "ATTACKS",
@@ -32,4 +32,5 @@ __all__ = [
     "project",
     "project_step",
     "robust_accuracy",
+    "threat_attack",
 ]

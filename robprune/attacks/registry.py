@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robprune.config import ResolvedThreat
 from robprune.config.names import ATTACKS, parse_attack_name
 
 from .apgd import apgd, apgd_targeted
 from .core import NORMS, eval_mode, fgsm, pgd
 
-__all__ = ["ATTACKS", "Attack", "build_attack", "robust_accuracy"]
+__all__ = ["ATTACKS", "Attack", "build_attack", "threat_attack", "robust_accuracy"]
 
 _APGD_TARGETS = 9
 
@@ -169,6 +170,11 @@ def build_attack(
     return Attack(
         kind=parsed.kind, norm=norm, step_size=None, restarts=restarts, random_start=True, **common
     )
+
+
+def threat_attack(name: str, threat: ResolvedThreat) -> Attack:
+    """The attack called `name` at a trial's resolved threat model."""
+    return build_attack(name, epsilon=threat.epsilon, step_size=threat.step_size, norm=threat.norm)
 
 
 def _model_device(model: nn.Module) -> torch.device:

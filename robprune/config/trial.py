@@ -50,6 +50,7 @@ __all__ = [
     "BetaConfig",
     "FinetuneConfig",
     "ThreatConfig",
+    "ResolvedThreat",
     "EvalConfig",
     "RuntimeConfig",
     "TrialConfig",
@@ -256,6 +257,23 @@ class ThreatConfig:
     even when `eval.attacks` does not list it)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ResolvedThreat:
+    """The threat model of one trial with the data set's defaults filled in: what every attack,
+    training objective and evaluation of the trial reads (`TrialConfig.resolved_threat`)."""
+
+    norm: str
+    """linf | l2."""
+    epsilon: float
+    """Perturbation budget in [0, 1] pixel units."""
+    step_size: float | None
+    """PGD/CW step; None lets each attack use its own default (epsilon / 4)."""
+    train_steps: int = 10
+    """PGD steps when generating training and MRS examples."""
+    eval_steps: int = 20
+    """PGD steps of the `pgd_acc` column."""
+
+
 _ATTACK = Check(parse_attack_name)
 
 
@@ -343,6 +361,16 @@ class TrialConfig:
         if self.threat.epsilon is not None:
             return self.threat.epsilon / 4
         return threat_defaults(self.data.dataset)[1]
+
+    @property
+    def resolved_threat(self) -> ResolvedThreat:
+        return ResolvedThreat(
+            norm=self.threat.norm,
+            epsilon=self.epsilon,
+            step_size=self.step_size,
+            train_steps=self.threat.train_steps,
+            eval_steps=self.threat.eval_steps,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config, JSON/YAML-safe (tuples become lists)."""

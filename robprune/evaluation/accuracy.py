@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robprune.attacks import build_attack, eval_mode
+from robprune.attacks import eval_mode, threat_attack
+from robprune.config import ResolvedThreat
 from robprune.data import TensorSplit, iterate_batches
 from robprune.evaluation.masking import MaskingFlag, basic_flags
 from robprune.runtime import Runtime
@@ -24,7 +25,6 @@ __all__ = [
     "evaluate",
     "accuracy_under",
     "sanity_flags",
-    "sanity_warnings",
 ]
 
 
@@ -112,19 +112,17 @@ def evaluate(
     split: TensorSplit,
     attack_names: list[str],
     *,
-    epsilon: float,
-    step_size: float | None,
-    norm: str,
+    threat: ResolvedThreat,
     batch_size: int,
     device: torch.device,
     runtime: Runtime | None = None,
 ) -> Evaluation:
+    """Clean accuracy and accuracy under each named attack at `threat`, with masking flags."""
     kw: dict[str, Any] = {"batch_size": batch_size, "device": device, "runtime": runtime}
     clean = accuracy_under(model, split, None, **kw)
     outcomes = {}
     for name in attack_names:
-        attack = build_attack(name, epsilon=epsilon, step_size=step_size, norm=norm)
-        outcomes[name] = accuracy_under(model, split, attack, **kw)
+        outcomes[name] = accuracy_under(model, split, threat_attack(name, threat), **kw)
     return Evaluation(
         clean_acc=clean.accuracy,
         attacks=outcomes,
@@ -137,8 +135,3 @@ def sanity_flags(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> lis
     return basic_flags(
         clean.accuracy, clean.loss, {n: (o.accuracy, o.loss) for n, o in attacks.items()}
     )
-
-
-def sanity_warnings(clean: AttackOutcome, attacks: dict[str, AttackOutcome]) -> list[str]:
-    """The flags as text, each with what it means."""
-    return [str(f) for f in sanity_flags(clean, attacks)]

@@ -63,7 +63,7 @@ def evaluate_finalist(
     log: Any = None,
 ) -> dict[str, Any]:
     """The finalist's record: settings, metrics (full test split), attack configs, flags."""
-    from robprune.evaluation.final import final_evaluation
+    from robprune.evaluation.final import FinalSuite, final_evaluation
     from robprune.models.serialization import load_pruned_state_dict
     from robprune.runtime import resolve_device, seed_everything
     from robprune.trial.builders import build_model, load_trial_data
@@ -81,24 +81,18 @@ def evaluate_finalist(
     primary = cfg.eval.primary if cfg.eval.primary in settings["attacks"] else None
     pgd = [n for n in settings["attacks"] if n.startswith("pgd")]
     primary = primary or (pgd or settings["attacks"])[0]
-    result = final_evaluation(
-        model,
-        data.test,
-        attacks=settings["attacks"],
+    suite = FinalSuite(
+        attacks=tuple(settings["attacks"]),
         primary=primary,
-        epsilon=cfg.epsilon,
-        step_size=cfg.step_size,
-        pgd_column=f"pgd{cfg.threat.eval_steps}",
-        norm=cfg.threat.norm,
+        threat=cfg.resolved_threat,
         batch_size=cfg.eval.batch_size,
-        device=device,
+        pgd_column=f"pgd{cfg.threat.eval_steps}",
         autoattack=settings["autoattack"],
         autoattack_n=settings["autoattack_n"],
         seed=cfg.seed,
         deep_checks=True,
-        eval_steps=cfg.threat.eval_steps,
-        log=log,
     )
+    result = final_evaluation(model, data.test, suite, device=device, log=log)
     return {
         "settings": settings,
         "metrics": {**result.metrics, "wall_s": time.perf_counter() - start},

@@ -20,6 +20,7 @@ from torch import nn
 
 from robprune.attacks import build_attack, robust_accuracy
 from robprune.attacks.autoattack import LABELS, run_autoattack, run_official_attacks
+from robprune.config import ResolvedThreat
 from robprune.data import TensorSplit, to_float
 from robprune.evaluation.accuracy import evaluate
 from robprune.evaluation.masking import (
@@ -30,7 +31,14 @@ from robprune.evaluation.masking import (
     sweep_flags,
 )
 
-__all__ = ["FinalEvaluation", "final_evaluation", "full_suite", "CHECK_EXAMPLES", "SWEEP"]
+__all__ = [
+    "FinalEvaluation",
+    "FinalSuite",
+    "final_evaluation",
+    "full_suite",
+    "CHECK_EXAMPLES",
+    "SWEEP",
+]
 
 #: Examples of the (costly) Square-vs-PGD check and of the epsilon sweep (fewer when
 #: eval.autoattack_n is smaller: the same first examples AutoAttack sees).
@@ -52,6 +60,12 @@ class FinalEvaluation:
     @property
     def warnings(self) -> list[str]:
         return [str(f) for f in self.flags]
+
+    def add(self, more: FinalEvaluation) -> None:
+        """Merge another part's metrics, flags and attack configs into this one."""
+        self.metrics.update(more.metrics)
+        self.flags += more.flags
+        self.attack_config.update(more.attack_config)
 
 
 def full_suite(attacks: list[str] | tuple[str, ...], eval_steps: int) -> list[str]:
@@ -75,27 +89,45 @@ def _unbounded(norm: str, shape: tuple[int, ...]) -> float:
     return 1.0 if norm == "linf" else math.sqrt(math.prod(shape))
 
 
+@dataclass(frozen=True, kw_only=True)
+class FinalSuite:
+    """What a final evaluation runs: our attacks, the official AutoAttack and the deep checks,
+    at one threat model (a trial's last step and the finalists stage each build one)."""
+
+    attacks: tuple[str, ...]
+    """Our attacks, by name (`robprune.config.names`)."""
+    primary: str
+    """The attack whose accuracy is `robust_acc`; one of `attacks`."""
+    threat: ResolvedThreat
+    """Radius, norm and PGD/CW step of every attack (step None: each attack's default);
+    `eval_steps` is the PGD of the deep checks' sweep."""
+    batch_size: int
+    """Evaluation batch size."""
+    pgd_column: str | None = None
+    """The attack of the `pgd_acc` column (one of `attacks`); None: the first PGD listed."""
+    autoattack: str = "none"
+    """The official AutoAttack: standard | rand run it; none | finalists skip it."""
+    autoattack_n: int | None = None
+    """AutoAttack (and the deep checks) on the first N test examples; None: all."""
+    seed: int = 0
+    """Seed of every random start."""
+    deep_checks: bool = False
+    """Also Square alone against PGD and an epsilon sweep, on a subset (finalists)."""
+
+
 def _deep_checks(
-    model: nn.Module,
-    test: TensorSplit,
-    *,
-    epsilon: float,
-    norm: str,
-    steps: int,
-    batch_size: int,
-    device: torch.device,
-    seed: int,
-    limit: int | None,
+    model: nn.Module, test: TensorSplit, suite: FinalSuite, device: torch.device
 ) -> tuple[dict[str, Any], list[MaskingFlag], dict[str, Any]]:
-    n = min(CHECK_EXAMPLES, len(test), limit or len(test))
+    threat = suite.threat
+    n = min(CHECK_EXAMPLES, len(test), suite.autoattack_n or len(test))
     x, y = to_float(test.x[:n]), test.y[:n]
-    pgd_name = f"pgd{steps}"
+    pgd_name = f"pgd{threat.eval_steps}"
 
     def pgd_acc(eps: float) -> float:
-        attack = build_attack(pgd_name, epsilon=eps, norm=norm)
-        gen = torch.Generator().manual_seed(seed)
+        attack = build_attack(pgd_name, epsilon=eps, norm=threat.norm)
+        gen = torch.Generator().manual_seed(suite.seed)
         return robust_accuracy(
-            model, x, y, attack, batch_size=batch_size, device=device, generator=gen
+            model, x, y, attack, batch_size=suite.batch_size, device=device, generator=gen
         )
 
     square = run_official_attacks(
@@ -103,13 +135,15 @@ def _deep_checks(
         x.to(device),
         y.to(device),
         attacks=["square"],
-        norm=norm,
-        epsilon=epsilon,
-        batch_size=batch_size,
-        seed=seed,
+        norm=threat.norm,
+        epsilon=threat.epsilon,
+        batch_size=suite.batch_size,
+        seed=suite.seed,
     )
-    sweep = [{"epsilon": epsilon * f, "accuracy": pgd_acc(epsilon * f)} for f in SWEEP]
-    top = _unbounded(norm, tuple(x.shape[1:]))
+    sweep = [
+        {"epsilon": threat.epsilon * f, "accuracy": pgd_acc(threat.epsilon * f)} for f in SWEEP
+    ]
+    top = _unbounded(threat.norm, tuple(x.shape[1:]))
     sweep.append({"epsilon": top, "accuracy": pgd_acc(top), "unbounded": True})
     pgd_at_eps = sweep[0]["accuracy"]
     flags = square_flags(square.accuracy, pgd_at_eps, pgd_name, n)
@@ -123,57 +157,35 @@ def _deep_checks(
     }
     config = {
         "square": {**square.config, "examples": n},
-        "eps_sweep": {"attack": pgd_name, "norm": norm, "examples": n, "seed": seed},
+        "eps_sweep": {"attack": pgd_name, "norm": threat.norm, "examples": n, "seed": suite.seed},
     }
     return metrics, flags, config
 
 
-def final_evaluation(
+def _our_attacks(
     model: nn.Module,
     test: TensorSplit,
-    *,
-    attacks: list[str],
-    primary: str,
-    epsilon: float,
-    step_size: float | None,
-    norm: str,
-    batch_size: int,
+    suite: FinalSuite,
     device: torch.device,
-    runtime: Any = None,
-    pgd_column: str | None = None,
-    autoattack: str = "none",
-    autoattack_n: int | None = None,
-    seed: int = 0,
-    deep_checks: bool = False,
-    eval_steps: int = 20,
-    state_dir: str | Path | None = None,
-    log: Any = None,
+    runtime: Any,
 ) -> FinalEvaluation:
-    """Clean + `attacks` on `test`; the official AutoAttack when `autoattack` is a version
-    (standard | rand; `none` or `finalists` skip it) on the first `autoattack_n` examples.
-
-    `pgd_column` names the attack of the `pgd_acc` column (it must be in `attacks`); by default
-    the first PGD in `attacks`. `step_size` (None: each attack's default) reaches every attack.
-    `runtime` (robprune.runtime.Runtime) applies to our attacks; AutoAttack runs in fp32.
-    """
-    log = log or (lambda message: None)
+    """Clean + the suite's attacks: the metric columns, their flags and attack configs."""
     ev = evaluate(
         model,
         test,
-        list(attacks),
-        epsilon=epsilon,
-        step_size=step_size,
-        norm=norm,
-        batch_size=batch_size,
+        list(suite.attacks),
+        threat=suite.threat,
+        batch_size=suite.batch_size,
         device=device,
         runtime=runtime,
     )
     accs = {name: out.accuracy for name, out in ev.attacks.items()}
-    apgd = [ev.attacks[n].correct for n in attacks if n.startswith("apgd")]
+    apgd = [ev.attacks[n].correct for n in suite.attacks if n.startswith("apgd")]
+    pgd_column = suite.pgd_column
     metrics: dict[str, Any] = {
         "clean_acc": ev.clean_acc,
-        "robust_acc": accs[primary],
-        "robust_attack": primary,
+        "robust_acc": accs[suite.primary],
+        "robust_attack": suite.primary,
         "fgsm_acc": _first(accs, "fgsm"),
         "pgd_acc": accs[pgd_column] if pgd_column else _first(accs, "pgd"),
         "cw_acc": _first(accs, "cw"),
@@ -183,48 +195,69 @@ def final_evaluation(
         "attacks": accs,
         "test_size": len(test),
     }
-    flags = list(ev.flags)
     attack_config = {name: out.config for name, out in ev.attacks.items()}
-    if autoattack in LABELS:
-        n = len(test) if autoattack_n is None else min(autoattack_n, len(test))
-        log(f"{LABELS[autoattack]} on {n} test examples")
-        state = Path(state_dir) / f"autoattack-{autoattack}.json" if state_dir else None
-        out = run_autoattack(
-            model,
-            to_float(test.x[:n]).to(device),
-            test.y[:n].to(device),
-            version=autoattack,
-            norm=norm,
-            epsilon=epsilon,
-            batch_size=batch_size,
-            seed=seed,
-            state_path=state,
-        )
-        metrics.update(
-            autoattack_acc=out.accuracy,
-            autoattack_label=out.label,
-            autoattack_version=autoattack,
-            autoattack_n=n,
-            autoattack_stages=out.stages,
-            autoattack_wall_s=out.wall_s,
-        )
-        attack_config["autoattack"] = out.config
-        flags += official_flags(out.checks)
-    if deep_checks:
+    return FinalEvaluation(metrics=metrics, flags=list(ev.flags), attack_config=attack_config)
+
+
+def _official_autoattack(
+    model: nn.Module,
+    test: TensorSplit,
+    suite: FinalSuite,
+    device: torch.device,
+    state_dir: str | Path | None,
+) -> FinalEvaluation:
+    """The official AutoAttack (`suite.autoattack`) on the first `autoattack_n` examples."""
+    version = suite.autoattack
+    n = len(test) if suite.autoattack_n is None else min(suite.autoattack_n, len(test))
+    state = Path(state_dir) / f"autoattack-{version}.json" if state_dir else None
+    out = run_autoattack(
+        model,
+        to_float(test.x[:n]).to(device),
+        test.y[:n].to(device),
+        version=version,
+        norm=suite.threat.norm,
+        epsilon=suite.threat.epsilon,
+        batch_size=suite.batch_size,
+        seed=suite.seed,
+        state_path=state,
+    )
+    metrics = {
+        "autoattack_acc": out.accuracy,
+        "autoattack_label": out.label,
+        "autoattack_version": version,
+        "autoattack_n": n,
+        "autoattack_stages": out.stages,
+        "autoattack_wall_s": out.wall_s,
+    }
+    flags = official_flags(out.checks)
+    return FinalEvaluation(metrics=metrics, flags=flags, attack_config={"autoattack": out.config})
+
+
+def final_evaluation(
+    model: nn.Module,
+    test: TensorSplit,
+    suite: FinalSuite,
+    *,
+    device: torch.device,
+    runtime: Any = None,
+    state_dir: str | Path | None = None,
+    log: Any = None,
+) -> FinalEvaluation:
+    """Clean + `suite.attacks` on `test`; the official AutoAttack when `suite.autoattack` is a
+    version (standard | rand); the deep checks when asked.
+
+    `runtime` (robprune.runtime.Runtime) applies to our attacks; AutoAttack runs in fp32.
+    `state_dir` keeps AutoAttack's progress, so an interrupted run continues where it stopped.
+    """
+    log = log or (lambda message: None)
+    result = _our_attacks(model, test, suite, device, runtime)
+    if suite.autoattack in LABELS:
+        n = len(test) if suite.autoattack_n is None else min(suite.autoattack_n, len(test))
+        log(f"{LABELS[suite.autoattack]} on {n} test examples")
+        result.add(_official_autoattack(model, test, suite, device, state_dir))
+    if suite.deep_checks:
         log("masking checks: Square vs PGD and an epsilon sweep on a subset")
-        extra, more, config = _deep_checks(
-            model,
-            test,
-            epsilon=epsilon,
-            norm=norm,
-            steps=eval_steps,
-            batch_size=batch_size,
-            device=device,
-            seed=seed,
-            limit=autoattack_n,
-        )
-        metrics.update(extra)
-        flags += more
-        attack_config.update(config)
-    metrics["masking_flags"] = flags_to_dicts(flags)
-    return FinalEvaluation(metrics=metrics, flags=flags, attack_config=attack_config)
+        metrics, flags, config = _deep_checks(model, test, suite, device)
+        result.add(FinalEvaluation(metrics=metrics, flags=flags, attack_config=config))
+    result.metrics["masking_flags"] = flags_to_dicts(result.flags)
+    return result

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robprune.config import TrainRecipe
 from robprune.data import TensorSplit, iterate_batches, place_split
 from robprune.errors import TrialFailed
 from robprune.runtime import Runtime
@@ -49,14 +50,7 @@ class Trainer:
         *,
         model: nn.Module,
         train: TensorSplit,
-        method: str,
-        epochs: int,
-        lr: float,
-        schedule: str,
-        warmup_epochs: int,
-        batch_size: int,
-        weight_decay: float,
-        momentum: float,
+        recipe: TrainRecipe,
         adversarial: AdversarialSetting,
         augment: bool,
         device: torch.device,
@@ -67,11 +61,11 @@ class Trainer:
         Args:
             model: the network, already on `device`.
             train: training split (uint8 or float tensors on CPU or `device`).
-            method: objective name (ce, pgd_at, trades, mart, fgsm_rs).
-            epochs: total epochs the schedule spans.
-            lr / schedule / warmup_epochs / weight_decay / momentum: the SGD recipe.
-            batch_size: examples per step; the last partial batch is dropped when the split is
-                larger than one batch, so BatchNorm never sees a batch of one.
+            recipe: the SGD recipe (robprune.config.TrainRecipe): objective (`method`: ce,
+                pgd_at, trades, mart, fgsm_rs), epochs the schedule spans, lr, schedule,
+                warm-up, weight decay, momentum, and batch size (the last partial batch is
+                dropped when the split is larger than one batch, so BatchNorm never sees a
+                batch of one).
             adversarial: threat model for the adversarial objectives.
             augment: random crop + flip (natural images only).
             device: where the work runs.
@@ -84,9 +78,9 @@ class Trainer:
         self.model = self.runtime.prepare(model)
         self._forward = self.runtime.compiled(self.model)
         self.train = place_split(train, device, self.runtime.data_placement)
-        self.loss_fn = objective(method)
-        self.epochs = epochs
-        self.batch_size = batch_size
+        self.loss_fn = objective(recipe.method)
+        self.epochs = epochs = recipe.epochs
+        self.batch_size = batch_size = recipe.batch_size
         self.adversarial = adversarial
         self.augment = augment
         self.device = device
@@ -96,14 +90,17 @@ class Trainer:
         steps = len(train) // batch_size if self.drop_last else 1
         self.steps_per_epoch = max(steps, 1)
         self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+            model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
         )
         self.scheduler = build_scheduler(
             self.optimizer,
-            schedule=schedule,
+            schedule=recipe.schedule,
             epochs=epochs,
             steps_per_epoch=self.steps_per_epoch,
-            warmup_epochs=warmup_epochs,
+            warmup_epochs=recipe.warmup_epochs,
         )
         self.epoch = 0
 

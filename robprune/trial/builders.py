@@ -47,11 +47,12 @@ def build_model(model: ModelConfig, data: DataSplits) -> nn.Module:
 
 def training_threat(config: TrialConfig, *, beta: float) -> AdversarialSetting:
     """The threat model adversarial training uses: the trial's norm, radius and step."""
+    threat = config.resolved_threat
     return AdversarialSetting(
-        epsilon=config.epsilon,
-        step_size=config.step_size,
-        steps=config.threat.train_steps,
-        norm=config.threat.norm,
+        epsilon=threat.epsilon,
+        step_size=threat.step_size,
+        steps=threat.train_steps,
+        norm=threat.norm,
         beta=beta,
     )
 
@@ -68,16 +69,9 @@ def make_trainer(
 ) -> Trainer:
     """A Trainer for one SGD recipe (dense or fine-tune)."""
     return Trainer(
+        recipe=recipe,
         model=model,
         train=data.train,
-        method=recipe.method,
-        epochs=recipe.epochs,
-        lr=recipe.lr,
-        schedule=recipe.schedule,
-        warmup_epochs=recipe.warmup_epochs,
-        batch_size=recipe.batch_size,
-        weight_decay=recipe.weight_decay,
-        momentum=recipe.momentum,
         augment=data.augment,
         device=device,
         seed=seed,

@@ -19,6 +19,8 @@ from robprune.errors import BadInput
 from robprune.io.atomic import atomic_torch_save
 from robprune.models.serialization import load_pruned_state_dict, pruned_state_dict
 from robprune.training.trainer import Trainer
+from robprune.trial.records import PreparedTrial
+from robprune.trial.state import TrialState
 
 __all__ = ["CHECKPOINT_FILE", "Resumed", "checkpoint_writer", "load_checkpoint"]
 
@@ -33,7 +35,7 @@ class Resumed:
     config: dict[str, Any]
     model_state: dict[str, Any]
     trainer_state: dict[str, Any]
-    prep: dict[str, Any]
+    prepared: PreparedTrial
     history: list[dict[str, Any]]
     wall_s: float
 
@@ -43,24 +45,16 @@ class Resumed:
         return model
 
 
-def checkpoint_writer(
-    *,
-    config: dict[str, Any],
-    model: nn.Module,
-    trainer: Trainer,
-    prep: dict[str, Any],
-    history: list[dict[str, Any]],
-    wall_s: float,
-) -> Callable[[str | Path], Path]:
+def checkpoint_writer(state: TrialState, trainer: Trainer) -> Callable[[str | Path], Path]:
     """Snapshot the trial now; the returned function writes it into a directory on demand."""
     snapshot = {
         "format": _FORMAT,
-        "config": config,
-        "model": pruned_state_dict(model),
+        "config": state.config.to_dict(),
+        "model": pruned_state_dict(state.model),
         "trainer": trainer.state_dict(),
-        "prep": json.dumps(prep),
-        "history": json.dumps(history),
-        "wall_s": wall_s,
+        "prep": json.dumps(state.prepared.to_json()),
+        "history": json.dumps(state.history),
+        "wall_s": state.wall_s(),
     }
 
     def save(directory: str | Path) -> Path:
@@ -82,7 +76,7 @@ def load_checkpoint(path: str | Path) -> Resumed:
         config=state["config"],
         model_state=state["model"],
         trainer_state=state["trainer"],
-        prep=json.loads(state["prep"]),
+        prepared=PreparedTrial.from_json(json.loads(state["prep"])),
         history=list(json.loads(state["history"])),
         wall_s=float(state["wall_s"]),
     )

@@ -13,7 +13,7 @@ cached beside it, DESIGN §7).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def dense_key(config: TrialConfig) -> str:
                 "normalize": config.dense.normalize,
             }
         )
-    resolved = {"epsilon": config.epsilon, "step_size": config.step_size}  # dataset defaults
+    resolved = asdict(config.resolved_threat)  # the data set's defaults filled in
     payload: dict[str, Any] = {"format": DENSE_FORMAT, "seed": config.seed}
     for section, fields in DENSE_INPUTS.items():
         whole = tree[section]

@@ -28,6 +28,7 @@ from robprune.runtime import Runtime
 from robprune.training.losses import pgd_examples
 from robprune.trial.builders import build_model, training_threat
 from robprune.trial.dense import DenseModel, ensure_dense
+from robprune.trial.records import DenseReference, PreparedTrial
 from robprune.trial.subsets import SUBSET_DRAW, limited_test_split
 
 __all__ = ["prepare"]
@@ -116,9 +117,7 @@ def _dense_metrics(
             model,
             test,
             [primary],
-            epsilon=config.epsilon,
-            step_size=config.step_size,
-            norm=config.threat.norm,
+            threat=config.resolved_threat,
             batch_size=config.eval.batch_size,
             device=device,
             runtime=runtime,
@@ -177,6 +176,43 @@ def _prune(
     return summary, outcome.layers, outcome.warnings
 
 
+def _all_layer_scores(
+    model: nn.Module,
+    dense: DenseModel,
+    config: TrialConfig,
+    calib: tuple[Tensor, Tensor] | None,
+    runtime: Runtime,
+    example: Tensor,
+) -> tuple[dict[str, dict[str, float]], tuple[Tensor, Tensor] | None]:
+    """Every estimator's per-layer values; leaves the model (and the calibration examples) in
+    the contiguous format Torch-Pruning needs."""
+    estimators = _estimators(config)
+    scores: dict[str, dict[str, float]] = {}
+    for name in (n for n in estimators if n != "prune_damage"):  # in the runtime's format
+        scores[name] = _layer_scores(
+            model, dense, config, calib, runtime, estimator=name, example=example
+        )
+    model.to(memory_format=torch.contiguous_format)
+    if calib is not None:
+        calib = (calib[0].contiguous(), calib[1])
+    if "prune_damage" in estimators:  # Torch-Pruning on copies: contiguous, as the prune is
+        scores["prune_damage"] = _layer_scores(
+            model, dense, config, calib, runtime, estimator="prune_damage", example=example
+        )
+    return scores, calib
+
+
+def _zero_mrs(layer_scores: dict[str, dict[str, float]]) -> list[str]:
+    """A zero weight-ball MRS means no gradient reached the layer; a zero damage is a
+    measurement, so `prune_damage` is left out."""
+    return [
+        w
+        for name, scores in layer_scores.items()
+        if name != "prune_damage"
+        for w in zero_mrs_warnings(scores)
+    ]
+
+
 def prepare(
     config: TrialConfig,
     data: DataSplits,
@@ -184,8 +220,8 @@ def prepare(
     log: Callable[[str], None],
     *,
     runtime: Runtime | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Dense model -> MRS -> ratios -> pruned model, with its JSON-able bookkeeping.
+) -> tuple[nn.Module, PreparedTrial]:
+    """Dense model -> MRS -> ratios -> pruned model, with its JSON-able record.
 
     `runtime` (default: plain fp32) applies to the dense evaluation, the calibration PGD and
     MRS; the model is back in the contiguous format before Torch-Pruning sees it.
@@ -198,46 +234,26 @@ def prepare(
     dense_metrics = _dense_metrics(model, dense, config, test, device, runtime)
     prune = config.prune
     calib = None
-    estimators = _estimators(config)
-    if estimators or prune.criterion in ("taylor", "hessian"):
+    if _estimators(config) or prune.criterion in ("taylor", "hessian"):
         calib = _calibration_examples(model, data, config, device, runtime)
     example = to_float(data.train.x[:2]).to(device)
-    layer_scores: dict[str, dict[str, float]] = {}
-    for name in (n for n in estimators if n != "prune_damage"):  # in the runtime's format
-        layer_scores[name] = _layer_scores(
-            model, dense, config, calib, runtime, estimator=name, example=example
-        )
-    model.to(memory_format=torch.contiguous_format)
-    if calib is not None:
-        calib = (calib[0].contiguous(), calib[1])
-    if "prune_damage" in estimators:  # Torch-Pruning on copies: contiguous, as the prune is
-        layer_scores["prune_damage"] = _layer_scores(
-            model, dense, config, calib, runtime, estimator="prune_damage", example=example
-        )
+    layer_scores, calib = _all_layer_scores(model, dense, config, calib, runtime, example)
     summary, layers, warnings = _prune(
         model, config, example=example, layer_scores=layer_scores, calib=calib
     )
-    # a zero weight-ball MRS means no gradient reached the layer; a zero damage is a measurement
-    zero = [
-        w
-        for name, scores in layer_scores.items()
-        if name != "prune_damage"
-        for w in zero_mrs_warnings(scores)
-    ]
-    warnings = zero + warnings
     log(
         f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
         f"{summary['params_dense']} -> {summary['params']} "
         f"(sparsity {summary['achieved_sparsity']:.3f} of prunable)"
     )
-    return model, {
-        "summary": summary,
-        "layers": layers,
-        "warnings": warnings,
-        "dense": {
-            "clean_acc": dense_metrics["clean_acc"],
-            "robust_acc": dense_metrics["robust_acc"],
-            "key": dense.meta["key"],
-            "checkpoint_sha256": dense.meta.get("checkpoint_sha256"),  # a brought model
-        },
-    }
+    return model, PreparedTrial(
+        summary=summary,
+        layers=layers,
+        warnings=_zero_mrs(layer_scores) + warnings,
+        dense=DenseReference(
+            clean_acc=dense_metrics["clean_acc"],
+            robust_acc=dense_metrics["robust_acc"],
+            key=dense.meta["key"],
+            checkpoint_sha256=dense.meta.get("checkpoint_sha256"),  # a brought model
+        ),
+    )

@@ -11,7 +11,49 @@ import yaml
 
 from robprune.io.atomic import atomic_write_json
 
-__all__ = ["EpochReport", "TrialResult"]
+__all__ = ["DenseReference", "EpochReport", "PreparedTrial", "TrialResult"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenseReference:
+    """The dense model a trial pruned, and its accuracies (the trial's reference numbers)."""
+
+    clean_acc: float
+    """Clean accuracy of the dense model on the trial's test split."""
+    robust_acc: float
+    """Its accuracy under the primary attack."""
+    key: str
+    """Its key in the dense cache (robprune.trial.dense.dense_key)."""
+    checkpoint_sha256: str | None = None
+    """SHA-256 of a brought checkpoint (dense.checkpoint); None when trained here."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedTrial:
+    """What `prepare` hands to fine-tuning and the final result: the pruned model's size, its
+    layers, the warnings so far, and the dense reference. Saved in each epoch checkpoint as
+    JSON (`to_json`/`from_json`), so a resumed trial reports the same numbers."""
+
+    summary: dict[str, Any]
+    """params, params_dense, flops, flops_dense, achieved_sparsity (metric columns)."""
+    layers: list[dict[str, Any]]
+    """One row per pruned layer (layers.parquet)."""
+    warnings: list[str]
+    """Warnings of the dense model, MRS and pruning."""
+    dense: DenseReference
+    """The dense model and its accuracies."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreparedTrial:
+        return cls(
+            summary=dict(data["summary"]),
+            layers=list(data["layers"]),
+            warnings=list(data["warnings"]),
+            dense=DenseReference(**data["dense"]),
+        )
 
 
 @dataclass(kw_only=True)
