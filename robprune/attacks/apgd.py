@@ -38,6 +38,51 @@ def _l2_ball(x: Tensor, v: Tensor, epsilon: float) -> Tensor:
     return (x + _l2_normalize(d) * torch.clamp(dnorm, max=epsilon)).clamp_(0.0, 1.0)
 
 
+def _random_start(
+    x: Tensor, epsilon: float, norm: str, generator: torch.Generator | None
+) -> Tensor:
+    """A uniform point of the L-inf ball, or a random direction on the L2 sphere, in [0, 1]."""
+    if norm == "linf":
+        t = _draw("uniform", x.shape, x, generator).mul_(2).sub_(1)
+        x_adv = x + epsilon * t / t.abs().amax(dim=_dims(t), keepdim=True)
+    else:
+        t = _draw("normal", x.shape, x, generator)
+        x_adv = x + epsilon * _l2_normalize(t)
+    return x_adv.clamp_(0.0, 1.0)
+
+
+def _step(
+    x: Tensor,
+    x_adv: Tensor,
+    x_adv_old: Tensor,
+    grad: Tensor,
+    step_size: Tensor,
+    a: float,
+    epsilon: float,
+    norm: str,
+    box: tuple[Tensor, Tensor],
+) -> Tensor:
+    """One projected step along the gradient, then the momentum mix (weight `a` on the step);
+    `box` is the L-inf ball intersected with [0, 1]."""
+    momentum = x_adv - x_adv_old
+    if norm == "linf":
+        lo, hi = box
+        z = torch.clamp(x_adv + step_size * torch.sign(grad), lo, hi)
+        return torch.clamp(x_adv + (z - x_adv) * a + momentum * (1 - a), lo, hi)
+    z = _l2_ball(x, x_adv + step_size * _l2_normalize(grad), epsilon)
+    return _l2_ball(x, x_adv + (z - x_adv) * a + momentum * (1 - a), epsilon)
+
+
+def _increases(loss_steps: Tensor, i: int, k: int) -> Tensor:
+    """Per example, how many of the last k steps increased the loss. Reference quirk kept: at
+    the first checkpoint the window reaches back to row -1 of loss_steps (still zero), as in
+    auto-attack's check_oscillation."""
+    increases = torch.zeros(loss_steps.shape[1], device=loss_steps.device)
+    for c in range(k):
+        increases += (loss_steps[i - c] > loss_steps[i - c - 1]).float()
+    return increases
+
+
 def _single_run(
     model: nn.Module,
     x: Tensor,
@@ -52,22 +97,12 @@ def _single_run(
     """One APGD run. Returns (best-loss point, still-correct mask, last misclassified iterate)."""
     n = x.shape[0]
     view = (n,) + (1,) * (x.dim() - 1)
-    k = max(int(0.22 * steps), 1)
-    k_min = max(int(0.06 * steps), 1)
-    k_decr = max(int(0.03 * steps), 1)
-
+    k, k_min, k_decr = (max(int(f * steps), 1) for f in (0.22, 0.06, 0.03))
     with torch.no_grad():
-        if norm == "linf":
-            t = _draw("uniform", x.shape, x, generator).mul_(2).sub_(1)
-            x_adv = x + epsilon * t / t.abs().amax(dim=_dims(t), keepdim=True)
-        else:
-            t = _draw("normal", x.shape, x, generator)
-            x_adv = x + epsilon * _l2_normalize(t)
-        x_adv.clamp_(0.0, 1.0)
-        lo, hi = (x - epsilon).clamp_(min=0.0), (x + epsilon).clamp_(max=1.0)
+        x_adv = _random_start(x, epsilon, norm, generator)
+        box = (x - epsilon).clamp_(min=0.0), (x + epsilon).clamp_(max=1.0)
     x_best_adv = x_adv.clone()
     loss_steps = torch.zeros(steps, n, device=x.device)
-
     grad, logits, loss = input_grad(model, x_adv, y, loss_fn)
     x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss.clone()
     correct = logits.argmax(dim=1) == y
@@ -76,22 +111,12 @@ def _single_run(
     since_check = 0
     loss_best_last_check = loss_best.clone()
     reduced_last_check = torch.ones(n, dtype=torch.bool, device=x.device)
-
     for i in range(steps):
         with torch.no_grad():
-            momentum = x_adv - x_adv_old
-            x_adv_old = x_adv
             a = _MOMENTUM if i > 0 else 1.0
-            if norm == "linf":
-                z = torch.clamp(x_adv + step_size * torch.sign(grad), lo, hi)
-                z = torch.clamp(x_adv + (z - x_adv) * a + momentum * (1 - a), lo, hi)
-            else:
-                z = _l2_ball(x, x_adv + step_size * _l2_normalize(grad), epsilon)
-                z = _l2_ball(x, x_adv + (z - x_adv) * a + momentum * (1 - a), epsilon)
-            x_adv = z
-
+            x_new = _step(x, x_adv, x_adv_old, grad, step_size, a, epsilon, norm, box)
+            x_adv, x_adv_old = x_new, x_adv
         grad, logits, loss = input_grad(model, x_adv, y, loss_fn)
-
         with torch.no_grad():
             pred_ok = logits.argmax(dim=1) == y
             correct &= pred_ok
@@ -101,15 +126,9 @@ def _single_run(
             x_best = torch.where(better.view(view), x_adv, x_best)
             grad_best = torch.where(better.view(view), grad, grad_best)
             loss_best = torch.where(better, loss, loss_best)
-
             since_check += 1
             if since_check == k:
-                # Reference quirk kept: at the first checkpoint the window reaches back to
-                # row -1 of loss_steps (still zero), as in auto-attack's check_oscillation.
-                increases = torch.zeros(n, device=x.device)
-                for c in range(k):
-                    increases += (loss_steps[i - c] > loss_steps[i - c - 1]).float()
-                reduce = increases <= k * rho
+                reduce = _increases(loss_steps, i, k) <= k * rho
                 reduce |= ~reduced_last_check & (loss_best_last_check >= loss_best)
                 reduced_last_check = reduce
                 loss_best_last_check = loss_best.clone()
@@ -118,7 +137,6 @@ def _single_run(
                 grad = torch.where(reduce.view(view), grad_best, grad)
                 since_check = 0
                 k = max(k - k_decr, k_min)
-
     return x_best, correct, x_best_adv
 
 

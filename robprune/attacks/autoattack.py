@@ -13,10 +13,12 @@ cumulative accuracies after each of its attacks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +98,20 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _config(version: str, norm: str, epsilon: float, seed: int, n: int) -> dict[str, Any]:
+def _config(
+    version: str,
+    norm: str,
+    epsilon: float,
+    seed: int,
+    n: int,
+    *,
+    attacks: list[str] | None = None,
+) -> dict[str, Any]:
+    """The recorded settings of a run: a whole version, or a custom list of its attacks."""
+    if attacks:
+        custom = _config("standard", norm, epsilon, seed, n)
+        custom.update(name=f"autoattack_custom_{'_'.join(attacks)}", version="custom")
+        return {**custom, "attacks": list(attacks)}
     return {
         "name": f"autoattack_{version}",
         "label": LABELS[version],
@@ -128,6 +143,56 @@ def _check_inputs(version: str, norm: str, epsilon: float, x: Tensor, y: Tensor)
         raise ValueError("AutoAttack takes float pixels in [0, 1]")
 
 
+@contextlib.contextmanager
+def _captured(name: str) -> Iterator[_Capture]:
+    """The package's log records, kept (its progress lines are ours to print, or not)."""
+    capture = _Capture()
+    logger = logging.getLogger(name)
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(capture)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield capture
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def _correct(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
+    """Per-example correctness of `model` on (x, y), batch by batch, on the CPU."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]
+                for i in range(0, len(x), batch_size)
+            ]
+        ).cpu()
+
+
+def _check_ball(x_adv: Tensor, x: Tensor, norm: str, epsilon: float) -> None:
+    """The package's own bound check, repeated: a perturbation outside the ball is a bug."""
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    if float(size.max()) > epsilon * (1 + 1e-4) + 1e-6:
+        raise RuntimeError(f"AutoAttack left the {norm} ball: {float(size.max()):.6g}")
+
+
+def _read_log(records: list[logging.LogRecord]) -> tuple[dict[str, float], list[tuple[str, str]]]:
+    """Accuracy after each stage, and the package's warnings (its model checks)."""
+    stages: dict[str, float] = {}
+    checks: list[tuple[str, str]] = []
+    for record in records:
+        message = record.getMessage()
+        match = _STAGE.search(message)
+        if match:
+            stages[match["attack"].lower()] = float(match["acc"]) / 100.0
+        elif record.levelno >= logging.WARNING:
+            checks.append((_code(message), message))
+    return stages, checks
+
+
 def run_official_attacks(
     model: nn.Module,
     x: Tensor,
@@ -150,68 +215,31 @@ def run_official_attacks(
 
     _check_inputs(version, norm, epsilon, x, y)
     device = _device_of(model)
-    n = int(x.shape[0])
-    capture = _Capture()
-    logger = logging.getLogger(_LOGGER)
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(capture)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False  # its progress lines are ours to print, or not
     devices = [device] if device.type == "cuda" else []
     start = time.perf_counter()
-    try:
-        with eval_mode(model), torch.random.fork_rng(devices=devices):
-            adversary = AutoAttack(
-                model, norm=_NORMS[norm], eps=float(epsilon), version=version, device=device,
-                seed=seed,
-            )  # fmt: skip
-            if attacks:  # a subset of the version's attacks, each with the version's settings
-                adversary.attacks_to_run = list(attacks)
-            x_in, y_in = x.detach().float().to(device), y.detach().to(device)
-            x_adv = adversary.run_standard_evaluation(
-                x_in,
-                y_in,
-                batch_size=batch_size,
-                state_path=Path(state_path) if state_path is not None else None,
-            )[0]
-            with torch.no_grad():
-                correct = torch.cat(
-                    [
-                        model(x_adv[i : i + batch_size]).argmax(1) == y_in[i : i + batch_size]
-                        for i in range(0, n, batch_size)
-                    ]
-                ).cpu()
-                clean = torch.cat(
-                    [
-                        model(x_in[i : i + batch_size]).argmax(1) == y_in[i : i + batch_size]
-                        for i in range(0, n, batch_size)
-                    ]
-                ).cpu()
-            # the package's own bound check, repeated: a perturbation outside the ball is a bug
-            delta = (x_adv - x_in).flatten(1)
-            size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
-            if float(size.max()) > epsilon * (1 + 1e-4) + 1e-6:
-                raise RuntimeError(f"AutoAttack left the {norm} ball: {float(size.max()):.6g}")
-    finally:
-        logger.removeHandler(capture)
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
-    stages: dict[str, float] = {}
-    checks: list[tuple[str, str]] = []
-    for record in capture.records:
-        message = record.getMessage()
-        match = _STAGE.search(message)
-        if match:
-            stages[match["attack"].lower()] = float(match["acc"]) / 100.0
-        elif record.levelno >= logging.WARNING:
-            checks.append((_code(message), message))
-    # a robust example is one the clean model gets right and no attack flips
-    correct = correct & clean
+    with (
+        _captured(_LOGGER) as capture,
+        eval_mode(model),
+        torch.random.fork_rng(devices=devices),
+    ):
+        adversary = AutoAttack(
+            model, norm=_NORMS[norm], eps=float(epsilon), version=version, device=device,
+            seed=seed,
+        )  # fmt: skip
+        if attacks:  # a subset of the version's attacks, each with the version's settings
+            adversary.attacks_to_run = list(attacks)
+        x_in, y_in = x.detach().float().to(device), y.detach().to(device)
+        state = Path(state_path) if state_path is not None else None
+        x_adv = adversary.run_standard_evaluation(
+            x_in, y_in, batch_size=batch_size, state_path=state
+        )[0]
+        clean = _correct(model, x_in, y_in, batch_size)
+        # a robust example is one the clean model gets right and no attack flips
+        correct = _correct(model, x_adv, y_in, batch_size) & clean
+        _check_ball(x_adv, x_in, norm, epsilon)
+    stages, checks = _read_log(capture.records)
     name = version if not attacks else "custom"
-    config = _config(version if not attacks else "standard", norm, epsilon, seed, n)
-    if attacks:
-        config.update(name=f"autoattack_custom_{'_'.join(attacks)}", version="custom")
-        config["attacks"] = list(attacks)
+    config = _config(version, norm, epsilon, seed, len(x), attacks=attacks)
     return AutoAttackOutcome(
         version=name,
         label=LABELS.get(name, f"official {', '.join(attacks or [])}"),

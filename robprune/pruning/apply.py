@@ -99,6 +99,35 @@ def _prepare_scores(
                 importance.accumulate_grad(model)
 
 
+def _pruner(
+    model: nn.Module, example: Tensor, importance: Any, ignored: list[nn.Module]
+) -> tp.pruner.MetaPruner:
+    """One trace of the model. Every candidate layer starts as its own local scope with ratio
+    0; the caller gives the group roots their ratios (`_set_ratio`) before `_remove`."""
+    return tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=importance,
+        pruning_ratio=0.0,
+        pruning_ratio_dict={m: 0.0 for _, m in _layers(model) if m not in ignored},
+        ignored_layers=ignored,
+    )
+
+
+def _set_ratio(pruner: tp.pruner.MetaPruner, root: nn.Module, ratio: float) -> None:
+    pruner.pruning_ratio_dict[root] = pruner.iterative_pruning_ratio_scheduler(
+        float(ratio), pruner.iterative_steps
+    )
+
+
+def _remove(pruner: tp.pruner.MetaPruner, model: nn.Module, seed: int) -> None:
+    """Remove the channels the criterion scores lowest (scores prepared by the caller)."""
+    torch.manual_seed(seed)
+    with eval_mode(model):
+        pruner.step()
+    model.zero_grad(set_to_none=True)
+
+
 def prune_roots(
     model: nn.Module,
     ratio_of_root: dict[str, float],
@@ -112,26 +141,13 @@ def prune_roots(
 
     The one-group sensitivity analysis (`prune_damage`) calls this on copies of the model.
     """
-    ignored = default_ignored_layers(model)
     modules = dict(model.named_modules())
     importance = criterion.make()
-    pruner = tp.pruner.MetaPruner(
-        model,
-        example,
-        importance=importance,
-        pruning_ratio=0.0,
-        pruning_ratio_dict={m: 0.0 for _, m in _layers(model) if m not in ignored},
-        ignored_layers=ignored,
-    )
+    pruner = _pruner(model, example, importance, default_ignored_layers(model))
     for name, ratio in ratio_of_root.items():
-        pruner.pruning_ratio_dict[modules[name]] = pruner.iterative_pruning_ratio_scheduler(
-            float(ratio), pruner.iterative_steps
-        )
+        _set_ratio(pruner, modules[name], ratio)
     _prepare_scores(model, criterion, importance, calib)
-    torch.manual_seed(seed)
-    with eval_mode(model):
-        pruner.step()
-    model.zero_grad(set_to_none=True)
+    _remove(pruner, model, seed)
 
 
 def _channel_scores(pruner: Any, gm: GroupModel, ignored: list[nn.Module]) -> list[np.ndarray]:
@@ -149,6 +165,91 @@ def _channel_scores(pruner: Any, gm: GroupModel, ignored: list[nn.Module]) -> li
             imp = imp.view(ch_groups, -1).mean(dim=0)
         by_root[group[0].dep.target.module] = imp.detach().double().cpu().numpy()
     return [by_root[g.root] for g in gm.groups]
+
+
+@dataclass(kw_only=True)
+class _Achieved:
+    """Per layer: the achieved and planned channel ratio and its group's MRS; warnings."""
+
+    ratio: dict[str, float] = field(default_factory=dict)
+    planned: dict[str, float] = field(default_factory=dict)
+    mrs: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check_groups(
+    gm: GroupModel, expected_kept: np.ndarray, planned: np.ndarray, group_mrs: np.ndarray
+) -> _Achieved:
+    """Compare what Torch-Pruning did per group with what the rule asked for."""
+    out = _Achieved()
+    for g, kept, plan, score in zip(gm.groups, expected_kept, planned, group_mrs, strict=True):
+        actual = _out_channels(g.root)
+        if actual != kept:
+            out.warnings.append(
+                f"Torch-Pruning kept {actual} of {g.channels} channels of "
+                f"{g.root_name}, expected {kept}"
+            )
+        achieved = 1.0 - actual / g.channels
+        if abs(achieved - plan) > max(0.01, 1.0 / g.channels) + 1e-9:
+            out.warnings.append(
+                f"{g.root_name}: achieved ratio {achieved:.4f} differs from the rule's "
+                f"{plan:.4f} by more than max(1 point, one channel)"
+            )
+        for member in g.members:
+            out.ratio[member] = achieved  # achieved channel ratio
+            out.planned[member] = float(plan)
+            if np.isfinite(score):
+                out.mrs[member] = float(score)
+    return out
+
+
+def _layer_rows(
+    model: nn.Module,
+    dense_shapes: dict[str, tuple[int, int]],
+    achieved: _Achieved,
+    layer_mrs: dict[str, float] | None,
+    layer_scores: dict[str, dict[str, float]] | None,
+) -> list[dict[str, Any]]:
+    """The `layers` table: one row per Conv/Linear layer, before and after."""
+    rows = []
+    for name, module in _layers(model):
+        ch_before, p_before = dense_shapes[name]
+        rows.append(
+            {
+                "layer": name,
+                "mrs": achieved.mrs.get(name, (layer_mrs or {}).get(name)),
+                "ratio": achieved.ratio.get(name, 0.0),
+                "ratio_planned": achieved.planned.get(name, 0.0),
+                "channels_before": ch_before,
+                "channels_after": _out_channels(module),
+                "params_before": p_before,
+                "params_after": _param_count(module),
+                **{
+                    f"mrs_{estimator}": scores.get(name)
+                    for estimator, scores in (layer_scores or {}).items()
+                },
+            }
+        )
+    return rows
+
+
+def _group_mrs(gm: GroupModel, layer_mrs: dict[str, float] | None) -> np.ndarray:
+    """Each group's MRS: the mean over its members that have one (NaN without MRS)."""
+    return np.array(
+        [
+            np.mean([layer_mrs[m] for m in g.members if m in layer_mrs]) if layer_mrs else np.nan
+            for g in gm.groups
+        ]
+    )
+
+
+def _budget_warning(on_budget: float, sparsity: float, budget: str) -> list[str]:
+    if abs(on_budget - sparsity) <= 0.01 + 1e-9:
+        return []
+    return [
+        f"achieved sparsity {on_budget:.4f} of prunable {budget} differs from the target "
+        f"{sparsity:.4f} by more than 1 point"
+    ]
 
 
 def prune_model(
@@ -185,109 +286,37 @@ def prune_model(
     if budget not in BUDGETS:
         raise ValueError(f"budget {budget!r}; allowed: {', '.join(BUDGETS)}")
     check_rule_criterion(rule, criterion)
-    warnings: list[str] = []
-    crit = get_criterion(criterion)
-    ignored = default_ignored_layers(model)
-    dense_shapes = {n: (_out_channels(m), _param_count(m)) for n, m in _layers(model)}
+    crit, ignored, dense_shapes = (
+        get_criterion(criterion),
+        default_ignored_layers(model),
+        _shapes(model),
+    )
     flops_dense, params_dense = count_macs_params(model, example)
     importance = crit.make()
-    # One trace of the model: the pruner's dependency graph also gives the groups the budget
-    # is solved over. Every candidate layer starts as its own local scope with ratio 0; the
-    # group roots get their solved ratios below, before `step()` reads them.
-    pruner = tp.pruner.MetaPruner(
-        model,
-        example,
-        importance=importance,
-        pruning_ratio=0.0,
-        pruning_ratio_dict={m: 0.0 for _, m in _layers(model) if m not in ignored},
-        ignored_layers=ignored,
-    )
+    # the pruner's dependency graph also gives the groups the budget is solved over
+    pruner = _pruner(model, example, importance, ignored)
     gm = group_model(pruner.DG, model, ignored, example=example)
     if not gm.groups:
         raise ValueError("the model has no prunable layers")
     _prepare_scores(model, crit, importance, calib)  # `global` ranks with these scores
-    scores = _channel_scores(pruner, gm, ignored) if rule == "global" else None
-
-    group_mrs = np.array(
-        [
-            np.mean([layer_mrs[m] for m in g.members if m in layer_mrs]) if layer_mrs else np.nan
-            for g in gm.groups
-        ]
-    )
-    ratios = allocate_ratios(
-        rule,
-        group_mrs,
-        gm.fraction(budget),
-        target=sparsity,
-        max_ratio=max_ratio,
-        params=allocation,
-        channel_scores=scores,
-        unit="parameters" if budget == "params" else "MACs",
-    )
-    planned = ratios
-    ratios = gm.refine(ratios, target=sparsity, max_ratio=max_ratio, budget=budget)
-    expected_kept = gm.kept_channels(ratios)
+    group_mrs = _group_mrs(gm, layer_mrs)
+    planned = allocate_ratios(
+        rule, group_mrs, gm.fraction(budget), target=sparsity, max_ratio=max_ratio,
+        params=allocation, unit="parameters" if budget == "params" else "MACs",
+        channel_scores=_channel_scores(pruner, gm, ignored) if rule == "global" else None,
+    )  # fmt: skip
+    ratios = gm.refine(planned, target=sparsity, max_ratio=max_ratio, budget=budget)
     for g, r in zip(gm.groups, ratios, strict=True):
-        pruner.pruning_ratio_dict[g.root] = pruner.iterative_pruning_ratio_scheduler(
-            float(r), pruner.iterative_steps
-        )
-
-    torch.manual_seed(seed)
-    with eval_mode(model):
-        pruner.step()
-    model.zero_grad(set_to_none=True)
-
-    ratio_of, planned_of, mrs_of = {}, {}, {}
-    for g, kept, plan, score in zip(gm.groups, expected_kept, planned, group_mrs, strict=True):
-        actual = _out_channels(g.root)
-        if actual != kept:
-            warnings.append(
-                f"Torch-Pruning kept {actual} of {g.channels} channels of "
-                f"{g.root_name}, expected {kept}"
-            )
-        achieved = 1.0 - actual / g.channels
-        if abs(achieved - plan) > max(0.01, 1.0 / g.channels) + 1e-9:
-            warnings.append(
-                f"{g.root_name}: achieved ratio {achieved:.4f} differs from the rule's "
-                f"{plan:.4f} by more than max(1 point, one channel)"
-            )
-        for member in g.members:
-            ratio_of[member] = achieved  # achieved channel ratio
-            planned_of[member] = float(plan)
-            if np.isfinite(score):
-                mrs_of[member] = float(score)
-
+        _set_ratio(pruner, g.root, r)
+    _remove(pruner, model, seed)
+    done = _check_groups(gm, gm.kept_channels(ratios), planned, group_mrs)
     flops, params = count_macs_params(model, example)
-    layers = []
-    for name, module in _layers(model):
-        ch_before, p_before = dense_shapes[name]
-        layers.append(
-            {
-                "layer": name,
-                "mrs": mrs_of.get(name, (layer_mrs or {}).get(name)),
-                "ratio": ratio_of.get(name, 0.0),
-                "ratio_planned": planned_of.get(name, 0.0),
-                "channels_before": ch_before,
-                "channels_after": _out_channels(module),
-                "params_before": p_before,
-                "params_after": _param_count(module),
-                **{
-                    f"mrs_{estimator}": scores.get(name)
-                    for estimator, scores in (layer_scores or {}).items()
-                },
-            }
-        )
     achieved = (params_dense - params) / gm.prunable_params
     macs_left = prunable_macs_of(model, example, gm.mac_modules)
     achieved_macs = 1.0 - macs_left / gm.prunable_macs if gm.prunable_macs else 0.0
     on_budget = achieved if budget == "params" else achieved_macs
-    if abs(on_budget - sparsity) > 0.01 + 1e-9:
-        warnings.append(
-            f"achieved sparsity {on_budget:.4f} of prunable {budget} differs from the target "
-            f"{sparsity:.4f} by more than 1 point"
-        )
     return PruneOutcome(
-        layers=layers,
+        layers=_layer_rows(model, dense_shapes, done, layer_mrs, layer_scores),
         params_dense=params_dense,
         params=params,
         flops_dense=flops_dense,
@@ -297,12 +326,17 @@ def prune_model(
         prunable_macs=gm.prunable_macs,
         achieved_macs_sparsity=float(achieved_macs),
         budget=budget,
-        warnings=warnings,
+        warnings=done.warnings + _budget_warning(on_budget, sparsity, budget),
     )
 
 
 def _layers(model: nn.Module):
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """(output channels, parameters) per Conv/Linear layer."""
+    return {n: (_out_channels(m), _param_count(m)) for n, m in _layers(model)}
 
 
 def _out_channels(module: nn.Module) -> int:
