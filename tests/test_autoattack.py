@@ -15,7 +15,6 @@ from robprune import attacks as A
 from robprune.attacks.autoattack import (
     LABELS,
     official_checks,
-    run_autoattack,
     run_official_attacks,
 )
 from robprune.evaluation.masking import FLAG_MEANINGS, MaskingFlag, square_flags, sweep_flags
@@ -72,7 +71,7 @@ def digits_model():
 def official(digits_model):
     model, x, y = digits_model
     before = torch.get_rng_state()
-    standard = run_autoattack(model, x, y, epsilon=EPS, seed=0)
+    standard = run_official_attacks(model, x, y, epsilon=EPS, seed=0)
     apgd_t = run_official_attacks(model, x, y, attacks=["apgd-t"], epsilon=EPS, seed=0)
     assert torch.equal(before, torch.get_rng_state())  # the package reseeds; we restore
     return standard, apgd_t

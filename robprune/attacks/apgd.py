@@ -14,6 +14,7 @@ instead of the clean input (both count as robust).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -88,13 +89,11 @@ def _single_run(
     x: Tensor,
     y: Tensor,
     loss_fn: LossFn,
-    epsilon: float,
-    norm: str,
-    steps: int,
-    rho: float,
+    run: _Run,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One APGD run. Returns (best-loss point, still-correct mask, last misclassified iterate)."""
+    epsilon, norm, steps = run.epsilon, run.norm, run.steps
     n = x.shape[0]
     view = (n,) + (1,) * (x.dim() - 1)
     k, k_min, k_decr = (max(int(f * steps), 1) for f in (0.22, 0.06, 0.03))
@@ -128,7 +127,7 @@ def _single_run(
             loss_best = torch.where(better, loss, loss_best)
             since_check += 1
             if since_check == k:
-                reduce = _increases(loss_steps, i, k) <= k * rho
+                reduce = _increases(loss_steps, i, k) <= k * run.rho
                 reduce |= ~reduced_last_check & (loss_best_last_check >= loss_best)
                 reduced_last_check = reduce
                 loss_best_last_check = loss_best.clone()
@@ -140,23 +139,31 @@ def _single_run(
     return x_best, correct, x_best_adv
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Run:
+    """The budget of an APGD attack: radius and norm, steps per run, restarts, and rho (the
+    fraction of loss increases below which a checkpoint halves the step)."""
+
+    epsilon: float
+    norm: str
+    steps: int
+    restarts: int
+    rho: float
+
+
 def _run_all(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
+    run: _Run,
     *,
-    epsilon: float,
-    norm: str,
-    steps: int,
-    restarts: int,
-    rho: float,
     loss: str | LossFn | None,
     num_targets: int,
     generator: torch.Generator | None,
 ) -> Tensor:
-    _check(epsilon, norm)
-    if steps < 1 or restarts < 1:
-        raise ValueError(f"steps and restarts must be >= 1, got {steps} and {restarts}")
+    _check(run.epsilon, run.norm)
+    if run.steps < 1 or run.restarts < 1:
+        raise ValueError(f"steps and restarts must be >= 1, got {run.steps} and {run.restarts}")
     x = x.detach()
     view = (-1,) + (1,) * (x.dim() - 1)
     with eval_mode(model):
@@ -169,7 +176,7 @@ def _run_all(
         if loss is None:
             ranks = list(range(2, min(num_targets, logits.shape[1] - 1) + 2))
         for rank in ranks:
-            for _ in range(restarts):
+            for _ in range(run.restarts):
                 idx = robust.nonzero().squeeze(1)  # one sync per run, not per step
                 if idx.numel() == 0:
                     return adv
@@ -180,9 +187,7 @@ def _run_all(
                     with torch.no_grad():
                         y_target = model(xs).sort(dim=1)[1][:, -rank]
                     loss_fn = partial(dlr_targeted_loss, y_target=y_target)
-                best, still, fooled_at = _single_run(
-                    model, xs, ys, loss_fn, epsilon, norm, steps, rho, generator
-                )
+                best, still, fooled_at = _single_run(model, xs, ys, loss_fn, run, generator)
                 adv[idx] = torch.where(still.view(view), best, fooled_at)
                 robust[idx] = still
     return adv
@@ -202,19 +207,8 @@ def apgd(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Untargeted APGD on `loss` (`ce` for APGD-CE, `dlr` for APGD-DLR)."""
-    return _run_all(
-        model,
-        x,
-        y,
-        epsilon=epsilon,
-        norm=norm,
-        steps=steps,
-        restarts=restarts,
-        rho=rho,
-        loss=loss,
-        num_targets=0,
-        generator=generator,
-    )
+    run = _Run(epsilon=epsilon, norm=norm, steps=steps, restarts=restarts, rho=rho)
+    return _run_all(model, x, y, run, loss=loss, num_targets=0, generator=generator)
 
 
 def apgd_targeted(
@@ -233,16 +227,5 @@ def apgd_targeted(
     """APGD-T: APGD on the targeted DLR loss towards each of the `num_targets` most likely
     wrong classes in turn (fewer when the model has fewer classes), on the examples still
     robust."""
-    return _run_all(
-        model,
-        x,
-        y,
-        epsilon=epsilon,
-        norm=norm,
-        steps=steps,
-        restarts=restarts,
-        rho=rho,
-        loss=None,
-        num_targets=num_targets,
-        generator=generator,
-    )
+    run = _Run(epsilon=epsilon, norm=norm, steps=steps, restarts=restarts, rho=rho)
+    return _run_all(model, x, y, run, loss=None, num_targets=num_targets, generator=generator)

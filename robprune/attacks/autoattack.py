@@ -32,7 +32,6 @@ __all__ = [
     "AUTOATTACK_VERSIONS",
     "LABELS",
     "AutoAttackOutcome",
-    "run_autoattack",
     "run_official_attacks",
     "official_checks",
 ]
@@ -250,32 +249,6 @@ def run_official_attacks(
         checks=checks,
         config=config,
         wall_s=time.perf_counter() - start,
-    )
-
-
-def run_autoattack(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    version: str = "standard",
-    norm: str = "linf",
-    epsilon: float,
-    batch_size: int = 256,
-    seed: int = 0,
-    state_path: str | Path | None = None,
-) -> AutoAttackOutcome:
-    """The official AutoAttack `version` (standard: APGD-CE, APGD-T, FAB-T, Square)."""
-    return run_official_attacks(
-        model,
-        x,
-        y,
-        version=version,
-        norm=norm,
-        epsilon=epsilon,
-        batch_size=batch_size,
-        seed=seed,
-        state_path=state_path,
     )
 
 

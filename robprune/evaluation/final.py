@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from robprune.attacks import build_attack, robust_accuracy
-from robprune.attacks.autoattack import LABELS, run_autoattack, run_official_attacks
+from robprune.attacks.autoattack import LABELS, run_official_attacks
 from robprune.config import ResolvedThreat
 from robprune.data import TensorSplit, to_float
 from robprune.evaluation.accuracy import evaluate
@@ -210,7 +210,7 @@ def _official_autoattack(
     version = suite.autoattack
     n = len(test) if suite.autoattack_n is None else min(suite.autoattack_n, len(test))
     state = Path(state_dir) / f"autoattack-{version}.json" if state_dir else None
-    out = run_autoattack(
+    out = run_official_attacks(
         model,
         to_float(test.x[:n]).to(device),
         test.y[:n].to(device),

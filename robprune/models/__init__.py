@@ -26,7 +26,7 @@ from __future__ import annotations
 from robprune.config.names import ARCHS, check_registry
 
 from . import digits, mobilenet, mobilevit, resnet, small, vgg, wrn  # noqa: F401  (registers)
-from .base import ImageClassifier
+from .base import ImageClassifier, ImageSpec
 from .normalize import Normalize
 from .registry import MODELS, create_model, list_models, register_model
 from .serialization import load_pruned_state_dict, pruned_state_dict
@@ -36,6 +36,7 @@ check_registry("model", ARCHS, MODELS)
 __all__ = [
     "MODELS",
     "ImageClassifier",
+    "ImageSpec",
     "Normalize",
     "create_model",
     "list_models",

@@ -9,7 +9,7 @@ into heads by a reshape the dependency graph cannot follow).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from .normalize import Normalize
 
 __all__ = [
     "ImageClassifier",
+    "ImageSpec",
     "conv_bn_relu",
     "make_divisible",
     "pool_or_identity",
@@ -25,18 +26,35 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImageSpec:
+    """What a classifier is built for: its input images and its outputs (checked by
+    `robprune.models.create_model`)."""
+
+    num_classes: int
+    """Number of outputs."""
+    input_shape: tuple[int, int, int]
+    """(C, H, W) of the input, pixels in [0, 1]."""
+    mean: tuple[float, ...]
+    """Per-channel mean the model normalises with (1 or C values)."""
+    std: tuple[float, ...]
+    """Per-channel standard deviation (as many values as `mean`)."""
+
+
 class ImageClassifier(nn.Module):
     """Base class: pixel inputs in [0, 1], normalised inside the model."""
 
     classifier: nn.Linear
+    features: nn.Module
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+    def __init__(self, spec: ImageSpec):
         super().__init__()
-        self.normalize = Normalize(mean, std)
+        self.normalize = Normalize(spec.mean, spec.std)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images (B, C, H, W) -> pooled features (B, F)."""
-        raise NotImplementedError
+        """Normalised images (B, C, H, W) -> pooled features (B, F); by default one
+        `features` stack (models with named stages override it)."""
+        return self.features(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(self.normalize(x)))

@@ -8,10 +8,9 @@ of 64 units. The stem conv and the classifier stay dense, as for every model.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .base import ImageClassifier, conv_bn_relu, pool_or_identity, scale_channels
+from .base import ImageClassifier, ImageSpec, conv_bn_relu, pool_or_identity, scale_channels
 from .registry import register_model
 
 __all__ = ["DigitsCNN", "digits_cnn"]
@@ -24,21 +23,13 @@ _HIDDEN = 64
 class DigitsCNN(ImageClassifier):
     """conv16-conv24-conv32-pool-conv48-conv96-GAP-fc64-linear, channels times `width`."""
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        width: float = 1.0,
-    ):
-        super().__init__(mean, std)
+    def __init__(self, spec: ImageSpec, *, width: float = 1.0):
+        super().__init__(spec)
         c = [scale_channels(n, width) for n in _CONVS]
         hidden = scale_channels(_HIDDEN, width)
-        pool, _ = pool_or_identity(min(input_shape[1:]))
+        pool, _ = pool_or_identity(min(spec.input_shape[1:]))
         self.features = nn.Sequential(
-            conv_bn_relu(input_shape[0], c[0]),
+            conv_bn_relu(spec.input_shape[0], c[0]),
             conv_bn_relu(c[0], c[1]),
             conv_bn_relu(c[1], c[2]),
             pool,
@@ -49,21 +40,9 @@ class DigitsCNN(ImageClassifier):
             nn.Linear(c[4], hidden),
             nn.ReLU(),
         )
-        self.classifier = nn.Linear(hidden, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        self.classifier = nn.Linear(hidden, spec.num_classes)
 
 
 @register_model()
-def digits_cnn(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> DigitsCNN:
-    return DigitsCNN(
-        num_classes=num_classes, input_shape=input_shape, mean=mean, std=std, width=width or 1.0
-    )
+def digits_cnn(spec: ImageSpec, width: float | None) -> DigitsCNN:
+    return DigitsCNN(spec, width=width or 1.0)

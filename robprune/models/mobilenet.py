@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ImageClassifier, make_divisible
+from .base import ImageClassifier, ImageSpec, make_divisible
 from .registry import register_model
 
 __all__ = ["InvertedResidual", "MobileNetV2", "mobilenetv2"]
@@ -57,19 +57,11 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(ImageClassifier):
     """Stem conv3x3(32), 17 inverted residual blocks, conv1x1(1280), pool, linear."""
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        width: float = 1.0,
-    ):
-        super().__init__(mean, std)
+    def __init__(self, spec: ImageSpec, *, width: float = 1.0):
+        super().__init__(spec)
         cin = make_divisible(32 * width)
         last = make_divisible(1280 * max(1.0, width))
-        layers: list[nn.Module] = _conv_bn_act(input_shape[0], cin, 3)
+        layers: list[nn.Module] = _conv_bn_act(spec.input_shape[0], cin, 3)
         for t, c, n, s in _CONFIG:
             cout = make_divisible(c * width)
             for i in range(n):
@@ -78,22 +70,10 @@ class MobileNetV2(ImageClassifier):
         layers += _conv_bn_act(cin, last, 1)
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(last, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        self.classifier = nn.Linear(last, spec.num_classes)
 
 
 @register_model()
-def mobilenetv2(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> MobileNetV2:
+def mobilenetv2(spec: ImageSpec, width: float | None) -> MobileNetV2:
     """MobileNetV2 for 32x32 inputs (2.2M parameters at width 1, 10 classes)."""
-    return MobileNetV2(
-        num_classes=num_classes, input_shape=input_shape, mean=mean, std=std, width=width or 1.0
-    )
+    return MobileNetV2(spec, width=width or 1.0)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ImageClassifier, make_divisible
+from .base import ImageClassifier, ImageSpec, make_divisible
 from .mobilenet import InvertedResidual
 from .registry import register_model
 
@@ -120,15 +120,12 @@ class MobileViT(ImageClassifier):
 
     def __init__(
         self,
+        spec: ImageSpec,
         *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
         width: float = 1.0,
         num_heads: int = 4,
     ):
-        super().__init__(mean, std)
+        super().__init__(spec)
 
         def ch(c: int) -> int:
             return make_divisible(c * width, 8)
@@ -137,7 +134,7 @@ class MobileViT(ImageClassifier):
             return make_divisible(d * width, 4 * num_heads)
 
         expansion = 2
-        self.stem = _conv_bn_silu(input_shape[0], ch(16), 3, stride=1)
+        self.stem = _conv_bn_silu(spec.input_shape[0], ch(16), 3, stride=1)
         self.stage1 = InvertedResidual(ch(16), ch(16), 1, expansion)
         self.stage2 = nn.Sequential(
             InvertedResidual(ch(16), ch(24), 1, expansion),
@@ -159,7 +156,7 @@ class MobileViT(ImageClassifier):
         last = 4 * ch(80)
         self.head = _conv_bn_silu(ch(80), last, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(last, num_classes)
+        self.classifier = nn.Linear(last, spec.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stage2(self.stage1(self.stem(x)))
@@ -171,15 +168,6 @@ class MobileViT(ImageClassifier):
 
 
 @register_model()
-def mobilevit_xxs(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> MobileViT:
+def mobilevit_xxs(spec: ImageSpec, width: float | None) -> MobileViT:
     """MobileViT-XXS for 32x32 inputs (about 1M parameters at width 1)."""
-    return MobileViT(
-        num_classes=num_classes, input_shape=input_shape, mean=mean, std=std, width=width or 1.0
-    )
+    return MobileViT(spec, width=width or 1.0)

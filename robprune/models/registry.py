@@ -1,8 +1,8 @@
 """Model registry: architectures are looked up by name, timm-style.
 
-Factories take keyword arguments only (`num_classes`, `input_shape`, `mean`, `std`, `width`) and
-are registered with `@register_model`; `create_model` validates the shared arguments once so
-factories can trust them.
+A factory takes the `ImageSpec` it is built for (classes, input shape, normalisation) and the
+`width` (None: the architecture's default) and is registered with `@register_model`;
+`create_model` validates the shared arguments once so factories can trust them.
 """
 
 from __future__ import annotations
@@ -13,19 +13,13 @@ from typing import Protocol
 
 from torch import nn
 
+from .base import ImageSpec
+
 __all__ = ["MODELS", "ModelFactory", "create_model", "list_models", "register_model"]
 
 
 class ModelFactory(Protocol):
-    def __call__(
-        self,
-        *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        width: float | None,
-    ) -> nn.Module: ...
+    def __call__(self, spec: ImageSpec, width: float | None) -> nn.Module: ...
 
 
 MODELS: dict[str, ModelFactory] = {}
@@ -81,10 +75,10 @@ def create_model(
         raise ValueError(
             f"mean/std need 1 or {shape[0]} values each, got {len(mean_t)} and {len(std_t)}"
         )
-    return MODELS[arch](
+    spec = ImageSpec(
         num_classes=num_classes,
         input_shape=shape,  # type: ignore[arg-type]
         mean=mean_t,
         std=std_t,
-        width=width,
     )
+    return MODELS[arch](spec, width)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ImageClassifier, scale_channels
+from .base import ImageClassifier, ImageSpec, scale_channels
 from .registry import register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50"]
@@ -76,18 +76,15 @@ class ResNet(ImageClassifier):
 
     def __init__(
         self,
+        spec: ImageSpec,
         block: type[BasicBlock] | type[Bottleneck],
         num_blocks: tuple[int, int, int, int],
         *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
         width: float = 1.0,
     ):
-        super().__init__(mean, std)
+        super().__init__(spec)
         stem = scale_channels(64, width)
-        self.conv1 = nn.Conv2d(input_shape[0], stem, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(spec.input_shape[0], stem, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU()
         cin = stem
@@ -101,7 +98,7 @@ class ResNet(ImageClassifier):
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(cin, num_classes)
+        self.classifier = nn.Linear(cin, spec.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -110,48 +107,18 @@ class ResNet(ImageClassifier):
 
 
 @register_model()
-def resnet18(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> ResNet:
+def resnet18(spec: ImageSpec, width: float | None) -> ResNet:
     """ResNet-18 (11.2M parameters at width 1, 10 classes)."""
-    return ResNet(
-        BasicBlock, (2, 2, 2, 2), num_classes=num_classes, input_shape=input_shape,
-        mean=mean, std=std, width=width or 1.0,
-    )  # fmt: skip
+    return ResNet(spec, BasicBlock, (2, 2, 2, 2), width=width or 1.0)
 
 
 @register_model()
-def resnet34(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> ResNet:
+def resnet34(spec: ImageSpec, width: float | None) -> ResNet:
     """ResNet-34 (21.3M parameters at width 1, 10 classes)."""
-    return ResNet(
-        BasicBlock, (3, 4, 6, 3), num_classes=num_classes, input_shape=input_shape,
-        mean=mean, std=std, width=width or 1.0,
-    )  # fmt: skip
+    return ResNet(spec, BasicBlock, (3, 4, 6, 3), width=width or 1.0)
 
 
 @register_model()
-def resnet50(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> ResNet:
+def resnet50(spec: ImageSpec, width: float | None) -> ResNet:
     """ResNet-50 with bottlenecks (23.5M parameters at width 1, 10 classes)."""
-    return ResNet(
-        Bottleneck, (3, 4, 6, 3), num_classes=num_classes, input_shape=input_shape,
-        mean=mean, std=std, width=width or 1.0,
-    )  # fmt: skip
+    return ResNet(spec, Bottleneck, (3, 4, 6, 3), width=width or 1.0)

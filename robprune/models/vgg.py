@@ -7,10 +7,9 @@ ResNet-18). Max pools are dropped once the map is 1 pixel wide, so the same conf
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .base import ImageClassifier, pool_or_identity, scale_channels
+from .base import ImageClassifier, ImageSpec, pool_or_identity, scale_channels
 from .registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS", "vgg11_bn", "vgg16_bn", "vgg_small"]
@@ -31,17 +30,14 @@ class VGG(ImageClassifier):
 
     def __init__(
         self,
+        spec: ImageSpec,
         config: list[int | str],
         *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
         width: float = 1.0,
     ):
-        super().__init__(mean, std)
+        super().__init__(spec)
         layers: list[nn.Module] = []
-        channels, size = input_shape[0], min(input_shape[1:])
+        channels, size = spec.input_shape[0], min(spec.input_shape[1:])
         for item in config:
             if item == "M":
                 pool, size = pool_or_identity(size)
@@ -56,64 +52,22 @@ class VGG(ImageClassifier):
                 channels = out
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
-def _build(
-    config_name: str,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None,
-) -> VGG:
-    return VGG(
-        VGG_CONFIGS[config_name],
-        num_classes=num_classes,
-        input_shape=input_shape,
-        mean=mean,
-        std=std,
-        width=width or 1.0,
-    )
+        self.classifier = nn.Linear(channels, spec.num_classes)
 
 
 @register_model()
-def vgg_small(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> VGG:
+def vgg_small(spec: ImageSpec, width: float | None) -> VGG:
     """Six convs (32-32-64-64-128-128): the cheap benchmark CNN."""
-    return _build("vgg_small", num_classes, input_shape, mean, std, width)
+    return VGG(spec, VGG_CONFIGS["vgg_small"], width=width or 1.0)
 
 
 @register_model()
-def vgg11_bn(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> VGG:
+def vgg11_bn(spec: ImageSpec, width: float | None) -> VGG:
     """VGG-11 with BN, CIFAR head (512 -> classes)."""
-    return _build("vgg11", num_classes, input_shape, mean, std, width)
+    return VGG(spec, VGG_CONFIGS["vgg11"], width=width or 1.0)
 
 
 @register_model()
-def vgg16_bn(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> VGG:
+def vgg16_bn(spec: ImageSpec, width: float | None) -> VGG:
     """VGG-16 with BN, CIFAR head (512 -> classes)."""
-    return _build("vgg16", num_classes, input_shape, mean, std, width)
+    return VGG(spec, VGG_CONFIGS["vgg16"], width=width or 1.0)

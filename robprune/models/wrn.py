@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ImageClassifier, scale_channels
+from .base import ImageClassifier, ImageSpec, scale_channels
 from .registry import register_model
 
 __all__ = ["WideBasicBlock", "WideResNet", "wrn28", "wrn28_4", "wrn28_10"]
@@ -48,19 +48,16 @@ class WideResNet(ImageClassifier):
 
     def __init__(
         self,
+        spec: ImageSpec,
         *,
         depth: int = 28,
         widen: float = 10.0,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
     ):
-        super().__init__(mean, std)
+        super().__init__(spec)
         if (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
-        self.conv1 = nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(spec.input_shape[0], 16, 3, padding=1, bias=False)
         cin = 16
         stages: list[nn.Module] = []
         for base, stride in ((16, 1), (32, 2), (64, 2)):
@@ -74,7 +71,7 @@ class WideResNet(ImageClassifier):
         self.bn = nn.BatchNorm2d(cin)
         self.relu = nn.ReLU()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(cin, num_classes)
+        self.classifier = nn.Linear(cin, spec.num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block3(self.block2(self.block1(self.conv1(x))))
@@ -82,48 +79,18 @@ class WideResNet(ImageClassifier):
 
 
 @register_model()
-def wrn28(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> WideResNet:
+def wrn28(spec: ImageSpec, width: float | None) -> WideResNet:
     """WRN-28-k with k = `width` (default 10)."""
-    return WideResNet(
-        depth=28, widen=width or 10.0, num_classes=num_classes, input_shape=input_shape,
-        mean=mean, std=std,
-    )  # fmt: skip
+    return WideResNet(spec, depth=28, widen=width or 10.0)
 
 
 @register_model()
-def wrn28_4(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> WideResNet:
+def wrn28_4(spec: ImageSpec, width: float | None) -> WideResNet:
     """WRN-28-4 (5.8M parameters); `width` multiplies k."""
-    return WideResNet(
-        depth=28, widen=4.0 * (width or 1.0), num_classes=num_classes,
-        input_shape=input_shape, mean=mean, std=std,
-    )  # fmt: skip
+    return WideResNet(spec, depth=28, widen=4.0 * (width or 1.0))
 
 
 @register_model()
-def wrn28_10(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    width: float | None = None,
-) -> WideResNet:
+def wrn28_10(spec: ImageSpec, width: float | None) -> WideResNet:
     """WRN-28-10 (36.5M parameters); `width` multiplies k."""
-    return WideResNet(
-        depth=28, widen=10.0 * (width or 1.0), num_classes=num_classes,
-        input_shape=input_shape, mean=mean, std=std,
-    )  # fmt: skip
+    return WideResNet(spec, depth=28, widen=10.0 * (width or 1.0))
