@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .files import find_root, one_line
+from .files import find_root, one_line, reading
 from .splits import LoadRequest, SourceData, TensorSplit
 
 __all__ = ["load_cifar10", "load_cifar100", "read_cifar_batch"]
@@ -50,7 +50,7 @@ def read_cifar_batch(
     path: Path, label_key: str, num_classes: int, dataset: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """One pickle batch as (uint8 [N,3,32,32], int64 [N]); any defect is a one-line DataError."""
-    try:
+    with reading(dataset, path):
         with open(path, "rb") as f:
             batch = _SafeUnpickler(f, encoding="bytes").load()
         if not isinstance(batch, dict):
@@ -63,12 +63,6 @@ def read_cifar_batch(
             raise ValueError(f"{len(data)} images but {len(labels)} labels")
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"labels outside 0..{num_classes - 1}")
-    except FileNotFoundError:
-        raise DataError(f"{dataset}: missing file {path}") from None
-    except OSError as exc:  # permissions, I/O errors
-        raise DataError(f"{dataset}: cannot read {path} ({one_line(exc)})") from None
-    except Exception as exc:  # truncated pickle, wrong keys, wrong shapes
-        raise DataError(f"{dataset}: corrupt file {path} ({one_line(exc)})") from None
     return data.reshape(-1, 3, 32, 32), labels
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["DATA_DIR_ENV", "default_data_dir", "find_root", "one_line", "resolve_data_dir"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "default_data_dir",
+    "find_root",
+    "one_line",
+    "reading",
+    "resolve_data_dir",
+]
 
 DATA_DIR_ENV = "ROBPRUNE_DATA_DIR"
 
@@ -37,3 +45,19 @@ def one_line(exc: BaseException) -> str:
     """An exception as a single line: its type, and its message with whitespace collapsed."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def reading(dataset: str, path: Path) -> Iterator[None]:
+    """Any failure to read `path` inside becomes one `DataError` line naming the data set and
+    the file: missing, unreadable (permissions, I/O), or corrupt (anything else)."""
+    from robprune.errors import DataError
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"{dataset}: missing file {path}") from None
+    except OSError as exc:  # permissions, I/O errors
+        raise DataError(f"{dataset}: cannot read {path} ({one_line(exc)})") from None
+    except Exception as exc:  # truncated or garbage bytes, wrong keys, wrong shapes
+        raise DataError(f"{dataset}: corrupt file {path} ({one_line(exc)})") from None

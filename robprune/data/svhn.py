@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .files import find_root, one_line
+from .files import find_root, one_line, reading
 from .splits import LoadRequest, SourceData, TensorSplit
 
 __all__ = ["load_svhn", "read_svhn_mat"]
@@ -21,7 +21,7 @@ _SUBDIRS = ["svhn", "SVHN"]
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One .mat file as (uint8 [N,3,32,32], int64 [N] in 0..9)."""
-    try:
+    with reading("svhn", path):
         from scipy.io import loadmat
 
         mat = loadmat(str(path), variable_names=["X", "y"])
@@ -33,12 +33,6 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{x.shape[3]} images but {len(y)} labels")
         if len(y) and (y.min() < 0 or y.max() > 10):
             raise ValueError("labels outside 1..10 (or 0..9)")
-    except FileNotFoundError:
-        raise DataError(f"svhn: missing file {path}") from None
-    except OSError as exc:  # permissions, I/O errors
-        raise DataError(f"svhn: cannot read {path} ({one_line(exc)})") from None
-    except Exception as exc:  # garbage bytes, truncated file, wrong variables
-        raise DataError(f"svhn: corrupt file {path} ({one_line(exc)})") from None
     y[y == 10] = 0
     return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), y
 

@@ -118,13 +118,7 @@ class MobileViTBlock(nn.Module):
 class MobileViT(ImageClassifier):
     """MobileViT-XXS layout: MV2 stages, then MV2 + MobileViT blocks at three resolutions."""
 
-    def __init__(
-        self,
-        spec: ImageSpec,
-        *,
-        width: float = 1.0,
-        num_heads: int = 4,
-    ):
+    def __init__(self, spec: ImageSpec, *, width: float = 1.0, num_heads: int = 4):
         super().__init__(spec)
 
         def ch(c: int) -> int:

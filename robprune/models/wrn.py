@@ -46,13 +46,7 @@ class WideBasicBlock(nn.Module):
 class WideResNet(ImageClassifier):
     """WRN-depth-k: stem conv3x3(16), three stages, BN-ReLU, global pool, linear."""
 
-    def __init__(
-        self,
-        spec: ImageSpec,
-        *,
-        depth: int = 28,
-        widen: float = 10.0,
-    ):
+    def __init__(self, spec: ImageSpec, *, depth: int = 28, widen: float = 10.0):
         super().__init__(spec)
         if (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
