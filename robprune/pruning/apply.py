@@ -286,12 +286,8 @@ def prune_model(
     if budget not in BUDGETS:
         raise ValueError(f"budget {budget!r}; allowed: {', '.join(BUDGETS)}")
     check_rule_criterion(rule, criterion)
-    crit, ignored, dense_shapes = (
-        get_criterion(criterion),
-        default_ignored_layers(model),
-        _shapes(model),
-    )
-    flops_dense, params_dense = count_macs_params(model, example)
+    crit, ignored = get_criterion(criterion), default_ignored_layers(model)
+    dense = _Dense(shapes=_shapes(model), macs_params=count_macs_params(model, example))
     importance = crit.make()
     # the pruner's dependency graph also gives the groups the budget is solved over
     pruner = _pruner(model, example, importance, ignored)
@@ -310,13 +306,39 @@ def prune_model(
         _set_ratio(pruner, g.root, r)
     _remove(pruner, model, seed)
     done = _check_groups(gm, gm.kept_channels(ratios), planned, group_mrs)
+    outcome = _outcome(model, example, gm, dense, sparsity=sparsity, budget=budget)
+    outcome.layers = _layer_rows(model, dense.shapes, done, layer_mrs, layer_scores)
+    outcome.warnings = done.warnings + outcome.warnings
+    return outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Dense:
+    """The model before pruning: per-layer (channels, parameters), and (MACs, parameters)."""
+
+    shapes: dict[str, tuple[int, int]]
+    macs_params: tuple[int, int]
+
+
+def _outcome(
+    model: nn.Module,
+    example: Tensor,
+    gm: GroupModel,
+    dense: _Dense,
+    *,
+    sparsity: float,
+    budget: str,
+) -> PruneOutcome:
+    """Sizes before and after, the achieved fractions, and the budget warning (layers are
+    filled in by the caller)."""
+    flops_dense, params_dense = dense.macs_params
     flops, params = count_macs_params(model, example)
     achieved = (params_dense - params) / gm.prunable_params
     macs_left = prunable_macs_of(model, example, gm.mac_modules)
     achieved_macs = 1.0 - macs_left / gm.prunable_macs if gm.prunable_macs else 0.0
     on_budget = achieved if budget == "params" else achieved_macs
     return PruneOutcome(
-        layers=_layer_rows(model, dense_shapes, done, layer_mrs, layer_scores),
+        layers=[],
         params_dense=params_dense,
         params=params,
         flops_dense=flops_dense,
@@ -326,7 +348,7 @@ def prune_model(
         prunable_macs=gm.prunable_macs,
         achieved_macs_sparsity=float(achieved_macs),
         budget=budget,
-        warnings=done.warnings + _budget_warning(on_budget, sparsity, budget),
+        warnings=_budget_warning(on_budget, sparsity, budget),
     )
 
 
