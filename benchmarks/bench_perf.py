@@ -113,16 +113,7 @@ def _timed(fn, device) -> float:
 
 def _trainer(w, data, method, device, runtime):
     return Trainer(
-        recipe=TrainRecipe(
-            method=method,
-            epochs=1000,
-            lr=0.01,
-            schedule="constant",
-            warmup_epochs=0,
-            batch_size=w.batch,
-            weight_decay=5e-4,
-            momentum=0.9,
-        ),
+        recipe=TrainRecipe(method=method, epochs=1000, schedule="constant", batch_size=w.batch),
         model=_model(w, data, device),
         train=data.train,
         augment=False,

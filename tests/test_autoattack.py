@@ -25,33 +25,17 @@ N = 200
 
 @pytest.fixture(scope="module")
 def digits_model():
-    from robprune.config import TrainRecipe
+    from robprune.config import ModelConfig, TrainRecipe
     from robprune.data import load_data, to_float
-    from robprune.models import create_model
     from robprune.training.losses import AdversarialSetting
     from robprune.training.trainer import Trainer
+    from robprune.trial.builders import build_model
 
     torch.manual_seed(0)
     data = load_data("digits", val_fraction=0.1, seed=0)
-    model = create_model(
-        "small_cnn",
-        num_classes=10,
-        input_shape=data.input_shape,
-        mean=data.mean,
-        std=data.std,
-        width=0.5,
-    )
+    model = build_model(ModelConfig(arch="small_cnn", width=0.5), data)
     trainer = Trainer(
-        recipe=TrainRecipe(
-            method="pgd_at",
-            epochs=6,
-            lr=0.05,
-            schedule="cosine",
-            warmup_epochs=0,
-            batch_size=64,
-            weight_decay=5e-4,
-            momentum=0.9,
-        ),
+        recipe=TrainRecipe(epochs=6, lr=0.05, batch_size=64),
         model=model,
         train=data.train,
         adversarial=AdversarialSetting(

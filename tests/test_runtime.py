@@ -9,12 +9,12 @@ import torch
 from requirements import cuda_only
 from torch import nn
 
-from robprune.config import TrainRecipe, parse_trial_config
+from robprune.config import ModelConfig, TrainRecipe, parse_trial_config
 from robprune.data import TensorSplit, iterate_batches, load_data, place_split
 from robprune.errors import ConfigError, TrialFailed
-from robprune.models import create_model
 from robprune.runtime import Runtime, resolve_runtime
 from robprune.training import AdversarialSetting, Trainer
+from robprune.trial.builders import build_model
 
 CPU = torch.device("cpu")
 ADV = AdversarialSetting(epsilon=0.1, step_size=0.025, steps=2)
@@ -28,14 +28,7 @@ def digits():
 
 def _model(data, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return create_model(
-        "small_cnn",
-        num_classes=10,
-        input_shape=data.input_shape,
-        mean=data.mean,
-        std=data.std,
-        width=0.5,
-    )
+    return build_model(ModelConfig(arch="small_cnn", width=0.5), data)
 
 
 def _trainer(model, data, *, runtime=None, method="ce", batch_size=64, seed=0, lr=0.05):
@@ -45,10 +38,8 @@ def _trainer(model, data, *, runtime=None, method="ce", batch_size=64, seed=0, l
             epochs=5,
             lr=lr,
             schedule="constant",
-            warmup_epochs=0,
             batch_size=batch_size,
             weight_decay=0.0,
-            momentum=0.9,
         ),
         model=model,
         train=data.train,
@@ -178,16 +169,7 @@ def test_cuda_epoch_has_no_host_sync(digits):
     dev = torch.device("cuda")
     model = _model(digits).to(dev)
     trainer = Trainer(
-        recipe=TrainRecipe(
-            method="pgd_at",
-            epochs=2,
-            lr=0.05,
-            schedule="cosine",
-            warmup_epochs=0,
-            batch_size=32,
-            weight_decay=5e-4,
-            momentum=0.9,
-        ),
+        recipe=TrainRecipe(epochs=2, lr=0.05, batch_size=32),
         model=model,
         train=digits.train,
         augment=True,
@@ -232,16 +214,7 @@ def _digits_accuracy(data, runtime, seed):
     from robprune.evaluation.accuracy import accuracy_under
 
     trainer = Trainer(
-        recipe=TrainRecipe(
-            method="pgd_at",
-            epochs=8,
-            lr=0.05,
-            schedule="cosine",
-            warmup_epochs=0,
-            batch_size=64,
-            weight_decay=5e-4,
-            momentum=0.9,
-        ),
+        recipe=TrainRecipe(epochs=8, lr=0.05, batch_size=64),
         model=_model(data, seed),
         train=data.train,
         augment=False,
@@ -285,16 +258,7 @@ def test_pgd_in_bf16_is_as_strong_as_in_fp32():
     dev = torch.device("cuda")
     data = load_data("digits")
     trainer = Trainer(
-        recipe=TrainRecipe(
-            method="pgd_at",
-            epochs=10,
-            lr=0.05,
-            schedule="cosine",
-            warmup_epochs=0,
-            batch_size=64,
-            weight_decay=5e-4,
-            momentum=0.9,
-        ),
+        recipe=TrainRecipe(lr=0.05, batch_size=64),
         model=_model(data).to(dev),
         train=data.train,
         augment=False,

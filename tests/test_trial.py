@@ -142,32 +142,18 @@ def test_resume_from_checkpoint_matches_uninterrupted(baseline, dense_cache, tmp
 
 
 def test_nan_loss_stops_with_a_clear_reason():
-    from robprune.config import TrainRecipe
+    from robprune.config import ModelConfig, TrainRecipe
     from robprune.data import load_data
-    from robprune.models import create_model
     from robprune.training import AdversarialSetting, Trainer
+    from robprune.trial.builders import build_model
 
     data = load_data("digits", train_limit=200)
-    model = create_model(
-        "small_cnn",
-        num_classes=10,
-        input_shape=data.input_shape,
-        mean=data.mean,
-        std=data.std,
-        width=0.5,
-    )
+    model = build_model(ModelConfig(arch="small_cnn", width=0.5), data)
     with torch.no_grad():  # a diverged weight, as an exploding learning rate leaves behind
         model.classifier.weight[0, 0] = float("inf")
     trainer = Trainer(
         recipe=TrainRecipe(
-            method="ce",
-            epochs=1,
-            lr=0.1,
-            schedule="constant",
-            warmup_epochs=0,
-            batch_size=64,
-            weight_decay=0.0,
-            momentum=0.9,
+            method="ce", epochs=1, lr=0.1, schedule="constant", batch_size=64, weight_decay=0.0
         ),
         model=model,
         train=data.train,
