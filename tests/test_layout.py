@@ -19,8 +19,6 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("robprune", "search", "analysis", "cluster")
 
@@ -311,11 +309,6 @@ def test_search_is_split_into_subpackages() -> None:
     assert len(subpackages) >= MIN_SEARCH_SUBPACKAGES, f"search/ sub-packages: {subpackages}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="10 functions over 60 lines (15 before the restructure) until the remaining long "
-    "ones are split; remove this marker then",
-)
 def test_at_most_5_functions_over_60_lines() -> None:
     long = _long_functions()
     listing = "\n".join(f"{length:4d} {where}" for length, where in long)
