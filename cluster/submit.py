@@ -73,8 +73,13 @@ def plan_search(args: Any) -> JobPlan:
     """Validate the spec here, exactly as `robprune search` would, and plan its job."""
     from search.spec.parse import load_spec
 
+    resume = bool(getattr(args, "resume", False))
     spec = load_spec(
-        args.spec, list(args.overrides or []), name=args.name, storage=args.storage
+        args.spec,
+        list(args.overrides or []),
+        name=args.name,
+        storage=args.storage,
+        timestamp=not resume,
     )  # the same BadInput as `robprune search`, before anything is sent
     local_paths: dict[str, str] = {}
     storage = spec.storage
@@ -91,15 +96,38 @@ def plan_search(args: Any) -> JobPlan:
             overrides.append(f"data.data_dir={local_paths['data.data_dir']}")
     from search.state.storage import join
 
+    location = join(storage, spec.name)
+    if not resume:
+        _refuse_existing(location)
     return JobPlan(
         command="search",
         name=spec.name,
-        experiment=join(storage, spec.name),
+        experiment=location,
         args=["--name", spec.name, "--storage", storage]
+        + (["--resume"] if resume else [])
         + [a for o in overrides for a in ("--set", o)],
         env={SPEC_ENV: spec.to_yaml()},
         local_paths=local_paths,
     )
+
+
+def _refuse_existing(location: str) -> None:
+    """Resubmitting a spec whose experiment exists would start a second search: say so here.
+
+    Where this machine cannot read the storage (the credentials are the cluster's), the job
+    itself refuses (`robprune search` there).
+    """
+    from search.state.experiment import Experiment
+
+    try:
+        exists = Experiment(location).exists()
+    except BadInput:
+        return
+    if exists:
+        raise BadInput(
+            f"experiment {redact_uri(location)} already exists: submit with --resume to "
+            "continue it (or `robprune resume EXPERIMENT --submit`), or choose another --name"
+        )
 
 
 def plan_resume(args: Any) -> JobPlan:

@@ -77,7 +77,17 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--storage", default=None, help="local path or URI (s3://...)")
     p.add_argument("--name", default=None, help="experiment name (default: spec name + time)")
+    _resume_flag(p)
     _overrides(p)
+
+
+def _resume_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="if the experiment (--storage/--name) exists, continue it instead of refusing: "
+        "running the same command again after a lost driver or head finishes the search",
+    )
 
 
 def _address(p: argparse.ArgumentParser) -> None:
@@ -137,6 +147,7 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
         "--storage", default=None, help="where the experiment lives: s3://bucket/prefix or a path"
     )
     p.add_argument("--name", default=None, help="experiment name (default: spec name + time)")
+    _resume_flag(p)
     _overrides(p)
     _job_env_args(p)
 

@@ -9,23 +9,67 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 __all__ = ["search_main", "resume_main", "export_main", "demo_main"]
 
 
 def search_main(args: argparse.Namespace) -> int:
+    """A new search; with --resume, the same command continues the experiment it names."""
     from search.spec.parse import load_spec
 
+    resume = bool(getattr(args, "resume", False))
     spec = load_spec(
-        args.spec, getattr(args, "overrides", []) or [], name=args.name, storage=args.storage
+        args.spec,
+        getattr(args, "overrides", []) or [],
+        name=args.name,
+        storage=args.storage,
+        timestamp=not resume,  # --resume names the experiment after the spec, not the time
     )  # everything is checked here, before Ray
-    from search.run.runner import run_search
+    from search.run.runner import resume_experiment, run_search
 
+    if resume:
+        location = existing_experiment(spec)
+        if location is not None:
+            return resume_experiment(location, address=args.address).exit_code
     return run_search(spec, address=args.address).exit_code
 
 
 #: `resume` options that only a submitted job uses (robprune.cli's job arguments)
 _JOB_ONLY = ("installed", "pip", "env", "shared_paths")
+
+
+def existing_experiment(spec: Any) -> str | None:
+    """The location of the spec's experiment if it exists (with this very spec), else None."""
+    import yaml
+
+    from robprune.errors import BadInput
+    from search.state.experiment import Experiment
+    from search.state.storage import join
+
+    exp = Experiment(join(spec.storage, spec.name))
+    if not exp.exists():
+        return None
+    stored = yaml.safe_load(Experiment.open(exp.location).read_spec_yaml())
+    where = first_difference(stored, yaml.safe_load(spec.to_yaml()))
+    if where is not None:
+        raise BadInput(
+            f"--resume: {where or 'the spec'} differs from {exp.path('spec.yaml')}, the spec "
+            f"the experiment runs; continue it with `robprune resume {exp.location}`, or "
+            "choose another --name"
+        )
+    return exp.location
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first key path where two parsed YAML documents differ (None when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    return None if a == b else path
 
 
 def resume_main(args: argparse.Namespace) -> int:

@@ -171,7 +171,7 @@ def _state(text: str) -> str:
     return text.splitlines()[0].split()[2]
 
 
-def _spec(path: Path, name: str, *, epochs: int, storage: str) -> Path:
+def _spec(path: Path, name: str, *, epochs: int, storage: str, mode: str = "grid") -> Path:
     spec = fast_trial(
         "unused",
         data={"dataset": "digits", "train_limit": 300},
@@ -184,9 +184,11 @@ def _spec(path: Path, name: str, *, epochs: int, storage: str) -> Path:
     spec.update(
         name=name,
         storage=storage,
-        search={"mode": "grid", "scheduler": "none", "max_concurrent": 2},
+        search={"mode": mode, "scheduler": "none", "max_concurrent": 2},
         resources={"cpu": 1, "gpu": 0},
     )
+    if mode != "grid":
+        spec["search"]["num_samples"] = 2
     path.write_text(yaml.safe_dump(spec))
     return path
 
@@ -195,11 +197,12 @@ def _local_trials(exp: Path) -> list[dict]:
     return pq.read_table(exp / "results" / "trials.parquet").to_pylist()
 
 
-def _check_complete(trials: list[dict], n: int) -> None:
+def _check_complete(trials: list[dict], n: int, *, grid: bool = True) -> None:
     ids = [t["trial_id"] for t in trials]
     assert len(ids) == n and len(set(ids)) == n, ids
     assert all(t["status"] == "TERMINATED" for t in trials), [t["status"] for t in trials]
-    assert {t["criterion"] for t in trials} == {"l1", "random"}
+    if grid:
+        assert {t["criterion"] for t in trials} == {"l1", "random"}
 
 
 # ------------------------------------------------------------------------------ errors
@@ -317,6 +320,26 @@ def test_stop_then_resume_submit(cluster, tmp_path):
     cluster.jobs.append(job2)
     cluster.wait(job2, lambda t: _state(t) == "SUCCEEDED")
     _check_complete(_local_trials(exp), 2)
+    # resubmitting the spec is refused (one line); with --resume, what a recreated KubeRay
+    # RayJob runs (cluster/kuberay.yaml), it continues the experiment: here, nothing is left
+    again = cluster.robprune(
+        "submit",
+        str(spec),
+        "--address",
+        cluster.address,
+        "--python",
+        sys.executable,
+        "--name",
+        "grid-stop",
+    )
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert "already exists" in again.stderr and "--resume" in again.stderr
+    job3, location3 = cluster.submit(spec, "--name", "grid-stop", "--resume")
+    assert location3 == location
+    cluster.wait(job3, lambda t: _state(t) == "SUCCEEDED")
+    logs = cluster.robprune("logs", job3, "--address", cluster.address)
+    assert "nothing to resume" in logs.stdout, logs.stdout[-2000:]
+    _check_complete(_local_trials(exp), 2)
 
 
 def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
@@ -324,10 +347,14 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     fs = cluster.s3()
     fs.create_dir(BUCKET)
     spec = _spec(
-        tmp_path / "s3.yaml", "grid-s3", epochs=LONG_EPOCHS, storage=f"s3://{BUCKET}/exps"
+        tmp_path / "s3.yaml",
+        "opt-s3",
+        epochs=LONG_EPOCHS,
+        storage=f"s3://{BUCKET}/exps",
+        mode="optimize",
     )
-    job, location = cluster.submit(spec, "--name", "grid-s3")
-    assert location == f"s3://{BUCKET}/exps/grid-s3"
+    job, location = cluster.submit(spec, "--name", "opt-s3")
+    assert location == f"s3://{BUCKET}/exps/opt-s3"
     cluster.wait(job, lambda t: "progress:" in t and " 0 running" not in t and "none" not in t)
     drivers = [
         pid
@@ -338,7 +365,8 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     for pid in drivers:
         os.kill(pid, 9)
     cluster.wait(job, lambda t: _state(t) in ("FAILED", "STOPPED"), timeout_s=120)
-    exp = f"s3://{BUCKET}/exps/grid-s3"
+    shutil.rmtree(cluster.root / "work", ignore_errors=True)  # the head's disk is gone too
+    exp = f"s3://{BUCKET}/exps/opt-s3"
     run = cluster.robprune(
         "resume", exp, "--submit", "--address", cluster.address, "--python", sys.executable
     )
@@ -346,10 +374,24 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     job2 = run.stdout.split()[1]
     cluster.jobs.append(job2)
     cluster.wait(job2, lambda t: _state(t) == "SUCCEEDED")
-    with fs.open_input_file(f"{BUCKET}/exps/grid-s3/results/trials.parquet") as handle:
-        _check_complete(pq.read_table(handle).to_pylist(), 2)
+    root = f"{BUCKET}/exps/opt-s3"
+    with fs.open_input_file(f"{root}/results/trials.parquet") as handle:
+        trials = pq.read_table(handle).to_pylist()
+    _check_complete(trials, 2, grid=False)
+    journal = tmp_path / "journal.log"  # from the bucket: the working copy was deleted
+    with fs.open_input_stream(f"{root}/optuna/journal.log") as handle:
+        journal.write_bytes(handle.read())
+    import optuna
+
+    from search.run.study import open_storage
+
+    study = optuna.load_study(study_name="robprune", storage=open_storage(journal))
+    assert not [t.number for t in study.trials if t.state.name == "RUNNING"]
+    done = sorted(
+        t.user_attrs["tune_trial_id"] for t in study.trials if t.state.name == "COMPLETE"
+    )
+    assert done == sorted(t["trial_id"] for t in trials)
     names = {i.path for i in fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True))}
-    root = f"{BUCKET}/exps/grid-s3"
     assert f"{root}/status.json" in names and f"{root}/experiment.json" in names
     assert any(n.startswith(f"{root}/dense/") and n.endswith("meta.json") for n in names)
 

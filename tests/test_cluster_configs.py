@@ -91,7 +91,12 @@ def test_kuberay_manifests():
         env = {e["name"]: e for e in worker["env"]}
         assert env["RAY_AUTH_MODE"]["value"] == "token"
         assert "secretKeyRef" in env["RAY_AUTH_TOKEN"]["valueFrom"]  # never a literal token
-    assert _require(job, "spec.entrypoint").startswith("robprune search ")
+    entrypoint = _require(job, "spec.entrypoint")
+    assert entrypoint.startswith("robprune search ")
+    # a recreated RayJob continues its experiment: a fixed name, object storage, --resume
+    assert "--resume" in entrypoint.split() and "--name" in entrypoint.split()
+    assert "--storage s3://" in entrypoint
+    assert job["spec"]["backoffLimit"] >= 1
     assert _require(job, "spec.clusterSelector")["ray.io/cluster"] == cluster["metadata"]["name"]
     meta = _require(job, "spec.metadata")
     assert {"robprune", "robprune_command", "robprune_experiment"} <= set(meta)

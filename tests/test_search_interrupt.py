@@ -2,7 +2,8 @@
 
 The first SIGINT stops cleanly: exit 130, a message that says how to resume, the Ray processes
 the search started are gone, and a resume finishes the experiment with every trial once. A
-second SIGINT exits at once, also with 130 and without leaving Ray processes behind.
+second SIGINT exits at once, also with 130 and without leaving Ray processes behind, and a
+resume then finishes that experiment too, with the same checks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from soak_resume import Driver, check, disk_state, soak_spec  # noqa: E402
+from soak_record import check, disk_state  # noqa: E402
+from soak_resume import Driver, soak_spec  # noqa: E402
 
 
 def _running_trials(exp: Path) -> bool:
@@ -67,8 +69,8 @@ def test_first_sigint_stops_cleanly_and_resume_finishes(tmp_path):
     assert verdict.problems == [] and not verdict.lost and not verdict.duplicated, verdict
 
 
-def test_second_sigint_exits_at_once(tmp_path):
-    driver, exp, _ = _start(tmp_path, "twice")
+def test_second_sigint_exits_at_once_and_resume_finishes(tmp_path):
+    driver, exp, spec = _start(tmp_path, "twice")
     os.killpg(driver.proc.pid, signal.SIGINT)
     time.sleep(0.2)
     os.killpg(driver.proc.pid, signal.SIGINT)
@@ -76,4 +78,11 @@ def test_second_sigint_exits_at_once(tmp_path):
     assert driver.finish(timeout=60) == 130, driver.text()[-3000:]
     assert time.monotonic() - start < 10
     assert "exiting now" in driver.text() and f"robprune resume {exp}" in driver.text()
-    assert _gone(_ray_dir(exp)) == []
+    ray_dir = _ray_dir(exp)
+    assert _gone(ray_dir) == []
+    at_stop = disk_state(exp)
+
+    final = Driver.start(["resume", str(exp)], tmp_path / "driver.log")
+    assert final.finish(timeout=600) == 0, final.text()[-3000:]
+    verdict = check(exp, spec, [at_stop], [ray_dir, _ray_dir(exp)])
+    assert verdict.problems == [] and not verdict.lost and not verdict.duplicated, verdict

@@ -1,11 +1,16 @@
-"""Kill the driver at distinct phases of one experiment, resume each time (issue 8, point 2).
+"""Kill the driver at the phase boundaries of one experiment, resume each time (issue 18).
 
-One optimize + ASHA search on digits is SIGKILLed in the dense stage, while trials run, twice
-in a row (the resume is killed too), during the Parquet export and during an `--extend` run;
-only the driver is killed, so each resume must also end the Ray processes the dead driver left.
-After the last resume: every trial of the spec is in trials.parquet exactly once, none that
-had a checkpoint was rerun from zero, none that had finished ran again, no Optuna trial is left
-RUNNING, and no process of a killed driver's Ray remains. The checks are the soak tool's.
+The short CI version of `tools/soak_resume.py`: one optimize + ASHA search on digits is
+SIGKILLed the moment it crosses each of these boundaries in turn, each kill hitting the
+resume of the previous one: the spec written, the dense stage, the first trial started, a new
+Tune snapshot, a checkpoint newer than any the previous kills left, a trial's end, the
+Parquet export, and a checkpoint of an `--extend` run. Only the driver is killed, so each
+resume must also end the Ray processes the dead driver left. Before the last resume an Optuna
+trial that Tune never saw is planted in the journal (what a kill between an ask and Tune's
+next snapshot leaves): it must be failed as never started and replaced, not counted.
+After the last resume: the planned trials (from the spec and the --extend asked for) are in
+trials.parquet exactly once, none that had a checkpoint restarted from zero, none that had
+finished ran again, no Optuna trial is RUNNING, no process of a killed driver's Ray remains.
 """
 
 from __future__ import annotations
@@ -16,69 +21,78 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from soak_resume import Driver, check, disk_state, session_of, soak_spec  # noqa: E402
+from soak_record import check, newest_checkpoints  # noqa: E402
+from soak_resume import Driver, kill_at, soak_spec  # noqa: E402
 
 
-def _checkpointed(exp: Path, run: str) -> bool:
-    """Some trial of `run` has an epoch checkpoint and has not finished."""
-    return any(
-        not at.finished and at.epoch > 0
-        for tid, at in disk_state(exp).items()
-        if (exp / "tune" / run / f"trial_{tid}").exists()
+def _plant_unstarted_trial(exp: Path, run: str) -> int:
+    """An Optuna trial asked for `run` whose Tune trial no snapshot knows."""
+    import optuna
+
+    from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+
+    study = optuna.load_study(
+        study_name="robprune", storage=open_storage(exp / "optuna" / "journal.log")
     )
+    trial = study.ask()
+    trial.set_user_attr(TUNE_TRIAL_ATTR, "00000ghost")
+    trial.set_user_attr(RUN_ATTR, run)
+    return trial.number
 
 
-def test_kill_at_every_phase_then_resume(tmp_path):
+def test_kill_at_phase_boundaries_then_resume(tmp_path):
     spec = soak_spec(str(tmp_path / "exps"), "optimize", epochs=3)
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     exp = tmp_path / "exps" / "k"
     log = tmp_path / "drivers.log"
-    states, sessions, phases = [], [], []
+    kills = []
 
-    def kill(driver: Driver, phase: str) -> None:
-        assert driver.running(), f"{phase}: the driver ended first\n{log.read_text()[-3000:]}"
-        driver.kill()
-        states.append(disk_state(exp))
-        sessions.append(session_of(exp))
-        phases.append(phase)
+    def command(*extra: str) -> list[str]:
+        if (exp / "experiment.json").exists():
+            return ["resume", str(exp), *extra]
+        return ["search", str(spec_path), "--name", "k"]
 
-    def resume(*extra: str) -> Driver:
-        return Driver.start(["resume", str(exp), *extra], log)
+    for aim in (
+        "spec written",
+        "dense stage",
+        "first trial started",
+        "first tune snapshot",
+        "first checkpoint",
+        "trial end",
+        "export",
+    ):
+        before = newest_checkpoints(exp)
+        driver, kill = kill_at(command(), exp, log, aim, timeout=600)
+        assert kill is not None, f"{aim}: the driver ended first\n{log.read_text()[-3000:]}"
+        if aim == "first checkpoint":  # newer than every checkpoint an earlier kill left
+            assert newest_checkpoints(exp) - before
+        kills.append(kill)
+    driver, kill = kill_at(command("--extend", "2"), exp, log, "first checkpoint", timeout=600)
+    assert kill is not None and any(exp.glob("tune/run-001/trial_*/checkpoint_*"))
+    kills.append(kill)
+    ghost = _plant_unstarted_trial(exp, "run-001")
 
-    # 1. the dense stage
-    driver = Driver.start(["search", str(spec_path), "--name", "k"], log)
-    assert driver.wait_for(lambda: "dense stage:" in driver.text(), timeout=240)
-    kill(driver, "dense stage")
-    # 2. trials running, with epoch checkpoints on disk
-    driver = resume()
-    assert driver.wait_for(lambda: _checkpointed(exp, "run-000"), timeout=300)
-    kill(driver, "trials running")
-    # 3. twice in a row: the resume is killed too, once it restored the run
-    driver = resume()
-    assert driver.wait_for(lambda: "resuming run-000" in driver.text(), timeout=300)
-    assert driver.wait_for(lambda: _checkpointed(exp, "run-000"), timeout=300)
-    kill(driver, "resume killed again")
-    # 4. the Parquet export (the staging directory of results/ exists)
-    driver = resume()
-    assert driver.wait_for(lambda: any(exp.glob(".results-*")), timeout=600, poll=0.005)
-    kill(driver, "export")
-    # 5. an --extend run, while its trials run
-    driver = resume("--extend", "2")
-    assert driver.wait_for(lambda: _checkpointed(exp, "run-001"), timeout=600)
-    kill(driver, "extend run")
-
-    final = resume()
+    final = Driver.start(command(), log)
     assert final.finish(timeout=600) == 0, log.read_text()[-4000:]
-    assert "reconciled run-001" in final.text()
-    assert len(sessions) == 5 and all(sessions), sessions
-    verdict = check(exp, spec, states, [s for s in sessions if s])
+    assert "reconciled run-001" in final.text() and "never started" in final.text()
+    sessions = [k.session for k in kills if k.session]
+    assert len(sessions) >= len(kills) - 1, sessions  # all but the first had started Ray
+    verdict = check(exp, spec, [k.state for k in kills], sessions, extends=2)
     assert verdict.problems == [] and verdict.lost == 0 and verdict.duplicated == 0, (
         verdict,
         log.read_text()[-4000:],
     )
+    import optuna
     import pyarrow.parquet as pq
 
+    from search.run.study import NEVER_STARTED, open_storage
+
+    study = optuna.load_study(
+        study_name="robprune", storage=open_storage(exp / "optuna" / "journal.log")
+    )
+    planted = study.trials[ghost]
+    assert planted.state.name == "FAIL" and planted.user_attrs["fail_reason"] == NEVER_STARTED
     trials = pq.read_table(exp / "results" / "trials.parquet").to_pylist()
     assert len(trials) == 4 + 2
     assert any((t["restores"] or 0) > 0 and t["restored_from_epoch"] >= 1 for t in trials), trials

@@ -137,3 +137,111 @@ def test_search_and_extend_on_s3(tmp_path, s3):
     assert any(n.startswith("dense/dense/") and n.endswith("/meta.json") for n in names)
     assert any(n.startswith("tune/run-001/") for n in names)
     assert not (tmp_path / "exps").exists()
+
+
+def _s3_names(fs: pafs.FileSystem, root: str) -> set[str]:
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError:
+        return set()
+    return {i.path.removeprefix(root + "/") for i in infos}
+
+
+def _s3_trials_running(fs: pafs.FileSystem, root: str, seen: set[str]) -> bool:
+    """A checkpoint newer than `seen` of a trial that has not ended is in the bucket."""
+    names = _s3_names(fs, f"{root}/tune")
+    ended = {n.rsplit("/", 1)[0] for n in names if n.endswith("/robprune-end.json")}
+    fresh = {
+        n.split("/checkpoint_")[0] + "/checkpoint_" + n.split("/checkpoint_")[1].split("/")[0]
+        for n in names
+        if "/checkpoint_" in n
+    } - seen
+    return any(c.split("/checkpoint_")[0] not in ended for c in fresh)
+
+
+def _checkpoints_by_trial(names: set[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for name in names:
+        parts = name.split("/")
+        if len(parts) >= 3 and parts[2].startswith("checkpoint_"):
+            out.setdefault(parts[1], set()).add(parts[2])
+    return out
+
+
+def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
+    """The driver (with its local working copy) dies while trials run, twice, at seeded
+    moments; each resume starts from an empty working copy, as on a new head. Every trial
+    ends exactly once, none finished is trained again, the study has no RUNNING trial and
+    TPE saw every finished trial (one COMPLETE Optuna trial per Tune trial)."""
+    import random
+
+    import optuna
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+    from soak_resume import Driver
+
+    storage, fs, env = s3
+    rng = random.Random(18)
+    spec = fast_trial(
+        "unused",
+        data={"dataset": "digits", "train_limit": 300},
+        dense={"epochs": 1},
+        prune={"criterion": {"choice": ["l1", "random"]}, "sparsity": {"choice": [0.3, 0.5]}},
+        finetune={"method": "ce", "epochs": 4},
+    )
+    spec.pop("cache_dir")
+    spec.update(
+        name="headloss",
+        search={"mode": "optimize", "num_samples": 4, "scheduler": "none", "max_concurrent": 2},
+    )
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    exp = storage.replace("/exps?", "/exps/headloss?")
+    root, log = "robprune/exps/headloss", tmp_path / "drivers.log"
+    monkeypatch.setenv("ROBPRUNE_WORK_DIR", env["ROBPRUNE_WORK_DIR"])
+    args = ["search", str(path), "--storage", storage, "--name", "headloss"]
+    seen: set[str] = set()
+    ended: dict[str, set[str]] = {}  # trial -> its checkpoints, for trials ended at a kill
+    for kill in range(2):
+
+        def ready(seen: set[str] = seen, kill: int = kill) -> bool:
+            """Trials run (a fresh checkpoint); before the 2nd kill, one has ended too."""
+            names = _s3_names(fs, f"{root}/tune") if kill else set()
+            ended_one = not kill or any(n.endswith("/robprune-end.json") for n in names)
+            return ended_one and _s3_trials_running(fs, root, seen)
+
+        driver = Driver.start(args, log)
+        assert driver.wait_for(ready, timeout=400), driver.text()[-3000:]
+        driver.wait_for(lambda: False, timeout=rng.uniform(0.0, 4.0))  # a seeded moment
+        assert driver.running(), driver.text()[-3000:]
+        driver.kill()
+        names = _s3_names(fs, f"{root}/tune")
+        seen |= {n.rsplit("/", 1)[0] for n in names if "/checkpoint_" in n}
+        by_trial = _checkpoints_by_trial(names)
+        for name in names:
+            if name.endswith("/robprune-end.json"):
+                ended.setdefault(name.split("/")[1], by_trial.get(name.split("/")[1], set()))
+        shutil.rmtree(tmp_path / "work", ignore_errors=True)  # the head's disk is gone
+        args = ["resume", exp]
+    final = Driver.start(args, log)
+    assert final.finish(timeout=600) == 0, final.text()[-4000:]
+    assert "prims::" not in log.read_text()
+
+    with fs.open_input_file(f"{root}/results/trials.parquet") as handle:
+        trials = pq.read_table(handle).to_pylist()
+    ids = [t["trial_id"] for t in trials]
+    assert len(ids) == 4 == len(set(ids)), ids
+    assert all(t["status"] == "TERMINATED" for t in trials), trials
+    journal = tmp_path / "journal.log"
+    with fs.open_input_stream(f"{root}/optuna/journal.log") as handle:
+        journal.write_bytes(handle.read())
+    from search.run.study import open_storage
+
+    study = optuna.load_study(study_name="robprune", storage=open_storage(journal))
+    assert not [t.number for t in study.trials if t.state.name == "RUNNING"]
+    complete = [t.user_attrs["tune_trial_id"] for t in study.trials if t.state.name == "COMPLETE"]
+    assert sorted(complete) == sorted(ids)  # every finished trial conditions the sampler, once
+    assert ended, "no trial had ended at a kill: the kills came too early to check this"
+    after = _checkpoints_by_trial(_s3_names(fs, f"{root}/tune"))
+    for trial, checkpoints in ended.items():  # ended before a kill: never trained again
+        assert after.get(trial, set()) <= checkpoints, (trial, checkpoints, after.get(trial))

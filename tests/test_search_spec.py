@@ -282,6 +282,7 @@ def test_existing_experiment_and_unreachable_cluster_are_bad_input(tmp_path, cap
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(BASE))
     (tmp_path / "exps" / "taken").mkdir(parents=True)
+    (tmp_path / "exps" / "taken" / "notes.txt").write_text("someone's")  # not a killed create
     args = ["search", str(path), "--storage", str(tmp_path / "exps")]
     assert cli_main([*args, "--name", "taken"]) == 2
     assert "already exists" in capsys.readouterr().err

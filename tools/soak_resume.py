@@ -1,26 +1,31 @@
-"""Soak test of resume: kill the search driver at random moments, resume, check invariants.
+"""Soak test of resume: kill the search driver at every phase boundary and between, resume.
 
-    python tools/soak_resume.py --kills 20 --seed 0 [--mode optimize|random|grid] [--keep DIR]
+    python tools/soak_resume.py --rounds 12 --seed 0 [--mode optimize|random|grid] [--keep DIR]
 
-Runs a small digits search, SIGKILLs the driver (only the driver: the Ray processes it left
-behind are the resume's job to end) at seeded random moments, resumes each time (sometimes
-with `--extend 1`, sometimes killing the resume too), lets a final resume finish, and checks
-after every round:
+Each round is a new small digits search. Its driver is SIGKILLed (only the driver: the Ray
+processes it left behind are the resume's job to end) one to three times in a row (the
+resumes are killed too), each kill either the moment a phase boundary is crossed (spec
+written, segment added, dense stage, Tune started, first trial started, first Tune snapshot,
+first checkpoint, trial end, export; watched in the experiment directory every 10 ms) or at a
+random moment up to the longest run seen. The phase boundaries are aimed at in turn, so every
+one is hit within a few rounds. A final `resume` must then finish within `--watchdog` seconds
+(a hang is killed and counted), and the round checks (`tools/soak_record.py`):
 
-- every trial of the spec is in `trials.parquet` exactly once (lost / duplicated counts);
-- a trial finished at the kill was not run again, and an unfinished trial with a checkpoint
-  was not rerun from zero (it resumed from that checkpoint's epoch or later);
-- no Optuna trial is left RUNNING, and each Tune trial has exactly one COMPLETE Optuna trial;
-- the Ray processes of every killed driver's session are gone.
+- the trials the spec plans (computed from the spec, never from the experiment's record)
+  are in `trials.parquet`, each exactly once (lost / duplicated counts);
+- a trial finished at a kill was not run again, and one with a checkpoint was not rerun from
+  zero; no Optuna trial is left RUNNING, each Tune trial has exactly one COMPLETE one;
+- every run of the experiment is `finished`; no Ray process of a killed driver remains.
 
-Prints `N kills, N resumed, 0 lost, 0 duplicated` (and what broke, if anything); exit 0 only
-when nothing broke. The CI test `tests/test_search_kill.py` uses the same checks.
+Prints every kill with the phase it aimed at and the phase the driver had reached, then
+`N kills, phases covered K/9, L lost, D duplicated, H hangs`; exit 0 only when nothing broke.
+The CI tests `tests/test_search_kill.py` and `tests/test_search_interrupt.py` use the same
+drivers and checks.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -33,6 +38,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from soak_record import (  # noqa: E402
+    PHASES,
+    RESUME_PHASES,
+    TrialAtKill,
+    check,
+    disk_state,
+    evidence,
+    latest_phase,
+    phase_reached,
+    session_of,
+)
+
+__all__ = ["Driver", "Kill", "kill_at", "soak_spec", "check", "disk_state", "session_of"]
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -134,6 +153,7 @@ class Driver:
         self.proc.wait(timeout=60)
 
     def finish(self, timeout: float = 900) -> int:
+        """The exit code; -9 when the driver was still running after `timeout` (a hang)."""
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -141,263 +161,139 @@ class Driver:
             return -9
 
 
-def phase_of(exp: Path, text: str) -> str:
-    """Where a driver was when it was killed, from its output and the experiment directory."""
-    if any(exp.glob(".results-*")):
-        return "export"
-    if "experiment:" not in text:
-        return "startup"
-    if "dense stage" in text and "ready after" not in text:
-        return "dense stage"
-    if "extending the study" in text:
-        return "extend run"
-    if "started " in text or "resuming" in text:
-        return "trials running"
-    return "before trials"
-
-
-# ----------------------------------------------------------------------------- the record
-
-
-def _checkpoint_epoch(ckpt: Path) -> int:
-    try:
-        return int(json.loads((ckpt / "progress.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def _restored_from(ckpt: Path) -> list[int]:
-    try:
-        return list(json.loads((ckpt / "progress.json").read_text())["restored_from"])
-    except (OSError, ValueError, KeyError):
-        return []
+# ----------------------------------------------------------------------------- kills
 
 
 @dataclass
-class TrialAtKill:
-    finished: bool
-    epoch: int  # epoch of the newest checkpoint (0: none)
-    restores: int
+class Kill:
+    """One SIGKILL: what it aimed at, the phase the driver had reached, when."""
+
+    aim: str  # a phase of PHASES, or "random"
+    reached: str
+    after_s: float
+    state: dict[str, TrialAtKill] = field(default_factory=dict)
+    session: str | None = None
 
 
-def disk_state(exp: Path) -> dict[str, TrialAtKill]:
-    """Per trial directory: finished, newest checkpointed epoch, restores so far."""
-    out = {}
-    for trial in sorted((exp / "tune").glob("run-*/trial_*")):
-        try:
-            ckpts = sorted(trial.glob("checkpoint_*"))
-            final = [c for c in ckpts if (c / "final" / "result.json").is_file()]
-            finished = bool(final) or (trial / "robprune-end.json").exists()
-            newest = final[-1] if final else (ckpts[-1] if ckpts else None)
-            epoch = max((_checkpoint_epoch(c) for c in ckpts), default=0)
-            restores = len(_restored_from(newest)) if newest else 0
-        except OSError:  # a checkpoint removed while we looked
-            continue
-        out[trial.name.removeprefix("trial_")] = TrialAtKill(finished, epoch, restores)
-    return out
-
-
-def session_of(exp: Path) -> str | None:
-    try:
-        record = json.loads((exp / "driver.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record.get("ray_temp_dir")
-
-
-def expected_trials(exp: Path, spec: dict[str, Any]) -> int:
-    """Trials the spec and its --extend runs ask for (grid: the factorial)."""
-    if spec["search"]["mode"] == "grid":
-        sys.path.insert(0, str(ROOT))
-        from search.spec.grid import grid_configs
-        from search.spec.parse import parse_spec
-
-        return len(grid_configs(parse_spec(spec, name="x", storage="/tmp"), "/tmp"))
-    state = json.loads((exp / "experiment.json").read_text())
-    return sum(int(s["num_samples"] or 0) for s in state["segments"])
-
-
-@dataclass
-class Verdict:
-    lost: int = 0
-    duplicated: int = 0
-    problems: list[str] = field(default_factory=list)
-
-
-def check(
-    exp: Path,
-    spec: dict[str, Any],
-    kills: list[dict[str, TrialAtKill]],
-    sessions: list[str],
-) -> Verdict:
-    """The invariants of issue 8 point 2 after a completed resume."""
-    import optuna
-    import pyarrow.parquet as pq
-
-    sys.path.insert(0, str(ROOT))
-    from robprune.io.results_schema import TRIALS_SCHEMA
-    from search.run.ownership import session_processes
-
-    verdict = Verdict()
-    table = pq.read_table(exp / "results" / "trials.parquet")
-    if table.schema.names != TRIALS_SCHEMA.names:
-        verdict.problems.append("trials.parquet columns differ from the schema")
-    trials = table.to_pylist()
-    ids = [t["trial_id"] for t in trials]
-    want = expected_trials(exp, spec)
-    verdict.duplicated = len(ids) - len(set(ids))
-    verdict.lost = max(0, want - len(set(ids)))
-    if len(set(ids)) > want:
-        verdict.duplicated += len(set(ids)) - want
-    if spec["search"]["mode"] == "grid":
-        cells = [json.loads(t["config_json"])["prune"] for t in trials]
-        keys = [(c["sparsity"], c["criterion"]) for c in cells]
-        verdict.duplicated += len(keys) - len(set(keys))
-    bad = [t["trial_id"] for t in trials if t["status"] != "TERMINATED"]
-    if bad:
-        verdict.problems.append(f"not TERMINATED: {bad}")
-    by_id = {t["trial_id"]: t for t in trials}
-    for k, state in enumerate(kills):
-        for tid, at in state.items():
-            row = by_id.get(tid)
-            if row is None:
-                continue
-            restores = row["restores"] or 0
-            if at.finished and restores != at.restores:
-                verdict.problems.append(f"kill {k + 1}: {tid} had finished but ran again")
-            if not at.finished and at.epoch > 0:
-                history = _final_history(exp, tid)
-                if history is not None and not any(e >= at.epoch for e in history):
-                    verdict.problems.append(
-                        f"kill {k + 1}: {tid} had epoch {at.epoch} checkpointed but restarted "
-                        f"from {history or 'zero'}"
-                    )
-    epochs = pq.read_table(exp / "results" / "epochs.parquet").to_pylist()
-    for t in trials:
-        got = sorted(e["epoch"] for e in epochs if e["trial_id"] == t["trial_id"])
-        if got != list(range(1, len(got) + 1)):
-            verdict.problems.append(f"{t['trial_id']}: epochs {got}")
-    if spec["search"]["mode"] != "grid":
-        from search.run.study import open_storage
-
-        storage = open_storage(exp / "optuna" / "journal.log")
-        study = optuna.load_study(study_name="robprune", storage=storage)
-        running = [t.number for t in study.trials if t.state.name == "RUNNING"]
-        if running:
-            verdict.problems.append(f"Optuna trials left RUNNING: {running}")
-        complete: dict[str, int] = {}
-        for t in study.trials:
-            if t.state.name == "COMPLETE":
-                tid = t.user_attrs.get("tune_trial_id")
-                complete[tid] = complete.get(tid, 0) + 1
-        twice = [tid for tid, n in complete.items() if n > 1]
-        if twice:
-            verdict.duplicated += len(twice)
-            verdict.problems.append(f"Tune trials with two COMPLETE Optuna trials: {twice}")
-        missing = [tid for tid in by_id if tid not in complete]
-        if missing:
-            verdict.problems.append(f"Tune trials without a COMPLETE Optuna trial: {missing}")
-        extra = [tid for tid in complete if tid not in by_id]
-        if extra:
-            verdict.lost += len(extra)
-            verdict.problems.append(f"COMPLETE Optuna trials missing from the table: {extra}")
-    for session in sessions:
-        left = session_processes(session)
-        if left:
-            verdict.problems.append(f"{len(left)} processes of {Path(session).name} still run")
-    return verdict
-
-
-def _final_history(exp: Path, tid: str) -> list[int] | None:
-    for trial in (exp / "tune").glob(f"run-*/trial_{tid}"):
-        ckpts = sorted(trial.glob("checkpoint_*"))
-        if ckpts:
-            return _restored_from(ckpts[-1])
-    return None
+def kill_at(
+    args: list[str], exp: Path, log: Path, aim: str, *, delay: float = 0.0, timeout: float = 600
+) -> tuple[Driver, Kill | None]:
+    """Start a driver and SIGKILL it when it crosses phase `aim` (or after `delay` s when the
+    aim is "random"); None when the driver ended first."""
+    before = evidence(exp)
+    driver = Driver.start(args, log)
+    if aim == "random":
+        driver.wait_for(lambda: False, timeout=delay)
+    else:
+        driver.wait_for(
+            lambda: phase_reached(aim, exp, driver.text(), before), timeout=timeout, poll=0.01
+        )
+    if not driver.running():
+        return driver, None
+    reached = latest_phase(exp, driver.text(), before)
+    driver.kill()
+    elapsed = time.monotonic() - driver.started
+    return driver, Kill(aim, reached, elapsed, disk_state(exp), session_of(exp))
 
 
 # ----------------------------------------------------------------------------- the soak
 
 
-def soak(kills: int, seed: int, mode: str, work: Path, max_delay: float) -> int:
+@dataclass
+class Tally:
+    kills: list[Kill] = field(default_factory=list)
+    lost: int = 0
+    duplicated: int = 0
+    hangs: int = 0
+    problems: list[str] = field(default_factory=list)
+    longest: float = 60.0  # the longest driver run seen (random kill moments go up to it)
+    aim_index: int = 0
+
+    def next_aim(self, rng: random.Random, allowed: tuple[str, ...]) -> str:
+        """Phase boundaries in turn (so each is hit within a few rounds), some random."""
+        if rng.random() < 0.25:
+            return "random"
+        aim = PHASES[self.aim_index % len(PHASES)]
+        self.aim_index += 1
+        return aim if aim in allowed else rng.choice(allowed)
+
+
+def soak_round(
+    r: int, rng: random.Random, tally: Tally, work: Path, spec: dict, watchdog: float
+) -> None:
+    """One experiment: one to three kills in a row, a final resume, the checks."""
+    log, name = work / "drivers.log", f"soak-{r}"
+    exp = work / "exps" / name
+    args = ["search", str(work / "spec.yaml"), "--name", name]
+    kills: list[Kill] = []
+    for _ in range(rng.choice((1, 2, 2, 3))):
+        aim = tally.next_aim(rng, PHASES if args[0] == "search" else RESUME_PHASES)
+        delay = rng.uniform(0.5, tally.longest)
+        driver, kill = kill_at(args, exp, log, aim, delay=delay, timeout=watchdog)
+        tally.longest = max(tally.longest, time.monotonic() - driver.started)
+        if kill is None:
+            print(f"round {r}: the driver ended before {aim} (exit {driver.proc.returncode})")
+            break
+        kills.append(kill)
+        where = f"aimed at {aim}, reached {kill.reached}, after {kill.after_s:.1f} s"
+        print(f"round {r} kill {len(kills)}: {where}", flush=True)
+        if (exp / "experiment.json").exists():
+            args = ["resume", str(exp)]
+    tally.kills += kills
+    final = Driver.start(args, log)
+    code = final.finish(timeout=watchdog)
+    tally.longest = max(tally.longest, time.monotonic() - final.started)
+    if code == -9:
+        tally.hangs += 1
+        tally.problems.append(f"round {r}: the final resume hung (> {watchdog:.0f} s)")
+        return
+    if code != 0:
+        tally.problems.append(f"round {r}: the final resume exited {code} (see {log})")
+        return
+    sessions = [k.session for k in kills if k.session]
+    verdict = check(exp, spec, [k.state for k in kills], sessions)
+    tally.lost += verdict.lost
+    tally.duplicated += verdict.duplicated
+    tally.problems += [f"round {r}: {p}" for p in verdict.problems]
+    print(f"round {r}: resumed and checked ({len(kills)} kills)", flush=True)
+
+
+def soak(rounds: int, seed: int, mode: str, work: Path, watchdog: float) -> int:
     import yaml
 
-    rng = random.Random(seed)
+    rng, tally = random.Random(seed), Tally()
     spec = soak_spec(str(work / "exps"), mode)
-    spec_path = work / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(spec))
-    log = work / "drivers.log"
-    done_kills = resumed = rounds = 0
-    lost = duplicated = 0
-    phases: dict[str, int] = {}
-    problems: list[str] = []
-    states: list[dict[str, TrialAtKill]] = []
-    sessions: list[str] = []
-    name = "soak-1"
-    exp = work / "exps" / name
-    args = ["search", str(spec_path), "--name", name]
-    while done_kills < kills:
-        rounds += 1
-        driver = Driver.start(args, log)
-        delay = rng.uniform(0.5, max_delay)
-        driver.wait_for(lambda: False, timeout=delay)
-        killed_now = driver.running()
-        if not killed_now:  # finished before the kill: aim earlier next time
-            max_delay = max(2.0, 0.8 * (time.monotonic() - driver.started))
-        else:
-            phase = phase_of(exp, driver.text())
-            driver.kill()
-            done_kills += 1
-            phases[phase] = phases.get(phase, 0) + 1
-            states.append(disk_state(exp))
-            if session_of(exp):
-                sessions.append(str(session_of(exp)))
-            print(f"kill {done_kills}/{kills}: after {delay:.1f} s ({phase})", flush=True)
-        if not exp.joinpath("experiment.json").exists():
-            continue  # killed before the experiment existed: search again
-        resumed += killed_now
-        extend = args[0] == "resume" and "--extend" in args
-        args = ["resume", str(exp)]
-        if done_kills < kills and rng.random() < 0.3:
-            continue  # the next round kills the resume too (twice in a row)
-        final = Driver.start(args, log)
-        code = final.finish()
-        # kill moments should cover a whole run: aim up to the longest run seen so far
-        max_delay = max(max_delay, time.monotonic() - final.started)
-        if code != 0:
-            problems.append(f"round {rounds}: resume exited {code} (see {log})")
-            break
-        verdict = check(exp, spec, states, sessions)
-        lost, duplicated = max(lost, verdict.lost), max(duplicated, verdict.duplicated)
-        problems += [f"round {rounds}: {p}" for p in verdict.problems]
-        if problems:
-            break
-        print(f"round {rounds}: resumed and checked ({'extend' if extend else 'run'})")
-        if mode != "grid" and rng.random() < 0.7:  # the next kill hits an --extend run
-            args = ["resume", str(exp), "--extend", "1"]
-        else:  # or a new experiment
-            name = f"soak-{rounds + 1}"
-            exp = work / "exps" / name
-            args = ["search", str(spec_path), "--name", name]
-    print(f"phases: {', '.join(f'{k} {v}' for k, v in sorted(phases.items()))}")
-    print(f"{done_kills} kills, {resumed} resumed, {lost} lost, {duplicated} duplicated")
-    for problem in problems:
+    (work / "spec.yaml").write_text(yaml.safe_dump(spec))
+    for r in range(1, rounds + 1):
+        soak_round(r, rng, tally, work, spec, watchdog)
+    covered = {k.aim for k in tally.kills if k.aim != "random"}
+    counts: dict[str, int] = {}
+    for k in tally.kills:
+        counts[k.reached] = counts.get(k.reached, 0) + 1
+    print(f"phases aimed at and hit: {', '.join(p for p in PHASES if p in covered)}")
+    print(f"phases reached at the kills: {', '.join(f'{p} {n}' for p, n in counts.items())}")
+    print(
+        f"{len(tally.kills)} kills, phases covered {len(covered)}/{len(PHASES)}, "
+        f"{tally.lost} lost, {tally.duplicated} duplicated, {tally.hangs} hangs"
+    )
+    for problem in tally.problems:
         print(f"BROKEN: {problem}")
-    return 0 if not problems and not lost and not duplicated else 1
+    broken = tally.problems or tally.lost or tally.duplicated or tally.hangs
+    return 1 if broken else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20, help="how many times to kill (N)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
+    parser.add_argument("--rounds", type=int, default=12, help="experiments (1-3 kills each)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the kills")
     parser.add_argument("--mode", default="optimize", choices=["optimize", "random", "grid"])
-    parser.add_argument("--max-delay", type=float, default=60.0, help="latest kill moment (s)")
+    parser.add_argument("--watchdog", type=float, default=900.0, help="a resume's limit (s)")
     parser.add_argument("--keep", default=None, help="work directory to keep (default: temp)")
     args = parser.parse_args(argv)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="robprune-soak-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"soak: {args.kills} kills, seed {args.seed}, {args.mode}; work in {work}", flush=True)
-    return soak(args.kills, args.seed, args.mode, work, args.max_delay)
+    print(f"soak: {args.rounds} rounds, seed {args.seed}, {args.mode}; work in {work}", flush=True)
+    return soak(args.rounds, args.seed, args.mode, work, args.watchdog)
 
 
 if __name__ == "__main__":

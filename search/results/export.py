@@ -64,6 +64,8 @@ class ExportResult:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
     results_dir: str = ""
+    #: per Tune run: its trials that ended (TERMINATED or ERROR) in Tune's record
+    ended: dict[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for row in self.trials if row["status"] == status)
@@ -249,6 +251,8 @@ def collect_rows(exp: Experiment) -> ExportResult:
             seen.add(trial.trial_id)
             row, epochs, layers = _trial_rows(exp, trial)
             row["_order"] = index
+            if row["status"] in ("TERMINATED", "ERROR"):
+                out.ended[segment.name] = out.ended.get(segment.name, 0) + 1
             out.trials.append(row)
             out.epochs.extend(epochs)
             out.layers.extend(layers)

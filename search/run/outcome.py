@@ -49,7 +49,8 @@ def finish_run(
 
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
-    interrupted = interrupted or unfinished > 0
+    missing = _missing(spec, segment, result.ended.get(segment.name, 0), stream)
+    interrupted = interrupted or unfinished > 0 or missing > 0
     exp.set_segment_status(segment.name, "interrupted" if interrupted else "finished")
     if not interrupted and spec.search.mode != "grid" and exp.journal_path.exists():
         finalize_study(exp.journal_path, exp.study_name)
@@ -85,7 +86,27 @@ def finish_run(
         experiment=exp,
         completed=completed,
         failed=failed,
-        unfinished=unfinished,
+        unfinished=unfinished + missing,
         interrupted=interrupted,
         results_dir=result.results_dir,
     )
+
+
+def _missing(spec: Spec, segment: Segment, ended: int, stream: Any) -> int:
+    """Planned trials of the run that Tune never ended (said, so that no loss is silent).
+
+    A run is `finished` only when every planned trial is accounted for; a run short of its
+    plan stays unfinished and `robprune resume` hands out the rest.
+    """
+    from search.spec.finalist_rules import planned_trials
+
+    planned = planned_trials(spec)
+    if spec.search.mode != "grid" and segment.num_samples:
+        planned = int(segment.num_samples)
+    if ended >= planned:
+        return 0
+    print(
+        f"{segment.name}: {ended} of its {planned} planned trials ended: not finished",
+        file=stream,
+    )
+    return planned - ended

@@ -12,8 +12,8 @@ classified from the durable record, never from the snapshot alone:
 - **resumable** (unfinished, with checkpoints): the newest checkpoint on storage is registered,
   also when the snapshot predates it, so Tune continues after the last saved epoch.
 - **never started** (an Optuna trial asked for a Tune trial that the snapshot does not know):
-  FAILed in Optuna with the reason in its `fail_reason` user attribute. Tune's own search
-  state was saved with the snapshot, so it hands that sample out again as a new trial.
+  FAILed in Optuna with the reason in its `fail_reason` user attribute. It does not count
+  towards the run's planned trials, so the searcher asks for a new trial in its place.
 
 The searcher (`search.run.tune_internals.StudySearch`) also refuses to report to a finished
 Optuna trial, so no code path reports to one twice. Tune's and Optuna's private members are
@@ -31,7 +31,8 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from search.run import tune_internals as internals
-from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+from search.run.tune_state import STATE_FILE, repair_run_state
 from search.spec.model import Spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
@@ -41,12 +42,7 @@ __all__ = ["END_MARKER", "EndMarkerCallback", "Reconciled", "reconcile_run"]
 
 #: Written into a trial's directory by the driver when the trial ends (TERMINATED or ERROR).
 END_MARKER = "robprune-end.json"
-NEVER_STARTED = (
-    "never started: asked just before the driver stopped, before Tune saved the trial; "
-    "Tune hands the sample out again as a new trial"
-)
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
-_STATE = re.compile(r"^experiment_state-.*\.json$")
 _KEPT_METRICS = ("epoch", "epochs_completed", "robust_acc", "clean_acc", "train_loss")
 
 
@@ -100,6 +96,9 @@ class Reconciled:
     resumed: dict[str, str] = field(default_factory=dict)  # trial -> newer checkpoint
     told: list[int] = field(default_factory=list)  # Optuna trials told their result here
     never_started: list[int] = field(default_factory=list)  # Optuna trials FAILed
+    set_aside: list[str] = field(default_factory=list)  # Tune state files cut short by a kill
+    dropped: list[str] = field(default_factory=list)  # Tune trials the journal never recorded
+    restorable: bool = True  # Tune can restore the run (else it starts afresh)
 
     def describe(self) -> str:
         parts = []
@@ -111,6 +110,15 @@ class Reconciled:
             parts.append(f"{len(self.told)} results recorded in Optuna")
         if self.never_started:
             parts.append(f"{len(self.never_started)} Optuna trials never started (failed)")
+        if self.set_aside:
+            parts.append(f"{len(self.set_aside)} Tune state files cut short by the stop set aside")
+        if self.dropped:
+            parts.append(
+                f"{len(self.dropped)} trials asked just before the stop that the journal never "
+                "recorded: dropped, asked again"
+            )
+        if not self.restorable:
+            parts.append("no complete Tune snapshot: the run starts afresh")
         return f"reconciled {self.run}: " + ("; ".join(parts) if parts else "nothing to fix")
 
 
@@ -216,26 +224,48 @@ def _classify(status: str, record: _Record, ot_trial: Any) -> str | None:
     return None
 
 
+def _unrecorded(fs: pafs.FileSystem, run_path: str, trial: Any, study: _Study) -> bool:
+    """An unfinished Tune trial whose Optuna trial is not in the journal.
+
+    On object storage Tune's snapshot can reach the storage before the journal's last ask
+    does; a head lost in between leaves a Tune trial that Optuna never asked for. It is
+    dropped from the snapshot (it has barely started) and the searcher asks again.
+    """
+    if study.study is None or trial.trial_id in study.by_tune:
+        return False
+    return (
+        _classify(trial.status, _record(fs, f"{run_path}/{trial.storage.trial_dir_name}"), None)
+        is None
+    )
+
+
 def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
     """Fix the newest Tune snapshot of `segment` and the Optuna journal in place (see above)."""
     internals.check_tune_internals()
     out = Reconciled(run=segment.name)
     fs, run_path = _fs(exp, segment.name)
+    out.restorable, out.set_aside = repair_run_state(fs, run_path)
     study = _Study(spec, exp, segment.name)
     states = sorted(
-        i.base_name for i in storage.listing(fs, run_path) if _STATE.match(i.base_name)
+        i.base_name for i in storage.listing(fs, run_path) if STATE_FILE.match(i.base_name)
     )
-    known: set[str] = set()
-    if states:
+    known: set[str] = set()  # without a complete snapshot the run starts afresh: none known
+    if states and out.restorable:
         state_path = f"{run_path}/{states[-1]}"
         data = json.loads(storage.read_text_or_none(fs, state_path) or "{}")
-        changed = False
+        changed, kept = False, []
         for pair in data.get("trial_data", []):
             trial = internals.snapshot_trial(pair)
+            if _unrecorded(fs, run_path, trial, study):
+                out.dropped.append(trial.trial_id)
+                changed = True
+                continue
             known.add(trial.trial_id)
+            kept.append(pair)
             if _reconcile_trial(spec, fs, run_path, trial, study, out):
                 pair[0], pair[1] = internals.snapshot_entry(trial)
                 changed = True
+        data["trial_data"] = kept
         if changed:
             storage.write_text(fs, state_path, json.dumps(data))
     if study.study is not None:

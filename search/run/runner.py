@@ -58,7 +58,7 @@ def _owns_local_ray(address: str | None) -> bool:
 
 def _create(spec: Spec) -> Experiment:
     """The new experiment, its first run recorded (begun, Tune not started yet)."""
-    return Experiment.create(
+    exp = Experiment.create(
         spec.storage,
         spec.name,
         mode=spec.search.mode,
@@ -66,6 +66,9 @@ def _create(spec: Spec) -> Experiment:
         first_run=True,
         num_samples=_num_samples(spec),
     )
+    if exp.remote:  # a working copy left by an earlier experiment of the same location
+        exp.journal_path.unlink(missing_ok=True)
+    return exp
 
 
 def _num_samples(spec: Spec) -> int | None:
@@ -152,7 +155,9 @@ def resume_experiment(
     exp, spec = open_for_resume(location, extend)
     print(f"experiment: {exp.location}", file=stream, flush=True)
     configure_driver(spec)
-    storage.pull(exp, "optuna")
+    from search.run.durable import pull_journal
+
+    pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
     ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
@@ -181,10 +186,11 @@ def _resume(
     storage.push(exp, "dense")
     outcome = None
     for segment in unfinished:
-        print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
+        reconciled = reconcile_run(spec, exp, segment)
+        print(reconciled.describe(), file=stream, flush=True)
         storage.push(exp, "optuna")
-        tuner = restore_tuner(spec, exp, segment)
-        if tuner is None:  # stopped before Tune saved anything: start that run afresh
+        tuner = restore_tuner(spec, exp, segment) if reconciled.restorable else None
+        if tuner is None:  # stopped before Tune saved a complete snapshot: start afresh
             tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
         print(f"resuming {segment.name}", file=stream, flush=True)
         _fit(tuner, exp, segment, sigint)

@@ -9,16 +9,32 @@ reconciliation before a resume reads. The searcher that keeps the study across m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 from search.spec.settings import SearchSettings
 
-__all__ = ["open_storage", "make_sampler", "TUNE_TRIAL_ATTR", "RUN_ATTR"]
+__all__ = [
+    "open_storage",
+    "make_sampler",
+    "run_accounting",
+    "TUNE_TRIAL_ATTR",
+    "RUN_ATTR",
+    "FAIL_REASON_ATTR",
+    "NEVER_STARTED",
+]
 
 #: Optuna user attributes linking an Optuna trial to its Tune trial (and run) durably.
 TUNE_TRIAL_ATTR = "tune_trial_id"
 RUN_ATTR = "tune_run"
+FAIL_REASON_ATTR = "fail_reason"
+#: The fail reason of an Optuna trial asked for a Tune trial that Tune never saved: it does not
+#: count towards the run's planned trials (the search asks for a new trial in its place).
+NEVER_STARTED = (
+    "never started: asked just before the driver stopped, before Tune saved the trial; "
+    "the search asks for a new trial in its place"
+)
 
 
 def open_storage(journal: str | Path) -> optuna.storages.JournalStorage:
@@ -38,3 +54,20 @@ def make_sampler(settings: SearchSettings, offset: int = 0) -> optuna.samplers.B
     if settings.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def run_accounting(trials: list[Any], run: str) -> tuple[int, int]:
+    """(accounted, live) Optuna trials of one Tune run, read from the journal.
+
+    Accounted: every Optuna trial linked to a Tune trial of `run`, except those failed as
+    never started. Live: those still RUNNING (a Tune trial is working on them).
+    """
+    accounted = live = 0
+    for trial in trials:
+        if trial.user_attrs.get(RUN_ATTR) != run or TUNE_TRIAL_ATTR not in trial.user_attrs:
+            continue
+        if trial.user_attrs.get(FAIL_REASON_ATTR) == NEVER_STARTED:
+            continue
+        accounted += 1
+        live += trial.state == optuna.trial.TrialState.RUNNING
+    return accounted, live

@@ -17,8 +17,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# The trial's whole stack is imported here, when Ray unpickles the trainable in the actor's
+# main thread, never first inside Tune's trainable thread: a first `import torch` that runs in
+# two threads at once, or is cut short, leaves torch's operator registry half-built for the
+# life of the process ("operator prims::sign does not exist", "duplicate registrations",
+# "Only a single TORCH_LIBRARY ..."), and every trial that process runs fails.
+import torch  # noqa: F401  (imported for its side effect: the registry, built here)
 from ray import tune
 
+from robprune.config import parse_trial_config
+from robprune.evaluation.evaluate_finalists import MODEL_FILE
+from robprune.trial import run_trial
 from search.run.tasks import use_assigned_cpus
 from search.state import storage
 from search.state.trial_files import (
@@ -144,10 +153,6 @@ def _run(
     restored_from: list[int],
     epochs: list[dict[str, Any]] | None = None,
 ) -> None:
-    from robprune.config import parse_trial_config
-    from robprune.evaluation.evaluate_finalists import MODEL_FILE
-    from robprune.trial import run_trial
-
     parsed = parse_trial_config(trial_config)
     ft = parsed.finetune
     total = ft.epochs if ft.method != "none" else 0

@@ -25,9 +25,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+from search.run.study import (
+    FAIL_REASON_ATTR,
+    RUN_ATTR,
+    TUNE_TRIAL_ATTR,
+    open_storage,
+    run_accounting,
+)
 
 __all__ = [
     "TESTED_WITH",
@@ -93,7 +100,13 @@ def check_tune_internals() -> None:
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch on a persisted study; the journal path is re-resolved on restore."""
+    """OptunaSearch on a persisted study; the journal path is re-resolved on restore.
+
+    The journal, not Tune's saved search state, decides how many trials a run still hands out
+    (`planned`) and how many run at once (`set_max_concurrency`): Tune's snapshot may be
+    seconds older than the journal, and a trial that reconciliation finished never reports to
+    Tune's own concurrency limiter again, which then waited for it forever.
+    """
 
     #: Set by the runner before `Tuner.restore` to where the journal is now.
     journal_override: ClassVar[str | None] = None
@@ -108,9 +121,12 @@ class StudySearch(OptunaSearch):
         study_name: str,
         journal: str | Path,
         run: str = "",
+        planned: int | None = None,
     ):
         self._journal = str(journal)
         self._run = run
+        self._planned = planned
+        self._max_concurrent = 0
         super().__init__(
             space=space,
             metric=metric,
@@ -122,9 +138,22 @@ class StudySearch(OptunaSearch):
         _require(self, "ray.tune OptunaSearch", _SEARCH_MEMBERS)
         check_tune_internals()
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Limit concurrency here, from the journal (Tune's limiter then passes through)."""
+        self._max_concurrent = int(max_concurrent or 0)
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """Ask Optuna, and record in the journal which Tune trial the Optuna trial is: the
-        durable link that `search.run.reconcile` reads after a crash."""
+        durable link that `search.run.reconcile` reads after a crash. FINISHED once the run's
+        planned trials are all accounted for; None while `max_concurrent` trials run."""
+        if trial_id not in self._ot_trials:
+            trials = self._ot_study.get_trials(deepcopy=False)
+            accounted, live = run_accounting(trials, self._run)
+            if self._planned is not None and accounted >= self._planned:
+                return Searcher.FINISHED
+            if self._max_concurrent and live >= self._max_concurrent:
+                return None
         config = super().suggest(trial_id)
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:
@@ -168,6 +197,8 @@ class StudySearch(OptunaSearch):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_run", "")
+        self.__dict__.setdefault("_planned", None)
+        self.__dict__.setdefault("_max_concurrent", 0)
         journal = StudySearch.journal_override or self._journal
         self._journal = journal
         self._storage = open_storage(journal)
@@ -177,9 +208,12 @@ class StudySearch(OptunaSearch):
             sampler=self._sampler,
             pruner=optuna.pruners.NopPruner(),
         )
+        # an ask the stored journal never received (a head lost before its upload) is gone
+        recorded = {t._trial_id for t in self._ot_study.get_trials(deepcopy=False)}
         self._ot_trials = {
             tid: optuna.trial.Trial(self._ot_study, ot_id)
             for tid, ot_id in state["_ot_trials"].items()
+            if ot_id in recorded
         }
         # the journal is the record: a trial asked after this state was saved is linked too
         running = (optuna.trial.TrialState.RUNNING,)
@@ -203,7 +237,7 @@ class StudySearch(OptunaSearch):
 def tell_trial(study: Any, frozen: Any, values: list[float] | None, why: str) -> None:
     """Finish an Optuna trial asked elsewhere: COMPLETE with `values`, or FAIL (values None)
     with `why` in its `fail_reason` user attribute (else in `reconciled`)."""
-    attr = "fail_reason" if values is None else "reconciled"
+    attr = FAIL_REASON_ATTR if values is None else "reconciled"
     optuna.trial.Trial(study, frozen._trial_id).set_user_attr(attr, why)
     if values is None:
         study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)

@@ -78,8 +78,11 @@ def _search_space(
         study_name=exp.study_name,
         journal=exp.journal_path,
         run=segment.name,
+        planned=int(segment.num_samples or settings.num_samples),
     )
-    return {}, search_alg, int(segment.num_samples or settings.num_samples)
+    # the searcher ends the run when the journal accounts for every planned trial: Tune's own
+    # count, restored from a snapshot that may be older than the journal, must not
+    return {}, search_alg, -1
 
 
 def build_tuner(
@@ -88,6 +91,7 @@ def build_tuner(
     """A new Tuner for one run of the experiment (the first, or an --extend)."""
     from ray import tune
 
+    from search.run.durable import JournalPush, sync_config
     from search.run.progress import ProgressCallback
     from search.run.reconcile import EndMarkerCallback
     from search.run.trainable import trial_name
@@ -95,7 +99,8 @@ def build_tuner(
 
     settings = spec.search
     param_space, search_alg, num_samples = _search_space(spec, exp, segment, offset)
-    total = len(spec.grid) if settings.mode == "grid" else num_samples
+    planned = int(segment.num_samples or settings.num_samples or 0)
+    total = len(spec.grid) if settings.mode == "grid" else planned
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=_scheduler(spec),
@@ -114,10 +119,12 @@ def build_tuner(
         storage_filesystem=storage_fs,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        sync_config=sync_config(),
         callbacks=[
             ProgressCallback(settings.metrics, total=total, stream=stream),
             EndMarkerCallback(exp.location, segment.name, settings.metrics),
             status_callback(spec, exp, segment, total),
+            JournalPush(exp.location),
         ],
         verbose=0,
     )

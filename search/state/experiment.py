@@ -95,18 +95,32 @@ class Experiment:
     # ------------------------------------------------------------------ opening
     @classmethod
     def check_new(cls, storage: str, name: str) -> Experiment:
-        """The experiment to create; refuses an existing one (a second Tune run would mix in)."""
+        """The experiment to create; refuses an existing one (a second Tune run would mix in).
+
+        A directory holding only what `create` writes before experiment.json (a search killed
+        while creating it) is not an experiment yet: it is created again.
+        """
         exp = cls(join(resolve_location(storage), name))
-        try:
-            taken = files.exists(exp.fs, exp.fs_path)
-        except OSError as exc:
-            raise BadInput(f"storage {exp.location}: {exc}") from None
-        if taken:
+        if exp.exists():
             raise BadInput(
                 f"experiment {exp.location} already exists: use `robprune resume "
-                f"{exp.location}` or another --name"
+                f"{exp.location}` (or --resume) or another --name"
             )
         return exp
+
+    def exists(self) -> bool:
+        """Whether the location holds an experiment (anything beyond a killed `create`)."""
+        try:
+            if not files.exists(self.fs, self.fs_path):
+                return False
+            names = {
+                i.base_name
+                for i in files.listing(self.fs, self.fs_path)
+                if not i.base_name.startswith(".")  # a temporary file of an atomic write
+            }
+        except OSError as exc:
+            raise BadInput(f"storage {self.location}: {exc}") from None
+        return not names <= {FORMAT_FILE, SPEC_FILE}
 
     @classmethod
     def create(

@@ -86,7 +86,7 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     if is_remote(location):
         try:
             return pafs.FileSystem.from_uri(location)
-        except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # type: ignore[attr-defined]
+        except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise BadInput(f"storage {location!r}: {exc}") from None
     return LOCAL, location
 

@@ -1,0 +1,85 @@
+"""Tune's own state files of a run, checked before `Tuner.restore` reads them.
+
+Tune saves its experiment snapshot (`experiment_state-SESSION.json`), its search generator
+(`search_gen_state-SESSION.json`, or `basic-variant-state-SESSION.json` for a grid) and the
+searcher (`searcher-state-SESSION.pkl`) in the driver's staging directory and copies them to
+the experiment's storage, one file at a time. A driver killed during that copy leaves a file
+cut short. Tune reads the newest of each by name; on an unreadable one it logs "Failed to
+restore the run state" and starts the run again with `num_samples=1` (it passes no sample
+count on restore): a run of 8 trials silently became 1. A file cut short is therefore set
+aside (renamed with a leading `.cut-short-`, which Tune's patterns do not match), so Tune
+reads the newest complete one, and a run with no complete snapshot is started afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow.fs as pafs
+
+__all__ = ["STATE_FILE", "repair_run_state"]
+
+STATE_FILE = re.compile(r"^experiment_state-.*\.json$")
+_SEARCH_STATE = re.compile(r"^(search_gen_state|basic-variant-state)-.*\.json$")
+_SEARCHER_STATE = re.compile(r"^searcher-state-.*\.pkl$")
+SET_ASIDE = ".cut-short-"
+
+
+def _json(data: bytes) -> Any:
+    return json.loads(data.decode())
+
+
+def _cloudpickle(data: bytes) -> Any:
+    import ray.cloudpickle as cloudpickle
+
+    return cloudpickle.loads(data)
+
+
+def _readable(fs: pafs.FileSystem, path: str, load: Callable[[bytes], Any]) -> bool:
+    try:
+        with fs.open_input_stream(path) as handle:
+            data = handle.read()
+        load(data)
+        return bool(data)
+    except Exception:  # noqa: BLE001 - any failure to load is a file Tune cannot use either
+        return False
+
+
+def _keep_newest_readable(
+    fs: pafs.FileSystem, run_path: str, names: list[str], load: Callable[[bytes], Any]
+) -> tuple[str | None, list[str]]:
+    """(the newest readable file, the newer ones set aside)."""
+    aside = []
+    for name in sorted(names, reverse=True):
+        path = f"{run_path}/{name}"
+        if _readable(fs, path, load):
+            return name, aside
+        fs.move(path, f"{run_path}/{SET_ASIDE}{name}")
+        aside.append(name)
+    return None, aside
+
+
+def repair_run_state(fs: pafs.FileSystem, run_path: str) -> tuple[bool, list[str]]:
+    """Set aside the state files a kill cut short. Returns (whether Tune can restore the
+    run from what is left, the names set aside)."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(run_path, allow_not_found=True))
+    except OSError:
+        return False, []
+    names = [i.base_name for i in infos if i.type == pafs.FileType.File]
+    state, aside = _keep_newest_readable(
+        fs, run_path, [n for n in names if STATE_FILE.match(n)], _json
+    )
+    search, more = _keep_newest_readable(
+        fs, run_path, [n for n in names if _SEARCH_STATE.match(n)], _cloudpickle
+    )
+    searcher, most = _keep_newest_readable(
+        fs, run_path, [n for n in names if _SEARCHER_STATE.match(n)], pickle.loads
+    )
+    has_searcher = any(_SEARCHER_STATE.match(n) for n in names)
+    restorable = state is not None and search is not None and (bool(searcher) or not has_searcher)
+    return restorable, aside + more + most
