@@ -111,3 +111,25 @@ def test_state_files_cut_short_by_a_kill_are_set_aside(tmp_path):
     assert (run / ".cut-short-experiment_state-2026-01-01_00-00-02.json").exists()
     (run / "searcher-state-2026-01-01_00-00-01.pkl").write_bytes(pickle.dumps({"b": 2}))
     assert repair_run_state(fs, str(run)) == (True, [])
+
+
+def test_a_restored_search_is_reopened(tmp_path):
+    """A run whose searcher had said FINISHED, and then lost a trial to reconciliation (an ask
+    the stored journal never got), asks for its replacement instead of ending short."""
+    import sys
+
+    import pyarrow.fs as pafs
+    import ray.cloudpickle as cloudpickle
+
+    from search.run.tune_state import reopen_search
+
+    run = tmp_path / "run-000"
+    run.mkdir()
+    state = {"counter": 4, "total_samples": sys.maxsize, "finished": True, "experiment": None}
+    (run / "search_gen_state-2026-01-01_00-00-01.json").write_bytes(cloudpickle.dumps(state))
+    fs = pafs.LocalFileSystem()
+    assert reopen_search(fs, str(run)) is True
+    saved = cloudpickle.loads((run / "search_gen_state-2026-01-01_00-00-01.json").read_bytes())
+    assert saved == {**state, "finished": False}
+    assert reopen_search(fs, str(run)) is False  # nothing left to reopen
+    assert sorted(p.name for p in run.iterdir()) == ["search_gen_state-2026-01-01_00-00-01.json"]

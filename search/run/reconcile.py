@@ -32,7 +32,7 @@ from ray import tune
 
 from search.run import tune_internals as internals
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
-from search.run.tune_state import STATE_FILE, repair_run_state
+from search.run.tune_state import STATE_FILE, reopen_search, repair_run_state
 from search.spec.model import Spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
@@ -245,6 +245,8 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
     out = Reconciled(run=segment.name)
     fs, run_path = _fs(exp, segment.name)
     out.restorable, out.set_aside = repair_run_state(fs, run_path)
+    if out.restorable and spec.search.mode != "grid":
+        reopen_search(fs, run_path)  # the journal, not a saved flag, ends the run
     study = _Study(spec, exp, segment.name)
     states = sorted(
         i.base_name for i in storage.listing(fs, run_path) if STATE_FILE.match(i.base_name)

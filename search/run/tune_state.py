@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["STATE_FILE", "repair_run_state"]
+__all__ = ["STATE_FILE", "repair_run_state", "reopen_search"]
 
 STATE_FILE = re.compile(r"^experiment_state-.*\.json$")
 _SEARCH_STATE = re.compile(r"^(search_gen_state|basic-variant-state)-.*\.json$")
@@ -83,3 +83,43 @@ def repair_run_state(fs: pafs.FileSystem, run_path: str) -> tuple[bool, list[str
     has_searcher = any(_SEARCHER_STATE.match(n) for n in names)
     restorable = state is not None and search is not None and (bool(searcher) or not has_searcher)
     return restorable, aside + more + most
+
+
+def reopen_search(fs: pafs.FileSystem, run_path: str) -> bool:
+    """Clear the search generator's `finished` flag in the state Tune will restore.
+
+    The flag records that the searcher once answered FINISHED (every planned trial accounted
+    for in the journal). Reconciliation can take a trial back (one the stored journal never
+    recorded), and a generator restored as finished would never ask for its replacement: the
+    run ended short. The searcher answers FINISHED again when the journal says so.
+    Returns whether the flag was set.
+    """
+    import ray.cloudpickle as cloudpickle
+
+    infos = [i for i in _listing(fs, run_path) if _SEARCH_STATE.match(i.base_name)]
+    newest = max((i.base_name for i in infos), default=None)
+    if newest is None or not newest.startswith("search_gen_state-"):
+        return False
+    path = f"{run_path}/{newest}"
+    with fs.open_input_stream(path) as handle:
+        state = cloudpickle.loads(handle.read())
+    if not state.get("finished"):
+        return False
+    state["finished"] = False
+    data = cloudpickle.dumps(state)
+    if isinstance(fs, pafs.LocalFileSystem):  # a temporary file and a rename
+        tmp = f"{run_path}/.{newest}.tmp"
+        with fs.open_output_stream(tmp) as handle:
+            handle.write(data)
+        fs.move(tmp, path)
+    else:  # one PUT on object stores
+        with fs.open_output_stream(path) as handle:
+            handle.write(data)
+    return True
+
+
+def _listing(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
+    try:
+        return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError:
+        return []
