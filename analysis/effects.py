@@ -151,41 +151,67 @@ def compare(
 BASELINE_RULE = "uniform"
 
 
-def ratio_rule_effect(trials: pd.DataFrame, response: str) -> pd.DataFrame | NotEstimable:
-    """Each ratio rule minus uniform at each sparsity level, with 95% intervals.
+#: The achieved-fraction column of each budget (prune.budget).
+ACHIEVED = {"params": "achieved_sparsity", "macs": "achieved_macs_sparsity"}
 
-    One row per (rule, sparsity); paired within seed blocks and matched on the other factors
-    where the design allows (the `comparison` column says which). The achieved sparsities are
-    shown so a reader can check that both rules met the same budget.
+
+def budgets_of(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's budget (params | macs); tables without the column were all params."""
+    if "budget" not in trials.columns:
+        return pd.Series("params", index=trials.index)
+    return trials["budget"].fillna("params").astype(str)
+
+
+def ratio_rule_effect(trials: pd.DataFrame, response: str) -> pd.DataFrame | NotEstimable:
+    """Each ratio rule minus uniform at each (budget, sparsity) level, with 95% intervals.
+
+    One row per (rule, budget, sparsity); paired within seed blocks and matched on the other
+    factors where the design allows (the `comparison` column says which). `budget` says what
+    was equal (prunable parameters or MACs); the achieved fraction of that budget is shown so a
+    reader can check that both rules met it, and the rule's removed parameters and MACs both.
     """
     rules = set(trials["ratio_rule"].dropna())
     others = sorted(rules - {BASELINE_RULE})
     if BASELINE_RULE not in rules or not others:
         return NotEstimable("only one ratio rule was run (" + ", ".join(sorted(rules)) + ")")
-    sparsity = code_column(trials["sparsity_target"])
+    budget = budgets_of(trials)
     keys = _match_keys(trials, "ratio_rule")
     rows = []
-    for rule in others:
-        for i, level in enumerate(sparsity.levels):
-            at = trials[sparsity.codes == i]
-            result = compare(at, response, "ratio_rule", rule, BASELINE_RULE, keys[at.index])
-            base = at["ratio_rule"] == BASELINE_RULE
-            this = at["ratio_rule"] == rule
-            rows.append(
-                {
-                    "rule": rule,
-                    "sparsity": level,
-                    "n_uniform": result["n_baseline"],
-                    "uniform": at.loc[base, response].mean(),
-                    "n_rule": result["n_level"],
-                    "rule_mean": at.loc[this, response].mean(),
-                    "achieved_uniform": at.loc[base, "achieved_sparsity"].mean(),
-                    "achieved_rule": at.loc[this, "achieved_sparsity"].mean(),
-                    **{k: result[k] for k in ("difference", "diff_lo", "diff_hi", "pairs")},
-                    "comparison": result["comparison"],
-                }
-            )
+    for name in sorted(budget.unique()):
+        within = trials[budget == name]
+        sparsity = code_column(within["sparsity_target"])
+        for rule in others:
+            for i, level in enumerate(sparsity.levels):
+                at = within[sparsity.codes == i]
+                rows.append(_rule_row(at, keys[at.index], rule, name, level, response))
     return pd.DataFrame(rows)
+
+
+def _rule_row(
+    at: pd.DataFrame, keys: pd.Series, rule: str, budget: str, level: object, response: str
+) -> dict:
+    result = compare(at, response, "ratio_rule", rule, BASELINE_RULE, keys)
+    base = at["ratio_rule"] == BASELINE_RULE
+    this = at["ratio_rule"] == rule
+
+    def achieved(mask: pd.Series, column: str) -> float:
+        return at.loc[mask, column].mean() if column in at.columns else np.nan
+
+    return {
+        "rule": rule,
+        "budget": budget,
+        "sparsity": level,
+        "n_uniform": result["n_baseline"],
+        "uniform": at.loc[base, response].mean(),
+        "n_rule": result["n_level"],
+        "rule_mean": at.loc[this, response].mean(),
+        "achieved_uniform": achieved(base, ACHIEVED.get(budget, "achieved_sparsity")),
+        "achieved_rule": achieved(this, ACHIEVED.get(budget, "achieved_sparsity")),
+        "params_removed_rule": achieved(this, "achieved_sparsity"),
+        "macs_removed_rule": achieved(this, "achieved_macs_sparsity"),
+        **{k: result[k] for k in ("difference", "diff_lo", "diff_hi", "pairs")},
+        "comparison": result["comparison"],
+    }
 
 
 def level_comparisons(

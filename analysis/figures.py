@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as Canvas
 
-from analysis.formatting import response_label
+from analysis.formatting import budget_note, response_label
 from analysis.shares import Decomposition
 from robprune.config import MRS_RATIO_RULES
 
@@ -199,7 +199,9 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
         )
     frame = frame.copy()
     frame["on_front"] = pareto_mask(frame["clean_acc"].to_numpy(), frame["robust_acc"].to_numpy())
-    caption = "Each point is a trial; the line joins the non-dominated trials."
+    caption = "Each point is a trial; the line joins the non-dominated trials. " + budget_note(
+        trials
+    )
     if len(frame) > MAX_SCATTER:
         sample = frame[~frame["on_front"]].sample(MAX_SCATTER, random_state=0)
         frame = pd.concat([frame[frame["on_front"]], sample])

@@ -14,6 +14,8 @@ import pandas as pd
 
 __all__ = [
     "FINALIST_FACTORS",
+    "GAP_NOTE",
+    "reranked",
     "FINALISTS_INTRO",
     "finalists_frame",
     "flag_lines",
@@ -36,7 +38,16 @@ _COLUMNS = {
     "final_apgd_acc": "APGD (ours)",
     "square_acc": "Square (subset)",
     "autoattack_acc": "AutoAttack",
+    "autoattack_clean_acc": "clean (AutoAttack's images)",
+    "attack_gap": "gap: primary - AutoAttack",
 }
+#: What the gap column means (robprune.evaluation.masking.GAP_THRESHOLD, 3 points).
+GAP_NOTE = (
+    "'gap' is the primary attack's accuracy minus AutoAttack's on the same test images (the "
+    "first N when AutoAttack ran on a subset: 'clean (AutoAttack's images)' is the clean "
+    "accuracy there); a gap above 3 points is flagged primary_attack_gap: the primary attack "
+    "overstates robustness, and a search that selects on it can select for gradient masking."
+)
 FINALIST_FACTORS = ("criterion", "ratio_rule", "sparsity_target", "finetune_method")
 
 
@@ -65,6 +76,9 @@ def finalists_frame(trials: pd.DataFrame) -> pd.DataFrame | str:
     label = next(
         (str(v) for v in chosen.get("autoattack_label", pd.Series(dtype=str)) if v), "AutoAttack"
     )
+    scope = next((str(v) for v in chosen.get("autoattack_scope", pd.Series(dtype=str)) if v), None)
+    if scope and scope != "None":
+        label = f"{label} {scope}"
     out = pd.DataFrame(
         {
             "rank": chosen["finalist_rank"].astype(int),
@@ -112,3 +126,18 @@ def flag_summary(trials: pd.DataFrame) -> list[str]:
         f"{code}: {n} of {len(trials)} trials. {meanings[code]}"
         for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     ]
+
+
+def reranked(trials: pd.DataFrame) -> tuple[int, int] | None:
+    """(finalists whose rank changes when ranked by AutoAttack instead of the primary attack,
+    finalists with both numbers); None when no finalist has both."""
+    needed = ("finalist", "final_robust_acc", "autoattack_acc")
+    if any(c not in trials.columns for c in needed):
+        return None
+    chosen = trials[trials["finalist"].fillna(0).astype(float) > 0]
+    chosen = chosen[chosen["final_robust_acc"].notna() & chosen["autoattack_acc"].notna()]
+    if chosen.empty:
+        return None
+    by_primary = chosen["final_robust_acc"].rank(ascending=False, method="min")
+    by_aa = chosen["autoattack_acc"].rank(ascending=False, method="min")
+    return int((by_primary != by_aa).sum()), len(chosen)

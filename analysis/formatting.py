@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["fmt_share", "points", "response_label", "sentence", "to_units"]
+import pandas as pd
+
+__all__ = ["budget_note", "fmt_share", "points", "response_label", "sentence", "to_units"]
 
 
 def response_label(response: str) -> str:
@@ -49,3 +51,18 @@ def points(diff: float, lo: float, hi: float) -> str:
 def sentence(text: str) -> str:
     """Capitalise the first letter only (factor titles keep their case)."""
     return text[:1].upper() + text[1:]
+
+
+def budget_note(trials: pd.DataFrame) -> str:
+    """Which budget the trials' sparsity targets were equal in (prune.budget)."""
+    budgets = (
+        set(trials["budget"].dropna().astype(str)) if "budget" in trials.columns else set()
+    ) or {"params"}
+    what = {"params": "prunable parameters", "macs": "prunable multiply-accumulates (MACs)"}
+    if len(budgets) == 1:
+        only = budgets.pop()
+        return f"Sparsity targets are fractions of {what.get(only, only)} (budget: {only})."
+    return (
+        "Trials mix budgets (params and macs): compare rules only within one budget, as the "
+        "ratio-rule table does."
+    )

@@ -14,9 +14,11 @@ from analysis.figures import Figure, Skipped
 from analysis.finalists_table import (
     FINALIST_FACTORS,
     FINALISTS_INTRO,
+    GAP_NOTE,
     finalists_frame,
     flag_lines,
     flag_summary,
+    reranked,
 )
 from analysis.formatting import fmt_share, response_label, sentence
 from analysis.present_effects import (
@@ -250,10 +252,18 @@ def _finalists_blocks(report: Report) -> list[Block]:
         return masking if summary else []  # no finalists stage ran
     acc = {c: pct for c in frame.columns if c not in ("rank", "trial", "flags", *FINALIST_FACTORS)}
     flags = flag_lines(report.results.trials)
+    moved = reranked(report.results.trials)
+    rerank = (
+        f"Ranked by AutoAttack instead of the primary attack, {moved[0]} of {moved[1]} "
+        "finalists change rank."
+        if moved is not None
+        else "No finalist has both a primary-attack and an AutoAttack accuracy to re-rank by."
+    )
     return [
         heading("Finalists"),
         paragraph(FINALISTS_INTRO),
         table(frame, acc),
+        paragraph(GAP_NOTE + " " + rerank),
         paragraph("Gradient-masking flags on the finalists:"),
         Block(kind="list", items=flags or ["None raised."]),
         *(masking if summary else []),

@@ -65,10 +65,17 @@ def paper_blocks(report: Report) -> list[Block]:
 
 
 def ratio_blocks(report: Report, what: str) -> list[Block]:
-    out = [heading("Ratio rules (MRS vs uniform) at equal sparsity")]
+    out = [heading("Ratio rules (MRS, global vs uniform) at an equal budget")]
     if isinstance(report.ratio, NotEstimable):
         return [*out, paragraph(f"Not available: {report.ratio.reason}.")]
-    pct_cols = ["uniform", "rule_mean", "achieved_uniform", "achieved_rule"]
+    pct_cols = [
+        "uniform",
+        "rule_mean",
+        "achieved_uniform",
+        "achieved_rule",
+        "params_removed_rule",
+        "macs_removed_rule",
+    ]
     fmt = {**dict.fromkeys(pct_cols, pct), **dict.fromkeys(DIFF_COLUMNS, pts)}
     return [
         *out,
@@ -76,8 +83,10 @@ def ratio_blocks(report: Report, what: str) -> list[Block]:
             f"Mean {what} (%) of each ratio rule (rule_mean) and of uniform allocation at "
             "each target sparsity; difference = rule - uniform in accuracy points with a 95% "
             "interval, paired within seed blocks and matched on the other factors where the "
-            "design allows (the comparison column says which); achieved sparsity (%) checks "
-            "that the budgets matched.",
+            "design allows (the comparison column says which). `budget` says what was equal: "
+            "the fraction of prunable parameters (params) or of prunable multiply-accumulates "
+            "(macs) removed; achieved_* (%) is that fraction, checking that the budgets "
+            "matched, and params/macs_removed_rule (%) show both for the rule.",
         ),
         table(report.ratio, fmt),
     ]

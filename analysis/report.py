@@ -19,6 +19,7 @@ import pandas as pd
 from analysis import figures, tables
 from analysis.adaptive import Adaptive, adaptive_design
 from analysis.bootstrap import DEFAULT_RESAMPLES
+from analysis.curves import security_curves
 from analysis.design import Design, build_design
 from analysis.effects import PaperView, level_comparisons, paper_view, ratio_rule_effect
 from analysis.estimable import NotEstimable
@@ -211,6 +212,7 @@ def _figures(report_trials: pd.DataFrame, response: str, results: ResultSet, fou
         figures.pareto_front(results.ok),
         figures.layer_profile(report_trials, results.layers, response),
         figures.learning_curves(report_trials, results.epochs, response),
+        security_curves(results.trials),
     ]
 
 

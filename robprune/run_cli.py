@@ -35,7 +35,7 @@ def format_summary(result) -> str:
         rows.append(
             (
                 f"{m['autoattack_label']} ({aa['norm']} eps={aa['epsilon']:.4g}, "
-                f"{m['autoattack_n']} examples)",
+                f"{m.get('autoattack_scope') or str(m['autoattack_n']) + ' examples'})",
                 f"{m['autoattack_acc']:.4f}",
             )
         )
@@ -49,6 +49,11 @@ def format_summary(result) -> str:
         ("params dense -> pruned", f"{m['params_dense']:,} -> {m['params']:,}"),
         ("MACs dense -> pruned", f"{m['flops_dense']:,} -> {m['flops']:,}"),
         ("achieved sparsity (prunable params)", f"{m['achieved_sparsity']:.4f}"),
+        *(
+            [("achieved sparsity (prunable MACs)", f"{m['achieved_macs_sparsity']:.4f}")]
+            if m.get("achieved_macs_sparsity") is not None
+            else []
+        ),
         ("fine-tuning epochs", str(m["epochs_completed"])),
         ("wall time", f"{m['wall_s']:.1f} s"),
     ]

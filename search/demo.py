@@ -1,9 +1,9 @@
 """`robprune demo`: the offline default. No arguments, no data, no cluster.
 
 A local Ray, a small balanced grid on scikit-learn's bundled digits (`digits_cnn`, five
-prunable groups) that crosses pruning criteria, fine-tuning methods, the four ratio rules and
-two sparsities; then the Parquet tables and, when the analysis package is importable, the
-ablation report. Sized to finish within three minutes on two cores.
+prunable groups) that crosses pruning criteria, fine-tuning methods, four ratio rules (uniform,
+global, mrs, mrs_band) and two sparsities; then the Parquet tables and, when the analysis
+package is importable, the ablation report. Sized to finish within three minutes on two cores.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ threat: {train_steps: 5, eval_steps: 10}  # pgd_acc is pgd10, as evaluated
 prune:
   sparsity: {choice: [0.5, 0.8]}
   criterion: {choice: [l1, taylor]}
-  ratio: {choice: [uniform, mrs, mrs_band, mrs_zscore]}
+  ratio: {choice: [uniform, global, mrs, mrs_band]}
   mrs: {estimator: first_order, temperature: 1.0, band: 0.15, num_examples: 128}
   record_mrs: [first_order]
 finetune:

@@ -178,6 +178,7 @@ def layers_for(trials: pd.DataFrame, layers: int = 5, limit: int | None = None) 
             "channels_after": after.ravel(),
             "params_before": (before * 9 * 16).ravel(),
             "params_after": (after * 9 * 16).ravel(),
+            "bn_recalibration": np.full(n * layers, 10),
         }
     )
 

@@ -159,7 +159,7 @@ def test_final_evaluation_deep_checks_on_digits(digits_model):
     assert m["autoattack_n"] == 20 and 0 <= m["autoattack_acc"] <= m["clean_acc"]
     assert m["attacks"].keys() == {"fgsm", "pgd10"} and m["robust_acc"] == m["pgd_acc"]
     sweep = m["eps_sweep"]
-    assert [row["epsilon"] for row in sweep] == pytest.approx([0.1, 0.2, 0.4, 1.0])
+    assert [row["epsilon"] for row in sweep] == pytest.approx([0, 0.025, 0.05, 0.1, 0.2, 0.4, 1.0])
     assert sweep[-1]["accuracy"] <= 0.01  # an unbounded PGD breaks every example
     assert 0 <= m["square_acc"] <= 1 and "square" in out.attack_config
     assert all(f["meaning"] == FLAG_MEANINGS[f["code"]] for f in m["masking_flags"])

@@ -195,6 +195,7 @@ def test_derived_views_agree_with_the_table():
         "finetune_epochs": "finetune_method",
         "lr": "finetune_method",
         "schedule": "finetune_method",
+        "attack_bn": "finetune_method",  # only adversarial fine-tuning generates attacks
     }
     assert condition_of("prune.mrs.temperature") == ("prune.ratio", cfg.TEMPERATURE_RULES)
     assert condition_of("prune.mrs.band_scale") == ("prune.ratio", cfg.BAND_RULES)

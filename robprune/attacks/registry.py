@@ -174,7 +174,13 @@ def build_attack(
 
 def threat_attack(name: str, threat: ResolvedThreat) -> Attack:
     """The attack called `name` at a trial's resolved threat model."""
-    return build_attack(name, epsilon=threat.epsilon, step_size=threat.step_size, norm=threat.norm)
+    return build_attack(
+        name,
+        epsilon=threat.epsilon,
+        step_size=threat.step_size,
+        norm=threat.norm,
+        l2_epsilon=threat.l2_epsilon,
+    )
 
 
 def _model_device(model: nn.Module) -> torch.device:

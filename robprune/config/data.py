@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from robprune.config.names import DATASETS
+from robprune.config.names import DATASETS, VAL_SOURCES
 from robprune.config.typed_mapping import Check, Choice, Interval
 from robprune.config.typed_mapping import require as _check
 
@@ -63,7 +63,11 @@ class DataConfig:
     download: bool = False
     """Download into `data_dir` when missing; never implicit."""
     val_fraction: Annotated[float, Interval(0, 0.5, lo_open=True)] = 0.1
-    """Validation split carved from training data: the search objective is measured on it."""
+    """Fraction of `val_source` carved out as the validation split (the search objective)."""
+    val_source: Annotated[str, Choice(VAL_SOURCES)] = "train"
+    """Carve validation from the training split (train; drawn per seed) or from the test split
+    (test: a fixed stratified draw, the rest is the reported test split, disjoint from it). Use
+    test with a brought checkpoint trained on the full training set."""
     train_limit: Annotated[int | None, Interval(1)] = None
     """Use at most this many training examples (smoke tests, benchmarks)."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)

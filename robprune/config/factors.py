@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from robprune.config.names import (
+    ATTACK_BN_REFERENCE,
     BAND_RULES,
     FINETUNE_METHODS,
     MRS_RATIO_RULES,
@@ -130,6 +131,13 @@ FACTORS: tuple[FactorSpec, ...] = (
     FactorSpec(
         column="sparsity_target", paths=("prune.sparsity",), label="sparsity", kind="float"
     ),
+    FactorSpec(column="budget", paths=("prune.budget",), label="budget", kind="string"),
+    FactorSpec(
+        column="bn_recalibration",
+        paths=("prune.bn_recalibration",),
+        label="BN recalibration batches",
+        kind="int",
+    ),
     FactorSpec(
         column="finetune_method",
         paths=("finetune.method",),
@@ -162,6 +170,16 @@ FACTORS: tuple[FactorSpec, ...] = (
         paths=("finetune.trades.beta", "finetune.mart.beta"),
         label="TRADES/MART beta",
         kind="float",
+    ),
+    FactorSpec(
+        column="attack_bn",
+        paths=("finetune.attack_bn",),
+        label="mode while generating training attacks",
+        kind="string",
+        when=("finetune.method", tuple(ATTACK_BN_REFERENCE)),
+    ),
+    FactorSpec(
+        column="val_source", paths=("data.val_source",), label="validation from", kind="string"
     ),
 )
 

@@ -37,6 +37,11 @@ __all__ = [
     "SCHEDULES",
     "TEMPERATURE_RULES",
     "TRAINING_METHODS",
+    "ATTACK_BN",
+    "ATTACK_BN_REFERENCE",
+    "BUDGETS",
+    "PER_LAYER_LAMP",
+    "VAL_SOURCES",
     "check_registry",
     "parse_attack_name",
     "rules_reading",
@@ -49,6 +54,21 @@ MRS_ESTIMATORS = ("first_order", "ascent", "prune_damage")
 #: Training objectives (robprune.training.losses); fine-tuning may also be `none`.
 TRAINING_METHODS = ("ce", "pgd_at", "trades", "mart", "fgsm_rs")
 FINETUNE_METHODS = ("none", *TRAINING_METHODS)
+#: What `prune.sparsity` is a fraction of (robprune.pruning.groups).
+BUDGETS = ("params", "macs")
+#: The model's mode while adversarial training generates its examples (robprune.training).
+ATTACK_BN = ("train", "eval")
+#: Each adversarial method's reference code: Madry/Rice (PGD-AT) and Wong et al. (fast AT)
+#: keep train mode; the TRADES and MART code switch to eval mode to generate.
+ATTACK_BN_REFERENCE = {"pgd_at": "train", "fgsm_rs": "train", "trades": "eval", "mart": "eval"}
+#: Where the validation split (the search objective) is carved from (robprune.data.registry).
+VAL_SOURCES = ("train", "test")
+#: Why `lamp` is refused under per-layer ratio rules (the config error and the pruner's).
+PER_LAYER_LAMP = (
+    "lamp ranks the channels of one group exactly as l2 does (its normalisation is monotone "
+    "inside a group), so under a per-layer ratio rule it is l2 under another name; use "
+    "prune.ratio: global (LAMP's intended use) or criterion l2"
+)
 #: Learning-rate schedules (robprune.training.schedules).
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 #: How `mrs_band` normalises MRS to [0, 1] (robprune.pruning.allocation).

@@ -22,9 +22,12 @@ from typing import Annotated, Any
 from robprune.config.data import DATASETS, DataConfig, SyntheticConfig, check_train_limit
 from robprune.config.names import (
     ARCHS,
+    ATTACK_BN,
+    ATTACK_BN_REFERENCE,
     AUTOATTACK_MODES,
     BAND_RULES,
     BAND_SCALES,
+    BUDGETS,
     CRITERIA,
     FINETUNE_METHODS,
     MRS_ESTIMATORS,
@@ -125,6 +128,15 @@ class TrainRecipe:
     """SGD weight decay."""
     momentum: Annotated[float, Interval(0, 1, hi_open=True)] = 0.9
     """SGD momentum (Nesterov off)."""
+    attack_bn: Annotated[str | None, Choice(ATTACK_BN)] = None
+    """Mode of the model while training examples are generated: train (batch statistics,
+    updated by the attack's passes) or eval (running statistics); null is the method's
+    reference code: train for pgd_at and fgsm_rs, eval for trades and mart (resolved and
+    written with the results; no meaning for ce and none)."""
+
+    def __post_init__(self) -> None:
+        if self.attack_bn is None and self.method in ATTACK_BN_REFERENCE:
+            object.__setattr__(self, "attack_bn", ATTACK_BN_REFERENCE[self.method])
 
     def validate(self, path: str) -> None:
         Interval(0, self.epochs).check(self.warmup_epochs, f"{path}.warmup_epochs")
@@ -199,11 +211,19 @@ class MRSConfig:
 @dataclass(frozen=True, kw_only=True)
 class PruneConfig:
     sparsity: Annotated[float, Interval(0, 0.99)] = 0.5
-    """Target fraction of prunable parameters removed (the budget both rules meet)."""
+    """Target fraction of the budget removed (every ratio rule meets the same one)."""
+    budget: Annotated[str, Choice(BUDGETS)] = "params"
+    """What `sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates
+    (Torch-Pruning's counts); both achieved fractions are reported."""
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
-    """Channel importance inside a layer (CRITERIA)."""
+    """Channel importance inside a layer (CRITERIA). lamp differs from l2 only under ratio:
+    global; under a per-layer rule it is resolved to l2 (PER_LAYER_LAMP says why)."""
     ratio: Annotated[str, Choice(tuple(RATIO_RULES))] = "uniform"
-    """Per-layer ratio rule (RATIO_RULES): uniform, mrs, mrs_band or mrs_zscore (docs/mrs.md)."""
+    """Ratio rule (RATIO_RULES): uniform, mrs, mrs_band, mrs_zscore, or global (one ranking of
+    per-group normalised criterion scores across groups) (docs/mrs.md)."""
+    bn_recalibration: Annotated[int, Interval(0, 100_000)] = 10
+    """Clean training batches over which BatchNorm statistics are re-estimated after pruning
+    and inside prune_damage (AdaBN; forward passes only); 0 turns it off."""
     max_layer_ratio: Annotated[float, Interval(0, 1, lo_open=True, hi_open=True)] = 0.9
     """No layer loses more than this fraction of its channels."""
     mrs: MRSConfig = field(default_factory=MRSConfig)
@@ -211,6 +231,13 @@ class PruneConfig:
     record_mrs: tuple[Annotated[str, Choice(MRS_ESTIMATORS)], ...] = ()
     """More MRS estimators to compute (cached) and record per layer in layers.parquet as
     `mrs_<estimator>`, under any ratio rule; they do not change the allocation."""
+
+    def __post_init__(self) -> None:
+        # lamp ranks a group's channels as l2 does; only the global ranking tells them apart.
+        # Resolved (and written with the results) as l2 under per-layer rules, so a search
+        # that crosses criteria with rules records what ran (docs/mrs.md, "global").
+        if self.criterion == "lamp" and self.ratio != "global":
+            object.__setattr__(self, "criterion", "l2")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +299,8 @@ class ResolvedThreat:
     """PGD steps when generating training and MRS examples."""
     eval_steps: int = 20
     """PGD steps of the `pgd_acc` column."""
+    l2_epsilon: float | None = None
+    """Radius of `pgdK_l2` attacks under an L-inf threat (`eval.l2_epsilon`)."""
 
 
 _ATTACK = Check(parse_attack_name)
@@ -297,6 +326,9 @@ class EvalConfig:
     """Cheaper attack on a fixed validation subset after every epoch (the search objective)."""
     epoch_subset: Annotated[int, Interval(1)] = 2000
     """Size of that validation subset: a stratified random draw with a fixed seed."""
+    l2_epsilon: Annotated[float, Interval(0, 100, lo_open=True)] = 0.5
+    """Radius of `pgdK_l2` attacks under an L-inf threat (an L-inf radius is no L2 one): 0.5,
+    RobustBench's CIFAR-10 L2 radius, by default; recorded in the attack's config."""
     test_limit: Annotated[int | None, Interval(1)] = None
     """Evaluate on at most this many test examples, stratified, seed 0 (smoke tests)."""
 
@@ -370,6 +402,7 @@ class TrialConfig:
             step_size=self.step_size,
             train_steps=self.threat.train_steps,
             eval_steps=self.threat.eval_steps,
+            l2_epsilon=self.eval.l2_epsilon,
         )
 
     def to_dict(self) -> dict[str, Any]:

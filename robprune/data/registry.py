@@ -16,7 +16,7 @@ import numpy as np
 
 from robprune.config import names
 from robprune.config.data import check_train_limit
-from robprune.config.names import check_registry
+from robprune.config.names import VAL_SOURCES, check_registry
 
 from ..errors import DataError
 from .cifar import load_cifar10, load_cifar100
@@ -44,6 +44,9 @@ check_registry("data set", names.DATASETS, DATASETS)
 # Seeds for the two draws, so carving val and limiting train are independent streams.
 _VAL_STREAM = 0
 _LIMIT_STREAM = 1
+#: A test-carved validation split is one fixed draw (seed 0 whatever the trial seed), so every
+#: trial reports on the same remaining test examples.
+_TEST_VAL_STREAM = 2
 
 
 def _is_int(value: Any) -> bool:
@@ -80,14 +83,21 @@ def load_data(
     seed: int = 0,
     train_limit: int | None = None,
     synthetic: SyntheticConfig | dict | None = None,
+    val_source: str = "train",
 ) -> DataSplits:
-    """Load `dataset` and carve a stratified validation split from its training data.
+    """Load `dataset` and carve a stratified validation split from its training data
+    (`val_source="train"`) or from its test data (`"test"`).
 
-    The test split is the data set's own. Val depends only on `seed` (not on torch's global
-    RNG); `train_limit` then keeps a stratified subset of what is left. `mean`/`std` are
+    From train: the test split is the data set's own; val depends only on `seed` (not on
+    torch's global RNG). From test: val is a fixed draw of `val_fraction` of the test split
+    (the same for every seed) and the test split is the rest, disjoint from it; training keeps
+    every training example (what a checkpoint trained on the full training set saw).
+    `train_limit` then keeps a stratified subset of the training split. `mean`/`std` are
     measured on the resulting train split.
     """
     _check_args(dataset, val_fraction, seed, train_limit, synthetic)
+    if val_source not in VAL_SOURCES:
+        raise DataError(f"val_source: unknown {val_source!r}; allowed: {', '.join(VAL_SOURCES)}")
     request = LoadRequest(
         data_dir=resolve_data_dir(data_dir), download=bool(download), synthetic=synthetic
     )
@@ -97,10 +107,15 @@ def load_data(
         check_train_limit(train_limit, source.num_classes)  # the config's rule, for any data set
     except ValueError as exc:
         raise DataError(f"train_limit: {exc} of {dataset}") from None
-    val_size = max(1, round(val_fraction * len(full)))
-    train_idx, val_idx = stratified_split(
-        full.y, val_size, np.random.SeedSequence([seed, _VAL_STREAM])
-    )
+    carved = full if val_source == "train" else source.test
+    val_size = max(1, round(val_fraction * len(carved)))
+    stream = [seed, _VAL_STREAM] if val_source == "train" else [0, _TEST_VAL_STREAM]
+    kept_idx, val_idx = stratified_split(carved.y, val_size, np.random.SeedSequence(stream))
+    val, test = carved.subset(val_idx), source.test
+    if val_source == "train":
+        train_idx = kept_idx
+    else:
+        train_idx, test = np.arange(len(full)), source.test.subset(kept_idx)
     if len(train_idx) == 0:
         raise DataError(
             f"val_fraction {val_fraction} leaves no training data ({len(full)} examples)"
@@ -117,8 +132,8 @@ def load_data(
     return DataSplits(
         name=dataset,
         train=train,
-        val=full.subset(val_idx),
-        test=source.test,
+        val=val,
+        test=test,
         num_classes=source.num_classes,
         input_shape=(int(c), int(h), int(w)),
         mean=mean,

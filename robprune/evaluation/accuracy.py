@@ -45,6 +45,8 @@ class Evaluation:
     attacks: dict[str, AttackOutcome]
     flags: list[MaskingFlag] = field(default_factory=list)
     """Gradient-masking flags of this evaluation (robprune.evaluation.masking)."""
+    clean_correct: torch.Tensor | None = field(default=None, repr=False)
+    """Per-example clean correctness (accuracies on a subset of the same examples)."""
 
     @property
     def warnings(self) -> list[str]:
@@ -125,6 +127,7 @@ def evaluate(
         outcomes[name] = accuracy_under(model, split, threat_attack(name, threat), **kw)
     return Evaluation(
         clean_acc=clean.accuracy,
+        clean_correct=clean.correct,
         attacks=outcomes,
         flags=sanity_flags(clean, outcomes),
     )

@@ -55,6 +55,42 @@ def find_saved_model(directory: str | Path) -> dict[str, Any]:
     raise BadInput(f"{directory}: the trial checkpoint holds no saved pruned model")
 
 
+def dense_curve(
+    cfg: TrialConfig, data: Any, device: Any, examples: int | None, log: Any
+) -> list[dict[str, Any]] | None:
+    """The security curve of the dense model a finalist was pruned from, on the same first
+    test images, cached beside the dense model (once per dense model)."""
+    from robprune.data import to_float
+    from robprune.evaluation.curves import CURVE_FACTORS, security_curve
+    from robprune.trial.builders import build_model
+    from robprune.trial.cache_keys import dense_curve_inputs
+    from robprune.trial.dense import ensure_dense
+
+    if not examples:
+        return None
+    dense = ensure_dense(cfg, data, device, log=log)
+    inputs = dense_curve_inputs(cfg, examples, CURVE_FACTORS)
+
+    def compute() -> list[dict[str, Any]]:
+        model = build_model(cfg.model, data)
+        model.load_state_dict(dense.state_dict())
+        model.to(device).eval()
+        x, y = to_float(data.test.x[:examples]), data.test.y[:examples]
+        return security_curve(
+            model,
+            x,
+            y,
+            epsilon=cfg.epsilon,
+            norm=cfg.threat.norm,
+            steps=cfg.threat.eval_steps,
+            batch_size=cfg.eval.batch_size,
+            device=device,
+            seed=cfg.seed,
+        )
+
+    return dense.cached(inputs.name(), compute)
+
+
 def evaluate_finalist(
     config: dict[str, Any] | TrialConfig,
     checkpoint_dir: str | Path,
@@ -93,9 +129,14 @@ def evaluate_finalist(
         deep_checks=True,
     )
     result = final_evaluation(model, data.test, suite, device=device, log=log)
+    curve = dense_curve(cfg, data, device, result.metrics.get("check_examples"), log)
     return {
         "settings": settings,
-        "metrics": {**result.metrics, "wall_s": time.perf_counter() - start},
+        "metrics": {
+            **result.metrics,
+            "dense_eps_sweep": curve,
+            "wall_s": time.perf_counter() - start,
+        },
         "attack_config": result.attack_config,
         "warnings": result.warnings,
     }

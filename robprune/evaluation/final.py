@@ -10,7 +10,6 @@ subset, and an epsilon sweep up to an unbounded budget on the same subset.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from robprune.attacks import build_attack, robust_accuracy
 from robprune.attacks.autoattack import LABELS, run_official_attacks
 from robprune.config import ResolvedThreat
 from robprune.data import TensorSplit, to_float
 from robprune.evaluation.accuracy import evaluate
+from robprune.evaluation.curves import CURVE_FACTORS, security_curve
 from robprune.evaluation.masking import (
+    GAP_THRESHOLD,
     MaskingFlag,
     flags_to_dicts,
+    gap_flags,
     official_flags,
     square_flags,
     sweep_flags,
@@ -40,11 +41,13 @@ __all__ = [
     "SWEEP",
 ]
 
-#: Examples of the (costly) Square-vs-PGD check and of the epsilon sweep (fewer when
+#: Examples of the (costly) Square-vs-PGD check and of the security curve (fewer when
 #: eval.autoattack_n is smaller: the same first examples AutoAttack sees).
 CHECK_EXAMPLES = 200
-#: Multiples of epsilon in the sweep; an unbounded budget follows the last.
-SWEEP = (1.0, 2.0, 4.0)
+#: Multiples of epsilon on the security curve; an unbounded budget follows the last.
+SWEEP = CURVE_FACTORS
+#: What the gap check compares the primary attack with when AutoAttack did not run.
+APGD_REFERENCE = "our APGD (worst of APGD-CE and APGD-T)"
 
 
 @dataclass(kw_only=True)
@@ -56,6 +59,8 @@ class FinalEvaluation:
     flags: list[MaskingFlag] = field(default_factory=list)
     attack_config: dict[str, Any] = field(default_factory=dict)
     """Every attack that produced a number, with its settings."""
+    correct: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    """Per-example correctness (clean, primary) for accuracies on AutoAttack's subset."""
 
     @property
     def warnings(self) -> list[str]:
@@ -84,9 +89,17 @@ def _first(accs: dict[str, float], prefix: str) -> float | None:
     return None
 
 
-def _unbounded(norm: str, shape: tuple[int, ...]) -> float:
-    """A budget that reaches every image in [0, 1]^d from any other."""
-    return 1.0 if norm == "linf" else math.sqrt(math.prod(shape))
+def _gap(primary: str, primary_acc: float, reference: str, ref_acc: float, scope: str) -> dict:
+    """The primary attack's accuracy minus a stronger reference's, on the same examples."""
+    return {
+        "primary": primary,
+        "primary_acc": primary_acc,
+        "reference": reference,
+        "reference_acc": ref_acc,
+        "gap": primary_acc - ref_acc,
+        "threshold": GAP_THRESHOLD,
+        "scope": scope,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,14 +135,6 @@ def _deep_checks(
     n = min(CHECK_EXAMPLES, len(test), suite.autoattack_n or len(test))
     x, y = to_float(test.x[:n]), test.y[:n]
     pgd_name = f"pgd{threat.eval_steps}"
-
-    def pgd_acc(eps: float) -> float:
-        attack = build_attack(pgd_name, epsilon=eps, norm=threat.norm)
-        gen = torch.Generator().manual_seed(suite.seed)
-        return robust_accuracy(
-            model, x, y, attack, batch_size=suite.batch_size, device=device, generator=gen
-        )
-
     square = run_official_attacks(
         model,
         x.to(device),
@@ -140,12 +145,18 @@ def _deep_checks(
         batch_size=suite.batch_size,
         seed=suite.seed,
     )
-    sweep = [
-        {"epsilon": threat.epsilon * f, "accuracy": pgd_acc(threat.epsilon * f)} for f in SWEEP
-    ]
-    top = _unbounded(threat.norm, tuple(x.shape[1:]))
-    sweep.append({"epsilon": top, "accuracy": pgd_acc(top), "unbounded": True})
-    pgd_at_eps = sweep[0]["accuracy"]
+    sweep = security_curve(
+        model,
+        x,
+        y,
+        epsilon=threat.epsilon,
+        norm=threat.norm,
+        steps=threat.eval_steps,
+        batch_size=suite.batch_size,
+        device=device,
+        seed=suite.seed,
+    )
+    pgd_at_eps = next(row["accuracy"] for row in sweep if row["factor"] == 1.0)
     flags = square_flags(square.accuracy, pgd_at_eps, pgd_name, n)
     flags += official_flags(square.checks)
     flags += sweep_flags(sweep)
@@ -157,7 +168,14 @@ def _deep_checks(
     }
     config = {
         "square": {**square.config, "examples": n},
-        "eps_sweep": {"attack": pgd_name, "norm": threat.norm, "examples": n, "seed": suite.seed},
+        "eps_sweep": {
+            "attack": pgd_name,
+            "norm": threat.norm,
+            "examples": n,
+            "scope": f"the first {n} test images",
+            "factors": list(SWEEP),
+            "seed": suite.seed,
+        },
     }
     return metrics, flags, config
 
@@ -196,7 +214,10 @@ def _our_attacks(
         "test_size": len(test),
     }
     attack_config = {name: out.config for name, out in ev.attacks.items()}
-    return FinalEvaluation(metrics=metrics, flags=list(ev.flags), attack_config=attack_config)
+    correct = {"clean": ev.clean_correct, "primary": ev.attacks[suite.primary].correct}
+    return FinalEvaluation(
+        metrics=metrics, flags=list(ev.flags), attack_config=attack_config, correct=correct
+    )
 
 
 def _official_autoattack(
@@ -221,16 +242,37 @@ def _official_autoattack(
         seed=suite.seed,
         state_path=state,
     )
+    scope = f"on the first {n} test images" if n < len(test) else f"on all {n} test images"
     metrics = {
         "autoattack_acc": out.accuracy,
         "autoattack_label": out.label,
         "autoattack_version": version,
         "autoattack_n": n,
+        "autoattack_scope": scope,
         "autoattack_stages": out.stages,
         "autoattack_wall_s": out.wall_s,
     }
     flags = official_flags(out.checks)
-    return FinalEvaluation(metrics=metrics, flags=flags, attack_config={"autoattack": out.config})
+    config = {"autoattack": {**out.config, "examples": n, "scope": scope}}
+    return FinalEvaluation(metrics=metrics, flags=flags, attack_config=config)
+
+
+def _gap_check(result: FinalEvaluation, suite: FinalSuite) -> None:
+    """Record the primary attack's lead over AutoAttack (on its images) or our APGD, and flag
+    it above GAP_THRESHOLD; fills AutoAttack's subset clean and primary accuracy."""
+    m, primary = result.metrics, suite.primary
+    if m.get("autoattack_acc") is not None:
+        n = m["autoattack_n"]
+        sub = result.correct["primary"][:n].float().mean().item()
+        m["autoattack_clean_acc"] = result.correct["clean"][:n].float().mean().item()
+        m["autoattack_primary_acc"] = sub
+        label = m["autoattack_label"]
+        m["attack_gap"] = _gap(primary, sub, label, m["autoattack_acc"], m["autoattack_scope"])
+    elif m.get("apgd_acc") is not None and not primary.startswith("apgd"):
+        scope = "on the test split"
+        m["attack_gap"] = _gap(primary, m["robust_acc"], APGD_REFERENCE, m["apgd_acc"], scope)
+    if m.get("attack_gap"):
+        result.flags += gap_flags(m["attack_gap"])
 
 
 def final_evaluation(
@@ -255,8 +297,9 @@ def final_evaluation(
         n = len(test) if suite.autoattack_n is None else min(suite.autoattack_n, len(test))
         log(f"{LABELS[suite.autoattack]} on {n} test examples")
         result.add(_official_autoattack(model, test, suite, device, state_dir))
+    _gap_check(result, suite)
     if suite.deep_checks:
-        log("masking checks: Square vs PGD and an epsilon sweep on a subset")
+        log("masking checks: Square vs PGD and the security curve on a subset")
         metrics, flags, config = _deep_checks(model, test, suite, device)
         result.add(FinalEvaluation(metrics=metrics, flags=flags, attack_config=config))
     result.metrics["masking_flags"] = flags_to_dicts(result.flags)

@@ -21,6 +21,8 @@ __all__ = [
     "square_flags",
     "sweep_flags",
     "flags_to_dicts",
+    "gap_flags",
+    "GAP_THRESHOLD",
 ]
 
 FLAG_MEANINGS: dict[str, str] = {
@@ -73,6 +75,11 @@ FLAG_MEANINGS: dict[str, str] = {
     "eps_sweep_not_monotone": (
         "Accuracy rose when the budget grew; a larger budget can only help a working attack."
     ),
+    "primary_attack_gap": (
+        "The attack the search selects on (the primary attack) leaves clearly more examples "
+        "correct than a stronger attack on the same images, so it overstates robustness and a "
+        "search that ranks by it can select for gradient masking (rank by the stronger attack)."
+    ),
 }
 
 #: Square must beat PGD by more than this (a fraction of the examples) to be flagged.
@@ -81,6 +88,10 @@ SQUARE_MARGIN = 0.005
 SWEEP_ZERO = 0.01
 #: A rise of accuracy between consecutive budgets larger than this is flagged.
 SWEEP_RISE = 0.01
+#: The primary attack's accuracy above AutoAttack's (or our APGD's) on the same examples by
+#: more than this (3 points) is flagged: beyond what attack randomness moves on a few hundred
+#: examples, and the size of gap the finalists' ranking can turn on.
+GAP_THRESHOLD = 0.03
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +147,9 @@ def basic_flags(
             )
     fgsm = attacks.get("fgsm")
     for name, (acc, _) in attacks.items():
-        if fgsm is not None and name.startswith("pgd") and acc > fgsm[0] + 0.01:
+        # an L2 PGD has its own radius: no comparison with the L-inf FGSM
+        l2 = name.endswith("_l2")
+        if fgsm is not None and name.startswith("pgd") and not l2 and acc > fgsm[0] + 0.01:
             flags.append(
                 MaskingFlag(
                     code="pgd_weaker_than_fgsm",
@@ -190,3 +203,19 @@ def sweep_flags(sweep: Sequence[Mapping[str, Any]]) -> list[MaskingFlag]:
             )
         )
     return flags
+
+
+def gap_flags(gap: Mapping[str, Any]) -> list[MaskingFlag]:
+    """The primary-vs-stronger-attack gap ({primary, primary_acc, reference, reference_acc,
+    gap, scope}) flagged when it exceeds GAP_THRESHOLD."""
+    if gap["gap"] <= GAP_THRESHOLD:
+        return []
+    return [
+        MaskingFlag(
+            code="primary_attack_gap",
+            detail=f"{gap['primary']} accuracy {gap['primary_acc']:.4f} is "
+            f"{100 * gap['gap']:.1f} points above {gap['reference']} "
+            f"({gap['reference_acc']:.4f}) {gap['scope']} (threshold "
+            f"{100 * GAP_THRESHOLD:.0f} points)",
+        )
+    ]

@@ -46,6 +46,7 @@ STRUCTURE_METRICS: tuple[str, ...] = (
     "flops",
     "flops_dense",
     "achieved_sparsity",
+    "achieved_macs_sparsity",
 )
 #: Every numeric metric column of the trials table.
 METRIC_COLUMNS: tuple[str, ...] = (
@@ -79,7 +80,8 @@ TRIALS_SCHEMA = pa.schema(
         ("params_dense", pa.int64()),
         ("flops", pa.int64()),
         ("flops_dense", pa.int64()),
-        ("achieved_sparsity", pa.float64()),
+        ("achieved_sparsity", pa.float64()),  # fraction of prunable parameters removed
+        ("achieved_macs_sparsity", pa.float64()),  # fraction of prunable MACs removed
         ("epochs_completed", pa.int64()),
         ("dense_clean_acc", pa.float64()),
         ("dense_robust_acc", pa.float64()),
@@ -97,6 +99,12 @@ TRIALS_SCHEMA = pa.schema(
         ("finalist_rank", pa.int64()),  # 1 = best; null for other trials
         ("autoattack_label", pa.string()),  # "AutoAttack (standard, official)"
         ("autoattack_n", pa.int64()),  # test examples AutoAttack ran on
+        ("autoattack_scope", pa.string()),  # "on the first N test images"
+        ("autoattack_clean_acc", pa.float64()),  # clean accuracy on those N images
+        # primary attack minus AutoAttack (or our APGD) on the same images; flagged above
+        # robprune.evaluation.masking.GAP_THRESHOLD
+        ("attack_gap", pa.float64()),
+        ("attack_gap_reference", pa.string()),
         # finalists: the full test split under the full suite (the trial's own numbers above
         # may come from a smaller eval.test_limit)
         ("final_clean_acc", pa.float64()),
@@ -109,6 +117,9 @@ TRIALS_SCHEMA = pa.schema(
         ("final_test_size", pa.int64()),
         ("final_attacks_json", pa.string()),  # every attack's accuracy by name
         ("masking_flags_json", pa.string()),  # [{code, detail, meaning}] gradient-masking flags
+        # security curves on the check subset: [{factor, epsilon, accuracy[, unbounded]}]
+        ("eps_sweep_json", pa.string()),
+        ("dense_eps_sweep_json", pa.string()),  # the dense model the finalist was pruned from
         ("dense_checkpoint_sha256", pa.string()),  # a brought dense model (dense.checkpoint)
     ]
 )
@@ -144,6 +155,7 @@ LAYERS_SCHEMA = pa.schema(
         ("mrs_first_order", pa.float64()),
         ("mrs_ascent", pa.float64()),
         ("mrs_prune_damage", pa.float64()),
+        ("bn_recalibration", pa.int64()),  # batches BatchNorm was re-estimated on after pruning
     ]
 )
 

@@ -12,6 +12,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from robprune.attacks import eval_mode
+from robprune.config.names import PER_LAYER_LAMP
 from robprune.pruning.allocation import AllocationParams, allocate_ratios
 from robprune.pruning.criteria import Criterion, get_criterion
 from robprune.pruning.groups import (
@@ -53,14 +54,6 @@ class PruneOutcome:
     budget: str = "params"
     """What `sparsity` was a fraction of (params | macs)."""
     warnings: list[str] = field(default_factory=list)
-
-
-#: Why `lamp` is refused under per-layer ratio rules (one line, the config error's text).
-PER_LAYER_LAMP = (
-    "lamp ranks the channels of one group exactly as l2 does (its normalisation is monotone "
-    "inside a group), so under a per-layer ratio rule it is l2 under another name; use "
-    "prune.ratio: global (its intended use) or criterion l2"
-)
 
 
 def check_rule_criterion(rule: str, criterion: str) -> None:

@@ -22,9 +22,8 @@ import torch_pruning as tp
 from torch import nn
 
 from robprune.attacks import eval_mode
+from robprune.config.names import BUDGETS
 
-#: What `prune.sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates.
-BUDGETS = ("params", "macs")
 _NORMS = (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)
 __all__ = [
     "BUDGETS",

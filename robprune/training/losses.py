@@ -4,13 +4,14 @@ Each objective maps a clean batch to a scalar loss on a model in train mode. Adv
 examples come from `robprune.attacks`, in [0,1] pixel space. The model's mode while they are
 generated is `AdversarialSetting.attack_bn`: `train` (batch statistics, running statistics
 updated by the attack's forward passes) as the reference PGD-AT (Madry et al., Rice et al.)
-and fast-AT (Wong et al.) code do, or `eval` (running statistics). TRADES and MART generate in
-eval mode whatever the setting, as their reference code does (`ATTACK_BN_METHODS`).
+and fast-AT (Wong et al.) code do, or `eval` (running statistics) as the TRADES and MART code
+do. The config resolves each method's reference (`robprune.config.names.ATTACK_BN_REFERENCE`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -20,22 +21,16 @@ from torch import Tensor, nn
 from robprune import attacks
 from robprune.attacks import eval_mode
 from robprune.config import names
-from robprune.config.names import check_registry
+from robprune.config.names import ATTACK_BN, check_registry
 
 __all__ = [
     "ATTACK_BN",
-    "ATTACK_BN_METHODS",
     "AdversarialSetting",
     "OBJECTIVES",
     "objective",
     "pgd_examples",
     "trades_examples",
 ]
-
-#: The model's mode while training examples are generated.
-ATTACK_BN = ("train", "eval")
-#: Methods whose example generation follows `attack_bn` (TRADES and MART use eval mode).
-ATTACK_BN_METHODS = ("pgd_at", "fgsm_rs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +48,8 @@ class AdversarialSetting:
     beta: float = 6.0
     """TRADES / MART regulariser weight."""
     attack_bn: str = "eval"
-    """Mode of the model while pgd_at / fgsm_rs generate their examples: train | eval (the
-    config's `attack_bn` sets it; `train` is the reference code's)."""
+    """Mode of the model while the examples are generated: train | eval (the config resolves
+    each method's reference: train for pgd_at and fgsm_rs, eval for trades and mart)."""
 
     def __post_init__(self) -> None:
         if self.attack_bn not in ATTACK_BN:
@@ -131,7 +126,7 @@ def trades_examples(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """TRADES inner maximisation: maximise KL(f(x') || f(x)) from a tiny Gaussian start."""
-    with eval_mode(model):
+    with nullcontext() if adv.attack_bn == "train" else eval_mode(model):
         with torch.no_grad():
             p_clean = F.softmax(model(x), dim=1)
             # drawn where the generator lives: a CPU draw copied to CUDA would wait for the queue
@@ -172,7 +167,7 @@ def _mart(
 ) -> Tensor:
     # Wang et al. 2020 (MART): boosted CE on adversarial examples plus a KL term weighted by
     # how badly the clean example is classified.
-    x_adv = pgd_examples(model, x, y, adv, gen)
+    x_adv = pgd_examples(model, x, y, adv, gen, keep_mode=adv.attack_bn == "train")
     logits_clean, logits_adv = model(x), model(x_adv)  # separate BN batches, as MART does
     probs_adv = F.softmax(logits_adv, dim=1)
     top2 = probs_adv.topk(2, dim=1).indices

@@ -30,6 +30,7 @@ def load_trial_data(data: DataConfig, *, seed: int) -> DataSplits:
         seed=seed,
         train_limit=data.train_limit,
         synthetic=data.synthetic,
+        val_source=data.val_source,
     )
 
 
@@ -45,8 +46,11 @@ def build_model(model: ModelConfig, data: DataSplits) -> nn.Module:
     )
 
 
-def training_threat(config: TrialConfig, *, beta: float) -> AdversarialSetting:
-    """The threat model adversarial training uses: the trial's norm, radius and step."""
+def training_threat(
+    config: TrialConfig, *, beta: float, attack_bn: str | None = None
+) -> AdversarialSetting:
+    """The threat model adversarial training uses: the trial's norm, radius and step, and the
+    recipe's `attack_bn` (None: eval mode, as for the MRS calibration examples)."""
     threat = config.resolved_threat
     return AdversarialSetting(
         epsilon=threat.epsilon,
@@ -54,6 +58,7 @@ def training_threat(config: TrialConfig, *, beta: float) -> AdversarialSetting:
         steps=threat.train_steps,
         norm=threat.norm,
         beta=beta,
+        attack_bn=attack_bn or "eval",
     )
 
 

@@ -108,7 +108,7 @@ def _train(
     model = build_model(config.model, data).to(device)
     trainer = make_trainer(
         recipe,
-        adversarial=training_threat(config, beta=recipe.beta),
+        adversarial=training_threat(config, beta=recipe.beta, attack_bn=recipe.attack_bn),
         model=model,
         data=data,
         device=device,

@@ -32,7 +32,7 @@ def finetune_trainer(
         return None
     return make_trainer(
         ft,
-        adversarial=training_threat(config, beta=ft.beta or 0.0),
+        adversarial=training_threat(config, beta=ft.beta or 0.0, attack_bn=ft.attack_bn),
         model=model,
         data=data,
         device=device,

@@ -71,6 +71,7 @@ def final_result(state: TrialState, *, epochs_done: int) -> TrialResult:
         "val_clean_acc": val_clean,
         "val_robust_acc": val_robust,
         "val_attack": state.epoch_attack.name,
+        "val_source": config.data.val_source,  # validation carved from train or from test
         "wall_s": state.wall_s(),
         "robprune_version": robprune.__version__,
     }

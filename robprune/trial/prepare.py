@@ -1,7 +1,10 @@
 """Before fine-tuning: the dense model, its reference accuracies, MRS, and the pruned model.
 
 Everything here depends only on the dense model and the prune section, so what is costly
-(dense accuracies, MRS scores) is cached beside the dense model and shared between trials.
+(dense accuracies, MRS scores) is cached beside the dense model and shared between trials,
+under names derived from everything each value depends on (`robprune.trial.cache_keys`).
+After pruning, BatchNorm statistics are re-estimated on clean training batches
+(`prune.bn_recalibration`; AdaBN), and so is each pruned copy `prune_damage` scores.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robprune.config import ASCENT_STEPS, TrialConfig
-from robprune.data import DataSplits, TensorSplit, to_float
+from robprune.config import TrialConfig
+from robprune.data import DataSplits, TensorSplit, iterate_batches, to_float
 from robprune.evaluation.accuracy import evaluate
 from robprune.pruning import (
     RATIO_RULES,
@@ -22,16 +25,48 @@ from robprune.pruning import (
     count_macs_params,
     module_robust_sensitivity,
     prune_model,
+    recalibrate_bn,
     zero_mrs_warnings,
 )
 from robprune.runtime import Runtime
 from robprune.training.losses import pgd_examples
 from robprune.trial.builders import build_model, training_threat
+from robprune.trial.cache_keys import CALIBRATION_STREAM, dense_eval_inputs, mrs_inputs
 from robprune.trial.dense import DenseModel, ensure_dense
 from robprune.trial.records import DenseReference, PreparedTrial
-from robprune.trial.subsets import SUBSET_DRAW, limited_test_split
+from robprune.trial.subsets import limited_test_split
 
-__all__ = ["prepare"]
+__all__ = ["prepare", "bn_recalibrator"]
+
+#: Offset of the seed that draws the recalibration batches from the trial seed.
+_BN_STREAM = 104729
+
+
+def bn_recalibrator(
+    config: TrialConfig, data: DataSplits, device: torch.device
+) -> Callable[[nn.Module], int] | None:
+    """Re-estimates a model's BatchNorm statistics on `prune.bn_recalibration` clean training
+    batches (the fine-tuning batch size, a fixed draw per seed); None when it is 0."""
+    batches = config.prune.bn_recalibration
+    if batches == 0:
+        return None
+
+    def recalibrate(model: nn.Module) -> int:
+        gen = torch.Generator().manual_seed(config.seed + _BN_STREAM)
+        inputs = (
+            x
+            for x, _ in iterate_batches(
+                data.train,
+                batch_size=config.finetune.batch_size,
+                shuffle=True,
+                augment=False,
+                generator=gen,
+                device=device,
+            )
+        )
+        return recalibrate_bn(model, inputs, num_batches=batches)
+
+    return recalibrate
 
 
 def _calibration_examples(
@@ -42,7 +77,7 @@ def _calibration_examples(
     runtime: Runtime,
 ) -> tuple[Tensor, Tensor]:
     """Fixed PGD examples from the training split (MRS, Taylor and Hessian all use them)."""
-    gen = torch.Generator().manual_seed(config.seed + 7919)
+    gen = torch.Generator().manual_seed(config.seed + CALIBRATION_STREAM)
     n = min(config.prune.mrs.num_examples, len(data.train))
     idx = torch.randperm(len(data.train), generator=gen)[:n]
     x = runtime.format(to_float(data.train.x[idx]).to(device))
@@ -70,35 +105,35 @@ def _layer_scores(
     *,
     estimator: str,
     example: Tensor,
+    recalibrate: Callable[[nn.Module], int] | None,
 ) -> dict[str, float]:
-    """One estimator's per-layer values, cached beside the dense model.
-
-    `prune_damage` depends on the criterion and the ratio as well, so they join its key; it
-    prunes copies of the model with Torch-Pruning, so it runs without autocast.
-    """
-    mrs, prune = config.prune.mrs, config.prune
+    """One estimator's per-layer values, cached beside the dense model under a name derived
+    from its inputs (`mrs_inputs`). `prune_damage` prunes copies of the model with
+    Torch-Pruning, so it runs without autocast."""
+    inputs = mrs_inputs(config, estimator)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
-    # the config keeps mrs.steps for the rule's own ascent; a recorded ascent uses the default
-    steps = (mrs.steps or ASCENT_STEPS) if estimator == "ascent" else None
-    settings: dict[str, Any] = {"estimator": estimator, "epsilon": mrs.epsilon, "steps": steps}
     damage = None
     if estimator == "prune_damage":
-        ratio = min(prune.sparsity, prune.max_layer_ratio)
         damage = DamageSetting(
-            criterion=prune.criterion, ratio=ratio, example=example, seed=config.seed
+            criterion=inputs.criterion,
+            example=example,
+            sparsity=inputs.sparsity,
+            max_ratio=inputs.max_layer_ratio,
+            budget=inputs.budget,
+            seed=inputs.seed,
+            recalibrate=recalibrate if inputs.bn_recalibration else None,
         )
-        settings = {"estimator": estimator, "criterion": prune.criterion, "ratio": f"{ratio:.6g}"}
-    settings.update(num_examples=mrs.num_examples, threat=config.threat.norm)
-    name = "mrs-" + "-".join(f"{v}" for v in settings.values() if v is not None)
 
     def compute() -> dict[str, float]:
-        kwargs = dict(estimator=estimator, epsilon=mrs.epsilon, steps=steps, damage=damage)
+        kwargs = dict(
+            estimator=estimator, epsilon=inputs.weight_epsilon, steps=inputs.steps, damage=damage
+        )
         if damage is not None:
             return module_robust_sensitivity(model, layers, *calib, **kwargs)
         with runtime.autocast():
             return module_robust_sensitivity(model, layers, *calib, **kwargs)
 
-    return dense.cached(name, compute)
+    return dense.cached(inputs.name(), compute)
 
 
 def _dense_metrics(
@@ -109,22 +144,21 @@ def _dense_metrics(
     device: torch.device,
     runtime: Runtime,
 ) -> dict[str, float]:
-    primary = config.eval.primary
-    name = f"eval-{primary}-{config.epsilon:.6g}-{len(test)}-{SUBSET_DRAW}"
+    inputs = dense_eval_inputs(config, len(test))
 
     def compute() -> dict[str, float]:
         ev = evaluate(
             model,
             test,
-            [primary],
+            [inputs.primary],
             threat=config.resolved_threat,
             batch_size=config.eval.batch_size,
             device=device,
             runtime=runtime,
         )
-        return {"clean_acc": ev.clean_acc, "robust_acc": ev.accuracy(primary)}
+        return {"clean_acc": ev.clean_acc, "robust_acc": ev.accuracy(inputs.primary)}
 
-    return dense.cached(name, compute)
+    return dense.cached(inputs.name(), compute)
 
 
 def _prune(
@@ -145,6 +179,7 @@ def _prune(
             "flops": flops,
             "flops_dense": flops,
             "achieved_sparsity": 0.0,
+            "achieved_macs_sparsity": 0.0,
         }
         return summary, [], []
     outcome = prune_model(
@@ -165,6 +200,7 @@ def _prune(
         layer_scores=layer_scores,
         calib=calib,
         seed=config.seed,
+        budget=prune.budget,
     )
     summary = {
         "params": outcome.params,
@@ -172,8 +208,21 @@ def _prune(
         "flops": outcome.flops,
         "flops_dense": outcome.flops_dense,
         "achieved_sparsity": outcome.achieved_sparsity,
+        "achieved_macs_sparsity": outcome.achieved_macs_sparsity,
     }
-    return summary, outcome.layers, outcome.warnings
+    layers = [{**row, "bn_recalibration": prune.bn_recalibration} for row in outcome.layers]
+    return summary, layers, outcome.warnings
+
+
+def _split_warnings(config: TrialConfig) -> list[str]:
+    """A brought checkpoint has likely been trained on the whole training split."""
+    if config.dense.checkpoint is None or config.data.val_source != "train":
+        return []
+    return [
+        "dense.checkpoint with data.val_source: train: a checkpoint trained on the full "
+        "training set (RobustBench, AutoAttack's test model) has seen the validation examples, "
+        "so the search objective is measured on training data; set data.val_source: test"
+    ]
 
 
 def _all_layer_scores(
@@ -183,6 +232,7 @@ def _all_layer_scores(
     calib: tuple[Tensor, Tensor] | None,
     runtime: Runtime,
     example: Tensor,
+    recalibrate: Callable[[nn.Module], int] | None,
 ) -> tuple[dict[str, dict[str, float]], tuple[Tensor, Tensor] | None]:
     """Every estimator's per-layer values; leaves the model (and the calibration examples) in
     the contiguous format Torch-Pruning needs."""
@@ -190,14 +240,21 @@ def _all_layer_scores(
     scores: dict[str, dict[str, float]] = {}
     for name in (n for n in estimators if n != "prune_damage"):  # in the runtime's format
         scores[name] = _layer_scores(
-            model, dense, config, calib, runtime, estimator=name, example=example
+            model, dense, config, calib, runtime, estimator=name, example=example, recalibrate=None
         )
     model.to(memory_format=torch.contiguous_format)
     if calib is not None:
         calib = (calib[0].contiguous(), calib[1])
     if "prune_damage" in estimators:  # Torch-Pruning on copies: contiguous, as the prune is
         scores["prune_damage"] = _layer_scores(
-            model, dense, config, calib, runtime, estimator="prune_damage", example=example
+            model,
+            dense,
+            config,
+            calib,
+            runtime,
+            estimator="prune_damage",
+            example=example,
+            recalibrate=recalibrate,
         )
     return scores, calib
 
@@ -237,14 +294,21 @@ def prepare(
     if _estimators(config) or prune.criterion in ("taylor", "hessian"):
         calib = _calibration_examples(model, data, config, device, runtime)
     example = to_float(data.train.x[:2]).to(device)
-    layer_scores, calib = _all_layer_scores(model, dense, config, calib, runtime, example)
+    recalibrate = bn_recalibrator(config, data, device)
+    layer_scores, calib = _all_layer_scores(
+        model, dense, config, calib, runtime, example, recalibrate
+    )
     summary, layers, warnings = _prune(
         model, config, example=example, layer_scores=layer_scores, calib=calib
     )
+    if recalibrate is not None and prune.sparsity > 0:
+        recalibrate(model)  # before anything measures the pruned model
+    warnings = _split_warnings(config) + warnings
     log(
         f"pruned {config.model.arch} with {prune.criterion}/{prune.ratio}: params "
         f"{summary['params_dense']} -> {summary['params']} "
-        f"(sparsity {summary['achieved_sparsity']:.3f} of prunable)"
+        f"(sparsity {summary['achieved_sparsity']:.3f} of prunable params, "
+        f"{summary['achieved_macs_sparsity']:.3f} of prunable MACs)"
     )
     return model, PreparedTrial(
         summary=summary,

@@ -24,6 +24,7 @@ METRIC_TAGS = {
     "fgsm_acc": "final/fgsm_acc",
     "pgd_acc": "final/pgd_acc",
     "achieved_sparsity": "final/achieved_sparsity",
+    "achieved_macs_sparsity": "final/achieved_macs_sparsity",
     "params": "final/params",
     "flops": "final/flops",
 }

@@ -32,7 +32,7 @@ __all__ = [
 #: Reported after every fine-tuning epoch (validation subset): usable by ASHA and Optuna.
 EPOCH_METRICS = ("robust_acc", "clean_acc", "train_loss")
 #: Known only when a trial ends (structure of the pruned model): secondary objectives only.
-FINAL_METRICS = ("params", "flops", "achieved_sparsity")
+FINAL_METRICS = ("params", "flops", "achieved_sparsity", "achieved_macs_sparsity")
 Mode = Literal["optimize", "grid", "random"]
 Sampler = Literal["tpe", "nsgaii", "random", "gp"]
 SchedulerName = Literal["asha", "none"]

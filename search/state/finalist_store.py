@@ -93,3 +93,11 @@ def merge_finalists(exp: Experiment, rows: list[dict[str, Any]]) -> None:
         row["autoattack_label"] = metrics.get("autoattack_label")
         row["final_attacks_json"] = json.dumps(metrics.get("attacks", {}), sort_keys=True)
         row["masking_flags_json"] = json.dumps(metrics.get("masking_flags", []))
+        row["autoattack_scope"] = metrics.get("autoattack_scope")
+        row["autoattack_clean_acc"] = metrics.get("autoattack_clean_acc")
+        gap = metrics.get("attack_gap") or {}
+        row["attack_gap"] = gap.get("gap")
+        row["attack_gap_reference"] = gap.get("reference")
+        for key in ("eps_sweep", "dense_eps_sweep"):
+            if metrics.get(key) is not None:
+                row[f"{key}_json"] = json.dumps(metrics[key])
