@@ -142,7 +142,7 @@ def compare(
         diff_lo=lo,
         diff_hi=hi,
         pairs=0,
-        comparison="Welch, unpaired (no two trials match on seed and the other factors)",
+        comparison="Welch, unpaired (fewer than two pairs match on seed and the other factors)",
     )
     return out
 

@@ -45,8 +45,8 @@ def comparison_blocks(report: Report, what: str) -> list[Block]:
         paragraph(
             f"Mean {what} of each level minus its baseline, in accuracy points, with a 95% "
             "interval. Paired: trials matched on the seed (the dense model) and every other "
-            "factor, a t interval over the matched pairs; Welch (unpaired) only where no two "
-            "trials match, as the comparison column says."
+            "factor, a t interval over the matched pairs; Welch (unpaired) only where fewer "
+            "than two pairs match, as the comparison column says."
         )
     )
     return [*out, table(report.comparisons, dict.fromkeys(DIFF_COLUMNS, pts))]
