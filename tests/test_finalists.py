@@ -72,7 +72,7 @@ def test_search_ends_with_exactly_k_finalists(searched):
     best = sorted(rows, key=lambda r: (-r["val_robust_acc"], r["trial_id"]))[:2]
     assert [r["trial_id"] for r in finalists] == [r["trial_id"] for r in best]
     assert [r["finalist_rank"] for r in finalists] == [1, 2]
-    folder = outcome.experiment.work_dir() / FINALISTS_DIR
+    folder = outcome.experiment.work_dir / FINALISTS_DIR
     selection = json.loads((folder / "selection.json").read_text())["trial_ids"]
     assert selection == [r["trial_id"] for r in finalists]
     for r in finalists:
