@@ -18,6 +18,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 from requirements import CUDA_REASON, IN_CI  # noqa: E402
 
+_EXIT_STATUS = pytest.StashKey[int]()
+
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     longrepr = report.longrepr
@@ -52,3 +54,30 @@ def pytest_make_collect_report(collector):
 def dense_cache(tmp_path_factory):
     """One dense-model cache for the whole session: each dense recipe trains once."""
     return tmp_path_factory.mktemp("dense-cache")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Keep pytest's exit status for `pytest_unconfigure` below."""
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the process without the interpreter's module teardown once pytest has finished.
+
+    After a full run the process holds Ray's core worker and torch's thread pools; tearing
+    their modules down at interpreter exit can crash in native code (a segmentation fault
+    after the summary was printed), which would turn a passing suite into a failed command.
+    Every result and report is written by now, so the exit status is pytest's own.
+    """
+    if _EXIT_STATUS not in config.stash:
+        return
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(config.stash[_EXIT_STATUS])
