@@ -8,13 +8,12 @@ attack runs here. Tables without those columns give a `Skipped` that says so.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as Canvas
 
 from analysis.figures import Figure, Skipped, _png
+from analysis.finalists_table import json_list
 
 __all__ = ["security_curves", "curve_rows"]
 
@@ -22,13 +21,7 @@ _TITLE = "Security curves: robust accuracy against the attack budget"
 
 
 def _rows(text: object) -> list[dict]:
-    if not isinstance(text, str) or not text or text == "None":
-        return []
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return []
-    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+    return [r for r in json_list(text) if isinstance(r, dict)]
 
 
 def curve_rows(trials: pd.DataFrame) -> pd.DataFrame:

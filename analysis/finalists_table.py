@@ -13,6 +13,7 @@ import json
 import pandas as pd
 
 __all__ = [
+    "json_list",
     "FINALIST_FACTORS",
     "GAP_NOTE",
     "reranked",
@@ -51,7 +52,8 @@ GAP_NOTE = (
 FINALIST_FACTORS = ("criterion", "ratio_rule", "sparsity_target", "finetune_method")
 
 
-def _flags(text: object) -> list[dict]:
+def json_list(text: object) -> list:
+    """A JSON list kept as text in a trials column; [] for null, "None" or anything else."""
     if not isinstance(text, str) or not text or text == "None":
         return []
     try:
@@ -59,6 +61,9 @@ def _flags(text: object) -> list[dict]:
     except json.JSONDecodeError:
         return []
     return value if isinstance(value, list) else []
+
+
+_flags = json_list
 
 
 def finalists_frame(trials: pd.DataFrame) -> pd.DataFrame | str:
