@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as Canvas
 
-from analysis.formatting import budget_note, response_label
+from analysis.formatting import budget_note, flops_colour, response_label
 from analysis.shares import Decomposition
 from robprune.config import MRS_RATIO_RULES
 
@@ -206,14 +206,8 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
         sample = frame[~frame["on_front"]].sample(MAX_SCATTER, random_state=0)
         frame = pd.concat([frame[frame["on_front"]], sample])
         caption += f" A random sample of {MAX_SCATTER:,} trials off the front is shown."
-    with np.errstate(invalid="ignore", divide="ignore"):
-        relative = frame["flops"] / frame["flops_dense"] * 100
-    if relative.notna().any():
-        colour, clabel = relative, "FLOPs (% of the dense model)"
-    elif frame["flops"].notna().any():
-        colour, clabel = frame["flops"] / 1e6, "FLOPs (millions)"
-    else:
-        colour, clabel = None, None
+    relative, colour, clabel = flops_colour(frame)
+    if colour is None:
         caption += " FLOPs were not recorded."
     fig = Canvas(figsize=(7, 5))
     ax = fig.subplots()

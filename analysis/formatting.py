@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["budget_note", "fmt_share", "points", "response_label", "sentence", "to_units"]
+__all__ = [
+    "budget_note",
+    "flops_colour",
+    "fmt_share",
+    "points",
+    "response_label",
+    "sentence",
+    "to_units",
+]
 
 
 def response_label(response: str) -> str:
@@ -66,3 +75,14 @@ def budget_note(trials: pd.DataFrame) -> str:
         "Trials mix budgets (params and macs): compare rules only within one budget, as the "
         "ratio-rule table does."
     )
+
+
+def flops_colour(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, str | None]:
+    """FLOPs as % of the dense model (or in millions where the dense count is absent)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = frame["flops"] / frame["flops_dense"] * 100
+    if relative.notna().any():
+        return relative, relative, "FLOPs (% of the dense model)"
+    if frame["flops"].notna().any():
+        return relative, frame["flops"] / 1e6, "FLOPs (millions)"
+    return relative, None, None

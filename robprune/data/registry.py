@@ -74,6 +74,18 @@ def _check_args(
         parse_synthetic(synthetic)  # fail on a bad shape before any work
 
 
+def _carve_validation(source, val_source: str, val_fraction: float, seed: int):
+    """(training indices, val, test): val carved from the training or from the test split."""
+    full = source.train
+    carved = full if val_source == "train" else source.test
+    val_size = max(1, round(val_fraction * len(carved)))
+    stream = [seed, _VAL_STREAM] if val_source == "train" else [0, _TEST_VAL_STREAM]
+    kept_idx, val_idx = stratified_split(carved.y, val_size, np.random.SeedSequence(stream))
+    if val_source == "train":
+        return kept_idx, carved.subset(val_idx), source.test
+    return np.arange(len(full)), carved.subset(val_idx), source.test.subset(kept_idx)
+
+
 def load_data(
     dataset: str,
     *,
@@ -107,15 +119,7 @@ def load_data(
         check_train_limit(train_limit, source.num_classes)  # the config's rule, for any data set
     except ValueError as exc:
         raise DataError(f"train_limit: {exc} of {dataset}") from None
-    carved = full if val_source == "train" else source.test
-    val_size = max(1, round(val_fraction * len(carved)))
-    stream = [seed, _VAL_STREAM] if val_source == "train" else [0, _TEST_VAL_STREAM]
-    kept_idx, val_idx = stratified_split(carved.y, val_size, np.random.SeedSequence(stream))
-    val, test = carved.subset(val_idx), source.test
-    if val_source == "train":
-        train_idx = kept_idx
-    else:
-        train_idx, test = np.arange(len(full)), source.test.subset(kept_idx)
+    train_idx, val, test = _carve_validation(source, val_source, val_fraction, seed)
     if len(train_idx) == 0:
         raise DataError(
             f"val_fraction {val_fraction} leaves no training data ({len(full)} examples)"
