@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trial_fixtures import seeded_model
 
-from robprune.models import create_model
 from robprune.pruning import (
     RATIO_RULES,
     AllocationParams,
@@ -37,15 +37,7 @@ def _one_thread():
 
 
 def _model(arch: str = "digits_cnn", width: float | None = None, shape=(1, 8, 8)) -> nn.Module:
-    torch.manual_seed(0)
-    return create_model(
-        arch,
-        num_classes=10,
-        input_shape=shape,
-        mean=(0.5,) * shape[0],
-        std=(0.25,) * shape[0],
-        width=width,
-    ).eval()
+    return seeded_model(arch, width=width, shape=shape)
 
 
 def _group_mrs(model: nn.Module, values) -> tuple[dict[str, float], list]:

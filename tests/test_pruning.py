@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from trial_fixtures import seeded_model
 
-from robprune.models import create_model
 from robprune.pruning import (
     CRITERIA,
     RATIO_RULES,
@@ -24,15 +24,7 @@ from robprune.pruning import (
 
 
 def _model(arch: str = "small_cnn", width: float | None = None, shape=(1, 8, 8)) -> nn.Module:
-    torch.manual_seed(0)
-    return create_model(
-        arch,
-        num_classes=10,
-        input_shape=shape,
-        mean=(0.5,) * shape[0],
-        std=(0.25,) * shape[0],
-        width=width,
-    ).eval()
+    return seeded_model(arch, width=width, shape=shape)
 
 
 def _calib(shape=(1, 8, 8), n=32):

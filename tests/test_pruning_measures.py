@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trial_fixtures import seeded_model
 
 from robprune.attacks import build_attack
-from robprune.models import create_model, list_models
+from robprune.models import list_models
 from robprune.pruning import (
     AllocationParams,
     DamageSetting,
@@ -45,15 +46,7 @@ def _one_thread():
 
 
 def _model(arch: str = "digits_cnn", shape=DIGITS, width: float | None = None) -> nn.Module:
-    torch.manual_seed(0)
-    return create_model(
-        arch,
-        num_classes=10,
-        input_shape=shape,
-        mean=(0.5,) * shape[0],
-        std=(0.25,) * shape[0],
-        width=width,
-    ).eval()
+    return seeded_model(arch, width=width, shape=shape)
 
 
 def _shape(arch: str) -> tuple[int, int, int]:

@@ -37,3 +37,21 @@ def fast_trial(cache_dir, **sections) -> dict:
         else:
             config[key] = value
     return config
+
+
+def seeded_model(arch: str, *, width: float | None = None, shape=(1, 8, 8)):
+    """A registry model with seed-0 weights and fixed normalisation, in eval mode."""
+    import torch
+
+    from robprune.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(
+        arch,
+        num_classes=10,
+        input_shape=shape,
+        mean=(0.5,) * shape[0],
+        std=(0.25,) * shape[0],
+        width=width,
+    )
+    return model.eval()
