@@ -39,6 +39,8 @@ __all__ = [
 #: starting Ray and the dense stage, starting a trial (data, model, pruning), and each epoch's
 #: report and checkpoint.
 OVERHEAD = {"start": 8.0, "trial": 2.0, "epoch": 0.3}
+#: Trials laid out one by one for the wall time; a longer search repeats the same layout.
+SCHEDULED = 10_000
 #: Config paths that change what a trial computes; the others (seed, lr, ...) only change
 #: the numbers, so configs equal on these share one cost.
 _COSTLY = (
@@ -76,7 +78,9 @@ class Rates:
 
 @dataclass(frozen=True, kw_only=True)
 class Cost:
-    trial_seconds: tuple[float, ...]
+    trials: int
+    trial_seconds: float
+    """All trials together."""
     dense_seconds: tuple[float, ...]
     workers: int
     wall_seconds: float
@@ -86,7 +90,11 @@ class Cost:
     @property
     def trial_hours(self) -> float:
         """Worker-hours of the trials and the dense models together."""
-        return (sum(self.trial_seconds) + sum(self.dense_seconds)) / 3600
+        return (self.trial_seconds + sum(self.dense_seconds)) / 3600
+
+    @property
+    def mean_trial_seconds(self) -> float:
+        return self.trial_seconds / max(1, self.trials)
 
     @property
     def wall_hours(self) -> float:
@@ -224,14 +232,18 @@ def estimate_cost(
             memo[key] = _trial(config, rates, spec)
         per_config.append(memo[key][0])
         rows.extend(memo[key][1])
-    seconds = tuple(per_config[i % len(per_config)] for i in range(n_trials)) if trials else ()
+    laid = min(n_trials, SCHEDULED)  # beyond that, the layout repeats: scale it
+    seconds = [per_config[i % len(per_config)] for i in range(laid)] if trials else []
+    total = sum(per_config) / max(1, len(per_config)) * n_trials
     dense_rows = [_dense(c, rates) for c in dense]
     dense_s = tuple(d[0] for d in dense_rows)
     drivers = _drivers(rows, n_trials / max(1, len(trials)))
     drivers += _drivers([d[1] for d in dense_rows], 1.0)
-    wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + list_schedule(seconds, workers)
+    trials_wall = list_schedule(seconds, workers) * n_trials / max(1, laid)
+    wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall
     return Cost(
-        trial_seconds=seconds,
+        trials=n_trials,
+        trial_seconds=total,
         dense_seconds=dense_s,
         workers=workers,
         wall_seconds=wall,

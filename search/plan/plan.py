@@ -142,7 +142,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "dense_hours": sum(cost.dense_seconds) / 3600,
             "wall_hours": cost.wall_hours,
             "wall_seconds": cost.wall_seconds,
-            "mean_trial_seconds": sum(cost.trial_seconds) / max(1, len(cost.trial_seconds)),
+            "mean_trial_seconds": cost.mean_trial_seconds,
             "drivers": list(cost.drivers),
         }
     return out
