@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robprune.atomic_io import content_key
+from robprune.io.atomic import content_key
 
 __all__ = [
     "REPEAT_KEY",

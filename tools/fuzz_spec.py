@@ -244,7 +244,7 @@ def make_spec(rng: random.Random) -> tuple[str, str]:
     """One mutated spec as YAML text, and what was mutated."""
     import yaml
 
-    from robprune.spec_yaml import dump_yaml
+    from robprune.config.spec_yaml import dump_yaml
 
     base = rng.choice(EXAMPLES)
     text = base.read_text()

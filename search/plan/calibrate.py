@@ -99,7 +99,7 @@ def cached(cache_dir: str | Path, key: StepKey) -> Measured | None:
 
 
 def _store(cache_dir: str | Path, key: StepKey, measured: Measured) -> None:
-    from robprune.atomic_io import atomic_write_text
+    from robprune.io.atomic import atomic_write_text
 
     payload = {"key": asdict(key), "measured": asdict(measured)}
     path = _path(cache_dir, key)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robprune.config import TrialConfig, parse_trial_config
-from robprune.factors import condition_of
+from robprune.config.factors import condition_of
 from search.dists import Dist
 from search.space import dense_configs, grid_assignments, grid_configs
 from search.spec import Spec, concrete_config

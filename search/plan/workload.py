@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robprune.attack_names import parse_attack_name
 from robprune.config import TrialConfig
+from robprune.config.names import parse_attack_name
 
 __all__ = [
     "FORWARD",
