@@ -147,3 +147,25 @@ def test_plan_without_calibration_says_so(tmp_path):
     assert data["trials"] == 5 and data["trainings"] == 2 and data["space_size"] == 2
     assert "stops once every one was tried" in data["dedupe"]
     assert count_spec(spec).dense[0]["arch"] == "small_cnn"
+
+
+_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 8)}]\n" for i in range(1, 9)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"name: x\nprune: " + b"[" * 600 + b"]" * 600 + b"\n", "nested over 32 deep"),
+        (b"name: x\nprune: {a: " * 1 + b"{b: " * 40 + b"1" + b"}" * 41 + b"\n", "nested over"),
+        (b"name: \xff\xfe\n", "not UTF-8 text (byte 6)"),
+        (_BOMB.encode() + b"prune: {record_mrs: *a8}\n", "once YAML aliases are expanded"),
+    ],
+)
+def test_spec_files_the_parser_chokes_on_are_one_line_errors(tmp_path, capsys, content, message):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    assert cli_main(["plan", str(path), "--epoch-seconds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
