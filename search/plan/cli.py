@@ -1,6 +1,6 @@
 """`robprune plan SPEC` (and `search --plan`, `submit --plan`): validate and cost, no Ray.
 
-Bad input (the spec, `--workers`, `--epoch-seconds`) raises `BadInput`: one line, exit 2.
+The options are declared with the other commands' in robprune/cli.py. Bad input (the spec, `--workers`, `--epoch-seconds`) raises `BadInput`: one line, exit 2.
 """
 
 from __future__ import annotations
@@ -13,32 +13,7 @@ from typing import Any
 
 from robprune.errors import BadInput
 
-__all__ = ["plan_main", "print_plan", "add_plan_arguments"]
-
-
-def add_plan_arguments(p: argparse.ArgumentParser) -> None:
-    """The options `plan`, `search --plan` and `submit --plan` share."""
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="trials at once for the wall time (default: this machine's CPUs over "
-        "resources.cpu, capped by search.max_concurrent)",
-    )
-    p.add_argument(
-        "--epoch-seconds",
-        type=float,
-        default=None,
-        metavar="S",
-        help="seconds of one fine-tuning epoch of a trial, instead of a measured calibration",
-    )
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument(
-        "--no-calibrate",
-        action="store_true",
-        help="use cached calibrations only; without them the cost is left out",
-    )
+__all__ = ["plan_main", "print_plan"]
 
 
 def _check(args: argparse.Namespace) -> tuple[int | None, float | None]:
