@@ -1,6 +1,7 @@
 """`robprune plan SPEC` (and `search --plan`, `submit --plan`): validate and cost, no Ray.
 
-The options are declared with the other commands' in robprune/cli.py. Bad input (the spec, `--workers`, `--epoch-seconds`) raises `BadInput`: one line, exit 2.
+The options are declared with the other commands' in robprune/cli.py. Bad input (the spec,
+`--workers`, `--epoch-seconds`) raises `BadInput`: one line, exit 2.
 """
 
 from __future__ import annotations
