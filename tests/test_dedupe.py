@@ -1,0 +1,62 @@
+"""search.dedupe without Ray: what counts as the same configuration, the originals' record,
+the space's size, and the report counting a repeated configuration once (the searches
+themselves: tests/test_search_dedupe.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from analysis_fixtures import planted_trials, write_experiment
+from trial_fixtures import fast_trial
+
+from analysis.load import load_results
+from search.dedupe import Originals, config_key
+from search.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_config_key_is_the_resolved_config_seed_included():
+    base = fast_trial("/tmp/a")
+    same = fast_trial("/tmp/elsewhere", name="other", finetune={"schedule": "cosine"})
+    assert config_key(base) == config_key(same)  # a default written out; name and cache
+    assert config_key(base) != config_key(fast_trial("/tmp/a", seed=1))
+    assert config_key(base) != config_key(fast_trial("/tmp/a", prune={"criterion": "l2"}))
+
+
+def test_originals_keep_the_first_trial_of_a_configuration():
+    originals = Originals()
+    assert originals.claim("k1", "t1", "run-1") is None
+    assert originals.claim("k1", "t1", "run-1") is None  # the same trial asked again
+    assert originals.claim("k1", "t2", "run-1") == ("t1", "run-1")
+    assert originals.claim("k2", "t3", "run-2") is None
+    assert len(originals) == 2
+
+
+@pytest.mark.parametrize(
+    "example", ["allocation-ablation.yaml", "demo-search.yaml", "digits-search.yaml"]
+)
+def test_space_size_counts_the_grid_without_building_it(example):
+    from search.plan.count import space_size
+    from search.space import grid_assignments
+
+    spec = load_spec(ROOT / "examples" / example)
+    size = space_size(spec)
+    if any(d.kind != "choice" for d in spec.dists):
+        assert size is None
+    else:
+        assert size == len(grid_assignments(spec)) * spec.search.seeds
+
+
+def test_the_report_counts_a_repeated_configuration_once(tmp_path):
+    trials = planted_trials({"criterion": 0.2, "finetune_method": 0.5}, seeds=1)
+    trials["repeat_of"] = None
+    repeats = trials.head(5).copy()
+    repeats["trial_id"] = [f"repeat-{i}" for i in range(5)]
+    repeats["repeat_of"] = list(trials.head(5)["trial_id"])
+    both = pd.concat([trials, repeats], ignore_index=True)
+    results = load_results([write_experiment(tmp_path, both)])
+    assert len(results.ok) == len(trials)
+    assert any("answered from it (search.dedupe)" in note for note in results.notes)
