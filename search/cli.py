@@ -19,6 +19,11 @@ def search_main(args: argparse.Namespace) -> int:
     spec = load_spec(
         args.spec, getattr(args, "overrides", []) or [], name=args.name, storage=args.storage
     )  # everything is checked here, before Ray
+    if getattr(args, "plan", False):
+        from search.plan.cli import print_plan
+
+        print_plan(spec, args)
+        return 0
     from search.run.runner import run_search
 
     return run_search(spec, address=args.address).exit_code

@@ -12,8 +12,8 @@ from analysis_fixtures import planted_trials, write_experiment
 from trial_fixtures import fast_trial
 
 from analysis.load import load_results
-from search.dedupe import Originals, config_key
-from search.spec import load_spec
+from search.spec.parse import load_spec
+from search.state.repeats import Originals, config_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,7 @@ def test_originals_keep_the_first_trial_of_a_configuration():
     "example", ["allocation-ablation.yaml", "demo-search.yaml", "digits-search.yaml"]
 )
 def test_space_size_counts_the_grid_without_building_it(example):
-    from search.plan.count import space_size
-    from search.space import grid_assignments
+    from search.spec.grid import grid_assignments, space_size
 
     spec = load_spec(ROOT / "examples" / example)
     size = space_size(spec)

@@ -20,7 +20,7 @@ from search.plan.count import count_spec
 from search.plan.estimate import list_schedule
 from search.plan.plan import make_plan, plan_dict
 from search.plan.workload import expected_epochs, trial_work
-from search.spec import parse_spec
+from search.spec.parse import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

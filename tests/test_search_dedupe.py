@@ -18,8 +18,8 @@ import ray
 from trial_fixtures import fast_trial
 
 from search.plan.plan import make_plan
-from search.runner import run_search
-from search.spec import parse_spec
+from search.run.runner import run_search
+from search.spec.parse import parse_spec
 
 SEED = 1
 
@@ -67,7 +67,7 @@ def _rows(outcome):
 
 
 def _study(outcome):
-    from search.searcher import open_storage
+    from search.run.study import open_storage
 
     exp = outcome.experiment
     return optuna.load_study(study_name=exp.study_name, storage=open_storage(exp.journal_path))

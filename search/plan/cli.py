@@ -47,7 +47,7 @@ def print_plan(spec: Any, args: argparse.Namespace, stream: Any = None) -> None:
 
 
 def plan_main(args: argparse.Namespace) -> int:
-    from search.spec import load_spec
+    from search.spec.parse import load_spec
 
     _check(args)  # cheap argument errors first
     spec = load_spec(

@@ -14,11 +14,12 @@ from typing import Any
 
 from robprune.config import TrialConfig, parse_trial_config
 from robprune.config.factors import condition_of
-from search.dists import Dist
-from search.space import dense_configs, grid_assignments, grid_configs
-from search.spec import Spec, concrete_config
+from search.spec.dists import Dist
+from search.spec.grid import count_cells, dense_configs, grid_configs, space_size
+from search.spec.model import Spec
+from search.spec.trial import concrete_config
 
-__all__ = ["Counts", "count_spec", "sample_configs", "space_size", "describe_factor"]
+__all__ = ["Counts", "count_spec", "sample_configs", "describe_factor"]
 
 #: Configs drawn to stand for an optimize or random search's trials in the cost.
 SAMPLE = 256
@@ -39,13 +40,6 @@ class Counts:
     factors: tuple[dict[str, Any], ...]
     dense_configs: tuple[TrialConfig, ...]
     """One trial config per dense model (what the dense stage trains)."""
-
-
-def space_size(spec: Spec) -> int | None:
-    """Distinct trial configurations when every varied leaf is a choice, else None."""
-    if any(d.kind != "choice" for d in spec.dists):
-        return None
-    return len(grid_assignments(spec)) * (spec.search.seeds if spec.search.mode == "grid" else 1)
 
 
 def describe_factor(spec: Spec, dist: Dist) -> dict[str, Any]:
@@ -76,7 +70,7 @@ def count_spec(spec: Spec) -> Counts:
     """Trials, dense models and factors of a validated spec."""
     size = space_size(spec)
     if spec.search.mode == "grid":
-        cells = len(grid_assignments(spec))
+        cells = count_cells(spec)
         trials = cells * spec.search.seeds
         why = f"{cells} grid cells x {spec.search.seeds} seed(s)"
     else:

@@ -23,7 +23,7 @@ from search.plan.workload import (
     train_passes,
     trial_work,
 )
-from search.spec import Spec
+from search.spec.model import Spec
 
 __all__ = [
     "Rates",
@@ -103,7 +103,7 @@ class Cost:
 
 def cost_key(config: TrialConfig) -> str:
     """What a trial's cost depends on (configs with equal keys cost the same)."""
-    from search.paths import get_path
+    from search.spec.paths import get_path
 
     plain = config.to_dict()
     flat: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from search.plan.count import PLAN_CACHE, Counts, count_spec, sample_configs
 from search.plan.estimate import Cost, estimate_cost, hand_rates
-from search.spec import Spec
+from search.spec.model import Spec
 
 __all__ = ["Plan", "make_plan", "plan_dict", "render_plan", "local_workers"]
 

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+from search.state.repeats import CONFIG_KEY_ATTR, REPEAT_ATTR, REPEAT_KEY, Originals, config_key
 
 __all__ = [
     "TESTED_WITH",
@@ -108,9 +110,14 @@ class StudySearch(OptunaSearch):
         study_name: str,
         journal: str | Path,
         run: str = "",
+        dedupe: bool = True,
+        space_size: int | None = None,
     ):
         self._journal = str(journal)
         self._run = run
+        self._dedupe = dedupe
+        self._space_size = space_size
+        self._originals: Originals | None = None
         super().__init__(
             space=space,
             metric=metric,
@@ -122,15 +129,57 @@ class StudySearch(OptunaSearch):
         _require(self, "ray.tune OptunaSearch", _SEARCH_MEMBERS)
         check_tune_internals()
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """Ask Optuna, and record in the journal which Tune trial the Optuna trial is: the
-        durable link that `search.run.reconcile` reads after a crash."""
+        durable link that `search.run.reconcile` reads after a crash. With dedupe, a repeated
+        configuration is marked `repeat_of` its original, and an exhausted space stops."""
+        if trial_id not in self._ot_trials and self._exhausted():
+            return Searcher.FINISHED
         config = super().suggest(trial_id)
         ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:
+        if ot_trial is None or config is None:
+            return config
+        attrs = ot_trial.user_attrs
+        if TUNE_TRIAL_ATTR not in attrs:
             ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
             ot_trial.set_user_attr(RUN_ATTR, self._run)
-        return config
+        return self._mark_repeat(trial_id, ot_trial, attrs, config)
+
+    def _known(self) -> Originals:
+        if self._originals is None:
+            self._originals = Originals()
+            self._originals.load(self._ot_study, trial_attr=TUNE_TRIAL_ATTR, run_attr=RUN_ATTR)
+        return self._originals
+
+    def _mark_repeat(
+        self, trial_id: str, ot_trial: Any, attrs: dict[str, Any], config: dict[str, Any]
+    ) -> dict[str, Any]:
+        key = attrs.get(CONFIG_KEY_ATTR) or config_key(config["trial"])
+        if CONFIG_KEY_ATTR not in attrs:
+            ot_trial.set_user_attr(CONFIG_KEY_ATTR, key)
+        if not self._dedupe:
+            return config
+        original = self._known().claim(key, trial_id, self._run)
+        if original is None:
+            return config
+        if REPEAT_ATTR not in attrs:
+            ot_trial.set_user_attr(REPEAT_ATTR, original[0])
+        return {**config, REPEAT_KEY: {"trial_id": original[0], "run": original[1]}}
+
+    def _exhausted(self) -> bool:
+        """Every configuration of a finite space was tried (dedupe on): say so, stop."""
+        if not self._dedupe or self._space_size is None:
+            return False
+        if len(self._known()) < self._space_size:
+            return False
+        if not getattr(self, "_said_exhausted", False):
+            self._said_exhausted = True
+            print(
+                f"all {self._space_size} configurations of the space were tried; stopping "
+                "early (search.dedupe)",
+                flush=True,
+            )
+        return True
 
     def _open_trial(self, trial_id: str) -> optuna.trial.Trial | None:
         """The Optuna trial of a Tune trial if it may still be updated, else None.
@@ -163,11 +212,15 @@ class StudySearch(OptunaSearch):
         state["_storage"] = None
         state["_ot_study"] = None
         state["_ot_trials"] = {tid: t._trial_id for tid, t in self._ot_trials.items()}
+        state["_originals"] = None  # read again from the journal, the record
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_run", "")
+        self.__dict__.setdefault("_dedupe", True)
+        self.__dict__.setdefault("_space_size", None)
+        self._originals = None
         journal = StudySearch.journal_override or self._journal
         self._journal = journal
         self._storage = open_storage(journal)

@@ -57,7 +57,7 @@ def _search_space(
 
     from search.run.study import make_sampler
     from search.run.tune_internals import StudySearch
-    from search.spec.grid import grid_configs
+    from search.spec.grid import grid_configs, space_size
     from search.spec.space import SpaceFunction
 
     settings = spec.search
@@ -78,6 +78,8 @@ def _search_space(
         study_name=exp.study_name,
         journal=exp.journal_path,
         run=segment.name,
+        dedupe=settings.dedupe,
+        space_size=space_size(spec),
     )
     return {}, search_alg, int(segment.num_samples or settings.num_samples)
 
