@@ -15,11 +15,12 @@ import pytest
 from trial_fixtures import fast_trial
 
 from robprune.cli import main as cli_main
+from search.plan.asha import asha_epochs, rungs
 from search.plan.calibrate import StepKey, cached, calibrate
 from search.plan.count import count_spec
 from search.plan.estimate import list_schedule
 from search.plan.plan import make_plan, plan_dict
-from search.plan.workload import expected_epochs, trial_work
+from search.plan.workload import trial_work
 from search.spec.parse import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,13 +88,17 @@ def test_plan_bad_input_is_one_line_exit_2(capsys, extra, message):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
-def test_expected_epochs_under_asha():
-    # rungs at 1, 3, 9 of max_t 10: a third of the trials pass each
-    assert expected_epochs(10, grace=1, reduction=3, max_t=10) == pytest.approx(
-        1 + 2 / 3 + 6 / 9 + 1 / 27
-    )
-    assert expected_epochs(10, grace=1, reduction=0, max_t=10) == 10
-    assert expected_epochs(2, grace=1, reduction=3, max_t=10) == pytest.approx(1 + 1 / 3)
+def test_asha_epochs_as_rays_asha_stops_trials():
+    assert rungs(grace=1, reduction=3, max_t=10) == [1, 3, 9]
+    assert asha_epochs([10, 10], grace=1, reduction=0, max_t=10) == [10.0, 10.0]
+    alone = asha_epochs([10], grace=1, reduction=3, max_t=10)
+    assert alone == [10.0]  # the first trial at every rung continues
+    many = asha_epochs([10] * 400, grace=1, reduction=3, max_t=10)
+    # late trials approach the asymptote: a third pass each rung
+    late = sum(many[-100:]) / 100
+    assert 1 + 2 / 3 + 6 / 9 + 1 / 27 - 0.3 < late < 1 + 2 / 3 + 6 / 9 + 1 / 27 + 0.3
+    assert many[0] > many[10] > late  # early trials run longer
+    assert asha_epochs([2, 2], grace=1, reduction=3, max_t=10)[0] == 2.0
 
 
 def test_list_schedule_lays_trials_on_workers():

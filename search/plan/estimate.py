@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robprune.config import TrialConfig
+from search.plan.asha import asha_epochs
 from search.plan.workload import (
     Stage,
     dense_work,
-    expected_epochs,
     train_passes,
     trial_work,
 )
@@ -142,33 +142,53 @@ def hand_rates(epoch_seconds: float, configs: Sequence[TrialConfig]) -> Rates:
     )
 
 
-def _trial(config: TrialConfig, rates: Rates, spec: Spec) -> tuple[float, list[tuple]]:
-    """Seconds of one trial, and (stage, seconds, image-passes) of each of its stages."""
+@dataclass(frozen=True, kw_only=True)
+class _TrialCost:
+    """One config's cost: seconds once and per fine-tuning epoch, with the stages behind."""
+
+    epochs: int
+    once_s: float
+    epoch_s: float
+    per_epoch: tuple[tuple[Stage, float, float], ...]
+    once: tuple[tuple[Stage, float, float], ...]
+
+    def seconds(self, epochs: float) -> float:
+        return self.once_s + self.epoch_s * epochs
+
+
+def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
+    """Seconds of one trial of `config` (stage, seconds, image-passes per stage)."""
     work = trial_work(config)
     sparsity = config.prune.sparsity
+    per_train = rates.train(config, work.method, sparsity, work.batch_size) if work.epochs else 0.0
+    per_pass = rates.attack(config, sparsity)
+    train, check = work.epoch_train, work.epoch_eval
+    per_epoch = (
+        (train, work.train_images * per_train, train.passes),
+        (check, check.passes * per_pass, check.passes),
+    )
+    once = []
+    for stage in work.once:  # MRS runs on the dense network, the evaluation on the pruned one
+        rate = rates.attack(config, 0.0) if stage.name.startswith("MRS") else per_pass
+        once.append((stage, stage.passes * rate, stage.passes))
+    return _TrialCost(
+        epochs=work.epochs,
+        once_s=OVERHEAD["trial"] + sum(row[1] for row in once),
+        epoch_s=OVERHEAD["epoch"] + sum(row[1] for row in per_epoch),
+        per_epoch=per_epoch,
+        once=tuple(once),
+    )
+
+
+def _epochs_run(spec: Spec, costs: Sequence[_TrialCost]) -> list[float]:
+    """Epochs each trial runs: all of them, or as many as ASHA lets it (simulated)."""
     settings = spec.search.scheduler
-    epochs = expected_epochs(
-        work.epochs,
+    return asha_epochs(
+        [c.epochs for c in costs],
         grace=settings.grace_period,
         reduction=settings.reduction_factor if settings.name == "asha" else 0,
         max_t=spec.max_epochs(),
     )
-    per_train = rates.train(config, work.method, sparsity, work.batch_size) if work.epochs else 0.0
-    per_pass = rates.attack(config, sparsity)
-    train = work.epoch_train
-    stages = [
-        (train, work.train_images * per_train * epochs, train.passes * epochs),
-        (
-            work.epoch_eval,
-            work.epoch_eval.passes * per_pass * epochs,
-            work.epoch_eval.passes * epochs,
-        ),
-    ]
-    for stage in work.once:  # MRS runs on the dense network, the evaluation on the pruned one
-        rate = rates.attack(config, 0.0) if stage.name.startswith("MRS") else per_pass
-        stages.append((stage, stage.passes * rate, stage.passes))
-    seconds = OVERHEAD["trial"] + OVERHEAD["epoch"] * epochs + sum(s[1] for s in stages)
-    return seconds, stages
 
 
 def _dense(config: TrialConfig, rates: Rates) -> tuple[float, tuple]:
@@ -223,23 +243,27 @@ def estimate_cost(
 ) -> Cost:
     """Seconds of `n_trials` trials (cycling through the representative `trials`) and of the
     dense models, and the wall time on `workers`."""
-    memo: dict[str, tuple[float, list[tuple]]] = {}
-    rows: list[tuple] = []
-    per_config = []
+    memo: dict[str, _TrialCost] = {}
     for config in trials:
         key = cost_key(config)
         if key not in memo:
-            memo[key] = _trial(config, rates, spec)
-        per_config.append(memo[key][0])
-        rows.extend(memo[key][1])
+            memo[key] = _trial(config, rates)
+    costs = [memo[cost_key(c)] for c in trials]
     laid = min(n_trials, SCHEDULED)  # beyond that, the layout repeats: scale it
-    seconds = [per_config[i % len(per_config)] for i in range(laid)] if trials else []
-    total = sum(per_config) / max(1, len(per_config)) * n_trials
+    order = [costs[i % len(costs)] for i in range(laid)] if costs else []
+    epochs = _epochs_run(spec, order)
+    seconds = [c.seconds(e) for c, e in zip(order, epochs, strict=True)]
+    scale = n_trials / max(1, laid)
+    total = sum(seconds) * scale
+    rows = [
+        (st, s * e, p * e) for c, e in zip(order, epochs, strict=True) for st, s, p in c.per_epoch
+    ]
+    rows += [row for c in order for row in c.once]
     dense_rows = [_dense(c, rates) for c in dense]
     dense_s = tuple(d[0] for d in dense_rows)
-    drivers = _drivers(rows, n_trials / max(1, len(trials)))
+    drivers = _drivers(rows, scale)
     drivers += _drivers([d[1] for d in dense_rows], 1.0)
-    trials_wall = list_schedule(seconds, workers) * n_trials / max(1, laid)
+    trials_wall = list_schedule(seconds, workers) * scale
     wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + OVERHEAD["end"]
     return Cost(
         trials=n_trials,

@@ -26,7 +26,6 @@ __all__ = [
     "trial_work",
     "DenseWork",
     "dense_work",
-    "expected_epochs",
 ]
 
 #: A forward pass alone, as a fraction of a forward and backward pass.
@@ -230,15 +229,3 @@ def dense_work(config: TrialConfig) -> DenseWork:
         evaluation=evaluation,
         why=f"{dense.method}: {per:g} passes x {dense.epochs} epochs x {images} images",
     )
-
-
-def expected_epochs(epochs: int, *, grace: int, reduction: int, max_t: int) -> float:
-    """Expected epochs a trial runs under ASHA: past each rung (grace x reduction^k) about
-    1/reduction of the trials continue. Without a scheduler pass reduction=0."""
-    if reduction < 2:
-        return float(epochs)
-    rungs, rung = [], grace
-    while rung < max_t:
-        rungs.append(rung)
-        rung *= reduction
-    return sum(reduction ** -sum(1 for r in rungs if r < e) for e in range(1, epochs + 1))
