@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Bump when what is measured changes: older cache entries are then ignored.
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 #: The pruned point of the two measured (sparsity 0 and this).
 PRUNED_SPARSITY = 0.75
 #: Timed batches: at least this many, and more while under MIN_SECONDS (after one warm-up).
@@ -73,6 +73,9 @@ class Measured:
     pruned_s: float
     device: str
     batches: int
+    prune_s: float = 0.0
+    """Seconds of one structured pruning of the network (Torch-Pruning's dependency graph and
+    the pruning itself): each trial prunes once, and `prune_damage` once per group."""
 
     def at(self, sparsity: float) -> float:
         """Seconds per step at `sparsity`, linear between the measured points (never below
@@ -143,9 +146,11 @@ def _measure(key: StepKey) -> Measured:
     torch.set_num_threads(max(1, key.threads))
     try:
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        results, batches = [], 0
+        results, batches, prune_s = [], 0, 0.0
         for sparsity in (0.0, PRUNED_SPARSITY):
+            start = time.perf_counter()
             model = _model(key, sparsity, device)
+            prune_s = time.perf_counter() - start if sparsity else prune_s
             seconds, n = _timed(_step(key, model, runtime, device), sync)
             results.append(seconds)
             batches += n
@@ -153,7 +158,11 @@ def _measure(key: StepKey) -> Measured:
         torch.set_num_threads(previous)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return Measured(
-        dense_s=results[0], pruned_s=results[1], device=f"{device.type} ({name})", batches=batches
+        dense_s=results[0],
+        pruned_s=results[1],
+        device=f"{device.type} ({name})",
+        batches=batches,
+        prune_s=prune_s,
     )
 
 
@@ -281,4 +290,8 @@ def measured_rates(
         key = step_key(config, method="attack", batch=config.eval.batch_size, threads=threads)
         return get(key).at(sparsity) / key.batch
 
-    return Rates(train=train, attack=attack, source="calibrated", devices=devices)
+    def prune(config: Any) -> float:
+        key = step_key(config, method="attack", batch=config.eval.batch_size, threads=threads)
+        return get(key).prune_s
+
+    return Rates(train=train, attack=attack, prune=prune, source="calibrated", devices=devices)

@@ -20,6 +20,7 @@ from search.plan.asha import asha_epochs
 from search.plan.workload import (
     Stage,
     dense_work,
+    prunings,
     train_passes,
     trial_work,
 )
@@ -72,6 +73,8 @@ class Rates:
     train: Callable[[TrialConfig, str, float, int], float]
     attack: Callable[[TrialConfig, float], float]
     source: str
+    prune: Callable[[TrialConfig], float] = lambda config: 0.0
+    """Seconds of one structured pruning of the config's network (measured; 0 by hand)."""
     devices: set[str] = field(default_factory=set)
     """Where the calibrations behind the rates ran (filled as they are read)."""
 
@@ -167,7 +170,14 @@ def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
         (train, work.train_images * per_train, train.passes),
         (check, check.passes * per_pass, check.passes),
     )
-    once = []
+    cuts = prunings(config)
+    once = [
+        (
+            Stage(name="pruning", passes=0.0, why=f"{cuts} prunings"),
+            cuts * rates.prune(config),
+            0.0,
+        )
+    ]
     for stage in work.once:  # MRS runs on the dense network, the evaluation on the pruned one
         rate = rates.attack(config, 0.0) if stage.name.startswith("MRS") else per_pass
         once.append((stage, stage.passes * rate, stage.passes))

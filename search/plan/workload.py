@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robprune.config import TrialConfig
+from robprune.config import MRS_RATIO_RULES, TrialConfig
 from robprune.config.names import parse_attack_name
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "trial_work",
     "DenseWork",
     "dense_work",
+    "prunings",
 ]
 
 #: A forward pass alone, as a fraction of a forward and backward pass.
@@ -139,12 +140,25 @@ def _whole_batches(images: int, batch: int) -> int:
     return images if images <= batch else (images // batch) * batch
 
 
+def _estimators(config: TrialConfig) -> list[str]:
+    """The MRS estimators a trial computes (robprune.trial.prepare): the rule's, then recorded."""
+    prune = config.prune
+    names = [prune.mrs.estimator] if prune.ratio in MRS_RATIO_RULES else []
+    return names + [e for e in prune.record_mrs if e not in names]
+
+
+def prunings(config: TrialConfig) -> int:
+    """Structured prunings a trial runs: its own, and one per group for `prune_damage`."""
+    if config.prune.sparsity == 0:
+        return 0
+    return 1 + (DAMAGE_GROUPS if "prune_damage" in _estimators(config) else 0)
+
+
 def _prepare(config: TrialConfig, sizes: DataShape) -> Stage:
     """MRS examples and estimators, Taylor/Hessian scores (cached per dense model, counted
     per trial here: an upper bound)."""
     prune = config.prune
-    estimators = [prune.mrs.estimator] if prune.ratio != "uniform" else []
-    estimators += [e for e in prune.record_mrs if e not in estimators]
+    estimators = _estimators(config)
     needs_examples = bool(estimators) or prune.criterion in ("taylor", "hessian")
     n = min(prune.mrs.num_examples, sizes.train) if needs_examples else 0
     per = config.threat.train_steps if needs_examples else 0.0
