@@ -10,6 +10,7 @@ false` all 4 train. The plan's counts are checked against what the searches ran.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import optuna
 import pyarrow.parquet as pq
@@ -73,21 +74,26 @@ def _study(outcome):
     return optuna.load_study(study_name=exp.study_name, storage=open_storage(exp.journal_path))
 
 
-def test_a_repeat_is_answered_not_trained_and_an_exhausted_space_stops(tmp_path):
+def test_a_repeat_is_answered_not_trained_and_an_exhausted_space_stops(tmp_path, capsys):
     spec = _spec(tmp_path, "dedupe", dedupe=True)
     plan = make_plan(spec, epoch_seconds=1.0)
     assert (plan.counts.trials, plan.counts.space_size, plan.trainings) == (4, 2, 2)
     stream = io.StringIO()
     outcome = run_search(spec, stream=stream)
     assert outcome.exit_code == 0, stream.getvalue()
-    rows = _rows(outcome)
-    assert [r["criterion"] for r in rows] == ["l2", "l2", "l1"]  # stopped: both tried
-    first, repeat, other = rows
-    assert repeat["repeat_of"] == first["trial_id"]
-    assert first["repeat_of"] is None and other["repeat_of"] is None
+    rows = _rows(outcome)  # sorted by trial id, not by start
+    assert sorted(r["criterion"] for r in rows) == ["l1", "l2", "l2"]  # stopped: both tried
+    (repeat,) = [r for r in rows if r["repeat_of"] is not None]
+    (first,) = [r for r in rows if r["trial_id"] == repeat["repeat_of"]]
+    assert first["criterion"] == repeat["criterion"] == "l2"
     for column in ("robust_acc", "clean_acc", "val_robust_acc", "params", "config_json"):
         assert repeat[column] == first[column], column
-    assert "stopping early" in stream.getvalue()
+    assert (
+        "all 2 configurations of the space were tried; stopping early" in capsys.readouterr().out
+    )
+    checkpoints = Path(outcome.experiment.location) / "tune" / "run-000"
+    assert list(checkpoints.glob(f"trial_{repeat['trial_id']}/checkpoint_*/repeat_of.json"))
+    assert not list(checkpoints.glob(f"trial_{first['trial_id']}/checkpoint_*/repeat_of.json"))
     # one training: the repeat's own Tune run did no epochs of work
     trials = {t.user_attrs["tune_trial_id"]: t for t in _study(outcome).trials}
     assert trials[repeat["trial_id"]].values == trials[first["trial_id"]].values
@@ -103,6 +109,6 @@ def test_dedupe_false_trains_every_suggestion(tmp_path):
     outcome = run_search(spec, stream=io.StringIO())
     rows = _rows(outcome)
     assert len(rows) == plan.counts.trials
-    assert [r["criterion"] for r in rows] == ["l2", "l2", "l1", "l2"]
+    assert sorted(r["criterion"] for r in rows) == ["l1", "l2", "l2", "l2"]
     assert all(r["repeat_of"] is None for r in rows)
     assert all(r["status"] == "TERMINATED" for r in rows)
