@@ -59,3 +59,48 @@ def test_the_report_counts_a_repeated_configuration_once(tmp_path):
     results = load_results([write_experiment(tmp_path, both)])
     assert len(results.ok) == len(trials)
     assert any("answered from it (search.dedupe)" in note for note in results.notes)
+
+
+def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_path):
+    """Ray's OptunaSearch wrapper on a real journal, without a Ray session."""
+    from ray.tune.search import Searcher
+
+    from search.run.study import make_sampler
+    from search.run.tune_internals import StudySearch
+    from search.spec.grid import space_size
+    from search.spec.parse import parse_spec
+    from search.spec.space import SpaceFunction
+
+    raw = fast_trial(
+        tmp_path / "cache",
+        prune={"criterion": {"choice": ["l1", "l2"]}},
+        search={"mode": "optimize", "num_samples": 4, "scheduler": "none", "sampler_seed": 1},
+    )
+    spec = parse_spec(raw, name="s", storage=str(tmp_path))
+    searcher = StudySearch(
+        SpaceFunction(spec, str(tmp_path / "cache")),
+        metric="robust_acc",
+        mode="max",
+        sampler=make_sampler(spec.search),
+        study_name="s",
+        journal=tmp_path / "journal.log",
+        run="run-000",
+        space_size=space_size(spec),
+    )
+    seen = []
+    for i in range(4):
+        config = searcher.suggest(f"t{i}")
+        if config == Searcher.FINISHED:
+            seen.append("FINISHED")
+            break
+        seen.append((config["trial"]["prune"]["criterion"], config.get("repeat_of")))
+        searcher.on_trial_complete(f"t{i}", {"robust_acc": 0.5, "training_iteration": 1})
+    assert seen == [
+        ("l2", None),
+        ("l2", {"trial_id": "t0", "run": "run-000"}),
+        ("l1", None),
+        "FINISHED",
+    ]
+    attrs = [t.user_attrs for t in searcher._ot_study.trials]
+    assert [a.get("repeat_of") for a in attrs] == [None, "t0", None]
+    assert attrs[0]["config_key"] == attrs[1]["config_key"] != attrs[2]["config_key"]
