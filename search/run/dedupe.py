@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from search.state import storage
 from search.state.repeats import REPEAT_KEY
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report, read_progress
 
@@ -24,26 +25,12 @@ __all__ = ["replay_original", "POLL_S"]
 POLL_S = 1.0
 
 
-def _read(fs: Any, path: str) -> str | None:
-    import pyarrow.fs as pafs
-
-    try:
-        if fs.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with fs.open_input_stream(path) as handle:
-            return handle.read().decode()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _last_checkpoint(fs: Any, trial_dir: str) -> str | None:
-    import pyarrow.fs as pafs
-
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
-    except OSError:
-        return None
-    names = [i.base_name for i in infos if i.base_name.startswith("checkpoint_")]
+    names = [
+        i.base_name
+        for i in storage.listing(fs, trial_dir)
+        if i.base_name.startswith("checkpoint_")
+    ]
     if not names:
         return None
     return f"{trial_dir}/{max(names, key=lambda n: int(n.rpartition('_')[2] or -1))}"
@@ -51,7 +38,7 @@ def _last_checkpoint(fs: Any, trial_dir: str) -> str | None:
 
 def _wait_for_end(fs: Any, trial_dir: str, marker: str) -> dict[str, Any]:
     while True:
-        text = _read(fs, f"{trial_dir}/{marker}")
+        text = storage.read_text_or_none(fs, f"{trial_dir}/{marker}")
         if text:
             try:
                 return json.loads(text)
@@ -68,14 +55,13 @@ def replay_original(config: dict[str, Any]) -> bool:
     ref = config.get(REPEAT_KEY)
     if not ref:
         return False
-    import pyarrow.fs as pafs
     from ray import tune
 
     from search.run.reconcile import END_MARKER
 
-    storage = tune.get_context().get_storage()
-    fs = storage.storage_filesystem
-    runs = storage.experiment_fs_path.rstrip("/").rpartition("/")[0]
+    context = tune.get_context().get_storage()
+    fs = context.storage_filesystem
+    runs = context.experiment_fs_path.rstrip("/").rpartition("/")[0]
     trial_dir = f"{runs}/{ref['run']}/trial_{ref['trial_id']}"
     end = _wait_for_end(fs, trial_dir, END_MARKER)
     checkpoint = _last_checkpoint(fs, trial_dir)
@@ -84,12 +70,7 @@ def replay_original(config: dict[str, Any]) -> bool:
         return False
     local = Path(tempfile.mkdtemp(prefix="robprune-repeat-"))
     try:
-        pafs.copy_files(
-            checkpoint,
-            str(local),
-            source_filesystem=fs,
-            destination_filesystem=pafs.LocalFileSystem(),
-        )
+        storage.copy_tree(checkpoint, str(local), source_fs=fs)
         (local / "repeat_of.json").write_text(json.dumps(ref) + "\n")
         _report_again(local)
     finally:
