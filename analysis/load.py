@@ -234,6 +234,14 @@ def load_results(paths: list[str | Path], response: str = "robust_acc") -> Resul
             f"{before - len(trials)} duplicate trial rows (same experiment and trial_id, e.g. "
             "the same file given twice) were counted once."
         )
+    if "repeat_of" in trials.columns:  # search.dedupe: the original's numbers, not new data
+        repeats = trials["repeat_of"].notna()
+        if repeats.any():
+            notes.append(
+                f"{int(repeats.sum())} trials repeated an earlier configuration and were "
+                "answered from it (search.dedupe); each configuration is counted once."
+            )
+            trials = trials.loc[~repeats]
     trials = trials.reset_index(drop=True)
     status = trials["status"].fillna("UNKNOWN")
     ok_mask = (status == OK_STATUS).to_numpy()

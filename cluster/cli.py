@@ -61,7 +61,12 @@ def _submit(args: argparse.Namespace, plan: Any) -> int:
 def submit_main(args: argparse.Namespace) -> int:
     from cluster.submit import plan_search
 
-    return _submit(args, plan_search(args))
+    job = plan_search(args)  # validates the spec exactly as `robprune search` would
+    if getattr(args, "plan", False):  # what it would cost; nothing is sent
+        from search.plan.cli import plan_main
+
+        return plan_main(args)
+    return _submit(args, job)
 
 
 def resume_main(args: argparse.Namespace) -> int:

@@ -79,6 +79,16 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="experiment name (default: spec name + time)")
     _resume_flag(p)
     _overrides(p)
+    _plan_flag(p)
+
+
+def _plan_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what the search would run and cost (as `robprune plan`) and stop",
+    )
+    _plan_options(p)
 
 
 def _resume_flag(p: argparse.ArgumentParser) -> None:
@@ -150,6 +160,7 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     _resume_flag(p)
     _overrides(p)
     _job_env_args(p)
+    _plan_flag(p)
 
 
 def _resume_args(p: argparse.ArgumentParser) -> None:
@@ -207,6 +218,38 @@ def _logs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
 
 
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    """What `plan`, `search --plan` and `submit --plan` share."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trials at once, for the wall time (default: this machine's CPUs over "
+        "resources.cpu, capped by search.max_concurrent)",
+    )
+    p.add_argument(
+        "--epoch-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds of one fine-tuning epoch of a trial, instead of a measured calibration",
+    )
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="use cached calibrations only; without them the cost is left out",
+    )
+
+
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="YAML experiment spec (values or distributions)")
+    p.add_argument("--name", default=None, help="experiment name (default: the spec's)")
+    _overrides(p)
+    _plan_options(p)
+
+
 #: The subcommands, in the order `--help` lists them. A new one is one entry here.
 COMMANDS: list[Command] = [
     Command(
@@ -229,6 +272,13 @@ COMMANDS: list[Command] = [
         summary="Ray Tune + Optuna search over a spec, here or on a Ray cluster you are part of",
         example="robprune search examples/digits-search.yaml --storage ./experiments",
         arguments=_search_args,
+    ),
+    Command(
+        name="plan",
+        handler="search.plan.cli:plan_main",
+        summary="what a search will run and cost (trials, dense models, hours), without Ray",
+        example="robprune plan examples/digits-search.yaml --workers 8",
+        arguments=_plan_args,
     ),
     Command(
         name="resume",

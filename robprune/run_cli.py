@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
             "for one trial use standard or rand, or none"
         )
     if config.dense.checkpoint is not None:
-        from robprune.trial.dense import checkpoint_sha256
+        from robprune.io.dense_cache import checkpoint_sha256
 
         checkpoint_sha256(config.dense.checkpoint)  # a missing file fails before any work
     from robprune.trial import run_trial  # torch is imported only once the input is good

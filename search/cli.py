@@ -26,6 +26,11 @@ def search_main(args: argparse.Namespace) -> int:
         storage=args.storage,
         timestamp=not resume,  # --resume names the experiment after the spec, not the time
     )  # everything is checked here, before Ray
+    if getattr(args, "plan", False):
+        from search.plan.cli import print_plan
+
+        print_plan(spec, args)
+        return 0
     from search.run.runner import resume_experiment, run_search
 
     if resume:

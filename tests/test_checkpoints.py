@@ -198,7 +198,7 @@ def test_brought_dense_model_runs_a_whole_trial(tmp_path, dense_cache):
     from trial_fixtures import fast_trial
 
     from robprune.config import parse_trial_config
-    from robprune.models.checkpoints import file_sha256
+    from robprune.io.dense_cache import file_sha256
     from robprune.trial import run_trial
     from robprune.trial.dense import ensure_dense_for
 

@@ -61,8 +61,7 @@ def test_a_registry_that_drifts_from_the_names_fails_naming_both_sides():
 
 def test_dense_key_reads_exactly_the_dense_prefixes():
     """What the search's space treats as dense (`DENSE_PREFIXES`) is what changes the key."""
-    from robprune.io.dense_cache import DENSE_PREFIXES
-    from robprune.trial.dense import dense_key
+    from robprune.io.dense_cache import DENSE_PREFIXES, dense_key
 
     base = {"data": {"dataset": "digits"}, "threat": {"epsilon": 0.1, "step_size": 0.02}}
     changed = {

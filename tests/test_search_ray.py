@@ -119,6 +119,18 @@ def test_dense_models_trained_once_before_the_trials(grid_run):
         assert json.loads(row["config_json"])["cache_dir"] == str(exp.dense_dir)
 
 
+def test_plan_counts_what_the_searches_ran(grid_run, optimize_run):
+    from search.plan.plan import make_plan
+
+    for spec, outcome in (grid_run[:2], optimize_run):
+        plan = make_plan(spec, epoch_seconds=1.0)  # counts only: no calibration needed
+        rows = _read(outcome.experiment.location, "trials").to_pylist()
+        dense = list((outcome.experiment.dense_dir / "dense").glob("*/meta.json"))
+        assert plan.counts.trials == len(rows)
+        assert len(plan.counts.dense) == len(dense)
+        assert {d["seed"] for d in plan.counts.dense} == {r["seed"] for r in rows}
+
+
 def test_parquet_schemas_column_by_column(grid_run):
     _, outcome, _ = grid_run
     for name, schema in SCHEMAS.items():

@@ -104,14 +104,45 @@ Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
+#: A spec nested deeper than this, or larger than MAX_NODES once its aliases are expanded,
+#: is refused before anything walks it (real specs are 4 levels deep and under 500 nodes).
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Depth and expanded size of a loaded document, without recursion."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    nodes = 0
+    while stack:
+        node, depth, path = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise BadInput(
+                f"{source}: more than {MAX_NODES} values once YAML aliases are expanded"
+            )
+        if depth > MAX_DEPTH:
+            raise BadInput(f"{source}: {path or 'the document'} is nested over {MAX_DEPTH} deep")
+        if isinstance(node, dict):
+            stack.extend(
+                (v, depth + 1, f"{path}.{k}" if path else str(k)) for k, v in node.items()
+            )
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(node))
+
+
 def load_yaml_text(text: str, *, source: str = "YAML") -> Any:
     """Parse YAML 1.2 text; malformed input is one-line `BadInput` naming `source` and line."""
     try:
-        return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise BadInput(f"{source}: not valid YAML{where}") from None
+    except RecursionError:
+        raise BadInput(f"{source}: nested over {MAX_DEPTH} deep") from None
+    _check_size(data, source)
+    return data
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -119,7 +150,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"spec file not found: {path}")
-    data = load_yaml_text(path.read_text(), source=str(path))
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    data = load_yaml_text(text, source=str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -130,9 +165,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def parse_value(raw: str) -> Any:
     """One `--set` value as YAML 1.2: `5e-4` is a float, `[fgsm, pgd20]` a list, `yes` a string."""
     try:
-        return yaml.load(raw, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError:
-        raise ValueError(f"value {raw!r} is not valid YAML") from None
+        value = yaml.load(raw, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        _check_size(value, "value")
+    except (yaml.YAMLError, RecursionError, BadInput):
+        raise ValueError(f"value {raw[:80]!r} is not valid YAML (or too deep)") from None
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

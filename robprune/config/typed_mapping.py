@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -193,7 +194,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     raise TypeError(f"unsupported annotation {tp!r} at {path}")
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """Annotations of a config class, resolved once (resolving them dominated parse time)."""
     return typing.get_type_hints(cls, include_extras=True)
 
 

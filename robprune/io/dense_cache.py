@@ -3,13 +3,21 @@
 One place for the layout, torch-free, so the trial that writes an entry
 (`robprune.trial.dense`) and the search that looks for finished entries in an experiment's
 storage (local or remote) agree. `meta.json` is written last: its presence marks an entry
-complete. KEY is `robprune.trial.dense.dense_key`, a content key of what changes the weights.
+complete. KEY is `dense_key`, a content key of what changes the weights (torch-free, so
+`robprune plan` counts dense models without importing torch).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
+
+from robprune.config import TrialConfig
+from robprune.errors import ConfigError
+from robprune.io.atomic import content_key
 
 __all__ = [
     "DENSE_FORMAT",
@@ -21,6 +29,9 @@ __all__ = [
     "dense_directory",
     "dense_meta_path",
     "dense_lock_path",
+    "dense_key",
+    "checkpoint_sha256",
+    "file_sha256",
 ]
 
 #: Format tag of a dense entry's key payload and its `meta.json`.
@@ -62,3 +73,46 @@ def dense_meta_path(cache_dir: str, key: str) -> str:
 def dense_lock_path(cache_dir: str | os.PathLike, key: str) -> Path:
     """The lock file the first builder of entry `key` holds while the others wait."""
     return Path(cache_dir).expanduser() / "dense" / f".{key}.lock"
+
+
+def dense_key(config: TrialConfig) -> str:
+    """Everything that changes the dense weights (`DENSE_INPUTS`, the seed), nothing else."""
+    tree = config.to_dict()
+    for path in DENSE_IGNORED:
+        section, name = path.split(".")
+        tree[section].pop(name, None)
+    if config.dense.checkpoint is not None:  # brought: its bytes, not its path or a recipe
+        return content_key(
+            {
+                "format": DENSE_FORMAT,
+                "data": tree["data"],
+                "model": tree["model"],
+                "checkpoint_sha256": checkpoint_sha256(config.dense.checkpoint),
+                "normalize": config.dense.normalize,
+            }
+        )
+    resolved = asdict(config.resolved_threat)  # the data set's defaults filled in
+    payload: dict[str, Any] = {"format": DENSE_FORMAT, "seed": config.seed}
+    for section, fields in DENSE_INPUTS.items():
+        whole = tree[section]
+        payload[section] = (
+            whole if fields is None else {f: resolved.get(f, whole[f]) for f in fields}
+        )
+    return content_key(payload)
+
+
+def checkpoint_sha256(path: str) -> str:
+    """SHA-256 of a brought checkpoint file; a missing file is bad input (dense.checkpoint)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError("dense.checkpoint", f"no such file: {file}")
+    return file_sha256(file)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -94,6 +94,9 @@ TRIALS_SCHEMA = pa.schema(
         # optional (search only): restarts from a checkpoint (lost node, killed driver)
         ("restores", pa.int64()),
         ("restored_from_epoch", pa.int64()),  # the epoch of the last restore's checkpoint
+        # optional (search only, search.dedupe): the trial this one repeated; its numbers are
+        # the original's, answered without training (the report counts a configuration once)
+        ("repeat_of", pa.string()),
         # the finalists stage and AutoAttack (issue 10)
         ("finalist", pa.bool_()),  # one of the K best by validation, re-evaluated
         ("finalist_rank", pa.int64()),  # 1 = best; null for other trials

@@ -18,7 +18,6 @@ error that lists the missing and unexpected keys.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 
 from robprune.errors import ConfigError
 
-__all__ = ["LAYOUTS", "Layout", "file_sha256", "load_state_dict_file", "map_state_dict"]
+__all__ = ["LAYOUTS", "Layout", "load_state_dict_file", "map_state_dict"]
 
 _PATH = "dense.checkpoint"
 _WRAPPERS = ("state_dict", "model_state_dict", "model")
@@ -66,14 +65,6 @@ LAYOUTS: dict[str, Layout] = {
         ),
     ),
 }
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:

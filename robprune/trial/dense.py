@@ -13,7 +13,7 @@ cached beside it, DESIGN §7).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +21,19 @@ import torch
 
 from robprune.config import TrialConfig
 from robprune.data import DataSplits
-from robprune.errors import ConfigError
 from robprune.io.atomic import (
     atomic_torch_save,
     atomic_write_json,
-    content_key,
     file_lock,
     read_json,
 )
 from robprune.io.dense_cache import (
     DENSE_FORMAT,
-    DENSE_IGNORED,
-    DENSE_INPUTS,
     META_FILE,
     WEIGHTS_FILE,
+    checkpoint_sha256,
     dense_directory,
+    dense_key,
     dense_lock_path,
 )
 from robprune.runtime import resolve_runtime
@@ -48,32 +46,6 @@ __all__ = [
     "ensure_dense",
     "ensure_dense_for",
 ]
-
-
-def dense_key(config: TrialConfig) -> str:
-    """Everything that changes the dense weights (`DENSE_INPUTS`, the seed), nothing else."""
-    tree = config.to_dict()
-    for path in DENSE_IGNORED:
-        section, name = path.split(".")
-        tree[section].pop(name, None)
-    if config.dense.checkpoint is not None:  # brought: its bytes, not its path or a recipe
-        return content_key(
-            {
-                "format": DENSE_FORMAT,
-                "data": tree["data"],
-                "model": tree["model"],
-                "checkpoint_sha256": checkpoint_sha256(config.dense.checkpoint),
-                "normalize": config.dense.normalize,
-            }
-        )
-    resolved = asdict(config.resolved_threat)  # the data set's defaults filled in
-    payload: dict[str, Any] = {"format": DENSE_FORMAT, "seed": config.seed}
-    for section, fields in DENSE_INPUTS.items():
-        whole = tree[section]
-        payload[section] = (
-            whole if fields is None else {f: resolved.get(f, whole[f]) for f in fields}
-        )
-    return content_key(payload)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,16 +104,6 @@ def _train(
         )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return state, history
-
-
-def checkpoint_sha256(path: str) -> str:
-    """SHA-256 of a brought checkpoint file; a missing file is bad input (dense.checkpoint)."""
-    from robprune.models.checkpoints import file_sha256
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError("dense.checkpoint", f"no such file: {file}")
-    return file_sha256(file)
 
 
 def _bring(

@@ -39,6 +39,7 @@ from robprune.io.results_schema import (
 from search.state import storage
 from search.state.experiment import Experiment
 from search.state.finalist_store import merge_finalists
+from search.state.repeats import REPEAT_KEY
 from search.state.trial_files import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 
 __all__ = [
@@ -201,6 +202,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
         **factor_columns(resolved),
         "config_json": json.dumps(resolved, sort_keys=True),
         "robprune_version": robprune.__version__,
+        "repeat_of": (trial.config.get(REPEAT_KEY) or {}).get("trial_id"),
         **_restores(progress),
     }
     if result is not None:

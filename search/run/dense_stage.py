@@ -48,7 +48,7 @@ def _stored_keys(exp: Experiment, configs: list[dict[str, Any]]) -> list[str] | 
     """The keys of the dense models if they are all trained already: in the experiment's
     storage (remote), or in the trials' cache directory (local)."""
     from robprune.config import parse_trial_config
-    from robprune.trial.dense import dense_key
+    from robprune.io.dense_cache import dense_key
 
     parsed = [parse_trial_config(c) for c in configs]
     keys = [dense_key(p) for p in parsed]

@@ -28,6 +28,7 @@ from ray import tune
 from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
 from robprune.trial import run_trial
+from search.run.dedupe import replay_original
 from search.run.tasks import use_assigned_cpus
 from search.state import storage
 from search.state.trial_files import (
@@ -132,7 +133,8 @@ def _train(config: dict[str, Any]) -> None:
     trial_config = config["trial"]
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        _run(trial_config, None, [])
+        if not replay_original(config):  # search.dedupe: a repeat trains nothing
+            _run(trial_config, None, [])
         return
     with checkpoint.as_directory() as resume_dir:
         done = Path(resume_dir, FINAL_DIR, RESULT_FILE)

@@ -35,6 +35,7 @@ from search.run.study import (
     open_storage,
     run_accounting,
 )
+from search.state.repeats import CONFIG_KEY_ATTR, REPEAT_ATTR, REPEAT_KEY, Originals, config_key
 
 __all__ = [
     "TESTED_WITH",
@@ -122,11 +123,16 @@ class StudySearch(OptunaSearch):
         journal: str | Path,
         run: str = "",
         planned: int | None = None,
+        dedupe: bool = True,
+        space_size: int | None = None,
     ):
         self._journal = str(journal)
         self._run = run
         self._planned = planned
         self._max_concurrent = 0
+        self._dedupe = dedupe
+        self._space_size = space_size
+        self._originals: Originals | None = None
         super().__init__(
             space=space,
             metric=metric,
@@ -146,20 +152,62 @@ class StudySearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """Ask Optuna, and record in the journal which Tune trial the Optuna trial is: the
         durable link that `search.run.reconcile` reads after a crash. FINISHED once the run's
-        planned trials are all accounted for; None while `max_concurrent` trials run."""
+        planned trials are all accounted for (or, with dedupe, the space is exhausted); None
+        while `max_concurrent` trials run. A repeated configuration is marked `repeat_of`."""
         if trial_id not in self._ot_trials:
             trials = self._ot_study.get_trials(deepcopy=False)
             accounted, live = run_accounting(trials, self._run)
             if self._planned is not None and accounted >= self._planned:
                 return Searcher.FINISHED
+            if self._exhausted():
+                return Searcher.FINISHED
             if self._max_concurrent and live >= self._max_concurrent:
                 return None
         config = super().suggest(trial_id)
         ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:
+        if ot_trial is None or config is None:
+            return config
+        attrs = ot_trial.user_attrs
+        if TUNE_TRIAL_ATTR not in attrs:
             ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
             ot_trial.set_user_attr(RUN_ATTR, self._run)
-        return config
+        return self._mark_repeat(trial_id, ot_trial, attrs, config)
+
+    def _known(self) -> Originals:
+        if self._originals is None:
+            self._originals = Originals()
+            self._originals.load(self._ot_study, trial_attr=TUNE_TRIAL_ATTR, run_attr=RUN_ATTR)
+        return self._originals
+
+    def _mark_repeat(
+        self, trial_id: str, ot_trial: Any, attrs: dict[str, Any], config: dict[str, Any]
+    ) -> dict[str, Any]:
+        key = attrs.get(CONFIG_KEY_ATTR) or config_key(config["trial"])
+        if CONFIG_KEY_ATTR not in attrs:
+            ot_trial.set_user_attr(CONFIG_KEY_ATTR, key)
+        if not self._dedupe:
+            return config
+        original = self._known().claim(key, trial_id, self._run)
+        if original is None:
+            return config
+        if REPEAT_ATTR not in attrs:
+            ot_trial.set_user_attr(REPEAT_ATTR, original[0])
+        return {**config, REPEAT_KEY: {"trial_id": original[0], "run": original[1]}}
+
+    def _exhausted(self) -> bool:
+        """Every configuration of a finite space was tried (dedupe on): say so, stop."""
+        if not self._dedupe or self._space_size is None:
+            return False
+        if len(self._known()) < self._space_size:
+            return False
+        if not getattr(self, "_said_exhausted", False):
+            self._said_exhausted = True
+            print(
+                f"all {self._space_size} configurations of the space were tried; stopping "
+                "early (search.dedupe)",
+                flush=True,
+            )
+        return True
 
     def _open_trial(self, trial_id: str) -> optuna.trial.Trial | None:
         """The Optuna trial of a Tune trial if it may still be updated, else None.
@@ -192,6 +240,7 @@ class StudySearch(OptunaSearch):
         state["_storage"] = None
         state["_ot_study"] = None
         state["_ot_trials"] = {tid: t._trial_id for tid, t in self._ot_trials.items()}
+        state["_originals"] = None  # read again from the journal, the record
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -199,6 +248,9 @@ class StudySearch(OptunaSearch):
         self.__dict__.setdefault("_run", "")
         self.__dict__.setdefault("_planned", None)
         self.__dict__.setdefault("_max_concurrent", 0)
+        self.__dict__.setdefault("_dedupe", True)
+        self.__dict__.setdefault("_space_size", None)
+        self._originals = None
         journal = StudySearch.journal_override or self._journal
         self._journal = journal
         self._storage = open_storage(journal)

@@ -57,7 +57,7 @@ def _search_space(
 
     from search.run.study import make_sampler
     from search.run.tune_internals import StudySearch
-    from search.spec.grid import grid_configs
+    from search.spec.grid import grid_configs, space_size
     from search.spec.space import SpaceFunction
 
     settings = spec.search
@@ -79,6 +79,8 @@ def _search_space(
         journal=exp.journal_path,
         run=segment.name,
         planned=int(segment.num_samples or settings.num_samples),
+        dedupe=settings.dedupe,
+        space_size=space_size(spec),
     )
     # the searcher ends the run when the journal accounts for every planned trial: Tune's own
     # count, restored from a snapshot that may be older than the journal, must not

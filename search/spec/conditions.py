@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from robprune.config.factors import CONDITIONS  # one table of factors and their conditions
-from robprune.io.dense_cache import DENSE_PREFIXES  # what robprune.trial.dense.dense_key reads
+from robprune.io.dense_cache import DENSE_PREFIXES  # what robprune.io.dense_cache.dense_key reads
 
 __all__ = ["CONDITIONS", "DENSE_PREFIXES", "is_applicable", "is_dense_path"]
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from search.spec.conditions import is_dense_path
+from search.spec.conditions import CONDITIONS, is_dense_path
 from search.spec.model import Spec
 from search.spec.trial import concrete_config, trial_fixed_keys
 
-__all__ = ["grid_assignments", "grid_trials", "grid_configs", "dense_configs", "dense_variants"]
+__all__ = [
+    "grid_assignments",
+    "grid_trials",
+    "grid_configs",
+    "count_cells",
+    "space_size",
+    "dense_configs",
+    "dense_variants",
+]
 
 
 def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any]]:
@@ -47,6 +55,33 @@ def grid_trials(spec: Spec) -> list[tuple[dict[str, Any], int]]:
     return list(itertools.product(grid_assignments(spec), range(spec.search.seeds)))
 
 
+def count_cells(spec: Spec) -> int:
+    """`len(grid_assignments(spec))` without building the cells: only the parameters others
+    depend on are crossed; every other choice multiplies the count (a grid of billions is
+    refused before anything enumerates it). Every varied leaf must be a choice."""
+    governing = {gov for gov, _ in CONDITIONS.values()}
+    partial: list[tuple[dict[str, Any], int]] = [({}, 1)]
+    for dist in spec.ordered_dists():
+        expanded = []
+        for values, count in partial:
+            if not spec.applies(dist.path, values):
+                expanded.append((values, count))
+            elif dist.path in governing:
+                expanded.extend(({**values, dist.path: o}, count) for o in dist.args)
+            else:
+                expanded.append((values, count * len(dist.args)))
+        partial = expanded
+    return sum(count for _, count in partial)
+
+
+def space_size(spec: Spec) -> int | None:
+    """Distinct trial configurations when every varied leaf is a choice (grid: times the
+    seeds), else None."""
+    if any(d.kind != "choice" for d in spec.dists):
+        return None
+    return count_cells(spec) * (spec.search.seeds if spec.search.mode == "grid" else 1)
+
+
 def grid_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
     """Trial configs of grid mode, one per trial of `Spec.grid`."""
     fixed = trial_fixed_keys(spec, cache_dir)
@@ -70,9 +105,9 @@ def dense_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
 
 
 def dense_variants(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One representative config per distinct dense model (see robprune.trial.dense.dense_key)."""
+    """One representative config per distinct dense model (robprune.io.dense_cache.dense_key)."""
     from robprune.config import parse_trial_config
-    from robprune.trial.dense import dense_key
+    from robprune.io.dense_cache import dense_key
 
     seen: dict[str, dict[str, Any]] = {}
     for config in configs:

@@ -22,10 +22,10 @@ from robprune.errors import BadInput, ConfigError
 from search.spec.conditions import is_dense_path
 from search.spec.dists import Dist, check_fixed, walk
 from search.spec.finalist_rules import check_spec
-from search.spec.grid import grid_trials
+from search.spec.grid import count_cells, grid_trials
 from search.spec.model import FIXED_TRIAL_KEYS, Spec, trial_defaults
 from search.spec.paths import set_path
-from search.spec.settings import parse_resources, parse_search
+from search.spec.settings import MAX_TRIALS, parse_resources, parse_search
 from search.spec.trial import strip_dists
 
 __all__ = ["load_spec", "parse_spec"]
@@ -137,10 +137,25 @@ def parse_spec(
         dists=dists,
         raw={**raw, "name": exp_name, "storage": storage},
     )
+    _check_grid_size(spec)
     if search.mode == "grid":
         spec.grid = grid_trials(spec)  # the one place the grid is built
     check_spec(spec)  # eval.autoattack/finalists fixed, K fits the planned trials
     return spec
+
+
+def _check_grid_size(spec: Spec) -> None:
+    """A grid is counted, never enumerated, before it is refused for its size."""
+    if spec.search.mode != "grid":
+        return
+    cells = count_cells(spec)
+    if cells * spec.search.seeds > MAX_TRIALS:
+        raise ConfigError(
+            "search",
+            f"the grid has {cells} cells x {spec.search.seeds} seed(s) = "
+            f"{cells * spec.search.seeds} trials; at most {MAX_TRIALS} (fewer choices, or "
+            "mode: optimize)",
+        )
 
 
 def load_spec(

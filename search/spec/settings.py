@@ -17,6 +17,7 @@ from search.spec.dists import check_fixed
 
 __all__ = [
     "EPOCH_METRICS",
+    "MAX_TRIALS",
     "FINAL_METRICS",
     "MODES",
     "SAMPLERS",
@@ -40,6 +41,9 @@ MODES: tuple[str, ...] = get_args(Mode)
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 PositiveInt = Annotated[int, Interval(1)]
+#: Trials one search may plan (grid cells x seeds, or num_samples), and replicates per cell.
+MAX_TRIALS = 100_000
+MAX_SEEDS = 10_000
 NonNegativeInt = Annotated[int, Interval(0)]
 
 
@@ -82,13 +86,14 @@ class _SearchSection:
 
     mode: Mode = "optimize"
     objectives: tuple[str, ...] | str = ("robust_acc:max",)
-    num_samples: PositiveInt = 20
-    seeds: PositiveInt = 1
+    num_samples: Annotated[int, Interval(1, MAX_TRIALS)] = 20
+    seeds: Annotated[int, Interval(1, MAX_SEEDS)] = 1
     scheduler: SchedulerSettings | str | None = None
     max_concurrent: Annotated[int | None, Interval(1)] = None
     sampler: Sampler | None = None
     sampler_seed: NonNegativeInt = 0
     max_failures: NonNegativeInt = 2
+    dedupe: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +107,9 @@ class SearchSettings:
     sampler: str = "tpe"
     sampler_seed: int = 0
     max_failures: int = 2
+    dedupe: bool = True
+    """A configuration already tried (seed included) is answered from it, not trained again;
+    an exhausted all-choice space stops the search (docs/plan.md)."""
 
     @property
     def primary(self) -> Objective:
@@ -207,6 +215,7 @@ def parse_search(raw: Any) -> SearchSettings:
         sampler=sampler,
         sampler_seed=section.sampler_seed,
         max_failures=section.max_failures,
+        dedupe=section.dedupe,
     )
 
 

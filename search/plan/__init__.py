@@ -1,0 +1,1 @@
+"""`robprune plan`: what a search will run and cost, before anything runs."""

@@ -1,0 +1,115 @@
+"""What a validated spec makes: its trials, its dense models and its factor space (no Ray).
+
+Counts come from the same functions the search runs with (`search.space.grid_configs`,
+`dense_configs`), so the plan and the search cannot disagree. For the cost, optimize and random
+searches are represented by a fixed-seed random draw of their space (the prior TPE starts from).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from robprune.config import TrialConfig, parse_trial_config
+from robprune.config.factors import condition_of
+from search.spec.dists import Dist
+from search.spec.grid import count_cells, dense_configs, grid_configs, space_size
+from search.spec.model import Spec
+from search.spec.trial import concrete_config
+
+__all__ = ["Counts", "count_spec", "sample_configs", "describe_factor"]
+
+#: Configs drawn to stand for an optimize or random search's trials in the cost.
+SAMPLE = 256
+#: Where plans put the trials' cache_dir (never created; only names a path in configs).
+PLAN_CACHE = "./.cache/robprune"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counts:
+    """`trials` is what the search runs (Tune trials, rows of trials.parquet)."""
+
+    mode: str
+    trials: int
+    trials_why: str
+    space_size: int | None
+    """Distinct configurations of an all-choice space (None: a continuous parameter)."""
+    dense: tuple[dict[str, Any], ...]
+    factors: tuple[dict[str, Any], ...]
+    dense_configs: tuple[TrialConfig, ...]
+    """One trial config per dense model (what the dense stage trains)."""
+
+
+def describe_factor(spec: Spec, dist: Dist) -> dict[str, Any]:
+    """One varied leaf: its path, distribution and when it applies."""
+    row: dict[str, Any] = {"path": dist.path, "kind": dist.kind, "values": list(dist.args)}
+    rule = condition_of(dist.path)
+    if rule is not None:
+        governing, allowed = rule
+        row["only_when"] = f"{governing} in [{', '.join(allowed)}]"
+    return row
+
+
+def _dense_row(parsed: TrialConfig) -> dict[str, Any]:
+    dense = parsed.dense
+    row: dict[str, Any] = {
+        "dataset": parsed.data.dataset,
+        "arch": parsed.model.arch,
+        "seed": parsed.seed,
+    }
+    if dense.checkpoint is not None:
+        row["checkpoint"] = dense.checkpoint
+    else:
+        row.update(method=dense.method, epochs=dense.epochs)
+    return row
+
+
+def count_spec(spec: Spec) -> Counts:
+    """Trials, dense models and factors of a validated spec."""
+    size = space_size(spec)
+    if spec.search.mode == "grid":
+        cells = count_cells(spec)
+        trials = cells * spec.search.seeds
+        why = f"{cells} grid cells x {spec.search.seeds} seed(s)"
+    else:
+        trials = int(spec.search.num_samples)
+        why = f"search.num_samples ({spec.search.mode}, sampler {spec.search.sampler})"
+    dense = tuple(parse_trial_config(c) for c in dense_configs(spec, PLAN_CACHE))
+    factors = tuple(describe_factor(spec, d) for d in spec.ordered_dists())
+    return Counts(
+        mode=spec.search.mode,
+        trials=trials,
+        trials_why=why,
+        space_size=size,
+        dense=tuple(_dense_row(c) for c in dense),
+        factors=factors,
+        dense_configs=dense,
+    )
+
+
+def _draw(dist: Dist, rng: random.Random) -> Any:
+    if dist.kind == "choice":
+        return rng.choice(dist.args)
+    lo, hi = dist.args
+    if dist.kind == "int":
+        return rng.randint(int(lo), int(hi))
+    if dist.kind == "loguniform":
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    return rng.uniform(float(lo), float(hi))
+
+
+def sample_configs(spec: Spec, n: int | None = None) -> list[TrialConfig]:
+    """The trials' configs: every grid config, or `n` random draws of the space (seed 0)."""
+    if spec.search.mode == "grid":
+        return [parse_trial_config(c) for c in grid_configs(spec, PLAN_CACHE)]
+    rng = random.Random(0)
+    out = []
+    for _ in range(n or SAMPLE):
+        values: dict[str, Any] = {}
+        for dist in spec.ordered_dists():
+            if spec.applies(dist.path, values):
+                values[dist.path] = _draw(dist, rng)
+        out.append(parse_trial_config(concrete_config(spec, values, name=spec.name)))
+    return out

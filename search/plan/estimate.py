@@ -1,0 +1,286 @@
+"""The cost of a search: trial-hours and wall hours on N workers, and what drives them.
+
+A pure function of a validated spec and per-image seconds (`Rates`): from a calibration on this
+machine (`search.plan.calibrate`) or from `--epoch-seconds` given by hand. Each trial is costed
+from its own config (grid: every cell; optimize/random: a fixed-seed draw of the space), at its
+expected number of epochs under ASHA, and the trials are laid out on N workers in the order the
+search starts them (greedy list scheduling) to give the wall time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from robprune.config import TrialConfig
+from search.plan.asha import asha_epochs
+from search.plan.workload import (
+    Stage,
+    dense_work,
+    prunings,
+    train_passes,
+    trial_work,
+)
+from search.spec.model import Spec
+
+__all__ = [
+    "Rates",
+    "Cost",
+    "OVERHEAD",
+    "estimate_cost",
+    "cost_key",
+    "list_schedule",
+    "hand_rates",
+]
+
+#: Fixed seconds that no image-pass count sees, fitted on one local search (docs/plan.md):
+#: starting the driver and Ray, the export at the end, starting a trial (Tune, data, model,
+#: pruning), and each epoch's report and checkpoint.
+OVERHEAD = {"start": 10.0, "end": 5.0, "trial": 2.5, "epoch": 0.3}
+#: Trials laid out one by one for the wall time; a longer search repeats the same layout.
+SCHEDULED = 10_000
+#: Config paths that change what a trial computes; the others (seed, lr, ...) only change
+#: the numbers, so configs equal on these share one cost.
+_COSTLY = (
+    "data.",
+    "model.",
+    "dense.",
+    "threat.train_steps",
+    "threat.eval_steps",
+    "eval.",
+    "prune.sparsity",
+    "prune.ratio",
+    "prune.criterion",
+    "prune.mrs.estimator",
+    "prune.mrs.num_examples",
+    "prune.mrs.steps",
+    "prune.record_mrs",
+    "finetune.method",
+    "finetune.epochs",
+    "finetune.batch_size",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rates:
+    """Seconds per image of one training step (`train(config, method, sparsity, batch)`), of one
+    attack step or forward-backward pass (`attack(config, sparsity)`), and where they come
+    from."""
+
+    train: Callable[[TrialConfig, str, float, int], float]
+    attack: Callable[[TrialConfig, float], float]
+    source: str
+    prune: Callable[[TrialConfig], float] = lambda config: 0.0
+    """Seconds of one structured pruning of the config's network (measured; 0 by hand)."""
+    devices: set[str] = field(default_factory=set)
+    """Where the calibrations behind the rates ran (filled as they are read)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost:
+    trials: int
+    trial_seconds: float
+    """All trials together."""
+    dense_seconds: tuple[float, ...]
+    workers: int
+    wall_seconds: float
+    source: str
+    drivers: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def trial_hours(self) -> float:
+        """Worker-hours of the trials and the dense models together."""
+        return (self.trial_seconds + sum(self.dense_seconds)) / 3600
+
+    @property
+    def mean_trial_seconds(self) -> float:
+        return self.trial_seconds / max(1, self.trials)
+
+    @property
+    def wall_hours(self) -> float:
+        return self.wall_seconds / 3600
+
+
+def cost_key(config: TrialConfig) -> str:
+    """What a trial's cost depends on (configs with equal keys cost the same)."""
+    from search.spec.paths import get_path
+
+    plain = config.to_dict()
+    flat: dict[str, Any] = {}
+    for prefix in _COSTLY:
+        head = prefix.rstrip(".")
+        flat[head] = get_path(plain, head)
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
+def hand_rates(epoch_seconds: float, configs: Sequence[TrialConfig]) -> Rates:
+    """Rates from one number: seconds of one fine-tuning epoch (training and the per-epoch
+    evaluation) of the first config that fine-tunes, else of one dense-training epoch; every
+    other stage scales by its image-passes."""
+    tuned = [c for c in configs if c.finetune.method != "none" and c.finetune.epochs]
+    if tuned:
+        reference, work = tuned[0], trial_work(tuned[0])
+        passes = work.epoch_train.passes + work.epoch_eval.passes
+        what = f"one {reference.finetune.method} fine-tuning epoch"
+    else:
+        reference, dense = configs[0], dense_work(configs[0])
+        passes = (
+            dense.images
+            / max(1, reference.dense.epochs)
+            * train_passes(dense.method, dense.train_steps)
+        )
+        what = f"one {reference.dense.method} dense-training epoch"
+    per_pass = epoch_seconds / max(passes, 1.0)
+
+    def train(config: TrialConfig, method: str, sparsity: float, batch: int) -> float:
+        return per_pass * train_passes(method, config.threat.train_steps)
+
+    return Rates(
+        train=train,
+        attack=lambda config, sparsity: per_pass,
+        source=f"--epoch-seconds {epoch_seconds:g} ({what})",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TrialCost:
+    """One config's cost: seconds once and per fine-tuning epoch, with the stages behind."""
+
+    epochs: int
+    once_s: float
+    epoch_s: float
+    per_epoch: tuple[tuple[Stage, float, float], ...]
+    once: tuple[tuple[Stage, float, float], ...]
+
+    def seconds(self, epochs: float) -> float:
+        return self.once_s + self.epoch_s * epochs
+
+
+def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
+    """Seconds of one trial of `config` (stage, seconds, image-passes per stage)."""
+    work = trial_work(config)
+    sparsity = config.prune.sparsity
+    per_train = rates.train(config, work.method, sparsity, work.batch_size) if work.epochs else 0.0
+    per_pass = rates.attack(config, sparsity)
+    train, check = work.epoch_train, work.epoch_eval
+    per_epoch = (
+        (train, work.train_images * per_train, train.passes),
+        (check, check.passes * per_pass, check.passes),
+    )
+    cuts = prunings(config)
+    once = [
+        (
+            Stage(name="pruning", passes=0.0, why=f"{cuts} prunings"),
+            cuts * rates.prune(config),
+            0.0,
+        )
+    ]
+    for stage in work.once:  # MRS runs on the dense network, the evaluation on the pruned one
+        rate = rates.attack(config, 0.0) if stage.name.startswith("MRS") else per_pass
+        once.append((stage, stage.passes * rate, stage.passes))
+    return _TrialCost(
+        epochs=work.epochs,
+        once_s=OVERHEAD["trial"] + sum(row[1] for row in once),
+        epoch_s=OVERHEAD["epoch"] + sum(row[1] for row in per_epoch),
+        per_epoch=per_epoch,
+        once=tuple(once),
+    )
+
+
+def _epochs_run(spec: Spec, costs: Sequence[_TrialCost]) -> list[float]:
+    """Epochs each trial runs: all of them, or as many as ASHA lets it (simulated)."""
+    settings = spec.search.scheduler
+    return asha_epochs(
+        [c.epochs for c in costs],
+        grace=settings.grace_period,
+        reduction=settings.reduction_factor if settings.name == "asha" else 0,
+        max_t=spec.max_epochs(),
+    )
+
+
+def _dense(config: TrialConfig, rates: Rates) -> tuple[float, tuple]:
+    work = dense_work(config)
+    batch = config.dense.batch_size
+    train = rates.train(config, work.method, 0.0, batch) * work.images if work.images else 0.0
+    seconds = train + work.evaluation * rates.attack(config, 0.0)
+    passes = work.images * train_passes(work.method, work.train_steps) + work.evaluation
+    return seconds, (Stage(name="dense", passes=passes, why=work.why), seconds, passes)
+
+
+def _drivers(rows: list[tuple], scale: float) -> tuple[dict[str, Any], ...]:
+    """Stages summed over the trials (and dense models): seconds, image-passes, share."""
+    totals: dict[str, list] = {}
+    for stage, seconds, passes in rows:
+        entry = totals.setdefault(stage.name, [0.0, 0.0, stage.why])
+        entry[0] += seconds
+        entry[1] += passes
+    trial_total = sum(v[0] for k, v in totals.items() if k != "dense") or 1.0
+    out = []
+    for name, (seconds, passes, why) in totals.items():
+        factor = 1.0 if name == "dense" else scale
+        out.append(
+            {
+                "stage": name,
+                "seconds": seconds * factor,
+                "image_passes": passes * factor,
+                "share_of_trials": None if name == "dense" else seconds / trial_total,
+                "example": why,
+            }
+        )
+    return tuple(out)
+
+
+def list_schedule(durations: Sequence[float], workers: int) -> float:
+    """Makespan of jobs started in order on the first free of `workers` workers."""
+    free = [0.0] * max(1, workers)
+    for seconds in durations:
+        start = heapq.heappop(free)
+        heapq.heappush(free, start + seconds)
+    return max(free) if durations else 0.0
+
+
+def estimate_cost(
+    spec: Spec,
+    trials: Sequence[TrialConfig],
+    dense: Sequence[TrialConfig],
+    *,
+    n_trials: int,
+    workers: int,
+    rates: Rates,
+) -> Cost:
+    """Seconds of `n_trials` trials (cycling through the representative `trials`) and of the
+    dense models, and the wall time on `workers`."""
+    memo: dict[str, _TrialCost] = {}
+    for config in trials:
+        key = cost_key(config)
+        if key not in memo:
+            memo[key] = _trial(config, rates)
+    costs = [memo[cost_key(c)] for c in trials]
+    laid = min(n_trials, SCHEDULED)  # beyond that, the layout repeats: scale it
+    order = [costs[i % len(costs)] for i in range(laid)] if costs else []
+    epochs = _epochs_run(spec, order)
+    seconds = [c.seconds(e) for c, e in zip(order, epochs, strict=True)]
+    scale = n_trials / max(1, laid)
+    total = sum(seconds) * scale
+    rows = [
+        (st, s * e, p * e) for c, e in zip(order, epochs, strict=True) for st, s, p in c.per_epoch
+    ]
+    rows += [row for c in order for row in c.once]
+    dense_rows = [_dense(c, rates) for c in dense]
+    dense_s = tuple(d[0] for d in dense_rows)
+    drivers = _drivers(rows, scale)
+    drivers += _drivers([d[1] for d in dense_rows], 1.0)
+    trials_wall = list_schedule(seconds, workers) * scale
+    wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + OVERHEAD["end"]
+    return Cost(
+        trials=n_trials,
+        trial_seconds=total,
+        dense_seconds=dense_s,
+        workers=workers,
+        wall_seconds=wall,
+        source=rates.source,
+        drivers=drivers,
+    )

@@ -1,0 +1,245 @@
+"""What one trial and one dense model compute, counted without running anything (torch-free).
+
+The unit is the image-pass: one forward and backward pass of one image. An epoch of PGD-AT
+with K attack steps costs K + 1 image-passes per training image; an evaluation under PGD-K
+costs about K per test image. What drives a search's cost is therefore attack steps x epochs x
+images, and that is what `robprune plan` prints. Seconds come from `search.plan.calibrate`
+(measured per architecture, input shape and training method) or from `--epoch-seconds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robprune.config import MRS_RATIO_RULES, TrialConfig
+from robprune.config.names import parse_attack_name
+
+__all__ = [
+    "FORWARD",
+    "NOMINAL_SIZES",
+    "DataShape",
+    "Stage",
+    "TrialWork",
+    "data_shape",
+    "train_passes",
+    "attack_passes",
+    "trial_work",
+    "DenseWork",
+    "dense_work",
+    "prunings",
+]
+
+#: A forward pass alone, as a fraction of a forward and backward pass.
+FORWARD = 1 / 3
+#: (training images before the validation split, test images, (C, H, W), classes) of the
+#: data sets read from disk; `synthetic` takes its sizes from `data.synthetic`.
+NOMINAL_SIZES: dict[str, tuple[int, int, tuple[int, int, int], int]] = {
+    "digits": (1438, 359, (1, 8, 8), 10),
+    "cifar10": (50_000, 10_000, (3, 32, 32), 10),
+    "cifar100": (50_000, 10_000, (3, 32, 32), 100),
+    "svhn": (73_257, 26_032, (3, 32, 32), 10),
+    "tinyimagenet": (100_000, 10_000, (3, 64, 64), 200),
+}
+#: APGD-T's target classes (robprune.attacks.registry), at most classes - 1.
+APGD_TARGETS = 9
+#: Image-passes per test image of the official AutoAttack's standard version, roughly:
+#: APGD-CE 100, APGD-T 9 x 100, FAB-T 9 x 100, Square 5000 queries (forward only).
+AUTOATTACK_PASSES = 100 + 900 + 900 + 5000 * FORWARD
+#: Output groups whose pruning damage `prune_damage` measures (a typical CNN's count).
+DAMAGE_GROUPS = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataShape:
+    """The sizes a trial works on, from the config alone (no data is read)."""
+
+    dataset: str
+    train: int
+    val: int
+    test: int
+    shape: tuple[int, int, int]
+    classes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One stage of the work: image-passes, and what makes them (for the 'drivers' line)."""
+
+    name: str
+    passes: float
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialWork:
+    """A trial's work: per fine-tuning epoch (training and the per-epoch evaluation) and once."""
+
+    epochs: int
+    train_images: int
+    """Images per fine-tuning epoch (whole batches, as the trainer runs them)."""
+    batch_size: int
+    method: str
+    train_steps: int
+    epoch_eval: Stage
+    once: tuple[Stage, ...]
+
+    @property
+    def epoch_train(self) -> Stage:
+        per = train_passes(self.method, self.train_steps)
+        return Stage(
+            name="fine-tuning",
+            passes=self.train_images * per,
+            why=f"{self.method}: {per:g} passes x {self.train_images} images",
+        )
+
+
+def data_shape(config: TrialConfig) -> DataShape:
+    """Split sizes as `robprune.data.load_data` carves them (val from train, limits applied)."""
+    data = config.data
+    if data.dataset == "synthetic":
+        syn = data.synthetic
+        full, test, shape, classes = syn.train_size, syn.test_size, syn.shape, syn.num_classes
+    else:
+        full, test, shape, classes = NOMINAL_SIZES[data.dataset]
+    val = max(1, round(data.val_fraction * full))
+    train = full - val
+    if data.train_limit is not None:
+        train = min(train, data.train_limit)
+    if config.eval.test_limit is not None:
+        test = min(test, config.eval.test_limit)
+    c, h, w = (int(v) for v in shape)
+    return DataShape(
+        dataset=data.dataset, train=train, val=val, test=test, shape=(c, h, w), classes=classes
+    )
+
+
+def train_passes(method: str, steps: int) -> float:
+    """Image-passes per training image and step of a training objective (training.losses)."""
+    return {
+        "none": 0.0,
+        "ce": 1.0,
+        "fgsm_rs": 2.0,
+        "pgd_at": steps + 1.0,
+        "trades": steps + 2.0 + FORWARD,
+        "mart": steps + 2.0,
+    }[method]
+
+
+def attack_passes(name: str, classes: int) -> float:
+    """Image-passes per image of one attack, counting its final forward (an upper bound for
+    APGD-T, which attacks only the examples still robust)."""
+    parsed = parse_attack_name(name)
+    steps = float(parsed.steps)
+    if parsed.kind == "apgd_t":
+        steps *= max(1, min(APGD_TARGETS, classes - 1))
+    return steps + FORWARD
+
+
+def _whole_batches(images: int, batch: int) -> int:
+    """Images the trainer sees per epoch: it drops the last partial batch of a larger split."""
+    return images if images <= batch else (images // batch) * batch
+
+
+def _estimators(config: TrialConfig) -> list[str]:
+    """The MRS estimators a trial computes (robprune.trial.prepare): the rule's, then recorded."""
+    prune = config.prune
+    names = [prune.mrs.estimator] if prune.ratio in MRS_RATIO_RULES else []
+    return names + [e for e in prune.record_mrs if e not in names]
+
+
+def prunings(config: TrialConfig) -> int:
+    """Structured prunings a trial runs: its own, and one per group for `prune_damage`."""
+    if config.prune.sparsity == 0:
+        return 0
+    return 1 + (DAMAGE_GROUPS if "prune_damage" in _estimators(config) else 0)
+
+
+def _prepare(config: TrialConfig, sizes: DataShape) -> Stage:
+    """MRS examples and estimators, Taylor/Hessian scores (cached per dense model, counted
+    per trial here: an upper bound)."""
+    prune = config.prune
+    estimators = _estimators(config)
+    needs_examples = bool(estimators) or prune.criterion in ("taylor", "hessian")
+    n = min(prune.mrs.num_examples, sizes.train) if needs_examples else 0
+    per = config.threat.train_steps if needs_examples else 0.0
+    for name in estimators:
+        per += {
+            "first_order": 1.0,
+            "ascent": float(prune.mrs.steps or 5),
+            "prune_damage": DAMAGE_GROUPS * FORWARD,
+        }[name]
+    if prune.criterion in ("taylor", "hessian"):
+        per += 1.0
+    return Stage(name="MRS / scores", passes=n * per, why=f"{n} examples x {per:.0f} passes")
+
+
+def _final_eval(config: TrialConfig, sizes: DataShape, subset: int) -> Stage:
+    # the pgd_acc column's attack runs even when eval.attacks omits it (trial.metrics)
+    names = list(dict.fromkeys([*config.eval.attacks, f"pgd{config.threat.eval_steps}"]))
+    per_test = FORWARD + sum(attack_passes(n, sizes.classes) for n in names)
+    if config.eval.autoattack in ("standard", "rand"):
+        n_aa = min(sizes.test, config.eval.autoattack_n or sizes.test)
+        per_test += AUTOATTACK_PASSES * n_aa / max(1, sizes.test)
+    val = subset * (attack_passes(config.eval.epoch_attack, sizes.classes) + FORWARD)
+    return Stage(
+        name="final evaluation",
+        passes=sizes.test * per_test + val,
+        why=f"{'+'.join(names)}: {per_test:.0f} passes x {sizes.test} test images",
+    )
+
+
+def trial_work(config: TrialConfig) -> TrialWork:
+    """The work of one trial of this config, at its full number of fine-tuning epochs."""
+    sizes = data_shape(config)
+    ft = config.finetune
+    subset = min(config.eval.epoch_subset, sizes.val)
+    per_val = attack_passes(config.eval.epoch_attack, sizes.classes) + FORWARD
+    epochs = ft.epochs if ft.method != "none" else 0
+    return TrialWork(
+        epochs=epochs,
+        train_images=_whole_batches(sizes.train, ft.batch_size),
+        batch_size=ft.batch_size,
+        method=ft.method,
+        train_steps=config.threat.train_steps,
+        epoch_eval=Stage(
+            name="per-epoch evaluation",
+            passes=subset * per_val,
+            why=f"{config.eval.epoch_attack}: {per_val:.0f} passes x {subset} val images",
+        ),
+        once=(_prepare(config, sizes), _final_eval(config, sizes, subset)),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenseWork:
+    """Training a dense model (`images` image-steps of `method`) and its cached evaluation."""
+
+    method: str
+    train_steps: int
+    images: int
+    """Images seen over all its epochs (0 for a brought checkpoint)."""
+    evaluation: float
+    """Image-passes of its evaluation under the primary attack."""
+    why: str
+
+
+def dense_work(config: TrialConfig) -> DenseWork:
+    """Training (and the cached evaluation of) the dense model this config uses."""
+    sizes = data_shape(config)
+    dense = config.dense
+    evaluation = sizes.test * (attack_passes(config.eval.primary, sizes.classes) + FORWARD)
+    steps = config.threat.train_steps
+    if dense.checkpoint is not None:
+        why = "brought checkpoint: evaluation only"
+        return DenseWork(
+            method="none", train_steps=steps, images=0, evaluation=evaluation, why=why
+        )
+    per = train_passes(dense.method, steps)
+    images = _whole_batches(sizes.train, dense.batch_size)
+    return DenseWork(
+        method=dense.method,
+        train_steps=steps,
+        images=dense.epochs * images,
+        evaluation=evaluation,
+        why=f"{dense.method}: {per:g} passes x {dense.epochs} epochs x {images} images",
+    )

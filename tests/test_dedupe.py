@@ -1,0 +1,106 @@
+"""search.dedupe without Ray: what counts as the same configuration, the originals' record,
+the space's size, and the report counting a repeated configuration once (the searches
+themselves: tests/test_search_dedupe.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from analysis_fixtures import planted_trials, write_experiment
+from trial_fixtures import fast_trial
+
+from analysis.load import load_results
+from search.spec.parse import load_spec
+from search.state.repeats import Originals, config_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_config_key_is_the_resolved_config_seed_included():
+    base = fast_trial("/tmp/a")
+    same = fast_trial("/tmp/elsewhere", name="other", finetune={"schedule": "cosine"})
+    assert config_key(base) == config_key(same)  # a default written out; name and cache
+    assert config_key(base) != config_key(fast_trial("/tmp/a", seed=1))
+    assert config_key(base) != config_key(fast_trial("/tmp/a", prune={"criterion": "l2"}))
+
+
+def test_originals_keep_the_first_trial_of_a_configuration():
+    originals = Originals()
+    assert originals.claim("k1", "t1", "run-1") is None
+    assert originals.claim("k1", "t1", "run-1") is None  # the same trial asked again
+    assert originals.claim("k1", "t2", "run-1") == ("t1", "run-1")
+    assert originals.claim("k2", "t3", "run-2") is None
+    assert len(originals) == 2
+
+
+@pytest.mark.parametrize(
+    "example", ["allocation-ablation.yaml", "demo-search.yaml", "digits-search.yaml"]
+)
+def test_space_size_counts_the_grid_without_building_it(example):
+    from search.spec.grid import grid_assignments, space_size
+
+    spec = load_spec(ROOT / "examples" / example)
+    size = space_size(spec)
+    if any(d.kind != "choice" for d in spec.dists):
+        assert size is None
+    else:
+        assert size == len(grid_assignments(spec)) * spec.search.seeds
+
+
+def test_the_report_counts_a_repeated_configuration_once(tmp_path):
+    trials = planted_trials({"criterion": 0.2, "finetune_method": 0.5}, seeds=1)
+    trials["repeat_of"] = None
+    repeats = trials.head(5).copy()
+    repeats["trial_id"] = [f"repeat-{i}" for i in range(5)]
+    repeats["repeat_of"] = list(trials.head(5)["trial_id"])
+    both = pd.concat([trials, repeats], ignore_index=True)
+    results = load_results([write_experiment(tmp_path, both)])
+    assert len(results.ok) == len(trials)
+    assert any("answered from it (search.dedupe)" in note for note in results.notes)
+
+
+def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_path):
+    """Ray's OptunaSearch wrapper on a real journal, without a Ray session."""
+    from ray.tune.search import Searcher
+
+    from search.run.study import make_sampler
+    from search.run.tune_internals import StudySearch
+    from search.spec.grid import space_size
+    from search.spec.parse import parse_spec
+    from search.spec.space import SpaceFunction
+
+    raw = fast_trial(
+        tmp_path / "cache",
+        prune={"criterion": {"choice": ["l1", "l2"]}},
+        search={"mode": "optimize", "num_samples": 4, "scheduler": "none", "sampler_seed": 1},
+    )
+    spec = parse_spec(raw, name="s", storage=str(tmp_path))
+    searcher = StudySearch(
+        SpaceFunction(spec, str(tmp_path / "cache")),
+        metric="robust_acc",
+        mode="max",
+        sampler=make_sampler(spec.search),
+        study_name="s",
+        journal=tmp_path / "journal.log",
+        run="run-000",
+        space_size=space_size(spec),
+    )
+    seen = []
+    for i in range(4):
+        config = searcher.suggest(f"t{i}")
+        if config == Searcher.FINISHED:
+            seen.append("FINISHED")
+            break
+        seen.append((config["trial"]["prune"]["criterion"], config.get("repeat_of")))
+        searcher.on_trial_complete(f"t{i}", {"robust_acc": 0.5, "training_iteration": 1})
+    assert seen == [
+        ("l2", None),
+        ("l2", {"trial_id": "t0", "run": "run-000"}),
+        ("l1", None),
+        "FINISHED",
+    ]
+    attrs = [t.user_attrs for t in searcher._ot_study.trials]
+    assert [a.get("repeat_of") for a in attrs] == [None, "t0", None]
+    assert attrs[0]["config_key"] == attrs[1]["config_key"] != attrs[2]["config_key"]
