@@ -38,8 +38,10 @@ def test_plan_counts_the_examples(capsys):
     ablation = _plan_json(
         capsys, str(ROOT / "examples/allocation-ablation.yaml"), "--epoch-seconds", "5"
     )
-    assert ablation["trials"] == 132 == ablation["space_size"] == ablation["trainings"]
-    assert ablation["trials_why"] == "44 grid cells x 3 seed(s)"
+    # data set x sparsity x budget x (uniform, global, {mrs, mrs_band} x 2 MRS estimators)
+    cells = 2 * 2 * 2 * (2 + 2 * 2)
+    assert ablation["trials"] == cells * 3 == ablation["space_size"] == ablation["trainings"]
+    assert ablation["trials_why"] == f"{cells} grid cells x 3 seed(s)"
     dense = ablation["dense_models"]
     assert len(dense) == 6  # 2 data sets x 3 seeds
     assert {(d["dataset"], d["seed"]) for d in dense} == {
