@@ -104,3 +104,48 @@ def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_pa
     attrs = [t.user_attrs for t in searcher._ot_study.trials]
     assert [a.get("repeat_of") for a in attrs] == [None, "t0", None]
     assert attrs[0]["config_key"] == attrs[1]["config_key"] != attrs[2]["config_key"]
+
+
+def _lamp_spec(tmp_path, mode: str, dedupe: bool = True):
+    from search.spec.parse import parse_spec
+
+    raw = fast_trial(
+        tmp_path / "cache",
+        prune={
+            "criterion": {"choice": ["l1", "l2", "lamp"]},
+            "ratio": {"choice": ["uniform", "global"]},
+        },
+        search={"mode": mode, "dedupe": dedupe},
+    )
+    raw["search"].update({"seeds": 2} if mode == "grid" else {"num_samples": 8})
+    return parse_spec(raw, name="s", storage=str(tmp_path))
+
+
+def test_a_grid_leaves_out_cells_that_resolve_like_an_earlier_one(tmp_path):
+    """lamp under the uniform rule is l2: with dedupe that cell is not in the grid."""
+    from search.plan.plan import make_plan
+    from search.spec.grid import grid_configs, space_size
+
+    spec = _lamp_spec(tmp_path, "grid")
+    configs = grid_configs(spec, str(tmp_path / "cache"))
+    keys = [config_key(c) for c in configs]
+    assert len(configs) == 5 * 2 == len(set(keys)) == space_size(spec)
+    cells = {(c["prune"]["criterion"], c["prune"]["ratio"]) for c in configs}
+    assert ("lamp", "uniform") not in cells and ("lamp", "global") in cells
+    assert "prune.criterion=lamp runs as prune.criterion=l2" in spec.grid_repeats.describe()
+    plan = make_plan(spec, epoch_seconds=1.0)
+    assert plan.counts.trials == plan.trainings == 10
+
+    every = _lamp_spec(tmp_path, "grid", dedupe=False)
+    configs = grid_configs(every, str(tmp_path / "cache"))
+    assert len(configs) == 12 and len({config_key(c) for c in configs}) == 10
+    assert space_size(every) == 10
+    plan = make_plan(every, epoch_seconds=1.0)
+    assert plan.counts.trials == plan.trainings == 12
+    assert "trained again (search.dedupe: false)" in plan.dedupe
+
+
+def test_an_optimize_space_counts_configurations_as_they_resolve(tmp_path):
+    from search.spec.grid import space_size
+
+    assert space_size(_lamp_spec(tmp_path, "optimize")) == 5  # 6 cells, lamp+uniform is l2

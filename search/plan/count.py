@@ -15,7 +15,7 @@ from typing import Any
 from robprune.config import TrialConfig, parse_trial_config
 from robprune.config.factors import condition_of
 from search.spec.dists import Dist
-from search.spec.grid import count_cells, dense_configs, grid_configs, space_size
+from search.spec.grid import dense_configs, grid_configs, space_size
 from search.spec.model import Spec
 from search.spec.trial import concrete_config
 
@@ -70,9 +70,12 @@ def count_spec(spec: Spec) -> Counts:
     """Trials, dense models and factors of a validated spec."""
     size = space_size(spec)
     if spec.search.mode == "grid":
-        cells = count_cells(spec)
-        trials = cells * spec.search.seeds
+        trials = len(spec.grid)
+        cells = trials // spec.search.seeds
         why = f"{cells} grid cells x {spec.search.seeds} seed(s)"
+        left_out = len(spec.grid_repeats.repeats) if spec.search.dedupe else 0
+        if left_out:
+            why += f"; {left_out} more cell(s) resolve like another (search.dedupe)"
     else:
         trials = int(spec.search.num_samples)
         why = f"search.num_samples ({spec.search.mode}, sampler {spec.search.sampler})"

@@ -51,7 +51,13 @@ def local_workers(spec: Spec) -> tuple[int, str]:
 def _dedupe(spec: Spec, counts: Counts) -> tuple[int, str]:
     on = getattr(spec.search, "dedupe", True)
     if counts.mode == "grid":
-        return counts.trials, "every grid cell is a distinct configuration"
+        repeats = spec.grid_repeats
+        if on or not repeats.repeats:
+            return counts.trials, repeats.describe()
+        return counts.trials, (
+            f"{len(repeats.repeats)} of the {repeats.cells} grid cells resolve to the config "
+            "of an earlier cell: trained again (search.dedupe: false)"
+        )
     size = counts.space_size
     if size is not None and size < counts.trials:
         if not on:

@@ -49,7 +49,7 @@ def finish_run(
 
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
-    missing = _missing(spec, segment, result.ended.get(segment.name, 0), stream)
+    missing = _missing(spec, exp, segment, result.ended.get(segment.name, 0), stream)
     interrupted = interrupted or unfinished > 0 or missing > 0
     exp.set_segment_status(segment.name, "interrupted" if interrupted else "finished")
     if not interrupted and spec.search.mode != "grid" and exp.journal_path.exists():
@@ -92,21 +92,40 @@ def finish_run(
     )
 
 
-def _missing(spec: Spec, segment: Segment, ended: int, stream: Any) -> int:
+def _missing(spec: Spec, exp: Experiment, segment: Segment, ended: int, stream: Any) -> int:
     """Planned trials of the run that Tune never ended (said, so that no loss is silent).
 
-    A run is `finished` only when every planned trial is accounted for; a run short of its
-    plan stays unfinished and `robprune resume` hands out the rest.
+    A run is `finished` only when every planned trial is accounted for, or when the searcher
+    stopped early because every configuration of an all-choice space was tried
+    (`search.dedupe`); a run short of its plan stays unfinished and `robprune resume` hands
+    out the rest.
     """
     from search.spec.finalist_rules import planned_trials
 
     planned = planned_trials(spec)
     if spec.search.mode != "grid" and segment.num_samples:
         planned = int(segment.num_samples)
-    if ended >= planned:
+    if ended >= planned or _space_exhausted(spec, exp):
         return 0
     print(
         f"{segment.name}: {ended} of its {planned} planned trials ended: not finished",
         file=stream,
     )
     return planned - ended
+
+
+def _space_exhausted(spec: Spec, exp: Experiment) -> bool:
+    """The study tried every configuration of its all-choice space (dedupe stops there)."""
+    from search.spec.grid import space_size
+
+    size = space_size(spec)
+    if spec.search.mode == "grid" or not spec.search.dedupe or size is None:
+        return False
+    if not exp.journal_path.exists():
+        return False
+    import optuna
+
+    from search.run.study import configurations_tried, open_storage
+
+    study = optuna.load_study(study_name=exp.study_name, storage=open_storage(exp.journal_path))
+    return configurations_tried(study.get_trials(deepcopy=False)) >= size

@@ -95,6 +95,8 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
             exp = _create(spec)
             record_driver(exp, ray_dir=None)
         print(f"experiment: {exp.location}", file=stream, flush=True)
+        if spec.search.dedupe and spec.grid_repeats is not None and spec.grid_repeats.repeats:
+            print(f"grid: {spec.grid_repeats.describe()}", file=stream, flush=True)
         segment = exp.segments[0]
         try:
             run_dense_stage(spec, exp, stream)

@@ -19,6 +19,7 @@ __all__ = [
     "open_storage",
     "make_sampler",
     "run_accounting",
+    "configurations_tried",
     "TUNE_TRIAL_ATTR",
     "RUN_ATTR",
     "FAIL_REASON_ATTR",
@@ -71,3 +72,21 @@ def run_accounting(trials: list[Any], run: str) -> tuple[int, int]:
         accounted += 1
         live += trial.state == optuna.trial.TrialState.RUNNING
     return accounted, live
+
+
+def configurations_tried(trials: list[Any]) -> int:
+    """Distinct configurations (`config_key`) the study's Tune trials tried, in every run.
+
+    The measure of an exhausted all-choice space (`search.dedupe`): the searcher stops asking
+    at the space's size, and the run's accounting takes that stop as the run's end.
+    """
+    from search.state.repeats import CONFIG_KEY_ATTR
+
+    keys = {
+        trial.user_attrs[CONFIG_KEY_ATTR]
+        for trial in trials
+        if CONFIG_KEY_ATTR in trial.user_attrs
+        and TUNE_TRIAL_ATTR in trial.user_attrs
+        and trial.user_attrs.get(FAIL_REASON_ATTR) != NEVER_STARTED
+    }
+    return len(keys)

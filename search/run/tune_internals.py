@@ -32,6 +32,7 @@ from search.run.study import (
     FAIL_REASON_ATTR,
     RUN_ATTR,
     TUNE_TRIAL_ATTR,
+    configurations_tried,
     open_storage,
     run_accounting,
 )
@@ -159,7 +160,7 @@ class StudySearch(OptunaSearch):
             accounted, live = run_accounting(trials, self._run)
             if self._planned is not None and accounted >= self._planned:
                 return Searcher.FINISHED
-            if self._exhausted():
+            if self._exhausted(trials):
                 return Searcher.FINISHED
             if self._max_concurrent and live >= self._max_concurrent:
                 return None
@@ -182,6 +183,8 @@ class StudySearch(OptunaSearch):
     def _mark_repeat(
         self, trial_id: str, ot_trial: Any, attrs: dict[str, Any], config: dict[str, Any]
     ) -> dict[str, Any]:
+        if "trial" not in config:  # not robprune's space (no trial config): nothing to compare
+            return config
         key = attrs.get(CONFIG_KEY_ATTR) or config_key(config["trial"])
         if CONFIG_KEY_ATTR not in attrs:
             ot_trial.set_user_attr(CONFIG_KEY_ATTR, key)
@@ -194,11 +197,11 @@ class StudySearch(OptunaSearch):
             ot_trial.set_user_attr(REPEAT_ATTR, original[0])
         return {**config, REPEAT_KEY: {"trial_id": original[0], "run": original[1]}}
 
-    def _exhausted(self) -> bool:
+    def _exhausted(self, trials: list[Any]) -> bool:
         """Every configuration of a finite space was tried (dedupe on): say so, stop."""
         if not self._dedupe or self._space_size is None:
             return False
-        if len(self._known()) < self._space_size:
+        if configurations_tried(trials) < self._space_size:
             return False
         if not getattr(self, "_said_exhausted", False):
             self._said_exhausted = True

@@ -1,21 +1,26 @@
 """The full factorial of a spec (grid mode), and the dense models a search can ask for.
 
 Conditional choices are crossed only where they apply (TRADES beta only for `trades`), so no
-cell repeats another with a value that has no effect.
+cell repeats another with a value that has no effect. With `search.dedupe` a cell whose
+resolved config equals an earlier cell's (lamp under a per-layer ratio rule is l2) is left
+out of the grid: the grid avoids the repeat rather than training it twice (docs/plan.md).
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 from search.spec.conditions import CONDITIONS, is_dense_path
 from search.spec.model import Spec
-from search.spec.trial import concrete_config, trial_fixed_keys
+from search.spec.trial import concrete_config, config_key, trial_fixed_keys
 
 __all__ = [
     "grid_assignments",
     "grid_trials",
+    "GridRepeats",
+    "grid_repeats",
     "grid_configs",
     "count_cells",
     "space_size",
@@ -47,12 +52,59 @@ def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any
     return cells
 
 
+@dataclass(frozen=True)
+class GridRepeats:
+    """Cells of a grid that resolve to an earlier cell's config (left out under dedupe)."""
+
+    cells: int
+    """Cells of the factorial before any is left out."""
+    repeats: tuple[tuple[dict[str, Any], dict[str, Any]], ...]
+    """(left-out cell, the earlier cell it resolves like), in grid order."""
+    kept: tuple[dict[str, Any], ...]
+    """The other cells, each a distinct configuration, in grid order."""
+
+    def describe(self) -> str:
+        """One line: how many cells repeat another, with the first example."""
+        if not self.repeats:
+            return "every grid cell is a distinct configuration"
+        cell, original = self.repeats[0]
+        differs = {k: v for k, v in cell.items() if original.get(k) != v}
+        same = {k: original[k] for k in differs if k in original}
+        return (
+            f"{len(self.repeats)} of the {self.cells} grid cells resolve to the config of an "
+            f"earlier cell (e.g. {_values(differs)} runs as {_values(same)}): left out, not "
+            "trained twice (search.dedupe)"
+        )
+
+
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or "the same"
+
+
+def grid_repeats(spec: Spec) -> GridRepeats:
+    """Which cells resolve like an earlier one (one trial config parsed per cell)."""
+    cells = grid_assignments(spec)
+    fixed = trial_fixed_keys(spec, "")
+    first: dict[str, dict[str, Any]] = {}
+    repeats = []
+    for cell in cells:
+        key = config_key(concrete_config(spec, cell, **fixed))
+        if key in first:
+            repeats.append((cell, first[key]))
+        else:
+            first[key] = cell
+    return GridRepeats(cells=len(cells), repeats=tuple(repeats), kept=tuple(first.values()))
+
+
 def grid_trials(spec: Spec) -> list[tuple[dict[str, Any], int]]:
-    """The trials of grid mode: every cell times `search.seeds` replicates, balanced.
+    """The trials of grid mode: every cell times `search.seeds` replicates, balanced; with
+    `search.dedupe`, cells that resolve like an earlier cell are left out (`grid_repeats`).
 
     Built once, when the spec is parsed (`Spec.grid`); everything else reads that.
     """
-    return list(itertools.product(grid_assignments(spec), range(spec.search.seeds)))
+    repeats = spec.grid_repeats or grid_repeats(spec)
+    cells = list(repeats.kept) if spec.search.dedupe else grid_assignments(spec)
+    return list(itertools.product(cells, range(spec.search.seeds)))
 
 
 def count_cells(spec: Spec) -> int:
@@ -74,12 +126,28 @@ def count_cells(spec: Spec) -> int:
     return sum(count for _, count in partial)
 
 
+#: Cells up to which `space_size` resolves every cell's config to merge cells that resolve
+#: alike (lamp under a per-layer rule is l2); above it the size is the cell count, an upper
+#: bound (resolving costs about half a millisecond a cell, and `robprune plan` must be quick).
+DISTINCT_LIMIT = 2048
+
+
 def space_size(spec: Spec) -> int | None:
-    """Distinct trial configurations when every varied leaf is a choice (grid: times the
-    seeds), else None."""
+    """Distinct resolved trial configurations when every varied leaf is a choice (grid: times
+    the seeds), else None. Optimize and random above `DISTINCT_LIMIT` cells: the cell count."""
     if any(d.kind != "choice" for d in spec.dists):
         return None
-    return count_cells(spec) * (spec.search.seeds if spec.search.mode == "grid" else 1)
+    if spec.search.mode == "grid":  # exact: the grid resolves every cell anyway
+        return len((spec.grid_repeats or grid_repeats(spec)).kept) * spec.search.seeds
+    seeds = spec.search.seeds if spec.search.mode == "grid" else 1
+    cells = count_cells(spec)
+    if cells > DISTINCT_LIMIT:
+        return cells * seeds
+    fixed = trial_fixed_keys(spec, "")
+    distinct = {
+        config_key(concrete_config(spec, cell, **fixed)) for cell in grid_assignments(spec)
+    }
+    return len(distinct) * seeds
 
 
 def grid_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:

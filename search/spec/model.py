@@ -37,6 +37,8 @@ class Spec:
     raw: dict[str, Any] = field(repr=False)
     #: grid mode: every trial as (cell, replicate), built once when the spec is parsed
     grid: list[tuple[dict[str, Any], int]] = field(default_factory=list, repr=False)
+    #: grid mode: cells that resolve like an earlier cell (`search.spec.grid.GridRepeats`)
+    grid_repeats: Any = field(default=None, repr=False)
 
     @property
     def cpu(self) -> float:

@@ -22,7 +22,7 @@ from robprune.errors import BadInput, ConfigError
 from search.spec.conditions import is_dense_path
 from search.spec.dists import Dist, check_fixed, walk
 from search.spec.finalist_rules import check_spec
-from search.spec.grid import count_cells, grid_trials
+from search.spec.grid import count_cells, grid_repeats, grid_trials
 from search.spec.model import FIXED_TRIAL_KEYS, Spec, trial_defaults
 from search.spec.paths import set_path
 from search.spec.settings import MAX_TRIALS, parse_resources, parse_search
@@ -138,8 +138,9 @@ def parse_spec(
         raw={**raw, "name": exp_name, "storage": storage},
     )
     _check_grid_size(spec)
-    if search.mode == "grid":
-        spec.grid = grid_trials(spec)  # the one place the grid is built
+    if search.mode == "grid":  # the one place the grid is built
+        spec.grid_repeats = grid_repeats(spec)
+        spec.grid = grid_trials(spec)
     check_spec(spec)  # eval.autoattack/finalists fixed, K fits the planned trials
     return spec
 

@@ -10,7 +10,10 @@ from search.spec.dists import Dist
 from search.spec.model import Spec
 from search.spec.paths import delete_path, set_path
 
-__all__ = ["concrete_config", "strip_dists", "trial_fixed_keys"]
+__all__ = ["concrete_config", "config_key", "strip_dists", "trial_fixed_keys"]
+
+#: Trial config keys that name or place a trial without changing what it computes.
+_PLACING = ("name", "cache_dir")
 
 
 def concrete_config(spec: Spec, values: Mapping[str, Any], **fixed: Any) -> dict[str, Any]:
@@ -44,3 +47,15 @@ def trial_fixed_keys(spec: Spec, cache_dir: str) -> dict[str, Any]:
     if "cache_dir" not in spec.template:
         fixed["cache_dir"] = cache_dir
     return fixed
+
+
+def config_key(trial_config: Mapping[str, Any]) -> str:
+    """Identity of a resolved trial configuration (seed included; name and cache left out):
+    two configs that resolve alike (lamp under a per-layer rule is l2) have one key."""
+    from robprune.config import parse_trial_config
+    from robprune.io.atomic import content_key
+
+    resolved = parse_trial_config(dict(trial_config)).to_dict()
+    for key in _PLACING:
+        resolved.pop(key, None)
+    return content_key(resolved, length=32)

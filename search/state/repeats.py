@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robprune.io.atomic import content_key
+from search.spec.trial import config_key
 
 __all__ = ["REPEAT_KEY", "CONFIG_KEY_ATTR", "REPEAT_ATTR", "config_key", "Originals"]
 
@@ -20,18 +20,6 @@ REPEAT_KEY = "repeat_of"
 #: Optuna user attributes: the configuration's key, and the original's Tune trial id.
 CONFIG_KEY_ATTR = "config_key"
 REPEAT_ATTR = "repeat_of"
-#: Trial config keys that name or place a trial without changing what it computes.
-_PLACING = ("name", "cache_dir")
-
-
-def config_key(trial_config: dict[str, Any]) -> str:
-    """Identity of a resolved trial configuration (seed included; name and cache left out)."""
-    from robprune.config import parse_trial_config
-
-    resolved = parse_trial_config(trial_config).to_dict()
-    for key in _PLACING:
-        resolved.pop(key, None)
-    return content_key(resolved, length=32)
 
 
 class Originals:
