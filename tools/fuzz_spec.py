@@ -1,6 +1,6 @@
 """Fuzz the spec validator: mutate valid specs at random and run `robprune plan` on each.
 
-    python tools/fuzz_spec.py --count 1000 --seed 0 [--show 5]
+    python tools/fuzz_spec.py --count 1000 --seed 0 [--memory-gib 6] [--verbose]
 
 Each spec is one of examples/*.yaml with one to three random mutations: wrong types, values out
 of range, unknown keys, conditional keys in the wrong branch, empty lists, broken distributions,
@@ -331,12 +331,30 @@ def fuzz(
     return summary
 
 
+def _cap_memory(gib: float) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = int(gib * 2**30)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="name each spec before its run")
+    parser.add_argument(
+        "--memory-gib",
+        type=float,
+        default=6.0,
+        help="address-space cap of this process (a spec asking for billions of trials must be "
+        "refused, not fill the memory; exceeding it is a MemoryError, counted as a failure)",
+    )
     args = parser.parse_args(argv)
+    _cap_memory(args.memory_gib)
     sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
     summary = fuzz(args.count, args.seed, log=lambda m: print(m, flush=True), verbose=args.verbose)
