@@ -90,7 +90,8 @@ def test_search_and_extend_on_s3(tmp_path, s3):
         data={"dataset": "digits", "train_limit": 300},
         dense={"epochs": 2},
         prune={"criterion": {"choice": ["l1", "random"]}},
-        finetune={"method": "ce", "epochs": 2},
+        # a continuous leaf: the space is never exhausted, so --extend trains (search.dedupe)
+        finetune={"method": "ce", "epochs": 2, "lr": {"loguniform": [0.005, 0.05]}},
     )
     spec.pop("cache_dir")
     spec.update(
