@@ -18,10 +18,10 @@ from robprune.data import load_data
 from robprune.evaluation.curves import CURVE_FACTORS, security_curve
 from robprune.evaluation.final import FinalSuite, final_evaluation
 from robprune.evaluation.masking import GAP_THRESHOLD
+from robprune.io.cache_keys import dense_eval_inputs, mrs_inputs
 from robprune.io.results_schema import LAYERS_SCHEMA, TRIALS_SCHEMA
 from robprune.models import create_model
 from robprune.trial import run_trial
-from robprune.trial.cache_keys import dense_eval_inputs, mrs_inputs
 from robprune.trial.dense import dense_key
 from tests.trial_fixtures import fast_trial
 

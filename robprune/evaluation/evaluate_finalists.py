@@ -62,8 +62,8 @@ def dense_curve(
     test images, cached beside the dense model (once per dense model)."""
     from robprune.data import to_float
     from robprune.evaluation.curves import CURVE_FACTORS, security_curve
+    from robprune.io.cache_keys import dense_curve_inputs
     from robprune.trial.builders import build_model
-    from robprune.trial.cache_keys import dense_curve_inputs
     from robprune.trial.dense import ensure_dense
 
     if not examples:

@@ -2,7 +2,7 @@
 
 Everything here depends only on the dense model and the prune section, so what is costly
 (dense accuracies, MRS scores) is cached beside the dense model and shared between trials,
-under names derived from everything each value depends on (`robprune.trial.cache_keys`).
+under names derived from everything each value depends on (`robprune.io.cache_keys`).
 After pruning, BatchNorm statistics are re-estimated on clean training batches
 (`prune.bn_recalibration`; AdaBN), and so is each pruned copy `prune_damage` scores.
 """
@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from robprune.config import TrialConfig
 from robprune.data import DataSplits, TensorSplit, iterate_batches, to_float
 from robprune.evaluation.accuracy import evaluate
+from robprune.io.cache_keys import CALIBRATION_STREAM, dense_eval_inputs, mrs_inputs
 from robprune.pruning import (
     RATIO_RULES,
     AllocationParams,
@@ -31,7 +32,6 @@ from robprune.pruning import (
 from robprune.runtime import Runtime
 from robprune.training.losses import pgd_examples
 from robprune.trial.builders import build_model, training_threat
-from robprune.trial.cache_keys import CALIBRATION_STREAM, dense_eval_inputs, mrs_inputs
 from robprune.trial.dense import DenseModel, ensure_dense
 from robprune.trial.records import DenseReference, PreparedTrial
 from robprune.trial.subsets import limited_test_split

@@ -19,6 +19,7 @@ from robprune.config import TrialConfig
 from search.plan.asha import asha_epochs
 from search.plan.workload import (
     Stage,
+    cached_work,
     dense_work,
     prunings,
     train_passes,
@@ -36,10 +37,11 @@ __all__ = [
     "hand_rates",
 ]
 
-#: Fixed seconds that no image-pass count sees, fitted on one local search (docs/plan.md):
-#: starting the driver and Ray, the export at the end, starting a trial (Tune, data, model,
-#: pruning), and each epoch's report and checkpoint.
-OVERHEAD = {"start": 10.0, "end": 5.0, "trial": 2.5, "epoch": 0.3}
+#: Fixed seconds that no image-pass count sees, fitted on two local searches of this machine
+#: (examples/digits-search.yaml and allocation-ablation.yaml, docs/plan.md): starting the
+#: driver, Ray, the dense stage's tasks and Tune; the export at the end; starting a trial
+#: beyond its measured work; and each fine-tuning epoch's report and checkpoint.
+OVERHEAD = {"start": 29.0, "end": 5.0, "trial": 0.1, "epoch": 0.65}
 #: Trials laid out one by one for the wall time; a longer search repeats the same layout.
 SCHEDULED = 10_000
 #: Config paths that change what a trial computes; the others (seed, lr, ...) only change
@@ -233,6 +235,26 @@ def _drivers(rows: list[tuple], scale: float) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _cached_seconds(
+    configs: Sequence[TrialConfig], rates: Rates
+) -> list[tuple[float, list[tuple]]]:
+    """Per trial in start order: seconds of the cached work it is the first to need (an MRS
+    estimator on its dense model), and those rows for the drivers."""
+    seen: set[str] = set()
+    out = []
+    for config in configs:
+        seconds, rows = 0.0, []
+        for item in cached_work(config):
+            if item.key in seen:
+                continue
+            seen.add(item.key)
+            t = item.stage.passes * rates.attack(config, 0.0) + item.prunings * rates.prune(config)
+            seconds += t
+            rows.append((item.stage, t, item.stage.passes))
+        out.append((seconds, rows))
+    return out
+
+
 def list_schedule(durations: Sequence[float], workers: int) -> float:
     """Makespan of jobs started in order on the first free of `workers` workers."""
     free = [0.0] * max(1, workers)
@@ -258,17 +280,20 @@ def estimate_cost(
         key = cost_key(config)
         if key not in memo:
             memo[key] = _trial(config, rates)
-    costs = [memo[cost_key(c)] for c in trials]
     laid = min(n_trials, SCHEDULED)  # beyond that, the layout repeats: scale it
-    order = [costs[i % len(costs)] for i in range(laid)] if costs else []
+    configs = [trials[i % len(trials)] for i in range(laid)] if trials else []
+    order = [memo[cost_key(c)] for c in configs]
     epochs = _epochs_run(spec, order)
     seconds = [c.seconds(e) for c, e in zip(order, epochs, strict=True)]
-    scale = n_trials / max(1, laid)
-    total = sum(seconds) * scale
     rows = [
         (st, s * e, p * e) for c, e in zip(order, epochs, strict=True) for st, s, p in c.per_epoch
     ]
     rows += [row for c in order for row in c.once]
+    for i, (seconds_i, cached) in enumerate(_cached_seconds(configs, rates)):
+        seconds[i] += seconds_i
+        rows += cached
+    scale = n_trials / max(1, laid)
+    total = sum(seconds) * scale
     dense_rows = [_dense(c, rates) for c in dense]
     dense_s = tuple(d[0] for d in dense_rows)
     drivers = _drivers(rows, scale)

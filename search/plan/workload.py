@@ -9,10 +9,12 @@ images, and that is what `robprune plan` prints. Seconds come from `search.plan.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from robprune.config import MRS_RATIO_RULES, TrialConfig
 from robprune.config.names import parse_attack_name
+from robprune.io.cache_keys import mrs_inputs
 
 __all__ = [
     "FORWARD",
@@ -27,6 +29,8 @@ __all__ = [
     "DenseWork",
     "dense_work",
     "prunings",
+    "CachedWork",
+    "cached_work",
 ]
 
 #: A forward pass alone, as a fraction of a forward and backward pass.
@@ -148,27 +152,66 @@ def _estimators(config: TrialConfig) -> list[str]:
 
 
 def prunings(config: TrialConfig) -> int:
-    """Structured prunings a trial runs: its own, and one per group for `prune_damage`."""
-    if config.prune.sparsity == 0:
-        return 0
-    return 1 + (DAMAGE_GROUPS if "prune_damage" in _estimators(config) else 0)
+    """Structured prunings a trial runs itself (`prune_damage`'s are in its `CachedWork`)."""
+    return 0 if config.prune.sparsity == 0 else 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedWork:
+    """Work whose result is cached beside the dense model (an MRS estimator's values): only
+    the first trial that needs it does it, every later one reads it."""
+
+    key: str
+    """The dense model and the cache name (`robprune.io.cache_keys.mrs_inputs`)."""
+    stage: Stage
+    prunings: int
+    """Structured prunings it runs (`prune_damage`: one per group)."""
+
+
+def _dense_identity(config: TrialConfig) -> str:
+    """Which dense model a trial starts from, as the plan can tell without reading files."""
+    tree = config.to_dict()
+    return json.dumps(
+        [config.seed, *(tree[s] for s in ("data", "model", "dense", "threat"))],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _examples(config: TrialConfig, sizes: DataShape) -> int:
+    prune = config.prune
+    needs = bool(_estimators(config)) or prune.criterion in ("taylor", "hessian")
+    return min(prune.mrs.num_examples, sizes.train) if needs else 0
+
+
+def cached_work(config: TrialConfig) -> tuple[CachedWork, ...]:
+    """The trial's MRS estimators, each cached beside its dense model under its inputs' name."""
+    n = _examples(config, data_shape(config))
+    dense = _dense_identity(config)
+    out = []
+    for name in _estimators(config):
+        per = {
+            "first_order": 1.0,
+            "ascent": float(config.prune.mrs.steps or 5),
+            "prune_damage": DAMAGE_GROUPS * FORWARD,
+        }[name]
+        out.append(
+            CachedWork(
+                key=f"{dense}/{mrs_inputs(config, name).name()}",
+                stage=Stage(name="MRS / scores", passes=n * per, why=f"{name}: {n} x {per:.0f}"),
+                prunings=DAMAGE_GROUPS if name == "prune_damage" else 0,
+            )
+        )
+    return tuple(out)
 
 
 def _prepare(config: TrialConfig, sizes: DataShape) -> Stage:
-    """MRS examples and estimators, Taylor/Hessian scores (cached per dense model, counted
-    per trial here: an upper bound)."""
-    prune = config.prune
-    estimators = _estimators(config)
-    needs_examples = bool(estimators) or prune.criterion in ("taylor", "hessian")
-    n = min(prune.mrs.num_examples, sizes.train) if needs_examples else 0
-    per = config.threat.train_steps if needs_examples else 0.0
-    for name in estimators:
-        per += {
-            "first_order": 1.0,
-            "ascent": float(prune.mrs.steps or 5),
-            "prune_damage": DAMAGE_GROUPS * FORWARD,
-        }[name]
-    if prune.criterion in ("taylor", "hessian"):
+    """Every trial's own part of the preparation: its calibration examples (PGD on
+    `mrs.num_examples` training images) and Taylor/Hessian scores; the estimators' values are
+    `cached_work`."""
+    n = _examples(config, sizes)
+    per = float(config.threat.train_steps) if n else 0.0
+    if config.prune.criterion in ("taylor", "hessian"):
         per += 1.0
     return Stage(name="MRS / scores", passes=n * per, why=f"{n} examples x {per:.0f} passes")
 
