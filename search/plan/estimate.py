@@ -37,11 +37,11 @@ __all__ = [
     "hand_rates",
 ]
 
-#: Fixed seconds that no image-pass count sees, fitted on two local searches of this machine
-#: (examples/digits-search.yaml and allocation-ablation.yaml, docs/plan.md): starting the
+#: Fixed seconds that no image-pass count sees, fitted on three local searches of this machine
+#: (examples/demo-search, digits-search and allocation-ablation, docs/plan.md): starting the
 #: driver, Ray, the dense stage's tasks and Tune; the export at the end; starting a trial
 #: beyond its measured work; and each fine-tuning epoch's report and checkpoint.
-OVERHEAD = {"start": 29.0, "end": 5.0, "trial": 0.1, "epoch": 0.65}
+OVERHEAD = {"start": 20.0, "end": 5.0, "trial": 0.1, "epoch": 0.6}
 #: Trials laid out one by one for the wall time; a longer search repeats the same layout.
 SCHEDULED = 10_000
 #: Config paths that change what a trial computes; the others (seed, lr, ...) only change
