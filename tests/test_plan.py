@@ -176,3 +176,26 @@ def test_spec_files_the_parser_chokes_on_are_one_line_errors(tmp_path, capsys, c
     assert cli_main(["plan", str(path), "--epoch-seconds", "1"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_an_mrs_estimator_is_costed_once_per_dense_model_and_cache_name(tmp_path):
+    """The trial caches each estimator's values beside the dense model: only the first trial
+    that needs them computes them (prune_damage once per sparsity: its name holds it)."""
+    from robprune.config import parse_trial_config
+    from search.plan.estimate import _cached_seconds, hand_rates
+
+    def config(**prune):
+        base = {"ratio": "mrs", "record_mrs": ["prune_damage"], **prune}
+        return parse_trial_config(fast_trial(tmp_path, prune=base))
+
+    configs = [
+        config(sparsity=0.5),
+        config(sparsity=0.5, mrs={"num_examples": 128, "temperature": 4.0}),  # same names
+        config(sparsity=0.7),  # first_order again cached; prune_damage's name has the sparsity
+        parse_trial_config(fast_trial(tmp_path, seed=1, prune={"ratio": "mrs"})),  # new dense
+    ]
+    rates = hand_rates(1.0, configs)
+    charged = [
+        [row[0].why.split(":")[0] for row in rows] for _, rows in _cached_seconds(configs, rates)
+    ]
+    assert charged == [["first_order", "prune_damage"], [], ["prune_damage"], ["first_order"]]
