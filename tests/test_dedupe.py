@@ -149,3 +149,82 @@ def test_an_optimize_space_counts_configurations_as_they_resolve(tmp_path):
     from search.spec.grid import space_size
 
     assert space_size(_lamp_spec(tmp_path, "optimize")) == 5  # 6 cells, lamp+uniform is l2
+
+
+def test_a_failed_original_is_forgotten_and_a_repeat_that_trained_is_its_own_row(tmp_path):
+    """An original that failed is no answer: the next trial of its configuration trains and
+    becomes the original; a repeat that trained itself is exported without `repeat_of`."""
+    from types import SimpleNamespace
+
+    import pyarrow.fs as pafs
+
+    from search.results.export import _repeat_of
+    from search.run.study import make_sampler
+    from search.run.tune_internals import StudySearch
+    from search.spec.parse import parse_spec
+    from search.spec.space import SpaceFunction
+    from search.state.repeats import REPLAY_FILE
+
+    originals = Originals()
+    assert originals.claim("k1", "t1", "run") is None
+    originals.forget("t1")
+    assert originals.claim("k1", "t2", "run") is None and len(originals) == 1
+
+    raw = fast_trial(
+        tmp_path / "cache",
+        prune={"criterion": {"choice": ["l1", "l2"]}},
+        search={"mode": "optimize", "num_samples": 4, "scheduler": "none", "sampler_seed": 1},
+    )
+    spec = parse_spec(raw, name="s", storage=str(tmp_path))
+    searcher = StudySearch(
+        SpaceFunction(spec, str(tmp_path / "cache")),
+        metric="robust_acc",
+        mode="max",
+        sampler=make_sampler(spec.search),
+        study_name="s",
+        journal=tmp_path / "journal.log",
+        run="run-000",
+    )
+    first = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", None, error=True)
+    second = searcher.suggest("t1")
+    criteria = [c["trial"]["prune"]["criterion"] for c in (first, second)]
+    assert criteria == ["l2", "l2"]  # the same configuration again (TPE, seed 1)
+    assert "repeat_of" not in second  # its original failed: it trains, it is the original
+
+    ref = {"trial_id": "t0", "run": "run-000"}
+    checkpoint = SimpleNamespace(filesystem=pafs.LocalFileSystem(), path=str(tmp_path))
+    trial = SimpleNamespace(config={"repeat_of": ref}, checkpoint=None)
+    assert _repeat_of(trial) == "t0"  # waiting for its original
+    trial.checkpoint = checkpoint
+    assert _repeat_of(trial) is None  # trained itself
+    (tmp_path / REPLAY_FILE).write_text("{}")
+    assert _repeat_of(trial) == "t0"  # answered from the original
+
+
+def test_a_repeat_that_trained_after_its_original_failed_answers_the_next(tmp_path):
+    from search.run.study import make_sampler
+    from search.run.tune_internals import StudySearch
+    from search.spec.parse import parse_spec
+    from search.spec.space import SpaceFunction
+
+    raw = fast_trial(
+        tmp_path / "cache",
+        prune={"criterion": {"choice": ["l2"]}},  # every suggestion is the same configuration
+        search={"mode": "optimize", "num_samples": 4, "scheduler": "none"},
+    )
+    spec = parse_spec(raw, name="s", storage=str(tmp_path))
+    searcher = StudySearch(
+        SpaceFunction(spec, str(tmp_path / "cache")),
+        metric="robust_acc",
+        mode="max",
+        sampler=make_sampler(spec.search),
+        study_name="s",
+        journal=tmp_path / "journal.log",
+        run="run-000",
+    )
+    assert "repeat_of" not in searcher.suggest("t0")
+    assert searcher.suggest("t1")["repeat_of"]["trial_id"] == "t0"
+    searcher.on_trial_complete("t0", None, error=True)  # t1 then trains itself
+    searcher.on_trial_complete("t1", {"robust_acc": 0.5, "training_iteration": 1})
+    assert searcher.suggest("t2")["repeat_of"]["trial_id"] == "t1"

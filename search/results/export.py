@@ -39,7 +39,7 @@ from robprune.io.results_schema import (
 from search.state import storage
 from search.state.experiment import Experiment
 from search.state.finalist_store import merge_finalists
-from search.state.repeats import REPEAT_KEY
+from search.state.repeats import REPEAT_KEY, REPLAY_FILE
 from search.state.trial_files import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 
 __all__ = [
@@ -151,6 +151,17 @@ def _progress(trial: Any) -> dict[str, Any]:
         return {}
 
 
+def _repeat_of(trial: Any) -> str | None:
+    """The original a repeat was answered from; None for a trial that trained (a repeat whose
+    original failed trains itself: its numbers are new data and the report must keep them)."""
+    ref = (trial.config.get(REPEAT_KEY) or {}).get("trial_id")
+    checkpoint = trial.checkpoint
+    if ref is None or checkpoint is None:
+        return ref  # a repeat still waiting for its original has no checkpoint yet
+    replayed = storage.read_text_or_none(checkpoint.filesystem, f"{checkpoint.path}/{REPLAY_FILE}")
+    return ref if replayed is not None else None
+
+
 def _restores(progress: dict[str, Any]) -> dict[str, Any]:
     """`restores` and `restored_from_epoch` from the trial's progress file."""
     restored_from = progress.get("restored_from") or []
@@ -202,7 +213,7 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
         **factor_columns(resolved),
         "config_json": json.dumps(resolved, sort_keys=True),
         "robprune_version": robprune.__version__,
-        "repeat_of": (trial.config.get(REPEAT_KEY) or {}).get("trial_id"),
+        "repeat_of": _repeat_of(trial),
         **_restores(progress),
     }
     if result is not None:

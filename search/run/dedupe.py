@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from search.state import storage
-from search.state.repeats import REPEAT_KEY
+from search.state.repeats import REPEAT_KEY, REPLAY_FILE
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report, read_progress
 
 __all__ = ["replay_original", "POLL_S"]
@@ -71,7 +71,7 @@ def replay_original(config: dict[str, Any]) -> bool:
     local = Path(tempfile.mkdtemp(prefix="robprune-repeat-"))
     try:
         storage.copy_tree(checkpoint, str(local), source_fs=fs)
-        (local / "repeat_of.json").write_text(json.dumps(ref) + "\n")
+        (local / REPLAY_FILE).write_text(json.dumps(ref) + "\n")
         _report_again(local)
     finally:
         shutil.rmtree(local, ignore_errors=True)

@@ -234,8 +234,16 @@ class StudySearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
         if self._open_trial(trial_id) is not None:
             super().on_trial_complete(trial_id, result, error)
+        if self._originals is None or ot_trial is None:
+            return
+        if error:  # no answer for later repeats: the next trial of its configuration trains
+            self._originals.forget(trial_id)
+        elif key := ot_trial.user_attrs.get(CONFIG_KEY_ATTR):
+            # a repeat whose original had failed trained itself: it answers the next ones
+            self._originals.by_key.setdefault(key, (trial_id, self._run))
 
     # pickled into tuner.pkl (by Tune) and the searcher state (by save): no open storage
     def __getstate__(self) -> dict[str, Any]:

@@ -13,10 +13,21 @@ from typing import Any
 
 from search.spec.trial import config_key
 
-__all__ = ["REPEAT_KEY", "CONFIG_KEY_ATTR", "REPEAT_ATTR", "config_key", "Originals"]
+__all__ = [
+    "REPEAT_KEY",
+    "REPLAY_FILE",
+    "CONFIG_KEY_ATTR",
+    "REPEAT_ATTR",
+    "config_key",
+    "Originals",
+]
 
 #: Key of Tune's trial config naming the original: {"trial_id": ..., "run": ...}.
 REPEAT_KEY = "repeat_of"
+#: Written into a repeat's checkpoint when it was answered from its original (not trained):
+#: the export marks `repeat_of` from it, so a repeat that trained itself (its original
+#: failed) is a row of its own.
+REPLAY_FILE = "repeat_of.json"
 #: Optuna user attributes: the configuration's key, and the original's Tune trial id.
 CONFIG_KEY_ATTR = "config_key"
 REPEAT_ATTR = "repeat_of"
@@ -50,6 +61,10 @@ class Originals:
             return found
         self.by_key[key] = (trial_id, run)
         return None
+
+    def forget(self, trial_id: str) -> None:
+        """An original that failed is no answer: the configuration's next trial trains."""
+        self.by_key = {k: v for k, v in self.by_key.items() if v[0] != trial_id}
 
     def __len__(self) -> int:
         return len(self.by_key)
