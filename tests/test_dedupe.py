@@ -228,3 +228,31 @@ def test_a_repeat_that_trained_after_its_original_failed_answers_the_next(tmp_pa
     searcher.on_trial_complete("t0", None, error=True)  # t1 then trains itself
     searcher.on_trial_complete("t1", {"robust_acc": 0.5, "training_iteration": 1})
     assert searcher.suggest("t2")["repeat_of"]["trial_id"] == "t1"
+
+
+@pytest.mark.parametrize("example", ["allocation-ablation.yaml", "demo-search.yaml"])
+def test_configs_parsed_together_equal_configs_parsed_one_by_one(example, tmp_path):
+    """`parse_trial_configs` / `config_keys` share sections between configs (speed only)."""
+    import copy
+
+    from robprune.config import parse_trial_config, parse_trial_configs
+    from robprune.errors import ConfigError
+    from search.spec.grid import grid_configs
+    from search.spec.trial import config_keys
+
+    configs = grid_configs(load_spec(ROOT / "examples" / example), str(tmp_path))
+    assert parse_trial_configs(configs) == [parse_trial_config(c) for c in configs]
+    assert config_keys(configs) == [config_key(c) for c in configs]
+    bad = copy.deepcopy(configs[1])
+    bad["eval"]["primary"] = "pgd99"  # not among eval.attacks: the section's own check
+    with pytest.raises(ConfigError) as alone:
+        parse_trial_config(bad)
+    with pytest.raises(ConfigError) as together:
+        parse_trial_configs([configs[0], bad])
+    assert str(together.value) == str(alone.value)
+    worse = {**configs[0], "prune": None}
+    with pytest.raises(ConfigError) as alone:
+        parse_trial_config(worse)
+    with pytest.raises(ConfigError) as together:
+        parse_trial_configs([worse])
+    assert str(together.value) == str(alone.value)

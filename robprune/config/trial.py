@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -40,7 +40,15 @@ from robprune.config.names import (
 )
 from robprune.config.spec_yaml import apply_overrides, load_yaml
 from robprune.config.threat import ResolvedThreat, ThreatConfig, threat_defaults
-from robprune.config.typed_mapping import Check, Choice, Interval, build, check_tree, to_plain
+from robprune.config.typed_mapping import (
+    Check,
+    Choice,
+    Interval,
+    build,
+    build_many,
+    check_tree,
+    to_plain,
+)
 from robprune.config.typed_mapping import require as _check
 
 __all__ = [
@@ -74,6 +82,7 @@ __all__ = [
     "NORMS",
     "SPEC_ONLY_KEYS",
     "parse_trial_config",
+    "parse_trial_configs",
     "load_yaml",
     "apply_overrides",
     "threat_defaults",
@@ -375,3 +384,9 @@ def parse_trial_config(data: Mapping[str, Any] | TrialConfig) -> TrialConfig:
         check_tree(data)
         return data
     return build(TrialConfig, data, "", ignore_top=SPEC_ONLY_KEYS)
+
+
+def parse_trial_configs(datas: Iterable[Mapping[str, Any]]) -> list[TrialConfig]:
+    """`parse_trial_config` of many configs that share most sections (a search grid's cells),
+    each distinct section validated once: what makes planning a large grid quick."""
+    return build_many(TrialConfig, datas, ignore_top=SPEC_ONLY_KEYS)

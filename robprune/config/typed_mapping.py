@@ -22,10 +22,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import json
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,7 @@ __all__ = [
     "Choice",
     "Check",
     "build",
+    "build_many",
     "check_tree",
     "to_plain",
     "require",
@@ -268,4 +270,52 @@ def build(cls: type, data: Any, path: str = "", *, ignore_top: tuple[str, ...] =
     """Instantiate dataclass `cls` from a mapping and check it; top keys in `ignore_top` skip."""
     obj = _construct(cls, data, path, ignore_top)
     check_tree(obj, path)
+    return obj
+
+
+def build_many(cls: type, datas: Iterable[Any], *, ignore_top: tuple[str, ...] = ()) -> list[Any]:
+    """`build` of many mappings that share most of their sections (a search grid's cells):
+    each distinct top-level section is built and checked once and the instance shared (they
+    are frozen). A mapping the shortcut cannot take is built alone by `build`, so a bad one
+    raises exactly the error `build` raises."""
+    hints = _hints(cls)
+    sections = {
+        f.name: _strip(hints[f.name])
+        for f in dataclasses.fields(cls)
+        if f.init and dataclasses.is_dataclass(_strip(hints[f.name]))
+    }
+    seen: dict[tuple[str, str], Any] = {}
+    out = []
+    for data in datas:
+        try:
+            out.append(_build_sharing(cls, data, sections, seen, ignore_top, hints))
+        except (ConfigError, TypeError, ValueError):
+            out.append(build(cls, data, ignore_top=ignore_top))
+    return out
+
+
+def _build_sharing(
+    cls: type,
+    data: Any,
+    sections: dict[str, type],
+    seen: dict[tuple[str, str], Any],
+    ignore_top: tuple[str, ...],
+    hints: dict[str, Any],
+) -> Any:
+    require(isinstance(data, Mapping), "config", f"must be a mapping, got {data!r}")
+    shared = dict(data)
+    for name, section_cls in sections.items():
+        sub = data.get(name, {})  # absent: the section's defaults, as its default_factory
+        require(isinstance(sub, Mapping), name, "must be a mapping")
+        key = (name, json.dumps(sub, sort_keys=True))
+        if key not in seen:
+            seen[key] = build(section_cls, sub, name)
+        shared[name] = seen[key]
+    obj = _construct(cls, shared, "", ignore_top)
+    for f in dataclasses.fields(obj):  # the sections were checked when they were built
+        if f.name not in sections:
+            _check_value(getattr(obj, f.name), hints[f.name], f.name)
+    hook = getattr(obj, "validate", None)
+    if callable(hook):
+        hook("")
     return obj

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from robprune.config import TrialConfig, parse_trial_config
+from robprune.config import TrialConfig, parse_trial_config, parse_trial_configs
 from robprune.config.factors import condition_of
 from search.spec.dists import Dist
 from search.spec.grid import dense_configs, grid_configs, space_size
@@ -106,7 +106,7 @@ def _draw(dist: Dist, rng: random.Random) -> Any:
 def sample_configs(spec: Spec, n: int | None = None) -> list[TrialConfig]:
     """The trials' configs: every grid config, or `n` random draws of the space (seed 0)."""
     if spec.search.mode == "grid":
-        return [parse_trial_config(c) for c in grid_configs(spec, PLAN_CACHE)]
+        return parse_trial_configs(grid_configs(spec, PLAN_CACHE))
     rng = random.Random(0)
     out = []
     for _ in range(n or SAMPLE):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robprune.config import TrialConfig
+from robprune.config.typed_mapping import to_plain
 from search.plan.asha import asha_epochs
 from search.plan.workload import (
     Stage,
@@ -108,13 +109,13 @@ class Cost:
 
 def cost_key(config: TrialConfig) -> str:
     """What a trial's cost depends on (configs with equal keys cost the same)."""
-    from search.spec.paths import get_path
-
-    plain = config.to_dict()
     flat: dict[str, Any] = {}
     for prefix in _COSTLY:
         head = prefix.rstrip(".")
-        flat[head] = get_path(plain, head)
+        value: Any = config
+        for part in head.split("."):
+            value = getattr(value, part)
+        flat[head] = to_plain(value)
     return json.dumps(flat, sort_keys=True, default=str)
 
 
@@ -276,13 +277,13 @@ def estimate_cost(
     """Seconds of `n_trials` trials (cycling through the representative `trials`) and of the
     dense models, and the wall time on `workers`."""
     memo: dict[str, _TrialCost] = {}
-    for config in trials:
-        key = cost_key(config)
+    keys = [cost_key(config) for config in trials]
+    for config, key in zip(trials, keys, strict=True):
         if key not in memo:
             memo[key] = _trial(config, rates)
     laid = min(n_trials, SCHEDULED)  # beyond that, the layout repeats: scale it
     configs = [trials[i % len(trials)] for i in range(laid)] if trials else []
-    order = [memo[cost_key(c)] for c in configs]
+    order = [memo[keys[i % len(trials)]] for i in range(laid)] if trials else []
     epochs = _epochs_run(spec, order)
     seconds = [c.seconds(e) for c, e in zip(order, epochs, strict=True)]
     rows = [

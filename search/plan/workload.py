@@ -186,10 +186,13 @@ def _examples(config: TrialConfig, sizes: DataShape) -> int:
 
 def cached_work(config: TrialConfig) -> tuple[CachedWork, ...]:
     """The trial's MRS estimators, each cached beside its dense model under its inputs' name."""
+    names = _estimators(config)
+    if not names:
+        return ()
     n = _examples(config, data_shape(config))
     dense = _dense_identity(config)
     out = []
-    for name in _estimators(config):
+    for name in names:
         per = {
             "first_order": 1.0,
             "ascent": float(config.prune.mrs.steps or 5),

@@ -9,12 +9,13 @@ out of the grid: the grid avoids the repeat rather than training it twice (docs/
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from search.spec.conditions import CONDITIONS, is_dense_path
 from search.spec.model import Spec
-from search.spec.trial import concrete_config, config_key, trial_fixed_keys
+from search.spec.trial import concrete_config, config_keys, trial_fixed_keys
 
 __all__ = [
     "grid_assignments",
@@ -87,8 +88,8 @@ def grid_repeats(spec: Spec) -> GridRepeats:
     fixed = trial_fixed_keys(spec, "")
     first: dict[str, dict[str, Any]] = {}
     repeats = []
-    for cell in cells:
-        key = config_key(concrete_config(spec, cell, **fixed))
+    keys = config_keys([concrete_config(spec, cell, **fixed) for cell in cells])
+    for cell, key in zip(cells, keys, strict=True):
         if key in first:
             repeats.append((cell, first[key]))
         else:
@@ -126,6 +127,10 @@ def count_cells(spec: Spec) -> int:
     return sum(count for _, count in partial)
 
 
+#: Trial config keys whose written values decide the dense model (`dense_key` reads only
+#: these, and the threat's defaults that the data set decides).
+_DENSE_WRITTEN = ("seed", "data", "model", "dense", "threat")
+
 #: Cells up to which `space_size` resolves every cell's config to merge cells that resolve
 #: alike (lamp under a per-layer rule is l2); above it the size is the cell count, an upper
 #: bound (resolving costs about half a millisecond a cell, and `robprune plan` must be quick).
@@ -144,10 +149,8 @@ def space_size(spec: Spec) -> int | None:
     if cells > DISTINCT_LIMIT:
         return cells * seeds
     fixed = trial_fixed_keys(spec, "")
-    distinct = {
-        config_key(concrete_config(spec, cell, **fixed)) for cell in grid_assignments(spec)
-    }
-    return len(distinct) * seeds
+    configs = [concrete_config(spec, cell, **fixed) for cell in grid_assignments(spec)]
+    return len(set(config_keys(configs))) * seeds
 
 
 def grid_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
@@ -178,7 +181,13 @@ def dense_variants(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from robprune.io.dense_cache import dense_key
 
     seen: dict[str, dict[str, Any]] = {}
+    looked: set[str] = set()
     for config in configs:
+        # equal dense-model inputs as written give one key: parse and hash each once
+        written = json.dumps([config.get(s) for s in _DENSE_WRITTEN], sort_keys=True, default=repr)
+        if written in looked:
+            continue
+        looked.add(written)
         key = dense_key(parse_trial_config(config))
         seen.setdefault(key, config)
     return list(seen.values())

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from search.spec.dists import Dist
 from search.spec.model import Spec
 from search.spec.paths import delete_path, set_path
 
-__all__ = ["concrete_config", "config_key", "strip_dists", "trial_fixed_keys"]
+__all__ = ["concrete_config", "config_key", "config_keys", "strip_dists", "trial_fixed_keys"]
 
 #: Trial config keys that name or place a trial without changing what it computes.
 _PLACING = ("name", "cache_dir")
@@ -53,9 +53,36 @@ def config_key(trial_config: Mapping[str, Any]) -> str:
     """Identity of a resolved trial configuration (seed included; name and cache left out):
     two configs that resolve alike (lamp under a per-layer rule is l2) have one key."""
     from robprune.config import parse_trial_config
+
+    return _key(parse_trial_config(dict(trial_config)).to_dict())
+
+
+def config_keys(trial_configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`config_key` of many configs of one spec: sections are validated once and shared
+    (`parse_trial_configs`), and each shared section is made plain once."""
+    import dataclasses
+
+    from robprune.config import parse_trial_configs
+    from robprune.config.typed_mapping import to_plain
+
+    parsed = parse_trial_configs(trial_configs)
+    plain: dict[int, Any] = {}  # id of a shared section -> its plain dict (all kept alive)
+    keys = []
+    for config in parsed:
+        resolved: dict[str, Any] = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if dataclasses.is_dataclass(value):
+                if id(value) not in plain:
+                    plain[id(value)] = to_plain(value)
+                value = plain[id(value)]
+            resolved[f.name] = to_plain(value)
+        keys.append(_key(resolved))
+    return keys
+
+
+def _key(resolved: dict[str, Any]) -> str:
     from robprune.io.atomic import content_key
 
-    resolved = parse_trial_config(dict(trial_config)).to_dict()
-    for key in _PLACING:
-        resolved.pop(key, None)
+    resolved = {k: v for k, v in resolved.items() if k not in _PLACING}
     return content_key(resolved, length=32)
