@@ -61,10 +61,8 @@ def test_the_report_counts_a_repeated_configuration_once(tmp_path):
     assert any("answered from it (search.dedupe)" in note for note in results.notes)
 
 
-def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_path):
-    """Ray's OptunaSearch wrapper on a real journal, without a Ray session."""
-    from ray.tune.search import Searcher
-
+def _searcher(tmp_path, criteria: list[str], *, sampler_seed: int = 0, stop_when_exhausted=False):
+    """A `StudySearch` over a criterion choice on a real journal, without a Ray session."""
     from search.run.study import make_sampler
     from search.run.tune_internals import StudySearch
     from search.spec.grid import space_size
@@ -73,11 +71,16 @@ def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_pa
 
     raw = fast_trial(
         tmp_path / "cache",
-        prune={"criterion": {"choice": ["l1", "l2"]}},
-        search={"mode": "optimize", "num_samples": 4, "scheduler": "none", "sampler_seed": 1},
+        prune={"criterion": {"choice": criteria}},
+        search={
+            "mode": "optimize",
+            "num_samples": 4,
+            "scheduler": "none",
+            "sampler_seed": sampler_seed,
+        },
     )
     spec = parse_spec(raw, name="s", storage=str(tmp_path))
-    searcher = StudySearch(
+    return StudySearch(
         SpaceFunction(spec, str(tmp_path / "cache")),
         metric="robust_acc",
         mode="max",
@@ -85,8 +88,15 @@ def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_pa
         study_name="s",
         journal=tmp_path / "journal.log",
         run="run-000",
-        space_size=space_size(spec),
+        space_size=space_size(spec) if stop_when_exhausted else None,
     )
+
+
+def test_the_searcher_marks_repeats_and_stops_when_the_space_is_exhausted(tmp_path):
+    """Ray's OptunaSearch wrapper on a real journal, without a Ray session."""
+    from ray.tune.search import Searcher
+
+    searcher = _searcher(tmp_path, ["l1", "l2"], sampler_seed=1, stop_when_exhausted=True)
     seen = []
     for i in range(4):
         config = searcher.suggest(f"t{i}")
@@ -159,10 +169,6 @@ def test_a_failed_original_is_forgotten_and_a_repeat_that_trained_is_its_own_row
     import pyarrow.fs as pafs
 
     from search.results.export import _repeat_of
-    from search.run.study import make_sampler
-    from search.run.tune_internals import StudySearch
-    from search.spec.parse import parse_spec
-    from search.spec.space import SpaceFunction
     from search.state.repeats import REPLAY_FILE
 
     originals = Originals()
@@ -170,21 +176,7 @@ def test_a_failed_original_is_forgotten_and_a_repeat_that_trained_is_its_own_row
     originals.forget("t1")
     assert originals.claim("k1", "t2", "run") is None and len(originals) == 1
 
-    raw = fast_trial(
-        tmp_path / "cache",
-        prune={"criterion": {"choice": ["l1", "l2"]}},
-        search={"mode": "optimize", "num_samples": 4, "scheduler": "none", "sampler_seed": 1},
-    )
-    spec = parse_spec(raw, name="s", storage=str(tmp_path))
-    searcher = StudySearch(
-        SpaceFunction(spec, str(tmp_path / "cache")),
-        metric="robust_acc",
-        mode="max",
-        sampler=make_sampler(spec.search),
-        study_name="s",
-        journal=tmp_path / "journal.log",
-        run="run-000",
-    )
+    searcher = _searcher(tmp_path, ["l1", "l2"], sampler_seed=1)
     first = searcher.suggest("t0")
     searcher.on_trial_complete("t0", None, error=True)
     second = searcher.suggest("t1")
@@ -203,26 +195,7 @@ def test_a_failed_original_is_forgotten_and_a_repeat_that_trained_is_its_own_row
 
 
 def test_a_repeat_that_trained_after_its_original_failed_answers_the_next(tmp_path):
-    from search.run.study import make_sampler
-    from search.run.tune_internals import StudySearch
-    from search.spec.parse import parse_spec
-    from search.spec.space import SpaceFunction
-
-    raw = fast_trial(
-        tmp_path / "cache",
-        prune={"criterion": {"choice": ["l2"]}},  # every suggestion is the same configuration
-        search={"mode": "optimize", "num_samples": 4, "scheduler": "none"},
-    )
-    spec = parse_spec(raw, name="s", storage=str(tmp_path))
-    searcher = StudySearch(
-        SpaceFunction(spec, str(tmp_path / "cache")),
-        metric="robust_acc",
-        mode="max",
-        sampler=make_sampler(spec.search),
-        study_name="s",
-        journal=tmp_path / "journal.log",
-        run="run-000",
-    )
+    searcher = _searcher(tmp_path, ["l2"])  # every suggestion is the same configuration
     assert "repeat_of" not in searcher.suggest("t0")
     assert searcher.suggest("t1")["repeat_of"]["trial_id"] == "t0"
     searcher.on_trial_complete("t0", None, error=True)  # t1 then trains itself
