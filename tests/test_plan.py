@@ -196,6 +196,7 @@ def test_an_mrs_estimator_is_costed_once_per_dense_model_and_cache_name(tmp_path
     ]
     rates = hand_rates(1.0, configs)
     charged = [
-        [row[0].why.split(":")[0] for row in rows] for _, rows in _cached_seconds(configs, rates)
+        [row[0].why.split(":")[0] for row in rows]
+        for _, rows in _cached_seconds(configs, len(configs), rates)
     ]
     assert charged == [["first_order", "prune_damage"], [], ["prune_damage"], ["first_order"]]

@@ -22,7 +22,7 @@ from search.spec.trial import concrete_config
 __all__ = ["Counts", "count_spec", "sample_configs", "describe_factor"]
 
 #: Configs drawn to stand for an optimize or random search's trials in the cost.
-SAMPLE = 256
+SAMPLE = 64
 #: Where plans put the trials' cache_dir (never created; only names a path in configs).
 PLAN_CACHE = "./.cache/robprune"
 

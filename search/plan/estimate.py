@@ -237,15 +237,19 @@ def _drivers(rows: list[tuple], scale: float) -> tuple[dict[str, Any], ...]:
 
 
 def _cached_seconds(
-    configs: Sequence[TrialConfig], rates: Rates
+    trials: Sequence[TrialConfig], laid: int, rates: Rates
 ) -> list[tuple[float, list[tuple]]]:
-    """Per trial in start order: seconds of the cached work it is the first to need (an MRS
-    estimator on its dense model), and those rows for the drivers."""
+    """Per trial in start order (cycling through `trials`): seconds of the cached work it is
+    the first to need (an MRS estimator on its dense model), and those rows for the drivers."""
+    if not trials:
+        return []
+    work = [cached_work(config) for config in trials]
     seen: set[str] = set()
     out = []
-    for config in configs:
+    for i in range(laid):
+        config, items = trials[i % len(trials)], work[i % len(trials)]
         seconds, rows = 0.0, []
-        for item in cached_work(config):
+        for item in items:
             if item.key in seen:
                 continue
             seen.add(item.key)
@@ -282,7 +286,6 @@ def estimate_cost(
         if key not in memo:
             memo[key] = _trial(config, rates)
     laid = min(n_trials, SCHEDULED)  # beyond that, the layout repeats: scale it
-    configs = [trials[i % len(trials)] for i in range(laid)] if trials else []
     order = [memo[keys[i % len(trials)]] for i in range(laid)] if trials else []
     epochs = _epochs_run(spec, order)
     seconds = [c.seconds(e) for c, e in zip(order, epochs, strict=True)]
@@ -290,7 +293,7 @@ def estimate_cost(
         (st, s * e, p * e) for c, e in zip(order, epochs, strict=True) for st, s, p in c.per_epoch
     ]
     rows += [row for c in order for row in c.once]
-    for i, (seconds_i, cached) in enumerate(_cached_seconds(configs, rates)):
+    for i, (seconds_i, cached) in enumerate(_cached_seconds(trials, laid, rates)):
         seconds[i] += seconds_i
         rows += cached
     scale = n_trials / max(1, laid)

@@ -17,9 +17,6 @@ from search.spec.model import Spec
 
 __all__ = ["Plan", "make_plan", "plan_dict", "render_plan", "local_workers"]
 
-#: Draws standing for an optimize or random search's trials in the cost.
-COST_SAMPLE = 64
-
 
 @dataclass(frozen=True, kw_only=True)
 class Plan:
@@ -49,15 +46,9 @@ def local_workers(spec: Spec) -> tuple[int, str]:
 
 
 def _dedupe(spec: Spec, counts: Counts) -> tuple[int, str]:
-    on = getattr(spec.search, "dedupe", True)
+    on = spec.search.dedupe
     if counts.mode == "grid":
-        repeats = spec.grid_repeats
-        if on or not repeats.repeats:
-            return counts.trials, repeats.describe()
-        return counts.trials, (
-            f"{len(repeats.repeats)} of the {repeats.cells} grid cells resolve to the config "
-            "of an earlier cell: trained again (search.dedupe: false)"
-        )
+        return counts.trials, spec.grid_repeats.describe(on)
     size = counts.space_size
     if size is not None and size < counts.trials:
         if not on:
@@ -92,7 +83,7 @@ def make_plan(
         n, why = local_workers(spec)
     else:
         n, why = workers, "--workers"
-    configs = sample_configs(spec, COST_SAMPLE)
+    configs = sample_configs(spec)
     if epoch_seconds is not None:
         rates = hand_rates(epoch_seconds, configs)
     else:

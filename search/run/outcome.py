@@ -118,10 +118,10 @@ def _space_exhausted(spec: Spec, exp: Experiment) -> bool:
     """The study tried every configuration of its all-choice space (dedupe stops there)."""
     from search.spec.grid import space_size
 
-    size = space_size(spec)
-    if spec.search.mode == "grid" or not spec.search.dedupe or size is None:
+    if spec.search.mode == "grid" or not spec.search.dedupe or not exp.journal_path.exists():
         return False
-    if not exp.journal_path.exists():
+    size = space_size(spec)
+    if size is None:
         return False
     import optuna
 

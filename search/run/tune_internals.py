@@ -134,6 +134,7 @@ class StudySearch(OptunaSearch):
         self._dedupe = dedupe
         self._space_size = space_size
         self._originals: Originals | None = None
+        self._said_exhausted = False
         super().__init__(
             space=space,
             metric=metric,
@@ -203,7 +204,7 @@ class StudySearch(OptunaSearch):
             return False
         if configurations_tried(trials) < self._space_size:
             return False
-        if not getattr(self, "_said_exhausted", False):
+        if not self._said_exhausted:
             self._said_exhausted = True
             print(
                 f"all {self._space_size} configurations of the space were tried; stopping "
@@ -243,7 +244,7 @@ class StudySearch(OptunaSearch):
             self._originals.forget(trial_id)
         elif key := ot_trial.user_attrs.get(CONFIG_KEY_ATTR):
             # a repeat whose original had failed trained itself: it answers the next ones
-            self._originals.by_key.setdefault(key, (trial_id, self._run))
+            self._originals.adopt(key, trial_id, self._run)
 
     # pickled into tuner.pkl (by Tune) and the searcher state (by save): no open storage
     def __getstate__(self) -> dict[str, Any]:
@@ -261,6 +262,7 @@ class StudySearch(OptunaSearch):
         self.__dict__.setdefault("_max_concurrent", 0)
         self.__dict__.setdefault("_dedupe", True)
         self.__dict__.setdefault("_space_size", None)
+        self.__dict__.setdefault("_said_exhausted", False)
         self._originals = None
         journal = StudySearch.journal_override or self._journal
         self._journal = journal

@@ -64,10 +64,16 @@ class GridRepeats:
     kept: tuple[dict[str, Any], ...]
     """The other cells, each a distinct configuration, in grid order."""
 
-    def describe(self) -> str:
-        """One line: how many cells repeat another, with the first example."""
+    def describe(self, dedupe: bool = True) -> str:
+        """One line: how many cells repeat another (with the first example) and what the
+        search does with them."""
         if not self.repeats:
             return "every grid cell is a distinct configuration"
+        if not dedupe:
+            return (
+                f"{len(self.repeats)} of the {self.cells} grid cells resolve to the config of "
+                "an earlier cell: trained again (search.dedupe: false)"
+            )
         cell, original = self.repeats[0]
         differs = {k: v for k, v in cell.items() if original.get(k) != v}
         same = {k: original[k] for k in differs if k in original}
@@ -144,13 +150,8 @@ def space_size(spec: Spec) -> int | None:
         return None
     if spec.search.mode == "grid":  # exact: the grid resolves every cell anyway
         return len((spec.grid_repeats or grid_repeats(spec)).kept) * spec.search.seeds
-    seeds = spec.search.seeds if spec.search.mode == "grid" else 1
     cells = count_cells(spec)
-    if cells > DISTINCT_LIMIT:
-        return cells * seeds
-    fixed = trial_fixed_keys(spec, "")
-    configs = [concrete_config(spec, cell, **fixed) for cell in grid_assignments(spec)]
-    return len(set(config_keys(configs))) * seeds
+    return cells if cells > DISTINCT_LIMIT else len(grid_repeats(spec).kept)
 
 
 def grid_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:

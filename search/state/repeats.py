@@ -62,6 +62,11 @@ class Originals:
         self.by_key[key] = (trial_id, run)
         return None
 
+    def adopt(self, key: str, trial_id: str, run: str) -> None:
+        """A repeat that trained itself (its original failed) answers the next ones, unless
+        the configuration has an original again."""
+        self.by_key.setdefault(key, (trial_id, run))
+
     def forget(self, trial_id: str) -> None:
         """An original that failed is no answer: the configuration's next trial trains."""
         self.by_key = {k: v for k, v in self.by_key.items() if v[0] != trial_id}
