@@ -7,7 +7,7 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
 export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: setup
 
 test: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -q --durations=15
+
+# every package's unit tests, without the Ray end-to-end tests (tests/system/) and slow ones
+test-fast: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -q -m "not system and not slow" --durations=10
 
 lint: setup
 	$(VENV)/bin/ruff check .

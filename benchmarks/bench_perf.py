@@ -1,4 +1,4 @@
-"""Issue 12's benchmark: robprune's loops against the plain PyTorch loop, in one run, one table.
+"""robprune's loops against the plain PyTorch loop, in one run, one table.
 
 Rows: seconds per epoch and images/s of the plain loop (benchmarks/plain.py) and of robprune's
 `Trainer` for each method (ce, pgd_at, trades, mart, fgsm_rs); evaluation under PGD-20 and

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from analysis_fixtures import (  # noqa: E402
+from tests.support.analysis_tables import (  # noqa: E402
     epochs_for,
     layers_for,
     planted_trials,

@@ -1,4 +1,9 @@
-"""Shared fixtures (a session-wide dense-model cache) and the rule that CI skips nothing.
+"""Shared fixtures (a session-wide dense-model cache), the test tiers, and the rule that CI
+skips nothing.
+
+Tiers: every test under `tests/system/` (real Ray searches, kills, clusters) is marked
+`system`, and a few long unit tests carry `slow`; `make test-fast` runs the rest
+(`-m "not system and not slow"`), `make test` runs everything.
 
 Under CI (environment variable `CI` set, as `.ci/run` does) a skipped test is reported as a
 failure, except one that needs CUDA (`requirements.cuda_only`): every other part a test needs
@@ -8,6 +13,7 @@ is installed there, so a skip would hide an untested path (see `requirements.py`
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -16,7 +22,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
-from requirements import CUDA_REASON, IN_CI  # noqa: E402
+
+from tests.support.requirements import CUDA_REASON, IN_CI  # noqa: E402
 
 _EXIT_STATUS = pytest.StashKey[int]()
 
@@ -48,6 +55,16 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_skip_under_ci(outcome.get_result())
+
+
+_SYSTEM_DIR = Path(__file__).resolve().parent / "system"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the end-to-end tests under tests/system/ so the fast tier can leave them out."""
+    for item in items:
+        if _SYSTEM_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture(scope="session")

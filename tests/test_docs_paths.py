@@ -1,7 +1,7 @@
 """Every repository path and Python name the documentation gives exists.
 
 The README, docs/ and BENCHMARKS.md point readers at files (`search/run/runner.py`,
-`tests/test_cluster.py`, `examples/digits.yaml`, ...) and at Python names
+`tests/cluster/test_cluster.py`, `examples/digits.yaml`, ...) and at Python names
 (`robprune.config.typed_mapping.build`). A move that forgets the docs leaves them pointing at
 nothing; this test lists such paths and names, reading the source with `ast` (nothing is
 imported). CHANGELOG.md is history and may name files that are gone.
@@ -14,7 +14,8 @@ import functools
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP = ("robprune", "search", "analysis", "cluster", "tests", "tools", "benchmarks", "examples")
 PATH = re.compile(rf"(?<![\w./-])(?:{'|'.join(TOP)}|docs)/[\w./{{}},*-]*")

@@ -19,7 +19,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 PACKAGES = ("robprune", "search", "analysis", "cluster")
 
 # Which package may import which (DESIGN.md section 1): the science at the bottom, the search

@@ -1,10 +1,10 @@
 """Measure the verdict's error rates on simulated tables (the table in docs/analysis.md).
 
-For each design of tests/calibration.py (balanced grid, unbalanced random design, ASHA-cut
+For each design of tests/support/calibration.py (balanced grid, unbalanced random design, ASHA-cut
 grid), with no effect and with a 2-SD effect on the fine-tuning method or on the criterion:
 how often the leading factor is called distinguishable from seed noise, how often a factor
 without effect is named dominant, and (for the effects) how often the planted factor is named.
-The test suite runs a shorter version (tests/test_calibration.py).
+The test suite runs a shorter version (tests/analysis/test_calibration.py).
 
     .venv/bin/python tools/calibrate_analysis.py [--replicates 300]
 """
@@ -21,13 +21,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from analysis_fixtures import planted_trials  # noqa: E402
-from calibration import DESIGNS, run_verdict, simulate  # noqa: E402
-
 from analysis.design import build_design  # noqa: E402
 from analysis.shares import decompose  # noqa: E402
+from tests.support.analysis_tables import planted_trials  # noqa: E402
+from tests.support.calibration import DESIGNS, run_verdict, simulate  # noqa: E402
 
-#: The planted shares of the interval check (tests/test_analysis.py uses the same).
+#: The planted shares of the interval check (tests/analysis/test_analysis_core.py uses the same).
 PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
 
 SCENARIOS = {

@@ -9,8 +9,8 @@ nesting, several documents, a scalar or a list at top level). `robprune plan --e
 runs in this process on each; every outcome must be exit 0 (a valid spec) or exit 2 with exactly
 one line on stderr. Anything else (a traceback, other output, more than TIMEOUT_S seconds) is a
 failure, printed with the spec that caused it. Prints `N specs: V valid, E one-line errors,
-0 tracebacks` and exits 0 only when nothing failed. The CI test tests/test_plan_fuzz.py runs a
-few hundred.
+0 tracebacks` and exits 0 only when nothing failed. The CI test
+tests/search/test_plan_fuzz.py runs a few hundred.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the resume soak reads on disk: the phase a driver reached, the trials, the invariants.
 
 Shared by `tools/soak_resume.py` (the long soak) and the CI tests that kill drivers
-(`tests/test_search_kill.py`, `tests/test_search_interrupt.py`). The number of trials a
+(`tests/system/test_search_kill.py`, `tests/system/test_search_interrupt.py`). The number of
+trials a
 search must end with is computed from the spec (and the `--extend` runs the caller asked
 for), never from the experiment's own record: a run that recorded itself as smaller than
 planned must count as lost trials.

@@ -19,8 +19,8 @@ one is hit within a few rounds. A final `resume` must then finish within `--watc
 
 Prints every kill with the phase it aimed at and the phase the driver had reached, then
 `N kills, phases covered K/9, L lost, D duplicated, H hangs`; exit 0 only when nothing broke.
-The CI tests `tests/test_search_kill.py` and `tests/test_search_interrupt.py` use the same
-drivers and checks.
+The CI tests `tests/system/test_search_kill.py` and `tests/system/test_search_interrupt.py`
+use the same drivers and checks.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@ content key of the record, so no input can be left out of the key by hand.
 
 The computations in `robprune.trial.prepare` read their settings from these records only (the
 model and the data come from the dense entry the value is cached beside), and the names hash
-the whole record: change any input and the name changes (tests/test_trial_measures.py changes
-each one). The dense entry's own key (`robprune.trial.dense.dense_key`) covers the weights;
-a brought checkpoint's key is its bytes, so everything computed from it carries the threat,
-the seed and the split here. Torch-free: `robprune plan` reads the same names to cost a cached
-value once per dense model.
+the whole record: change any input and the name changes
+(tests/robprune/test_trial_pruning_settings.py changes each one). The dense entry's own key
+(`robprune.trial.dense.dense_key`) covers the weights; a brought checkpoint's key is its bytes,
+so everything computed from it carries the threat, the seed and the split here. Torch-free:
+`robprune plan` reads the same names to cost a cached value once per dense model.
 """
 
 from __future__ import annotations

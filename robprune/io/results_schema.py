@@ -97,7 +97,7 @@ TRIALS_SCHEMA = pa.schema(
         # optional (search only, search.dedupe): the trial this one repeated; its numbers are
         # the original's, answered without training (the report counts a configuration once)
         ("repeat_of", pa.string()),
-        # the finalists stage and AutoAttack (issue 10)
+        # the finalists stage and AutoAttack
         ("finalist", pa.bool_()),  # one of the K best by validation, re-evaluated
         ("finalist_rank", pa.int64()),  # 1 = best; null for other trials
         ("autoattack_label", pa.string()),  # "AutoAttack (standard, official)"

@@ -1,0 +1,108 @@
+"""Blocks, folded and aliased factors, repeated levels and paired comparisons (analysis/)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.design import build_design
+from analysis.effects import ratio_rule_effect
+from analysis.identical import drop_identical_levels
+from analysis.shares import decompose
+from analysis.verdict import verdict
+from tests.support.analysis_tables import planted_trials
+
+PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
+
+
+def _with_none(rng: np.random.Generator) -> pd.DataFrame:
+    """Fine-tuning none vs pgd_at (+0.1); the recipe is null under none; lr has no effect."""
+    trials = planted_trials({}, seeds=3, rng=rng)
+    trials = trials[trials["ratio_rule"] == "uniform"].reset_index(drop=True)
+    none = trials["finetune_method"].isin(["ce", "pgd_at"]).to_numpy()
+    trials["finetune_method"] = np.where(none, "none", "pgd_at")
+    trials["lr"] = np.where(none, np.nan, rng.choice([0.01, 0.1], len(trials)))
+    trials.loc[none, ["finetune_epochs", "schedule", "beta"]] = [np.nan, None, np.nan]
+    trials["robust_acc"] = 0.4 + 0.1 * (~none) + rng.normal(0, 0.02, len(trials))
+    return trials
+
+
+def test_learning_rate_is_folded_into_the_method_not_aliased_with_none():
+    trials = _with_none(np.random.default_rng(0))
+    design = build_design(trials)
+    names = [f.name for f in design.factors]
+    assert "lr" not in names
+    method = next(f for f in design.factors if f.columns[0] == "finetune_method")
+    assert "lr" in method.columns and "none" in method.levels
+    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=60)
+    share = dict(zip(dec.factors, dec.shares, strict=True))
+    assert share[method.name] > 0.8  # the whole none-vs-pgd_at effect, not half of it
+
+
+def test_columns_that_coincide_are_named_and_merged():
+    trials = planted_trials(PLANTED, seeds=2)
+    trials = trials[trials["ratio_rule"] == "uniform"].reset_index(drop=True)
+    # sparsity follows the criterion level for level: the two cannot be told apart
+    trials["sparsity_target"] = trials["criterion"].map(
+        {"random": 0.1, "l1": 0.3, "l2": 0.5, "taylor": 0.7, "fpgm": 0.9}
+    )
+    design = build_design(trials)
+    names = [f.name for f in design.factors]
+    assert "criterion+sparsity_target" in names
+    note = next(n for n in design.notes if "cannot be told apart" in n)
+    assert note.startswith("criterion and sparsity cannot be told apart on these trials")
+
+
+def test_seeds_shared_across_cells_are_blocks_with_their_own_line():
+    rng = np.random.default_rng(3)
+    trials = planted_trials(PLANTED, seeds=3, rng=rng)
+    offsets = np.array([-0.04, 0.0, 0.04])
+    trials["robust_acc"] += offsets[trials["seed"].to_numpy()]
+    design = build_design(trials)
+    assert design.block is not None and design.block.levels == ("0", "1", "2")
+    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=60)
+    assert dec.method == "anova" and dec.block is not None
+    assert dec.block.share > 0.05 and dec.block.p_value < 1e-6
+    # the noise floor is the within-block residual: the offsets are not in it
+    assert np.sqrt(dec.noise_var) < 0.08 * 0.7
+    text = verdict(dec, design, "robust_acc").text
+    assert "Dense-model variation (trials sharing a seed share a dense model; 3 seeds" in text
+    unique = trials.assign(seed=np.arange(len(trials)))  # no seed shared: no block
+    assert build_design(unique).block is None
+
+
+def test_lamp_under_per_layer_ratios_repeats_l2_and_is_left_out():
+    trials = planted_trials(PLANTED, seeds=1)
+    lamp = trials[trials["criterion"] == "l2"].assign(criterion="lamp")
+    merged = pd.concat([trials, lamp.assign(trial_id=lamp["trial_id"] + "x")], ignore_index=True)
+    kept, notes = drop_identical_levels(merged)
+    assert "lamp" not in set(kept["criterion"]) and len(kept) == len(trials)
+    assert any("'lamp' keeps exactly the channels 'l2' keeps" in n for n in notes)
+
+
+def test_levels_with_identical_numbers_on_matched_trials_are_left_out():
+    trials = planted_trials(PLANTED, seeds=2)
+    trials = trials[trials["criterion"] != "taylor"]
+    copy = trials[trials["criterion"] == "fpgm"].assign(criterion="taylor")
+    merged = pd.concat([trials, copy.assign(trial_id=copy["trial_id"] + "x")], ignore_index=True)
+    kept, notes = drop_identical_levels(merged)
+    assert "taylor" not in set(kept["criterion"])
+    assert any("'taylor' gave exactly the numbers of 'fpgm'" in n for n in notes)
+    untouched, none = drop_identical_levels(trials)
+    assert len(untouched) == len(trials) and none == []
+
+
+def test_ratio_rule_comparison_is_paired_within_seed_blocks():
+    """A per-seed offset as large as the effect: the paired interval excludes 0, and says so."""
+    rng = np.random.default_rng(5)
+    trials = planted_trials({}, seeds=6, rng=rng)
+    trials = trials[(trials["criterion"] == "l1") & (trials["finetune_method"] == "ce")]
+    offsets = rng.normal(0, 0.05, 6)
+    mrs = (trials["ratio_rule"] == "mrs").to_numpy()
+    trials = trials.assign(
+        robust_acc=0.4 + 0.03 * mrs + offsets[trials["seed"]] + rng.normal(0, 0.005, len(trials))
+    )
+    table = ratio_rule_effect(trials, "robust_acc")
+    assert (table["pairs"] == 6).all()
+    assert table["comparison"].str.startswith("paired within seed blocks").all()
+    assert ((table["diff_lo"] > 0) & (table["diff_lo"] < 0.03) & (table["diff_hi"] > 0.03)).all()
