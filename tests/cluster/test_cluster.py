@@ -38,7 +38,8 @@ BUCKET = "robprune"
 #: Fine-tuning epochs of the jobs that are stopped or killed: long enough to be mid-trial
 #: when that happens, short enough to finish after the resume.
 LONG_EPOCHS = 12
-pytestmark = pytest.mark.timeout(1800)
+# a real `ray start` head and jobs: minutes, so outside the fast tier
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.slow]
 
 
 class Cluster:

@@ -1,0 +1,231 @@
+"""The search machinery from tens to thousands of trials, with a stand-in for the compute.
+
+    python benchmarks/bench_scale.py --sizes 20,200,2000 --modes optimize,grid \
+        --storage local,s3 [--nodes K] [--cpus C] [--json] [--plot DIR]
+
+Each (mode, storage, size) runs in a fresh process (`scale_measure.py`): robprune's real
+search (spec parsing, the Tune run, `StudySearch` and dedupe, the trainable's bookkeeping,
+checkpoints, end markers, the Optuna journal, durability pushes, the export, a resume and the
+report) with only the trial's compute replaced, in Ray's workers, by `scale_standin.py` (it
+sleeps `--epoch-s` per fine-tuning epoch and returns a real trial's result, moved per config).
+How the stand-in is confined to this benchmark: it is installed by Ray's
+`worker_process_setup_hook`, which only `scale_measure.py` passes to `ray.init`; the hook
+replaces the one name the trainable calls (`search.run.trainable.run_trial`) and refuses to
+run unless that name is the real `robprune.trial.run_trial`. No robprune module knows of it.
+
+Measures per run: overhead per trial (wall minus the stand-in's ideal makespan, over trials),
+driver CPU per trial, `suggest` latency p50/p99, the journal's size and time to open, the
+bytes the driver wrote (files and sockets: /proc/self/io wchar, so S3 uploads count), the
+resume of the finished experiment, the export, the report (a `robprune report` process) and
+the driver's peak memory. `--nodes K` runs on a `ray.cluster_utils.Cluster` of K nodes, the
+way Ray's own Tune tests simulate a cluster on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+from scale_measure import spec_raw  # noqa: E402
+
+ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "OMP_NUM_THREADS": "1",
+}
+#: The columns of the table, in order (each a key of a measurement).
+COLUMNS = (
+    "overhead_per_trial_s",
+    "driver_cpu_per_trial_s",
+    "suggest_p50_ms",
+    "suggest_p99_ms",
+    "journal_bytes",
+    "journal_open_s",
+    "bytes_pushed_per_trial",
+    "resume_s",
+    "export_s",
+    "report_s",
+    "driver_peak_mb",
+)
+
+
+def _template(work: Path, cache_dir: str) -> str:
+    """A real trial's result.json (the stand-in's shape): one real digits trial, run here."""
+    from robprune.trial import run_trial
+    from search.spec.grid import grid_configs
+    from search.spec.parse import parse_spec
+
+    case = {"name": "template", "cache_dir": cache_dir, "mode": "grid", "size": 1}
+    case |= {"concurrency": 1, "epochs": 1}
+    spec = parse_spec(spec_raw(case), name="template", storage=str(work / "template-exps"))
+    result = run_trial(grid_configs(spec, cache_dir)[0])
+    return str(result.write(work / "template") / "result.json")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_moto(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """A moto S3 server on loopback and the storage URI of a bucket in it."""
+    import pyarrow.fs as pafs
+
+    venv = Path(sys.executable).parent / "moto_server"  # the dev extra's, as the tests use
+    server = str(venv) if venv.exists() else shutil.which("moto_server") or "moto_server"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    endpoint = f"http://127.0.0.1:{port}"
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    env.update(AWS_DEFAULT_REGION="us-east-1")
+    fs = pafs.S3FileSystem(
+        access_key="test",
+        secret_key="test",
+        region="us-east-1",
+        scheme="http",
+        endpoint_override=endpoint,
+        allow_bucket_creation=True,
+    )
+    fs.create_dir("robprune")
+    query = f"endpoint_override={endpoint}&scheme=http&region=us-east-1&allow_bucket_creation=true"
+    return proc, f"s3://robprune/bench?{query}"
+
+
+def _run_case(case: dict[str, Any], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
+    command = [sys.executable, str(BENCH / "scale_measure.py"), json.dumps(case)]
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line.removeprefix("RESULT "))
+    tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+    raise RuntimeError(f"{case['name']} failed (exit {done.returncode}): " + " | ".join(tail))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = ["mode", "storage", "nodes", "trials", *COLUMNS]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        cells = [r["mode"], r["storage"], r["nodes"], r["size"], *(r[c] for c in COLUMNS)]
+        print("| " + " | ".join(_fmt(c) for c in cells) + " |")
+
+
+def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
+    """Each measure against the number of trials, log-log, one line per mode and storage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 4, figsize=(16, 10))
+    for ax, column in zip(axes.flat, COLUMNS, strict=False):
+        groups: dict[str, list[tuple[int, float]]] = {}
+        for r in rows:
+            if r[column] is not None and r[column] > 0:
+                key = f"{r['mode']}/{r['storage']}/{r['nodes']}n"
+                groups.setdefault(key, []).append((r["size"], r[column]))
+        for key, points in sorted(groups.items()):
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, marker="o", label=key)
+        ax.set(xscale="log", yscale="log", title=column, xlabel="trials")
+    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[len(COLUMNS) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "bench_scale.png"
+    fig.savefig(path, dpi=80)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20,200,2000", help="numbers of trials")
+    parser.add_argument("--modes", default="optimize,grid", help="optimize and/or grid")
+    parser.add_argument("--storage", default="local,s3", help="local and/or s3 (moto)")
+    parser.add_argument("--nodes", type=int, default=1, help="simulated nodes (1: local Ray)")
+    parser.add_argument("--cpus", type=int, default=16, help="logical CPUs in all")
+    parser.add_argument("--concurrency", type=int, default=16, help="search.max_concurrent")
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per trial")
+    parser.add_argument("--epoch-s", type=float, default=0.05, help="stand-in seconds/epoch")
+    parser.add_argument("--timeout", type=float, default=7200, help="seconds per run")
+    parser.add_argument("--json", action="store_true", help="print one JSON line at the end")
+    parser.add_argument("--plot", type=Path, help="write bench_scale.png into this folder")
+    args = parser.parse_args(argv)
+    os.environ.update(ENV)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)])}
+    work = Path(tempfile.mkdtemp(prefix="robprune-scale-"))
+    cache_dir = str(work / "cache")
+    template = _template(work, cache_dir)
+    moto, rows = None, []
+    try:
+        for storage_kind in args.storage.split(","):
+            if storage_kind == "s3":
+                moto, storage = _start_moto(env)
+                env["ROBPRUNE_WORK_DIR"] = str(work / "s3-work")
+            else:
+                storage = str(work / "exps")
+            for mode in args.modes.split(","):
+                for size in (int(s) for s in args.sizes.split(",")):
+                    name = f"{mode}-{storage_kind}-{size}"
+                    case = {
+                        "name": name, "mode": mode, "size": size, "storage": storage,
+                        "storage_kind": storage_kind, "nodes": args.nodes, "cpus": args.cpus,
+                        "concurrency": args.concurrency, "epochs": args.epochs,
+                        "epoch_s": args.epoch_s, "template": template,
+                        "cache_dir": cache_dir, "work": str(work / name),
+                    }  # fmt: skip
+                    row = _run_case(case, env, args.timeout)
+                    rows.append(row)
+                    print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    finally:
+        if moto is not None:
+            moto.terminate()
+            moto.wait(timeout=30)
+    print_table(rows)
+    if args.plot:
+        print(f"plot: {plot(rows, args.plot)}")
+    if args.json:
+        print(json.dumps({"runs": rows}))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

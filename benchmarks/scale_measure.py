@@ -1,0 +1,220 @@
+"""One measurement of `benchmarks/bench_scale.py`, in a process of its own (driver CPU and peak
+memory are this process's): start Ray (local with many logical CPUs, or a simulated cluster of
+several nodes), run robprune's real search with the stand-in compute (`scale_standin.py`),
+then time the journal's opening, a resume of the finished experiment, the export and the
+report. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+
+
+def spec_raw(case: dict[str, Any]) -> dict[str, Any]:
+    """A digits search of `size` trials: a grid of distinct sparsities, or TPE over a range."""
+    n = int(case["size"])
+    if case["mode"] == "grid":
+        sparsity: Any = {"choice": [round(0.1 + 0.8 * i / max(1, n - 1), 6) for i in range(n)]}
+        search: dict[str, Any] = {"mode": "grid"}
+    else:
+        sparsity = {"uniform": [0.1, 0.9]}
+        search = {"mode": "optimize", "num_samples": n, "sampler": "tpe"}
+    search["max_concurrent"] = int(case["concurrency"])
+    return {
+        "name": case["name"],
+        "seed": 0,
+        "device": "cpu",
+        "cache_dir": case["cache_dir"],
+        "data": {"dataset": "digits", "train_limit": 300},
+        "model": {"arch": "digits_cnn"},
+        "dense": {"method": "ce", "epochs": 1},
+        "threat": {"train_steps": 2, "eval_steps": 2},
+        "prune": {"sparsity": sparsity, "criterion": "l1"},
+        "finetune": {"method": "ce", "epochs": int(case["epochs"])},
+        "eval": {"attacks": ["pgd2"], "primary": "pgd2", "epoch_attack": "pgd2"},
+        "search": search,
+        "resources": {"cpu": 1},
+    }
+
+
+def _runtime_env(case: dict[str, Any]) -> dict[str, Any]:
+    from scale_standin import EPOCH_S_ENV, TEMPLATE_ENV
+
+    path = os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")])
+    return {
+        "worker_process_setup_hook": "scale_standin.install",
+        "env_vars": {
+            "PYTHONPATH": path,
+            TEMPLATE_ENV: case["template"],
+            EPOCH_S_ENV: str(case["epoch_s"]),
+        },
+    }
+
+
+def _start_ray(case: dict[str, Any]) -> Any:
+    """Local Ray with `cpus` logical CPUs, or a `ray.cluster_utils.Cluster` of `nodes` nodes."""
+    import ray
+
+    cpus, nodes = int(case["cpus"]), int(case["nodes"])
+    if nodes <= 1:
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=_runtime_env(case),
+        )
+        return None
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=max(1, cpus // nodes))
+    ray.init(address=cluster.address, log_to_driver=False, runtime_env=_runtime_env(case))
+    return cluster
+
+
+class SuggestTimer:
+    """Times `StudySearch.suggest` in this driver (the searcher runs here)."""
+
+    def __init__(self) -> None:
+        from search.run.tune_internals import StudySearch
+
+        self.samples_ms: list[float] = []
+        original = StudySearch.suggest
+        timer = self
+
+        def timed(self: Any, trial_id: str) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(self, trial_id)
+            finally:
+                timer.samples_ms.append((time.perf_counter() - start) * 1000)
+
+        StudySearch.suggest = timed
+
+    def quantile(self, q: float) -> float | None:
+        if not self.samples_ms:
+            return None
+        ordered = sorted(self.samples_ms)
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def _io_written() -> int:
+    """Bytes this process handed to write() (files and sockets): /proc/self/io's wchar."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(fn: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def _journal_open_s(exp: Any) -> float:
+    import optuna
+
+    from search.run.study import open_storage
+
+    def load() -> int:
+        """Replay the journal and read every trial of every study in it (none for a grid
+        search written before grids recorded their study)."""
+        if not exp.journal_path.exists():
+            return 0
+        storage = open_storage(exp.journal_path)
+        return sum(
+            len(optuna.load_study(study_name=s.study_name, storage=storage).get_trials())
+            for s in storage.get_all_studies()
+        )
+
+    return _timed(load)[1]
+
+
+def _tune_state_bytes(exp: Any) -> int:
+    return sum(
+        p.stat().st_size for p in Path(exp.work_dir).rglob("experiment_state*.json") if p.is_file()
+    )
+
+
+def _report_s(results_dir: str, out: Path) -> float:
+    command = [sys.executable, "-m", "robprune.cli", "report", results_dir, "-o", str(out)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(case: dict[str, Any]) -> dict[str, Any]:
+    import ray
+
+    from search.results.export import export_experiment
+    from search.run.runner import resume_experiment, run_search
+    from search.spec.parse import parse_spec
+
+    spec = parse_spec(spec_raw(case), name=case["name"], storage=case["storage"])
+    cluster = _start_ray(case)
+    timer = SuggestTimer()
+    log = io.StringIO()
+    cpu0, io0, t0 = _cpu_s(), _io_written(), time.perf_counter()
+    outcome = run_search(spec, stream=log)
+    wall = time.perf_counter() - t0
+    cpu, written = _cpu_s() - cpu0, _io_written() - io0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    exp = outcome.experiment
+    n = int(case["size"])
+    concurrency = min(int(case["concurrency"]), int(case["cpus"]))
+    ideal = n * int(case["epochs"]) * float(case["epoch_s"]) / concurrency
+    _, export_s = _timed(lambda: export_experiment(exp))
+    resume_log = io.StringIO()
+    _, resume_s = _timed(lambda: resume_experiment(exp.location, stream=resume_log))
+    row = {
+        "mode": case["mode"],
+        "storage": case["storage_kind"],
+        "nodes": int(case["nodes"]),
+        "size": n,
+        "completed": outcome.completed,
+        "failed": outcome.failed,
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
+        "overhead_per_trial_s": round((wall - ideal) / n, 4),
+        "driver_cpu_per_trial_s": round(cpu / n, 4),
+        "suggest_p50_ms": timer.quantile(0.5),
+        "suggest_p99_ms": timer.quantile(0.99),
+        "journal_bytes": exp.journal_path.stat().st_size if exp.journal_path.exists() else 0,
+        "journal_open_s": round(_journal_open_s(exp), 3),
+        "tune_state_bytes": _tune_state_bytes(exp),
+        "bytes_pushed": written,
+        "bytes_pushed_per_trial": round(written / n),
+        "resume_s": round(resume_s, 2),
+        "export_s": round(export_s, 2),
+        "report_s": round(_report_s(str(outcome.results_dir), Path(case["work"]) / "report"), 2),
+        "driver_peak_mb": round(peak_mb),
+    }
+    ray.shutdown()
+    if cluster is not None:
+        cluster.shutdown()
+    return row
+
+
+if __name__ == "__main__":
+    sys.path[:0] = [str(ROOT), str(BENCH)]
+    result = measure(json.loads(sys.argv[1]))
+    print("RESULT " + json.dumps(result), flush=True)
