@@ -60,6 +60,7 @@ COLUMNS = (
     "export_s",
     "report_s",
     "driver_peak_mb",
+    "resume_interrupted_reconcile_s",
 )
 
 
@@ -119,9 +120,15 @@ def _start_moto(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 def _run_case(case: dict[str, Any], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
     command = [sys.executable, str(BENCH / "scale_measure.py"), json.dumps(case)]
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-    )
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:  # SIGTERM first: the child shuts its Ray down
+        proc.terminate()
+        out, err = proc.communicate(timeout=120)
+    done = subprocess.CompletedProcess(command, proc.returncode, out.decode(), err.decode())
+    if done.stderr.strip():
+        print(done.stderr.strip()[-4000:], file=sys.stderr)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line.removeprefix("RESULT "))
@@ -142,7 +149,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        cells = [r["mode"], r["storage"], r["nodes"], r["size"], *(r[c] for c in COLUMNS)]
+        cells = [r["mode"], r["storage"], r["nodes"], r["size"], *(r.get(c) for c in COLUMNS)]
         print("| " + " | ".join(_fmt(c) for c in cells) + " |")
 
 
@@ -157,7 +164,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
     for ax, column in zip(axes.flat, COLUMNS, strict=False):
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
-            if r[column] is not None and r[column] > 0:
+            if r.get(column) is not None and r[column] > 0:
                 key = f"{r['mode']}/{r['storage']}/{r['nodes']}n"
                 groups.setdefault(key, []).append((r["size"], r[column]))
         for key, points in sorted(groups.items()):
@@ -185,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per trial")
     parser.add_argument("--epoch-s", type=float, default=0.05, help="stand-in seconds/epoch")
     parser.add_argument("--timeout", type=float, default=7200, help="seconds per run")
+    parser.add_argument(
+        "--no-interrupt", action="store_true", help="skip the killed-driver resume measurement"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the experiments (printed)")
     parser.add_argument("--json", action="store_true", help="print one JSON line at the end")
     parser.add_argument("--plot", type=Path, help="write bench_scale.png into this folder")
     args = parser.parse_args(argv)
@@ -210,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                         "concurrency": args.concurrency, "epochs": args.epochs,
                         "epoch_s": args.epoch_s, "template": template,
                         "cache_dir": cache_dir, "work": str(work / name),
+                        "interrupt": not args.no_interrupt, "timeout": args.timeout,
                     }  # fmt: skip
                     row = _run_case(case, env, args.timeout)
                     rows.append(row)
@@ -223,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plot: {plot(rows, args.plot)}")
     if args.json:
         print(json.dumps({"runs": rows}))
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"experiments kept under {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -48,7 +49,7 @@ def spec_raw(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _runtime_env(case: dict[str, Any]) -> dict[str, Any]:
+def runtime_env(case: dict[str, Any]) -> dict[str, Any]:
     from scale_standin import EPOCH_S_ENV, TEMPLATE_ENV
 
     path = os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")])
@@ -73,7 +74,7 @@ def _start_ray(case: dict[str, Any]) -> Any:
             num_cpus=cpus,
             include_dashboard=False,
             log_to_driver=False,
-            runtime_env=_runtime_env(case),
+            runtime_env=runtime_env(case),
         )
         return None
     from ray.cluster_utils import Cluster
@@ -81,7 +82,7 @@ def _start_ray(case: dict[str, Any]) -> Any:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(nodes):
         cluster.add_node(num_cpus=max(1, cpus // nodes))
-    ray.init(address=cluster.address, log_to_driver=False, runtime_env=_runtime_env(case))
+    ray.init(address=cluster.address, log_to_driver=False, runtime_env=runtime_env(case))
     return cluster
 
 
@@ -124,7 +125,7 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(fn: Any) -> tuple[Any, float]:
+def timed(fn: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
@@ -146,7 +147,7 @@ def _journal_open_s(exp: Any) -> float:
             for s in storage.get_all_studies()
         )
 
-    return _timed(load)[1]
+    return timed(load)[1]
 
 
 def _tune_state_bytes(exp: Any) -> int:
@@ -165,12 +166,24 @@ def _report_s(results_dir: str, out: Path) -> float:
 def measure(case: dict[str, Any]) -> dict[str, Any]:
     import ray
 
-    from search.results.export import export_experiment
-    from search.run.runner import resume_experiment, run_search
     from search.spec.parse import parse_spec
 
     spec = parse_spec(spec_raw(case), name=case["name"], storage=case["storage"])
     cluster = _start_ray(case)
+    try:
+        return _measure(case, spec)
+    finally:  # also on SIGTERM (the parent's timeout): no Ray process outlives this one
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _measure(case: dict[str, Any], spec: Any) -> dict[str, Any]:
+    import ray
+
+    from search.results.export import export_experiment
+    from search.run.runner import resume_experiment, run_search
+
     timer = SuggestTimer()
     log = io.StringIO()
     cpu0, io0, t0 = _cpu_s(), _io_written(), time.perf_counter()
@@ -182,9 +195,9 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     n = int(case["size"])
     concurrency = min(int(case["concurrency"]), int(case["cpus"]))
     ideal = n * int(case["epochs"]) * float(case["epoch_s"]) / concurrency
-    _, export_s = _timed(lambda: export_experiment(exp))
+    _, export_s = timed(lambda: export_experiment(exp))
     resume_log = io.StringIO()
-    _, resume_s = _timed(lambda: resume_experiment(exp.location, stream=resume_log))
+    _, resume_s = timed(lambda: resume_experiment(exp.location, stream=resume_log))
     row = {
         "mode": case["mode"],
         "storage": case["storage_kind"],
@@ -208,13 +221,19 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
         "report_s": round(_report_s(str(outcome.results_dir), Path(case["work"]) / "report"), 2),
         "driver_peak_mb": round(peak_mb),
     }
-    ray.shutdown()
-    if cluster is not None:
-        cluster.shutdown()
+    if case.get("interrupt"):
+        from scale_interrupt import measure_interrupted
+
+        row.update(measure_interrupted(case, ray.get_runtime_context().gcs_address))
     return row
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
     sys.path[:0] = [str(ROOT), str(BENCH)]
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     result = measure(json.loads(sys.argv[1]))
     print("RESULT " + json.dumps(result), flush=True)

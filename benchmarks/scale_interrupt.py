@@ -1,0 +1,128 @@
+"""The killed-driver part of `benchmarks/bench_scale.py`: a second driver runs the same search
+under another name on the same Ray and is SIGKILLed once half its trials ended; then
+`resume_experiment` runs in a process of its own, as a user's `robprune resume` would, under
+a time limit (a resume that never ends is a finding, reported as such, not a hung benchmark).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from scale_measure import BENCH, ROOT, runtime_env, spec_raw, timed
+
+#: Seconds a resume may take beyond the stand-in's own remaining compute.
+RESUME_SLACK_S = 300.0
+
+
+def _ended_trials(location: str) -> int:
+    """End markers under the experiment (local or in the bucket): trials the driver saw end."""
+    import pyarrow.fs as pafs
+
+    from search.run.reconcile import END_MARKER
+    from search.state import storage
+
+    fs, path = storage.filesystem(location)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(f"{path}/tune", recursive=True))
+    except (FileNotFoundError, OSError):
+        return 0
+    return sum(1 for info in infos if info.base_name == END_MARKER)
+
+
+def _child(mode: str, case: dict[str, Any], address: str) -> list[str]:
+    return [sys.executable, __file__, mode, json.dumps(case), address]
+
+
+def _kill_at_half(case: dict[str, Any], address: str, location: str) -> int:
+    driver = subprocess.Popen(
+        _child("--drive", case, address), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + float(case.get("timeout", 3600))
+    while _ended_trials(location) < int(case["size"]) // 2 and driver.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    return _ended_trials(location)
+
+
+def measure_interrupted(case: dict[str, Any], address: str) -> dict[str, Any]:
+    """Kill a driver at half its trials, resume it to the end; what the resume did."""
+    from search.state.experiment import Experiment
+
+    case = {**case, "name": f"{case['name']}-killed"}
+    location = Experiment.check_new(case["storage"], case["name"]).location
+    killed_at = _kill_at_half(case, address, location)
+    limit = RESUME_SLACK_S + int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
+    proc = subprocess.Popen(
+        _child("--resume", {**case, "location": location}, address),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.communicate(timeout=120)
+        return {"killed_after_ended": killed_at, "resume_interrupted_s": f"> {limit:.0f} (hung)"}
+    lines = [x for x in out.splitlines() if x.startswith("RESUMED ")]
+    if not lines:
+        return {"killed_after_ended": killed_at, "resume_interrupted_s": "failed"}
+    return {"killed_after_ended": killed_at, **json.loads(lines[-1].removeprefix("RESUMED "))}
+
+
+def _drive(case: dict[str, Any], address: str) -> None:
+    """The driver that is killed: the same search, attached to the same Ray."""
+    import ray
+
+    from search.run.runner import run_search
+    from search.spec.parse import parse_spec
+
+    ray.init(address=address, log_to_driver=False, runtime_env=runtime_env(case))
+    run_search(parse_spec(spec_raw(case), name=case["name"], storage=case["storage"]))
+
+
+def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
+    """`resume_experiment` of the killed experiment, its reconciliation timed apart."""
+    import ray
+
+    import search.run.reconcile as reconcile
+    from search.run.runner import resume_experiment
+
+    ray.init(address=address, log_to_driver=False, runtime_env=runtime_env(case))
+    spent: list[float] = []
+    original = reconcile.reconcile_run
+
+    def timed_reconcile(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    reconcile.reconcile_run = timed_reconcile
+    said = io.StringIO()
+    outcome, total = timed(lambda: resume_experiment(case["location"], stream=said))
+    if outcome.completed != int(case["size"]) or outcome.interrupted:
+        print(f"{case['name']}: the resume said:\n{said.getvalue()}", file=sys.stderr)
+    return {
+        "resume_interrupted_reconcile_s": round(sum(spent), 2),
+        "resume_interrupted_s": round(total, 2),
+        "completed_after_resume": outcome.completed,
+        "resume_said_interrupted": outcome.interrupted,
+    }
+
+
+if __name__ == "__main__":
+    sys.path[:0] = [str(ROOT), str(BENCH)]
+    if sys.argv[1] == "--drive":
+        _drive(json.loads(sys.argv[2]), sys.argv[3])
+    else:
+        print("RESUMED " + json.dumps(_resume(json.loads(sys.argv[2]), sys.argv[3])), flush=True)
