@@ -1,8 +1,9 @@
 """The experiment's storage is its only durable copy: what a resume needs reaches it as trials go.
 
 On object storage the driver keeps the Optuna journal in a local working copy (Optuna needs a
-file to append to and lock), which dies with the head. `JournalPush` uploads that copy
-whenever it changed: at once when a trial ends (Tune's searcher has just told Optuna), else at
+file to append to and lock), which dies with the head. `JournalPush` uploads what that copy
+appended (`search.state.journal_parts`: linear bytes over a search, not quadratic) whenever it
+changed: at once when a trial ends (Tune's searcher has just told Optuna), else at
 most `period_s` after a change (an ask when a trial starts, an intermediate value when one
 reports). Tune's experiment snapshot is synced by Tune itself every `SYNC_PERIOD_S`
 (`sync_config`); the trials' end markers, status.json and experiment.json are written to the
@@ -18,10 +19,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pyarrow.fs as pafs
 from ray import tune
 
 from search.state.experiment import JOURNAL_FILE, Experiment
+from search.state.journal_parts import JournalUploads, read_journal, write_whole
 from search.state.storage import is_remote
 
 __all__ = ["JournalPush", "SYNC_PERIOD_S", "pull_journal", "sync_config"]
@@ -43,11 +44,9 @@ def pull_journal(exp: Experiment) -> None:
     """Make the local working copy of the journal the stored one (remote experiments)."""
     if not exp.remote:
         return
-    path = _remote_journal(exp)
-    if exp.fs.get_file_info(path).type != pafs.FileType.File:
+    stored = read_journal(exp.fs, _remote_journal(exp))
+    if stored is None:
         return
-    with exp.fs.open_input_stream(path) as handle:
-        stored = handle.read()
     local = exp.journal_path
     mine = local.read_bytes() if local.is_file() else b""
     if len(mine) > len(stored) and mine.startswith(stored):
@@ -60,12 +59,10 @@ def pull_journal(exp: Experiment) -> None:
 
 
 def push_journal(exp: Experiment) -> None:
-    """Upload the local journal (one PUT of the whole file: object stores do not append)."""
+    """Upload the whole local journal (object stores do not append) and drop its parts."""
     if not exp.remote or not exp.journal_path.is_file():
         return
-    data = exp.journal_path.read_bytes()
-    with exp.fs.open_output_stream(_remote_journal(exp)) as handle:
-        handle.write(data)
+    write_whole(exp.fs, _remote_journal(exp), exp.journal_path.read_bytes())
 
 
 class JournalPush(tune.Callback):
@@ -75,11 +72,11 @@ class JournalPush(tune.Callback):
         self.location = location
         self.period_s = period_s
         self._exp: Experiment | None = None
-        self._pushed_size = -1
+        self._uploads = JournalUploads()
         self._changed_at: float | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_exp": None, "_pushed_size": -1, "_changed_at": None}
+        return {**self.__dict__, "_exp": None, "_uploads": JournalUploads(), "_changed_at": None}
 
     def _experiment(self) -> Experiment:
         if self._exp is None:  # its state names the working copy (opened once, lazily)
@@ -94,7 +91,7 @@ class JournalPush(tune.Callback):
             size = exp.journal_path.stat().st_size
         except OSError:
             return
-        if size == self._pushed_size:
+        if size == self._uploads.stored:
             self._changed_at = None
             return
         now = time.monotonic()
@@ -102,12 +99,12 @@ class JournalPush(tune.Callback):
             self._changed_at = now
         if not force and now - self._changed_at < self.period_s:
             return
-        try:
-            push_journal(exp)
+        try:  # only what was appended since the last push (search.state.journal_parts)
+            self._uploads.push(exp.fs, _remote_journal(exp), exp.journal_path.read_bytes())
         except OSError as exc:  # retried at the next step; the search itself goes on
             print(f"warning: could not upload the Optuna journal: {exc}", flush=True)
             return
-        self._pushed_size, self._changed_at = size, None
+        self._changed_at = None
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._push(force=False)
