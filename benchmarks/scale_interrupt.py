@@ -39,27 +39,60 @@ def _child(mode: str, case: dict[str, Any], address: str) -> list[str]:
     return [sys.executable, __file__, mode, json.dumps(case), address]
 
 
-def _kill_at_half(case: dict[str, Any], address: str, location: str) -> int:
+def _wait_for(location: str, ended: int, driver: subprocess.Popen, deadline: float) -> None:
+    while _ended_trials(location) < ended and driver.poll() is None:
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
+
+
+def _lose_a_node(cluster: Any, num_cpus: int) -> None:
+    """`Cluster.remove_node` of a worker node running trials, and a fresh node in its place
+    (the autoscaler's replacement): the trials it ran must continue from their checkpoints."""
+    cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
+    cluster.add_node(num_cpus=num_cpus)
+
+
+def _kill_at_half(case: dict[str, Any], address: str, location: str, cluster: Any) -> int:
+    """Run the search in its own driver; lose a node at a quarter (on a simulated cluster),
+    SIGKILL the driver at half its trials. Returns the trials that had ended then."""
     driver = subprocess.Popen(
         _child("--drive", case, address), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + float(case.get("timeout", 3600))
-    while _ended_trials(location) < int(case["size"]) // 2 and driver.poll() is None:
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    if cluster is not None:
+        _wait_for(location, int(case["size"]) // 4, driver, deadline)
+        _lose_a_node(cluster, max(1, int(case["cpus"]) // int(case["nodes"])))
+    _wait_for(location, int(case["size"]) // 2, driver, deadline)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     return _ended_trials(location)
 
 
-def measure_interrupted(case: dict[str, Any], address: str) -> dict[str, Any]:
-    """Kill a driver at half its trials, resume it to the end; what the resume did."""
+def _rows(location: str) -> dict[str, Any]:
+    """The exported trials: how many, how many distinct, how many were restored."""
+    import pyarrow.parquet as pq
+
+    from search.state import storage
+
+    fs, path = storage.filesystem(location)
+    table = pq.read_table(f"{path}/results/trials.parquet", filesystem=fs).to_pylist()
+    ids = [row["trial_id"] for row in table]
+    return {
+        "rows": len(ids),
+        "distinct_rows": len(set(ids)),
+        "restored_rows": sum(1 for row in table if (row.get("restores") or 0) > 0),
+    }
+
+
+def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dict[str, Any]:
+    """Kill a driver at half its trials (and lose a node before, on a simulated cluster),
+    resume it to the end; what the resume did and what the results hold."""
     from search.state.experiment import Experiment
 
     case = {**case, "name": f"{case['name']}-killed"}
     location = Experiment.check_new(case["storage"], case["name"]).location
-    killed_at = _kill_at_half(case, address, location)
+    killed_at = _kill_at_half(case, address, location, cluster)
     limit = RESUME_SLACK_S + int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
     proc = subprocess.Popen(
         _child("--resume", {**case, "location": location}, address),
@@ -75,7 +108,8 @@ def measure_interrupted(case: dict[str, Any], address: str) -> dict[str, Any]:
     lines = [x for x in out.splitlines() if x.startswith("RESUMED ")]
     if not lines:
         return {"killed_after_ended": killed_at, "resume_interrupted_s": "failed"}
-    return {"killed_after_ended": killed_at, **json.loads(lines[-1].removeprefix("RESUMED "))}
+    resumed = json.loads(lines[-1].removeprefix("RESUMED "))
+    return {"killed_after_ended": killed_at, **resumed, **_rows(location)}
 
 
 def _drive(case: dict[str, Any], address: str) -> None:

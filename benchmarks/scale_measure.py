@@ -171,14 +171,14 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     spec = parse_spec(spec_raw(case), name=case["name"], storage=case["storage"])
     cluster = _start_ray(case)
     try:
-        return _measure(case, spec)
+        return _measure(case, spec, cluster)
     finally:  # also on SIGTERM (the parent's timeout): no Ray process outlives this one
         ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
 
 
-def _measure(case: dict[str, Any], spec: Any) -> dict[str, Any]:
+def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
     import ray
 
     from search.results.export import export_experiment
@@ -224,7 +224,8 @@ def _measure(case: dict[str, Any], spec: Any) -> dict[str, Any]:
     if case.get("interrupt"):
         from scale_interrupt import measure_interrupted
 
-        row.update(measure_interrupted(case, ray.get_runtime_context().gcs_address))
+        address = ray.get_runtime_context().gcs_address
+        row.update(measure_interrupted(case, address, cluster))
     return row
 
 
