@@ -171,6 +171,9 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
             xs, ys = zip(*sorted(points), strict=True)
             ax.plot(xs, ys, marker="o", label=key)
         ax.set(xscale="log", yscale="log", title=column, xlabel="trials")
+        sizes = sorted({r["size"] for r in rows})
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.minorticks_off()
     axes.flat[0].legend(fontsize=7)
     for ax in list(axes.flat)[len(COLUMNS) :]:
         ax.axis("off")
