@@ -20,7 +20,7 @@ from analysis import figures, tables
 from analysis.adaptive import Adaptive, adaptive_design
 from analysis.bootstrap import DEFAULT_RESAMPLES
 from analysis.curves import security_curves
-from analysis.design import Design, build_design
+from analysis.design import BLOCK, Design, build_design
 from analysis.effects import PaperView, level_comparisons, paper_view, ratio_rule_effect
 from analysis.estimable import NotEstimable
 from analysis.finalists_table import finalists_frame
@@ -30,7 +30,7 @@ from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
 from analysis.power import power_table
 from analysis.shares import Decomposition, decompose
-from analysis.verdict import ALPHA, QUESTION, Verdict, question_power, verdict
+from analysis.verdict import QUESTION, Verdict, question_power, tested_alpha, verdict
 from robprune.config.factors import FACTOR_COLUMNS
 from robprune.errors import BadInput
 
@@ -48,6 +48,7 @@ class ResponseAnalysis:
     response: str
     trials: pd.DataFrame  # completed trials with a finite response
     missing: int  # completed trials whose response is null or not finite
+    unseeded: int = 0  # trials left out because they record no seed while the others do
     design: Design
     decomposition: Decomposition | NotEstimable
     verdict: Verdict
@@ -91,7 +92,10 @@ def analyse_response(
         return NotEstimable(
             f"{response} is missing or not a finite number in all {len(ok)} completed trials"
         )
-    if design is None or missing:
+    trials, unseeded, seeded = _seeded(trials, unrecorded)
+    if seeded is not None:
+        design = seeded
+    elif design is None or missing:
         design = build_design(trials, unrecorded)
     y = trials[response].to_numpy(dtype=float)
     dec = decompose(y, design, response, resamples, rng)
@@ -99,11 +103,33 @@ def analyse_response(
         response=response,
         trials=trials,
         missing=missing,
+        unseeded=unseeded,
         design=design,
         decomposition=dec,
-        verdict=verdict(dec, design, response),
+        verdict=verdict(dec, design, response, y),
         scope=scope,
     )
+
+
+def _seeded(
+    trials: pd.DataFrame, unrecorded: tuple[str, ...]
+) -> tuple[pd.DataFrame, int, Design | None]:
+    """Leave out the trials without a seed when the others form seed blocks.
+
+    A trial without a seed cannot be matched on its dense model; keeping it would cost every
+    other trial its block (the noise would then hold the dense-model variation). Returns the
+    trials kept, how many were left out, and their design (None when nothing was left out).
+    """
+    if BLOCK not in trials:
+        return trials, 0, None
+    known = trials[BLOCK].notna().to_numpy()
+    if known.all() or not known.any():
+        return trials, 0, None
+    kept = trials[known].reset_index(drop=True)
+    design = build_design(kept, unrecorded)
+    if design.block is None:
+        return trials, 0, None
+    return kept, int((~known).sum()), design
 
 
 def absent_columns(results: ResultSet) -> str | None:
@@ -190,6 +216,12 @@ def _decomposition_lines(found: _Analyses) -> tuple[list[Decomposition], list[st
                 f"{analysis.missing} completed trials have no finite {what} (null or NaN) and "
                 f"were left out of its analysis."
             )
+        if analysis.unseeded:
+            skipped.append(
+                f"{analysis.unseeded} trials record no seed, so their dense model cannot be "
+                f"matched: they were left out of the analysis of {what}, so that the other "
+                "trials keep their seed blocks."
+            )
     return decompositions, skipped, notes
 
 
@@ -225,8 +257,7 @@ def _power(primary: ResponseAnalysis) -> pd.DataFrame | None:
     if not factors:
         return None
     seeds = len(design.block.levels) if design.block is not None else 1
-    alpha = ALPHA / max(1, len(dec.factors))
-    return power_table(factors, dec.noise_var, dec.df_res, dec.n, seeds, alpha)
+    return power_table(factors, dec.noise_var, dec.df_res, dec.n, seeds, tested_alpha(dec))
 
 
 def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], extra: dict):
@@ -238,7 +269,9 @@ def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], ext
         "best_configs": tables.best_configs(
             best_from.trials, best_from.design, best_from.response
         ),
-        "excluded": tables.exclusions(results, primary.response, primary.missing),
+        "excluded": tables.exclusions(
+            results, primary.response, primary.missing, primary.unseeded
+        ),
     }
     for dec in decs:
         out[f"{dec.method}_{dec.response}"] = dec.full_table

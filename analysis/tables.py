@@ -107,7 +107,9 @@ def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def exclusions(results: ResultSet, response: str, missing_response: int) -> pd.DataFrame:
+def exclusions(
+    results: ResultSet, response: str, missing_response: int, unseeded: int = 0
+) -> pd.DataFrame:
     """Counts of trials left out of the analysis, by reason."""
     rows = [
         {"reason": f"status {status}", "trials": count}
@@ -115,6 +117,8 @@ def exclusions(results: ResultSet, response: str, missing_response: int) -> pd.D
     ]
     if missing_response:
         rows.append({"reason": f"{response} missing or not finite", "trials": missing_response})
+    if unseeded:
+        rows.append({"reason": "no seed recorded (others form seed blocks)", "trials": unseeded})
     for error, count in results.top_errors:
         rows.append({"reason": f"  error: {error}", "trials": count})
     return pd.DataFrame(rows, columns=["reason", "trials"])
