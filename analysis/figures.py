@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure as Canvas
 
 from analysis.formatting import budget_note, flops_colour, response_label
+from analysis.selection import selection_column
 from analysis.shares import Decomposition
 from robprune.config import MRS_RATIO_RULES
 
@@ -247,10 +248,21 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
 
 
 def _ranked_with(trials: pd.DataFrame, table: pd.DataFrame, response: str) -> pd.DataFrame:
-    """Trials that have rows in `table` (epochs or layers), best response first."""
+    """Trials that have rows in `table` (epochs or layers), best first on the validation
+    metric (`selection_column`), as the best-configurations table ranks them."""
     keys = table[["experiment", "trial_id"]].drop_duplicates()
     present = trials.merge(keys, on=["experiment", "trial_id"], how="inner")
-    return present.sort_values(response, ascending=False, kind="stable")
+    return present.sort_values(
+        selection_column(trials, response), ascending=False, kind="stable", na_position="last"
+    )
+
+
+def _picked_on(trials: pd.DataFrame, response: str) -> str:
+    """What the figure's trials were picked on, in words."""
+    column = selection_column(trials, response)
+    if column == response and not response.startswith(("val_", "epoch")):
+        return f"{response_label(response)} (no validation metric was recorded)"
+    return response_label(column)
 
 
 def _rows_of(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
@@ -338,7 +350,8 @@ def layer_profile(
     fig.suptitle(title)
     caption = (
         "One panel per ratio rule in the data (its best trial by "
-        f"{response_label(response)}). Bars: fraction of each layer's channels removed; line: "
+        f"{_picked_on(trials, response)}, as in the best-configurations table). "
+        "Bars: fraction of each layer's channels removed; line: "
         "the MRS the rule read, or for rules that read none an estimator the trial recorded "
         "(prune.record_mrs)."
     )
@@ -383,11 +396,12 @@ def learning_curves(
         ax.set_xlabel("fine-tuning epoch")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{title} by {response_label(response)}")
+    picked = _picked_on(trials, response)
+    fig.suptitle(f"{title} by {picked}")
     caption = "Per-epoch metrics use the cheaper epoch attack on a fixed validation subset."
     return Figure(
         name="curves",
-        title=f"{title} by {response_label(response)}",
+        title=f"{title} by {picked}",
         caption=caption,
         png=_png(fig),
         data=data,

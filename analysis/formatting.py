@@ -32,6 +32,8 @@ def response_label(response: str) -> str:
     match = re.fullmatch(r"epoch(\d+)_val_(\w+)", response)
     if match:
         return f"validation {response_label(match.group(2))} at epoch {match.group(1)}"
+    if response.startswith("val_"):
+        return f"validation {response_label(response.removeprefix('val_'))}"
     names = {"robust_acc": "robust accuracy", "clean_acc": "clean accuracy"}
     return names.get(response, response.replace("_", " "))
 

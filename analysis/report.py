@@ -231,6 +231,13 @@ def _adaptive_lines(adaptive: Adaptive, response: str) -> list[str]:
             f"Headline on a response every trial has: {adaptive.reason}; the decomposition "
             f"below is of the {SURVIVORS} only."
         ]
+    if adaptive.lacking and adaptive.response is not None:
+        return [
+            f"{adaptive.lacking} completed trials have no {response_label(adaptive.response)} "
+            "(no per-epoch record at that epoch and no validation value, e.g. trials that were "
+            "not fine-tuned): they were left out of the headline analysis; a level they alone "
+            "held is missing from it."
+        ]
     return []
 
 
@@ -265,7 +272,9 @@ def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], ext
     best_from = found.survivors or primary
     out: dict[str, pd.DataFrame] = {
         "factors": tables.factor_summary(primary.design, primary.decomposition),
-        "factor_levels": tables.factor_levels(primary.trials, primary.design, primary.response),
+        "factor_levels": tables.factor_levels(
+            primary.trials, primary.design, primary.response, primary.verdict.effects
+        ),
         "best_configs": tables.best_configs(
             best_from.trials, best_from.design, best_from.response
         ),
@@ -284,9 +293,9 @@ def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], ext
     return out
 
 
-def _effects(trials: pd.DataFrame, what: str, skipped: list[str]):
+def _effects(trials: pd.DataFrame, what: str, skipped: list[str], cells=None):
     """The paper's view, ratio rules against uniform and level comparisons (or why not)."""
-    paper = paper_view(trials, what)
+    paper = paper_view(trials, what, cells)
     if isinstance(paper, NotEstimable):
         skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
     ratio = ratio_rule_effect(trials, what)
@@ -321,7 +330,7 @@ def build_report(
     skipped = ([absent] if absent else []) + found.skipped + skipped
     notes = list(results.notes) + identical + list(primary.design.notes) + dec_notes
     trials, what = primary.trials, primary.response
-    paper, ratio, comparisons = _effects(trials, what, skipped)
+    paper, ratio, comparisons = _effects(trials, what, skipped, primary.verdict.cells)
     figs = _figures(trials, what, results, found, decs) if draw else []
     skipped += [f"Figure '{f.title}': {f.reason}." for f in figs if isinstance(f, figures.Skipped)]
     importance = None
