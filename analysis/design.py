@@ -196,13 +196,13 @@ def _block(trials: pd.DataFrame, cells: np.ndarray, notes: list[str]) -> tuple[C
             "on their dense model"
         )
     coded = code_column(trials[BLOCK].astype(float))
-    if len(coded.levels) < 2 or coded.binned:
-        coded = code_column(trials[BLOCK].astype(str))
     if len(coded.levels) < 2:
         return None, (
             f"every trial has seed {coded.levels[0]}, so all share one dense model: its "
             "variation is not sampled, and the results hold for this dense model"
         )
+    if coded.binned:
+        coded = code_column(trials[BLOCK].astype(str))
     pairs, _ = combine(coded.codes, cells)
     if int(pairs.max()) + 1 == len(coded.levels):
         return None, "no seed is shared by trials of different configurations"

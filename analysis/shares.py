@@ -107,18 +107,20 @@ class Decomposition:
     @property
     def model(self) -> str:
         """The model actually fitted, and what its residual holds, in words."""
+        noise = "the within-block noise" if self.block is not None else "the trial-to-trial noise"
         if self.method == "anova" and self.order >= 2:
             return (
                 "main effects and two-way interactions of the factors; the residual holds the "
-                "higher-order interactions and the within-block noise"
+                f"higher-order interactions and {noise}"
             )
         if self.method == "anova":
             return (
                 "main effects only (too few trials for the two-way interactions); the residual "
-                "holds every interaction and the within-block noise"
+                f"holds every interaction and {noise}"
             )
-        return "an additive model (main effects only); the residual holds every interaction " + (
-            "and the within-block noise"
+        return (
+            "an additive model (main effects only); the residual holds every interaction and "
+            + noise
         )
 
     @property
