@@ -149,8 +149,9 @@ def answer(
     f, c = _index(design, "finetune_method"), _index(design, "criterion")
     assert f is not None and c is not None
     ft, cr = _matters(dec, f), _matters(dec, c)
-    eff_f = f"({_effect_text(response, effects[f], design, f)})"
-    eff_c = f"({_effect_text(response, effects[c], design, c)})"
+    raw_f = _effect_text(response, effects[f], design, f)
+    raw_c = _effect_text(response, effects[c], design, c)
+    eff_f, eff_c = f"({raw_f})", f"({raw_c})"
     pair = dec.pair
     if pair is not None and np.isfinite(pair.p_adjusted) and pair.p_adjusted < ALPHA:
         mains = [n for n, m in (("fine-tuning method", ft), ("criterion", cr)) if m]
@@ -172,8 +173,8 @@ def answer(
         )
     diff, lo, hi = dec.difference(f, c, DOMINANCE_LEVEL)
     level = f"{100 * DOMINANCE_LEVEL:.0f}% interval"
-    gap = f"{share_points(diff, lo, hi)} ({level})"
-    flipped = f"{share_points(-diff, -hi, -lo)} ({level})"
+    gap = f"{share_points(diff, lo, hi)}, {level}"
+    flipped = f"{share_points(-diff, -hi, -lo)}, {level}"
     if ft and cr:
         if lo > 0 or hi < 0:
             top, low = (
@@ -201,18 +202,18 @@ def answer(
     if ft or cr:
         one, other = ("finetune_method", "criterion") if ft else ("criterion", "finetune_method")
         j_other = c if ft else f
-        eff_one, eff_other = (eff_f, eff_c) if ft else (eff_c, eff_f)
+        eff_one, raw_other = (eff_f, raw_c) if ft else (eff_c, raw_f)
         clear = (lo > 0) if ft else (hi < 0)
         signed = gap if ft else flipped
         tail = (
             f"its share of the variance is clearly larger (by {signed})"
             if clear
-            else f"the data cannot rule out that the {_name(other)} matters as much (share "
-            f"difference {signed})"
+            else f"the data cannot rule out that the {_name(other)} matters as much (the share "
+            f"difference, {signed}, includes 0)"
         )
         first = (
             f"Only the {_name(one)} {eff_one} is distinguishable from noise for {what}, not the "
-            f"{_name(other)} {eff_other} (Holm-adjusted {fmt_p(dec.p_adjusted[j_other])}); "
+            f"{_name(other)} ({raw_other}; Holm-adjusted {fmt_p(dec.p_adjusted[j_other])}); "
             f"{tail}"
         )
         return Answer(

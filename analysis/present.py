@@ -109,9 +109,9 @@ def _methodparagraph(analysis: ResponseAnalysis) -> str:
     if left_out:
         why += f"; {left_out} completed trials were left out, as listed below"
     return (
-        f"The {dec.n} trials do not form a balanced grid ({why}), so the explained "
-        f"variance of {dec.model} is split over the factors by Shapley values (LMG: each "
-        f"factor's R² gain averaged over all orders).{block}{pair}{tests} Intervals: "
+        f"The {dec.n} trials do not form a balanced grid ({why}), so Shapley values (LMG: "
+        "each factor's R² gain averaged over all orders) split the explained variance of the "
+        f"model fitted, {dec.model}.{block}{pair}{tests} Intervals: "
         f"{dec.boot.shape[0]} bootstrap replicates, {dec.resampling}; shares and their normal "
         "intervals are bias-corrected (raw shares in the CSV)."
     )
@@ -213,8 +213,8 @@ def _factor_blocks(report: Report, what: str) -> list[Block]:
         heading("Factors"),
         paragraph(
             f"Every factor column (and the seed blocks); shares of {what} variance in %; "
-            "p_value: F-test on the within-block residual; p_holm: Holm-adjusted over the "
-            "factors (the verdict's test).",
+            "p_value: F-test on the model's residual; p_holm: Holm-adjusted over the factors "
+            "and the criterion × fine-tuning method interaction (the headline's test).",
         ),
         table(factors, fmt),
         paragraph(

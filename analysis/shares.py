@@ -119,7 +119,7 @@ class Decomposition:
                 f"holds every interaction and {noise}"
             )
         return (
-            "an additive model (main effects only); the residual holds every interaction and "
+            "an additive model of the main effects; the residual holds every interaction and "
             + noise
         )
 

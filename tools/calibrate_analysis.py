@@ -104,8 +104,9 @@ def main() -> int:
     parser.add_argument("--tables", type=int, default=100, help="for the interval check")
     args = parser.parse_args()
     start = time.perf_counter()
-    answers(args.replicates)
-    print(f"\n{args.replicates} tables per row, {time.perf_counter() - start:.0f} s")
+    if args.replicates:
+        answers(args.replicates)
+        print(f"\n{args.replicates} tables per row, {time.perf_counter() - start:.0f} s")
     if args.tables:
         intervals(args.tables)
     return 0

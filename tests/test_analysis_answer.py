@@ -1,0 +1,128 @@
+"""The headline's answers on designs the calibration does not cover, and the report's "best"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from analysis_fixtures import epochs_for, layers_for, planted_trials, write_experiment
+
+from analysis.design import build_design
+from analysis.figures import layer_profile, learning_curves
+from analysis.markdown import render_markdown
+from analysis.present import blocks
+from analysis.report import build_report
+from analysis.shares import decompose
+from analysis.verdict import verdict
+
+PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
+
+
+def _verdict(trials: pd.DataFrame):
+    design = build_design(trials)
+    y = trials["robust_acc"].to_numpy()
+    return verdict(decompose(y, design, "robust_acc", resamples=60), design, "robust_acc", y)
+
+
+def test_a_single_varying_factor_cannot_answer_the_question():
+    """Only the criterion varies: nothing to compare it with, so no 'dominates'."""
+    trials = planted_trials({"criterion": 0.2}, seeds=3)
+    trials = trials[
+        (trials["finetune_method"] == "ce")
+        & (trials["ratio_rule"] == "uniform")
+        & (trials["sparsity_target"] == 0.5)
+    ].reset_index(drop=True)
+    result = _verdict(trials)
+    assert result.answer == "cannot" and result.dominant is None
+    assert "the fine-tuning method took a single value (ce)" in result.headline
+    assert "the criterion (" in result.headline
+    assert "dominates" not in result.headline
+    assert result.headline.endswith("No other factor varied in these trials")
+
+
+def test_an_interaction_without_main_effects_is_the_answer(tmp_path):
+    """The best criterion under one method is the worst under another; no main effects."""
+    rng = np.random.default_rng(11)
+    trials = planted_trials({}, seeds=3, rng=rng)
+    ft = trials["finetune_method"].map({"ce": 1.0, "pgd_at": -1.0}).fillna(0.0).to_numpy()
+    crit = trials["criterion"].map({"l1": 1.0, "l2": -1.0}).fillna(0.0).to_numpy()
+    y = 0.4 + 0.05 * ft * crit + rng.normal(0, 0.02, len(trials))
+    trials = trials.assign(robust_acc=y)
+    report = build_report([write_experiment(tmp_path, trials)], resamples=40, draw=False)
+    result = report.primary.verdict
+    assert result.answer == "interaction" and result.interaction
+    assert result.headline.startswith(
+        "The effect of the criterion on robust accuracy depends on the fine-tuning method"
+    )
+    assert "under ce the criteria range from" in result.headline
+    cells = result.cells
+    assert cells is not None
+    row = cells.set_index("fine-tuning method")
+    assert row.loc["ce", "l1"] - row.loc["ce", "l2"] > 0.05
+    assert row.loc["pgd_at", "l2"] - row.loc["pgd_at", "l1"] > 0.05
+    markdown = render_markdown(blocks(report))
+    assert "averaged over the other factors' levels (the additive model plus" in markdown
+
+
+def test_trials_without_the_early_stop_headline_are_counted(tmp_path):
+    """Trials that were not fine-tuned have no epochs and no validation value: left out and
+    counted, and the first paragraph does not say every completed trial reached the epoch."""
+    rng = np.random.default_rng(2)
+    trials = planted_trials(PLANTED, seeds=2, rng=rng)
+    trials["val_robust_acc"] = trials["robust_acc"]
+    epochs = epochs_for(trials, epochs=4)
+    first = epochs[epochs["epoch"] == 1].set_index("trial_id")["robust_acc"]
+    cut = first < first.quantile(1 / 3)
+    epochs = epochs[~(epochs["trial_id"].map(cut) & (epochs["epoch"] > 1))]
+    stopped = trials["trial_id"].map(cut).to_numpy()
+    trials.loc[stopped, ["robust_acc", "clean_acc", "val_robust_acc"]] = np.nan
+    untuned = (trials["finetune_method"] == "mart").to_numpy()  # no epochs, no val value
+    epochs = epochs[~epochs["trial_id"].isin(set(trials.loc[untuned, "trial_id"]))]
+    trials.loc[untuned, "val_robust_acc"] = np.nan
+    report = build_report([write_experiment(tmp_path, trials, epochs=epochs)], draw=False)
+    lacking = int((untuned & stopped).sum() + (untuned & ~stopped).sum())
+    assert report.adaptive.lacking == lacking
+    markdown = render_markdown(blocks(report))
+    summary = markdown.split("\n\n")[1]
+    assert "which every completed trial reached" not in summary
+    assert f"the other {lacking} have neither a per-epoch record" in summary
+    assert f"{lacking} completed trials have no validation robust accuracy" in markdown
+
+
+def test_every_best_is_picked_on_validation(tmp_path):
+    """Validation and test disagree on the order: the figures follow the table (validation)."""
+    rng = np.random.default_rng(5)
+    trials = planted_trials(PLANTED, seeds=1, rng=rng)
+    trials["val_robust_acc"] = rng.uniform(0.2, 0.6, len(trials))
+    top = trials.nlargest(5, "val_robust_acc")["trial_id"].tolist()
+    curves = learning_curves(trials, epochs_for(trials), "robust_acc")
+    assert list(dict.fromkeys(curves.data["trial_id"])) == top
+    assert "by validation robust accuracy" in curves.title
+    layers = layer_profile(trials, layers_for(trials), "robust_acc")
+    for rule, frame in layers.data.groupby(
+        layers.data["trial_id"].map(trials.set_index("trial_id")["ratio_rule"])
+    ):
+        chosen = frame["trial_id"].iloc[0]
+        of_rule = trials[trials["ratio_rule"] == rule]
+        assert chosen == of_rule.loc[of_rule["val_robust_acc"].idxmax(), "trial_id"]
+    report = build_report([write_experiment(tmp_path, trials)], resamples=20, draw=False)
+    best = report.tables["best_configs"]
+    assert best["trial_id"].iloc[0] == top[0]
+
+
+def test_level_comparisons_state_their_multiplicity(tmp_path):
+    trials = planted_trials({}, seeds=2, rng=9)
+    report = build_report([write_experiment(tmp_path, trials)], resamples=20, draw=False)
+    table = report.comparisons
+    assert {"p_value", "p_holm"} <= set(table.columns)
+    assert (table["p_holm"] >= table["p_value"] - 1e-12).all()
+    markdown = render_markdown(blocks(report))
+    assert "Holm-adjusted within each factor's comparisons" in markdown
+
+
+def test_the_power_table_prints_sizes_without_a_sign(tmp_path):
+    trials = planted_trials(PLANTED, seeds=2)
+    report = build_report([write_experiment(tmp_path, trials)], resamples=20, power=True)
+    markdown = render_markdown(blocks(report))
+    section = markdown.split("## Power: minimum detectable effect by number of seeds")[1]
+    table = section.split("\n\n")[2]
+    assert "+" not in table and "| 1 |" in table
