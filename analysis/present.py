@@ -39,6 +39,8 @@ def _sharestable(analysis: ResponseAnalysis) -> Block:
     dec = analysis.decomposition
     titles = {f.name: f.title for f in analysis.design.factors}
     holm = dict(zip(dec.factors, dec.p_adjusted, strict=True))
+    effects = {e.factor: e for e in analysis.verdict.effects}
+    points = analysis.response.endswith("_acc")
     if dec.pair is not None:
         holm[dec.pair.term] = dec.pair.p_adjusted
     rows, small, small_count = [], 0.0, 0
@@ -50,11 +52,13 @@ def _sharestable(analysis: ResponseAnalysis) -> Block:
         name = " × ".join(titles.get(p, p) for p in term["term"].split(" x "))
         if term["kind"] == "block":
             name = "dense-model variation (seed blocks)"
+        effect = effects.get(term["term"])
         rows.append(
             [
                 name,
                 term["kind"],
                 fmt_share(term["share"], term["share_lo"], term["share_hi"]),
+                _effect_cell(effect, points),
                 p_text(term["p_value"]),
                 p_text(holm.get(term["term"], np.nan)),
             ]
@@ -62,11 +66,30 @@ def _sharestable(analysis: ResponseAnalysis) -> Block:
     if small_count:
         rows.append(
             [f"{small_count} other interactions (each below 1%)", "interaction", fmt_share(small)]
-            + ["", ""]
+            + ["", "", ""]
         )
-    rows.append(["unexplained (the model's residual)", "residual", fmt_share(*dec.noise), "", ""])
-    headers = ["term", "kind", "share of variance [95% CI]", "p (F-test)", "p (Holm)"]
+    rows.append(
+        ["unexplained (the model's residual)", "residual", fmt_share(*dec.noise), "", "", ""]
+    )
+    unit = "points" if points else "response units"
+    headers = [
+        "term",
+        "kind",
+        "share of variance [95% CI]",
+        f"effect, best minus worst level ({unit}) [95% CI]",
+        "p (F-test)",
+        "p (Holm)",
+    ]
     return Block(kind="table", headers=headers, rows=rows)
+
+
+def _effect_cell(effect, points: bool) -> str:
+    """A factor's best-minus-worst marginal-mean difference with its Tukey interval."""
+    if effect is None or not np.isfinite(effect.size):
+        return ""
+    if points:
+        return f"{100 * effect.size:.1f} [{100 * effect.lo:.1f}, {100 * effect.hi:.1f}]"
+    return f"{effect.size:.4g} [{effect.lo:.4g}, {effect.hi:.4g}]"
 
 
 def _methodparagraph(analysis: ResponseAnalysis) -> str:
@@ -208,13 +231,17 @@ def _best_blocks(report: Report, what: str) -> list[Block]:
 def _factor_blocks(report: Report, what: str) -> list[Block]:
     factors = report.tables["factors"]
     fmt = {"share": pct, "share_lo": pct, "share_hi": pct, "p_value": p_text, "p_holm": p_text}
+    if report.primary.response.endswith("_acc"):
+        fmt.update(effect=pct, effect_lo=pct, effect_hi=pct)
     levels = report.tables["factor_levels"]
     return [
         heading("Factors"),
         paragraph(
             f"Every factor column (and the seed blocks); shares of {what} variance in %; "
             "p_value: F-test on the model's residual; p_holm: Holm-adjusted over the factors "
-            "and the criterion × fine-tuning method interaction (the headline's test).",
+            "and the criterion × fine-tuning method interaction (the headline's test); "
+            "effect: best minus worst level of the estimated marginal means, in accuracy "
+            "points, with its 95% Tukey interval (lower bound 0 where p_holm ≥ 0.05).",
         ),
         table(factors, fmt),
         paragraph(

@@ -271,7 +271,9 @@ def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], ext
     primary = found.primary
     best_from = found.survivors or primary
     out: dict[str, pd.DataFrame] = {
-        "factors": tables.factor_summary(primary.design, primary.decomposition),
+        "factors": tables.factor_summary(
+            primary.design, primary.decomposition, primary.verdict.effects
+        ),
         "factor_levels": tables.factor_levels(
             primary.trials, primary.design, primary.response, primary.verdict.effects
         ),

@@ -65,8 +65,11 @@ def factor_levels(
     return pd.DataFrame(frames)
 
 
-def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.DataFrame:
-    """One row per factor of FACTOR_COLUMNS that varied or was held fixed."""
+def factor_summary(
+    design: Design, dec: Decomposition | NotEstimable, effects: list[Effect] | None = None
+) -> pd.DataFrame:
+    """One row per factor of FACTOR_COLUMNS that varied or was held fixed; a varying factor
+    has its share beside its effect (best minus worst marginal mean, Tukey interval)."""
     rows = []
     for j, factor in enumerate(design.factors):
         row = {
@@ -83,6 +86,15 @@ def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.Data
                 share_hi=dec.hi[j],
                 p_value=dec.p_values[j],
                 p_holm=dec.p_adjusted[j],
+            )
+        if effects:
+            eff = effects[j]
+            row.update(
+                effect=eff.size,
+                effect_lo=eff.lo,
+                effect_hi=eff.hi,
+                best=factor.levels[eff.best] if eff.best is not None else None,
+                worst=factor.levels[eff.worst] if eff.worst is not None else None,
             )
         rows.append(row)
     if design.block is not None:
