@@ -337,13 +337,19 @@ def _cells_blocks(analysis: ResponseAnalysis) -> list[Block]:
     if cells is None or not analysis.verdict.interaction:
         return []
     what = response_label(analysis.response)
+    unit = " (%)" if analysis.response.endswith("_acc") else ""
     return [
         paragraph(
-            f"Estimated marginal mean {what} (%) of each fine-tuning method (rows) and "
+            f"Estimated marginal mean {what}{unit} of each fine-tuning method (rows) and "
             "criterion (columns), averaged over the other factors' levels (the additive model "
             "plus their interaction); empty where the cell was not run."
         ),
-        table(cells, {c: pct for c in cells.columns if c != "fine-tuning method"}),
+        table(
+            cells,
+            {c: pct for c in cells.columns if c != "fine-tuning method"}
+            if analysis.response.endswith("_acc")
+            else None,
+        ),
     ]
 
 

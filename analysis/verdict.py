@@ -75,7 +75,14 @@ def _not_estimable(dec: NotEstimable, design: Design, what: str) -> Verdict:
     )
 
 
-def _cells(y: np.ndarray, design: Design, dec: Decomposition) -> tuple[pd.DataFrame, str]:
+def _level(response: str, value: float) -> str:
+    """A cell mean in words: accuracies in percent."""
+    return f"{100 * value:.1f}%" if response.endswith("_acc") else f"{value:.4g}"
+
+
+def _cells(
+    y: np.ndarray, design: Design, dec: Decomposition, response: str
+) -> tuple[pd.DataFrame, str]:
     """Cell means of fine-tuning x criterion (marginal over the rest), as a table and words."""
     assert dec.pair is not None
     f, c = dec.pair.index
@@ -94,8 +101,8 @@ def _cells(y: np.ndarray, design: Design, dec: Decomposition) -> tuple[pd.DataFr
             continue
         hi, lo = ok[np.argmax(row[ok])], ok[np.argmin(row[ok])]
         words.append(
-            f"under {method} the criteria range from {100 * row[lo]:.1f}% ({criteria[lo]}) to "
-            f"{100 * row[hi]:.1f}% ({criteria[hi]})"
+            f"under {method} the criteria range from {_level(response, row[lo])} "
+            f"({criteria[lo]}) to {_level(response, row[hi])} ({criteria[hi]})"
         )
     text = "; ".join(words[:6]) + ("; ..." if len(words) > 6 else "")
     if text:
@@ -125,7 +132,7 @@ def verdict(
     }
     cells, cells_text = (None, "")
     if dec.pair is not None:
-        cells, cells_text = _cells(y, design, dec)
+        cells, cells_text = _cells(y, design, dec, response)
     found: Answer = answer(dec, design, effects, response, what, detectable, cells_text)
     text = _shares_sentence(dec, design, what)
     text += _effects_sentence(design, effects, response)
