@@ -126,3 +126,23 @@ def test_the_power_table_prints_sizes_without_a_sign(tmp_path):
     section = markdown.split("## Power: minimum detectable effect by number of seeds")[1]
     table = section.split("\n\n")[2]
     assert "+" not in table and "| 1 |" in table
+
+
+def test_the_demo_shaped_search_headlines_criterion_against_fine_tuning(tmp_path):
+    """The demo's layout: one seed, 2 criteria x 2 methods x ratio rules x 2 sparsities, with
+    sparsity the largest effect. The first sentence is about the question's two factors; the
+    sparsity is context in the second."""
+    shares = {"finetune_method": 0.3, "ratio_rule": 0.1, "sparsity_target": 0.4}
+    trials = planted_trials(shares, seeds=1, rng=3)
+    trials = trials[
+        trials["criterion"].isin(["l1", "taylor"])
+        & trials["finetune_method"].isin(["ce", "pgd_at"])
+        & trials["sparsity_target"].isin([0.5, 0.9])
+    ].reset_index(drop=True)
+    report = build_report([write_experiment(tmp_path, trials)], resamples=40, draw=False)
+    headline = report.primary.verdict.headline
+    first, second = headline.split(". Of the other factors, ")
+    assert "criterion" in first and "fine-tuning" in first
+    assert "sparsity" not in first and "ratio rule" not in first
+    assert "the sparsity (" in second
+    assert "every trial has seed 0, so all share one dense model" in report.primary.verdict.text
