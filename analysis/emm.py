@@ -85,12 +85,24 @@ def model_codes(design: Design) -> tuple[np.ndarray, tuple[int, ...]]:
     return codes, shape
 
 
+def _cells(codes: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of `codes` and each trial's row index: one integer key per trial (a
+    1-D unique is far cheaper than a row-wise one on 100k trials)."""
+    if not shape:
+        return np.zeros((1, 0), dtype=np.int64), np.zeros(len(codes), dtype=np.int64)
+    if float(np.prod(shape, dtype=np.float64)) < 2**62:
+        keys, groups = np.unique(np.ravel_multi_index(codes.T, shape), return_inverse=True)
+        cells = np.column_stack(np.unravel_index(keys, shape))
+        return cells, groups.reshape(-1)
+    cells, groups = np.unique(codes, axis=0, return_inverse=True)
+    return cells, groups.reshape(-1)
+
+
 def fit(y: np.ndarray, design: Design, pair: tuple[int, int] | None = None) -> LinearFit:
     """Least squares on per-cell sums (pseudo-inverse, so aliased columns are harmless)."""
     codes, shape = model_codes(design)
     y = np.asarray(y, dtype=float)
-    cells, groups = np.unique(codes, axis=0, return_inverse=True)
-    groups = groups.reshape(-1)
+    cells, groups = _cells(codes, shape)
     counts = np.bincount(groups, minlength=len(cells)).astype(float)
     sums = np.bincount(groups, weights=y, minlength=len(cells))
     x = _columns(cells, shape, pair)
