@@ -129,6 +129,9 @@ def _methodparagraph(analysis: ResponseAnalysis) -> str:
         if design.cells == full
         else f"{design.cells} of the {full} factor combinations occur"
     )
+    if analysis.scope == SURVIVORS and analysis.missing:
+        why += f"; the {analysis.missing} trials stopped early have no test metrics"
+        left_out -= analysis.missing
     if left_out:
         why += f"; {left_out} completed trials were left out, as listed below"
     return (
