@@ -43,7 +43,7 @@ def ped_blocks(report: Report) -> list[Block]:
 
 
 def comparison_blocks(report: Report, what: str) -> list[Block]:
-    out = [heading("Level comparisons (paired within seed blocks)")]
+    out = [heading("Level comparisons (paired on the seed and the other factors)")]
     if isinstance(report.comparisons, NotEstimable):
         return [*out, paragraph(f"Not available: {report.comparisons.reason}.")]
     out.append(

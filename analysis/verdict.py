@@ -188,8 +188,9 @@ def _effects_sentence(design: Design, effects: list[emm.Effect], response: str) 
     if not parts:
         return ""
     return (
-        " Effects, best minus worst level of the estimated marginal means (an additive model "
-        "with the seed blocks, averaged over the other factors' levels so missing cells do not "
+        " Effects, best minus worst level of the estimated marginal means (an additive model"
+        f"{' with the seed blocks' if design.block is not None else ''}, averaged over the "
+        "other factors' levels so missing cells do not "
         "bias them; 95% Tukey intervals, simultaneous over each factor's pairs of levels, with "
         "the lower bound set to 0 when the factor's own test does not reject): "
         + ", ".join(parts)
