@@ -192,17 +192,32 @@ def pareto_mask(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
 def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
     """Clean against robust accuracy coloured by FLOPs, with the Pareto front highlighted."""
     title = "Clean vs robust accuracy (Pareto front)"
-    frame = trials[["experiment", "trial_id", "clean_acc", "robust_acc", "flops", "flops_dense"]]
+    columns = ["experiment", "trial_id", "clean_acc", "robust_acc", "flops", "flops_dense"]
+    pick = [selection_column(trials, "clean_acc"), selection_column(trials, "robust_acc")]
+    validation = pick == ["val_clean_acc", "val_robust_acc"]
+    if not validation:
+        pick = ["clean_acc", "robust_acc"]
+    frame = trials[list(dict.fromkeys([*columns, *pick]))]
     frame = frame[np.isfinite(frame["clean_acc"]) & np.isfinite(frame["robust_acc"])]
     if frame.empty:
         return Skipped(
             name="pareto", title=title, reason="no trial has both clean and robust accuracy"
         )
     frame = frame.copy()
-    frame["on_front"] = pareto_mask(frame["clean_acc"].to_numpy(), frame["robust_acc"].to_numpy())
-    caption = "Each point is a trial; the line joins the non-dominated trials. " + budget_note(
-        trials
-    )
+    values = [frame[c].fillna(-np.inf).to_numpy(dtype=float) for c in pick]
+    frame["on_front"] = pareto_mask(*values)
+    if validation:
+        caption = (
+            "Each point is a trial at its test-split accuracies; the marked trials are the "
+            "non-dominated ones on the validation split (what the search optimised), so the "
+            "front is chosen without the test split. "
+        )
+    else:
+        caption = (
+            "Each point is a trial; the line joins the non-dominated trials (no validation "
+            "metrics were recorded, so the front is on the test split). "
+        )
+    caption += budget_note(trials)
     if len(frame) > MAX_SCATTER:
         sample = frame[~frame["on_front"]].sample(MAX_SCATTER, random_state=0)
         frame = pd.concat([frame[frame["on_front"]], sample])
@@ -230,7 +245,8 @@ def pareto_front(trials: pd.DataFrame) -> Figure | Skipped:
         color="crimson",
         marker="o",
         markerfacecolor="none",
-        label="Pareto front",
+        linestyle="none" if validation else "-",
+        label="Pareto front (validation)" if validation else "Pareto front",
     )
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel("robust accuracy (%)")

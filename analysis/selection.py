@@ -2,7 +2,8 @@
 
 The search optimised the validation split; picking on the test split would select on the
 numbers the report then shows as unbiased. Every "best" in the report (the best-configurations
-table, the learning curves, the per-layer panels) comes from here, so they agree.
+table, the learning curves, the per-layer panels, the Pareto front) comes from here, so they
+agree.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from scipy import stats
 
 from analysis import emm
 from analysis.design import build_design
-from analysis.figures import layer_profile, learning_curves
+from analysis.figures import layer_profile, learning_curves, pareto_front, pareto_mask
 from analysis.markdown import render_markdown
 from analysis.present import blocks
 from analysis.report import build_report
@@ -108,6 +108,12 @@ def test_every_best_is_picked_on_validation(tmp_path):
         chosen = frame["trial_id"].iloc[0]
         of_rule = trials[trials["ratio_rule"] == rule]
         assert chosen == of_rule.loc[of_rule["val_robust_acc"].idxmax(), "trial_id"]
+    trials["val_clean_acc"] = rng.uniform(0.6, 0.9, len(trials))
+    front = pareto_front(trials)
+    on = set(front.data.loc[front.data["on_front"], "trial_id"])
+    mask = pareto_mask(trials["val_clean_acc"].to_numpy(), trials["val_robust_acc"].to_numpy())
+    assert on == set(trials.loc[mask, "trial_id"])
+    assert "non-dominated ones on the validation split" in front.caption
     report = build_report([write_experiment(tmp_path, trials)], resamples=20, draw=False)
     best = report.tables["best_configs"]
     assert best["trial_id"].iloc[0] == top[0]
