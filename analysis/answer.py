@@ -120,10 +120,12 @@ def answer(
     what: str,
     mde: dict[str, float],
     cells: str = "",
+    levels: dict[str, str] | None = None,
 ) -> Answer:
     """The headline for a decomposition that could be estimated (see the module's rules).
 
-    `cells` describes the interaction's cell means (used only when the interaction rejects).
+    `cells` describes the interaction's cell means (used only when the interaction rejects);
+    `levels` says what the minimum detectable effects are differences between.
     """
     second = _context(dec, design, effects, response)
     why = cannot_answer(design, dec)
@@ -230,8 +232,10 @@ def answer(
     )
     found = {k: v for k, v in mde.items() if np.isfinite(v)}
     if found:
+        names = levels or {}
         parts = [
-            f"{to_units(response, v)} between two {_name(k)} levels" for k, v in found.items()
+            f"{to_units(response, v)} between two {names.get(k, _name(k) + ' levels')}"
+            for k, v in found.items()
         ]
         first += (
             f"; this design would have found a difference of {' or '.join(parts)} 80% of the "

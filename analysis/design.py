@@ -95,6 +95,9 @@ class Design:
     block: Factor | None = None  # seed blocks, when trials of different cells share a seed
     block_codes: np.ndarray | None = None
     block_reason: str = ""  # why there is no block, when there is none
+    #: folded factor name -> each trial's level of its parent column alone (the MDE of a
+    #: difference between two parent levels, whatever their folded settings)
+    parent_codes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -258,6 +261,7 @@ def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Desi
     recorded = [c for c in FACTOR_COLUMNS if c not in unrecorded]
     coded, constant = _code_all(trials, recorded)
     factors = _fold_nested(coded, recorded, notes)
+    parents = {f.name: coded[f.columns[0]].codes for f in factors if len(f.columns) > 1}
     codes = [coded[f.name].codes for f in factors]
     factors, codes = _merge_aliases(factors, codes, notes)
     matrix = np.column_stack(codes) if codes else np.zeros((len(trials), 0), dtype=np.int64)
@@ -293,6 +297,7 @@ def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Desi
         cells=n_cells,
         block_codes=block.codes if block is not None else None,
         block_reason=block_reason,
+        parent_codes={f.name: parents[f.name] for f in factors if f.name in parents},
         notes=notes,
         block=block_factor,
     )

@@ -22,6 +22,7 @@ from analysis.formatting import fmt_p, fmt_share, response_label, to_units
 from analysis.power import POWER, FactorPower, mde
 from analysis.question import ALPHA, QUESTION
 from analysis.shares import Decomposition
+from robprune.config.factors import label
 
 __all__ = ["ALPHA", "QUESTION", "Verdict", "question_power", "tested_alpha", "verdict"]
 
@@ -49,8 +50,18 @@ def question_power(dec: Decomposition, design: Design) -> list[FactorPower]:
         j = next((i for i, f in enumerate(design.factors) if f.columns[0] == column), None)
         if j is None:
             continue
-        counts = np.bincount(design.codes[:, j], minlength=len(design.factors[j].levels))
-        out.append(FactorPower(name=column, title=design.factors[j].title, counts=counts))
+        factor = design.factors[j]
+        parent = design.parent_codes.get(factor.name)
+        if parent is not None:  # two parent levels differ, whatever their folded settings
+            counts = np.bincount(parent)
+            df1, levels = len(factor.levels) - 1, f"{label(column)} levels (each over all its "
+            levels += f"{', '.join(label(c) for c in factor.columns[1:])} values)"
+        else:
+            counts = np.bincount(design.codes[:, j], minlength=len(factor.levels))
+            df1, levels = None, f"{factor.title} levels"
+        out.append(
+            FactorPower(name=column, title=factor.title, counts=counts, df1=df1, levels=levels)
+        )
     return out
 
 
@@ -126,19 +137,21 @@ def verdict(
             strict=True,
         )
     ]
+    powers = question_power(dec, design)
     detectable = {
-        f.name: mde(f.counts, dec.noise_var, dec.df_res, tested_alpha(dec))
-        for f in question_power(dec, design)
+        f.name: mde(f.counts, dec.noise_var, dec.df_res, tested_alpha(dec), df1=f.df1)
+        for f in powers
     }
+    levels = {f.name: f.levels for f in powers}
     cells, cells_text = (None, "")
     if dec.pair is not None:
         cells, cells_text = _cells(y, design, dec, response)
-    found: Answer = answer(dec, design, effects, response, what, detectable, cells_text)
+    found: Answer = answer(dec, design, effects, response, what, detectable, cells_text, levels)
     text = _shares_sentence(dec, design, what)
     text += _effects_sentence(design, effects, response)
     text += _noise_sentence(dec, design, response)
     text += _tests_sentence(dec, design)
-    text += _mde_sentence(detectable, design, response)
+    text += _mde_sentence(detectable, design, response, levels)
     return Verdict(
         headline=f"{found.first}. {found.second}".removesuffix("."),
         text=text.strip(),
@@ -233,14 +246,15 @@ def _tests_sentence(dec: Decomposition, design: Design) -> str:
     )
 
 
-def _mde_sentence(detectable: dict[str, float], design: Design, response: str) -> str:
+def _mde_sentence(
+    detectable: dict[str, float], design: Design, response: str, levels: dict[str, str]
+) -> str:
     found = {c: v for c, v in detectable.items() if np.isfinite(v)}
     if not found:
         return ""
     seeds = len(design.block.levels) if design.block is not None else None
     lead = f"With {seeds} seeds and this noise" if seeds else "With this design and noise"
-    titles = {f.columns[0]: f.title for f in design.factors}
-    parts = [f"{to_units(response, v)} between two {titles[c]} levels" for c, v in found.items()]
+    parts = [f"{to_units(response, v)} between two {levels[c]}" for c, v in found.items()]
     return (
         f" {lead}, a difference of {' or '.join(parts)} would be detected "
         f"{100 * POWER:.0f}% of the time (minimum detectable effect)."
