@@ -166,8 +166,8 @@ def answer(
         first = (
             f"The effect of the criterion on {what} depends on the fine-tuning method: their "
             f"interaction is distinguishable from noise (Holm-adjusted {fmt_p(pair.p_adjusted)})"
-            f"{': ' + cells if cells else ''}; {averaged} (fine-tuning method {eff_f}, "
-            f"criterion {eff_c})"
+            f"{': ' + cells if cells else ''}; {averaged}: fine-tuning method {raw_f}; "
+            f"criterion {raw_c}"
         )
         matters = tuple(col for col, m in zip(QUESTION, (ft, cr), strict=True) if m)
         return Answer(
@@ -197,8 +197,8 @@ def answer(
             )
         first = (
             f"Both the fine-tuning method and the criterion matter for {what}, and neither "
-            f"clearly dominates: fine-tuning method {eff_f}, criterion {eff_c} (the difference "
-            f"of their shares, {gap}, includes 0)"
+            f"clearly dominates: fine-tuning method {raw_f}; criterion {raw_c}; the difference "
+            f"of their shares, {gap}, includes 0"
         )
         return Answer(code="both", first=first, second=second, matters=QUESTION, dominant=None)
     if ft or cr:
@@ -228,7 +228,7 @@ def answer(
         )
     first = (
         f"Neither the fine-tuning method nor the criterion is distinguishable from noise for "
-        f"{what}: fine-tuning method {eff_f}, criterion {eff_c}"
+        f"{what}: fine-tuning method {raw_f}; criterion {raw_c}"
     )
     found = {k: v for k, v in mde.items() if np.isfinite(v)}
     if found:
