@@ -20,7 +20,7 @@ from analysis.finalists_table import (
     flag_summary,
     reranked,
 )
-from analysis.formatting import fmt_share, response_label, sentence
+from analysis.formatting import fmt_share, response_label, sentence, to_units_interval
 from analysis.present_effects import (
     comparison_blocks,
     paper_blocks,
@@ -40,7 +40,6 @@ def _sharestable(analysis: ResponseAnalysis) -> Block:
     titles = {f.name: f.title for f in analysis.design.factors}
     holm = dict(zip(dec.factors, dec.p_adjusted, strict=True))
     effects = {e.factor: e for e in analysis.verdict.effects}
-    points = analysis.response.endswith("_acc")
     if dec.pair is not None:
         holm[dec.pair.term] = dec.pair.p_adjusted
     rows, small, small_count = [], 0.0, 0
@@ -58,7 +57,7 @@ def _sharestable(analysis: ResponseAnalysis) -> Block:
                 name,
                 term["kind"],
                 fmt_share(term["share"], term["share_lo"], term["share_hi"]),
-                _effect_cell(effect, points),
+                _effect_cell(effect, analysis.response),
                 p_text(term["p_value"]),
                 p_text(holm.get(term["term"], np.nan)),
             ]
@@ -71,25 +70,22 @@ def _sharestable(analysis: ResponseAnalysis) -> Block:
     rows.append(
         ["unexplained (the model's residual)", "residual", fmt_share(*dec.noise), "", "", ""]
     )
-    unit = "points" if points else "response units"
     headers = [
         "term",
         "kind",
         "share of variance [95% CI]",
-        f"effect, best minus worst level ({unit}) [95% CI]",
+        "effect: best minus worst level [95% CI]",
         "p (F-test)",
         "p (Holm)",
     ]
     return Block(kind="table", headers=headers, rows=rows)
 
 
-def _effect_cell(effect, points: bool) -> str:
+def _effect_cell(effect, response: str) -> str:
     """A factor's best-minus-worst marginal-mean difference with its Tukey interval."""
     if effect is None or not np.isfinite(effect.size):
         return ""
-    if points:
-        return f"{100 * effect.size:.1f} [{100 * effect.lo:.1f}, {100 * effect.hi:.1f}]"
-    return f"{effect.size:.4g} [{effect.lo:.4g}, {effect.hi:.4g}]"
+    return to_units_interval(response, effect.size, effect.lo, effect.hi)
 
 
 def _methodparagraph(analysis: ResponseAnalysis) -> str:

@@ -18,7 +18,7 @@ from analysis import emm
 from analysis.answer import Answer, answer, cannot_answer
 from analysis.design import Design
 from analysis.estimable import NotEstimable
-from analysis.formatting import fmt_p, fmt_share, response_label, to_units
+from analysis.formatting import fmt_p, fmt_share, response_label, to_units, to_units_interval
 from analysis.power import POWER, FactorPower, mde
 from analysis.question import ALPHA, QUESTION
 from analysis.shares import Decomposition
@@ -188,16 +188,11 @@ def _shares_sentence(dec: Decomposition, design: Design, what: str) -> str:
 
 def _effects_sentence(design: Design, effects: list[emm.Effect], response: str) -> str:
     """Each factor's effect in the response's units, next to the shares."""
-    parts = []
-    for factor, eff in zip(design.factors, effects, strict=True):
-        if eff.best is None or eff.worst is None:
-            continue
-        parts.append(
-            f"{factor.title} {to_units(response, eff.size)} [{100 * eff.lo:.1f}, "
-            f"{100 * eff.hi:.1f}]"
-            if response.endswith("_acc")
-            else f"{factor.title} {eff.size:.4g} [{eff.lo:.4g}, {eff.hi:.4g}]"
-        )
+    parts = [
+        f"{factor.title} {to_units_interval(response, eff.size, eff.lo, eff.hi)}"
+        for factor, eff in zip(design.factors, effects, strict=True)
+        if eff.best is not None and eff.worst is not None
+    ]
     if not parts:
         return ""
     return (
