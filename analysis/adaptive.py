@@ -38,6 +38,7 @@ class Adaptive:
     response: str | None = None  # the headline column (validation metric at `epoch`)
     trials: pd.DataFrame | None = None  # completed trials with the headline response
     reason: str = ""  # why no headline response could be built, when trials were stopped
+    lacking: int = 0  # completed trials without a value of the headline response (left out)
 
     @property
     def adaptive(self) -> bool:
@@ -103,7 +104,13 @@ def adaptive_design(results: ResultSet, response: str) -> Adaptive:
         values = np.where(ran, values, ok[val].to_numpy(dtype=float))
     column = headline_column(response, epoch)
     trials = ok.assign(**{column: values})
-    trials = trials[np.isfinite(values)].reset_index(drop=True)
+    finite = np.isfinite(values)
+    trials = trials[finite].reset_index(drop=True)
     return Adaptive(
-        stopped=stopped, samplers=samplers, epoch=epoch, response=column, trials=trials
+        stopped=stopped,
+        samplers=samplers,
+        epoch=epoch,
+        response=column,
+        trials=trials,
+        lacking=int((~finite).sum()),
     )

@@ -47,6 +47,7 @@ class AnovaResult:
     samples: dict[str, np.ndarray]  # effect size -> (B, terms) bootstrap replicates
     world: dict[str, np.ndarray]  # effect size -> its value in the bootstrap population
     resampling: str
+    order: int = 2  # highest interaction order fitted (1: main effects only)
     notes: list[str] = field(default_factory=list)
 
 
@@ -277,6 +278,7 @@ def run_anova(
         samples=samples,
         world=world,
         resampling=resampling,
+        order=order,
         notes=notes,
     )
 

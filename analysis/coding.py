@@ -43,8 +43,11 @@ def _compact(codes: np.ndarray, levels: list[str], binned: bool) -> Coded:
     )
 
 
-def code_column(values: pd.Series, bins: int = QUANTILE_BINS) -> Coded:
-    """Levels of one factor column: strings as they are, numbers formatted or binned."""
+def code_column(
+    values: pd.Series, bins: int = QUANTILE_BINS, max_levels: int = MAX_NUMERIC_LEVELS
+) -> Coded:
+    """Levels of one factor column: strings as they are, numbers formatted, or binned into
+    `bins` quantile levels when they take more than `max_levels` distinct values."""
     if not pd.api.types.is_numeric_dtype(values.dtype):
         codes, uniques = pd.factorize(values, sort=True)
         missing = bool((codes < 0).any())
@@ -55,7 +58,7 @@ def code_column(values: pd.Series, bins: int = QUANTILE_BINS) -> Coded:
     missing = bool((~finite).any())
     distinct = np.unique(numeric[finite])
     codes = np.zeros(len(numeric), dtype=np.int64)
-    binned = len(distinct) > MAX_NUMERIC_LEVELS
+    binned = len(distinct) > max_levels
     if binned:
         edges = np.unique(np.quantile(numeric[finite], np.linspace(0, 1, bins + 1)))
         index = np.searchsorted(edges, numeric[finite], side="right") - 1

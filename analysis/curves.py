@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as Canvas
 
-from analysis.figures import Figure, Skipped, _png
+from analysis.figures import Figure, Skipped, png_bytes
 from analysis.finalists_table import json_list
 
 __all__ = ["security_curves", "curve_rows"]
@@ -87,4 +87,6 @@ def security_curves(trials: pd.DataFrame) -> Figure | Skipped:
         "dashed line per dense model they were pruned from. A curve that does not fall "
         "towards 0 as the budget grows is a gradient-masking warning (see the flags)."
     )
-    return Figure(name="security_curves", title=_TITLE, caption=caption, png=_png(fig), data=data)
+    return Figure(
+        name="security_curves", title=_TITLE, caption=caption, png=png_bytes(fig), data=data
+    )

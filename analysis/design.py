@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from analysis.coding import NA, Coded, code_column, combine, fold
+from analysis.coding import MAX_NUMERIC_LEVELS, NA, Coded, code_column, combine, fold
 from robprune.config.factors import FACTOR_COLUMNS, FACTORS, factor_for_path, label
 
 __all__ = [
@@ -38,7 +38,8 @@ __all__ = [
 
 #: The column whose values identify a dense model shared by trials.
 BLOCK = "seed"
-#: Folded numeric columns are cut into this many quantile levels.
+#: Folded numeric columns with more values than this are split at their median (2 levels), so
+#: a folded factor keeps few levels and its minimum detectable effect stays meaningful.
 NESTED_BINS = 2
 
 
@@ -93,6 +94,10 @@ class Design:
     unrecorded: tuple[str, ...] = ()  # factor columns absent from the tables
     block: Factor | None = None  # seed blocks, when trials of different cells share a seed
     block_codes: np.ndarray | None = None
+    block_reason: str = ""  # why there is no block, when there is none
+    #: folded factor name -> each trial's level of its parent column alone (the MDE of a
+    #: difference between two parent levels, whatever their folded settings)
+    parent_codes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -128,15 +133,20 @@ class Design:
 
 
 def _code_all(trials: pd.DataFrame, recorded: list[str]) -> tuple[dict[str, Coded], dict]:
+    """Codes of every varying column; a numeric column nested in a varying parent is split at
+    its median (NESTED_BINS levels) when it takes more values, since it will be folded."""
     coded: dict[str, Coded] = {}
     constant: dict[str, str] = {}
     for column in recorded:
-        bins = NESTED_BINS if NESTED.get(column) in recorded else None
-        column_codes = code_column(trials[column], bins) if bins else code_column(trials[column])
+        column_codes = code_column(trials[column])
         if len(column_codes.levels) > 1:
             coded[column] = column_codes
         elif column_codes.levels:
             constant[column] = column_codes.levels[0]
+    for column in [c for c in coded if NESTED.get(c) in coded]:
+        split = code_column(trials[column], NESTED_BINS, NESTED_BINS)
+        if len(split.levels) > 1:
+            coded[column] = split
     return coded, constant
 
 
@@ -163,8 +173,13 @@ def _fold_nested(coded: dict[str, Coded], recorded: list[str], notes: list[str])
                 f"'{current.levels[-1]}')."
             )
         for binned in (c for c in cols if coded[c].binned):
-            how = "split at its median" if binned in absorbed else "binned into quantile levels"
-            notes.append(f"{label(binned)} takes many values, so it was {how} for the analysis.")
+            how = (
+                f"takes more than {NESTED_BINS} values, so it was split at its median"
+                if binned in absorbed
+                else f"takes more than {MAX_NUMERIC_LEVELS} values, so it was binned into "
+                "quantile levels"
+            )
+            notes.append(f"{label(binned)} {how} for the analysis.")
         factors.append(
             Factor(name="+".join(cols), columns=cols, levels=current.levels, binned=current.binned)
         )
@@ -172,24 +187,34 @@ def _fold_nested(coded: dict[str, Coded], recorded: list[str], notes: list[str])
     return factors
 
 
-def _block(trials: pd.DataFrame, cells: np.ndarray, notes: list[str]) -> Coded | None:
-    """The seed as a block when some seed is shared by trials of different cells."""
-    if BLOCK not in trials or trials[BLOCK].isna().any():
-        return None
+def _block(trials: pd.DataFrame, cells: np.ndarray, notes: list[str]) -> tuple[Coded | None, str]:
+    """The seed as a block when some seed is shared by trials of different cells; else None
+    and why not, in words that are true of these trials (the report's noise sentence)."""
+    if BLOCK not in trials or trials[BLOCK].isna().all():
+        return None, "the trials record no seed, so trials cannot be matched on their dense model"
+    if trials[BLOCK].isna().any():
+        missing = int(trials[BLOCK].isna().sum())
+        return None, (
+            f"{missing} of {len(trials)} trials record no seed, so trials cannot all be matched "
+            "on their dense model"
+        )
     coded = code_column(trials[BLOCK].astype(float))
-    if len(coded.levels) < 2 or coded.binned:
-        coded = code_column(trials[BLOCK].astype(str))
     if len(coded.levels) < 2:
-        return None
+        return None, (
+            f"every trial has seed {coded.levels[0]}, so all share one dense model: its "
+            "variation is not sampled, and the results hold for this dense model"
+        )
+    if coded.binned:
+        coded = code_column(trials[BLOCK].astype(str))
     pairs, _ = combine(coded.codes, cells)
     if int(pairs.max()) + 1 == len(coded.levels):
-        return None  # each seed was used by one configuration only: nothing is shared
+        return None, "no seed is shared by trials of different configurations"
     notes.append(
         f"Trials of different configurations share seeds ({len(coded.levels)} seeds), so they "
         "share a dense model: the seed is a block, its variation is reported as dense-model "
         "variation, and the noise is the within-block residual."
     )
-    return coded
+    return coded, ""
 
 
 def _merge_aliases(
@@ -236,11 +261,14 @@ def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Desi
     recorded = [c for c in FACTOR_COLUMNS if c not in unrecorded]
     coded, constant = _code_all(trials, recorded)
     factors = _fold_nested(coded, recorded, notes)
+    parents = {f.name: coded[f.columns[0]].codes for f in factors if len(f.columns) > 1}
     codes = [coded[f.name].codes for f in factors]
     factors, codes = _merge_aliases(factors, codes, notes)
     matrix = np.column_stack(codes) if codes else np.zeros((len(trials), 0), dtype=np.int64)
     shape = tuple(len(f.levels) for f in factors)
-    block = _block(trials, cell_codes(matrix), notes) if factors else None
+    block, block_reason = (
+        _block(trials, cell_codes(matrix), notes) if factors else (None, "no factor varies")
+    )
     block_factor = None
     if block is not None:
         block_factor = Factor(name=BLOCK, columns=(BLOCK,), levels=block.levels, block=True)
@@ -253,6 +281,10 @@ def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Desi
                     f"so dense-model variation is part of the {factor.title} effect."
                 )
                 block, block_factor = None, None
+                block_reason = (
+                    f"each seed was run with one {factor.title} level only, so the seed "
+                    f"cannot be told apart from the {factor.title}"
+                )
                 break
     balanced, replicates, n_cells = _balance(matrix, shape)
     return Design(
@@ -264,6 +296,8 @@ def build_design(trials: pd.DataFrame, unrecorded: tuple[str, ...] = ()) -> Desi
         replicates=replicates,
         cells=n_cells,
         block_codes=block.codes if block is not None else None,
+        block_reason=block_reason,
+        parent_codes={f.name: parents[f.name] for f in factors if f.name in parents},
         notes=notes,
         block=block_factor,
     )

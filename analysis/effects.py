@@ -25,6 +25,7 @@ from analysis.coding import code_column
 from analysis.design import NESTED
 from analysis.estimable import NotEstimable
 from analysis.formatting import response_label, to_units
+from analysis.shares import holm
 from robprune.config.factors import FACTOR_COLUMNS, label
 
 __all__ = [
@@ -50,15 +51,25 @@ class PaperView:
     summary: str
 
 
-def paper_view(trials: pd.DataFrame, response: str) -> PaperView | NotEstimable:
-    """Spread of mean response across criteria per method, and across methods per criterion."""
+def paper_view(
+    trials: pd.DataFrame, response: str, cells: pd.DataFrame | None = None
+) -> PaperView | NotEstimable:
+    """Spread of mean response across criteria per method, and across methods per criterion.
+
+    `cells` (fine-tuning method rows, criterion columns) are the estimated marginal means of
+    the verdict, so missing cells do not bias the spreads; without them, raw cell means.
+    """
     for column in ("finetune_method", "criterion"):
         if trials[column].nunique(dropna=True) < 2:
             return NotEstimable(
                 f"the {label(column)} takes a single value, so there is no spread to compare"
             )
-    means = trials.groupby(["finetune_method", "criterion"], dropna=False)[response].mean()
-    grid = means.unstack("criterion")
+    if cells is not None:
+        grid = cells.set_index(cells.columns[0])
+        grid.columns.name = "criterion"
+    else:
+        means = trials.groupby(["finetune_method", "criterion"], dropna=False)[response].mean()
+        grid = means.unstack("criterion")
     rows = []
     for within, other, frame in (
         ("finetune_method", "criterion", grid),
@@ -86,9 +97,10 @@ def paper_view(trials: pd.DataFrame, response: str) -> PaperView | NotEstimable:
     by = table.groupby("within")["spread"].mean()
     crit_spread = by.get(label("finetune_method"), np.nan)
     method_spread = by.get(label("criterion"), np.nan)
+    kind = "estimated marginal mean" if cells is not None else "raw mean"
     summary = (
         f"Within a fine-tuning method, the criteria differ by {to_units(response, crit_spread)} "
-        f"on average (best minus worst mean {response_label(response)}); within a criterion, "
+        f"on average (best minus worst {kind} {response_label(response)}); within a criterion, "
         f"the fine-tuning methods differ by {to_units(response, method_spread)}."
     )
     return PaperView(table=table, summary=summary)
@@ -126,10 +138,13 @@ def compare(
     out: dict[str, object] = {"n_level": int(this.sum()), "n_baseline": int(base.sum())}
     if len(pairs) >= 2:
         lo, hi = paired_interval(pairs.to_numpy())
+        d = pairs.to_numpy(dtype=float)
+        p = float(stats.ttest_1samp(d, 0.0).pvalue) if np.ptp(d) > 0 else float(d[0] == 0)
         out.update(
             difference=float(pairs.mean()),
             diff_lo=lo,
             diff_hi=hi,
+            p_value=p,
             pairs=len(pairs),
             comparison="paired within seed blocks, matched on the other factors",
         )
@@ -137,10 +152,16 @@ def compare(
     a, b = y[this].to_numpy(dtype=float), y[base].to_numpy(dtype=float)
     lo, hi = welch_interval(a, b)
     diff = float(a.mean() - b.mean()) if len(a) and len(b) else np.nan
+    p = (
+        float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        if len(a) >= 2 and len(b) >= 2 and (a.var() > 0 or b.var() > 0)
+        else np.nan
+    )
     out.update(
         difference=diff,
         diff_lo=lo,
         diff_hi=hi,
+        p_value=p,
         pairs=0,
         comparison="Welch, unpaired (fewer than two pairs match on seed and the other factors)",
     )
@@ -184,7 +205,9 @@ def ratio_rule_effect(trials: pd.DataFrame, response: str) -> pd.DataFrame | Not
             for i, level in enumerate(sparsity.levels):
                 at = within[sparsity.codes == i]
                 rows.append(_rule_row(at, keys[at.index], rule, name, level, response))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    p_holm = holm(table["p_value"].to_numpy(dtype=float))
+    return table.assign(p_holm=p_holm)
 
 
 def _rule_row(
@@ -209,7 +232,7 @@ def _rule_row(
         "achieved_rule": achieved(this, ACHIEVED.get(budget, "achieved_sparsity")),
         "params_removed_rule": achieved(this, "achieved_sparsity"),
         "macs_removed_rule": achieved(this, "achieved_macs_sparsity"),
-        **{k: result[k] for k in ("difference", "diff_lo", "diff_hi", "pairs")},
+        **{k: result[k] for k in ("difference", "diff_lo", "diff_hi", "p_value", "pairs")},
         "comparison": result["comparison"],
     }
 
@@ -224,9 +247,12 @@ def level_comparisons(
         if not 2 <= len(levels) <= MAX_COMPARED_LEVELS:
             continue
         keys = _match_keys(trials, column)
+        found = []
         for baseline, level in combinations(levels, 2):
             result = compare(trials, response, column, level, baseline, keys)
-            rows.append({"factor": label(column), "level": level, "baseline": baseline, **result})
+            found.append({"factor": label(column), "level": level, "baseline": baseline, **result})
+        adjusted = holm(np.array([r["p_value"] for r in found], dtype=float))
+        rows += [{**r, "p_holm": float(a)} for r, a in zip(found, adjusted, strict=True)]
     if not rows:
         return NotEstimable(
             f"neither factor has between 2 and {MAX_COMPARED_LEVELS} levels among these trials"

@@ -13,8 +13,10 @@ import pandas as pd
 __all__ = [
     "budget_note",
     "flops_colour",
+    "fmt_p",
     "fmt_share",
-    "points",
+    "share_points",
+    "to_units_interval",
     "response_label",
     "sentence",
     "to_units",
@@ -30,6 +32,8 @@ def response_label(response: str) -> str:
     match = re.fullmatch(r"epoch(\d+)_val_(\w+)", response)
     if match:
         return f"validation {response_label(match.group(2))} at epoch {match.group(1)}"
+    if response.startswith("val_"):
+        return f"validation {response_label(response.removeprefix('val_'))}"
     names = {"robust_acc": "robust accuracy", "clean_acc": "clean accuracy"}
     return names.get(response, response.replace("_", " "))
 
@@ -51,10 +55,27 @@ def fmt_share(value: float, lo: float | None = None, hi: float | None = None) ->
     return text
 
 
-def points(diff: float, lo: float, hi: float) -> str:
-    """A difference of shares in percentage points, with its interval."""
+def share_points(diff: float, lo: float, hi: float) -> str:
+    """A difference of variance shares, in share points (never bare "points", which are
+    accuracy points everywhere else in the report), with its interval."""
     digits = 1 if hi - lo < 0.03 else 0
-    return f"{100 * diff:.{digits}f} points [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+    return f"{100 * diff:.{digits}f} share points [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
+
+
+def to_units_interval(response: str, value: float, lo: float, hi: float) -> str:
+    """An effect with its interval: '12.3 points [10.1, 14.5]' for accuracies."""
+    if not np.isfinite(value):
+        return "not estimable"
+    if response.endswith("_acc"):
+        return f"{100 * value:.1f} points [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{value:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value in a sentence."""
+    if not np.isfinite(p):
+        return "p not computable"
+    return "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
 
 
 def sentence(text: str) -> str:

@@ -19,6 +19,7 @@ body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; 
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; margin-top: 2em; }
 .verdict { background: #f3f7ff; border-left: 5px solid #2a62c9; padding: 0.8em 1.2em; }
 .verdict .headline { font-weight: bold; font-size: 1.15em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f0f0f0; }
@@ -37,9 +38,13 @@ window.addEventListener('load', function () {
     if (img.complete && img.naturalWidth > 0 && img.naturalHeight > 0) { loaded += 1; }
   });
   var status = document.getElementById('render-status');
+  var notDrawn = Number(status.getAttribute('data-not-drawn') || '0');
   status.setAttribute('data-images', String(images.length));
   status.setAttribute('data-loaded', String(loaded));
-  status.textContent = 'figures rendered: ' + loaded + ' of ' + images.length;
+  status.setAttribute('data-page-width', String(document.documentElement.scrollWidth));
+  status.setAttribute('data-view-width', String(window.innerWidth));
+  status.textContent = 'figures rendered: ' + loaded + ' of the ' + images.length + ' drawn' +
+    (notDrawn ? '; ' + notDrawn + ' not drawn (the text says why)' : '');
 });
 """
 
@@ -68,7 +73,10 @@ def _block(block: Block, first_heading: bool) -> str:
             "<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>"
             for row in block.rows or []
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        return (
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+            "</table></div>"
+        )
     if block.kind == "figure" and block.figure is not None:
         fig = block.figure
         data = base64.b64encode(fig.png).decode("ascii")
@@ -80,13 +88,14 @@ def _block(block: Block, first_heading: bool) -> str:
     raise ValueError(f"unknown block kind {block.kind!r}")
 
 
-def render_html(blocks: list[Block], title: str) -> str:
-    """The complete page as one string."""
+def render_html(blocks: list[Block], title: str, not_drawn: int = 0) -> str:
+    """The complete page as one string; `not_drawn` figures were skipped (said in the text)."""
     parts = [_block(b, i == 0) for i, b in enumerate(blocks)]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>\n"
         + "\n".join(parts)
-        + '\n<p id="render-status" data-images="0" data-loaded="0">figures not checked</p>'
+        + f'\n<p id="render-status" data-not-drawn="{not_drawn}" data-images="0" '
+        + 'data-loaded="0">figures not checked</p>'
         + f"\n<script>{_SCRIPT}</script>\n</body></html>\n"
     )

@@ -34,5 +34,6 @@ def write_report(report: Report, output: str | Path) -> Path:
     title = content[0].text if content else "robprune report"
     atomic_write_bytes(render_markdown(content).encode(), out / "report.md")
     index = out / "index.html"
-    atomic_write_bytes(render_html(content, title).encode(), index)
+    not_drawn = sum(not isinstance(f, Figure) for f in report.figures)
+    atomic_write_bytes(render_html(content, title, not_drawn).encode(), index)
     return index

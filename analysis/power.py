@@ -30,7 +30,9 @@ class FactorPower:
 
     name: str  # the column
     title: str
-    counts: np.ndarray  # trials per level
+    counts: np.ndarray  # trials per level (of the parent column, for a folded factor)
+    df1: int | None = None  # the test's numerator df when it differs from len(counts) - 1
+    levels: str = ""  # what a "level" is, in words ("fine-tuning method levels")
 
 
 def _power(lam: float, df1: int, df2: int, alpha: float) -> float:
@@ -39,12 +41,22 @@ def _power(lam: float, df1: int, df2: int, alpha: float) -> float:
 
 
 def mde(
-    counts: np.ndarray, noise_var: float, df_res: int, alpha: float, power: float = POWER
+    counts: np.ndarray,
+    noise_var: float,
+    df_res: int,
+    alpha: float,
+    power: float = POWER,
+    df1: int | None = None,
 ) -> float:
-    """Smallest level difference (response units) found with `power`; nan if not testable."""
+    """Smallest level difference (response units) found with `power`; nan if not testable.
+
+    `df1` is the test's numerator degrees of freedom when the levels compared are coarser
+    than the levels tested (a folded factor: two methods differ, whatever their learning
+    rates, and the F-test runs over every method-and-learning-rate level).
+    """
     counts = np.asarray(counts, dtype=float)
     counts = counts[counts > 0]
-    df1 = len(counts) - 1
+    df1 = len(counts) - 1 if df1 is None else df1
     if df1 < 1 or df_res < 1 or not np.isfinite(noise_var) or noise_var <= 0:
         return float("nan")
     hmean = len(counts) / float(np.sum(1.0 / counts))
@@ -82,6 +94,6 @@ def power_table(
         df = int(trials - (used + s - seeds))
         row = {"seeds": s, "trials": trials, "residual_df": df, "current": s == seeds}
         for factor in factors:
-            row[factor.name] = mde(factor.counts * scale, noise_var, df, alpha)
+            row[factor.name] = mde(factor.counts * scale, noise_var, df, alpha, df1=factor.df1)
         rows.append(row)
     return pd.DataFrame(rows)

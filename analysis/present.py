@@ -20,7 +20,7 @@ from analysis.finalists_table import (
     flag_summary,
     reranked,
 )
-from analysis.formatting import fmt_share, response_label, sentence
+from analysis.formatting import fmt_share, response_label, sentence, to_units_interval
 from analysis.present_effects import (
     comparison_blocks,
     paper_blocks,
@@ -35,28 +35,57 @@ __all__ = ["Block", "blocks", "report_response"]
 
 
 def _sharestable(analysis: ResponseAnalysis) -> Block:
+    """Every term's share; the interactions below 1% are one line, so the lines add to 100%."""
     dec = analysis.decomposition
     titles = {f.name: f.title for f in analysis.design.factors}
     holm = dict(zip(dec.factors, dec.p_adjusted, strict=True))
-    rows = []
+    effects = {e.factor: e for e in analysis.verdict.effects}
+    if dec.pair is not None:
+        holm[dec.pair.term] = dec.pair.p_adjusted
+    rows, small, small_count = [], 0.0, 0
     for _, term in dec.terms.iterrows():
-        if term["kind"] == "interaction" and term["share_hi"] < 0.01:
+        if term["kind"] == "interaction" and term["share_hi"] < 0.01 and term["term"] not in holm:
+            small += float(term["share"])
+            small_count += 1
             continue
         name = " × ".join(titles.get(p, p) for p in term["term"].split(" x "))
         if term["kind"] == "block":
             name = "dense-model variation (seed blocks)"
+        effect = effects.get(term["term"])
         rows.append(
             [
                 name,
                 term["kind"],
                 fmt_share(term["share"], term["share_lo"], term["share_hi"]),
+                _effect_cell(effect, analysis.response),
                 p_text(term["p_value"]),
                 p_text(holm.get(term["term"], np.nan)),
             ]
         )
-    rows.append(["unexplained (within-block noise)", "residual", fmt_share(*dec.noise), "", ""])
-    headers = ["term", "kind", "share of variance [95% CI]", "p (F-test)", "p (Holm)"]
+    if small_count:
+        rows.append(
+            [f"{small_count} other interactions (each below 1%)", "interaction", fmt_share(small)]
+            + ["", "", ""]
+        )
+    rows.append(
+        ["unexplained (the model's residual)", "residual", fmt_share(*dec.noise), "", "", ""]
+    )
+    headers = [
+        "term",
+        "kind",
+        "share of variance [95% CI]",
+        "effect: best minus worst level [95% CI]",
+        "p (F-test)",
+        "p (Holm)",
+    ]
     return Block(kind="table", headers=headers, rows=rows)
+
+
+def _effect_cell(effect, response: str) -> str:
+    """A factor's best-minus-worst marginal-mean difference with its Tukey interval."""
+    if effect is None or not np.isfinite(effect.size):
+        return ""
+    return to_units_interval(response, effect.size, effect.lo, effect.hi)
 
 
 def _methodparagraph(analysis: ResponseAnalysis) -> str:
@@ -66,32 +95,45 @@ def _methodparagraph(analysis: ResponseAnalysis) -> str:
         " The seed enters as a block (main effect only), so the F-tests are on the "
         "within-block residual."
         if dec.block is not None
+        else f" No seed block: {design.block_reason or 'the seed blocks could not be fitted'}."
+    )
+    pair = (
+        f" The criterion × fine-tuning method interaction is tested by the F-test from the "
+        f"{dec.pair.source}."
+        if dec.pair is not None
         else ""
     )
     tests = (
         " A factor is distinguishable from noise when its F-test, Holm-adjusted over the "
-        "factors, is below 0.05; the shares and intervals describe size only."
+        "factors and that interaction, is below 0.05; the shares and intervals describe size "
+        "only; the lines of the table add to 100% (negative estimates shown as 0, the "
+        "unexplained share is what the displayed ones leave)."
     )
     if dec.method == "anova":
         cells = "x".join(str(s) for s in design.shape)
         return (
             f"The {dec.n} trials form a balanced full factorial ({cells} cells, "
-            "equal counts), so a multi-way ANOVA (statsmodels, main effects and two-way "
-            "interactions of the factors, higher ones pooled into the residual) decomposes the "
-            f"variance.{block}{tests} Shares are ω²; η² and partial η² are in the CSV. "
+            f"equal counts), so a multi-way ANOVA (statsmodels; {dec.model}) decomposes the "
+            f"variance.{block}{pair}{tests} Shares are ω²; η² and partial η² are in the CSV. "
             f"Intervals: {dec.boot.shape[0]} bootstrap replicates, resampling "
             f"{dec.resampling}; bias-corrected normal intervals on the arcsine-square-root scale."
         )
     full = int(np.prod(design.shape))
+    left_out = analysis.missing + analysis.unseeded
     why = (
-        f"all {full} factor combinations occur, but with unequal counts (failed or missing trials)"
+        f"all {full} factor combinations occur, but with unequal counts"
         if design.cells == full
         else f"{design.cells} of the {full} factor combinations occur"
     )
+    if analysis.scope == SURVIVORS and analysis.missing:
+        why += f"; the {analysis.missing} trials stopped early have no test metrics"
+        left_out -= analysis.missing
+    if left_out:
+        why += f"; {left_out} completed trials were left out, as listed below"
     return (
-        f"The {dec.n} trials do not form a balanced grid ({why}), so the explained "
-        "variance of an additive model is split over the factors by Shapley values (LMG: each "
-        f"factor's R² gain averaged over all orders).{block}{tests} Intervals: "
+        f"The {dec.n} trials do not form a balanced grid ({why}), so Shapley values (LMG: "
+        "each factor's R² gain averaged over all orders) split the explained variance of the "
+        f"model fitted, {dec.model}.{block}{pair}{tests} Intervals: "
         f"{dec.boot.shape[0]} bootstrap replicates, {dec.resampling}; shares and their normal "
         "intervals are bias-corrected (raw shares in the CSV)."
     )
@@ -107,10 +149,18 @@ def _adaptive_sentence(report: Report) -> str:
             "test metrics."
         )
         if adaptive.response is not None:
+            ok = len(report.results.ok)
+            reached = (
+                "which every completed trial reached"
+                if not adaptive.lacking
+                else f"which {ok - adaptive.lacking} of the {ok} completed trials have; the "
+                f"other {adaptive.lacking} have neither a per-epoch record at that epoch nor a "
+                "validation value and are left out of it"
+            )
             text += (
                 f" The headline analysis therefore uses {response_label(adaptive.response)}, "
-                "which every completed trial reached; the test-split decomposition of the "
-                f"trials that were not stopped is a secondary table marked '{SURVIVORS}'."
+                f"{reached}; the test-split decomposition of the trials that were not stopped "
+                f"is a secondary table marked '{SURVIVORS}'."
             )
         else:
             text += f" Only the {SURVIVORS} are analysed ({adaptive.reason})."
@@ -180,16 +230,25 @@ def _best_blocks(report: Report, what: str) -> list[Block]:
 def _factor_blocks(report: Report, what: str) -> list[Block]:
     factors = report.tables["factors"]
     fmt = {"share": pct, "share_lo": pct, "share_hi": pct, "p_value": p_text, "p_holm": p_text}
+    if report.primary.response.endswith("_acc"):
+        fmt.update(effect=pct, effect_lo=pct, effect_hi=pct)
     levels = report.tables["factor_levels"]
     return [
         heading("Factors"),
         paragraph(
             f"Every factor column (and the seed blocks); shares of {what} variance in %; "
-            "p_value: F-test on the within-block residual; p_holm: Holm-adjusted over the "
-            "factors (the verdict's test).",
+            "p_value: F-test on the model's residual; p_holm: Holm-adjusted over the factors "
+            "and the criterion × fine-tuning method interaction (the headline's test); "
+            "effect: best minus worst level of the estimated marginal means, in accuracy "
+            "points, with its 95% Tukey interval (lower bound 0 where p_holm ≥ 0.05).",
         ),
         table(factors, fmt),
-        paragraph(f"Mean {what} and clean accuracy (%) at every level."),
+        paragraph(
+            f"Every level's estimated marginal mean {what} (%), averaged over the other "
+            "factors' levels (so missing or unequal cells do not bias it; the headline's "
+            "effects are differences of these), beside the raw mean of its trials and their "
+            "mean clean accuracy."
+        ),
         table(levels, {c: pct for c in levels.columns if "acc" in c}),
     ]
 
@@ -220,6 +279,7 @@ def blocks(report: Report) -> list[Block]:
         heading(f"Ablation report: what drives {response_label(report_response(report))}?"),
         paragraph(_summary(report)),
         Block(kind="verdict", text=verdict.headline + ".", items=[verdict.text]),
+        *_cells_blocks(primary),
         *comparison_blocks(report, what),
         *paper_blocks(report),
         *ratio_blocks(report, what),
@@ -267,6 +327,28 @@ def _finalists_blocks(report: Report) -> list[Block]:
         paragraph("Gradient-masking flags on the finalists:"),
         Block(kind="list", items=flags or ["None raised."]),
         *(masking if summary else []),
+    ]
+
+
+def _cells_blocks(analysis: ResponseAnalysis) -> list[Block]:
+    """The cell means that make an interaction visible, when the headline reports one."""
+    cells = analysis.verdict.cells
+    if cells is None or not analysis.verdict.interaction:
+        return []
+    what = response_label(analysis.response)
+    unit = " (%)" if analysis.response.endswith("_acc") else ""
+    return [
+        paragraph(
+            f"Estimated marginal mean {what}{unit} of each fine-tuning method (rows) and "
+            "criterion (columns), averaged over the other factors' levels (the additive model "
+            "plus their interaction); empty where the cell was not run."
+        ),
+        table(
+            cells,
+            {c: pct for c in cells.columns if c != "fine-tuning method"}
+            if analysis.response.endswith("_acc")
+            else None,
+        ),
     ]
 
 

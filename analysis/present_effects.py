@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.blocks import Block, heading, paragraph, pct, pts, table
+from analysis.blocks import Block, heading, p_text, paragraph, pct, pts, table
 from analysis.estimable import NotEstimable
 from analysis.report import Report
 
 __all__ = ["comparison_blocks", "paper_blocks", "power_blocks", "ped_blocks", "ratio_blocks"]
 
 DIFF_COLUMNS = ("difference", "diff_lo", "diff_hi")
+
+
+def _unsigned(value) -> str:
+    """A size (a minimum detectable effect), in points, without a sign."""
+    return "" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
 
 
 def ped_blocks(report: Report) -> list[Block]:
@@ -38,7 +43,7 @@ def ped_blocks(report: Report) -> list[Block]:
 
 
 def comparison_blocks(report: Report, what: str) -> list[Block]:
-    out = [heading("Level comparisons (paired within seed blocks)")]
+    out = [heading("Level comparisons (paired on the seed and the other factors)")]
     if isinstance(report.comparisons, NotEstimable):
         return [*out, paragraph(f"Not available: {report.comparisons.reason}.")]
     out.append(
@@ -46,10 +51,15 @@ def comparison_blocks(report: Report, what: str) -> list[Block]:
             f"Mean {what} of each level minus its baseline, in accuracy points, with a 95% "
             "interval. Paired: trials matched on the seed (the dense model) and every other "
             "factor, a t interval over the matched pairs; Welch (unpaired) only where fewer "
-            "than two pairs match, as the comparison column says."
+            "than two pairs match, as the comparison column says. The intervals are "
+            "per-comparison (95% each, so with many rows some exclude 0 by chance); p_holm is "
+            "Holm-adjusted within each factor's comparisons, and a difference is "
+            "distinguishable from noise, at a family-wise error of at most 5% per factor, only "
+            "where p_holm < 0.05."
         )
     )
-    return [*out, table(report.comparisons, dict.fromkeys(DIFF_COLUMNS, pts))]
+    fmt = {**dict.fromkeys(DIFF_COLUMNS, pts), "p_value": p_text, "p_holm": p_text}
+    return [*out, table(report.comparisons, fmt)]
 
 
 def paper_blocks(report: Report) -> list[Block]:
@@ -76,7 +86,12 @@ def ratio_blocks(report: Report, what: str) -> list[Block]:
         "params_removed_rule",
         "macs_removed_rule",
     ]
-    fmt = {**dict.fromkeys(pct_cols, pct), **dict.fromkeys(DIFF_COLUMNS, pts)}
+    fmt = {
+        **dict.fromkeys(pct_cols, pct),
+        **dict.fromkeys(DIFF_COLUMNS, pts),
+        "p_value": p_text,
+        "p_holm": p_text,
+    }
     return [
         *out,
         paragraph(
@@ -86,7 +101,9 @@ def ratio_blocks(report: Report, what: str) -> list[Block]:
             "design allows (the comparison column says which). `budget` says what was equal: "
             "the fraction of prunable parameters (params) or of prunable multiply-accumulates "
             "(macs) removed; achieved_* (%) is that fraction, checking that the budgets "
-            "matched, and params/macs_removed_rule (%) show both for the rule.",
+            "matched, and params/macs_removed_rule (%) show both for the rule. Intervals are "
+            "per-comparison (95% each); p_holm is Holm-adjusted over the table's rows "
+            "(family-wise error at most 5%).",
         ),
         table(report.ratio, fmt),
     ]
@@ -96,7 +113,7 @@ def power_blocks(report: Report) -> list[Block]:
     if report.power is None:
         return []
     frame = report.power
-    fmt = {c: pts for c in frame.columns if c not in ("seeds", "trials", "residual_df")}
+    fmt = {c: _unsigned for c in frame.columns if c not in ("seeds", "trials", "residual_df")}
     fmt["current"] = lambda v: "this design" if v else ""
     return [
         heading("Power: minimum detectable effect by number of seeds"),

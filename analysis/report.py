@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import figures, tables
+from analysis import figures, tables, trial_figures
 from analysis.adaptive import Adaptive, adaptive_design
 from analysis.bootstrap import DEFAULT_RESAMPLES
 from analysis.curves import security_curves
-from analysis.design import Design, build_design
+from analysis.design import BLOCK, Design, build_design
 from analysis.effects import PaperView, level_comparisons, paper_view, ratio_rule_effect
 from analysis.estimable import NotEstimable
 from analysis.finalists_table import finalists_frame
@@ -30,7 +30,7 @@ from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
 from analysis.power import power_table
 from analysis.shares import Decomposition, decompose
-from analysis.verdict import ALPHA, QUESTION, Verdict, question_power, verdict
+from analysis.verdict import QUESTION, Verdict, question_power, tested_alpha, verdict
 from robprune.config.factors import FACTOR_COLUMNS
 from robprune.errors import BadInput
 
@@ -48,6 +48,7 @@ class ResponseAnalysis:
     response: str
     trials: pd.DataFrame  # completed trials with a finite response
     missing: int  # completed trials whose response is null or not finite
+    unseeded: int = 0  # trials left out because they record no seed while the others do
     design: Design
     decomposition: Decomposition | NotEstimable
     verdict: Verdict
@@ -91,7 +92,10 @@ def analyse_response(
         return NotEstimable(
             f"{response} is missing or not a finite number in all {len(ok)} completed trials"
         )
-    if design is None or missing:
+    trials, unseeded, seeded = _seeded(trials, unrecorded)
+    if seeded is not None:
+        design = seeded
+    elif design is None or missing:
         design = build_design(trials, unrecorded)
     y = trials[response].to_numpy(dtype=float)
     dec = decompose(y, design, response, resamples, rng)
@@ -99,11 +103,33 @@ def analyse_response(
         response=response,
         trials=trials,
         missing=missing,
+        unseeded=unseeded,
         design=design,
         decomposition=dec,
-        verdict=verdict(dec, design, response),
+        verdict=verdict(dec, design, response, y),
         scope=scope,
     )
+
+
+def _seeded(
+    trials: pd.DataFrame, unrecorded: tuple[str, ...]
+) -> tuple[pd.DataFrame, int, Design | None]:
+    """Leave out the trials without a seed when the others form seed blocks.
+
+    A trial without a seed cannot be matched on its dense model; keeping it would cost every
+    other trial its block (the noise would then hold the dense-model variation). Returns the
+    trials kept, how many were left out, and their design (None when nothing was left out).
+    """
+    if BLOCK not in trials:
+        return trials, 0, None
+    known = trials[BLOCK].notna().to_numpy()
+    if known.all() or not known.any():
+        return trials, 0, None
+    kept = trials[known].reset_index(drop=True)
+    design = build_design(kept, unrecorded)
+    if design.block is None:
+        return trials, 0, None
+    return kept, int((~known).sum()), design
 
 
 def absent_columns(results: ResultSet) -> str | None:
@@ -190,6 +216,12 @@ def _decomposition_lines(found: _Analyses) -> tuple[list[Decomposition], list[st
                 f"{analysis.missing} completed trials have no finite {what} (null or NaN) and "
                 f"were left out of its analysis."
             )
+        if analysis.unseeded:
+            skipped.append(
+                f"{analysis.unseeded} trials record no seed, so their dense model cannot be "
+                f"matched: they were left out of the analysis of {what}, so that the other "
+                "trials keep their seed blocks."
+            )
     return decompositions, skipped, notes
 
 
@@ -198,6 +230,13 @@ def _adaptive_lines(adaptive: Adaptive, response: str) -> list[str]:
         return [
             f"Headline on a response every trial has: {adaptive.reason}; the decomposition "
             f"below is of the {SURVIVORS} only."
+        ]
+    if adaptive.lacking and adaptive.response is not None:
+        return [
+            f"{adaptive.lacking} completed trials have no {response_label(adaptive.response)} "
+            "(no per-epoch record at that epoch and no validation value, e.g. trials that were "
+            "not fine-tuned): they were left out of the headline analysis; a level they alone "
+            "held is missing from it."
         ]
     return []
 
@@ -210,8 +249,8 @@ def _figures(report_trials: pd.DataFrame, response: str, results: ResultSet, fou
         figures.sparsity_curves(report_trials, response),
         figures.share_bars(decs, titles),
         figures.pareto_front(results.ok),
-        figures.layer_profile(report_trials, results.layers, response),
-        figures.learning_curves(report_trials, results.epochs, response),
+        trial_figures.layer_profile(report_trials, results.layers, response),
+        trial_figures.learning_curves(report_trials, results.epochs, response),
         security_curves(results.trials),
     ]
 
@@ -225,20 +264,25 @@ def _power(primary: ResponseAnalysis) -> pd.DataFrame | None:
     if not factors:
         return None
     seeds = len(design.block.levels) if design.block is not None else 1
-    alpha = ALPHA / max(1, len(dec.factors))
-    return power_table(factors, dec.noise_var, dec.df_res, dec.n, seeds, alpha)
+    return power_table(factors, dec.noise_var, dec.df_res, dec.n, seeds, tested_alpha(dec))
 
 
 def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], extra: dict):
     primary = found.primary
     best_from = found.survivors or primary
     out: dict[str, pd.DataFrame] = {
-        "factors": tables.factor_summary(primary.design, primary.decomposition),
-        "factor_levels": tables.factor_levels(primary.trials, primary.design, primary.response),
+        "factors": tables.factor_summary(
+            primary.design, primary.decomposition, primary.verdict.effects
+        ),
+        "factor_levels": tables.factor_levels(
+            primary.trials, primary.design, primary.response, primary.verdict.effects
+        ),
         "best_configs": tables.best_configs(
             best_from.trials, best_from.design, best_from.response
         ),
-        "excluded": tables.exclusions(results, primary.response, primary.missing),
+        "excluded": tables.exclusions(
+            results, primary.response, primary.missing, primary.unseeded
+        ),
     }
     for dec in decs:
         out[f"{dec.method}_{dec.response}"] = dec.full_table
@@ -251,9 +295,9 @@ def _tables(found: _Analyses, results: ResultSet, decs: list[Decomposition], ext
     return out
 
 
-def _effects(trials: pd.DataFrame, what: str, skipped: list[str]):
+def _effects(trials: pd.DataFrame, what: str, skipped: list[str], cells=None):
     """The paper's view, ratio rules against uniform and level comparisons (or why not)."""
-    paper = paper_view(trials, what)
+    paper = paper_view(trials, what, cells)
     if isinstance(paper, NotEstimable):
         skipped.append(f"Spread across criteria vs across fine-tuning methods: {paper.reason}.")
     ratio = ratio_rule_effect(trials, what)
@@ -288,7 +332,7 @@ def build_report(
     skipped = ([absent] if absent else []) + found.skipped + skipped
     notes = list(results.notes) + identical + list(primary.design.notes) + dec_notes
     trials, what = primary.trials, primary.response
-    paper, ratio, comparisons = _effects(trials, what, skipped)
+    paper, ratio, comparisons = _effects(trials, what, skipped, primary.verdict.cells)
     figs = _figures(trials, what, results, found, decs) if draw else []
     skipped += [f"Figure '{f.title}': {f.reason}." for f in figs if isinstance(f, figures.Skipped)]
     importance = None

@@ -10,7 +10,7 @@ factors (`p_adjusted`); the shares and their intervals only describe size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,10 +18,12 @@ import pandas as pd
 from analysis import bootstrap
 from analysis.anova import AnovaResult, run_anova
 from analysis.design import Design
+from analysis.emm import interaction_test
 from analysis.estimable import NotEstimable
+from analysis.question import question_pair
 from analysis.shapley import ShapleyResult, run_shapley
 
-__all__ = ["BlockTerm", "Decomposition", "decompose", "holm", "tested_lower"]
+__all__ = ["BlockTerm", "Decomposition", "PairTest", "decompose", "holm", "tested_lower"]
 
 
 #: A share's lower bound is 0 unless its F-test rejects at this level (one-sided 97.5%).
@@ -65,6 +67,18 @@ class BlockTerm:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PairTest:
+    """The F-test of the question's interaction (fine-tuning x criterion)."""
+
+    term: str  # "a x b", the factors' names in design order
+    index: tuple[int, int]  # positions of (fine-tuning, criterion) among the factors
+    p_value: float
+    p_adjusted: float  # Holm, in one family with the factors' tests
+    df: int
+    source: str  # "ANOVA table" | "additive model plus the interaction"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Decomposition:
     """Headline variance shares of the main factors, with what is needed to compare them."""
 
@@ -86,7 +100,28 @@ class Decomposition:
     terms: pd.DataFrame  # every term (interactions, block) for tables and figures
     full_table: pd.DataFrame  # the method's own table, for CSV
     resampling: str
+    order: int = 1  # highest interaction order in the fitted model (1: main effects only)
+    pair: PairTest | None = None  # the question's interaction test, when both factors vary
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        """The model actually fitted, and what its residual holds, in words."""
+        noise = "the within-block noise" if self.block is not None else "the trial-to-trial noise"
+        if self.method == "anova" and self.order >= 2:
+            return (
+                "main effects and two-way interactions of the factors; the residual holds the "
+                f"higher-order interactions and {noise}"
+            )
+        if self.method == "anova":
+            return (
+                "main effects only (too few trials for the two-way interactions); the residual "
+                f"holds every interaction and {noise}"
+            )
+        return (
+            "an additive model of the main effects; the residual holds every interaction and "
+            + noise
+        )
 
     @property
     def label(self) -> str:
@@ -116,9 +151,11 @@ def _assemble(
     """The decomposition from every term's standard row (term, kind, share, share_lo,
     share_hi, p_value), the bootstrap replicates and population values aligned with the rows,
     the noise (share interval, mean square, df), and the method's own table and notes."""
+    share = terms["share"].clip(lower=0.0, upper=1.0)
     terms = terms.assign(
-        share=terms["share"].clip(lower=0.0, upper=1.0),
-        share_lo=tested_lower(terms["share_lo"], terms["p_value"]),
+        share=share,
+        share_lo=np.minimum(tested_lower(terms["share_lo"], terms["p_value"]), share),
+        share_hi=np.maximum(terms["share_hi"], share),
     ).reset_index(drop=True)
     main = terms.index[terms["kind"] == "factor"].to_numpy()
     block = terms[terms["kind"] == "block"]
@@ -164,7 +201,9 @@ def _from_anova(result: AnovaResult, design: Design, response: str, n: int) -> D
     body = table.iloc[:-1]
     residual = table.iloc[-1]
     omega = result.samples["omega2"]
-    noise_point = float(1.0 - body["omega2"].sum())
+    # one clipping rule: displayed shares are clipped at 0, and the unexplained share is what
+    # they leave, so the lines of the table add to 100%
+    noise_point = float(1.0 - body["omega2"].clip(lower=0.0, upper=1.0).sum())
     noise_lo, noise_hi = bootstrap.interval(
         1.0 - omega.sum(axis=1),
         noise_point,
@@ -176,12 +215,14 @@ def _from_anova(result: AnovaResult, design: Design, response: str, n: int) -> D
         ["term", "share", "share_lo", "share_hi", "p_value"], axis=1
     )
     terms.insert(1, "kind", kinds)
-    noise = (float(np.clip(noise_point, 0.0, 1.0)), float(noise_lo), float(noise_hi))
+    point = float(np.clip(noise_point, 0.0, 1.0))
+    noise = (point, min(float(noise_lo), point), max(float(noise_hi), point))
     mse = (noise, residual["sum_sq"] / residual["df"], residual["df"])
     source = (table, result.resampling, list(result.notes))
-    return _assemble(
+    dec = _assemble(
         "anova", response, n, design, terms, (omega, result.world["omega2"]), mse, source
     )
+    return replace(dec, order=result.order)
 
 
 def _from_shapley(
@@ -193,7 +234,8 @@ def _from_shapley(
         columns={"factor": "term"}
     )
     terms.insert(1, "kind", np.where(table["block"], "block", "factor"))
-    noise = (float(np.clip(1.0 - table["share"].sum(), 0.0, 1.0)), 1.0 - r2_hi, 1.0 - r2_lo)
+    point = float(np.clip(1.0 - table["share"].sum(), 0.0, 1.0))
+    noise = (point, min(1.0 - r2_hi, point), max(1.0 - r2_lo, point))
     samples = (result.boot_shares, table["share_raw"].to_numpy())
     source = (table, "trials redrawn with replacement", [*notes, *result.notes])
     return _assemble(
@@ -223,10 +265,44 @@ def decompose(
     if model.balanced:
         result = run_anova(y, model, resamples, rng, reference=reference)
         if isinstance(result, AnovaResult):
-            return _from_anova(result, model, response, n)
+            return _with_pair(_from_anova(result, model, response, n), y, model)
         reason = f"ANOVA not estimable ({result.reason}); "
     shapley = run_shapley(y, model, resamples, rng)
     if isinstance(shapley, ShapleyResult):
         notes = [reason + "Shapley decomposition used instead."] if reason else []
-        return _from_shapley(shapley, model, response, n, notes)
+        return _with_pair(_from_shapley(shapley, model, response, n, notes), y, model)
     return NotEstimable(reason + shapley.reason)
+
+
+def _with_pair(dec: Decomposition, y: np.ndarray, model: Design) -> Decomposition:
+    """Add the test of the question's interaction, Holm-adjusted in one family with the
+    factors' tests (so the headline's family-wise error stays at ALPHA).
+
+    A balanced grid with two-way terms takes it from its ANOVA table; otherwise it is the
+    partial F-test of the interaction added to the additive model with the block.
+    """
+    index = question_pair(dec.factors)
+    if index is None:
+        return dec
+    order = sorted(index)
+    term = " x ".join(dec.factors[i] for i in order)
+    row = dec.terms[(dec.terms["kind"] == "interaction") & (dec.terms["term"] == term)]
+    if len(row):
+        p, source = float(row["p_value"].iloc[0]), "ANOVA table"
+        df = int(
+            (len(model.factors[order[0]].levels) - 1) * (len(model.factors[order[1]].levels) - 1)
+        )
+    else:
+        y = np.asarray(y, dtype=float)
+        p, df = interaction_test(y - y.mean(), model, (order[0], order[1]))
+        source = "additive model plus the interaction"
+    adjusted = holm(np.append(dec.p_values, p))
+    pair = PairTest(
+        term=term,
+        index=(index[0], index[1]),
+        p_value=p,
+        p_adjusted=float(adjusted[-1]),
+        df=df,
+        source=source,
+    )
+    return replace(dec, p_adjusted=adjusted[:-1], pair=pair)

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.design import Design
+from analysis.emm import Effect
 from analysis.estimable import NotEstimable
 from analysis.load import ResultSet
+from analysis.selection import selection_column
 from analysis.shares import Decomposition
 from robprune.config.factors import label
 
@@ -22,9 +24,7 @@ def best_configs(trials: pd.DataFrame, design: Design, response: str, top: int =
     Ranked by the response's validation value where the table has one (`val_robust_acc`), so
     that the test split is only reported, never selected on; else by the response itself.
     """
-    rank_by = f"val_{response}"
-    if rank_by not in trials or trials[rank_by].isna().all():
-        rank_by = response
+    rank_by = selection_column(trials, response)
     columns = ["experiment", "trial_id", "seed"]
     columns += [c for f in design.factors for c in f.columns]
     columns += [m for m in _METRICS if m != response] + [response, rank_by]
@@ -36,8 +36,10 @@ def best_configs(trials: pd.DataFrame, design: Design, response: str, top: int =
     return best.reset_index(drop=True)
 
 
-def factor_levels(trials: pd.DataFrame, design: Design, response: str) -> pd.DataFrame:
-    """Mean and spread of the response (and clean accuracy) at every level of every factor."""
+def factor_levels(
+    trials: pd.DataFrame, design: Design, response: str, effects: list[Effect] | None = None
+) -> pd.DataFrame:
+    """Marginal mean (from `effects`), raw mean and spread of the response at every level."""
     frames = []
     y = trials[response].to_numpy(dtype=float)
     clean = trials["clean_acc"].to_numpy(dtype=float)
@@ -52,7 +54,8 @@ def factor_levels(trials: pd.DataFrame, design: Design, response: str) -> pd.Dat
                     "factor": factor.name,
                     "level": level,
                     "n": int(mask.sum()),
-                    f"mean_{response}": float(np.mean(y[mask])),
+                    f"marginal_mean_{response}": float(effects[j].means[i]) if effects else np.nan,
+                    f"raw_mean_{response}": float(np.mean(y[mask])),
                     f"sd_{response}": float(np.std(y[mask], ddof=1)) if mask.sum() > 1 else np.nan,
                     "mean_clean_acc": float(np.nanmean(clean[mask]))
                     if np.isfinite(clean[mask]).any()
@@ -62,8 +65,11 @@ def factor_levels(trials: pd.DataFrame, design: Design, response: str) -> pd.Dat
     return pd.DataFrame(frames)
 
 
-def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.DataFrame:
-    """One row per factor of FACTOR_COLUMNS that varied or was held fixed."""
+def factor_summary(
+    design: Design, dec: Decomposition | NotEstimable, effects: list[Effect] | None = None
+) -> pd.DataFrame:
+    """One row per factor of FACTOR_COLUMNS that varied or was held fixed; a varying factor
+    has its share beside its effect (best minus worst marginal mean, Tukey interval)."""
     rows = []
     for j, factor in enumerate(design.factors):
         row = {
@@ -80,6 +86,15 @@ def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.Data
                 share_hi=dec.hi[j],
                 p_value=dec.p_values[j],
                 p_holm=dec.p_adjusted[j],
+            )
+        if effects:
+            eff = effects[j]
+            row.update(
+                effect=eff.size,
+                effect_lo=eff.lo,
+                effect_hi=eff.hi,
+                best=factor.levels[eff.best] if eff.best is not None else None,
+                worst=factor.levels[eff.worst] if eff.worst is not None else None,
             )
         rows.append(row)
     if design.block is not None:
@@ -107,7 +122,9 @@ def factor_summary(design: Design, dec: Decomposition | NotEstimable) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def exclusions(results: ResultSet, response: str, missing_response: int) -> pd.DataFrame:
+def exclusions(
+    results: ResultSet, response: str, missing_response: int, unseeded: int = 0
+) -> pd.DataFrame:
     """Counts of trials left out of the analysis, by reason."""
     rows = [
         {"reason": f"status {status}", "trials": count}
@@ -115,6 +132,8 @@ def exclusions(results: ResultSet, response: str, missing_response: int) -> pd.D
     ]
     if missing_response:
         rows.append({"reason": f"{response} missing or not finite", "trials": missing_response})
+    if unseeded:
+        rows.append({"reason": "no seed recorded (others form seed blocks)", "trials": unseeded})
     for error, count in results.top_errors:
         rows.append({"reason": f"  error: {error}", "trials": count})
     return pd.DataFrame(rows, columns=["reason", "trials"])

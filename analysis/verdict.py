@@ -1,56 +1,46 @@
-"""The answer to the project's question, in words: which factor dominates the response.
+"""The paragraph at the top of the report: the headline answer and the numbers behind it.
 
-Whether the leading factor is distinguishable from seed noise is decided by its F-test on the
-within-block residual, Holm-adjusted over all factors (family-wise type-I error at most ALPHA;
-measured in docs/analysis.md). Its share and interval are reported beside the decision, never
-mixed into it. Whether it dominates the runner-up is read from the bootstrap interval of the
-difference of their shares. The minimum detectable effect of the question's two factors says
-whether a negative answer means "small effect" or "too few trials".
+The headline's two sentences come from `analysis.answer` (fixed answers, fixed rules). The
+paragraph under it gives, for every factor, its effect in accuracy points (best minus worst
+level of the estimated marginal means, 95% Tukey interval) beside its share of the variance,
+the noise the tests were run against, the tests themselves, and the minimum detectable effect
+of the question's two factors, so a negative answer says whether the search was too small.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 
+from analysis import emm
+from analysis.answer import Answer, answer, cannot_answer
 from analysis.design import Design
 from analysis.estimable import NotEstimable
-from analysis.formatting import fmt_share, points, response_label, sentence, to_units
+from analysis.formatting import fmt_p, fmt_share, response_label, to_units, to_units_interval
 from analysis.power import POWER, FactorPower, mde
+from analysis.question import ALPHA, QUESTION
 from analysis.shares import Decomposition
 from robprune.config.factors import label
 
-__all__ = ["ALPHA", "QUESTION", "Verdict", "question_power", "verdict"]
-
-ALPHA = 0.05
-#: The two factors of the question, always named in the verdict when they vary.
-QUESTION = ("finetune_method", "criterion")
+__all__ = ["ALPHA", "QUESTION", "Verdict", "question_power", "tested_alpha", "verdict"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
     """The paragraph at the top of the report and the facts behind it."""
 
-    headline: str
+    headline: str  # the answer's two sentences, without the final full stop
     text: str
-    leading: str | None  # the factor with the largest share
-    dominant: str | None  # the factor the headline says dominates (None when it names none)
-    runner_up: str | None
-    distinguishable: bool  # the leading factor's noise test rejected (Holm, ALPHA)
+    answer: str  # one of analysis.answer.ANSWERS
+    matters: tuple[str, ...]  # question columns the headline says matter (their tests rejected)
+    dominant: str | None  # the question column the headline says dominates
+    distinguishable: bool  # some question factor's own test rejected
+    interaction: bool  # the fine-tuning x criterion interaction's test rejected
     mde: dict[str, float]  # question factor column -> minimum detectable difference
-
-
-def _find(dec: Decomposition, column: str) -> int | None:
-    """Index of the factor whose first column is `column` (a folded factor counts)."""
-    for i, name in enumerate(dec.factors):
-        if name.split("+")[0] == column:
-            return i
-    return None
-
-
-def _title(design: Design, name: str) -> str:
-    return next(f for f in design.factors if f.name == name).title
+    effects: list[emm.Effect] = field(default_factory=list)
+    cells: pd.DataFrame | None = None  # fine-tuning x criterion cell means, when tested
 
 
 def question_power(dec: Decomposition, design: Design) -> list[FactorPower]:
@@ -60,180 +50,207 @@ def question_power(dec: Decomposition, design: Design) -> list[FactorPower]:
         j = next((i for i, f in enumerate(design.factors) if f.columns[0] == column), None)
         if j is None:
             continue
-        counts = np.bincount(design.codes[:, j], minlength=len(design.factors[j].levels))
-        out.append(FactorPower(name=column, title=design.factors[j].title, counts=counts))
+        factor = design.factors[j]
+        parent = design.parent_codes.get(factor.name)
+        if parent is not None:  # two parent levels differ, whatever their folded settings
+            counts = np.bincount(parent)
+            df1, levels = len(factor.levels) - 1, f"{label(column)} levels (each over all its "
+            levels += f"{', '.join(label(c) for c in factor.columns[1:])} values)"
+        else:
+            counts = np.bincount(design.codes[:, j], minlength=len(factor.levels))
+            df1, levels = None, f"{factor.title} levels"
+        out.append(
+            FactorPower(name=column, title=factor.title, counts=counts, df1=df1, levels=levels)
+        )
     return out
 
 
-def verdict(dec: Decomposition | NotEstimable, design: Design, response: str) -> Verdict:
-    """One paragraph: dominant factor, margin, intervals, noise test, detectable effect."""
+def tested_alpha(dec: Decomposition) -> float:
+    """The first step of Holm's procedure over the family the headline tests."""
+    return ALPHA / max(1, len(dec.factors) + (dec.pair is not None))
+
+
+def _not_estimable(dec: NotEstimable, design: Design, what: str) -> Verdict:
+    why = cannot_answer(design, None)
+    first = f"Whether the criterion or the fine-tuning decides {what} cannot be answered from "
+    first += f"these trials: {why}" if why else f"these trials: {dec.reason}"
+    return Verdict(
+        headline=first,
+        text=f"The variance decomposition could not be estimated ({dec.reason}).",
+        answer="cannot",
+        matters=(),
+        dominant=None,
+        distinguishable=False,
+        interaction=False,
+        mde={},
+    )
+
+
+def _level(response: str, value: float) -> str:
+    """A cell mean in words: accuracies in percent."""
+    return f"{100 * value:.1f}%" if response.endswith("_acc") else f"{value:.4g}"
+
+
+def _cells(
+    y: np.ndarray, design: Design, dec: Decomposition, response: str
+) -> tuple[pd.DataFrame, str]:
+    """Cell means of fine-tuning x criterion (marginal over the rest), as a table and words."""
+    assert dec.pair is not None
+    f, c = dec.pair.index
+    model = emm.fit(y, design, (f, c) if f < c else (c, f))
+    means = emm.cell_means(model)
+    if f > c:
+        means = means.T
+    methods, criteria = design.factors[f].levels, design.factors[c].levels
+    table = pd.DataFrame(means, index=list(methods), columns=list(criteria))
+    table.index.name = "fine-tuning method"
+    words = []
+    for i, method in enumerate(methods):
+        row = means[i]
+        ok = np.flatnonzero(np.isfinite(row))
+        if len(ok) < 2:
+            continue
+        hi, lo = ok[np.argmax(row[ok])], ok[np.argmin(row[ok])]
+        words.append(
+            f"under {method} the criteria range from {_level(response, row[lo])} "
+            f"({criteria[lo]}) to {_level(response, row[hi])} ({criteria[hi]})"
+        )
+    text = "; ".join(words[:6]) + ("; ..." if len(words) > 6 else "")
+    if text:
+        text += " (cell means, marginal over the other factors)"
+    return table.reset_index(), text
+
+
+def verdict(
+    dec: Decomposition | NotEstimable, design: Design, response: str, y: np.ndarray
+) -> Verdict:
+    """The headline answer and one paragraph of numbers behind it."""
     what = response_label(response)
     if isinstance(dec, NotEstimable):
-        return Verdict(
-            headline=f"No verdict on {what}",
-            text=f"The variance decomposition could not be estimated ({dec.reason})."
-            + _unestimated_question_factors(design),
-            leading=None,
-            dominant=None,
-            runner_up=None,
-            distinguishable=False,
-            mde={},
+        return _not_estimable(dec, design, what)
+    y = np.asarray(y, dtype=float)
+    effects = [
+        eff if p < ALPHA else replace(eff, lo=0.0 if np.isfinite(eff.lo) else eff.lo)
+        for eff, p in zip(
+            emm.effects(y, design, dec.noise_var, dec.df_res),
+            np.nan_to_num(dec.p_adjusted, nan=1.0),
+            strict=True,
         )
-    order = np.argsort(-dec.shares, kind="stable")
-    top = int(order[0])
-    second = int(order[1]) if len(order) > 1 else None
-    name = _title(design, dec.factors[top])
-    text = _shares_sentence(dec, design, top, what)
-    separated = True
-    if second is not None:
-        separated, margin = _margin(dec, design, top, second)
-        text += margin
-    text += _question_comparison(dec, top, second)
-    text += _noise_sentence(dec, design, response)
-    p = dec.p_adjusted[top]
-    significant = bool(np.isfinite(p) and p < ALPHA)
-    text += _decision_sentence(dec, name, top, significant)
-    detectable = {
-        f.name: mde(f.counts, dec.noise_var, dec.df_res, ALPHA / max(1, len(dec.factors)))
-        for f in question_power(dec, design)
-    }
-    text += _mde_sentence(detectable, design, response)
-    text += _unestimated_question_factors(design)
-    if significant and separated:
-        headline = f"The {name} dominates {what}"
-    elif significant:
-        runner = _title(design, dec.factors[second])  # type: ignore[index]
-        headline = f"The {name} and the {runner} both matter for {what}; neither clearly dominates"
-    else:
-        headline = f"No factor's effect on {what} stands out from seed noise"
-    return Verdict(
-        headline=headline,
-        text=text,
-        leading=dec.factors[top],
-        dominant=dec.factors[top] if significant and separated else None,
-        runner_up=dec.factors[second] if second is not None else None,
-        distinguishable=significant,
-        mde=detectable,
-    )
-
-
-def _shares_sentence(dec: Decomposition, design: Design, top: int, what: str) -> str:
-    """The winner's share, then the question's factors' shares, then the method."""
-    name = _title(design, dec.factors[top])
-    parts = [
-        f"{sentence(name)} explains the most of the variance of {what}: "
-        f"{fmt_share(dec.shares[top], dec.lo[top], dec.hi[top])}"
     ]
-    highlighted = {top}
-    for idx in (_find(dec, column) for column in QUESTION):
-        if idx is not None and idx not in highlighted:
-            share = fmt_share(dec.shares[idx], dec.lo[idx], dec.hi[idx])
-            parts.append(f"{_title(design, dec.factors[idx])} {share}")
-            highlighted.add(idx)
-    text = parts[0] + (", against " + ", ".join(parts[1:]) if len(parts) > 1 else "") + "."
-    return text + (
-        f" (95% bootstrap intervals; {dec.label}; {dec.n} trials; "
-        f"{fmt_share(*dec.noise)} of the variance unexplained.)"
+    powers = question_power(dec, design)
+    detectable = {
+        f.name: mde(f.counts, dec.noise_var, dec.df_res, tested_alpha(dec), df1=f.df1)
+        for f in powers
+    }
+    levels = {f.name: f.levels for f in powers}
+    cells, cells_text = (None, "")
+    if dec.pair is not None:
+        cells, cells_text = _cells(y, design, dec, response)
+    found: Answer = answer(dec, design, effects, response, what, detectable, cells_text, levels)
+    text = _shares_sentence(dec, design, what)
+    text += _effects_sentence(design, effects, response)
+    text += _noise_sentence(dec, design, response)
+    text += _tests_sentence(dec, design)
+    text += _mde_sentence(detectable, design, response, levels)
+    return Verdict(
+        headline=f"{found.first}. {found.second}".removesuffix("."),
+        text=text.strip(),
+        answer=found.code,
+        matters=found.matters,
+        dominant=found.dominant,
+        distinguishable=bool(found.matters),
+        interaction=found.code == "interaction",
+        mde=detectable,
+        effects=effects,
+        cells=cells,
     )
 
 
-def _margin(dec: Decomposition, design: Design, top: int, second: int) -> tuple[bool, str]:
-    """Whether the winner is clearly ahead of the runner-up, and the sentence saying so."""
-    diff, lo, hi = dec.difference(top, second)
-    runner = _title(design, dec.factors[second])
-    if lo > 0:
-        ratio = dec.shares[top] / dec.shares[second] if dec.shares[second] > 0 else np.inf
-        times = f", {ratio:.0f} times as much" if np.isfinite(ratio) and ratio >= 2 else ""
-        return True, f" It exceeds the next factor, {runner}, by {points(diff, lo, hi)}{times}."
-    return False, (
-        f" It is not clearly ahead of {runner} ({fmt_share(dec.shares[second])}): the "
-        f"difference, {points(diff, lo, hi)}, "
-        "includes zero, so these data cannot tell which of the two dominates."
-    )
-
-
-def _question_comparison(dec: Decomposition, top: int, second: int | None) -> str:
-    """Fine-tuning method against criterion, when they are not already the top two."""
-    ft, crit = (_find(dec, column) for column in QUESTION)
-    if ft is None or crit is None or {ft, crit} == {top, second}:
-        return ""
-    diff, lo, hi = dec.difference(ft, crit)
-    if lo > 0 or hi < 0:
-        winner = "fine-tuning method" if diff > 0 else "criterion"
-        low, high = sorted((abs(lo), abs(hi)))
-        return (
-            f" Between the two factors of the question, the {winner} matters more "
-            f"(difference {points(abs(diff), low, high)})."
-        )
+def _shares_sentence(dec: Decomposition, design: Design, what: str) -> str:
+    """Every line of the decomposition, largest first; they add to 100% by construction."""
+    titles = {f.name: f.title for f in design.factors}
+    parts = []
+    for i in np.argsort(-dec.shares, kind="stable"):
+        name = titles.get(dec.factors[i], dec.factors[i])
+        parts.append(f"{name} {fmt_share(dec.shares[i], dec.lo[i], dec.hi[i])}")
+    if dec.block is not None:
+        b = dec.block
+        parts.append(f"dense-model variation {fmt_share(b.share, b.lo, b.hi)}")
+    interactions = dec.terms.loc[dec.terms["kind"] == "interaction", "share"]
+    if len(interactions):
+        parts.append(f"interactions {fmt_share(float(interactions.sum()))} together")
+    parts.append(f"unexplained {fmt_share(*dec.noise)}")
     return (
-        " The fine-tuning method and the criterion cannot be told apart "
-        f"(difference {points(diff, lo, hi)})."
+        f"Shares of the variance of {what} ({dec.label}, {dec.n} trials, 95% bootstrap "
+        f"intervals): {', '.join(parts)}."
     )
 
 
-def _p(p: float) -> str:
-    if not np.isfinite(p):
-        return "p not computable"
-    return "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
+def _effects_sentence(design: Design, effects: list[emm.Effect], response: str) -> str:
+    """Each factor's effect in the response's units, next to the shares."""
+    parts = [
+        f"{factor.title} {to_units_interval(response, eff.size, eff.lo, eff.hi)}"
+        for factor, eff in zip(design.factors, effects, strict=True)
+        if eff.best is not None and eff.worst is not None
+    ]
+    if not parts:
+        return ""
+    return (
+        " Effects, best minus worst level of the estimated marginal means (an additive model"
+        f"{' with the seed blocks' if design.block is not None else ''}, averaged over the "
+        "other factors' levels so missing cells do not "
+        "bias them; 95% Tukey intervals, simultaneous over each factor's pairs of levels, with "
+        "the lower bound set to 0 when the factor's own test does not reject): "
+        + ", ".join(parts)
+        + "."
+    )
 
 
 def _noise_sentence(dec: Decomposition, design: Design, response: str) -> str:
-    """Within-block noise, and the dense-model variation as its own line."""
+    """Within-block noise and the dense-model variation, or why there is no block."""
     sd = to_units(response, float(np.sqrt(max(dec.noise_var, 0.0))))
     if dec.block is None:
-        why = (
-            "no seed is shared by trials of different configurations"
-            if design.block is None
-            else "the seed blocks could not be fitted"
+        why = design.block_reason or "the seed blocks could not be fitted"
+        return (
+            f" Noise: {why}; the noise is the residual of the model ({dec.model}), SD {sd} "
+            f"({dec.df_res} df)."
         )
-        return f" Noise: {why}, so the noise is the model's residual, SD {sd} ({dec.df_res} df)."
     block = dec.block
     return (
         f" Dense-model variation (trials sharing a seed share a dense model; {block.levels} "
         f"seeds as blocks): {fmt_share(block.share, block.lo, block.hi)} of the variance "
-        f"({_p(block.p_value)}). Within-block noise: SD {sd} ({dec.df_res} df)."
+        f"({fmt_p(block.p_value)}). Noise: the residual of the model ({dec.model}), SD {sd} "
+        f"({dec.df_res} df)."
     )
 
 
-def _decision_sentence(dec: Decomposition, name: str, top: int, significant: bool) -> str:
-    m = len(dec.factors)
-    test = (
-        f"F-test on the within-block residual, Holm-adjusted over {m} factor"
-        f"{'s' if m != 1 else ''}: {_p(dec.p_adjusted[top])}"
-    )
-    if significant:
-        return f" The {name} effect is distinguishable from seed noise ({test}; α = {ALPHA})."
+def _tests_sentence(dec: Decomposition, design: Design) -> str:
+    m = len(dec.factors) + (dec.pair is not None)
+    titles = {f.name: f.title for f in design.factors}
+    parts = [
+        f"{titles.get(n, n)} {fmt_p(p)}" for n, p in zip(dec.factors, dec.p_adjusted, strict=True)
+    ]
+    family = f"{len(dec.factors)} factor{'s' if len(dec.factors) != 1 else ''}"
+    if dec.pair is not None:
+        parts.append(f"criterion × fine-tuning method interaction {fmt_p(dec.pair.p_adjusted)}")
+        family += " and the criterion × fine-tuning method interaction"
     return (
-        f" The {name} effect is not distinguishable from seed noise ({test}; α = {ALPHA}): "
-        "more seeds or trials are needed, or the effect is small."
+        f" Tests: F-tests on that residual, Holm-adjusted over the {family} ({m} tests, "
+        f"family-wise error at most {ALPHA:g}); a factor is distinguishable from noise when "
+        f"its adjusted p is below {ALPHA:g}: {', '.join(parts)}."
     )
 
 
-def _mde_sentence(detectable: dict[str, float], design: Design, response: str) -> str:
+def _mde_sentence(
+    detectable: dict[str, float], design: Design, response: str, levels: dict[str, str]
+) -> str:
     found = {c: v for c, v in detectable.items() if np.isfinite(v)}
     if not found:
         return ""
     seeds = len(design.block.levels) if design.block is not None else None
     lead = f"With {seeds} seeds and this noise" if seeds else "With this design and noise"
-    parts = [f"{to_units(response, v)} between two {label(c)} levels" for c, v in found.items()]
+    parts = [f"{to_units(response, v)} between two {levels[c]}" for c, v in found.items()]
     return (
         f" {lead}, a difference of {' or '.join(parts)} would be detected "
         f"{100 * POWER:.0f}% of the time (minimum detectable effect)."
     )
-
-
-def _unestimated_question_factors(design: Design) -> str:
-    """Say so when a factor of the question was held fixed or not recorded at all."""
-    out = []
-    for column in QUESTION:
-        if column in design.unrecorded:
-            out.append(
-                f" The {label(column)} is not recorded in these tables: its effect cannot be "
-                "estimated."
-            )
-        elif column in design.constant:
-            out.append(
-                f" The {label(column)} has a single level ({design.constant[column]}): its "
-                "effect cannot be estimated from these trials."
-            )
-    return "".join(out)

@@ -1,12 +1,12 @@
-"""Measure the verdict's error rates on simulated tables (the table in docs/analysis.md).
+"""Measure the headline's answer rates on simulated tables (the tables in docs/analysis.md).
 
-For each design of tests/support/calibration.py (balanced grid, unbalanced random design, ASHA-cut
-grid), with no effect and with a 2-SD effect on the fine-tuning method or on the criterion:
-how often the leading factor is called distinguishable from seed noise, how often a factor
-without effect is named dominant, and (for the effects) how often the planted factor is named.
-The test suite runs a shorter version (tests/analysis/test_calibration.py).
+For each design of tests/support/calibration.py and each planted truth (null, criterion only,
+fine-tuning only, both with equal shares, interaction only): the share of tables getting each
+headline answer, the share with a false claim and the share with the right answer. Then the
+coverage of the share intervals on tests/support/analysis_tables.py tables. The test suite runs a
+shorter version (tests/analysis/test_calibration.py).
 
-    .venv/bin/python tools/calibrate_analysis.py [--replicates 300]
+    .venv/bin/python tools/calibrate_analysis.py [--replicates 200] [--tables 100]
 """
 
 from __future__ import annotations
@@ -21,19 +21,31 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from analysis.answer import ANSWERS  # noqa: E402
 from analysis.design import build_design  # noqa: E402
 from analysis.shares import decompose  # noqa: E402
 from tests.support.analysis_tables import planted_trials  # noqa: E402
-from tests.support.calibration import DESIGNS, run_verdict, simulate  # noqa: E402
+from tests.support.calibration import (  # noqa: E402
+    DESIGNS,
+    RIGHT,
+    SCENARIOS,
+    false_claim,
+    missed_interaction,
+    run_verdict,
+    simulate,
+)
 
 #: The planted shares of the interval check (tests/analysis/test_analysis_core.py uses the same).
 PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
-
-SCENARIOS = {
-    "null": {},
-    "method +2 SD": {"finetune_method": 2.0},
-    "criterion +2 SD": {"criterion": 2.0},
-    "method +1 SD": {"finetune_method": 1.0},
+SHORT = {
+    "finetune_dominates": "FT dom.",
+    "criterion_dominates": "crit. dom.",
+    "both": "both",
+    "only_finetune": "only FT",
+    "only_criterion": "only crit.",
+    "neither": "neither",
+    "interaction": "interaction",
+    "cannot": "cannot",
 }
 
 
@@ -62,32 +74,40 @@ def intervals(tables: int) -> None:
             )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=300)
-    parser.add_argument("--tables", type=int, default=300, help="for the interval check")
-    args = parser.parse_args()
-    print(
-        "| design | planted | distinguishable | zero-effect factor named dominant "
-        "| planted factor named dominant |"
-    )
-    print("|---|---|---|---|---|")
-    start = time.perf_counter()
+def answers(replicates: int) -> None:
+    """One row per design and truth: the rate of every answer, false claims, right answers."""
+    names = [SHORT[a] for a in ANSWERS]
+    print("| design | truth | " + " | ".join(names) + " | false claim | missed interaction "
+          "| right |")  # fmt: skip
+    print("|---|---|" + "---|" * (len(names) + 3))
     for design in DESIGNS:
         for label, effects in SCENARIOS.items():
-            called = wrong = right = 0
-            for r in range(args.replicates):
+            counts = dict.fromkeys(ANSWERS, 0)
+            false = missed = right = 0
+            for r in range(replicates):
                 rng = np.random.default_rng(100_000 + r)
-                verdict = run_verdict(*simulate(design, effects, rng), rng)
-                named = verdict.dominant.split("+")[0] if verdict.dominant else None
-                called += verdict.distinguishable
-                wrong += named is not None and named not in effects
-                right += named is not None and named in effects
-            n = args.replicates
-            planted = f"{right / n:.3f}" if effects else "-"
-            print(f"| {design} | {label} | {called / n:.3f} | {wrong / n:.3f} | {planted} |")
-    print(f"\n{args.replicates} replicates per row, {time.perf_counter() - start:.0f} s")
-    intervals(args.tables)
+                result = run_verdict(*simulate(design, effects, rng), rng)
+                counts[result.answer] += 1
+                false += false_claim(result, effects)
+                missed += missed_interaction(result, effects)
+                right += result.answer == RIGHT[label]
+            n = replicates
+            cells = " | ".join(f"{counts[a] / n:.2f}" for a in ANSWERS)
+            gone = f"{missed / n:.2f}" if "interaction" in effects else "-"
+            print(f"| {design} | {label} | {cells} | {false / n:.2f} | {gone} | {right / n:.2f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--tables", type=int, default=100, help="for the interval check")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.replicates:
+        answers(args.replicates)
+        print(f"\n{args.replicates} tables per row, {time.perf_counter() - start:.0f} s")
+    if args.tables:
+        intervals(args.tables)
     return 0
 
 

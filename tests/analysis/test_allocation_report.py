@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import figures
+from analysis import figures, trial_figures
 from analysis.effects import ratio_rule_effect
 from tests.support.analysis_tables import layers_for, planted_trials
 
@@ -28,7 +28,7 @@ def test_ratio_rule_table_has_every_rule_against_uniform_with_intervals():
 
 def test_layer_figure_shows_the_best_trial_of_every_rule():
     trials, layers = _four_rules()
-    fig = figures.layer_profile(trials, layers, "robust_acc")
+    fig = trial_figures.layer_profile(trials, layers, "robust_acc")
     assert isinstance(fig, figures.Figure) and len(fig.png) > 5000
     shown = trials.set_index("trial_id").loc[fig.data["trial_id"].unique(), "ratio_rule"]
     assert sorted(shown) == sorted(RULES)

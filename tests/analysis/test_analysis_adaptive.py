@@ -46,7 +46,7 @@ def test_minimal_table_reports_with_exit_0(tmp_path, capsys):
     code = main(["report", str(path.parent), "-o", str(tmp_path / "r")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert captured.out.startswith("The fine-tuning method dominates robust accuracy.")
+    assert captured.out.startswith("The fine-tuning method dominates robust accuracy:")
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert all(0.0 <= v <= 100.0 for v in _percentages(markdown))
 

@@ -245,47 +245,80 @@ def test_interval_coverage_over_simulated_tables(balanced):
 def _verdict_for(shares, balanced=True, **kw):
     trials = planted_trials(shares, balanced=balanced, seeds=3, n=600, **kw)
     design = build_design(trials)
-    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc", resamples=150)
-    return verdict(dec, design, "robust_acc")
+    y = trials["robust_acc"].to_numpy()
+    dec = decompose(y, design, "robust_acc", resamples=150)
+    return verdict(dec, design, "robust_acc", y)
 
 
 def test_verdict_fine_tuning_dominates():
     result = _verdict_for(PLANTED)
+    assert result.answer == "finetune_dominates"
     assert result.dominant == "finetune_method"
-    assert result.distinguishable
-    assert result.headline == "The fine-tuning method dominates robust accuracy"
-    assert "Fine-tuning method explains the most" in result.text
-    assert "distinguishable from seed noise" in result.text
+    assert result.matters == ("finetune_method", "criterion")
+    assert result.headline.startswith("The fine-tuning method dominates robust accuracy: both")
+    assert "explains the most" not in result.text
+    # the second sentence places the other factors, by their own tests (no effect planted)
+    second = result.headline.split(". ", 1)[1]
+    assert second.startswith("Of the other factors, the ratio rule")
+    assert second.endswith("are not distinguishable from noise")
 
 
 @pytest.mark.parametrize("balanced", [True, False])
 def test_verdict_flips_when_the_criterion_dominates(balanced):
     result = _verdict_for({"criterion": 0.60, "finetune_method": 0.05}, balanced=balanced)
+    assert result.answer == "criterion_dominates"
     assert result.dominant == "criterion"
-    assert result.headline == "The criterion dominates robust accuracy"
-    assert "It exceeds the next factor, fine-tuning method, by" in result.text
+    assert result.headline.startswith("The criterion dominates robust accuracy")
+    assert "share points" in result.headline
 
 
 def test_verdict_on_pure_noise_is_not_distinguishable():
     result = _verdict_for({})
-    assert not result.distinguishable
-    assert "stands out from seed noise" in result.headline
+    assert result.answer == "neither" and not result.distinguishable
+    assert result.headline.startswith(
+        "Neither the fine-tuning method nor the criterion is distinguishable from noise"
+    )
+    assert "80% of the time (minimum detectable effect)" in result.headline
 
 
-def test_verdict_when_nothing_varies():
-    trials = planted_trials(PLANTED, seeds=3)
+def test_only_one_factor_with_an_effect_is_the_only_one_named():
+    result = _verdict_for({"criterion": 0.3}, balanced=False)
+    assert result.answer == "only_criterion" and result.matters == ("criterion",)
+    assert result.headline.startswith("Only the criterion (")
+
+
+def test_shares_and_unexplained_add_to_one_hundred_percent():
+    for shares in ({}, PLANTED):
+        trials = planted_trials(shares, seeds=3)
+        y = trials["robust_acc"].to_numpy()
+        dec = decompose(y, build_design(trials), "robust_acc", resamples=60)
+        total = dec.terms["share"].sum() + dec.noise[0]
+        assert total == pytest.approx(1.0, abs=1e-9)
+        assert (dec.terms["share_lo"] <= dec.terms["share"]).all()
+        assert (dec.terms["share"] <= dec.terms["share_hi"]).all()
+        assert dec.noise[1] <= dec.noise[0] <= dec.noise[2]
+
+
+def test_marginal_means_are_not_biased_by_missing_cells():
+    """Only the criterion matters; the best criterion ran mostly with the worst method. Raw
+    level means rank the methods by the criteria they met; marginal means do not."""
+    rng = np.random.default_rng(3)
+    trials = planted_trials({}, seeds=3, rng=rng)
     trials = trials[
-        (trials["criterion"] == "l1")
-        & (trials["finetune_method"] == "ce")
-        & (trials["ratio_rule"] == "mrs")
-        & (trials["sparsity_target"] == 0.5)
-    ]
+        ~((trials["finetune_method"] == "ce") & (trials["criterion"] != "l1"))
+    ].reset_index(drop=True)
+    boost = np.where(trials["criterion"] == "l1", 0.10, 0.0)
+    y = 0.4 + boost + rng.normal(0, 0.01, len(trials))
+    trials = trials.assign(robust_acc=y)
     design = build_design(trials)
-    dec = decompose(trials["robust_acc"].to_numpy(), design, "robust_acc")
-    assert isinstance(dec, NotEstimable) and "no factor" in dec.reason
-    result = verdict(dec, design, "robust_acc")
-    assert result.dominant is None
-    assert "criterion has a single level (l1)" in result.text
+    dec = decompose(y, design, "robust_acc", resamples=60)
+    result = verdict(dec, design, "robust_acc", y)
+    j = [f.name for f in design.factors].index("finetune_method")
+    raw = trials.groupby("finetune_method")["robust_acc"].mean()
+    assert raw["ce"] - raw.drop("ce").max() > 0.05  # raw means: ce looks best
+    effect = result.effects[j]
+    assert effect.size < 0.01  # marginal means: no method effect
+    assert "finetune_method" not in result.matters
 
 
 def test_paper_view_compares_spreads():

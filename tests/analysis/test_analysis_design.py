@@ -65,7 +65,7 @@ def test_seeds_shared_across_cells_are_blocks_with_their_own_line():
     assert dec.block.share > 0.05 and dec.block.p_value < 1e-6
     # the noise floor is the within-block residual: the offsets are not in it
     assert np.sqrt(dec.noise_var) < 0.08 * 0.7
-    text = verdict(dec, design, "robust_acc").text
+    text = verdict(dec, design, "robust_acc", trials["robust_acc"].to_numpy()).text
     assert "Dense-model variation (trials sharing a seed share a dense model; 3 seeds" in text
     unique = trials.assign(seed=np.arange(len(trials)))  # no seed shared: no block
     assert build_design(unique).block is None
@@ -106,3 +106,60 @@ def test_ratio_rule_comparison_is_paired_within_seed_blocks():
     assert (table["pairs"] == 6).all()
     assert table["comparison"].str.startswith("paired within seed blocks").all()
     assert ((table["diff_lo"] > 0) & (table["diff_lo"] < 0.03) & (table["diff_hi"] > 0.03)).all()
+
+
+def _noise_text(trials: pd.DataFrame) -> tuple[str, object]:
+    design = build_design(trials)
+    y = trials["robust_acc"].to_numpy()
+    dec = decompose(y, design, "robust_acc", resamples=40)
+    return verdict(dec, design, "robust_acc", y).text, dec
+
+
+def test_the_noise_sentence_is_true_for_every_seed_layout():
+    trials = planted_trials(PLANTED, seeds=1)
+    one_seed, _ = _noise_text(trials)
+    assert "every trial has seed 0, so all share one dense model" in one_seed
+    assert "no seed is shared" not in one_seed
+    no_column, _ = _noise_text(trials.drop(columns=["seed"]))
+    assert "the trials record no seed" in no_column
+    unique, _ = _noise_text(trials.assign(seed=np.arange(len(trials))))
+    assert "no seed is shared by trials of different configurations" in unique
+
+
+def test_a_null_seed_leaves_that_trial_out_not_every_block(tmp_path):
+    from analysis.report import build_report
+    from tests.support.analysis_tables import write_experiment
+
+    trials = planted_trials(PLANTED, seeds=3, rng=4)
+    trials["robust_acc"] += np.array([-0.04, 0.0, 0.04])[trials["seed"].to_numpy()]
+    trials["seed"] = trials["seed"].astype("float")
+    trials.loc[5, "seed"] = np.nan
+    report = build_report([write_experiment(tmp_path, trials)], resamples=40, draw=False)
+    assert report.primary.unseeded == 1 and len(report.primary.trials) == len(trials) - 1
+    assert report.primary.design.block is not None
+    assert any("1 trials record no seed" in line for line in report.skipped)
+    excluded = report.tables["excluded"]
+    assert excluded["reason"].str.contains("no seed recorded").any()
+
+
+def test_the_method_paragraph_names_the_model_that_was_fitted():
+    """One trial per cell of a 2x2x2 grid leaves no room for two-way terms: main effects."""
+    trials = planted_trials(PLANTED, seeds=1)
+    grid = trials[
+        trials["criterion"].isin(["l1", "l2"])
+        & trials["finetune_method"].isin(["ce", "pgd_at"])
+        & (trials["sparsity_target"] == 0.5)
+    ].reset_index(drop=True)
+    _, dec = _noise_text(grid)
+    assert dec.method == "anova" and dec.order == 1
+    assert dec.model.startswith("main effects only")
+    assert "holds every interaction" in dec.model
+
+
+def test_a_folded_numeric_column_is_split_at_its_median():
+    rng = np.random.default_rng(1)
+    trials = _with_none(rng)
+    fine = trials["finetune_method"] != "none"
+    trials.loc[fine, "lr"] = rng.choice([1e-3, 3e-3, 1e-2, 3e-2], int(fine.sum()))
+    method = next(f for f in build_design(trials).factors if f.columns[0] == "finetune_method")
+    assert len(method.levels) == 3  # none, and pgd_at split at the median learning rate

@@ -75,8 +75,8 @@ def test_report_markdown_and_html_agree(report_dir):
     markdown = (report_dir / "report.md").read_text()
     html = (report_dir / "index.html").read_text()
     assert markdown.startswith("# Ablation report: what drives robust accuracy?")
-    assert "The fine-tuning method dominates robust accuracy." in markdown
-    assert "The fine-tuning method dominates robust accuracy." in html
+    assert "The fine-tuning method dominates robust accuracy:" in markdown
+    assert "The fine-tuning method dominates robust accuracy:" in html
     for figure in ("sparsity", "shares", "pareto", "layers", "curves"):
         assert f"]({figure}.png)" in markdown
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)
@@ -93,7 +93,9 @@ def test_report_states_skipped_figures_and_single_levels(tmp_path, capsys):
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert "no epochs.parquet was found" in markdown
     assert "no layers.parquet was found" in markdown
-    assert "The criterion has a single level (l1): its effect cannot be estimated" in markdown
+    cannot = "Whether the criterion or the fine-tuning decides robust accuracy cannot be answered"
+    assert f"{cannot} from these trials: the criterion took a single value (l1); the " in markdown
+    assert "the fine-tuning method (" in markdown and ") is distinguishable from noise" in markdown
     assert "the criterion takes a single value, so there is no spread to compare" in markdown
     assert not (tmp_path / "r" / "curves.png").exists()
 
@@ -105,7 +107,11 @@ def test_nothing_varies_still_reports_why(tmp_path, capsys):
     )
     code, out, _ = _run([write_experiment(tmp_path / "x", trials), "-o", tmp_path / "r"], capsys)
     assert code == 0
-    assert out.startswith("No verdict on robust accuracy")
+    assert out.startswith(
+        "Whether the criterion or the fine-tuning decides robust accuracy cannot be answered "
+        "from these trials: the fine-tuning method took a single value (ce); the criterion took "
+        "a single value (l1)."
+    )
     markdown = (tmp_path / "r" / "report.md").read_text()
     assert "no factor takes more than one value among the analysed trials" in markdown
 
@@ -186,7 +192,7 @@ def test_report_on_a_table_without_optional_metric_columns(tmp_path, capsys):
     assert set(dropped).isdisjoint(pq.read_schema(path).names)
     code, out, err = _run([path.parent, "-o", tmp_path / "r"], capsys)
     assert code == 0, err
-    assert out.startswith("The fine-tuning method dominates robust accuracy.")
+    assert out.startswith("The fine-tuning method dominates robust accuracy:")
     markdown = (tmp_path / "r" / "report.md").read_text()
     absent = re.search(r"Columns absent from the trials table[^:]*: ([^.]*)\.", markdown)
     assert absent, "the report does not say which columns were absent"
@@ -204,7 +210,7 @@ def test_report_on_a_table_without_some_factor_columns(tmp_path, capsys):
     code, out, err = _run([path, "-o", tmp_path / "r"], capsys)
     assert code == 0, err
     markdown = (tmp_path / "r" / "report.md").read_text()
-    assert "The criterion is not recorded in these tables" in markdown
+    assert "cannot be answered from these trials: the criterion is not recorded" in markdown
     assert "Clean-accuracy decomposition: the trials table has no clean_acc." in markdown
     factors = pd.read_csv(tmp_path / "r" / "factors.csv")
     assert "criterion" not in set(factors["factor"])  # not a factor with one level "n/a"
@@ -295,7 +301,12 @@ def test_html_renders_in_headless_chromium(report_dir, tmp_path):
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
     url = (report_dir / "index.html").resolve().as_uri()
-    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [*flags, "--window-size=1280,2000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     status = re.search(
         r'id="render-status"[^>]*data-images="(\d+)"[^>]*data-loaded="(\d+)"', dom.stdout
@@ -304,7 +315,13 @@ def test_html_renders_in_headless_chromium(report_dir, tmp_path):
     assert status.groups() == ("5", "5")
     widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom.stdout)]
     assert len(widths) == 5 and min(widths) > 100
-    assert "The fine-tuning method dominates robust accuracy." in dom.stdout
+    # wide tables scroll inside the page: nothing is wider than a 1280-px window
+    page = re.search(r'data-page-width="(\d+)"[^>]*data-view-width="(\d+)"', dom.stdout)
+    assert page, "the page's load script did not record its width"
+    assert int(page.group(2)) == 1280 and int(page.group(1)) <= 1280, page.groups()
+    # the count is of the figures drawn, and says how many were not
+    assert "figures rendered: 5 of the 5 drawn; 1 not drawn" in dom.stdout
+    assert "The fine-tuning method dominates robust accuracy:" in dom.stdout
     shot = tmp_path / "page.png"
     done = subprocess.run(
         [*flags, f"--screenshot={shot}", "--window-size=1200,3000", url],

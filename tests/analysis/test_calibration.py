@@ -1,11 +1,21 @@
-"""Calibration of the verdict on simulated tables (docs/analysis.md has the measured rates).
+"""Calibration of the headline answer on simulated tables (docs/analysis.md has the rates).
 
-Three designs with seeds as blocks sharing a per-seed offset (tests/support/calibration.py): a
-balanced grid, an unbalanced random design, and the grid cut by an ASHA-like rung. Through the
-analysis API, many replicates each: under the null, "distinguishable from seed noise" at most
-10% of the time; with a 2-SD effect (two levels differ by twice the within-block noise) at
-least 80%; and a factor without effect is never named dominant in more than 10% of the
-replicates.
+Seven designs (tests/support/calibration.py: balanced grid, unbalanced random design, ASHA-cut
+grid, failures concentrated in one criterion, one seed, heavy-tailed noise, accuracies near 0)
+and six truths each (null, criterion only, fine-tuning only, both with equal shares, a fine-
+tuning x criterion interaction only, fine-tuning dominating a smaller criterion effect), TABLES
+tables per pair, through the analysis API.
+
+Asserted for every design and truth: a false claim (a factor without effect said to matter or
+dominate, or an interaction named where none was planted) in at most 10% of the tables, and
+the right answer in at least 80%. A planted 2-SD interaction missed in at most 10%, except
+where the design has too little power for it (`INTERACTION_FLOOR`: the ASHA cut's headline is
+the noisier epoch-1 validation metric, and one seed leaves two trials per cell); there the
+measured rate is asserted with its own floor and documented.
+
+Statistical tolerance: the tables are drawn from fixed seeds, so the test is deterministic;
+with 100 tables a true 5% rate of false claims exceeds the 10% bound with probability about 1%
+(binomial), and a true 90% rate of right answers falls below 80% with probability about 0.1%.
 """
 
 from __future__ import annotations
@@ -13,34 +23,48 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.calibration import DESIGNS, run_verdict, simulate
+from tests.support.calibration import (
+    DESIGNS,
+    RIGHT,
+    SCENARIOS,
+    false_claim,
+    missed_interaction,
+    run_verdict,
+    simulate,
+)
 
-NULL_REPLICATES = 80
-EFFECT_REPLICATES = 40
+TABLES = 100
+#: Designs whose power for a 2-SD interaction is below 90%: the least share of such tables
+#: that must report it (measured: docs/analysis.md).
+INTERACTION_FLOOR = {"asha": 0.50, "one_seed": 0.70}
+#: The dominance case (fine-tuning +4 SD, criterion +2 SD) is beyond the 2-SD requirement;
+#: its right answer ("fine-tuning dominates") is asserted at this floor (measured 81-100%).
+DOMINANCE_FLOOR = 0.70
 
 
-def _rates(design: str, effects: dict[str, float], replicates: int) -> tuple[float, float]:
-    """(share of replicates called distinguishable, share naming a zero-effect factor)."""
-    distinguishable = wrong = 0
-    for r in range(replicates):
-        rng = np.random.default_rng(1000 * len(effects) + r)
-        verdict = run_verdict(*simulate(design, effects, rng), rng)
-        distinguishable += verdict.distinguishable
-        named = verdict.dominant.split("+")[0] if verdict.dominant else None
-        wrong += named is not None and named not in effects
-    return distinguishable / replicates, wrong / replicates
+def _rates(design: str, scenario: str) -> tuple[float, float, float]:
+    """(false claims, missed interactions, right answers) as shares of TABLES tables."""
+    effects = SCENARIOS[scenario]
+    false = missed = right = 0
+    for r in range(TABLES):
+        rng = np.random.default_rng(10_000 * (1 + list(SCENARIOS).index(scenario)) + r)
+        result = run_verdict(*simulate(design, effects, rng), rng)
+        false += false_claim(result, effects)
+        missed += missed_interaction(result, effects)
+        right += result.answer == RIGHT[scenario]
+    return false / TABLES, missed / TABLES, right / TABLES
 
 
 @pytest.mark.parametrize("design", DESIGNS)
-def test_type_one_error_under_the_null(design):
-    distinguishable, wrong = _rates(design, {}, NULL_REPLICATES)
-    assert distinguishable <= 0.10, distinguishable
-    assert wrong <= 0.10, wrong
-
-
-@pytest.mark.parametrize("design", DESIGNS)
-@pytest.mark.parametrize("factor", ["finetune_method", "criterion"])
-def test_power_for_a_two_sd_effect(design, factor):
-    distinguishable, wrong = _rates(design, {factor: 2.0}, EFFECT_REPLICATES)
-    assert distinguishable >= 0.80, distinguishable
-    assert wrong <= 0.10, wrong
+def test_headline_answers_per_design(design):
+    for scenario in SCENARIOS:
+        false, missed, right = _rates(design, scenario)
+        assert false <= 0.10, (scenario, false)
+        if RIGHT[scenario] == "finetune_dominates":
+            assert right >= DOMINANCE_FLOOR, (scenario, right)
+            continue
+        if scenario.startswith("interaction") and design in INTERACTION_FLOOR:
+            assert right >= INTERACTION_FLOOR[design], (scenario, right)
+            continue
+        assert missed <= 0.10, (scenario, missed)
+        assert right >= 0.80, (scenario, right)

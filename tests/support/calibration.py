@@ -1,14 +1,21 @@
 """Simulated result tables with planted and null effects, for the analysis' calibration suite.
 
-Three designs, each with seeds as blocks (every trial of a seed shares its dense model, drawn as
-a per-seed offset) and within-block noise of SD `SIGMA`:
+Designs, each with seeds as blocks (every trial of a seed shares its dense model, drawn as a
+per-seed offset) and within-block noise of SD `SIGMA`:
 - "grid": a balanced grid, fine-tuning method x criterion x sparsity, every cell with every seed;
 - "random": an unbalanced random design (levels and seeds drawn independently per trial);
 - "asha": the grid, with the worst third of trials by validation accuracy at epoch 1 stopped
-  (no test metrics), as an ASHA rung would.
+  (no test metrics), as an ASHA rung would;
+- "failures": the grid with 60% of the trials of one criterion (l2, a level without planted
+  effect) failed, so the remaining table is unbalanced and the losses sit in one level;
+- "one_seed": every trial with seed 0 (one dense model, no block), two trials per cell;
+- "heavy": the grid with Student-t noise (3 df) scaled to SD `SIGMA`;
+- "floor": accuracies near 0 (mean 3 points), clipped at 0 as accuracies are.
 An effect of size d (in SIGMA units) on a factor shifts its last level by d*SIGMA, so two of its
-levels differ by d within-block noise SDs. `run_verdict` analyses one table through the
-analysis API (no HTML) and returns the verdict.
+levels differ by d within-block noise SDs. An interaction of size d ("interaction" key) moves
+the last criterion by +d*SIGMA under the last fine-tuning method and by -d*SIGMA under the
+first, with no main effect: within one method two criteria differ by d SDs, reversed in the
+other. `run_verdict` analyses one table through the analysis API (no HTML).
 """
 
 from __future__ import annotations
@@ -25,7 +32,18 @@ from analysis.shares import decompose
 from analysis.verdict import Verdict, verdict
 from robprune.config.factors import FACTOR_COLUMNS
 
-__all__ = ["DESIGNS", "SIGMA", "simulate", "run_verdict"]
+__all__ = [
+    "DESIGNS",
+    "RIGHT",
+    "SCENARIOS",
+    "SIGMA",
+    "false_claim",
+    "is_right",
+    "is_wrong",
+    "missed_interaction",
+    "run_verdict",
+    "simulate",
+]
 
 SIGMA = 0.02  # within-block noise SD (2 accuracy points)
 SEED_SD = 0.02  # SD of the shared per-seed (dense-model) offset
@@ -35,7 +53,28 @@ LEVELS = {
     "sparsity_target": (0.5, 0.8),
 }
 SEEDS = 3
-DESIGNS = ("grid", "random", "asha")
+DESIGNS = ("grid", "random", "asha", "failures", "one_seed", "heavy", "floor")
+#: Planted effects per scenario, in SIGMA units ("interaction": fine-tuning x criterion).
+SCENARIOS = {
+    "null": {},
+    "criterion +2 SD": {"criterion": 2.0},
+    "fine-tuning +2 SD": {"finetune_method": 2.0},
+    # the criterion's 4 levels spread a shift over less variance than the method's 3: 2.18 SD
+    # gives both the same share, so "neither dominates" is the true answer
+    "both +2 SD": {"finetune_method": 2.0, "criterion": 2.0 * np.sqrt((2 / 9) / (3 / 16))},
+    "interaction 2 SD": {"interaction": 2.0},
+    # four times the criterion's share: a clear case of dominance
+    "fine-tuning +4 SD, criterion +2 SD": {"finetune_method": 4.0, "criterion": 2.0},
+}
+#: The answer a scenario should get.
+RIGHT = {
+    "null": "neither",
+    "criterion +2 SD": "only_criterion",
+    "fine-tuning +2 SD": "only_finetune",
+    "both +2 SD": "both",
+    "interaction 2 SD": "interaction",
+    "fine-tuning +4 SD, criterion +2 SD": "finetune_dominates",
+}
 
 
 def _codes(design: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +84,15 @@ def _codes(design: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
         codes = np.column_stack([rng.integers(0, len(LEVELS[f]), n) for f in names])
         return codes, rng.integers(0, SEEDS, n)
     grid = np.array(list(itertools.product(*(range(len(LEVELS[f])) for f in names))))
+    if design == "one_seed":
+        return np.repeat(grid, 2, axis=0), np.zeros(2 * len(grid), dtype=np.int64)
     return np.repeat(grid, SEEDS, axis=0), np.tile(np.arange(SEEDS), len(grid))
+
+
+def _noise(design: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if design == "heavy":
+        return SIGMA * rng.standard_t(3, n) / np.sqrt(3.0)  # t(3) has variance 3
+    return rng.normal(0.0, SIGMA, n)
 
 
 def simulate(
@@ -55,9 +102,14 @@ def simulate(
     codes, seeds = _codes(design, rng)
     names = list(LEVELS)
     offset = rng.normal(0.0, SEED_SD, SEEDS)[seeds]
-    mean = 0.4 + offset
+    mean = (0.03 if design == "floor" else 0.4) + offset * (design != "floor")
     for j, name in enumerate(names):
         mean = mean + effects.get(name, 0.0) * SIGMA * (codes[:, j] == len(LEVELS[name]) - 1)
+    if "interaction" in effects:
+        f, c = codes[:, 0], codes[:, 1]
+        sign = np.where(f == len(LEVELS["finetune_method"]) - 1, 1.0, np.where(f == 0, -1.0, 0))
+        last = (c == len(LEVELS["criterion"]) - 1).astype(float) - 1.0 / len(LEVELS["criterion"])
+        mean = mean + effects["interaction"] * SIGMA * sign * last
     n = len(codes)
     trials = pd.DataFrame(
         {name: np.array(LEVELS[name], dtype=object)[codes[:, j]] for j, name in enumerate(names)}
@@ -66,14 +118,21 @@ def simulate(
     for column in FACTOR_COLUMNS:
         if column not in trials:
             trials[column] = None
+    robust = mean + _noise(design, n, rng)
+    if design == "floor":
+        robust = np.clip(robust, 0.0, 1.0)
     trials = trials.assign(
         experiment="sim",
         trial_id=[f"t{i}" for i in range(n)],
         status="TERMINATED",
         seed=seeds.astype(float),
-        robust_acc=mean + rng.normal(0.0, SIGMA, n),
+        robust_acc=robust,
     )
     trials["val_robust_acc"] = trials["robust_acc"] + rng.normal(0.0, SIGMA / 2, n)
+    if design == "failures":
+        level = np.flatnonzero(trials["criterion"].to_numpy() == "l2")
+        failed = rng.choice(level, size=int(0.6 * len(level)), replace=False)
+        trials = trials.drop(index=failed).reset_index(drop=True)
     if design != "asha":
         return trials, None
     early = trials["val_robust_acc"].to_numpy() + rng.normal(0.0, SIGMA, n)
@@ -104,4 +163,27 @@ def run_verdict(
     design = build_design(trials)
     y = trials[response].to_numpy(dtype=float)
     dec = decompose(y, design, response, resamples=40, rng=rng, reference=False)
-    return verdict(dec, design, response)
+    return verdict(dec, design, response, y)
+
+
+def false_claim(result: Verdict, effects: dict[str, float]) -> bool:
+    """A factor with no planted effect named as mattering or dominating, or an interaction
+    named where none was planted."""
+    named = set(result.matters) | ({result.dominant} if result.dominant else set())
+    if named - set(effects):
+        return True
+    return result.interaction and not effects.get("interaction", 0.0)
+
+
+def missed_interaction(result: Verdict, effects: dict[str, float]) -> bool:
+    """A planted interaction of 2 SD or more not reported."""
+    return effects.get("interaction", 0.0) >= 2.0 and not result.interaction
+
+
+def is_wrong(result: Verdict, effects: dict[str, float]) -> bool:
+    """Either kind of wrong answer."""
+    return false_claim(result, effects) or missed_interaction(result, effects)
+
+
+def is_right(result: Verdict, scenario: str) -> bool:
+    return result.answer == RIGHT[scenario]
