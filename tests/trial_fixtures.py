@@ -29,6 +29,7 @@ def fast_trial(cache_dir, **sections) -> dict:
             "epoch_attack": "pgd3",
             "epoch_subset": 144,
             "test_limit": 200,
+            "strong_images": 50,
         },
     }
     for key, value in sections.items():

@@ -296,6 +296,13 @@ class EvalConfig:
     RobustBench's CIFAR-10 L2 radius, by default; recorded in the attack's config."""
     test_limit: Annotated[int | None, Interval(1)] = None
     """Evaluate on at most this many test examples, stratified, seed 0 (smoke tests)."""
+    strong_images: Annotated[int, Interval(0)] = 1000
+    """Test images of the strong response (APGD-CE then APGD-T, worst case per image; our
+    APGD, not the official AutoAttack): a stratified draw, seed 0, the same for every trial;
+    the whole (limited) test split when smaller; 0 turns it off. 1000: one image is 0.1 point."""
+    strong_targets: Annotated[int, Interval(1, 1000)] = 3
+    """APGD-T target classes of the strong response (AutoAttack's standard version uses 9;
+    3 costs about half as much, strength given up measured in BENCHMARKS.md)."""
 
     def validate(self, path: str) -> None:
         _check(
