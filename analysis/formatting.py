@@ -30,7 +30,11 @@ def response_label(response: str) -> str:
     match = re.fullmatch(r"epoch(\d+)_val_(\w+)", response)
     if match:
         return f"validation {response_label(match.group(2))} at epoch {match.group(1)}"
-    names = {"robust_acc": "robust accuracy", "clean_acc": "clean accuracy"}
+    names = {
+        "robust_acc": "robust accuracy",
+        "clean_acc": "clean accuracy",
+        "strong_acc": "strong robust accuracy (APGD-CE + APGD-T, worst case per image)",
+    }
     return names.get(response, response.replace("_", " "))
 
 

@@ -220,6 +220,8 @@ def blocks(report: Report) -> list[Block]:
         heading(f"Ablation report: what drives {response_label(report_response(report))}?"),
         paragraph(_summary(report)),
         Block(kind="verdict", text=verdict.headline + ".", items=[verdict.text]),
+        heading("Primary attack against the strong suite"),
+        Block(kind="list", items=report.agreement),
         *comparison_blocks(report, what),
         *paper_blocks(report),
         *ratio_blocks(report, what),
