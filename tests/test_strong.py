@@ -122,3 +122,32 @@ def test_a_trial_records_the_strong_columns_and_zero_turns_it_off(dense_cache):
     off = fast_trial(dense_cache, finetune={"method": "none", "epochs": 0})
     off["eval"]["strong_images"] = 0
     assert "strong_acc" not in run_trial(off).metrics
+
+
+def test_printed_strong_and_autoattack_numbers_say_on_how_many_images():
+    import pandas as pd
+
+    from analysis.finalists_table import finalists_frame
+    from search.results.present import images
+    from search.run.progress import summary_table
+
+    label = strong_label(3, 359)
+    rows = [
+        {"trial_id": "a", "robust_acc": 0.6, "val_robust_acc": 0.5, "clean_acc": 0.9,
+         "strong_acc": 0.5, "strong_label": label},
+        {"trial_id": "b", "robust_acc": 0.7, "val_robust_acc": 0.4, "clean_acc": 0.9},
+    ]  # fmt: skip
+    text = summary_table(rows, [("robust_acc", "max")], [])
+    assert "strong_acc" in text.splitlines()[0] and text.splitlines()[-1].endswith(
+        "on 359 test images"
+    )
+    assert images(1000) == " (on 1000 test images)" and images(None) == ""
+    trials = pd.DataFrame(
+        {"experiment": ["e", "e"], "trial_id": ["a", "b"], "finalist": [1.0, 1.0],
+         "finalist_rank": [1.0, 2.0], "autoattack_acc": [0.4, 0.5],
+         "autoattack_n": [1000.0, 500.0], "strong_acc": [0.45, 0.55],
+         "strong_n": [1000.0, None]}
+    )  # fmt: skip
+    frame = finalists_frame(trials)
+    assert list(frame["AutoAttack images"]) == [1000, 500]  # per row
+    assert list(frame["strong images"]) == [1000, None]
