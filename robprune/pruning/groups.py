@@ -96,10 +96,25 @@ class GroupModel:
     def prunable_macs(self) -> int:
         return int(round(sum(t.count for t in self.mac_terms)))
 
-    def kept_channels(self, ratios: np.ndarray) -> np.ndarray:
-        """Channels Torch-Pruning keeps per group: int(n * (1 - r)), at least 1."""
+    def kept_channels(self, ratios: np.ndarray, max_ratio: float | None = None) -> np.ndarray:
+        """Channels Torch-Pruning keeps per group: int(n * (1 - r)), at least 1; with
+        `max_ratio`, at least the channels the cap leaves (int() rounds the kept count down, so
+        a ratio at the cap can remove one channel too many: 12 of 64 kept at cap 0.8)."""
         n = np.array([g.channels for g in self.groups], dtype=np.int64)
-        return np.maximum((n * (1.0 - np.asarray(ratios)) + 1e-9).astype(np.int64), 1)
+        kept = np.maximum((n * (1.0 - np.asarray(ratios)) + 1e-9).astype(np.int64), 1)
+        return kept if max_ratio is None else np.maximum(kept, self.cap_floor(max_ratio))
+
+    def cap_floor(self, max_ratio: float) -> np.ndarray:
+        """The fewest channels each group may keep under `max_ratio`: ceil(n * (1 - cap))."""
+        n = np.array([g.channels for g in self.groups], dtype=np.float64)
+        return np.maximum(np.ceil(n * (1.0 - max_ratio) - 1e-9).astype(np.int64), 1)
+
+    def reach(self, max_ratio: float, budget: str = "params") -> tuple[float, float]:
+        """(whole-channel, continuous) fraction removed with every group at the cap: a target
+        between the two is met only up to the first (whole channels), above both never."""
+        whole = self.removed_fraction_kept(self.cap_floor(max_ratio), budget)
+        n = np.array([g.channels for g in self.groups], dtype=np.float64)
+        return whole, self.removed_fraction_kept(n * (1.0 - max_ratio), budget)
 
     def ratios_for(self, kept: np.ndarray) -> np.ndarray:
         """Ratios under which Torch-Pruning keeps exactly `kept` channels per group."""
@@ -118,16 +133,18 @@ class GroupModel:
             total += t.count * factor
         return total
 
-    def removed_fraction(self, ratios: np.ndarray, budget: str = "params") -> float:
-        return self.removed_fraction_kept(self.kept_channels(ratios), budget)
+    def removed_fraction(
+        self, ratios: np.ndarray, budget: str = "params", max_ratio: float | None = None
+    ) -> float:
+        return self.removed_fraction_kept(self.kept_channels(ratios, max_ratio), budget)
 
     def removed_fraction_kept(self, kept: np.ndarray, budget: str = "params") -> float:
         prunable = sum(t.count for t in self._terms(budget))
         return 0.0 if prunable == 0 else 1.0 - self._cost_with_kept(kept, budget) / prunable
 
-    def fraction(self, budget: str):
-        """`removed_fraction` for one budget, as the solver takes it."""
-        return lambda ratios: self.removed_fraction(ratios, budget)
+    def fraction(self, budget: str, max_ratio: float | None = None):
+        """`removed_fraction` for one budget (and cap), as the solver takes it."""
+        return lambda ratios: self.removed_fraction(ratios, budget, max_ratio)
 
     def refine(
         self,
@@ -148,8 +165,8 @@ class GroupModel:
         """
         n = np.array([g.channels for g in self.groups], dtype=np.int64)
         wanted = n * (1.0 - np.asarray(ratios, dtype=np.float64))  # continuous kept channels
-        floor = np.maximum(np.ceil(n * (1.0 - max_ratio)).astype(np.int64), 1)
-        kept = self.kept_channels(ratios)
+        floor = self.cap_floor(max_ratio)
+        kept = self.kept_channels(ratios, max_ratio)  # the cap holds from the first step
         error = self.removed_fraction_kept(kept, budget) - target
         for _ in range(4 * int(n.sum())):
             if abs(error) <= tolerance:
