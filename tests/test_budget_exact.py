@@ -67,3 +67,44 @@ def test_whole_channels_under_the_cap_stop_short_with_one_warning():
     assert out.achieved_sparsity == pytest.approx(whole, abs=1e-9)
     cap = [w for w in out.warnings if "unreachable in whole channels" in w]
     assert len(cap) == 1 and "\n" not in cap[0]
+
+
+def _attention_macs(model, example) -> int:
+    """By hand: q @ k^T and attn @ v, each b * heads * n * n * head_dim, per Attention."""
+    from robprune.models.mobilevit import Attention
+
+    total, hooks = [0], []
+
+    def hook(module, args, _out):
+        b, n, _ = args[0].shape
+        head_dim = module.qkv.out_features // (3 * module.num_heads)
+        total[0] += 2 * b * module.num_heads * n * n * head_dim
+
+    for m in model.modules():
+        if isinstance(m, Attention):
+            hooks.append(m.register_forward_hook(hook))
+    with torch.no_grad():
+        model(example[:1])
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_macs_are_pytorchs_count_and_the_budget_covers_the_group_layers(arch):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from robprune.pruning import count_macs_params
+    from robprune.pruning.groups import module_macs
+
+    model = seeded_model(arch, width=WIDTH.get(arch), shape=_shape(arch))
+    example = torch.rand(2, *_shape(arch))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(example[:1])
+    macs, params = count_macs_params(model, example)
+    assert macs == counter.get_total_flops() // 2
+    assert params == sum(p.numel() for p in model.parameters())
+    layers = sum(module_macs(model, example).values())  # every Conv/Linear
+    assert macs - layers == _attention_macs(model, example)  # the rest is attention, if any
+    _, gm = build_group_model(model, example, default_ignored_layers(model))
+    assert 0 < gm.prunable_macs <= layers

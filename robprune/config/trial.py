@@ -224,7 +224,7 @@ class PruneConfig:
     """Target fraction of the budget removed (every ratio rule meets the same one)."""
     budget: Annotated[str, Choice(BUDGETS)] = "params"
     """What `sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates
-    (Torch-Pruning's counts); both achieved fractions are reported."""
+    (PyTorch's FlopCounterMode / 2); both achieved fractions are reported."""
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
     """Channel importance inside a layer (CRITERIA). lamp differs from l2 only under ratio:
     global; under a per-layer rule it is resolved to l2 (PER_LAYER_LAMP says why)."""

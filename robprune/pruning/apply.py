@@ -23,6 +23,7 @@ from robprune.pruning.groups import (
     prunable_macs_of,
 )
 from robprune.pruning.loss import adversarial_loss
+from robprune.pruning.macs import count_macs
 
 __all__ = [
     "PER_LAYER_LAMP",
@@ -50,7 +51,7 @@ class PruneOutcome:
     """Fraction of prunable parameters removed."""
     prunable_macs: int = 0
     achieved_macs_sparsity: float = 0.0
-    """Fraction of prunable MACs removed (Torch-Pruning's per-module counts)."""
+    """Fraction of prunable MACs removed (PyTorch's FlopCounterMode per-module counts)."""
     budget: str = "params"
     """What `sparsity` was a fraction of (params | macs)."""
     warnings: list[str] = field(default_factory=list)
@@ -63,10 +64,9 @@ def check_rule_criterion(rule: str, criterion: str) -> None:
 
 
 def count_macs_params(model: nn.Module, example: Tensor) -> tuple[int, int]:
-    """Multiply-accumulates of one forward pass (what pruning papers call FLOPs) and params."""
-    with eval_mode(model):
-        macs, params = tp.utils.count_ops_and_params(model, example[:1])
-    return int(macs), int(params)
+    """Multiply-accumulates of one forward pass (what pruning papers call FLOPs; PyTorch's
+    `FlopCounterMode` / 2, attention's matrix products included) and parameters."""
+    return count_macs(model, example), sum(p.numel() for p in model.parameters())
 
 
 def _prepare_scores(

@@ -8,8 +8,10 @@ a copy of the model at every step; the pruned model is checked against it afterw
 
 An input axis fed by a concatenation (MobileViT's fusion conv reads `cat(x, tokens)`) is split
 into the slices each producer's group governs, so non-uniform ratios are counted exactly. MACs
-are Torch-Pruning's own per-module counts (`tp.utils.count_ops_and_params`) of the Conv,
-Linear and normalisation layers a group changes: the "prunable MACs" of `budget: macs`.
+are PyTorch's `FlopCounterMode` counts (FLOPs / 2, `robprune.pruning.macs`) of the Conv and
+Linear layers a group changes: the "prunable MACs" of `budget: macs`. What no group changes
+(attention's matrix products behind an unprunable qkv projection, ignored layers) is counted
+in the totals (`flops`) but is not prunable.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from robprune.attacks import eval_mode
 from robprune.config.names import BUDGETS
+from robprune.pruning.macs import leaf_macs
 
 _NORMS = (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)
 __all__ = [
@@ -202,15 +204,13 @@ def build_group_model(
 
 
 def module_macs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, int]:
-    """Torch-Pruning's MACs per leaf module for one example (eval mode)."""
-    with eval_mode(model):
-        _, _, layer_flops, _ = tp.utils.count_ops_and_params(model, example[:1], layer_wise=True)
-    return {m: int(v) for m, v in layer_flops.items() if v is not None}
+    """MACs per Conv/Linear module for one example (eval mode), PyTorch's `FlopCounterMode`."""
+    return leaf_macs(model, example)
 
 
 def prunable_macs_of(model: nn.Module, example: torch.Tensor, names: dict[str, float]) -> float:
     """The prunable MACs the modules `GroupModel.mac_modules` names spend now (after pruning),
-    measured with Torch-Pruning's counter."""
+    measured with PyTorch's counter."""
     macs = module_macs(model, example)
     return sum(macs.get(m, 0) - names[n] for n, m in model.named_modules() if n in names)
 
@@ -279,15 +279,9 @@ def _module_terms(module: nn.Module, out_of, in_of, macs: int | None) -> tuple[l
         has_in_axis = p.dim() >= 2 and not depthwise
         params += _split(p.numel(), out_g, slices if has_in_axis else {}, width)
     mac_terms: list[_Term] = []
-    if macs and isinstance(module, (nn.Conv2d, nn.Linear, *_NORMS)):
-        bias = 0  # Torch-Pruning adds out * positions (conv) or out (linear) for a bias
-        if isinstance(module, nn.Conv2d) and module.bias is not None:
-            bias = macs * module.out_channels / (module.weight.numel() + module.out_channels)
-        elif isinstance(module, nn.Linear) and module.bias is not None:
-            bias = module.out_features
-        mac_terms += _split(macs - bias, out_g, slices, width)
-        if bias:
-            mac_terms += _split(bias, out_g, {}, width)
+    if macs and isinstance(module, nn.Conv2d | nn.Linear):
+        # out * in * positions (or per group): scaled by both axes' kept fractions
+        mac_terms += _split(macs, out_g, slices, width)
     return params, mac_terms
 
 
