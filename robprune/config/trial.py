@@ -226,8 +226,10 @@ class PruneConfig:
     """What `sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates
     (PyTorch's FlopCounterMode / 2); both achieved fractions are reported."""
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
-    """Channel importance inside a layer (CRITERIA). lamp differs from l2 only under ratio:
-    global; under a per-layer rule it is resolved to l2 (PER_LAYER_LAMP says why)."""
+    """Channel importance inside a layer (CRITERIA). lamp is Torch-Pruning's group LAMP (squared
+    norms averaged over a group's coupled parameters, LAMP-normalised per group; not Lee et
+    al.'s per-layer LAMP); it differs from l2 only under ratio: global; under a per-layer rule
+    it is resolved to l2 (PER_LAYER_LAMP says why)."""
     ratio: Annotated[str, Choice(tuple(RATIO_RULES))] = "uniform"
     """Ratio rule (RATIO_RULES): uniform, mrs, mrs_band, mrs_zscore, or global (one ranking of
     per-group normalised criterion scores across groups) (docs/mrs.md)."""

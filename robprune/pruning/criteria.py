@@ -74,7 +74,11 @@ CRITERIA: dict[str, Criterion] = {
             make=tp.importance.LAMPImportance,
             # LAMP's normalisation is monotone inside a group, so under per-group ratios (both
             # of our ratio rules) it keeps exactly the channels `l2` keeps (tests/test_pruning).
-            description="layer-adaptive magnitude; with per-group ratios it ranks as l2",
+            # Torch-Pruning's *group* LAMP: squared L2 norms averaged over the group's coupled
+            # parameters, LAMP-normalised over the group's channels; not Lee et al.'s
+            # per-weight, per-layer LAMP.
+            description="group LAMP (Torch-Pruning's LAMPImportance, not Lee et al.'s "
+            "per-layer LAMP); with per-group ratios it ranks as l2",
         ),
         Criterion(name="bn_scale", make=tp.importance.BNScaleImportance, description="|BN gamma|"),
         Criterion(
