@@ -151,3 +151,19 @@ def test_printed_strong_and_autoattack_numbers_say_on_how_many_images():
     frame = finalists_frame(trials)
     assert list(frame["AutoAttack images"]) == [1000, 500]  # per row
     assert list(frame["strong images"]) == [1000, None]
+
+
+def test_plan_counts_the_strong_response_as_its_own_stage(tmp_path):
+    from search.plan.workload import FORWARD, trial_work
+
+    def stages(**eval_section):
+        cfg = fast_trial(tmp_path)
+        cfg["eval"] = {**cfg["eval"], **eval_section}
+        return {s.name: s for s in trial_work(parse_trial_config(cfg)).once}
+
+    strong = stages(strong_images=1000, strong_targets=3)["strong response"]
+    # the test split is eval.test_limit 200 images; APGD-CE + 3 APGD-T runs of 100 steps
+    assert strong.passes == pytest.approx(200 * (FORWARD + (100 + FORWARD) * 4))
+    assert "apgd_ce+apgd_t3" in strong.why and "200 test images" in strong.why
+    assert stages(strong_images=50, strong_targets=1)["strong response"].passes < strong.passes
+    assert "strong response" not in stages(strong_images=0)
