@@ -108,3 +108,24 @@ def test_macs_are_pytorchs_count_and_the_budget_covers_the_group_layers(arch):
     assert macs - layers == _attention_macs(model, example)  # the rest is attention, if any
     _, gm = build_group_model(model, example, default_ignored_layers(model))
     assert 0 < gm.prunable_macs <= layers
+
+
+def test_group_lamp_and_layer_lamp_are_different_readings_under_global():
+    """`lamp` (Torch-Pruning's group LAMP) and `lamp_layer` (LAMP on the root layer's own
+    filter norms) score channels differently, so they keep different channels."""
+    kept = {}
+    for criterion in ("lamp", "lamp_layer"):
+        model = seeded_model("digits_cnn", shape=(1, 8, 8))
+        out = prune_model(
+            model, example=torch.rand(2, 1, 8, 8), criterion=criterion, sparsity=0.5,
+            rule="global", max_ratio=0.9, layer_mrs=None, calib=None, seed=0,
+        )  # fmt: skip
+        assert out.achieved_sparsity == pytest.approx(0.5, abs=0.01)
+        kept[criterion] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    shapes = {n: p.shape for n, p in kept["lamp"].items()}
+    differ = [
+        n
+        for n, p in kept["lamp_layer"].items()
+        if p.shape != shapes[n] or not p.equal(kept["lamp"][n])
+    ]
+    assert differ

@@ -229,7 +229,8 @@ class PruneConfig:
     """Channel importance inside a layer (CRITERIA). lamp is Torch-Pruning's group LAMP (squared
     norms averaged over a group's coupled parameters, LAMP-normalised per group; not Lee et
     al.'s per-layer LAMP); it differs from l2 only under ratio: global; under a per-layer rule
-    it is resolved to l2 (PER_LAYER_LAMP says why)."""
+    it is resolved to l2 (PER_LAYER_LAMP says why). lamp_layer is the layer-wise reading (the
+    root layer's own squared filter norms, LAMP-normalised)."""
     ratio: Annotated[str, Choice(tuple(RATIO_RULES))] = "uniform"
     """Ratio rule (RATIO_RULES): uniform, mrs, mrs_band, mrs_zscore, or global (one ranking of
     per-group normalised criterion scores across groups) (docs/mrs.md)."""

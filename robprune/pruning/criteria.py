@@ -80,6 +80,16 @@ CRITERIA: dict[str, Criterion] = {
             description="group LAMP (Torch-Pruning's LAMPImportance, not Lee et al.'s "
             "per-layer LAMP); with per-group ratios it ranks as l2",
         ),
+        Criterion(
+            name="lamp_layer",
+            make=lambda: tp.importance.GroupMagnitudeImportance(
+                p=2, group_reduction="first", normalizer="lamp"
+            ),
+            # the layer-wise reading: LAMP's normalisation of the root layer's own squared
+            # filter norms (Lee et al. score one layer's weights; this is its structured form)
+            description="layer-wise LAMP on the root layer's squared filter norms; with "
+            "per-group ratios it ranks by those norms",
+        ),
         Criterion(name="bn_scale", make=tp.importance.BNScaleImportance, description="|BN gamma|"),
         Criterion(
             name="hessian",
