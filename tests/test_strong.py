@@ -111,8 +111,12 @@ def test_a_trial_records_the_strong_columns_and_zero_turns_it_off(dense_cache):
     from robprune.io.results_schema import TRIALS_SCHEMA, table_from_rows
     from robprune.trial import run_trial
 
+    from robprune.run_cli import format_summary
+
     cfg = fast_trial(dense_cache, finetune={"method": "none", "epochs": 0})
-    m = run_trial(cfg).metrics
+    result = run_trial(cfg)
+    m = result.metrics
+    assert f"strong: {strong_label(3, 50)}" in format_summary(result)
     assert m["strong_n"] == 50 and m["strong_label"] == strong_label(3, 50)
     assert 0 <= m["strong_acc"] <= m["strong_clean_acc"] and m["strong_wall_s"] > 0
     strong = {k: v for k, v in m.items() if k.startswith("strong_")}
