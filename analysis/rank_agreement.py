@@ -39,7 +39,7 @@ def choose_response(ok: pd.DataFrame, requested: str | None) -> tuple[str, str]:
     """(response, why): the requested one, else strong_acc when every completed trial has a
     finite one, else robust_acc."""
     if requested is not None:
-        return requested, f"the response was chosen by hand ({requested})"
+        return requested, "chosen with --response"
     values = pd.to_numeric(ok.get(STRONG, pd.Series(dtype=float)), errors="coerce")
     if len(ok) and len(values) == len(ok) and np.isfinite(values.to_numpy(dtype=float)).all():
         return STRONG, "every completed trial has the strong response"
@@ -129,8 +129,13 @@ def agreement_lines(ok: pd.DataFrame, response: str, why: str) -> list[str]:
     """The report's sentences: which response is analysed and why, the rank agreement with
     its interval, what moves, and that the search objective stayed on validation."""
     found = rank_agreement(ok)
+    what = (
+        f"{response}: {found.suite}"
+        if response == STRONG and not isinstance(found, str)
+        else response
+    )
     lines = [
-        f"Response analysed: {response} ({why}). The search's objective stays on the cheaper "
+        f"Response analysed: {what} ({why}). The search's objective stays on the cheaper "
         "validation attack (eval.epoch_attack on the validation subset); the strong response "
         "is measured once per trial on the test split and never selects."
     ]

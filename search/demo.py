@@ -63,7 +63,7 @@ def _report(results_dir: str, out_dir: str, stream: TextIO) -> tuple[str | None,
     except ImportError:
         print("report: the analysis package is not installed; skipped", file=stream)
         return None, False
-    args = argparse.Namespace(results=[results_dir], output=out_dir, response="robust_acc")
+    args = argparse.Namespace(results=[results_dir], output=out_dir, response=None)
     try:
         code = report_main(args)
     except Exception as exc:  # noqa: BLE001 - the search itself succeeded; say what failed
