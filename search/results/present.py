@@ -37,5 +37,5 @@ def finalists_table(exp: Experiment) -> str:
             f"{m.get('autoattack_label')} {fmt_acc(m.get('autoattack_acc'))}"
             f"{images(m.get('autoattack_n'))}  flags: {flags}"
         )
-    header = "finalists (full test split; each AutoAttack number says on how many images):"
+    header = "finalists (full test split):"
     return "\n".join([header, *lines]) if lines else "finalists: none"
