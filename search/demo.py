@@ -36,7 +36,8 @@ finetune:
   epochs: 2
   lr: 0.02
   schedule: cosine
-eval: {attacks: [fgsm, pgd10], primary: pgd10, epoch_attack: pgd5, epoch_subset: 180}
+eval: {attacks: [fgsm, pgd10], primary: pgd10, epoch_attack: pgd5, epoch_subset: 180,
+       strong_images: 180, strong_targets: 1}  # the strong response, cut to fit the demo
 search:
   mode: grid
   seeds: 1

@@ -109,20 +109,20 @@ def test_gap_flag_respects_the_number_of_images():
 
 def test_a_trial_records_the_strong_columns_and_zero_turns_it_off(dense_cache):
     from robprune.io.results_schema import TRIALS_SCHEMA, table_from_rows
-    from robprune.trial import run_trial
-
     from robprune.run_cli import format_summary
+    from robprune.trial import run_trial
 
     cfg = fast_trial(dense_cache, finetune={"method": "none", "epochs": 0})
     result = run_trial(cfg)
     m = result.metrics
-    assert f"strong: {strong_label(3, 50)}" in format_summary(result)
-    assert m["strong_n"] == 50 and m["strong_label"] == strong_label(3, 50)
+    assert f"strong: {strong_label(1, 50)}" in format_summary(result)
+    assert m["strong_n"] == 50 and m["strong_label"] == strong_label(1, 50)
+    assert "(1 target)" in m["strong_label"]
     assert 0 <= m["strong_acc"] <= m["strong_clean_acc"] and m["strong_wall_s"] > 0
     strong = {k: v for k, v in m.items() if k.startswith("strong_")}
     assert set(strong) <= set(TRIALS_SCHEMA.names)  # every strong number has its column
     row = table_from_rows([strong], TRIALS_SCHEMA).to_pylist()[0]
-    assert row["strong_acc"] == m["strong_acc"] and row["strong_suite"] == "apgd_ce+apgd_t3"
+    assert row["strong_acc"] == m["strong_acc"] and row["strong_suite"] == "apgd_ce+apgd_t1"
     off = fast_trial(dense_cache, finetune={"method": "none", "epochs": 0})
     off["eval"]["strong_images"] = 0
     assert "strong_acc" not in run_trial(off).metrics

@@ -50,7 +50,8 @@ def strong_label(targets: int, n: int | None = None) -> str:
     """How every table prints the strong response: attacks, targets, not AutoAttack, and (given
     `n`) on how many test images."""
     label = (
-        f"APGD-CE + APGD-T ({targets} targets), worst case per image, robprune's APGD "
+        f"APGD-CE + APGD-T ({targets} target{'s' if targets != 1 else ''}), worst case per "
+        "image, robprune's APGD "
         "(not the official AutoAttack)"
     )
     return label if n is None else f"{label}, on {n} test images"
