@@ -226,11 +226,9 @@ class PruneConfig:
     """What `sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates
     (PyTorch's FlopCounterMode / 2); both achieved fractions are reported."""
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
-    """Channel importance inside a layer (CRITERIA). lamp is Torch-Pruning's group LAMP (squared
-    norms averaged over a group's coupled parameters, LAMP-normalised per group; not Lee et
-    al.'s per-layer LAMP); it differs from l2 only under ratio: global; under a per-layer rule
-    it is resolved to l2 (PER_LAYER_LAMP says why). lamp_layer is the layer-wise reading (the
-    root layer's own squared filter norms, LAMP-normalised)."""
+    """Channel importance inside a layer (CRITERIA). lamp is Torch-Pruning's group LAMP (not
+    Lee et al.'s per-layer LAMP); it differs from l2 only under ratio: global, else it is
+    resolved to l2 (PER_LAYER_LAMP). lamp_layer is the layer-wise reading (docs/mrs.md)."""
     ratio: Annotated[str, Choice(tuple(RATIO_RULES))] = "uniform"
     """Ratio rule (RATIO_RULES): uniform, mrs, mrs_band, mrs_zscore, or global (one ranking of
     per-group normalised criterion scores across groups) (docs/mrs.md)."""
@@ -300,12 +298,10 @@ class EvalConfig:
     test_limit: Annotated[int | None, Interval(1)] = None
     """Evaluate on at most this many test examples, stratified, seed 0 (smoke tests)."""
     strong_images: Annotated[int, Interval(0)] = 1000
-    """Test images of the strong response (APGD-CE then APGD-T, worst case per image; our
-    APGD, not the official AutoAttack): a stratified draw, seed 0, the same for every trial;
-    the whole (limited) test split when smaller; 0 turns it off. 1000: one image is 0.1 point."""
+    """Test images of the strong response (our APGD-CE then APGD-T, worst case per image; not
+    AutoAttack): a fixed stratified draw, all of the test split when smaller; 0: off."""
     strong_targets: Annotated[int, Interval(1, 1000)] = 3
-    """APGD-T target classes of the strong response (AutoAttack's standard version uses 9;
-    3 costs about half as much, strength given up measured in BENCHMARKS.md)."""
+    """APGD-T target classes of the strong response (AutoAttack uses 9; BENCHMARKS.md)."""
 
     def validate(self, path: str) -> None:
         _check(
