@@ -18,6 +18,7 @@ __all__ = [
     "GAP_NOTE",
     "reranked",
     "FINALISTS_INTRO",
+    "IMAGE_COLUMNS",
     "finalists_frame",
     "flag_lines",
     "flag_summary",
@@ -40,14 +41,22 @@ _COLUMNS = {
     "square_acc": "Square (subset)",
     "autoattack_acc": "AutoAttack",
     "autoattack_clean_acc": "clean (AutoAttack's images)",
+    "autoattack_n": "AutoAttack images",
     "attack_gap": "gap: primary - AutoAttack",
+    "strong_acc": "strong: APGD-CE+APGD-T (ours, its subset)",
+    "strong_n": "strong images",
 }
+#: Columns that count test images (shown as integers, not percentages).
+IMAGE_COLUMNS = ("AutoAttack images", "strong images")
 #: What the gap column means (robprune.evaluation.masking.GAP_THRESHOLD, 3 points).
 GAP_NOTE = (
     "'gap' is the primary attack's accuracy minus AutoAttack's on the same test images (the "
     "first N when AutoAttack ran on a subset: 'clean (AutoAttack's images)' is the clean "
-    "accuracy there); a gap above 3 points is flagged primary_attack_gap: the primary attack "
-    "overstates robustness, and a search that selects on it can select for gradient masking."
+    "accuracy there); a gap above 3 points is flagged primary_attack_gap when the exact "
+    "McNemar test on the images only one of the two attacks broke also rejects chance "
+    "(p < 0.01): the primary attack overstates robustness, and a search that selects on it can "
+    "select for gradient masking. 'strong' is the trial's own strong response (our APGD-CE "
+    "then APGD-T, worst case per image) on its fixed stratified subset of 'strong images'."
 )
 FINALIST_FACTORS = ("criterion", "ratio_rule", "sparsity_target", "finetune_method")
 
@@ -93,7 +102,16 @@ def finalists_frame(trials: pd.DataFrame) -> pd.DataFrame | str:
     )
     for column, title in _COLUMNS.items():
         if column in chosen.columns:
-            out[label if column == "autoattack_acc" else title] = chosen[column].astype(float)
+            values = chosen[column].astype(float)
+            out[label if column == "autoattack_acc" else title] = (
+                pd.Series(
+                    [None if pd.isna(v) else int(v) for v in values],
+                    dtype=object,
+                    index=values.index,
+                )  # fmt: skip
+                if title in IMAGE_COLUMNS
+                else values
+            )
     out["flags"] = [
         ", ".join(f.get("code", "?") for f in _flags(t)) or "none"
         for t in chosen.get("masking_flags_json", [None] * len(chosen))

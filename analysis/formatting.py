@@ -34,7 +34,11 @@ def response_label(response: str) -> str:
         return f"validation {response_label(match.group(2))} at epoch {match.group(1)}"
     if response.startswith("val_"):
         return f"validation {response_label(response.removeprefix('val_'))}"
-    names = {"robust_acc": "robust accuracy", "clean_acc": "clean accuracy"}
+    names = {
+        "robust_acc": "robust accuracy",
+        "clean_acc": "clean accuracy",
+        "strong_acc": "strong robust accuracy (APGD-CE + APGD-T, worst case per image)",
+    }
     return names.get(response, response.replace("_", " "))
 
 

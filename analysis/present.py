@@ -15,6 +15,7 @@ from analysis.finalists_table import (
     FINALIST_FACTORS,
     FINALISTS_INTRO,
     GAP_NOTE,
+    IMAGE_COLUMNS,
     finalists_frame,
     flag_lines,
     flag_summary,
@@ -280,6 +281,8 @@ def blocks(report: Report) -> list[Block]:
         paragraph(_summary(report)),
         Block(kind="verdict", text=verdict.headline + ".", items=[verdict.text]),
         *_cells_blocks(primary),
+        heading("Primary attack against the strong suite"),
+        Block(kind="list", items=report.agreement),
         *comparison_blocks(report, what),
         *paper_blocks(report),
         *ratio_blocks(report, what),
@@ -310,7 +313,8 @@ def _finalists_blocks(report: Report) -> list[Block]:
     frame = finalists_frame(report.results.trials)
     if isinstance(frame, str):
         return masking if summary else []  # no finalists stage ran
-    acc = {c: pct for c in frame.columns if c not in ("rank", "trial", "flags", *FINALIST_FACTORS)}
+    plain = ("rank", "trial", "flags", *FINALIST_FACTORS, *IMAGE_COLUMNS)
+    acc = {c: pct for c in frame.columns if c not in plain}
     flags = flag_lines(report.results.trials)
     moved = reranked(report.results.trials)
     rerank = (

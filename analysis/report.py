@@ -29,6 +29,7 @@ from analysis.identical import drop_identical_levels
 from analysis.importance import ped_anova
 from analysis.load import ResultSet, check_response, load_results, usable_for
 from analysis.power import power_table
+from analysis.rank_agreement import PRIMARY, agreement_lines, choose_response
 from analysis.shares import Decomposition, decompose
 from analysis.verdict import QUESTION, Verdict, question_power, tested_alpha, verdict
 from robprune.config.factors import FACTOR_COLUMNS
@@ -71,6 +72,7 @@ class Report:
     importance: pd.DataFrame | None
     skipped: list[str] = field(default_factory=list)  # what could not be estimated, and why
     notes: list[str] = field(default_factory=list)
+    agreement: list[str] = field(default_factory=list)  # analysis.rank_agreement's sentences
 
 
 def analyse_response(
@@ -311,7 +313,7 @@ def _effects(trials: pd.DataFrame, what: str, skipped: list[str], cells=None):
 
 def build_report(
     paths: list[str | Path],
-    response: str = "robust_acc",
+    response: str | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     power: bool = False,
@@ -319,10 +321,14 @@ def build_report(
 ) -> Report:
     """Load, check, analyse: raises `BadInput` when there is nothing to analyse.
 
-    `draw=False` leaves the figures out (simulations and column-by-column tests).
+    `draw=False` leaves the figures out (simulations and column-by-column tests). `response`
+    None: `strong_acc` when every completed trial has it, else `robust_acc`
+    (`analysis.rank_agreement.choose_response`).
     """
-    check_response(response)
-    results = load_results(paths, response)
+    check_response(response or PRIMARY)
+    results = load_results(paths, response or PRIMARY)
+    response, why = choose_response(results.ok, response)
+    agreement = agreement_lines(results.ok, response, why)
     results.ok, identical = drop_identical_levels(results.ok)
     adaptive = adaptive_design(results, response)
     found = _analyses(results, response, adaptive, resamples, np.random.default_rng(seed))
@@ -364,4 +370,5 @@ def build_report(
         skipped=[*skipped, *_adaptive_lines(adaptive, response)],
         importance=importance,
         notes=notes,
+        agreement=agreement,
     )

@@ -201,7 +201,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", help="result directories or Parquet files")
     p.add_argument("-o", "--output", default="report", help="output directory")
-    p.add_argument("--response", default="robust_acc", help="metric to explain")
+    p.add_argument("--response", default=None, help="metric (default: strong_acc or robust_acc)")
     p.add_argument(
         "--power",
         action="store_true",

@@ -27,9 +27,10 @@ def format_summary(result) -> str:
         if name != m["robust_attack"]:
             rows.append((f"accuracy under {name}", f"{acc:.4f}"))
     if m.get("apgd_acc") is not None:
-        rows.append(
-            ("APGD-CE + APGD-T, worst case (ours, not AutoAttack)", f"{m['apgd_acc']:.4f}")
-        )
+        what = f"APGD-CE + APGD-T, worst case (ours, not AutoAttack), {m['test_size']} images"
+        rows.append((what, f"{m['apgd_acc']:.4f}"))
+    if m.get("strong_acc") is not None:
+        rows.append((f"strong: {m['strong_label']}", f"{m['strong_acc']:.4f}"))
     if m.get("autoattack_acc") is not None:
         aa = result.attack_config["autoattack"]
         rows.append(

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Channel importance criteria (robprune.pruning.criteria).
-CRITERIA = ("random", "l1", "l2", "taylor", "fpgm", "lamp", "bn_scale", "hessian")
+CRITERIA = ("random", "l1", "l2", "taylor", "fpgm", "lamp", "lamp_layer", "bn_scale", "hessian")
 #: MRS estimators (robprune.pruning.mrs).
 MRS_ESTIMATORS = ("first_order", "ascent", "prune_damage")
 #: Training objectives (robprune.training.losses); fine-tuning may also be `none`.

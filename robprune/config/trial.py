@@ -224,10 +224,11 @@ class PruneConfig:
     """Target fraction of the budget removed (every ratio rule meets the same one)."""
     budget: Annotated[str, Choice(BUDGETS)] = "params"
     """What `sparsity` is a fraction of: prunable parameters or prunable multiply-accumulates
-    (Torch-Pruning's counts); both achieved fractions are reported."""
+    (PyTorch's FlopCounterMode / 2); both achieved fractions are reported."""
     criterion: Annotated[str, Choice(CRITERIA)] = "l1"
-    """Channel importance inside a layer (CRITERIA). lamp differs from l2 only under ratio:
-    global; under a per-layer rule it is resolved to l2 (PER_LAYER_LAMP says why)."""
+    """Channel importance inside a layer (CRITERIA). lamp is Torch-Pruning's group LAMP (not
+    Lee et al.'s per-layer LAMP); it differs from l2 only under ratio: global, else it is
+    resolved to l2 (PER_LAYER_LAMP). lamp_layer is the layer-wise reading (docs/mrs.md)."""
     ratio: Annotated[str, Choice(tuple(RATIO_RULES))] = "uniform"
     """Ratio rule (RATIO_RULES): uniform, mrs, mrs_band, mrs_zscore, or global (one ranking of
     per-group normalised criterion scores across groups) (docs/mrs.md)."""
@@ -296,6 +297,11 @@ class EvalConfig:
     RobustBench's CIFAR-10 L2 radius, by default; recorded in the attack's config."""
     test_limit: Annotated[int | None, Interval(1)] = None
     """Evaluate on at most this many test examples, stratified, seed 0 (smoke tests)."""
+    strong_images: Annotated[int, Interval(0)] = 1000
+    """Test images of the strong response (our APGD-CE then APGD-T, worst case per image; not
+    AutoAttack): a fixed stratified draw, all of the test split when smaller; 0: off."""
+    strong_targets: Annotated[int, Interval(1, 1000)] = 3
+    """APGD-T target classes of the strong response (AutoAttack uses 9; BENCHMARKS.md)."""
 
     def validate(self, path: str) -> None:
         _check(

@@ -31,6 +31,7 @@ from robprune.evaluation.masking import (
     square_flags,
     sweep_flags,
 )
+from robprune.evaluation.strong import strong_evaluation, strong_indices, strong_label
 
 __all__ = [
     "FinalEvaluation",
@@ -71,6 +72,7 @@ class FinalEvaluation:
         self.metrics.update(more.metrics)
         self.flags += more.flags
         self.attack_config.update(more.attack_config)
+        self.correct.update(more.correct)
 
 
 def full_suite(attacks: list[str] | tuple[str, ...], eval_steps: int) -> list[str]:
@@ -89,8 +91,14 @@ def _first(accs: dict[str, float], prefix: str) -> float | None:
     return None
 
 
-def _gap(primary: str, primary_acc: float, reference: str, ref_acc: float, scope: str) -> dict:
-    """The primary attack's accuracy minus a stronger reference's, on the same examples."""
+def _gap(
+    primary: str, primary_ok: torch.Tensor, reference: str, ref_ok: torch.Tensor, scope: str
+) -> dict:
+    """The primary attack's accuracy minus a stronger reference's, on the same images, with
+    the discordant counts the flag's paired test reads."""
+    primary_ok, ref_ok = primary_ok.bool().cpu(), ref_ok.bool().cpu()
+    n = len(ref_ok)
+    primary_acc, ref_acc = int(primary_ok.sum()) / n, int(ref_ok.sum()) / n
     return {
         "primary": primary,
         "primary_acc": primary_acc,
@@ -99,6 +107,9 @@ def _gap(primary: str, primary_acc: float, reference: str, ref_acc: float, scope
         "gap": primary_acc - ref_acc,
         "threshold": GAP_THRESHOLD,
         "scope": scope,
+        "images": n,
+        "only_reference_broke": int((primary_ok & ~ref_ok).sum()),
+        "only_primary_broke": int((~primary_ok & ref_ok).sum()),
     }
 
 
@@ -126,6 +137,10 @@ class FinalSuite:
     """Seed of every random start."""
     deep_checks: bool = False
     """Also Square alone against PGD and an epsilon sweep, on a subset (finalists)."""
+    strong_images: int = 0
+    """Test images of the strong response (`robprune.evaluation.strong`); 0: not run."""
+    strong_targets: int = 3
+    """APGD-T target classes of the strong response."""
 
 
 def _deep_checks(
@@ -215,6 +230,8 @@ def _our_attacks(
     }
     attack_config = {name: out.config for name, out in ev.attacks.items()}
     correct = {"clean": ev.clean_correct, "primary": ev.attacks[suite.primary].correct}
+    if apgd:
+        correct["apgd"] = torch.stack(apgd).all(0)
     return FinalEvaluation(
         metrics=metrics, flags=list(ev.flags), attack_config=attack_config, correct=correct
     )
@@ -254,25 +271,70 @@ def _official_autoattack(
     }
     flags = official_flags(out.checks)
     config = {"autoattack": {**out.config, "examples": n, "scope": scope}}
-    return FinalEvaluation(metrics=metrics, flags=flags, attack_config=config)
+    return FinalEvaluation(
+        metrics=metrics, flags=flags, attack_config=config, correct={"autoattack": out.correct}
+    )
+
+
+def _strong(
+    model: nn.Module,
+    test: TensorSplit,
+    suite: FinalSuite,
+    device: torch.device,
+    runtime: Any,
+    primary_correct: torch.Tensor,
+) -> FinalEvaluation:
+    """The strong response on its fixed stratified subset of `test`."""
+    picked = strong_indices(test.y, suite.strong_images)
+    out = strong_evaluation(
+        model,
+        test.subset(picked),
+        threat=suite.threat,
+        targets=suite.strong_targets,
+        batch_size=suite.batch_size,
+        device=device,
+        seed=suite.seed,
+        runtime=runtime,
+    )
+    metrics = {
+        "strong_acc": out.accuracy,
+        "strong_suite": out.suite,
+        "strong_n": out.n,
+        "strong_label": out.label,
+        "strong_clean_acc": out.clean_accuracy,
+        "strong_apgd_ce_acc": int(out.ce_correct.sum()) / out.n,
+        "strong_wall_s": out.wall_s,
+    }
+    primary_on_subset = primary_correct[torch.as_tensor(picked)]
+    metrics["strong_primary_acc"] = int(primary_on_subset.sum()) / out.n
+    correct = {"strong": out.correct, "strong_primary": primary_on_subset}
+    return FinalEvaluation(metrics=metrics, attack_config={"strong": out.config}, correct=correct)
 
 
 def _gap_check(result: FinalEvaluation, suite: FinalSuite) -> None:
-    """Record the primary attack's lead over AutoAttack (on its images) or our APGD, and flag
-    it above GAP_THRESHOLD; fills AutoAttack's subset clean and primary accuracy."""
-    m, primary = result.metrics, suite.primary
+    """Record the primary attack's lead over AutoAttack (on its images), else the strong
+    response (on its images), else our APGD, and flag it when it is both large and real for
+    the number of images (`masking.gap_flags`); fills AutoAttack's subset clean and primary
+    accuracy."""
+    m, primary, correct = result.metrics, suite.primary, result.correct
     if m.get("autoattack_acc") is not None:
         n = m["autoattack_n"]
-        sub = result.correct["primary"][:n].float().mean().item()
-        m["autoattack_clean_acc"] = result.correct["clean"][:n].float().mean().item()
-        m["autoattack_primary_acc"] = sub
-        label = m["autoattack_label"]
-        m["attack_gap"] = _gap(primary, sub, label, m["autoattack_acc"], m["autoattack_scope"])
-    elif m.get("apgd_acc") is not None and not primary.startswith("apgd"):
-        scope = "on the test split"
-        m["attack_gap"] = _gap(primary, m["robust_acc"], APGD_REFERENCE, m["apgd_acc"], scope)
-    if m.get("attack_gap"):
-        result.flags += gap_flags(m["attack_gap"])
+        m["autoattack_clean_acc"] = correct["clean"][:n].float().mean().item()
+        m["autoattack_primary_acc"] = correct["primary"][:n].float().mean().item()
+        gap = _gap(primary, correct["primary"][:n], m["autoattack_label"],
+                   correct["autoattack"], m["autoattack_scope"])  # fmt: skip
+    elif m.get("strong_acc") is not None and not primary.startswith("apgd"):
+        picked = correct["strong_primary"]
+        scope = f"on the same {m['strong_n']} test images"
+        reference = strong_label(suite.strong_targets)
+        gap = _gap(primary, picked, reference, correct["strong"], scope)
+    elif "apgd" in correct and not primary.startswith("apgd"):
+        scope = f"on the same {len(correct['apgd'])} test images"
+        gap = _gap(primary, correct["primary"], APGD_REFERENCE, correct["apgd"], scope)
+    else:
+        return
+    m["attack_gap"] = gap
+    result.flags += gap_flags(gap)
 
 
 def final_evaluation(
@@ -297,6 +359,10 @@ def final_evaluation(
         n = len(test) if suite.autoattack_n is None else min(suite.autoattack_n, len(test))
         log(f"{LABELS[suite.autoattack]} on {n} test examples")
         result.add(_official_autoattack(model, test, suite, device, state_dir))
+    if suite.strong_images > 0:
+        n = min(suite.strong_images, len(test))
+        log(f"strong response: APGD-CE + APGD-T ({suite.strong_targets} targets) on {n} images")
+        result.add(_strong(model, test, suite, device, runtime, result.correct["primary"]))
     _gap_check(result, suite)
     if suite.deep_checks:
         log("masking checks: Square vs PGD and the security curve on a subset")

@@ -9,6 +9,7 @@ failure: the numbers are still recorded.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ __all__ = [
     "flags_to_dicts",
     "gap_flags",
     "GAP_THRESHOLD",
+    "GAP_ALPHA",
+    "mcnemar_p",
 ]
 
 FLAG_MEANINGS: dict[str, str] = {
@@ -88,10 +91,29 @@ SQUARE_MARGIN = 0.005
 SWEEP_ZERO = 0.01
 #: A rise of accuracy between consecutive budgets larger than this is flagged.
 SWEEP_RISE = 0.01
-#: The primary attack's accuracy above AutoAttack's (or our APGD's) on the same examples by
-#: more than this (3 points) is flagged: beyond what attack randomness moves on a few hundred
-#: examples, and the size of gap the finalists' ranking can turn on.
+#: The primary attack's accuracy above a stronger attack's on the same images by more than
+#: this (3 points: the size of gap a ranking can turn on) is flagged, when it is also real for
+#: the number of images (GAP_ALPHA).
 GAP_THRESHOLD = 0.03
+#: ... and when the exact one-sided McNemar test on the discordant images (those only one of
+#: the two attacks broke) rejects "both attacks equally strong" at this level: 2 of 50 images
+#: (4 points) is not a flag, 20 of 500 is.
+GAP_ALPHA = 0.01
+
+
+def mcnemar_p(only_reference: int, only_primary: int) -> float:
+    """P(X >= only_reference) for X ~ Binomial(discordant, 1/2): the exact one-sided McNemar
+    test that the reference attack breaks more images than the primary one, not by chance."""
+    n = only_reference + only_primary
+    if n == 0 or only_reference == 0:
+        return 1.0
+    log_half = n * math.log(0.5)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half
+        for k in range(only_reference, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,15 +229,27 @@ def sweep_flags(sweep: Sequence[Mapping[str, Any]]) -> list[MaskingFlag]:
 
 def gap_flags(gap: Mapping[str, Any]) -> list[MaskingFlag]:
     """The primary-vs-stronger-attack gap ({primary, primary_acc, reference, reference_acc,
-    gap, scope}) flagged when it exceeds GAP_THRESHOLD."""
+    gap, scope, only_reference_broke, only_primary_broke}) flagged when it exceeds
+    GAP_THRESHOLD and the paired test (`mcnemar_p`) rejects chance at GAP_ALPHA. A gap
+    without discordant counts (an older record) is judged on the threshold alone."""
     if gap["gap"] <= GAP_THRESHOLD:
         return []
+    counts = "only_reference_broke" in gap and "only_primary_broke" in gap
+    p = mcnemar_p(gap["only_reference_broke"], gap["only_primary_broke"]) if counts else None
+    if p is not None and p >= GAP_ALPHA:
+        return []
+    test = (
+        f"; {gap['only_reference_broke']} images broken only by the reference, "
+        f"{gap['only_primary_broke']} only by {gap['primary']}, exact McNemar p = {p:.2g}"
+        if p is not None
+        else ""
+    )
     return [
         MaskingFlag(
             code="primary_attack_gap",
             detail=f"{gap['primary']} accuracy {gap['primary_acc']:.4f} is "
             f"{100 * gap['gap']:.1f} points above {gap['reference']} "
             f"({gap['reference_acc']:.4f}) {gap['scope']} (threshold "
-            f"{100 * GAP_THRESHOLD:.0f} points)",
+            f"{100 * GAP_THRESHOLD:.0f} points and p < {GAP_ALPHA}{test})",
         )
     ]

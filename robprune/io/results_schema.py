@@ -23,6 +23,7 @@ __all__ = [
     "METRIC_COLUMNS",
     "TEST_METRICS",
     "STRUCTURE_METRICS",
+    "STRONG_METRICS",
     "table_from_rows",
     "write_table_atomic",
 ]
@@ -38,6 +39,7 @@ TEST_METRICS: tuple[str, ...] = (
     "cw_acc",
     "apgd_acc",
     "autoattack_acc",
+    "strong_acc",
 )
 #: Structure of the pruned model, known as soon as it is pruned.
 STRUCTURE_METRICS: tuple[str, ...] = (
@@ -47,6 +49,14 @@ STRUCTURE_METRICS: tuple[str, ...] = (
     "flops_dense",
     "achieved_sparsity",
     "achieved_macs_sparsity",
+)
+#: The strong response's other numbers (robprune.evaluation.strong; `strong_acc` is above).
+STRONG_METRICS: tuple[str, ...] = (
+    "strong_n",
+    "strong_clean_acc",
+    "strong_primary_acc",
+    "strong_apgd_ce_acc",
+    "strong_wall_s",
 )
 #: Every numeric metric column of the trials table.
 METRIC_COLUMNS: tuple[str, ...] = (
@@ -58,6 +68,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "wall_s",
     "val_clean_acc",
     "val_robust_acc",
+    *STRONG_METRICS,
 )
 
 TRIALS_SCHEMA = pa.schema(
@@ -124,6 +135,17 @@ TRIALS_SCHEMA = pa.schema(
         ("eps_sweep_json", pa.string()),
         ("dense_eps_sweep_json", pa.string()),  # the dense model the finalist was pruned from
         ("dense_checkpoint_sha256", pa.string()),  # a brought dense model (dense.checkpoint)
+        # the strong response of every trial (robprune.evaluation.strong): robprune's APGD-CE,
+        # then APGD-T on what it left, worst case per image, on a fixed stratified test subset
+        # (eval.strong_images); never the official AutoAttack
+        ("strong_acc", pa.float64()),  # correct after both attacks (and clean)
+        ("strong_suite", pa.string()),  # "apgd_ce+apgd_t3": the attacks and APGD-T's targets
+        ("strong_label", pa.string()),  # how tables print it, naming the number of images
+        ("strong_n", pa.int64()),  # test images it ran on
+        ("strong_clean_acc", pa.float64()),  # clean accuracy on those images
+        ("strong_primary_acc", pa.float64()),  # the primary attack's accuracy on those images
+        ("strong_apgd_ce_acc", pa.float64()),  # after APGD-CE alone, on those images
+        ("strong_wall_s", pa.float64()),  # seconds the strong response took
     ]
 )
 

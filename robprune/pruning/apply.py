@@ -23,6 +23,7 @@ from robprune.pruning.groups import (
     prunable_macs_of,
 )
 from robprune.pruning.loss import adversarial_loss
+from robprune.pruning.macs import count_macs
 
 __all__ = [
     "PER_LAYER_LAMP",
@@ -50,7 +51,7 @@ class PruneOutcome:
     """Fraction of prunable parameters removed."""
     prunable_macs: int = 0
     achieved_macs_sparsity: float = 0.0
-    """Fraction of prunable MACs removed (Torch-Pruning's per-module counts)."""
+    """Fraction of prunable MACs removed (PyTorch's FlopCounterMode per-module counts)."""
     budget: str = "params"
     """What `sparsity` was a fraction of (params | macs)."""
     warnings: list[str] = field(default_factory=list)
@@ -63,10 +64,9 @@ def check_rule_criterion(rule: str, criterion: str) -> None:
 
 
 def count_macs_params(model: nn.Module, example: Tensor) -> tuple[int, int]:
-    """Multiply-accumulates of one forward pass (what pruning papers call FLOPs) and params."""
-    with eval_mode(model):
-        macs, params = tp.utils.count_ops_and_params(model, example[:1])
-    return int(macs), int(params)
+    """Multiply-accumulates of one forward pass (what pruning papers call FLOPs; PyTorch's
+    `FlopCounterMode` / 2, attention's matrix products included) and parameters."""
+    return count_macs(model, example), sum(p.numel() for p in model.parameters())
 
 
 def _prepare_scores(
@@ -289,20 +289,38 @@ def prune_model(
         raise ValueError("the model has no prunable layers")
     _prepare_scores(model, crit, importance, calib)  # `global` ranks with these scores
     group_mrs = _group_mrs(gm, layer_mrs)
+    target, cap_warning = _reachable(gm, sparsity, max_ratio, budget)
     planned = allocate_ratios(
-        rule, group_mrs, gm.fraction(budget), target=sparsity, max_ratio=max_ratio,
+        rule, group_mrs, gm.fraction(budget, max_ratio), target=target, max_ratio=max_ratio,
         params=allocation, unit="parameters" if budget == "params" else "MACs",
         channel_scores=_channel_scores(pruner, gm, ignored) if rule == "global" else None,
     )  # fmt: skip
-    ratios = gm.refine(planned, target=sparsity, max_ratio=max_ratio, budget=budget)
+    ratios = gm.refine(planned, target=target, max_ratio=max_ratio, budget=budget)
     for g, r in zip(gm.groups, ratios, strict=True):
         _set_ratio(pruner, g.root, r)
     _remove(pruner, model, seed)
     done = _check_groups(gm, gm.kept_channels(ratios), planned, group_mrs)
     outcome = _outcome(model, example, gm, dense, sparsity=sparsity, budget=budget)
     outcome.layers = _layer_rows(model, dense.shapes, done, layer_mrs, layer_scores)
-    outcome.warnings = done.warnings + outcome.warnings
+    outcome.warnings = cap_warning + done.warnings + outcome.warnings
     return outcome
+
+
+def _reachable(
+    gm: GroupModel, sparsity: float, max_ratio: float, budget: str
+) -> tuple[float, list[str]]:
+    """The target the solve aims at: `sparsity`, or, when only whole channels stop it under
+    the cap, the most the cap allows (with a one-line warning). A target beyond even the
+    continuous reach is left to the solver, which fails the trial."""
+    whole, continuous = gm.reach(max_ratio, budget)
+    if sparsity <= whole + 1e-9 or sparsity > continuous + 1e-9:
+        return sparsity, []
+    unit = "parameters" if budget == "params" else "MACs"
+    return whole, [
+        f"prune.sparsity {sparsity:.4f} of prunable {unit} is unreachable in whole channels "
+        f"under max_layer_ratio {max_ratio}: every group at the cap removes {whole:.4f}; "
+        "pruned to that"
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -74,7 +74,21 @@ CRITERIA: dict[str, Criterion] = {
             make=tp.importance.LAMPImportance,
             # LAMP's normalisation is monotone inside a group, so under per-group ratios (both
             # of our ratio rules) it keeps exactly the channels `l2` keeps (tests/test_pruning).
-            description="layer-adaptive magnitude; with per-group ratios it ranks as l2",
+            # Torch-Pruning's *group* LAMP: squared L2 norms averaged over the group's coupled
+            # parameters, LAMP-normalised over the group's channels; not Lee et al.'s
+            # per-weight, per-layer LAMP.
+            description="group LAMP (Torch-Pruning's LAMPImportance, not Lee et al.'s "
+            "per-layer LAMP); with per-group ratios it ranks as l2",
+        ),
+        Criterion(
+            name="lamp_layer",
+            make=lambda: tp.importance.GroupMagnitudeImportance(
+                p=2, group_reduction="first", normalizer="lamp"
+            ),
+            # the layer-wise reading: LAMP's normalisation of the root layer's own squared
+            # filter norms (Lee et al. score one layer's weights; this is its structured form)
+            description="layer-wise LAMP on the root layer's squared filter norms; with "
+            "per-group ratios it ranks by those norms",
         ),
         Criterion(name="bn_scale", make=tp.importance.BNScaleImportance, description="|BN gamma|"),
         Criterion(

@@ -8,8 +8,10 @@ a copy of the model at every step; the pruned model is checked against it afterw
 
 An input axis fed by a concatenation (MobileViT's fusion conv reads `cat(x, tokens)`) is split
 into the slices each producer's group governs, so non-uniform ratios are counted exactly. MACs
-are Torch-Pruning's own per-module counts (`tp.utils.count_ops_and_params`) of the Conv,
-Linear and normalisation layers a group changes: the "prunable MACs" of `budget: macs`.
+are PyTorch's `FlopCounterMode` counts (FLOPs / 2, `robprune.pruning.macs`) of the Conv and
+Linear layers a group changes: the "prunable MACs" of `budget: macs`. What no group changes
+(attention's matrix products behind an unprunable qkv projection, ignored layers) is counted
+in the totals (`flops`) but is not prunable.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from robprune.attacks import eval_mode
 from robprune.config.names import BUDGETS
+from robprune.pruning.macs import leaf_macs
 
 _NORMS = (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)
 __all__ = [
@@ -96,10 +98,25 @@ class GroupModel:
     def prunable_macs(self) -> int:
         return int(round(sum(t.count for t in self.mac_terms)))
 
-    def kept_channels(self, ratios: np.ndarray) -> np.ndarray:
-        """Channels Torch-Pruning keeps per group: int(n * (1 - r)), at least 1."""
+    def kept_channels(self, ratios: np.ndarray, max_ratio: float | None = None) -> np.ndarray:
+        """Channels Torch-Pruning keeps per group: int(n * (1 - r)), at least 1; with
+        `max_ratio`, at least the channels the cap leaves (int() rounds the kept count down, so
+        a ratio at the cap can remove one channel too many: 12 of 64 kept at cap 0.8)."""
         n = np.array([g.channels for g in self.groups], dtype=np.int64)
-        return np.maximum((n * (1.0 - np.asarray(ratios)) + 1e-9).astype(np.int64), 1)
+        kept = np.maximum((n * (1.0 - np.asarray(ratios)) + 1e-9).astype(np.int64), 1)
+        return kept if max_ratio is None else np.maximum(kept, self.cap_floor(max_ratio))
+
+    def cap_floor(self, max_ratio: float) -> np.ndarray:
+        """The fewest channels each group may keep under `max_ratio`: ceil(n * (1 - cap))."""
+        n = np.array([g.channels for g in self.groups], dtype=np.float64)
+        return np.maximum(np.ceil(n * (1.0 - max_ratio) - 1e-9).astype(np.int64), 1)
+
+    def reach(self, max_ratio: float, budget: str = "params") -> tuple[float, float]:
+        """(whole-channel, continuous) fraction removed with every group at the cap: a target
+        between the two is met only up to the first (whole channels), above both never."""
+        whole = self.removed_fraction_kept(self.cap_floor(max_ratio), budget)
+        n = np.array([g.channels for g in self.groups], dtype=np.float64)
+        return whole, self.removed_fraction_kept(n * (1.0 - max_ratio), budget)
 
     def ratios_for(self, kept: np.ndarray) -> np.ndarray:
         """Ratios under which Torch-Pruning keeps exactly `kept` channels per group."""
@@ -118,16 +135,18 @@ class GroupModel:
             total += t.count * factor
         return total
 
-    def removed_fraction(self, ratios: np.ndarray, budget: str = "params") -> float:
-        return self.removed_fraction_kept(self.kept_channels(ratios), budget)
+    def removed_fraction(
+        self, ratios: np.ndarray, budget: str = "params", max_ratio: float | None = None
+    ) -> float:
+        return self.removed_fraction_kept(self.kept_channels(ratios, max_ratio), budget)
 
     def removed_fraction_kept(self, kept: np.ndarray, budget: str = "params") -> float:
         prunable = sum(t.count for t in self._terms(budget))
         return 0.0 if prunable == 0 else 1.0 - self._cost_with_kept(kept, budget) / prunable
 
-    def fraction(self, budget: str):
-        """`removed_fraction` for one budget, as the solver takes it."""
-        return lambda ratios: self.removed_fraction(ratios, budget)
+    def fraction(self, budget: str, max_ratio: float | None = None):
+        """`removed_fraction` for one budget (and cap), as the solver takes it."""
+        return lambda ratios: self.removed_fraction(ratios, budget, max_ratio)
 
     def refine(
         self,
@@ -148,8 +167,8 @@ class GroupModel:
         """
         n = np.array([g.channels for g in self.groups], dtype=np.int64)
         wanted = n * (1.0 - np.asarray(ratios, dtype=np.float64))  # continuous kept channels
-        floor = np.maximum(np.ceil(n * (1.0 - max_ratio)).astype(np.int64), 1)
-        kept = self.kept_channels(ratios)
+        floor = self.cap_floor(max_ratio)
+        kept = self.kept_channels(ratios, max_ratio)  # the cap holds from the first step
         error = self.removed_fraction_kept(kept, budget) - target
         for _ in range(4 * int(n.sum())):
             if abs(error) <= tolerance:
@@ -185,15 +204,13 @@ def build_group_model(
 
 
 def module_macs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, int]:
-    """Torch-Pruning's MACs per leaf module for one example (eval mode)."""
-    with eval_mode(model):
-        _, _, layer_flops, _ = tp.utils.count_ops_and_params(model, example[:1], layer_wise=True)
-    return {m: int(v) for m, v in layer_flops.items() if v is not None}
+    """MACs per Conv/Linear module for one example (eval mode), PyTorch's `FlopCounterMode`."""
+    return leaf_macs(model, example)
 
 
 def prunable_macs_of(model: nn.Module, example: torch.Tensor, names: dict[str, float]) -> float:
     """The prunable MACs the modules `GroupModel.mac_modules` names spend now (after pruning),
-    measured with Torch-Pruning's counter."""
+    measured with PyTorch's counter."""
     macs = module_macs(model, example)
     return sum(macs.get(m, 0) - names[n] for n, m in model.named_modules() if n in names)
 
@@ -262,15 +279,9 @@ def _module_terms(module: nn.Module, out_of, in_of, macs: int | None) -> tuple[l
         has_in_axis = p.dim() >= 2 and not depthwise
         params += _split(p.numel(), out_g, slices if has_in_axis else {}, width)
     mac_terms: list[_Term] = []
-    if macs and isinstance(module, (nn.Conv2d, nn.Linear, *_NORMS)):
-        bias = 0  # Torch-Pruning adds out * positions (conv) or out (linear) for a bias
-        if isinstance(module, nn.Conv2d) and module.bias is not None:
-            bias = macs * module.out_channels / (module.weight.numel() + module.out_channels)
-        elif isinstance(module, nn.Linear) and module.bias is not None:
-            bias = module.out_features
-        mac_terms += _split(macs - bias, out_g, slices, width)
-        if bias:
-            mac_terms += _split(bias, out_g, {}, width)
+    if macs and isinstance(module, nn.Conv2d | nn.Linear):
+        # out * in * positions (or per group): scaled by both axes' kept fractions
+        mac_terms += _split(macs, out_g, slices, width)
     return params, mac_terms
 
 

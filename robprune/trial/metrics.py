@@ -25,8 +25,9 @@ def pgd_column_attack(config: TrialConfig) -> str:
 
 
 def final_suite(config: TrialConfig) -> FinalSuite:
-    """The trial's final evaluation: `eval.attacks` plus the `pgd_acc` column's attack, and
-    the official AutoAttack when `eval.autoattack` is a version (finalists: after a search)."""
+    """The trial's final evaluation: `eval.attacks` plus the `pgd_acc` column's attack, the
+    strong response (`eval.strong_images`), and the official AutoAttack when `eval.autoattack`
+    is a version (finalists: after a search)."""
     ev_cfg = config.eval
     names = list(ev_cfg.attacks)
     pgd_column = pgd_column_attack(config)
@@ -41,6 +42,8 @@ def final_suite(config: TrialConfig) -> FinalSuite:
         autoattack=ev_cfg.autoattack,
         autoattack_n=ev_cfg.autoattack_n,
         seed=config.seed,
+        strong_images=ev_cfg.strong_images,
+        strong_targets=ev_cfg.strong_targets,
     )
 
 

@@ -49,6 +49,8 @@ APGD_TARGETS = 9
 #: Image-passes per test image of the official AutoAttack's standard version, roughly:
 #: APGD-CE 100, APGD-T 9 x 100, FAB-T 9 x 100, Square 5000 queries (forward only).
 AUTOATTACK_PASSES = 100 + 900 + 900 + 5000 * FORWARD
+#: Steps of each APGD run of the strong response (robprune.evaluation.strong.STRONG_STEPS).
+STRONG_STEPS = 100
 #: Output groups whose pruning damage `prune_damage` measures (a typical CNN's count).
 DAMAGE_GROUPS = 10
 
@@ -234,6 +236,20 @@ def _final_eval(config: TrialConfig, sizes: DataShape, subset: int) -> Stage:
     )
 
 
+def _strong_eval(config: TrialConfig, sizes: DataShape) -> Stage:
+    """The strong response: APGD-CE, then APGD-T towards `strong_targets` classes, on
+    `strong_images` test images (an upper bound: each attack runs only on the images the
+    model still gets right, so a less robust model costs less)."""
+    n = min(config.eval.strong_images, sizes.test)
+    targets = max(1, min(config.eval.strong_targets, sizes.classes - 1))
+    per = FORWARD + (STRONG_STEPS + FORWARD) * (1 + targets)
+    return Stage(
+        name="strong response",
+        passes=n * per,
+        why=f"apgd_ce+apgd_t{targets}: at most {per:.0f} passes x {n} test images",
+    )
+
+
 def trial_work(config: TrialConfig) -> TrialWork:
     """The work of one trial of this config, at its full number of fine-tuning epochs."""
     sizes = data_shape(config)
@@ -252,7 +268,11 @@ def trial_work(config: TrialConfig) -> TrialWork:
             passes=subset * per_val,
             why=f"{config.eval.epoch_attack}: {per_val:.0f} passes x {subset} val images",
         ),
-        once=(_prepare(config, sizes), _final_eval(config, sizes, subset)),
+        once=(
+            _prepare(config, sizes),
+            _final_eval(config, sizes, subset),
+            *([_strong_eval(config, sizes)] if config.eval.strong_images > 0 else []),
+        ),
     )
 
 

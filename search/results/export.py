@@ -223,8 +223,11 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
             row[key] = int(value) if key in _INT_COLUMNS and value is not None else value
         row["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)
         row["robprune_version"] = metrics.get("robprune_version", robprune.__version__)
-        for key in ("autoattack_label", "autoattack_n", "dense_checkpoint_sha256"):
+        for key in ("autoattack_label", "autoattack_n", "dense_checkpoint_sha256",
+                    "strong_suite", "strong_label"):  # fmt: skip
             row[key] = metrics.get(key)
+        gap = metrics.get("attack_gap") or {}  # the trial's own; a finalist's replaces it
+        row["attack_gap"], row["attack_gap_reference"] = gap.get("gap"), gap.get("reference")
         if "masking_flags" in metrics:
             row["masking_flags_json"] = json.dumps(metrics["masking_flags"])
         epochs = result.get("epochs", [])

@@ -7,11 +7,16 @@ from typing import Any
 from search.state.experiment import Experiment
 from search.state.finalist_store import is_current, read_result, read_selection
 
-__all__ = ["finalists_table", "fmt_acc"]
+__all__ = ["finalists_table", "fmt_acc", "images"]
 
 
 def fmt_acc(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def images(n: Any) -> str:
+    """' (on N test images)' after a robust accuracy, or nothing when N is unknown."""
+    return "" if n is None else f" (on {int(n)} test images)"
 
 
 def finalists_table(exp: Experiment) -> str:
@@ -28,8 +33,9 @@ def finalists_table(exp: Experiment) -> str:
         lines.append(
             f"{rank:>2}  {trial_id:<12}  clean {fmt_acc(m.get('clean_acc'))}  "
             f"{m['robust_attack']} {fmt_acc(m.get('robust_acc'))}  APGD (ours) "
-            f"{fmt_acc(m.get('apgd_acc'))}  {m.get('autoattack_label')} "
-            f"{fmt_acc(m.get('autoattack_acc'))}  flags: {flags}"
+            f"{fmt_acc(m.get('apgd_acc'))}{images(m.get('test_size'))}  "
+            f"{m.get('autoattack_label')} {fmt_acc(m.get('autoattack_acc'))}"
+            f"{images(m.get('autoattack_n'))}  flags: {flags}"
         )
     header = "finalists (full test split):"
     return "\n".join([header, *lines]) if lines else "finalists: none"

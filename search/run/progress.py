@@ -166,10 +166,15 @@ def summary_table(
     for extra in (metric, rank_by):
         if extra not in columns:
             columns.append(extra)
+    strong = [r for r in done[:top] if r.get("strong_acc") is not None]
+    if strong:
+        columns.insert(columns.index("robust_acc") + 1, "strong_acc")
     body = [[_fmt(r.get(c)) if r.get(c) is not None else "-" for c in columns] for r in done[:top]]
     if not body:
         return "no trial finished with test metrics"
     widths = [max(len(c), *(len(row[i]) for row in body)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in body]
+    for label in sorted({str(r.get("strong_label") or r.get("strong_suite")) for r in strong}):
+        lines.append(f"strong_acc: {label}")
     return "\n".join(lines)

@@ -87,6 +87,24 @@ def test_agreement_with_official_autoattack(digits_model, official):
     assert standard.accuracy == pytest.approx(standard.stages["square"], abs=1e-6)
 
 
+def test_strong_response_agrees_with_the_official_apgd_stages(digits_model, official):
+    """Our strong response at AutoAttack's settings (9 targets) against the official standard
+    version's cumulative accuracy after APGD-CE and APGD-T: the same suite, the same order."""
+    from robprune.config import ResolvedThreat
+    from robprune.data import TensorSplit
+    from robprune.evaluation.strong import strong_evaluation
+
+    model, x, y = digits_model
+    standard, _ = official
+    threat = ResolvedThreat(norm="linf", epsilon=EPS, step_size=None, eval_steps=20)
+    ours = strong_evaluation(
+        model, TensorSplit(x=x, y=y), threat=threat, targets=9, batch_size=256,
+        device=torch.device("cpu"),
+    )  # fmt: skip
+    assert abs(ours.accuracy - standard.stages["apgd-t"]) <= 0.01
+    assert ours.accuracy <= standard.stages["apgd-ce"] + 0.01  # APGD-T only removes images
+
+
 def test_outcome_is_labelled_official(official):
     standard, _ = official
     assert standard.label == "AutoAttack (standard, official)" == LABELS["standard"]

@@ -202,6 +202,7 @@ def _expected_scores(model: _OneGroup, calib) -> dict[str, torch.Tensor]:
     return {
         "l1": w2.abs().sum(1) + gamma.abs() + w3.abs().sum(1),
         "l2": w2.pow(2).sum(1) + gamma.pow(2) + w3.pow(2).sum(1),
+        "lamp_layer": w2.pow(2).sum(1),  # the root layer alone (LAMP is monotone within it)
         "bn_scale": gamma.abs(),
         # Torch-Pruning's Taylor skips BatchNorm (its BN branch tests for GroupNorm)
         "taylor": (w2 * g2).abs().sum(1) + (w3 * g3.t()).abs().sum(1),

@@ -87,7 +87,7 @@ def test_random_group_ratios_predicted_equals_achieved_params(arch):
 
 @pytest.mark.parametrize("arch", ["digits_cnn", "mobilenetv2", "mobilevit_xxs", "resnet18"])
 def test_random_group_ratios_predicted_equals_achieved_macs(arch):
-    """The same for MACs, counted by Torch-Pruning's own counter."""
+    """The same for MACs, counted by PyTorch's FlopCounterMode."""
     model, example, gm, kept, _ = _prune_randomly(arch)
     left = prunable_macs_of(model, example, gm.mac_modules)
     assert 1 - left / gm.prunable_macs == pytest.approx(
@@ -127,7 +127,7 @@ def test_mac_budget_uniform_and_mrs_land_on_the_same_macs(arch):
     assert abs(a.achieved_macs_sparsity - b.achieved_macs_sparsity) <= 0.01
     # the same MACs is not the same parameters: the rules spend them differently
     assert a.achieved_sparsity != pytest.approx(b.achieved_sparsity, abs=1e-3)
-    # both fractions are measured with Torch-Pruning's counter
+    # both fractions are measured: parameters directly, MACs with PyTorch's counter
     assert a.flops < a.flops_dense and a.prunable_macs > 0
 
 

@@ -29,6 +29,8 @@ def fast_trial(cache_dir, **sections) -> dict:
             "epoch_attack": "pgd3",
             "epoch_subset": 144,
             "test_limit": 200,
+            "strong_images": 50,  # the strong response, kept cheap: 50 images, 1 target
+            "strong_targets": 1,
         },
     }
     for key, value in sections.items():

@@ -81,6 +81,7 @@ def test_search_ends_with_exactly_k_finalists(searched):
     other = next(r for r in rows if not r["finalist"])
     assert other["autoattack_acc"] is None and other["final_clean_acc"] is None
     assert "finalists (full test split):" in text and "AutoAttack (standard, official)" in text
+    assert "(on 24 test images)" in text  # every AutoAttack number says on how many images
 
 
 def _counted(value: float, n: int) -> bool:

@@ -321,3 +321,7 @@ def test_demo_runs_the_crossed_grid(tmp_path):
     }
     assert len(cells) == 32
     assert f"results:    {exp_dir}/results" in stream.getvalue()
+    # every trial has the strong response; the report analyses it and states the agreement
+    assert all(t["strong_acc"] is not None and t["strong_n"] == 180 for t in trials)
+    report = (exp_dir / "report" / "report.md").read_text()
+    assert "Response analysed: strong_acc" in report and "Kendall's tau-b" in report
