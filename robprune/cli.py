@@ -372,7 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:  # argparse would blame `robprune`, not the subcommand that refused them
+        sys.stderr.write(
+            f"robprune {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+            f"(see `robprune {args.command} --help`)\n"
+        )
+        return 2
     command = next(c for c in COMMANDS if c.name == args.command)
     submit = command.submit_handler if getattr(args, "submit", False) else None
     module_name, func_name = (submit or command.handler).split(":")

@@ -79,9 +79,11 @@ def make_plan(
     """The plan of a validated spec; calibrates what is not cached when `measure`."""
     counts = count_spec(spec)
     trainings, dedupe = _dedupe(spec, counts)
-    if workers is None:
-        n, why = local_workers(spec)
-    else:
+    n, why = local_workers(spec)
+    if workers is not None and workers > n and spec.gpu == 0:
+        why = f"--workers; only {n} run at once here ({why}): the wall time is for a cluster"
+        n = workers
+    elif workers is not None:
         n, why = workers, "--workers"
     configs = sample_configs(spec)
     if epoch_seconds is not None:
@@ -99,7 +101,7 @@ def make_plan(
     except LookupError as exc:
         cost, note = None, f"not calibrated on this machine ({exc}); run without --no-calibrate"
     if cost is not None and rates.devices:
-        note = "calibrated here on " + ", ".join(sorted(rates.devices))
+        note = "calibrated here on " + ", ".join(sorted(map(_device_words, rates.devices)))
     elif cost is not None:
         note = rates.source
     return Plan(
@@ -112,6 +114,12 @@ def make_plan(
         cost=cost,
         cost_note=note,
     )
+
+
+def _device_words(device: str) -> str:
+    """`cpu (cpu)`, as calibrations cached before the CPU's model was recorded say: `cpu`."""
+    kind, _, name = device.partition(" (")
+    return kind if name.rstrip(")") == kind else device
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
@@ -192,8 +200,6 @@ def render_plan(plan: Plan) -> str:
     for row in sorted(cost["drivers"], key=lambda r: -r["seconds"]):
         share = row["share_of_trials"]
         where = f"{share:.0%} of trial time" if share is not None else "before the trials"
-        lines.append(
-            f"    {row['stage']}: {row['image_passes']:.3g} image-passes, {where} "
-            f"(e.g. {row['example']})"
-        )
+        passes = f"{row['image_passes']:.3g} image-passes, " if row["image_passes"] else ""
+        lines.append(f"    {row['stage']}: {passes}{where} (e.g. {row['example']})")
     return "\n".join(lines)
