@@ -149,7 +149,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing or malformed file is one-line bad input."""
     path = Path(path)
     if path.is_dir():
-        raise BadInput(f"{path}: is a directory; give a YAML spec file (e.g. examples/digits.yaml)")
+        raise BadInput(
+            f"{path}: is a directory; give a YAML spec file (e.g. examples/digits.yaml)"
+        )
     if not path.is_file():
         raise BadInput(f"spec file not found: {path}")
     try:
