@@ -67,7 +67,13 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         default=None,
-        help="directory for result.json, config.yaml and model.pt (default: runs/NAME-TIME)",
+        help="directory for result.json, config.yaml and model.pt (default: runs/NAME-..., "
+        "named after the --set overrides and a short hash of the resolved config)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what the output directory holds (without it, an existing one is refused)",
     )
 
 
@@ -200,7 +206,12 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", help="result directories or Parquet files")
-    p.add_argument("-o", "--output", default="report", help="output directory")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="output directory (default: the experiment's report/, beside its results/)",
+    )
     p.add_argument("--response", default="robust_acc", help="metric to explain")
     p.add_argument(
         "--power",
@@ -307,7 +318,7 @@ COMMANDS: list[Command] = [
         name="report",
         handler="analysis.cli:main",
         summary="ablation report (variance shares, verdict, figures) from Parquet results",
-        example="robprune report experiments/NAME/results -o report/",
+        example="robprune report experiments/NAME   (writes experiments/NAME/report/)",
         arguments=_report_args,
     ),
     Command(

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from robprune.config.cache_dir import default_cache_dir
 from robprune.config.data import DATASETS, DataConfig, SyntheticConfig, check_train_limit
 from robprune.config.names import (
     ARCHS,
@@ -336,8 +337,9 @@ class TrialConfig:
     """Seed of the dense model, MRS examples, pruning randomness and fine-tuning."""
     device: Annotated[str, Check(_device)] = "auto"
     """auto (CUDA when available) | cpu | cuda | cuda:N."""
-    cache_dir: str = "./.cache/robprune"
-    """Content-addressed cache of dense models and MRS scores (shared between trials)."""
+    cache_dir: str = field(default_factory=default_cache_dir)
+    """Content-addressed cache of dense models and MRS scores (shared between trials);
+    default `$ROBPRUNE_CACHE_DIR`, else the user's cache directory (config.cache_dir)."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)
