@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
-	# test-only reference attacks; --no-deps because it pins an old `requests` (ENVIRONMENT.md)
+	# test-only reference attacks; --no-deps because torchattacks 3.5.1 pins requests~=2.25.1
+	# (old, missing security fixes; it fights ray[default])
 	$(VENV)/bin/pip install -q --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 

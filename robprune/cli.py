@@ -1,6 +1,6 @@
 """The `robprune` command line: one table of subcommands, each imported only when called.
 
-Lazy imports keep `robprune report` fast and free of torch and Ray (DESIGN §1). Exit codes:
+Lazy imports keep `robprune report` fast and free of torch and Ray. Exit codes:
 0 success, 1 failed work, 2 bad input (one line on stderr).
 """
 
@@ -225,6 +225,26 @@ def _job_args(p: argparse.ArgumentParser) -> None:
     _address(p)
 
 
+def _status_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "target",
+        help="an experiment (directory or URI: its state, read from its storage) or a job id "
+        "(with --address: the job's state on the cluster and its experiment's)",
+    )
+    _address(p)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "folder",
+        nargs="?",
+        default="./experiments",
+        help="where the experiments are (a directory or URI; default: ./experiments)",
+    )
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+
 def _logs_args(p: argparse.ArgumentParser) -> None:
     _job_args(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
@@ -338,9 +358,18 @@ COMMANDS: list[Command] = [
     Command(
         name="status",
         handler="cluster.cli:status_main",
-        summary="a job's state and its search's progress (trials, best validation objective)",
-        example="robprune status robprune-digits-1a2b3c --address http://HEAD:8265",
-        arguments=_job_args,
+        summary="an experiment's state (here, on storage, or a cluster job's): trials, best "
+        "validation value, last error, where its results and report are",
+        example="robprune status experiments/digits-search-20260101-120000   "
+        "(or JOB --address http://HEAD:8265)",
+        arguments=_status_args,
+    ),
+    Command(
+        name="list",
+        handler="search.status_cli:list_main",
+        summary="the experiments under a folder (or URI), one line each",
+        example="robprune list ./experiments",
+        arguments=_list_args,
     ),
     Command(
         name="logs",

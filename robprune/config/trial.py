@@ -1,4 +1,4 @@
-"""The typed trial config (DESIGN §2/§3; defaults in docs/CONTRACTS.md).
+"""The typed trial config (docs/architecture.md; defaults in docs/CONTRACTS.md).
 
 A config is a tree of frozen dataclasses built from plain dicts (YAML 1.2,
 `robprune.config.spec_yaml`), so a search space is plain data and every trial can write its
@@ -187,7 +187,7 @@ class DenseConfig(TrainRecipe):
 
 @dataclass(frozen=True, kw_only=True)
 class MRSConfig:
-    """Module Robust Sensitivity: this project's reading of the paper (DESIGN §2), pluggable."""
+    """Module Robust Sensitivity: this project's reading of the paper (docs/mrs.md), pluggable."""
 
     estimator: Annotated[str, Choice(MRS_ESTIMATORS)] = "first_order"
     """first_order (eps*||theta||*||grad||, one backward), ascent (projected gradient ascent) or

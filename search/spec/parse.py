@@ -1,4 +1,4 @@
-"""The experiment spec (DESIGN §3): YAML with a distribution at any trial leaf.
+"""The experiment spec (docs/architecture.md): YAML with a distribution at any trial leaf.
 
 Everything wrong with a spec is found here, before Ray starts or a directory is created, and
 every message names the key path. Trial leaves are checked by the trial's own validator

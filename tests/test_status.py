@@ -1,0 +1,62 @@
+"""`robprune status` and `list` on a search that runs, then on the same search killed.
+
+Read from this process while the driver runs in another (as from a second terminal); the
+finished case and the Optuna study are in tests/test_search_ray.py, the cluster case (a real
+`ray start` head, status by job id and by experiment) in tests/test_cluster.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from robprune.cli import main as cli_main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from soak_resume import Driver, soak_spec  # noqa: E402
+
+
+def _status(capsys, exp: Path) -> dict:
+    assert cli_main(["status", str(exp), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_status_of_a_running_then_killed_search(tmp_path, capsys):
+    from search.run.ownership import reap_dead_driver
+    from search.state.experiment import Experiment
+
+    spec = soak_spec(str(tmp_path / "exps"), "grid", epochs=30)  # 4 trials, long enough
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    exp = tmp_path / "exps" / "s"
+    driver = Driver.start(["search", str(tmp_path / "spec.yaml"), "--name", "s"], tmp_path / "log")
+    try:
+        views: list[dict] = []
+
+        def running() -> bool:
+            if not (exp / "status.json").exists():
+                return False
+            views.append(_status(capsys, exp))
+            return views[-1]["trials"]["RUNNING"] > 0
+
+        assert driver.wait_for(running, timeout=300, poll=0.5), driver.text()[-3000:]
+        view = views[-1]
+        assert view["state"] == "running" and view["planned"] == 4
+        assert f"PID {driver.proc.pid}" in view["state_detail"]
+        assert view["results"] is None and view["optuna"] is None  # nothing finished yet
+        assert cli_main(["status", str(exp)]) == 0
+        text = capsys.readouterr().out
+        assert "state:      running" in text and "RUNNING" in text and "continue:" not in text
+        assert cli_main(["list", str(tmp_path / "exps")]) == 0
+        assert "  running  " in capsys.readouterr().out
+        driver.kill()
+        killed = _status(capsys, exp)
+        assert killed["state"] == "killed" and "is gone" in killed["state_detail"]
+        assert killed["trials"]["RUNNING"] == 0 and killed["trials"]["PENDING"] >= 1
+        assert cli_main(["status", str(exp)]) == 0
+        assert f"continue:   robprune resume {exp}" in capsys.readouterr().out
+    finally:
+        driver.kill()
+        reap_dead_driver(Experiment.open(str(exp)))  # the dead driver's Ray, by PID
