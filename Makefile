@@ -3,9 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
-export RAY_USAGE_STATS_ENABLED ?= 0
-export RAY_AUTH_MODE ?= disabled
+# robprune sets the Ray environment it needs itself (loopback, no usage stats, token auth);
+# the tests set theirs in tests/conftest.py.
 
 .PHONY: setup demo test test-fast lint bench clean
 

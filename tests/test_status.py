@@ -28,7 +28,7 @@ def test_status_of_a_running_then_killed_search(tmp_path, capsys):
     from search.run.ownership import reap_dead_driver
     from search.state.experiment import Experiment
 
-    spec = soak_spec(str(tmp_path / "exps"), "grid", epochs=30)  # 4 trials, long enough
+    spec = soak_spec(str(tmp_path / "exps"), "optimize", epochs=30)  # 4 trials, long enough
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     exp = tmp_path / "exps" / "s"
     driver = Driver.start(["search", str(tmp_path / "spec.yaml"), "--name", "s"], tmp_path / "log")
@@ -45,12 +45,14 @@ def test_status_of_a_running_then_killed_search(tmp_path, capsys):
         view = views[-1]
         assert view["state"] == "running" and view["planned"] == 4
         assert f"PID {driver.proc.pid}" in view["state_detail"]
-        assert view["results"] is None and view["optuna"] is None  # nothing finished yet
+        assert view["results"] is None  # written when the run ends
+        assert view["optuna"]["study"] == "s"  # the study, named after the experiment
         assert cli_main(["status", str(exp)]) == 0
         text = capsys.readouterr().out
         assert "state:      running" in text and "RUNNING" in text and "continue:" not in text
         assert cli_main(["list", str(tmp_path / "exps")]) == 0
         assert "  running  " in capsys.readouterr().out
+        assert "Number of trials" not in driver.text()  # Tune's box (an unbounded count)
         driver.kill()
         killed = _status(capsys, exp)
         assert killed["state"] == "killed" and "is gone" in killed["state_detail"]
