@@ -32,7 +32,7 @@ def _one_line_error(capsys, argv: list[str], *needles: str) -> str:
 @pytest.mark.parametrize("command", ["run", "plan", "search"])
 def test_an_empty_spec_is_refused(tmp_path, capsys, command, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for text in ("", "# only a comment\n", "{}\n"):
+    for text in ("", "# only a comment\n", "\n\n"):
         (tmp_path / "empty.yaml").write_text(text)
         _one_line_error(capsys, [command, "empty.yaml"], "empty.yaml: the spec is empty")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.yaml"]  # nothing written

@@ -159,7 +159,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 text (byte {exc.start})") from None
     data = load_yaml_text(text, source=str(path))
-    if data is None or data == {}:  # an empty file must not start a run of every default
+    if data is None:  # an empty file must not start a run of every default (`{}` says so)
         raise BadInput(
             f"{path}: the spec is empty; it names at least the data, the model and the "
             "pruning (see examples/digits.yaml)"
