@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -291,7 +290,7 @@ def test_robprune_run_from_the_command_line(dense_cache, tmp_path):
     config_text = (out / "config.yaml").read_text()
     assert config_text.startswith(f"# robprune run {spec}\n#   --set finetune.epochs=1\n")
     # without -o: runs/NAME-OVERRIDES-HASH under the current folder, named before any work
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     default = subprocess.run(
         [sys.executable, "-m", "robprune.cli", "run", str(spec), "--set", "finetune.epochs=1"],
         capture_output=True,

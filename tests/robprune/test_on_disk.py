@@ -7,14 +7,11 @@ never the current folder; a report lands beside the results it reads.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-from analysis_fixtures import planted_trials, write_experiment
-from test_messages import _one_line_error
 
 from robprune.cli import main as cli_main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.robprune.test_messages import _one_line_error
+from tests.support.analysis_tables import planted_trials, write_experiment
+from tests.support.paths import ROOT
 
 
 def test_run_refuses_an_output_folder_that_holds_something(tmp_path, capsys):
@@ -41,7 +38,8 @@ def test_caches_go_to_one_documented_place(tmp_path, monkeypatch):
 
 def test_plan_writes_nothing_in_the_current_folder(tmp_path, monkeypatch, capsys):
     import yaml
-    from trial_fixtures import fast_trial
+
+    from tests.support.trials import fast_trial
 
     raw = fast_trial("unused", prune={"criterion": {"choice": ["l1", "l2"]}})
     raw.pop("cache_dir")

@@ -7,7 +7,6 @@ nothing written.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from robprune.cli import main as cli_main
 from search.plan.plan import _device_words
 from search.run.session import LOCAL_ENV, prepare_environment
 
-ROOT = Path(__file__).resolve().parents[1]
 SEARCH = "search: {mode: optimize, num_samples: 4}\n"
 
 

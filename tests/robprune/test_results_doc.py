@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from analysis_fixtures import epochs_for, planted_trials, write_experiment
 
 from robprune.io.results_doc import BEGIN, END, column_tables, describe_field
 from robprune.io.results_schema import (
@@ -22,8 +20,8 @@ from robprune.io.results_schema import (
     table_from_rows,
     write_table_atomic,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.analysis_tables import epochs_for, planted_trials, write_experiment
+from tests.support.paths import ROOT
 
 
 def test_every_column_is_described_in_the_schema():
@@ -112,6 +110,6 @@ def test_nothing_points_outside_the_repository():
         and f.endswith((".py", ".md", ".yaml", ".toml", "Makefile"))
         and (ROOT / f).is_file()
         and outside.search((ROOT / f).read_text(errors="replace"))
-        and f != "tests/test_results_doc.py"
+        and f != "tests/robprune/test_results_doc.py"
     ]
     assert found == []

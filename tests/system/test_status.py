@@ -1,8 +1,8 @@
 """`robprune status` and `list` on a search that runs, then on the same search killed.
 
 Read from this process while the driver runs in another (as from a second terminal); the
-finished case and the Optuna study are in tests/test_search_ray.py, the cluster case (a real
-`ray start` head, status by job id and by experiment) in tests/test_cluster.py.
+finished case and the Optuna study are in tests/system/test_search_ray.py, the cluster case (a
+real `ray start` head, status by job id and by experiment) in tests/cluster/test_cluster.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 import yaml
 
 from robprune.cli import main as cli_main
+from tests.support.paths import ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(ROOT / "tools"))
 from soak_resume import Driver, soak_spec  # noqa: E402
 
 
