@@ -81,7 +81,7 @@ def make_plan(
     trainings, dedupe = _dedupe(spec, counts)
     n, why = local_workers(spec)
     if workers is not None and workers > n and spec.gpu == 0:
-        why = f"--workers; only {n} run at once here ({why}): the wall time is for a cluster"
+        why = f"--workers; here only {n} run at once, {why}: the wall time is for a cluster"
         n = workers
     elif workers is not None:
         n, why = workers, "--workers"

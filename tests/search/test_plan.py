@@ -59,7 +59,7 @@ def test_plan_text_names_what_drives_the_cost(capsys):
     assert "trials: 40" in out and "dense models: 1" in out
     assert "on 8 worker(s) (--workers" in out
     if (os.cpu_count() or 1) < 8:  # 8 workers do not exist here: the plan says so
-        assert "only 2 run at once here" in out and "the wall time is for a cluster" in out
+        assert "here only 2 run at once" in out and "the wall time is for a cluster" in out
     assert "attack steps x epochs x images" in out and "fine-tuning:" in out
     pruning = next(ln for ln in out.splitlines() if ln.strip().startswith("pruning:"))
     assert "image-passes" not in pruning and "1 structured pruning(s) a trial" in pruning
