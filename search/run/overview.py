@@ -91,7 +91,7 @@ def _state(exp: Experiment, status: dict | None, driver: dict | None) -> tuple[s
     if driver and driver.get("alive") is False:
         return "killed", f"driver PID {driver.get('pid')} on {driver.get('host')} is gone"
     where = f"PID {driver.get('pid')} on {driver.get('host')}" if driver else "a driver"
-    if driver and driver.get("alive") is None and status:
+    if (not driver or driver.get("alive") is None) and status:  # another host, or no record
         age = time.time() - float(status.get("updated", 0))
         if age > _SILENT_S:
             return "running", f"{where}; silent for {age / 60:.0f} min (lost? resume it)"
