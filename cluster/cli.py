@@ -8,6 +8,7 @@ values of secret-looking environment variables are scrubbed from job logs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -113,12 +114,16 @@ def format_status(job: RobpruneJob, view: dict[str, Any] | None, address: str) -
         lines.append(f"experiment: {redact_uri(job.experiment)}")
         lines.append("progress:   none written yet (the job is starting or in its dense stage)")
     else:
-        shown = {k: redact_uri(view[k]) if view.get(k) else view.get(k) for k in _WHERE}
-        lines.append(format_overview({**view, **shown}))
+        lines.append(format_overview(_shown(view)))
     if job.status in ("STOPPED", "FAILED"):
         where = redact_uri(job.experiment)
         lines.append(f"resume:     robprune resume {where} --submit --address {address}")
     return "\n".join(lines)
+
+
+def _shown(view: dict[str, Any]) -> dict[str, Any]:
+    """The overview with its storage locations redacted (a URI's credentials never shown)."""
+    return {**view, **{k: redact_uri(view[k]) if view.get(k) else view.get(k) for k in _WHERE}}
 
 
 def _overview(job: RobpruneJob) -> dict[str, Any] | None:
@@ -140,10 +145,13 @@ def status_main(args: argparse.Namespace) -> int:
     """`robprune status TARGET`: an experiment (any storage) or, with a cluster, a job."""
     from search.run.overview import is_experiment
 
-    if is_experiment(args.target):
-        from search.status_cli import experiment_status_main
+    if is_experiment(args.target):  # printed as a job's experiment is: one code path
+        from search.run.overview import experiment_overview
+        from search.status_cli import format_overview
 
-        return experiment_status_main(args)
+        view = _shown(experiment_overview(args.target))
+        _say(json.dumps(view, indent=1, default=str) if args.json else format_overview(view))
+        return 0
     if not (
         args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     ):
@@ -156,9 +164,8 @@ def status_main(args: argparse.Namespace) -> int:
     client = connect(args.address)
     job = get_robprune_job(client, args.target)
     view = _overview(job)
-    if getattr(args, "json", False):
-        import json
-
+    if args.json:
+        view = _shown(view) if view else None
         _say(json.dumps({"job": job.job_id, "job_status": job.status, "experiment": view}))
         return 0
     _say(format_status(job, view, client.get_address()))

@@ -1,9 +1,9 @@
 """`robprune status EXPERIMENT` and `robprune list [DIR]`: an experiment's state, readable
 from another terminal while it runs, from a laptop when it lives on object storage.
 
-The data is `search.run.overview`'s; this module prints it (or `--json` prints it as it is).
-`cluster.cli.status_main` sends a job id to the cluster and an experiment here, and shows a
-job's experiment with `format_overview` too, so both say the same things the same way.
+The data is `search.run.overview`'s; this module formats it (`--json` prints it as it is).
+`cluster.cli.status_main` prints an experiment, and a cluster job's experiment below the job's
+state, with `format_overview`, so both say the same things the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from robprune.io.results_schema import format_states
 
-__all__ = ["format_overview", "format_line", "experiment_status_main", "list_main"]
+__all__ = ["format_overview", "format_line", "list_main"]
 
 
 def _age(seconds: float) -> str:
@@ -85,17 +85,6 @@ def format_line(view: dict[str, Any]) -> str:
     best = view.get("best")
     shown = f"  best {best['metric']} {best['value']:.4f}" if best else ""
     return f"{view['name']}  {view['mode']}  {view['state']}  {counts}{shown}"
-
-
-def experiment_status_main(args: argparse.Namespace) -> int:
-    from search.run.overview import experiment_overview
-
-    view = experiment_overview(args.target)
-    if getattr(args, "json", False):
-        print(json.dumps(view, indent=1, default=str))
-    else:
-        print(format_overview(view))
-    return 0
 
 
 def list_main(args: argparse.Namespace) -> int:

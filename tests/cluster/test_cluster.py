@@ -294,7 +294,8 @@ def test_submit_follow_report(cluster, tmp_path):
     direct = cluster.robprune("status", location)
     assert direct.returncode == 0, direct.stderr
     same = [ln for ln in direct.stdout.splitlines() if not ln.startswith("state:")]  # "ago"
-    assert same and all(ln in done.splitlines() for ln in same)  # one code path
+    missing = [ln for ln in same if ln not in done.splitlines()]
+    assert same and not missing, (missing, done)  # one code path: the job's status shows it
     listed = cluster.robprune("list", str(storage), "--json")
     views = {v["location"]: v for v in json.loads(listed.stdout)}
     assert views[location]["state"] == "finished", listed.stdout
