@@ -8,6 +8,8 @@ real `ray start` head, status by job id and by experiment) in tests/cluster/test
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +19,28 @@ from robprune.cli import main as cli_main
 from tests.support.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
-from soak_resume import Driver, soak_spec  # noqa: E402
+from soak_resume import ENV, Driver, soak_spec  # noqa: E402
+
+#: What robprune sets itself when the user has not (tests/conftest.py sets them for the rest).
+RAY_ENV = ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+
+
+def _start_bare(args: list[str], tmp_path: Path) -> Driver:
+    """`robprune ARGS` as a user starts it: none of Ray's variables set, a home of its own
+    (Ray keeps its token under ~/.ray)."""
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if k not in RAY_ENV}
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
+    log = tmp_path / "log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "robprune.cli", *args],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+    return Driver(proc=proc, log=log)
 
 
 def _status(capsys, exp: Path) -> dict:
@@ -32,7 +55,7 @@ def test_status_of_a_running_then_killed_search(tmp_path, capsys):
     spec = soak_spec(str(tmp_path / "exps"), "optimize", epochs=30)  # 4 trials, long enough
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     exp = tmp_path / "exps" / "s"
-    driver = Driver.start(["search", str(tmp_path / "spec.yaml"), "--name", "s"], tmp_path / "log")
+    driver = _start_bare(["search", str(tmp_path / "spec.yaml"), "--name", "s"], tmp_path)
     try:
         views: list[dict] = []
 
@@ -54,6 +77,8 @@ def test_status_of_a_running_then_killed_search(tmp_path, capsys):
         assert cli_main(["list", str(tmp_path / "exps")]) == 0
         assert "  running  " in capsys.readouterr().out
         assert "Number of trials" not in driver.text()  # Tune's box (an unbounded count)
+        assert "Token authentication" not in driver.text()  # robprune said RAY_AUTH_MODE
+        assert (tmp_path / "home" / ".ray" / "auth_token").is_file()  # token mode, as said
         driver.kill()
         killed = _status(capsys, exp)
         assert killed["state"] == "killed" and "is gone" in killed["state_detail"]
