@@ -3,9 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
-export RAY_USAGE_STATS_ENABLED ?= 0
-export RAY_AUTH_MODE ?= disabled
+# robprune sets the Ray environment it needs itself (loopback, no usage stats, token auth);
+# the tests set theirs in tests/conftest.py.
 
 .PHONY: setup demo test test-fast lint bench clean
 
@@ -15,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
-	# test-only reference attacks; --no-deps because it pins an old `requests` (ENVIRONMENT.md)
+	# test-only reference attacks; --no-deps because torchattacks 3.5.1 pins requests~=2.25.1
+	# (old, missing security fixes; it fights ray[default])
 	$(VENV)/bin/pip install -q --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""Statistics and ablation reports from the Parquet results of DESIGN §5.
+"""Statistics and ablation reports from the Parquet results (docs/results.md).
 
 Does the pruning criterion or the fine-tuning dominate robustness? `build_report` loads one or
 many experiments, decomposes the variance of the response (ANOVA on balanced grids, Shapley on

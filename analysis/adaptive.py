@@ -71,11 +71,12 @@ def _samplers(results: ResultSet) -> tuple[str, ...]:
 def _at_epoch(ok: pd.DataFrame, epochs: pd.DataFrame, response: str) -> tuple[int, np.ndarray]:
     """The last epoch every trial with epochs reached, and each trial's value there."""
     keys = ["experiment", "trial_id"]
-    rows = epochs.dropna(subset=[response]).merge(ok[keys], on=keys)
+    column = f"val_{response}"  # epochs.parquet holds validation numbers, named so
+    rows = epochs.dropna(subset=[column]).merge(ok[keys], on=keys)
     reached = rows.groupby(keys)["epoch"].max()
     epoch = int(reached.min())
     at = rows[rows["epoch"] == epoch].drop_duplicates(keys, keep="last")
-    values = ok[keys].merge(at[[*keys, response]], on=keys, how="left")[response]
+    values = ok[keys].merge(at[[*keys, column]], on=keys, how="left")[column]
     return epoch, values.to_numpy(dtype=float)
 
 

@@ -1,4 +1,4 @@
-"""`robprune report RESULTS... -o DIR [--response METRIC] [--power]`: called by robprune.cli.
+"""`robprune report RESULTS... [-o DIR] [--response METRIC] [--power]`: called by robprune.cli.
 
 Imports only pandas/pyarrow/statsmodels/matplotlib (optuna when a study exists): never torch or
 Ray, so it runs where they are absent. Bad input raises `BadInput` (one line, exit 2).
@@ -15,6 +15,23 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+def default_output(results: list[str]) -> str:
+    """The report's directory when -o is not given: beside the results it reads, in the
+    experiment (EXPERIMENT/report for EXPERIMENT, EXPERIMENT/results or its trials.parquet)."""
+    from robprune.errors import BadInput
+
+    if len(results) != 1:
+        raise BadInput(
+            f"-o: {len(results)} results given; name the directory of their common report"
+        )
+    where = results[0].partition("?")[0].rstrip("/") or "/"
+    if where.endswith(".parquet"):
+        where = where.rpartition("/")[0] or "."
+    if where.rpartition("/")[2] == "results":
+        where = where.rpartition("/")[0] or "."
+    return f"{where}/report"
+
+
 def main(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is and the verdict's headline."""
     from analysis.output import write_report
@@ -22,6 +39,8 @@ def main(args: argparse.Namespace) -> int:
     from analysis.report import build_report
 
     start = time.perf_counter()
+    if args.output is None:
+        args.output = default_output(list(args.results))
     with local_inputs(list(args.results)) as results, local_output(args.output) as output:
         power = bool(getattr(args, "power", False))
         report = build_report(results, response=args.response, power=power)

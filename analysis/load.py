@@ -1,4 +1,4 @@
-"""Read the results tables of DESIGN §5 from one or many experiments, schema-checked.
+"""Read the results tables (docs/results.md) from one or many experiments, schema-checked.
 
 Only what the analysis needs is required of the trials table: `status` and the response.
 Every other column (factors, other metrics, identifiers) may be absent, as in a table written by
@@ -27,7 +27,9 @@ from robprune.io.results_schema import (
     EPOCHS_SCHEMA,
     LAYERS_SCHEMA,
     METRIC_COLUMNS,
+    SCHEMAS,
     TRIALS_SCHEMA,
+    rename_legacy,
 )
 
 __all__ = [
@@ -181,9 +183,14 @@ def _read(
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt or foreign file
         raise BadInput(f"{path}: not a readable Parquet file ({exc})") from exc
+    table = next((name for name, known in SCHEMAS.items() if known is expected), "")
+    legacy = rename_legacy(table, schema.names)  # an earlier robprune's names: {old: new}
+    schema = pa.schema([f.with_name(legacy.get(f.name, f.name)) for f in schema])
     absent = check_schema(schema, expected, str(path), required)
     columns = [f.name for f in expected if f.name not in skip and f.name not in absent]
-    frame = pq.read_table(path, columns=columns).to_pandas()
+    stored = {new: old for old, new in legacy.items()}
+    frame = pq.read_table(path, columns=[stored.get(c, c) for c in columns]).to_pandas()
+    frame = frame.rename(columns=legacy)
     for f in expected:  # numbers as float so merged tables agree (ints may hold nulls)
         if f.name in skip:
             continue

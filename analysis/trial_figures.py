@@ -159,8 +159,8 @@ def learning_curves(
     for (exp, tid), curve in data.groupby(["experiment", "trial_id"], sort=False):
         row = best[(best["experiment"] == exp) & (best["trial_id"] == tid)].iloc[0]
         name = f"{tid}: {row['criterion']}/{row['finetune_method']}"
-        axes[0].plot(curve["epoch"], curve["robust_acc"] * 100, marker=".", label=name)
-        axes[1].plot(curve["epoch"], curve["clean_acc"] * 100, marker=".", label=name)
+        axes[0].plot(curve["epoch"], curve["val_robust_acc"] * 100, marker=".", label=name)
+        axes[1].plot(curve["epoch"], curve["val_clean_acc"] * 100, marker=".", label=name)
     axes[0].set_ylabel("robust accuracy (%), validation subset")
     axes[1].set_ylabel("clean accuracy (%), validation subset")
     for ax in axes:

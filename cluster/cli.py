@@ -8,6 +8,7 @@ values of secret-looking environment variables are scrubbed from job logs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -76,12 +77,8 @@ def resume_main(args: argparse.Namespace) -> int:
     return _submit(args, plan_resume(args))
 
 
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+#: The overview's fields that hold a storage location (URIs are shown redacted).
+_WHERE = ("location", "results", "report")
 
 
 def _when(ms: int | None) -> str:
@@ -106,55 +103,72 @@ def jobs_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_status(job: RobpruneJob, progress: dict[str, Any] | None, address: str) -> str:
-    """The lines `robprune status` prints (job state from Ray, progress from storage)."""
+def format_status(job: RobpruneJob, view: dict[str, Any] | None, address: str) -> str:
+    """The lines `robprune status JOB` prints: the job's state from Ray, then its experiment
+    as `robprune status EXPERIMENT` shows it (read from the storage)."""
+    from search.status_cli import format_overview
+
     lines = [f"job:        {job.job_id}  {job.status}  ({job.message.strip() or '-'})"]
     lines.append(f"command:    {job.command}, started {_when(job.start_time)}")
-    lines.append(f"experiment: {redact_uri(job.experiment)}")
-    if progress is None:
+    if view is None:
+        lines.append(f"experiment: {redact_uri(job.experiment)}")
         lines.append("progress:   none written yet (the job is starting or in its dense stage)")
     else:
-        t = progress["trials"]
-        lines.append(
-            f"progress:   {t['completed']} completed, {t['running']} running, "
-            f"{t['failed']} failed, {t['pending']} pending of {progress['total']} "
-            f"({progress['run']}, {progress['state']}, updated "
-            f"{_age(max(0.0, time.time() - progress['updated']))} ago)"
-        )
-        best = progress.get("best_validation")
-        if best:
-            lines.append(
-                f"best:       {best['metric']} = {best['value']:.4f} on validation "
-                f"({best['mode']}, trial {best['trial_id']})"
-            )
-        else:
-            lines.append("best:       no trial has reported yet")
-    where = redact_uri(job.experiment)
+        lines.append(format_overview(_shown(view)))
     if job.status in ("STOPPED", "FAILED"):
+        where = redact_uri(job.experiment)
         lines.append(f"resume:     robprune resume {where} --submit --address {address}")
-    if job.status == "SUCCEEDED":
-        from search.state.storage import join
-
-        lines.append(f"results:    {join(where, 'results')}")
     return "\n".join(lines)
 
 
-def _progress(job: RobpruneJob) -> dict[str, Any] | None:
+def _shown(view: dict[str, Any]) -> dict[str, Any]:
+    """The overview with its storage locations redacted (a URI's credentials never shown)."""
+    return {**view, **{k: redact_uri(view[k]) if view.get(k) else view.get(k) for k in _WHERE}}
+
+
+def _overview(job: RobpruneJob) -> dict[str, Any] | None:
     if not job.experiment:
         return None
-    from search.state.status_file import read_status
+    from robprune.errors import BadInput
+    from search.run.overview import experiment_overview
 
     try:
-        return read_status(job.experiment)
+        return experiment_overview(job.experiment)
+    except BadInput:  # not created yet (the job is starting)
+        return None
     except OSError as exc:
         _say(f"warning: cannot read progress from the storage: {exc}", sys.stderr)
         return None
 
 
 def status_main(args: argparse.Namespace) -> int:
+    """`robprune status TARGET`: an experiment (any storage) or, with a cluster, a job."""
+    from search.run.overview import is_experiment
+
+    if is_experiment(args.target):  # printed as a job's experiment is: one code path
+        from search.run.overview import experiment_overview
+        from search.status_cli import format_overview
+
+        view = _shown(experiment_overview(args.target))
+        _say(json.dumps(view, indent=1, default=str) if args.json else format_overview(view))
+        return 0
+    if not (
+        args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    ):
+        from robprune.errors import BadInput
+
+        raise BadInput(
+            f"{args.target}: no experiment at this path; a job id needs --address "
+            "http://HEAD:8265 (or RAY_API_SERVER_ADDRESS)"
+        )
     client = connect(args.address)
-    job = get_robprune_job(client, args.job)
-    _say(format_status(job, _progress(job), client.get_address()))
+    job = get_robprune_job(client, args.target)
+    view = _overview(job)
+    if args.json:
+        view = _shown(view) if view else None
+        _say(json.dumps({"job": job.job_id, "job_status": job.status, "experiment": view}))
+        return 0
+    _say(format_status(job, view, client.get_address()))
     return 0
 
 

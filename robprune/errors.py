@@ -1,4 +1,4 @@
-"""Exceptions that the CLI turns into exit codes (DESIGN §4): 2 for bad input, 1 for failed work.
+"""Exceptions that the CLI turns into exit codes: 2 for bad input, 1 for failed work.
 
 Torch-free so every subcommand can share them.
 """

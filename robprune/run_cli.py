@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import re
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 from robprune.config import apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput
@@ -64,6 +67,38 @@ def format_summary(result) -> str:
     return "\n".join(lines)
 
 
+def run_folder(config: Any, overrides: list[str]) -> str:
+    """NAME[-OVERRIDES]-HASH: what was overridden, readable, and a short hash of the resolved
+    config (cache_dir left out): the same config run again lands in the same folder."""
+    plain = {k: v for k, v in config.to_dict().items() if k != "cache_dir"}
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:8]
+    said = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        said.append(f"{key.strip().rsplit('.', 1)[-1]}={value.strip()}")
+    slug = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", ",".join(said))[:80].strip("_")
+    return "-".join(part for part in (config.name, slug, digest) if part)
+
+
+def _check_output(output: Path, *, overwrite: bool) -> None:
+    """An output directory that holds anything is replaced only when asked (exit 2 else)."""
+    if output.exists() and not output.is_dir():
+        raise BadInput(f"--output {output}: exists and is not a directory")
+    held = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+    if held and not overwrite:
+        raise BadInput(
+            f"--output {output}: already holds {', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''} (the same config ran before?); pass "
+            "--overwrite to replace it, or choose another -o"
+        )
+
+
+def _record_command(path: Path, args: argparse.Namespace) -> None:
+    """The spec and the overrides that made this config, as comments atop config.yaml."""
+    lines = [f"# robprune run {args.spec}"] + [f"#   --set {item}" for item in args.overrides]
+    path.write_text("\n".join(lines) + "\n" + path.read_text())
+
+
 def main(args: argparse.Namespace) -> int:
     raw = apply_overrides(load_yaml(args.spec), args.overrides)
     config = parse_trial_config(raw)  # validates before any work starts
@@ -76,15 +111,18 @@ def main(args: argparse.Namespace) -> int:
         from robprune.io.dense_cache import checkpoint_sha256
 
         checkpoint_sha256(config.dense.checkpoint)  # a missing file fails before any work
+    output = (
+        Path(args.output) if args.output else Path("runs") / run_folder(config, args.overrides)
+    )
+    _check_output(output, overwrite=bool(getattr(args, "overwrite", False)))
     from robprune.trial import run_trial  # torch is imported only once the input is good
-
-    output = Path(args.output or Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     result = run_trial(config, log=log, save_model=output / "model.pt")
     result.write(output)
+    _record_command(output / "config.yaml", args)
     print(format_summary(result))
     print(
         f"result: {output / 'result.json'}  config: {output / 'config.yaml'}  "

@@ -1,4 +1,4 @@
-"""Ray Tune + Optuna search over an experiment spec (DESIGN §3-§5, §7).
+"""Ray Tune + Optuna search over an experiment spec (docs/architecture.md).
 
 Four sub-packages, each importing only the ones before it (no circle):
 

@@ -102,8 +102,8 @@ def export_main(args: argparse.Namespace) -> int:
     exp = Experiment.open(args.experiment)
     result = export_experiment(exp)
     print(
-        f"{len(result.trials)} trials ({result.count('TERMINATED')} completed, "
-        f"{result.count('ERROR')} failed), {len(result.epochs)} epoch rows, "
+        f"{len(result.trials)} trials ({result.count('TERMINATED')} TERMINATED, "
+        f"{result.count('ERROR')} ERROR), {len(result.epochs)} epoch rows, "
         f"{len(result.layers)} layer rows"
     )
     print(f"results: {result.results_dir}/{{trials,epochs,layers}}.parquet")

@@ -2,7 +2,7 @@
 
 Reads every module of robprune/, search/, analysis/ and cluster/ with `ast` (nothing is
 imported, so the test takes about a second and needs neither torch nor Ray) and checks the
-acceptance criteria of the layout (DESIGN.md section 1, the README's layout table):
+acceptance criteria of the layout (docs/architecture.md, the README's layout table):
 
 - no import circle between modules (function-level and `TYPE_CHECKING` imports count: a
   circle hidden in a function is still one);
@@ -23,7 +23,7 @@ from tests.support.paths import ROOT
 
 PACKAGES = ("robprune", "search", "analysis", "cluster")
 
-# Which package may import which (DESIGN.md section 1): the science at the bottom, the search
+# Which package may import which (docs/architecture.md): the science at the bottom, the search
 # on it, the cluster client driving the search; the report reads Parquet through robprune's
 # torch-free schema and factor table only. The CLI dispatches by name ("search.cli:main"), so
 # `robprune/cli.py` needs no import of the packages above it.

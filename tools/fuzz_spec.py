@@ -79,7 +79,7 @@ ODD_VALUES: list[Any] = [
     {"grid": [1, 2]},
     {"choice": [0.5, 0.7], "extra": 1},
 ]
-#: Keys that exist only in another branch (DESIGN §3) and section names to misplace.
+#: Keys that exist only in another branch (docs/architecture.md) and section names to misplace.
 CONDITIONAL = [
     ("prune.mrs.temperature", {"uniform": [0.1, 2]}),
     ("prune.mrs.band", {"choice": [0.1, 0.2]}),

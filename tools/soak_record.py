@@ -212,7 +212,8 @@ def _study_problems(exp: Path, by_id: dict[str, dict[str, Any]], verdict: Verdic
     from search.run.study import open_storage
 
     storage = open_storage(exp / "optuna" / "journal.log")
-    study = optuna.load_study(study_name="robprune", storage=storage)
+    (name,) = optuna.get_all_study_names(storage)  # named after the experiment
+    study = optuna.load_study(study_name=name, storage=storage)
     running = [t.number for t in study.trials if t.state.name == "RUNNING"]
     if running:
         verdict.problems.append(f"Optuna trials left RUNNING: {running}")

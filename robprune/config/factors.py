@@ -39,7 +39,7 @@ __all__ = [
 #: Methods that fine-tune (so the fine-tuning recipe means something).
 _TRAINED = tuple(m for m in FINETUNE_METHODS if m != "none")
 
-#: Config keys that exist only when another key has one of some values (DESIGN §3):
+#: Config keys that exist only when another key has one of some values (docs/architecture.md):
 #: key-path prefix -> (governing key path, values where it applies); the first match wins.
 CONDITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "prune.mrs.temperature": ("prune.ratio", TEMPERATURE_RULES),

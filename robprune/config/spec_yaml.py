@@ -148,6 +148,10 @@ def load_yaml_text(text: str, *, source: str = "YAML") -> Any:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing or malformed file is one-line bad input."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInput(
+            f"{path}: is a directory; give a YAML spec file (e.g. examples/digits.yaml)"
+        )
     if not path.is_file():
         raise BadInput(f"spec file not found: {path}")
     try:
@@ -155,8 +159,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 text (byte {exc.start})") from None
     data = load_yaml_text(text, source=str(path))
-    if data is None:
-        data = {}
+    if data is None:  # an empty file must not start a run of every default (`{}` says so)
+        raise BadInput(
+            f"{path}: the spec is empty; it names at least the data, the model and the "
+            "pruning (see examples/digits.yaml)"
+        )
     if not isinstance(data, dict):
         raise BadInput(f"{path}: must be a YAML mapping at top level")
     return data

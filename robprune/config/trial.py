@@ -1,4 +1,4 @@
-"""The typed trial config (DESIGN §2/§3; defaults in docs/CONTRACTS.md).
+"""The typed trial config (docs/architecture.md; defaults in docs/CONTRACTS.md).
 
 A config is a tree of frozen dataclasses built from plain dicts (YAML 1.2,
 `robprune.config.spec_yaml`), so a search space is plain data and every trial can write its
@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from robprune.config.cache_dir import default_cache_dir
 from robprune.config.data import DATASETS, DataConfig, SyntheticConfig, check_train_limit
 from robprune.config.names import (
     ARCHS,
@@ -186,7 +187,7 @@ class DenseConfig(TrainRecipe):
 
 @dataclass(frozen=True, kw_only=True)
 class MRSConfig:
-    """Module Robust Sensitivity: this project's reading of the paper (DESIGN §2), pluggable."""
+    """Module Robust Sensitivity: this project's reading of the paper (docs/mrs.md), pluggable."""
 
     estimator: Annotated[str, Choice(MRS_ESTIMATORS)] = "first_order"
     """first_order (eps*||theta||*||grad||, one backward), ascent (projected gradient ascent) or
@@ -342,8 +343,9 @@ class TrialConfig:
     """Seed of the dense model, MRS examples, pruning randomness and fine-tuning."""
     device: Annotated[str, Check(_device)] = "auto"
     """auto (CUDA when available) | cpu | cuda | cuda:N."""
-    cache_dir: str = "./.cache/robprune"
-    """Content-addressed cache of dense models and MRS scores (shared between trials)."""
+    cache_dir: str = field(default_factory=default_cache_dir)
+    """Content-addressed cache of dense models and MRS scores (shared between trials);
+    default `$ROBPRUNE_CACHE_DIR`, else the user's cache directory (config.cache_dir)."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)

@@ -45,7 +45,7 @@ __all__ = [
     "DISTRIBUTION_KEYS",
 ]
 
-#: Keys that mark a search-space distribution at a leaf (DESIGN §3).
+#: Keys that mark a search-space distribution at a leaf (docs/architecture.md).
 DISTRIBUTION_KEYS = ("choice", "uniform", "loguniform", "int")
 
 

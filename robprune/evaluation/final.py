@@ -84,11 +84,14 @@ def full_suite(attacks: list[str] | tuple[str, ...], eval_steps: int) -> list[st
     return names
 
 
+def _first_name(accs: dict[str, float], prefix: str) -> str | None:
+    """The first attack named `prefix...` in the threat norm: the one its column reports."""
+    return next((n for n in accs if n.startswith(prefix) and not n.endswith("_l2")), None)
+
+
 def _first(accs: dict[str, float], prefix: str) -> float | None:
-    for name, acc in accs.items():
-        if name.startswith(prefix) and not name.endswith("_l2"):
-            return acc
-    return None
+    name = _first_name(accs, prefix)
+    return None if name is None else accs[name]
 
 
 def _gap(
@@ -221,7 +224,9 @@ def _our_attacks(
         "robust_attack": suite.primary,
         "fgsm_acc": _first(accs, "fgsm"),
         "pgd_acc": accs[pgd_column] if pgd_column else _first(accs, "pgd"),
+        "pgd_attack": pgd_column or _first_name(accs, "pgd"),
         "cw_acc": _first(accs, "cw"),
+        "cw_attack": _first_name(accs, "cw"),
         # worst case over our APGD-CE and APGD-T per example; never called AutoAttack
         "apgd_acc": int(torch.stack(apgd).all(0).sum()) / len(test) if apgd else None,
         "autoattack_acc": None,

@@ -1,4 +1,4 @@
-"""Per-layer pruning ratios at one global budget (DESIGN §2; formulas and reasons: docs/mrs.md).
+"""Per-layer pruning ratios at one global budget (formulas and reasons: docs/mrs.md).
 
 A ratio rule turns one sensitivity value per prunable group (or, for `global`, the criterion's
 channel scores) into a one-parameter family of ratio vectors r(c), monotone in c; `solve_ratios`

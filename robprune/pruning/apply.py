@@ -41,7 +41,7 @@ HESSIAN_SAMPLES = 64
 @dataclass(kw_only=True)
 class PruneOutcome:
     layers: list[dict[str, Any]]
-    """The `layers` table of DESIGN §5 (without experiment/trial_id)."""
+    """The `layers` table (docs/results.md) (without experiment/trial_id)."""
     params_dense: int
     params: int
     flops_dense: int

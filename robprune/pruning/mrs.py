@@ -1,5 +1,5 @@
 """Module Robust Sensitivity: how much each layer's worst weight perturbation raises the
-adversarial loss (DESIGN §2; this project's reading of arXiv 2410.15176 after RiFT).
+adversarial loss (docs/architecture.md; this project's reading of arXiv 2410.15176 after RiFT).
 
 MRS_l = max_{||d|| <= eps ||theta_l||} L_adv(theta_l + d) - L_adv(theta_l), on a fixed set of PGD
 examples from the training split. Estimators, keyed by name so another is one entry:

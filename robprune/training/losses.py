@@ -1,4 +1,4 @@
-"""Training objectives, keyed by name: the fine-tuning methods of DESIGN §2.
+"""Training objectives, keyed by name: the fine-tuning methods of docs/architecture.md.
 
 Each objective maps a clean batch to a scalar loss on a model in train mode. Adversarial
 examples come from `robprune.attacks`, in [0,1] pixel space. The model's mode while they are

@@ -1,4 +1,4 @@
-"""One trial end to end (DESIGN §2): dense -> MRS -> ratios -> prune -> fine-tune -> evaluate.
+"""One trial end to end: dense -> MRS -> ratios -> prune -> fine-tune -> evaluate.
 
 Plain PyTorch, no Ray: the search wraps `run_trial` and gives it an `on_epoch` callback that
 reports metrics and saves checkpoints; a trial given such a checkpoint continues after it.

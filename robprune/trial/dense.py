@@ -7,7 +7,7 @@ Stored content-addressed under `cache_dir/dense/KEY/` (layout: robprune.io.dense
 `model.pt` (a plain state_dict, loadable with `weights_only=True`), `meta.json` (the recipe,
 its history, and its accuracies per attack, filled in lazily), and `mrs-*.json` (MRS scores
 depend only on the dense model and the estimator's settings, so they are computed once and
-cached beside it, DESIGN §7).
+cached beside it, docs/architecture.md).
 """
 
 from __future__ import annotations

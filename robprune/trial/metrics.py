@@ -1,4 +1,4 @@
-"""The final evaluation on the test split and the metric columns of DESIGN §5.
+"""The final evaluation on the test split and the metric columns (docs/results.md).
 
 The evaluation itself (attack suite, official AutoAttack when `eval.autoattack` is a version,
 masking flags) is `robprune.evaluation.final`, shared with the finalists stage.

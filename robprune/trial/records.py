@@ -61,7 +61,7 @@ class TrialResult:
     config: dict[str, Any]
     """The fully resolved trial config."""
     metrics: dict[str, Any]
-    """Test-split metrics (DESIGN §5 columns) plus `val_clean_acc`/`val_robust_acc`."""
+    """Test-split metrics (docs/results.md's columns) plus `val_clean_acc`/`val_robust_acc`."""
     epochs: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -135,6 +135,17 @@ def _timed(step: Callable[[], Any], sync: Callable[[], None]) -> tuple[float, in
     return (time.perf_counter() - start) / done, done
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's word for it, else nothing."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def _measure(key: StepKey) -> Measured:
     import torch
 
@@ -156,11 +167,11 @@ def _measure(key: StepKey) -> Measured:
             batches += n
     finally:
         torch.set_num_threads(previous)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
     return Measured(
         dense_s=results[0],
         pruned_s=results[1],
-        device=f"{device.type} ({name})",
+        device=f"{device.type} ({name}, {key.threads} threads)" if name else device.type,
         batches=batches,
         prune_s=prune_s,
     )

@@ -176,7 +176,7 @@ def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
     cuts = prunings(config)
     once = [
         (
-            Stage(name="pruning", passes=0.0, why=f"{cuts} prunings"),
+            Stage(name="pruning", passes=0.0, why=f"{cuts} structured pruning(s) a trial"),
             cuts * rates.prune(config),
             0.0,
         )

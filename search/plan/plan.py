@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from search.plan.count import PLAN_CACHE, Counts, count_spec, sample_configs
+from search.plan.count import Counts, count_spec, sample_configs
 from search.plan.estimate import Cost, estimate_cost, hand_rates
 from search.spec.model import Spec
 
@@ -79,17 +79,20 @@ def make_plan(
     """The plan of a validated spec; calibrates what is not cached when `measure`."""
     counts = count_spec(spec)
     trainings, dedupe = _dedupe(spec, counts)
-    if workers is None:
-        n, why = local_workers(spec)
-    else:
+    n, why = local_workers(spec)
+    if workers is not None and workers > n and spec.gpu == 0:
+        why = f"--workers; here only {n} run at once, {why}: the wall time is for a cluster"
+        n = workers
+    elif workers is not None:
         n, why = workers, "--workers"
     configs = sample_configs(spec)
     if epoch_seconds is not None:
         rates = hand_rates(epoch_seconds, configs)
     else:
+        from robprune.config.cache_dir import default_cache_dir
         from search.plan.calibrate import default_threads, measured_rates
 
-        cache = spec.fixed_value("cache_dir") or PLAN_CACHE
+        cache = spec.fixed_value("cache_dir") or default_cache_dir()
         rates = measured_rates(cache, threads=default_threads(spec.cpu), measure=measure, log=log)
     try:
         cost = estimate_cost(
@@ -99,7 +102,7 @@ def make_plan(
     except LookupError as exc:
         cost, note = None, f"not calibrated on this machine ({exc}); run without --no-calibrate"
     if cost is not None and rates.devices:
-        note = "calibrated here on " + ", ".join(sorted(rates.devices))
+        note = "calibrated here on " + ", ".join(sorted(map(_device_words, rates.devices)))
     elif cost is not None:
         note = rates.source
     return Plan(
@@ -112,6 +115,12 @@ def make_plan(
         cost=cost,
         cost_note=note,
     )
+
+
+def _device_words(device: str) -> str:
+    """`cpu (cpu)`, as calibrations cached before the CPU's model was recorded say: `cpu`."""
+    kind, _, name = device.partition(" (")
+    return kind if name.rstrip(")") == kind else device
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
@@ -192,8 +201,6 @@ def render_plan(plan: Plan) -> str:
     for row in sorted(cost["drivers"], key=lambda r: -r["seconds"]):
         share = row["share_of_trials"]
         where = f"{share:.0%} of trial time" if share is not None else "before the trials"
-        lines.append(
-            f"    {row['stage']}: {row['image_passes']:.3g} image-passes, {where} "
-            f"(e.g. {row['example']})"
-        )
+        passes = f"{row['image_passes']:.3g} image-passes, " if row["image_passes"] else ""
+        lines.append(f"    {row['stage']}: {passes}{where} (e.g. {row['example']})")
     return "\n".join(lines)

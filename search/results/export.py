@@ -1,4 +1,4 @@
-"""Parquet tables (DESIGN §5) from what Ray Tune stored: rebuilt from scratch every time.
+"""Parquet tables (docs/results.md) from what Ray Tune stored: rebuilt from scratch every time.
 
 Sources, per trial of every Tune run in EXPERIMENT/tune/: its status and config from the run's
 experiment state; its finished `TrialResult` from the last checkpoint (`final/result.json`);
@@ -192,6 +192,27 @@ def _tune_epochs(trial: Any, progress: dict[str, Any]) -> list[dict[str, Any]]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
+#: String columns copied from a trial's metrics as they are.
+ATTACK_NAME_KEYS = (
+    "robust_attack",
+    "pgd_attack",
+    "cw_attack",
+    "autoattack_label",
+    "autoattack_n",
+    "dense_checkpoint_sha256",
+    "strong_suite",
+    "strong_label",
+)
+#: A trial's per-epoch report key -> its epochs.parquet column (validation numbers say so).
+_EPOCH_COLUMNS = {"clean_acc": "val_clean_acc", "robust_acc": "val_robust_acc"}
+
+
+def _threat(attack_config: dict[str, Any], primary: str | None) -> dict[str, Any]:
+    """attack_norm and attack_epsilon of the primary attack (the trial's threat model)."""
+    settings = attack_config.get(primary or "", {})
+    return {"attack_norm": settings.get("norm"), "attack_epsilon": settings.get("epsilon")}
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -223,9 +244,9 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
             row[key] = int(value) if key in _INT_COLUMNS and value is not None else value
         row["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)
         row["robprune_version"] = metrics.get("robprune_version", robprune.__version__)
-        for key in ("autoattack_label", "autoattack_n", "dense_checkpoint_sha256",
-                    "strong_suite", "strong_label"):  # fmt: skip
+        for key in ATTACK_NAME_KEYS:
             row[key] = metrics.get(key)
+        row.update(_threat(result.get("attack_config", {}), metrics.get("robust_attack")))
         gap = metrics.get("attack_gap") or {}  # the trial's own; a finalist's replaces it
         row["attack_gap"], row["attack_gap_reference"] = gap.get("gap"), gap.get("reference")
         if "masking_flags" in metrics:
@@ -236,8 +257,12 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dic
         epochs = _tune_epochs(trial, progress)
         layers = []
         row["epochs_completed"] = len(epochs)
+    row["val_robust_attack"] = resolved.get("eval", {}).get("epoch_attack")
     base = {"experiment": exp.name, "trial_id": trial_id}
-    epoch_rows = [{**base, **{k: _clean(e.get(k)) for k in _EPOCH_KEYS}} for e in epochs]
+    epoch_rows = [
+        {**base, **{_EPOCH_COLUMNS.get(k, k): _clean(e.get(k)) for k in _EPOCH_KEYS}}
+        for e in epochs
+    ]
     layer_rows = [{**base, **{k: _clean(lay.get(k)) for k in _LAYER_KEYS}} for lay in layers]
     return row, epoch_rows, layer_rows
 

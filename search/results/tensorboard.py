@@ -29,8 +29,8 @@ METRIC_TAGS = {
     "flops": "final/flops",
 }
 _EPOCH_TAGS = {
-    "clean_acc": "val/clean_acc",
-    "robust_acc": "val/robust_acc",
+    "val_clean_acc": "val/clean_acc",
+    "val_robust_acc": "val/robust_acc",
     "train_loss": "train/loss",
     "lr": "train/lr",
 }

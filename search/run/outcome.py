@@ -62,7 +62,7 @@ def finish_run(
     ] or [("robust_acc", "max")]
     print("", file=stream)
     print(
-        f"{exp.name}: {completed} completed, {failed} failed, {unfinished} unfinished "
+        f"{exp.name}: {completed} TERMINATED, {failed} ERROR, {unfinished} unfinished "
         f"(of {len(result.trials)})",
         file=stream,
     )
@@ -73,7 +73,7 @@ def finish_run(
             print(f"failed {row['trial_id']}: {row['error']}", file=stream)
     print(f"results: {result.results_dir}/{{trials,epochs,layers}}.parquet", file=stream)
     print(f"tensorboard: tensorboard --logdir {result.results_dir}/tensorboard", file=stream)
-    if spec.search.mode != "grid":
+    if exp.journal_path.exists():  # every mode writes its study (a grid records its trials)
         print(f"optuna: optuna-dashboard {exp.journal_path}", file=stream)
     if interrupted:
         print(f"interrupted: continue with `robprune resume {exp.location}`", file=stream)

@@ -35,6 +35,7 @@ __all__ = [
     "ray_temp_dir",
     "owner_mark",
     "OWNER_ENV",
+    "driver_state",
 ]
 
 DRIVER_FILE = "driver.json"
@@ -182,3 +183,16 @@ def record_driver(exp: Experiment, *, ray_dir: str | None) -> None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     storage.write_file(exp, DRIVER_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+def driver_state(exp: Experiment) -> dict[str, Any] | None:
+    """The recorded driver (pid, host, started) and whether it still runs: `alive` is True or
+    False on its own host, None elsewhere (another machine's processes are not visible)."""
+    record = _read(exp)
+    if not record:
+        return None
+    alive = None
+    if record.get("host") == socket.gethostname():
+        pid = int(record.get("pid", 0))
+        alive = bool(pid) and _start_time(pid) == record.get("pid_start")
+    return {**record, "alive": alive}

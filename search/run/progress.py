@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from robprune.config.factors import FACTORS, FactorSpec
+from robprune.io.results_schema import format_states
 
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
 
@@ -32,16 +33,8 @@ def format_counts(
     """Counts by status; `event`'s trial counts as `status` (callbacks run before Tune's
     own bookkeeping moves it)."""
     counts = Counter(status if event is not None and t is event else t.status for t in trials)
-    parts = [
-        f"{counts.get('RUNNING', 0)} running",
-        f"{counts.get('TERMINATED', 0)} completed",
-        f"{counts.get('ERROR', 0)} failed",
-        f"{counts.get('PENDING', 0)} pending",
-    ]
-    if counts.get("PAUSED"):
-        parts.append(f"{counts['PAUSED']} paused")
-    of = f" of {total}" if total else ""
-    return ", ".join(parts) + of
+    counts["PENDING"] += counts.pop("PAUSED", 0)
+    return format_states(counts, total)
 
 
 def _fmt(value: Any) -> str:

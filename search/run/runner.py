@@ -144,6 +144,41 @@ def open_for_resume(location: str, extend: int) -> tuple[Experiment, Spec]:
     return exp, spec
 
 
+def _nothing_to_resume(spec: Spec, exp: Experiment, extend: int, stream: Any) -> RunOutcome | None:
+    """A finished experiment and no --extend: say so and write nothing (no Ray, no export).
+
+    Not when the spec asks for finalists: a resume also finishes a finalists stage that was
+    cut short (`robprune finalize` does the same on its own).
+    """
+    if extend or not exp.segments or any(s.status != "finished" for s in exp.segments):
+        return None
+    if spec.fixed_value("eval.autoattack") == "finalists":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        status = pq.read_table(
+            f"{exp.fs_path}/results/trials.parquet", columns=["status"], filesystem=exp.fs
+        ).column("status")
+    except (OSError, KeyError):
+        return None  # no readable results yet: the resume exports them
+    counts = {s: status.to_pylist().count(s) for s in ("TERMINATED", "ERROR")}
+    print(
+        f"nothing to resume: every run finished ({counts['TERMINATED']} TERMINATED, "
+        f"{counts['ERROR']} ERROR of {len(status)} trials); nothing was written. Add trials "
+        f"with `robprune resume {exp.location} --extend N`",
+        file=stream,
+    )
+    return RunOutcome(
+        experiment=exp,
+        completed=counts["TERMINATED"],
+        failed=counts["ERROR"],
+        unfinished=len(status) - sum(counts.values()),
+        interrupted=False,
+        results_dir=exp.path("results"),
+    )
+
+
 def resume_experiment(
     location: str,
     *,
@@ -156,6 +191,9 @@ def resume_experiment(
     stream = stream or sys.stdout
     exp, spec = open_for_resume(location, extend)
     print(f"experiment: {exp.location}", file=stream, flush=True)
+    done = _nothing_to_resume(spec, exp, extend, stream)
+    if done is not None:
+        return done
     configure_driver(spec)
     from search.run.durable import pull_journal
 

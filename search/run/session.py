@@ -17,7 +17,8 @@ from robprune.errors import BadInput
 __all__ = ["DEFAULT_ENV", "LOCAL_ENV", "prepare_environment", "connect", "ray_session", "quiet"]
 
 #: Driver environment defaults: no usage reporting; experiment snapshots every 2 s so that a
-#: killed driver's running trials resume from their last epoch (ENVIRONMENT.md).
+#: killed driver's running trials resume from their last epoch (Ray 2.60 restores a killed
+#: driver's running trials from the snapshot, so a stale one restarts them from zero).
 DEFAULT_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "2",
@@ -28,8 +29,9 @@ DEFAULT_ENV = {
     # engine at verbose=0 prints nothing: robprune's progress lines and TensorBoard command stay
     "RAY_AIR_NEW_OUTPUT": "0",
 }
-#: Local Ray listens on loopback only.
-LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+#: Local Ray listens on loopback only, with Ray's token authentication said explicitly (Ray
+#: turns it on when unset, with a warning; the token lives in ~/.ray/auth_token, made once).
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
 
 
 def is_local(address: str | None) -> bool:

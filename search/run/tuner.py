@@ -94,6 +94,7 @@ def build_tuner(
     from ray import tune
 
     from search.run.durable import JournalPush, sync_config
+    from search.run.grid_study import GridStudyCallback
     from search.run.progress import ProgressCallback
     from search.run.reconcile import EndMarkerCallback
     from search.run.trainable import trial_name
@@ -102,7 +103,8 @@ def build_tuner(
     settings = spec.search
     param_space, search_alg, num_samples = _search_space(spec, exp, segment, offset)
     planned = int(segment.num_samples or settings.num_samples or 0)
-    total = len(spec.grid) if settings.mode == "grid" else planned
+    grid = settings.mode == "grid"
+    total = len(spec.grid) if grid else planned
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=_scheduler(spec),
@@ -126,6 +128,7 @@ def build_tuner(
             ProgressCallback(settings.metrics, total=total, stream=stream),
             EndMarkerCallback(exp.location, segment.name, settings.metrics),
             status_callback(spec, exp, segment, total),
+            *([GridStudyCallback(exp.location, segment.name, spec)] if grid else []),
             JournalPush(exp.location),
         ],
         verbose=0,

@@ -1,4 +1,4 @@
-"""The validated experiment spec (DESIGN §3): the `Spec` record and what it answers.
+"""The validated experiment spec (docs/architecture.md): the `Spec` record and what it answers.
 
 A `Spec` is what `search.spec.parse` returns: the trial part with `Dist` objects at varying
 leaves, the search and resources sections, and the fixed values (from the spec, else the

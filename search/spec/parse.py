@@ -1,4 +1,4 @@
-"""The experiment spec (DESIGN §3): YAML with a distribution at any trial leaf.
+"""The experiment spec (docs/architecture.md): YAML with a distribution at any trial leaf.
 
 Everything wrong with a spec is found here, before Ray starts or a directory is created, and
 every message names the key path. Trial leaves are checked by the trial's own validator
@@ -117,6 +117,7 @@ def parse_spec(
     dists: list[Dist] = []
     template = walk(trial_part, defaults, "", dists)
     _check_dists(dists, search.mode)
+    _validate_trial_leaves(template, dists)  # a misspelt key is named before what it causes
     if search.mode == "optimize" and not dists:
         raise ConfigError(
             "search.mode",
@@ -127,7 +128,6 @@ def parse_spec(
         raise ConfigError(
             "seed", "a choice of seeds and search.seeds > 1 both set replicates; use one of them"
         )
-    _validate_trial_leaves(template, dists)
     spec = Spec(
         name=exp_name,
         storage=storage,

@@ -37,6 +37,7 @@ __all__ = ["Experiment", "Segment"]
 STATE_FILE = "experiment.json"
 SPEC_FILE = "spec.yaml"
 JOURNAL_FILE = "journal.log"
+#: The study name of experiments made before a study was named after its experiment.
 STUDY_NAME = "robprune"
 _FORMAT = "robprune.experiment/1"
 #: The layout version of an experiment directory, in its own file: a robprune that finds a
@@ -143,7 +144,7 @@ class Experiment:
                 "format": _FORMAT,
                 "name": name,
                 "mode": mode,
-                "study_name": STUDY_NAME,
+                "study_name": name,  # optuna-dashboard lists the study by this name
                 "robprune_version": robprune.__version__,
                 "segments": runs,
             }

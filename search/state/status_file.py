@@ -14,12 +14,21 @@ from typing import Any
 
 from ray import tune
 
+from robprune.io.results_schema import TRIAL_STATES
 from search.state import storage
 
 __all__ = ["STATUS_FILE", "StatusFileCallback", "read_status", "status_callback", "status_payload"]
 
 STATUS_FILE = "status.json"
-_FORMAT = "robprune.status/1"
+_FORMAT = "robprune.status/2"
+#: status.json/1 counted trials as completed/failed/running/pending: read as TRIAL_STATES.
+_FORMAT_1 = "robprune.status/1"
+_WORDS_1 = {
+    "completed": "TERMINATED",
+    "failed": "ERROR",
+    "running": "RUNNING",
+    "pending": "PENDING",
+}
 
 
 def status_payload(
@@ -32,9 +41,11 @@ def status_payload(
     state: str,
     overrides: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Counts by state and the best validation value of `metric` among the trials so far."""
+    """Counts by state (the trials table's words, `TRIAL_STATES`) and the best validation
+    value of `metric` among the trials so far."""
     overrides = overrides or {}
     counts = Counter(overrides.get(t.trial_id, t.status) for t in trials)
+    counts["PENDING"] += counts.pop("PAUSED", 0)
     best: dict[str, Any] | None = None
     for t in trials:
         value = (t.last_result or {}).get(metric)
@@ -48,12 +59,7 @@ def status_payload(
         "state": state,
         "updated": time.time(),
         "total": total if total else len(trials),
-        "trials": {
-            "running": counts.get("RUNNING", 0),
-            "completed": counts.get("TERMINATED", 0),
-            "failed": counts.get("ERROR", 0),
-            "pending": counts.get("PENDING", 0) + counts.get("PAUSED", 0),
-        },
+        "trials": {state: counts.get(state, 0) for state in TRIAL_STATES},
         "best_validation": best,
     }
 
@@ -76,6 +82,7 @@ class StatusFileCallback(tune.Callback):
         self.every_s = every_s
         self._last = 0.0
         self._fs: tuple[Any, str] | None = None
+        self.last_error: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -94,6 +101,7 @@ class StatusFileCallback(tune.Callback):
                 state=state,
                 overrides=overrides,
             )
+            payload["last_error"] = self.last_error
             fs, root = self._fs
             storage.write_text(fs, f"{root}/{STATUS_FILE}", json.dumps(payload, indent=2) + "\n")
             self._last = time.monotonic()
@@ -107,6 +115,17 @@ class StatusFileCallback(tune.Callback):
         self._write(trials, "running", {trial.trial_id: "TERMINATED"})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from search.results.export import error_message  # lazily: results/ reads state/
+
+        try:
+            message = error_message(trial)
+        except Exception:  # noqa: BLE001 - progress reporting must never fail the search
+            message = None
+        self.last_error = {
+            "trial_id": trial.trial_id,
+            "error": message or "see error.txt in the trial directory",
+            "time": time.time(),
+        }
         self._write(trials, "running", {trial.trial_id: "ERROR"})
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
@@ -129,6 +148,10 @@ def read_status(location: str) -> dict[str, Any] | None:
         data = json.loads(text)
     except json.JSONDecodeError:
         return None  # caught between a truncated upload and the next write
+    if data.get("format") == _FORMAT_1:
+        counts = data.get("trials") or {}
+        data = {**data, "trials": {new: counts.get(old, 0) for old, new in _WORDS_1.items()}}
+        return data
     return data if data.get("format") == _FORMAT else None
 
 

@@ -1,4 +1,4 @@
-"""A trial's files in its checkpoints (DESIGN §5): their names and what they hold.
+"""A trial's files in its checkpoints (docs/results.md): their names and what they hold.
 
 The trainable writes them; the export and the reconciliation before a resume read them. The
 finished `TrialResult` is `final/result.json` of the last checkpoint; every checkpoint holds

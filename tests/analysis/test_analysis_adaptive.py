@@ -77,7 +77,7 @@ def _asha(rng: np.random.Generator, survivors_only_ce: bool = False):
     """A grid where a rung stopped the worst third by validation accuracy at epoch 1."""
     trials = planted_trials(PLANTED, seeds=2, rng=rng)
     epochs = epochs_for(trials, epochs=4)
-    first = epochs[epochs["epoch"] == 1].set_index("trial_id")["robust_acc"]
+    first = epochs[epochs["epoch"] == 1].set_index("trial_id")["val_robust_acc"]
     cut = first < first.quantile(1 / 3)
     stopped = trials["trial_id"].map(cut).to_numpy()
     epochs = epochs[~(epochs["trial_id"].map(cut) & (epochs["epoch"] > 1))]

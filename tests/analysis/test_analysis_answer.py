@@ -75,7 +75,7 @@ def test_trials_without_the_early_stop_headline_are_counted(tmp_path):
     trials = planted_trials(PLANTED, seeds=2, rng=rng)
     trials["val_robust_acc"] = trials["robust_acc"]
     epochs = epochs_for(trials, epochs=4)
-    first = epochs[epochs["epoch"] == 1].set_index("trial_id")["robust_acc"]
+    first = epochs[epochs["epoch"] == 1].set_index("trial_id")["val_robust_acc"]
     cut = first < first.quantile(1 / 3)
     epochs = epochs[~(epochs["trial_id"].map(cut) & (epochs["epoch"] > 1))]
     stopped = trials["trial_id"].map(cut).to_numpy()

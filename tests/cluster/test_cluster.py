@@ -284,11 +284,21 @@ def test_submit_follow_report(cluster, tmp_path):
     listed = cluster.robprune("jobs", "--address", cluster.address)
     assert job in listed.stdout and "search" in listed.stdout
     done = cluster.wait(job, lambda t: _state(t) == "SUCCEEDED")
-    assert "progress:   2 completed, 0 running, 0 failed, 0 pending of 2" in done, done
-    assert "best:       robust_acc = " in done and "on validation" in done
+    assert "trials:     2 TERMINATED, 0 ERROR, 0 RUNNING, 0 PENDING of 2 planned" in done, done
+    assert "state:      finished" in done and "best:       trial " in done
+    assert "val_robust_acc = " in done and "(validation under " in done
     exp = Path(location)
     status = json.loads((exp / "status.json").read_text())
-    assert status["state"] == "finished" and status["trials"]["completed"] == 2
+    assert status["state"] == "finished" and status["trials"]["TERMINATED"] == 2
+    # the experiment itself, as from another terminal: the same summary, no job needed
+    direct = cluster.robprune("status", location)
+    assert direct.returncode == 0, direct.stderr
+    same = [ln for ln in direct.stdout.splitlines() if not ln.startswith("state:")]  # "ago"
+    missing = [ln for ln in same if ln not in done.splitlines()]
+    assert same and not missing, (missing, done)  # one code path: the job's status shows it
+    listed = cluster.robprune("list", str(storage), "--json")
+    views = {v["location"]: v for v in json.loads(listed.stdout)}
+    assert views[location]["state"] == "finished", listed.stdout
     _check_complete(_local_trials(exp), 2)
     logs = cluster.robprune("logs", job, "--address", cluster.address)
     assert logs.returncode == 0 and "completed" in logs.stdout and "results:" in logs.stdout
@@ -308,7 +318,7 @@ def test_stop_then_resume_submit(cluster, tmp_path):
     spec = _spec(tmp_path / "long.yaml", "grid-stop", epochs=LONG_EPOCHS, storage=str(storage))
     job, location = cluster.submit(spec, "--name", "grid-stop")
     assert location == str(storage / "grid-stop")
-    cluster.wait(job, lambda t: "progress:" in t and " 0 running" not in t and "none" not in t)
+    cluster.wait(job, lambda t: "trials:" in t and " 0 RUNNING" not in t)
     run = cluster.robprune("stop", job, "--address", cluster.address)
     assert run.returncode == 0 and "resume" in run.stdout, run.stderr
     stopped = cluster.wait(job, lambda t: _state(t) == "STOPPED", timeout_s=120)
@@ -357,7 +367,7 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     )
     job, location = cluster.submit(spec, "--name", "opt-s3")
     assert location == f"s3://{BUCKET}/exps/opt-s3"
-    cluster.wait(job, lambda t: "progress:" in t and " 0 running" not in t and "none" not in t)
+    cluster.wait(job, lambda t: "trials:" in t and " 0 RUNNING" not in t)
     drivers = [
         pid
         for pid in processes_of(cluster.head.temp_dir)
@@ -387,7 +397,9 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
 
     from search.run.study import open_storage
 
-    study = optuna.load_study(study_name="robprune", storage=open_storage(journal))
+    storage = open_storage(journal)
+    (name,) = optuna.get_all_study_names(storage)  # named after the experiment
+    study = optuna.load_study(study_name=name, storage=storage)
     assert not [t.number for t in study.trials if t.state.name == "RUNNING"]
     done = sorted(
         t.user_attrs["tune_trial_id"] for t in study.trials if t.state.name == "COMPLETE"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -286,3 +287,23 @@ def test_robprune_run_from_the_command_line(dense_cache, tmp_path):
     model = build_model(parse_trial_config(fast_trial(dense_cache)).model, load_data("digits"))
     load_pruned_state_dict(model, torch.load(out / "model.pt", weights_only=True))
     assert sum(p.numel() for p in model.parameters()) == result["metrics"]["params"]
+    config_text = (out / "config.yaml").read_text()
+    assert config_text.startswith(f"# robprune run {spec}\n#   --set finetune.epochs=1\n")
+    # without -o: runs/NAME-OVERRIDES-HASH under the current folder, named before any work
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    default = subprocess.run(
+        [sys.executable, "-m", "robprune.cli", "run", str(spec), "--set", "finetune.epochs=1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert default.returncode == 0, default.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    name = yaml.safe_load(config_text)["name"]
+    assert folder.name.startswith(f"{name}-epochs=1-") and len(folder.name.rsplit("-")[-1]) == 8
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    again = subprocess.run(default.args, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert again.returncode == 2 and "--overwrite" in again.stderr, again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # untouched

@@ -145,8 +145,8 @@ def epochs_for(trials: pd.DataFrame, epochs: int = 8, limit: int | None = None) 
             "epoch": np.tile(e, n).astype(np.int64),
             "lr": np.tile(0.01 * (1 + np.cos(np.pi * e / epochs)) / 2, n),
             "train_loss": np.tile(2.0 - 1.2 * frac, n),
-            "clean_acc": np.outer(rows["clean_acc"].fillna(0).to_numpy(), frac).ravel(),
-            "robust_acc": np.outer(rows["robust_acc"].fillna(0).to_numpy(), frac).ravel(),
+            "val_clean_acc": np.outer(rows["clean_acc"].fillna(0).to_numpy(), frac).ravel(),
+            "val_robust_acc": np.outer(rows["robust_acc"].fillna(0).to_numpy(), frac).ravel(),
             "wall_s": np.tile(e * 1.5, n),
         }
     )

@@ -141,7 +141,7 @@ def simulate(
             "experiment": "sim",
             "trial_id": np.repeat(trials["trial_id"].to_numpy(), 2),
             "epoch": np.tile([1, 2], n),
-            "robust_acc": np.column_stack([early, trials["val_robust_acc"]]).ravel(),
+            "val_robust_acc": np.column_stack([early, trials["val_robust_acc"]]).ravel(),
         }
     )
     stopped = early < np.quantile(early, 1 / 3)

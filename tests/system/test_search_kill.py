@@ -33,9 +33,7 @@ def _plant_unstarted_trial(exp: Path, run: str) -> int:
 
     from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 
-    study = optuna.load_study(
-        study_name="robprune", storage=open_storage(exp / "optuna" / "journal.log")
-    )
+    study = optuna.load_study(study_name="k", storage=open_storage(exp / "optuna" / "journal.log"))
     trial = study.ask()
     trial.set_user_attr(TUNE_TRIAL_ATTR, "00000ghost")
     trial.set_user_attr(RUN_ATTR, run)
@@ -90,9 +88,7 @@ def test_kill_at_phase_boundaries_then_resume(tmp_path):
 
     from search.run.study import NEVER_STARTED, open_storage
 
-    study = optuna.load_study(
-        study_name="robprune", storage=open_storage(exp / "optuna" / "journal.log")
-    )
+    study = optuna.load_study(study_name="k", storage=open_storage(exp / "optuna" / "journal.log"))
     planted = study.trials[ghost]
     assert planted.state.name == "FAIL" and planted.user_attrs["fail_reason"] == NEVER_STARTED
     trials = pq.read_table(exp / "results" / "trials.parquet").to_pylist()

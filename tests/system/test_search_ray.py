@@ -44,6 +44,23 @@ def _read(exp_dir, name):
     return pq.read_table(f"{exp_dir}/results/{name}.parquet")
 
 
+def _study(exp: Experiment) -> optuna.Study:
+    """The experiment's study as any Optuna user opens it: its journal file, by its name."""
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(exp.journal_path))
+    )
+    (name,) = optuna.get_all_study_names(storage)
+    assert name == exp.name  # named after the experiment
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _files(location) -> dict[str, int]:
+    """Every file of an experiment with its modification time."""
+    from pathlib import Path
+
+    return {str(p): p.stat().st_mtime_ns for p in Path(location).rglob("*") if p.is_file()}
+
+
 @pytest.fixture(scope="module")
 def grid_run(tmp_path_factory):
     storage = tmp_path_factory.mktemp("grid")
@@ -94,7 +111,7 @@ def test_progress_lines_and_final_summary(grid_run):
     assert sum(" completed " in ln for ln in lines) == 4
     failed = [ln for ln in lines if " FAILED " in ln]
     assert len(failed) == 4 and all("unreachable" in ln for ln in failed)
-    assert any("4 completed, 4 failed" in ln for ln in lines)
+    assert any("4 TERMINATED, 4 ERROR" in ln for ln in lines)
     assert any(ln.startswith("trial_id") for ln in lines)  # the best-trials table
     assert f"results: {outcome.results_dir}/" in text and "tensorboard --logdir" in text
 
@@ -102,7 +119,7 @@ def test_progress_lines_and_final_summary(grid_run):
 def test_export_command(grid_run, capsys):
     _, outcome, _ = grid_run
     assert cli_main(["export", outcome.experiment.location]) == 0
-    assert "8 trials (4 completed, 4 failed)" in capsys.readouterr().out
+    assert "8 trials (4 TERMINATED, 4 ERROR)" in capsys.readouterr().out
 
 
 def test_dense_models_trained_once_before_the_trials(grid_run):
@@ -179,6 +196,72 @@ def test_tensorboard_scalars_and_hparams_read_back(grid_run):
     assert "temperature" not in hparams  # did not apply
 
 
+def test_a_grid_writes_an_optuna_study_with_every_trial(grid_run):
+    _, outcome, text = grid_run
+    exp = outcome.experiment
+    study = _study(exp)  # the journal alone, as optuna-dashboard loads it
+    rows = {t["trial_id"]: t for t in _read(exp.location, "trials").to_pylist()}
+    epochs = _read(exp.location, "epochs").to_pylist()
+    assert len(study.trials) == len(rows) == 8
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
+    for trial in study.trials:
+        row = rows[trial.user_attrs["tune_trial_id"]]
+        assert trial.params == {
+            "prune.sparsity": row["sparsity_target"],
+            "prune.criterion": row["criterion"],
+            "seed": row["seed"],
+        }
+        if row["status"] == "ERROR":
+            assert trial.state == optuna.trial.TrialState.FAIL and trial.values is None
+            continue
+        last = max(
+            (e for e in epochs if e["trial_id"] == row["trial_id"]), key=lambda e: e["epoch"]
+        )
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.values == [pytest.approx(last["val_robust_acc"])]
+    assert f"optuna: optuna-dashboard {exp.journal_path}" in text
+
+
+def test_status_and_list_of_finished_experiments(grid_run, capsys):
+    _, outcome, _ = grid_run
+    exp = outcome.experiment
+    before = _files(exp.location)
+    assert cli_main(["status", exp.location]) == 0
+    out = capsys.readouterr().out
+    assert "state:      finished" in out
+    assert "trials:     4 TERMINATED, 4 ERROR, 0 RUNNING, 0 PENDING of 8 planned" in out
+    rows = _read(exp.location, "trials").to_pylist()
+    best = max((r for r in rows if r["status"] == "TERMINATED"), key=lambda r: r["val_robust_acc"])
+    assert f"trial {best['trial_id']}: val_robust_acc = {best['val_robust_acc']:.4f}" in out
+    assert "(validation under pgd3, max)" in out and "last error: trial " in out
+    assert "unreachable" in out and f"results:    {exp.location}/results/" in out
+    assert f"report:     none yet: robprune report {exp.location}" in out
+    assert cli_main(["status", exp.location, "--json"]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert view["state"] == "finished" and view["trials"]["ERROR"] == 4
+    assert view["best"]["trial_id"] == best["trial_id"] and view["best"]["attack"] == "pgd3"
+    storage = str(Experiment.open(exp.location).location).rsplit("/", 1)[0]
+    assert cli_main(["list", storage]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("grid") and "finished" in line and "4 TERMINATED" in line
+    assert cli_main(["list", storage, "--json"]) == 0
+    assert [v["name"] for v in json.loads(capsys.readouterr().out)] == ["grid"]
+    assert _files(exp.location) == before  # reading writes nothing
+
+
+def test_trials_name_the_attack_of_every_robust_number(grid_run):
+    _, outcome, _ = grid_run
+    done = [t for t in _read(outcome.experiment.location, "trials").to_pylist() if t["clean_acc"]]
+    for t in done:
+        assert (t["robust_attack"], t["pgd_attack"], t["val_robust_attack"]) == (
+            "pgd5",
+            "pgd5",
+            "pgd3",
+        )
+        assert t["attack_norm"] == "linf" and t["attack_epsilon"] == pytest.approx(0.1)
+        assert t["cw_attack"] is None  # no CW attack ran
+
+
 @pytest.fixture(scope="module")
 def optimize_run(tmp_path_factory):
     storage = tmp_path_factory.mktemp("opt")
@@ -216,12 +299,7 @@ def test_optimize_conditional_columns_are_null_where_they_do_not_apply(optimize_
         assert (t["beta"] is None) == (t["finetune_method"] != "trades")
         if t["temperature"] is not None:
             assert 0.1 <= t["temperature"] <= 10.0
-    study = optuna.load_study(
-        study_name="robprune",
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(outcome.experiment.journal_path))
-        ),
-    )
+    study = _study(outcome.experiment)
     assert len(study.trials) == 6
     for trial in study.trials:
         assert ("prune.mrs.temperature" in trial.params) == (trial.params["prune.ratio"] == "mrs")
@@ -230,12 +308,7 @@ def test_optimize_conditional_columns_are_null_where_they_do_not_apply(optimize_
 def test_search_objective_is_the_validation_metric_not_test(optimize_run):
     _, outcome = optimize_run
     location = outcome.experiment.location
-    study = optuna.load_study(
-        study_name="robprune",
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(outcome.experiment.journal_path))
-        ),
-    )
+    study = _study(outcome.experiment)
     trials = {t["trial_id"]: t for t in _read(location, "trials").to_pylist()}
     epochs = _read(location, "epochs").to_pylist()
     differs = 0
@@ -243,7 +316,10 @@ def test_search_objective_is_the_validation_metric_not_test(optimize_run):
         tid = ot.user_attrs["tune_trial_id"]
         last = max((e for e in epochs if e["trial_id"] == tid), key=lambda e: e["epoch"])
         # Optuna saw the validation subset's accuracies of the last reported epoch
-        assert ot.values == [pytest.approx(last["robust_acc"]), pytest.approx(last["clean_acc"])]
+        assert ot.values == [
+            pytest.approx(last["val_robust_acc"]),
+            pytest.approx(last["val_clean_acc"]),
+        ]
         differs += ot.values[0] != pytest.approx(trials[tid]["robust_acc"])
     assert differs, "the test split's robust_acc equals the objective everywhere"
 
@@ -285,12 +361,8 @@ def test_extend_adds_exactly_n_trials_to_the_same_study(optimize_run):
     journal = outcome.experiment.journal_path
     extended = resume_experiment(location, extend=3)
     assert extended.exit_code == 0
-    study = optuna.load_study(
-        study_name="robprune",
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(journal))
-        ),
-    )
+    study = _study(outcome.experiment)
+    assert study.study_name == "opt" and journal == outcome.experiment.journal_path
     assert len(study.trials) == 9
     assert [t.number for t in study.trials] == list(range(9))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
@@ -301,9 +373,12 @@ def test_extend_adds_exactly_n_trials_to_the_same_study(optimize_run):
     assert all(s.status == "finished" for s in exp.segments)
     resolved = yaml.safe_load(exp.read_spec_yaml())
     assert resolved["name"] == "opt"
-    # nothing left to resume: a plain resume only re-exports
+    # nothing left to resume: a plain resume (or --extend 0) says so and writes nothing
+    before = _files(exp.location)
     again = resume_experiment(location)
     assert again.exit_code == 0 and again.completed == 9
+    assert cli_main(["resume", location, "--extend", "0"]) == 0
+    assert _files(exp.location) == before
 
 
 def test_demo_runs_the_crossed_grid(tmp_path):

@@ -240,7 +240,9 @@ def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
         journal.write_bytes(handle.read())
     from search.run.study import open_storage
 
-    study = optuna.load_study(study_name="robprune", storage=open_storage(journal))
+    storage = open_storage(journal)
+    (name,) = optuna.get_all_study_names(storage)  # named after the experiment
+    study = optuna.load_study(study_name=name, storage=storage)
     assert not [t.number for t in study.trials if t.state.name == "RUNNING"]
     complete = [t.user_attrs["tune_trial_id"] for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(complete) == sorted(ids)  # every finished trial conditions the sampler, once

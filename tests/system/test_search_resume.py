@@ -118,7 +118,7 @@ def test_sigkill_driver_then_resume(tmp_path):
             if line.strip().startswith("{")
         ]
         restarts = [r["epoch"] for r in rows if r.get("iterations_since_restore") == 1]
-        # The first start's rows may be cut from result.json by the SIGKILL (ENVIRONMENT.md);
+        # The first start's rows may be cut from result.json by the SIGKILL (Ray 2.60 does);
         # the restart after the resume is always there and must not be from epoch 1.
         assert restarts and restarts[:-1] in ([], [1]), restarts
         assert restarts[-1] > 1, f"{name} restarted from zero: {restarts}"
