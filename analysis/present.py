@@ -189,10 +189,23 @@ def _summary(report: Report) -> str:
     attacks = describe_attacks([s.trials for s in res.sources])
     if attacks:
         text += (
-            " Robust accuracy is accuracy on the test split under "
+            " Robust accuracy (robust_acc) is accuracy on the test split under "
             f"{'; '.join(attacks)}; per-epoch curves use the validation subset."
         )
-    return text
+    return text + _strong_sentence(report)
+
+
+def _strong_sentence(report: Report) -> str:
+    """Which attacks the analysed response used, when it is the strong response."""
+    if report_response(report) != "strong_acc":
+        return ""
+    ok = report.results.ok
+    column = ok["strong_label"].dropna() if "strong_label" in ok else []
+    labels = sorted({str(v) for v in column})
+    suite = "; ".join(labels) if labels else "APGD-CE then APGD-T, worst case per image"
+    return (
+        " The response analysed below is the strong robust accuracy (strong_acc): " + suite + "."
+    )
 
 
 def _decomposition_blocks(report: Report) -> list[Block]:

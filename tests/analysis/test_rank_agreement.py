@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analysis.markdown import render_markdown
+from analysis.present import blocks
 from analysis.rank_agreement import agreement_lines, choose_response, rank_agreement
 from analysis.report import build_report
 from tests.support.analysis_tables import planted_trials, write_experiment
@@ -49,6 +51,9 @@ def test_response_choice_and_the_report_states_it(tmp_path):
     report = build_report([write_experiment(tmp_path / "x", trials)], resamples=20, draw=False)
     assert report.primary.response == "strong_acc"
     assert any("Kendall" in line for line in report.agreement)
+    summary = render_markdown(blocks(report)).split("\n\n")[1]  # the first paragraph
+    assert "The response analysed below is the strong robust accuracy (strong_acc)" in summary
+    assert "on 1000 test images" in summary
     old = build_report(
         [write_experiment(tmp_path / "y", planted_trials({}, n=60, seeds=2))],
         resamples=20,
