@@ -400,3 +400,7 @@ def test_demo_runs_the_crossed_grid(tmp_path):
     assert all(t["strong_acc"] is not None and t["strong_n"] == 180 for t in trials)
     report = (exp_dir / "report" / "report.md").read_text()
     assert "Response analysed: strong_acc" in report and "Kendall's tau-b" in report
+    # the headline's first sentence answers the project's question: criterion or fine-tuning?
+    headline = next(line for line in report.splitlines() if line.startswith("> **"))
+    first = headline.removeprefix("> **").split(". ")[0]
+    assert "criterion" in first and "fine-tuning" in first, first
