@@ -284,8 +284,11 @@ class StudySearch(OptunaSearch):
         running = (optuna.trial.TrialState.RUNNING,)
         for frozen in self._ot_study.get_trials(deepcopy=False, states=running):
             tid = frozen.user_attrs.get(TUNE_TRIAL_ATTR)
-            if tid and frozen.user_attrs.get(RUN_ATTR) == self._run and tid not in self._ot_trials:
+            if not tid or frozen.user_attrs.get(RUN_ATTR) != self._run:
+                continue
+            if tid not in self._ot_trials:
                 self._ot_trials[tid] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
+            self._completed_trials.discard(tid)  # its tell never reached the journal: tell it
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

@@ -94,8 +94,8 @@ def build_tuner(
     from ray import tune
 
     from search.run.durable import JournalPush, sync_config
+    from search.run.end_marker import EndMarkerCallback
     from search.run.progress import ProgressCallback
-    from search.run.reconcile import EndMarkerCallback
     from search.run.trainable import trial_name
     from search.state.status_file import status_callback
 
