@@ -14,12 +14,12 @@ from typing import Any
 
 from ray import tune
 
+from search.run.storage_fault import post_driver_fault
 from search.state import storage
+from search.state.trial_files import END_MARKER, read_marker
 
 __all__ = ["END_MARKER", "EndMarkerCallback", "marker_text", "read_marker"]
 
-#: Written into a trial's directory when the trial ends (TERMINATED or ERROR).
-END_MARKER = "robprune-end.json"
 _KEPT_METRICS = ("epoch", "epochs_completed", "robust_acc", "clean_acc", "train_loss")
 
 
@@ -33,23 +33,13 @@ def marker_text(status: str, metrics: dict[str, Any], keep: list[str], why: str 
     return json.dumps(payload, sort_keys=True) + "\n"
 
 
-def read_marker(fs: Any, trial_dir: str) -> dict[str, Any] | None:
-    """The trial's end marker, or None when it is missing or torn (a kill mid-write)."""
-    text = storage.read_text_or_none(fs, f"{trial_dir}/{END_MARKER}")
-    try:
-        marker = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        return None
-    return marker if isinstance(marker, dict) and "status" in marker else None
-
-
 class EndMarkerCallback(tune.Callback):
     """Records in the trial's directory that it ended, the moment Tune decides it.
 
     Tune's snapshot may be seconds old when the driver dies; the marker is the durable record
     that a trial finished (including one stopped early by ASHA, which has no `final/`). A
-    marker that cannot be written is a storage fault (`search.run.storage_fault`): the search
-    stops rather than leave a repeat of the trial waiting for it.
+    marker that cannot be written for a storage fault stops the search
+    (`search.run.storage_fault`); the reconciliation writes it on resume.
     """
 
     def __init__(self, location: str, run: str, metrics: list[str]):
@@ -66,7 +56,11 @@ class EndMarkerCallback(tune.Callback):
         self._fs = self._fs or storage.filesystem(self.location)
         fs, root = self._fs
         rel = f"tune/{self.run}/{trial.storage.trial_dir_name}/{END_MARKER}"
-        storage.write_text(fs, f"{root}/{rel}", text)
+        try:
+            storage.write_text(fs, f"{root}/{rel}", text)
+        except OSError as exc:  # raising here would end the trial as ERROR: a false result
+            if not post_driver_fault(exc):
+                print(f"warning: could not record the end of {trial.trial_id}: {exc}", flush=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trial, "TERMINATED")

@@ -62,6 +62,7 @@ class Reconciled:
     dropped: list[str] = field(default_factory=list)  # Tune trials the journal never recorded
     marked: list[str] = field(default_factory=list)  # end markers written from another record
     orphans: list[str] = field(default_factory=list)  # repeats whose original left the run
+    continued: list[str] = field(default_factory=list)  # rebuilt run: continued by new trials
     restorable: bool = True  # Tune can restore the run (else it starts afresh)
 
     def describe(self) -> str:
@@ -86,7 +87,10 @@ class Reconciled:
         if self.orphans:
             parts.append(f"{len(self.orphans)} repeats whose original is not in the run train")
         if not self.restorable:
-            parts.append("no complete Tune snapshot: the run starts afresh")
+            parts.append(
+                "no usable Tune snapshot: the run is rebuilt from robprune's records "
+                f"({len(self.continued)} unfinished trials continue from their checkpoints)"
+            )
         return f"reconciled {self.run}: " + ("; ".join(parts) if parts else "nothing to fix")
 
 
@@ -237,13 +241,44 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
         out.orphans = orphan_repeats(fs, run_path, segment.name, unfinished, known)
         if changed:
             storage.write_text(fs, state_path, json.dumps(data))
-    if study.study is not None:
+    if study.study is not None and out.restorable:
         for ot_trial in study.run_trials:
             tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
             if ot_trial.state.name == "RUNNING" and tune_id not in known:
                 study.tell(ot_trial.number, None, NEVER_STARTED)
                 out.never_started.append(ot_trial.number)
+    elif study.study is not None:
+        _rebuild_from_records(spec, fs, run_path, study, out)
     return out
+
+
+def _rebuild_from_records(
+    spec: Spec, fs: pafs.FileSystem, run_path: str, study: _Study, out: Reconciled
+) -> None:
+    """No usable Tune snapshot: each unfinished Optuna trial is settled from its directory.
+
+    Finished there (end marker, final checkpoint): told its result, its marker written. Else
+    it stays RUNNING and the new Tune run continues it from its newest checkpoint
+    (`search.run.continuation`)."""
+    for ot_trial in study.run_trials:
+        tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
+        if ot_trial.state.name != "RUNNING" or not tune_id:
+            continue
+        trial_dir = f"{run_path}/trial_{tune_id}"
+        record = _record(fs, trial_dir)
+        terminal = _classify("", record, None)
+        if terminal is None:
+            out.continued.append(tune_id)
+            continue
+        metrics = _final_metrics(fs, trial_dir, record)
+        if record.marker is None:
+            keep = [o.metric for o in spec.search.objectives]
+            text = marker_text(terminal, metrics, keep, why="written on resume from the record")
+            storage.write_text(fs, f"{trial_dir}/{END_MARKER}", text)
+            out.marked.append(tune_id)
+        values = _values(spec, metrics) if terminal == "TERMINATED" else None
+        study.tell(ot_trial.number, values, f"{terminal} in the trial's record, told on resume")
+        out.told.append(ot_trial.number)
 
 
 def _reconcile_trial(

@@ -11,14 +11,15 @@ reconciliation before a restore in `reconcile`, Ctrl-C in `interrupt`, the end o
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from robprune.errors import BadInput
 from search.run.dense_stage import run_dense_stage
 from search.run.interrupt import InterruptState, handle_sigint
-from search.run.outcome import RunOutcome, finish_run
+from search.run.outcome import RunOutcome, finish_run, stopped_by_storage
 from search.run.session import is_local, prepare_environment, ray_session
+from search.run.storage_fault import StorageFault, as_storage_fault
 from search.run.tuner import build_tuner, configure_driver, restore_tuner
 from search.spec.model import Spec
 from search.spec.parse import parse_spec
@@ -34,13 +35,32 @@ def _hint(location: str) -> str:
 
 
 def _fit(tuner: Any, exp: Experiment, segment: Segment, sigint: InterruptState) -> None:
+    from search.run.storage_fault import faulted, open_board, raise_if_faulted
+
     exp.set_segment_status(segment.name, "running")
+    open_board()
     sigint.tuning = True
     try:
         tuner.fit()
+    except Exception:
+        if not faulted():  # else Tune's own reading of what the fault cut short failed
+            raise
     finally:
         sigint.tuning = False
+    raise_if_faulted()  # before anything else is written to a storage that failed
     storage.push(exp, "optuna")
+
+
+@contextmanager
+def _storage_faults(exp: Experiment | None, stream: Any, outcome: list[RunOutcome]) -> Any:
+    """A storage fault anywhere in the body ends the search with one line (exit 75)."""
+    try:
+        yield
+    except (StorageFault, OSError) as exc:
+        fault = exc if isinstance(exc, StorageFault) else as_storage_fault(exc)
+        if fault is None or exp is None:
+            raise
+        outcome.append(stopped_by_storage(exp, fault, stream))
 
 
 def _announce_interrupt(exp: Experiment, stream: Any) -> None:
@@ -97,12 +117,14 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
         print(f"experiment: {exp.location}", file=stream, flush=True)
         if spec.search.dedupe and spec.grid_repeats is not None and spec.grid_repeats.repeats:
             print(f"grid: {spec.grid_repeats.describe()}", file=stream, flush=True)
-        segment = exp.segments[0]
+        segment, faulted = exp.segments[0], []
         try:
-            run_dense_stage(spec, exp, stream)
-            storage.push(exp, "dense")
-            _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
-            return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
+            with _storage_faults(exp, stream, faulted):
+                run_dense_stage(spec, exp, stream)
+                storage.push(exp, "dense")
+                _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
+                return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
+            return faulted[0]
         except KeyboardInterrupt:
             _announce_interrupt(exp, stream)
             raise
@@ -160,6 +182,11 @@ def resume_experiment(
     from search.run.durable import pull_journal
 
     pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
+    from search.state.journal_file import repair_journal
+
+    note = repair_journal(exp.journal_path, full=True)
+    if note:
+        print(f"note: {note}", file=stream, flush=True)
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
     ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
@@ -169,8 +196,11 @@ def resume_experiment(
         owner_mark(ray_dir),
         ray_session(address, temp_dir=ray_dir),
     ):
+        faulted: list[RunOutcome] = []
         try:
-            return _resume(spec, exp, extend, sigint, stream)
+            with _storage_faults(exp, stream, faulted):
+                return _resume(spec, exp, extend, sigint, stream)
+            return faulted[0]
         except KeyboardInterrupt:
             _announce_interrupt(exp, stream)
             raise
@@ -197,7 +227,7 @@ def _resume(
         print(f"resuming {segment.name}", file=stream, flush=True)
         _fit(tuner, exp, segment, sigint)
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
-        if outcome.interrupted:
+        if outcome.interrupted or outcome.unfinished:
             return outcome
     if extend:
         segment = exp.add_segment(extend)

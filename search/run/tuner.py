@@ -96,6 +96,7 @@ def build_tuner(
     from search.run.durable import JournalPush, sync_config
     from search.run.end_marker import EndMarkerCallback
     from search.run.progress import ProgressCallback
+    from search.run.storage_fault import FaultWatch
     from search.run.trainable import trial_name
     from search.state.status_file import status_callback
 
@@ -127,6 +128,7 @@ def build_tuner(
             EndMarkerCallback(exp.location, segment.name, settings.metrics),
             status_callback(spec, exp, segment, total),
             JournalPush(exp.location),
+            FaultWatch(),
         ],
         verbose=0,
     )
