@@ -102,6 +102,10 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
     location = Experiment.check_new(spec.storage, spec.name).location
+    from search.plan.footprint import estimate_bytes
+    from search.state.storage_check import check_new_location
+
+    check_new_location(location, estimate_bytes(spec))  # writable, with room: before anything
     configure_driver(spec)
     with ExitStack() as stack:
         sigint = stack.enter_context(handle_sigint(_hint(location)))
