@@ -287,7 +287,7 @@ def _remove_stale_staging(parent: Path, age_s: float = 60.0) -> None:
     """Staging directories of exports that were killed (older than `age_s`, so not a
     concurrent export's)."""
     now = time.time()
-    for stale in parent.glob(".results-*"):
+    for stale in parent.glob(".results-staging-*"):
         try:
             if stale.is_dir() and now - stale.stat().st_mtime > age_s:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -309,7 +309,7 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
     parent = Path(exp.location) if not exp.remote else None
     if parent is not None:
         _remove_stale_staging(parent)
-    staging = Path(tempfile.mkdtemp(prefix=".results-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=".results-staging-", dir=parent))
     try:
         for name, table in tables.items():
             write_table_atomic(table, staging / name)
