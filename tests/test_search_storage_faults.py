@@ -1,9 +1,10 @@
 """A disk that fills mid-search is a storage fault, not a result (a real tmpfs, real Ray).
 
 The search stops with one line naming the experiment and the cause and exit code 75; no
-Optuna trial is FAILed, no trial records an error of its own and none used a retry; with
-space back, `resume` finishes every planned trial exactly once. Needs root to mount the tmpfs
-(CI runs as root).
+Optuna trial is FAILed, no trial records an error of its own and none used a retry. Then,
+with space back and Tune's snapshot deleted outright, `resume` rebuilds the run from
+robprune's own records and finishes every planned trial exactly once, continuing the
+unfinished ones from their checkpoints. Needs root to mount the tmpfs (CI runs as root).
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def test_a_disk_that_fills_mid_search_stops_it_and_resume_finishes(small_disk, c
     assert not [t.number for t in study.trials if t.state.name == "FAIL"]  # not a result
     assert not list(Path(location).glob("tune/*/trial_*/robprune-trial-error.txt"))
 
-    filler.unlink()  # the fault is gone
+    filler.unlink()  # the fault is gone; Tune's snapshot goes too: the records must do
+    for state in Path(location, "tune", "run-000").glob("*state*"):
+        state.unlink()
     said = io.StringIO()
     again = resume_experiment(location, stream=said)
     assert again.exit_code == 0, said.getvalue()

@@ -210,6 +210,30 @@ def resume_experiment(
             raise
 
 
+def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any | None:
+    """Tune's restore of the run, or None when it raises (its snapshot is then set aside and
+    the run rebuilt from robprune's records: `search.run.continuation`)."""
+    from search.run.reconcile import reconcile_run
+    from search.run.tune_state import set_aside_snapshot
+
+    try:
+        return restore_tuner(spec, exp, segment)
+    except Exception as exc:  # noqa: BLE001 - whatever Tune's restore raises, the records hold
+        if as_storage_fault(exc) is not None:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(
+            f"{segment.name}: Tune could not restore its snapshot ({type(exc).__name__}: "
+            f"{first}); rebuilt from robprune's records",
+            file=stream,
+            flush=True,
+        )
+        path, fs = storage.tune_storage(exp, segment.name)
+        set_aside_snapshot(fs or storage.LOCAL, path)
+        print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
+        return None
+
+
 def _resume(
     spec: Spec, exp: Experiment, extend: int, sigint: InterruptState, stream: Any
 ) -> RunOutcome:
@@ -225,8 +249,8 @@ def _resume(
         reconciled = reconcile_run(spec, exp, segment)
         print(reconciled.describe(), file=stream, flush=True)
         storage.push(exp, "optuna")
-        tuner = restore_tuner(spec, exp, segment) if reconciled.restorable else None
-        if tuner is None:  # stopped before Tune saved a complete snapshot: start afresh
+        tuner = _restored(spec, exp, segment, stream) if reconciled.restorable else None
+        if tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
             tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
         print(f"resuming {segment.name}", file=stream, flush=True)
         _fit(tuner, exp, segment, sigint)
