@@ -27,7 +27,13 @@ from search.state import storage
 from search.state.experiment import Experiment, Segment
 from search.state.storage import parent
 
-__all__ = ["RunOutcome", "run_search", "resume_experiment", "load_experiment_spec"]
+__all__ = [
+    "RunOutcome",
+    "run_search",
+    "resume_experiment",
+    "load_experiment_spec",
+    "owns_local_ray",
+]
 
 
 def _hint(location: str) -> str:
@@ -67,7 +73,7 @@ def _announce_interrupt(exp: Experiment, stream: Any) -> None:
     print(f"\ninterrupted: {_hint(exp.location)}", file=stream, flush=True)
 
 
-def _owns_local_ray(address: str | None) -> bool:
+def owns_local_ray(address: str | None) -> bool:
     """Whether this driver will start its own local Ray (no cluster, none running here)."""
     if not is_local(address):
         return False
@@ -109,7 +115,7 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
     configure_driver(spec)
     with ExitStack() as stack:
         sigint = stack.enter_context(handle_sigint(_hint(location)))
-        if _owns_local_ray(address):  # recorded before Ray starts: a kill leaves no stray
+        if owns_local_ray(address):  # recorded before Ray starts: a kill leaves no stray
             exp, ray_dir = _create(spec), ray_temp_dir()
             record_driver(exp, ray_dir=ray_dir)
             stack.enter_context(owner_mark(ray_dir))
@@ -193,7 +199,7 @@ def resume_experiment(
         print(f"note: {note}", file=stream, flush=True)
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
-    ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
+    ray_dir = ray_temp_dir() if owns_local_ray(address) else None
     record_driver(exp, ray_dir=ray_dir)
     with (
         handle_sigint(_hint(exp.location)) as sigint,

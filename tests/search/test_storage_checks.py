@@ -195,3 +195,30 @@ def test_export_of_a_read_only_experiment_writes_nothing(experiment, capsys):
         assert _fingerprint(experiment) == before
     finally:
         experiment.chmod(0o755)
+
+
+def test_a_local_ray_keeps_its_sessions_under_ray_tmpdir(tmp_path, monkeypatch):
+    from search.run.ownership import ray_temp_dir
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    assert ray_temp_dir().startswith(f"{tmp_path}/robprune-ray-")
+    monkeypatch.delenv("RAY_TMPDIR")
+    assert ray_temp_dir().startswith("/tmp/robprune-ray-")
+
+
+def test_finalize_follows_the_driver_rule_too(experiment, capsys):
+    """`finalize` starts Ray like `search`: it refuses to run beside a live driver."""
+    from search.run.ownership import _start_time
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record_driver(Experiment.open(str(experiment)), ray_dir=None)
+        record = json.loads((experiment / "driver.json").read_text())
+        record.update(pid=sleeper.pid, pid_start=_start_time(sleeper.pid))
+        (experiment / "driver.json").write_text(json.dumps(record))
+        assert cli_main(["finalize", str(experiment)]) == 2
+        err = capsys.readouterr().err
+        assert f"being run by PID {sleeper.pid}" in err, err
+    finally:
+        sleeper.kill()
+        sleeper.wait()
