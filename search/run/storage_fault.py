@@ -38,7 +38,8 @@ __all__ = [
 #: Exit code of a search stopped by its storage (sysexits' EX_TEMPFAIL: try again later).
 EXIT_STORAGE = 75
 BOARD_NAME = "robprune-storage-faults"
-#: A trial that posted a fault waits at most this long to be stopped, then raises after all.
+#: A trial that posted a fault waits at most this long to be stopped, then raises after all
+#: (a driver that cannot stop Tune: not in the main thread).
 _TRIAL_WAIT_S = 300.0
 _CAUSES = {  # errno -> (what the storage is, what to do)
     errno.ENOSPC: ("is full", "free space"),
@@ -166,7 +167,8 @@ def _stop_tune() -> None:
 
 
 class FaultWatch(tune.Callback):
-    """The driver's side: owns the board, and stops Tune at the first fault posted."""
+    """The driver's side: reads the board (at most once a second) and stops Tune at the first
+    storage fault, a trial's or the driver's own."""
 
     def __init__(self) -> None:
         self._board: Any = None
@@ -174,30 +176,24 @@ class FaultWatch(tune.Callback):
         self._stopping = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_board": None, "_next": 0.0, "_stopping": False}
+        return {"_board": None, "_next": 0.0, "_stopping": False}  # a handle does not travel
 
     def setup(self, **info: Any) -> None:
         self._board = _board()
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if self._board is None or time.monotonic() < self._next:
-            if _driver_faults and not self._stopping:
-                self._stop()
-            return
-        import ray
+        if self._board is not None and time.monotonic() >= self._next:
+            import ray
 
-        self._next = time.monotonic() + 1.0
-        for path, cause, remedy, _ in ray.get(self._board.read.remote()):
-            if (path, cause, remedy) not in _driver_faults:
-                _driver_faults.append((path, cause, remedy))
+            self._next = time.monotonic() + 1.0
+            for path, cause, remedy, _ in ray.get(self._board.read.remote()):
+                if (path, cause, remedy) not in _driver_faults:
+                    _driver_faults.append((path, cause, remedy))
         if _driver_faults and not self._stopping:
-            self._stop()
-
-    def _stop(self) -> None:
-        self._stopping = True
-        path, cause, _ = _driver_faults[0]
-        print(f"storage fault: {path or 'the storage'} {cause}; stopping the search", flush=True)
-        _stop_tune()
+            self._stopping = True
+            path, cause, _ = _driver_faults[0]
+            print(f"storage fault: {path or 'the storage'} {cause}; stopping", flush=True)
+            _stop_tune()
 
 
 def _make_board() -> Any:
