@@ -51,7 +51,7 @@ _CAUSES = {  # errno -> (what the storage is, what to do)
 _OBJECT = ("failed (an object-store error)", "check the bucket and its credentials")
 _OBJECT_STORE = ("AWS Error", "GCS Error", "google::cloud")  # pyarrow's object-store errors
 _driver_faults: list[tuple[str, str, str]] = []  # (path, cause, remedy) seen by this driver
-_board_handle: Any = None
+_board_handle: tuple[str, Any] | None = None  # (Ray job and node, the board this driver made)
 
 
 class StorageFault(Exception):
@@ -132,20 +132,17 @@ def post_driver_fault(exc: BaseException) -> bool:
 
 
 def open_board() -> None:
-    """Before `Tuner.fit`: the board trials post to (one per driver), no fault seen yet."""
+    """Before `Tuner.fit`: the board trials post to (one per Ray job), no fault seen yet."""
     import ray
 
     global _board_handle
     _driver_faults.clear()
-    if _board_handle is not None:
-        try:
-            ray.get(_board_handle.clear.remote())
-            return
-        except ray.exceptions.RayError:  # an earlier Ray session of this process
-            _board_handle = None
-    # a named actor lives as long as its creator holds the handle: this driver keeps it
-    _board_handle = FaultBoard.options(name=BOARD_NAME, num_cpus=0).remote()
-    ray.get(_board_handle.clear.remote())  # started (and empty) before any trial can post
+    context = ray.get_runtime_context()
+    job = f"{context.get_job_id()}@{context.get_node_id()}"  # a new local Ray: a new node
+    if _board_handle is None or _board_handle[0] != job:  # none yet, or an earlier Ray's
+        # a named actor lives as long as its creator holds the handle: this driver keeps it
+        _board_handle = (job, FaultBoard.options(name=BOARD_NAME, num_cpus=0).remote())
+    ray.get(_board_handle[1].clear.remote())  # started (and empty) before any trial posts
 
 
 def faulted() -> bool:
