@@ -189,7 +189,7 @@ def resume_experiment(
     exp, spec = open_for_resume(location, extend)
     print(f"experiment: {exp.location}", file=stream, flush=True)
     configure_driver(spec)
-    from search.run.durable import pull_journal
+    from search.run.durable import pull_journal, push_journal
 
     pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
     from search.state.journal_file import repair_journal
@@ -197,6 +197,7 @@ def resume_experiment(
     note = repair_journal(exp.journal_path, full=True)
     if note:
         print(f"note: {note}", file=stream, flush=True)
+        push_journal(exp)  # the stored copy (object storage) is the repaired one, whole
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
     ray_dir = ray_temp_dir() if owns_local_ray(address) else None
