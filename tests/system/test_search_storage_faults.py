@@ -19,13 +19,13 @@ import optuna
 import pyarrow.parquet as pq
 import pytest
 import ray
-from requirements import require
-from trial_fixtures import fast_trial
 
 from search.run.runner import resume_experiment, run_search
 from search.run.storage_fault import EXIT_STORAGE
 from search.run.study import open_storage
 from search.spec.parse import parse_spec
+from tests.support.requirements import require
+from tests.support.trials import fast_trial
 
 
 @pytest.fixture(scope="module", autouse=True)
