@@ -122,12 +122,9 @@ def await_original(
     if not same_run:
         return _ended_earlier(fs, original)
     limit = stall_s() if stall is None else stall
-    said = False
+    say(f"waiting for its end marker ({original}; at most {limit:.0f} s without change)")
     last, since = _sign_of_life(fs, original), time.monotonic()
     while True:
-        if not said:
-            say(f"waiting for its end marker ({original}; at most {limit:.0f} s without change)")
-            said = True
         time.sleep(poll)
         answer = _recorded(fs, original, own)
         if answer is not None:
