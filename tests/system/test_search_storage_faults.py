@@ -24,6 +24,8 @@ from search.run.runner import resume_experiment, run_search
 from search.run.storage_fault import EXIT_STORAGE
 from search.run.study import open_storage
 from search.spec.parse import parse_spec
+from search.state.checkpoints import MANIFEST, is_whole
+from search.state.storage import LOCAL
 from tests.support.requirements import require
 from tests.support.trials import fast_trial
 
@@ -48,9 +50,10 @@ def small_disk(tmp_path):
 
 
 def _fill_after_first_checkpoint(root: Path, filler: Path, stop: threading.Event) -> None:
-    """Fill the disk the moment a trial has saved its first epoch."""
+    """Fill the disk the moment a trial's first epoch checkpoint is whole on it."""
     while not stop.is_set():
-        if list(root.glob("*/tune/run-000/trial_*/checkpoint_*")):
+        saved = root.glob("*/tune/run-000/trial_*/checkpoint_*")
+        if any(is_whole(LOCAL, str(path)) for path in saved if (path / MANIFEST).exists()):
             with open(filler, "wb") as handle:
                 try:
                     while True:
@@ -69,7 +72,13 @@ def test_a_disk_that_fills_mid_search_stops_it_and_resume_finishes(small_disk, c
         dense={"epochs": 1},
         prune={"criterion": {"choice": ["l1", "l2"]}},
         finetune={"method": "ce", "epochs": 4},
-        search={"mode": "optimize", "num_samples": 2, "max_concurrent": 2, "dedupe": False},
+        search={
+            "mode": "optimize",
+            "num_samples": 2,
+            "max_concurrent": 2,
+            "dedupe": False,
+            "scheduler": "none",
+        },
     )
     raw.pop("cache_dir")
     spec = parse_spec(raw, name="full", storage=str(small_disk))
@@ -104,4 +113,4 @@ def test_a_disk_that_fills_mid_search_stops_it_and_resume_finishes(small_disk, c
     assert all(r["status"] == "TERMINATED" for r in rows)
     study = optuna.load_study(study_name=exp.study_name, storage=open_storage(exp.journal_path))
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "COMPLETE"]
-    assert sum(r["restores"] for r in rows) >= 1, said.getvalue()  # continued, not redone
+    assert max(r["restores"] for r in rows) >= 1, said.getvalue()  # continued, not redone
