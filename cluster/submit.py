@@ -99,6 +99,11 @@ def plan_search(args: Any) -> JobPlan:
     location = join(storage, spec.name)
     if not resume:
         _refuse_existing(location)
+        if not _is_uri(storage):  # a bucket is checked by the job (the cluster's credentials)
+            from search.plan.footprint import estimate_bytes
+            from search.state.storage_check import check_new_location
+
+            check_new_location(location, estimate_bytes(spec))
     return JobPlan(
         command="search",
         name=spec.name,

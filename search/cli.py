@@ -98,8 +98,10 @@ def resume_main(args: argparse.Namespace) -> int:
 def export_main(args: argparse.Namespace) -> int:
     from search.results.export import export_experiment
     from search.state.experiment import Experiment
+    from search.state.storage_check import check_exportable
 
     exp = Experiment.open(args.experiment)
+    check_exportable(exp)  # writable, with room: one line and exit 2 before anything is written
     result = export_experiment(exp)
     print(
         f"{len(result.trials)} trials ({result.count('TERMINATED')} TERMINATED, "

@@ -84,7 +84,7 @@ _EVIDENCE: dict[str, Callable[[Path, str], set[str]]] = {
     "first tune snapshot": lambda exp, out: _glob(exp, "tune/run-*/experiment_state-*.json"),
     "first checkpoint": lambda exp, out: _glob(exp, "tune/run-*/trial_*/checkpoint_*"),
     "trial end": lambda exp, out: _glob(exp, "tune/run-*/trial_*/robprune-end.json"),
-    "export": lambda exp, out: _glob(exp, ".results-*"),
+    "export": lambda exp, out: _glob(exp, ".results-staging-*"),
 }
 
 

@@ -1,7 +1,9 @@
 """Parquet tables (docs/results.md) from what Ray Tune stored: rebuilt from scratch every time.
 
 Sources, per trial of every Tune run in EXPERIMENT/tune/: its status and config from the run's
-experiment state; its finished `TrialResult` from the last checkpoint (`final/result.json`);
+experiment state (a finished trial that state lost: from its own directory,
+`search.results.records`); its finished `TrialResult` from the last checkpoint
+(`final/result.json`);
 for trials without one (failed, stopped early, still running) the per-epoch rows Tune wrote to
 the trial's result.json. Rows are sorted and carry no timestamps, so exporting twice gives the
 same tables. Factor columns of parameters that did not apply (the temperature under the
@@ -36,6 +38,7 @@ from robprune.io.results_schema import (
     table_from_rows,
     write_table_atomic,
 )
+from search.results.records import record_trials
 from search.state import storage
 from search.state.experiment import Experiment
 from search.state.finalist_store import merge_finalists
@@ -282,10 +285,14 @@ def collect_rows(exp: Experiment) -> ExportResult:
     out = ExportResult()
     seen: set[str] = set()
     for index, segment in enumerate(exp.segments):
-        analysis = tune_analysis(*storage.tune_storage(exp, segment.name))
-        if analysis is None:
-            continue
-        trials = sorted(analysis.trials, key=lambda t: t.trial_id)
+        path, fs = storage.tune_storage(exp, segment.name)
+        analysis = tune_analysis(path, fs)
+        trials = list(analysis.trials) if analysis is not None else []
+        # finished trials Tune's snapshot lost (a run rebuilt from the records) come from
+        # their own directories: a resume never exports fewer trials than ended
+        run_fs, run_path = (fs, path) if fs is not None else (storage.LOCAL, path)
+        trials += record_trials(run_fs, run_path, {t.trial_id for t in trials})
+        trials.sort(key=lambda t: t.trial_id)
         for trial in trials:
             if trial.trial_id in seen:  # ids are unique per run; guard against a mixed dir
                 continue
@@ -308,7 +315,7 @@ def _remove_stale_staging(parent: Path, age_s: float = 60.0) -> None:
     """Staging directories of exports that were killed (older than `age_s`, so not a
     concurrent export's)."""
     now = time.time()
-    for stale in parent.glob(".results-*"):
+    for stale in parent.glob(".results-staging-*"):
         try:
             if stale.is_dir() and now - stale.stat().st_mtime > age_s:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -330,7 +337,7 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
     parent = Path(exp.location) if not exp.remote else None
     if parent is not None:
         _remove_stale_staging(parent)
-    staging = Path(tempfile.mkdtemp(prefix=".results-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=".results-staging-", dir=parent))
     try:
         for name, table in tables.items():
             write_table_atomic(table, staging / name)

@@ -30,7 +30,8 @@ def check_attack_list(attacks: list[str] | None) -> list[str] | None:
 def finalize_main(args: Any) -> int:
     """`robprune finalize EXPERIMENT [--top K] [--attacks ...]`: the stage by hand."""
     from search.results.export import export_experiment
-    from search.run.runner import load_experiment_spec
+    from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
+    from search.run.runner import load_experiment_spec, owns_local_ray
     from search.run.session import is_local, prepare_environment, ray_session
 
     exp = Experiment.open(args.experiment)
@@ -43,7 +44,12 @@ def finalize_main(args: Any) -> int:
     address = getattr(args, "address", None)
     prepare_environment(local=is_local(address))
     objectives, resources = spec_objectives(spec), {"cpu": spec.cpu, "gpu": spec.gpu}
-    with ray_session(address):
+    # like search and resume: beside a live driver, refuse; a dead one's Ray is ended; this
+    # driver is recorded before its own Ray starts, so the next command can end what it left
+    reap_dead_driver(exp)
+    ray_dir = ray_temp_dir() if owns_local_ray(address) else None
+    record_driver(exp, ray_dir=ray_dir)
+    with owner_mark(ray_dir), ray_session(address, temp_dir=ray_dir):
         run_finalists(exp, top=top, objectives=objectives, attacks=attacks, **resources)
         result = export_experiment(exp)
     print(finalists_table(exp))

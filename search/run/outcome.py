@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from search.run.storage_fault import EXIT_STORAGE, StorageFault
 from search.spec.model import Spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
 
-__all__ = ["RunOutcome", "finish_run"]
+__all__ = ["RunOutcome", "finish_run", "stopped_by_storage"]
 
 
 @dataclass(kw_only=True)
@@ -20,14 +21,37 @@ class RunOutcome:
     completed: int
     failed: int
     unfinished: int
-    interrupted: bool
+    interrupted: bool  # by Ctrl-C only: a run short of its plan is `unfinished`, not this
     results_dir: str
+    storage_fault: str | None = None  # the line saying what failed and how to continue
 
     @property
     def exit_code(self) -> int:
+        if self.storage_fault:
+            return EXIT_STORAGE
         if self.interrupted:
             return 130
         return 1 if self.failed or self.unfinished else 0
+
+
+def stopped_by_storage(exp: Experiment, fault: StorageFault, stream: Any) -> RunOutcome:
+    """The search stopped on a storage fault: one line on stderr; nothing exported (the
+    storage is what failed), the run stays unfinished and `robprune resume` continues it."""
+    import sys
+
+    line = fault.line(exp.location)
+    print(f"robprune: error: {line}", file=sys.stderr, flush=True)
+    print(f"stopped: {line}", file=stream, flush=True)
+    results = storage.join(exp.location, "results")
+    return RunOutcome(
+        experiment=exp,
+        completed=0,
+        failed=0,
+        unfinished=0,
+        interrupted=False,
+        results_dir=results,
+        storage_fault=line,
+    )
 
 
 def _varying_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -50,9 +74,9 @@ def finish_run(
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
     missing = _missing(spec, exp, segment, result.ended.get(segment.name, 0), stream)
-    interrupted = interrupted or unfinished > 0 or missing > 0
-    exp.set_segment_status(segment.name, "interrupted" if interrupted else "finished")
-    if not interrupted and spec.search.mode != "grid" and exp.journal_path.exists():
+    short = interrupted or unfinished > 0 or missing > 0  # exit 130 is for Ctrl-C alone
+    exp.set_segment_status(segment.name, "interrupted" if short else "finished")
+    if not short and spec.search.mode != "grid" and exp.journal_path.exists():
         finalize_study(exp.journal_path, exp.study_name)
         storage.push(exp, "optuna")
     completed, failed = result.count("TERMINATED"), result.count("ERROR")
@@ -75,10 +99,11 @@ def finish_run(
     print(f"tensorboard: tensorboard --logdir {result.results_dir}/tensorboard", file=stream)
     if exp.journal_path.exists():  # every mode writes its study (a grid records its trials)
         print(f"optuna: optuna-dashboard {exp.journal_path}", file=stream)
-    if interrupted:
-        print(f"interrupted: continue with `robprune resume {exp.location}`", file=stream)
+    if short:
+        said = "interrupted" if interrupted else "not finished"
+        print(f"{said}: continue with `robprune resume {exp.location}`", file=stream)
     stream.flush()
-    if not interrupted:  # eval.autoattack: finalists -> the best trials get AutoAttack now
+    if not short:  # eval.autoattack: finalists -> the best trials get AutoAttack now
         from search.run.evaluate import after_search
 
         after_search(spec, exp, stream)

@@ -102,8 +102,10 @@ def owner_mark(ray_dir: str | None) -> Iterator[None]:
 
 
 def ray_temp_dir() -> str:
-    """A fresh directory name for a local Ray's sessions (short: Ray's socket paths are long)."""
-    return f"/tmp/robprune-ray-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """A fresh directory name for a local Ray's sessions, under $RAY_TMPDIR as Ray's own
+    default is (else /tmp); short: Ray's socket paths are long."""
+    base = os.environ.get("RAY_TMPDIR") or "/tmp"
+    return f"{base.rstrip('/')}/robprune-ray-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def own_descendants() -> list[int]:

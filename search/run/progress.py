@@ -94,6 +94,8 @@ class ProgressCallback(tune.Callback):
         retry = getattr(getattr(trial, "run_metadata", None), "num_failures", 0) or 0
         verb = "restarted" if retry else "started  "
         why = f" [retry {retry}: after a failure, from its last checkpoint]" if retry else ""
+        ref = (trial.config or {}).get("repeat_of")
+        why += f" [repeat of {ref['trial_id']}: answered when it ends]" if ref else ""
         self._print(
             f"{verb} {trial.trial_id}  {_trial_params(trial)}{why}   "
             f"({format_counts(trials, self.total, trial, 'RUNNING')})"
@@ -120,14 +122,23 @@ class ProgressCallback(tune.Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last >= self.heartbeat_s:
-            running = []
-            for t in trials:
-                if t.status == "RUNNING" and t.last_result:
-                    r = t.last_result
-                    shown = " ".join(f"{m}={_fmt(r[m])}" for m in self.metrics[:1] if m in r)
-                    running.append(f"{t.trial_id}@epoch {r.get('epoch', '?')} {shown}".strip())
+            running = [_running(t, self.metrics) for t in trials if t.status == "RUNNING"]
+            running = [r for r in running if r]
             detail = f"; {', '.join(running)}" if running else ""
             self._print(f"{format_counts(trials, self.total)}{detail}")
+
+
+def _running(trial: Any, metrics: Sequence[str]) -> str:
+    """One running trial for the heartbeat; a repeat not yet answered names what it awaits."""
+    r = trial.last_result or {}
+    if "epoch" not in r:
+        ref = (trial.config or {}).get("repeat_of")
+        if ref:
+            return f"{trial.trial_id} waiting for {ref['trial_id']} to end (it repeats it)"
+        if not r:
+            return ""
+    shown = " ".join(f"{m}={_fmt(r[m])}" for m in metrics[:1] if m in r)
+    return f"{trial.trial_id}@epoch {r.get('epoch', '?')} {shown}".strip()
 
 
 def error_line(trial: Any) -> str:

@@ -2,7 +2,7 @@
 
 A killed driver leaves three records that disagree: Tune's experiment snapshot (saved every few
 seconds, so possibly stale), the trials' own directories (checkpoints, `final/result.json`, and
-the end marker this module's callback writes the moment a trial ends), and the Optuna journal
+the end marker `search.run.end_marker` writes the moment a trial ends), and the Optuna journal
 (written at once on every ask and tell). Before `Tuner.restore` runs anything, each trial is
 classified from the durable record, never from the snapshot alone:
 
@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.fs as pafs
-from ray import tune
 
 from search.run import tune_internals as internals
+from search.run.dedupe import orphan_repeats
+from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text, read_marker
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 from search.run.tune_state import STATE_FILE, reopen_search, repair_run_state
 from search.spec.model import Spec
@@ -38,53 +39,14 @@ from search.state import storage
 from search.state.experiment import Experiment, Segment
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report
 
-__all__ = ["END_MARKER", "EndMarkerCallback", "Reconciled", "reconcile_run"]
+__all__ = ["END_MARKER", "EndMarkerCallback", "Reconciled", "reconcile_run"]  # two re-exported
 
-#: Written into a trial's directory by the driver when the trial ends (TERMINATED or ERROR).
-END_MARKER = "robprune-end.json"
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
-_KEPT_METRICS = ("epoch", "epochs_completed", "robust_acc", "clean_acc", "train_loss")
 
 
 def _fs(exp: Experiment, run: str) -> tuple[pafs.FileSystem, str]:
     path, fs = storage.tune_storage(exp, run)
     return (fs or pafs.LocalFileSystem()), path
-
-
-class EndMarkerCallback(tune.Callback):
-    """Records in the trial's directory that it ended, the moment Tune decides it.
-
-    Tune's snapshot may be seconds old when the driver dies; the marker is the durable record
-    that a trial finished (including one stopped early by ASHA, which has no `final/`).
-    """
-
-    def __init__(self, location: str, run: str, metrics: list[str]):
-        self.location = location
-        self.run = run
-        self.metrics = list(metrics)
-        self._fs: tuple[Any, str] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fs": None}  # a filesystem handle does not travel
-
-    def _write(self, trial: Any, status: str) -> None:
-        last = trial.last_result or {}
-        keep = {*self.metrics, *_KEPT_METRICS}
-        result = {k: v for k, v in last.items() if k in keep and isinstance(v, int | float)}
-        payload = json.dumps({"status": status, "result": result}, sort_keys=True) + "\n"
-        try:
-            self._fs = self._fs or storage.filesystem(self.location)
-            fs, root = self._fs
-            rel = f"tune/{self.run}/{trial.storage.trial_dir_name}/{END_MARKER}"
-            storage.write_text(fs, f"{root}/{rel}", payload)
-        except OSError as exc:  # a marker is a safeguard; the search itself goes on
-            print(f"warning: could not record the end of {trial.trial_id}: {exc}", flush=True)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trial, "TERMINATED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trial, "ERROR")
 
 
 @dataclass(kw_only=True)
@@ -98,6 +60,9 @@ class Reconciled:
     never_started: list[int] = field(default_factory=list)  # Optuna trials FAILed
     set_aside: list[str] = field(default_factory=list)  # Tune state files cut short by a kill
     dropped: list[str] = field(default_factory=list)  # Tune trials the journal never recorded
+    marked: list[str] = field(default_factory=list)  # end markers written from another record
+    orphans: list[str] = field(default_factory=list)  # repeats whose original left the run
+    continued: list[str] = field(default_factory=list)  # rebuilt run: continued by new trials
     restorable: bool = True  # Tune can restore the run (else it starts afresh)
 
     def describe(self) -> str:
@@ -117,8 +82,15 @@ class Reconciled:
                 f"{len(self.dropped)} trials asked just before the stop that the journal never "
                 "recorded: dropped, asked again"
             )
+        if self.marked:
+            parts.append(f"{len(self.marked)} end markers written from the other records")
+        if self.orphans:
+            parts.append(f"{len(self.orphans)} repeats whose original is not in the run train")
         if not self.restorable:
-            parts.append("no complete Tune snapshot: the run starts afresh")
+            parts.append(
+                "no usable Tune snapshot: the run is rebuilt from robprune's records "
+                f"({len(self.continued)} unfinished trials continue from their checkpoints)"
+            )
         return f"reconciled {self.run}: " + ("; ".join(parts) if parts else "nothing to fix")
 
 
@@ -150,11 +122,7 @@ def _record(fs: pafs.FileSystem, trial_dir: str) -> _Record:
         ),
         None,
     )
-    marker_text = storage.read_text_or_none(fs, f"{trial_dir}/{END_MARKER}")
-    try:
-        marker = json.loads(marker_text) if marker_text else None
-    except json.JSONDecodeError:
-        marker = None
+    marker = read_marker(fs, trial_dir)  # a torn marker counts as none: rebuilt below
     rows = storage.read_json_lines(fs, f"{trial_dir}/result.json")  # lines a kill cut: left out
     return _Record(checkpoints=names, final=final, marker=marker, rows=rows)
 
@@ -255,7 +223,7 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
     if states and out.restorable:
         state_path = f"{run_path}/{states[-1]}"
         data = json.loads(storage.read_text_or_none(fs, state_path) or "{}")
-        changed, kept = False, []
+        changed, kept, trials = False, [], []
         for pair in data.get("trial_data", []):
             trial = internals.snapshot_trial(pair)
             if _unrecorded(fs, run_path, trial, study):
@@ -264,19 +232,53 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
                 continue
             known.add(trial.trial_id)
             kept.append(pair)
+            trials.append(trial)
             if _reconcile_trial(spec, fs, run_path, trial, study, out):
                 pair[0], pair[1] = internals.snapshot_entry(trial)
                 changed = True
         data["trial_data"] = kept
+        unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        out.orphans = orphan_repeats(fs, run_path, segment.name, unfinished, known)
         if changed:
             storage.write_text(fs, state_path, json.dumps(data))
-    if study.study is not None:
+    if study.study is not None and out.restorable:
         for ot_trial in study.run_trials:
             tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
             if ot_trial.state.name == "RUNNING" and tune_id not in known:
                 study.tell(ot_trial.number, None, NEVER_STARTED)
                 out.never_started.append(ot_trial.number)
+    elif study.study is not None:
+        _rebuild_from_records(spec, fs, run_path, study, out)
     return out
+
+
+def _rebuild_from_records(
+    spec: Spec, fs: pafs.FileSystem, run_path: str, study: _Study, out: Reconciled
+) -> None:
+    """No usable Tune snapshot: each unfinished Optuna trial is settled from its directory.
+
+    Finished there (end marker, final checkpoint): told its result, its marker written. Else
+    it stays RUNNING and the new Tune run continues it from its newest checkpoint
+    (`search.run.continuation`)."""
+    for ot_trial in study.run_trials:
+        tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
+        if ot_trial.state.name != "RUNNING" or not tune_id:
+            continue
+        trial_dir = f"{run_path}/trial_{tune_id}"
+        record = _record(fs, trial_dir)
+        terminal = _classify("", record, None)
+        if terminal is None:
+            out.continued.append(tune_id)
+            continue
+        metrics = _final_metrics(fs, trial_dir, record)
+        if record.marker is None:
+            keep = [o.metric for o in spec.search.objectives]
+            text = marker_text(terminal, metrics, keep, why="written on resume from the record")
+            storage.write_text(fs, f"{trial_dir}/{END_MARKER}", text)
+            out.marked.append(tune_id)
+        values = _values(spec, metrics) if terminal == "TERMINATED" else None
+        study.tell(ot_trial.number, values, f"{terminal} in the trial's record, told on resume")
+        out.told.append(ot_trial.number)
 
 
 def _reconcile_trial(
@@ -304,6 +306,12 @@ def _reconcile_trial(
         trial.set_status(terminal)
         out.finished.append(trial.trial_id)
         changed = True
+    if terminal is not None and record.marker is None:  # the records agree from now on
+        metrics = _final_metrics(fs, trial_dir, record)
+        keep = [o.metric for o in spec.search.objectives]
+        text = marker_text(terminal, metrics, keep, why="written on resume from the record")
+        storage.write_text(fs, f"{trial_dir}/{END_MARKER}", text)
+        out.marked.append(trial.trial_id)
     if terminal is not None and ot_trial is not None and ot_trial.state.name == "RUNNING":
         values = None
         if terminal == "TERMINATED":

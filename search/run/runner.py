@@ -11,14 +11,15 @@ reconciliation before a restore in `reconcile`, Ctrl-C in `interrupt`, the end o
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from robprune.errors import BadInput
 from search.run.dense_stage import run_dense_stage
 from search.run.interrupt import InterruptState, handle_sigint
-from search.run.outcome import RunOutcome, finish_run
+from search.run.outcome import RunOutcome, finish_run, stopped_by_storage
 from search.run.session import is_local, prepare_environment, ray_session
+from search.run.storage_fault import StorageFault, as_storage_fault
 from search.run.tuner import build_tuner, configure_driver, restore_tuner
 from search.spec.model import Spec
 from search.spec.parse import parse_spec
@@ -26,7 +27,13 @@ from search.state import storage
 from search.state.experiment import Experiment, Segment
 from search.state.storage import parent
 
-__all__ = ["RunOutcome", "run_search", "resume_experiment", "load_experiment_spec"]
+__all__ = [
+    "RunOutcome",
+    "run_search",
+    "resume_experiment",
+    "load_experiment_spec",
+    "owns_local_ray",
+]
 
 
 def _hint(location: str) -> str:
@@ -34,20 +41,39 @@ def _hint(location: str) -> str:
 
 
 def _fit(tuner: Any, exp: Experiment, segment: Segment, sigint: InterruptState) -> None:
+    from search.run.storage_fault import faulted, open_board, raise_if_faulted
+
     exp.set_segment_status(segment.name, "running")
+    open_board()
     sigint.tuning = True
     try:
         tuner.fit()
+    except Exception:
+        if not faulted():  # else Tune's own reading of what the fault cut short failed
+            raise
     finally:
         sigint.tuning = False
+    raise_if_faulted()  # before anything else is written to a storage that failed
     storage.push(exp, "optuna")
+
+
+@contextmanager
+def _storage_faults(exp: Experiment | None, stream: Any, outcome: list[RunOutcome]) -> Any:
+    """A storage fault anywhere in the body ends the search with one line (exit 75)."""
+    try:
+        yield
+    except (StorageFault, OSError) as exc:
+        fault = exc if isinstance(exc, StorageFault) else as_storage_fault(exc)
+        if fault is None or exp is None:
+            raise
+        outcome.append(stopped_by_storage(exp, fault, stream))
 
 
 def _announce_interrupt(exp: Experiment, stream: Any) -> None:
     print(f"\ninterrupted: {_hint(exp.location)}", file=stream, flush=True)
 
 
-def _owns_local_ray(address: str | None) -> bool:
+def owns_local_ray(address: str | None) -> bool:
     """Whether this driver will start its own local Ray (no cluster, none running here)."""
     if not is_local(address):
         return False
@@ -82,10 +108,14 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
     location = Experiment.check_new(spec.storage, spec.name).location
+    from search.plan.footprint import estimate_bytes
+    from search.state.storage_check import check_new_location
+
+    check_new_location(location, estimate_bytes(spec))  # writable, with room: before anything
     configure_driver(spec)
     with ExitStack() as stack:
         sigint = stack.enter_context(handle_sigint(_hint(location)))
-        if _owns_local_ray(address):  # recorded before Ray starts: a kill leaves no stray
+        if owns_local_ray(address):  # recorded before Ray starts: a kill leaves no stray
             exp, ray_dir = _create(spec), ray_temp_dir()
             record_driver(exp, ray_dir=ray_dir)
             stack.enter_context(owner_mark(ray_dir))
@@ -97,12 +127,14 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
         print(f"experiment: {exp.location}", file=stream, flush=True)
         if spec.search.dedupe and spec.grid_repeats is not None and spec.grid_repeats.repeats:
             print(f"grid: {spec.grid_repeats.describe()}", file=stream, flush=True)
-        segment = exp.segments[0]
+        segment, faulted = exp.segments[0], []
         try:
-            run_dense_stage(spec, exp, stream)
-            storage.push(exp, "dense")
-            _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
-            return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
+            with _storage_faults(exp, stream, faulted):
+                run_dense_stage(spec, exp, stream)
+                storage.push(exp, "dense")
+                _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
+                return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
+            return faulted[0]
         except KeyboardInterrupt:
             _announce_interrupt(exp, stream)
             raise
@@ -195,23 +227,56 @@ def resume_experiment(
     if done is not None:
         return done
     configure_driver(spec)
-    from search.run.durable import pull_journal
+    from search.run.durable import pull_journal, push_journal
 
     pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
+    from search.state.journal_file import repair_journal
+
+    note = repair_journal(exp.journal_path, full=True)
+    if note:
+        print(f"note: {note}", file=stream, flush=True)
+        push_journal(exp)  # the stored copy (object storage) is the repaired one, whole
     from search.run.ownership import owner_mark, ray_temp_dir, record_driver
 
-    ray_dir = ray_temp_dir() if _owns_local_ray(address) else None
+    ray_dir = ray_temp_dir() if owns_local_ray(address) else None
     record_driver(exp, ray_dir=ray_dir)
     with (
         handle_sigint(_hint(exp.location)) as sigint,
         owner_mark(ray_dir),
         ray_session(address, temp_dir=ray_dir),
     ):
+        faulted: list[RunOutcome] = []
         try:
-            return _resume(spec, exp, extend, sigint, stream)
+            with _storage_faults(exp, stream, faulted):
+                return _resume(spec, exp, extend, sigint, stream)
+            return faulted[0]
         except KeyboardInterrupt:
             _announce_interrupt(exp, stream)
             raise
+
+
+def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any | None:
+    """Tune's restore of the run, or None when it raises (its snapshot is then set aside and
+    the run rebuilt from robprune's records: `search.run.continuation`)."""
+    from search.run.reconcile import reconcile_run
+    from search.run.tune_state import set_aside_snapshot
+
+    try:
+        return restore_tuner(spec, exp, segment)
+    except Exception as exc:  # noqa: BLE001 - whatever Tune's restore raises, the records hold
+        if as_storage_fault(exc) is not None:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(
+            f"{segment.name}: Tune could not restore its snapshot ({type(exc).__name__}: "
+            f"{first}); rebuilt from robprune's records",
+            file=stream,
+            flush=True,
+        )
+        path, fs = storage.tune_storage(exp, segment.name)
+        set_aside_snapshot(fs or storage.LOCAL, path)
+        print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
+        return None
 
 
 def _resume(
@@ -229,13 +294,13 @@ def _resume(
         reconciled = reconcile_run(spec, exp, segment)
         print(reconciled.describe(), file=stream, flush=True)
         storage.push(exp, "optuna")
-        tuner = restore_tuner(spec, exp, segment) if reconciled.restorable else None
-        if tuner is None:  # stopped before Tune saved a complete snapshot: start afresh
+        tuner = _restored(spec, exp, segment, stream) if reconciled.restorable else None
+        if tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
             tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
         print(f"resuming {segment.name}", file=stream, flush=True)
         _fit(tuner, exp, segment, sigint)
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
-        if outcome.interrupted:
+        if outcome.interrupted or outcome.unfinished:
             return outcome
     if extend:
         segment = exp.add_segment(extend)

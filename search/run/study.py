@@ -40,8 +40,13 @@ NEVER_STARTED = (
 
 def open_storage(journal: str | Path) -> optuna.storages.JournalStorage:
     """Optuna journal storage (one append-only file): optuna-dashboard opens it directly."""
+    from search.state.journal_file import repair_journal
+
     path = Path(journal)
     path.parent.mkdir(parents=True, exist_ok=True)
+    note = repair_journal(path)  # a torn last record would fail every later read
+    if note:
+        print(f"note: {note}", flush=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 

@@ -28,9 +28,12 @@ from ray import tune
 from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
 from robprune.trial import run_trial
+from search.run.continuation import earlier_checkpoint
 from search.run.dedupe import replay_original
+from search.run.storage_fault import fault_cause, report_from_trial
 from search.run.tasks import use_assigned_cpus
 from search.state import storage
+from search.state.checkpoints import is_whole, newest_whole, write_manifest
 from search.state.trial_files import (
     FINAL_DIR,
     PROGRESS_FILE,
@@ -123,7 +126,10 @@ def train_trial(config: dict[str, Any]) -> None:
     try:
         _train(config)
     except Exception as exc:
-        _record_failure(marker, exc)
+        # a full disk, a read-only folder, a failing bucket: not this trial's result
+        report_from_trial(exc, tune.get_context().get_trial_id() or "?")
+        if fault_cause(exc) is None:
+            _record_failure(marker, exc)
         raise
 
 
@@ -131,7 +137,8 @@ def _train(config: dict[str, Any]) -> None:
     use_assigned_cpus()
     _sync_dense(config)
     trial_config = config["trial"]
-    checkpoint = tune.get_checkpoint()
+    # a run rebuilt from the records continues an unfinished trial from its own directory
+    checkpoint = _whole(tune.get_checkpoint() or earlier_checkpoint(config))
     if checkpoint is None:
         if not replay_original(config):  # search.dedupe: a repeat trains nothing
             _run(trial_config, None, [])
@@ -147,6 +154,16 @@ def _train(config: dict[str, Any]) -> None:
             return
         restored_from = [*history["restored_from"], history["epoch"]]
         _run(trial_config, resume_dir, restored_from, history["epochs"])
+
+
+def _whole(checkpoint: Any) -> Any:
+    """The checkpoint, or the newest whole one before it when a fault cut it short."""
+    if checkpoint is None or is_whole(checkpoint.filesystem, checkpoint.path):
+        return checkpoint
+    trial_dir, _, name = checkpoint.path.rstrip("/").rpartition("/")
+    earlier = newest_whole(checkpoint.filesystem, trial_dir, at_most=int(name.split("_")[-1]) - 1)
+    print(f"{name} was cut short (a fault while it was saved): from {earlier or 'epoch 0'}")
+    return tune.Checkpoint(earlier, filesystem=checkpoint.filesystem) if earlier else None
 
 
 def _run(
@@ -176,6 +193,7 @@ def _run(
             with tempfile.TemporaryDirectory(prefix="robprune-ckpt-") as tmp:
                 report.save_checkpoint(tmp)
                 write_progress(tmp, report.epoch, restored_from, history)
+                write_manifest(tmp)  # last: a copy cut short is then known as such
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
         result = run_trial(
@@ -190,6 +208,7 @@ def _run(
         payload = json.loads((holding / FINAL_DIR / RESULT_FILE).read_text())
         if not (holding / PROGRESS_FILE).exists():  # no fine-tuning epochs
             write_progress(holding, 0, restored_from, history)
+        write_manifest(holding)
         tune.report(
             {**final_report(payload, last.get("metrics")), **_restore_columns(restored_from)},
             checkpoint=tune.Checkpoint.from_directory(str(holding)),

@@ -28,6 +28,8 @@ import optuna
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from search.run.continuation import orphans, relink
+from search.run.storage_fault import faulted
 from search.run.study import (
     FAIL_REASON_ATTR,
     RUN_ATTR,
@@ -156,6 +158,14 @@ class StudySearch(OptunaSearch):
         durable link that `search.run.reconcile` reads after a crash. FINISHED once the run's
         planned trials are all accounted for (or, with dedupe, the space is exhausted); None
         while `max_concurrent` trials run. A repeated configuration is marked `repeat_of`."""
+        extra: dict[str, Any] = {}
+        if trial_id not in self._ot_trials and (
+            left := orphans(self._ot_study, self._run, {*self._ot_trials})
+        ):
+            # a run rebuilt from the records: its unfinished trials first, where they stopped
+            self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, left[0]._trial_id)
+            extra = relink(self._ot_trials[trial_id], left[0], trial_id)
+            self._originals = None  # read again: an original may have changed its Tune id
         if trial_id not in self._ot_trials:
             trials = self._ot_study.get_trials(deepcopy=False)
             accounted, live = run_accounting(trials, self._run)
@@ -169,6 +179,7 @@ class StudySearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or config is None:
             return config
+        config = {**config, **extra}
         attrs = ot_trial.user_attrs
         if TUNE_TRIAL_ATTR not in attrs:
             ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
@@ -236,6 +247,8 @@ class StudySearch(OptunaSearch):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         ot_trial = self._ot_trials.get(trial_id)
+        if error and faulted():  # the storage failed, not the trial: no FAIL in Optuna
+            return
         if self._open_trial(trial_id) is not None:
             super().on_trial_complete(trial_id, result, error)
         if self._originals is None or ot_trial is None:
@@ -284,8 +297,11 @@ class StudySearch(OptunaSearch):
         running = (optuna.trial.TrialState.RUNNING,)
         for frozen in self._ot_study.get_trials(deepcopy=False, states=running):
             tid = frozen.user_attrs.get(TUNE_TRIAL_ATTR)
-            if tid and frozen.user_attrs.get(RUN_ATTR) == self._run and tid not in self._ot_trials:
+            if not tid or frozen.user_attrs.get(RUN_ATTR) != self._run:
+                continue
+            if tid not in self._ot_trials:
                 self._ot_trials[tid] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
+            self._completed_trials.discard(tid)  # its tell never reached the journal: tell it
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["STATE_FILE", "repair_run_state", "reopen_search"]
+__all__ = ["STATE_FILE", "repair_run_state", "reopen_search", "set_aside_snapshot"]
 
 STATE_FILE = re.compile(r"^experiment_state-.*\.json$")
 _SEARCH_STATE = re.compile(r"^(search_gen_state|basic-variant-state)-.*\.json$")
@@ -83,6 +83,18 @@ def repair_run_state(fs: pafs.FileSystem, run_path: str) -> tuple[bool, list[str
     has_searcher = any(_SEARCHER_STATE.match(n) for n in names)
     restorable = state is not None and search is not None and (bool(searcher) or not has_searcher)
     return restorable, aside + more + most
+
+
+def set_aside_snapshot(fs: pafs.FileSystem, run_path: str, prefix: str = ".unrestorable-") -> int:
+    """Tune could not restore from its snapshot: every state file renamed aside (kept for a
+    post-mortem); the run is then rebuilt from robprune's records. Returns how many."""
+    moved = 0
+    for info in _listing(fs, run_path):
+        name = info.base_name
+        if any(p.match(name) for p in (STATE_FILE, _SEARCH_STATE, _SEARCHER_STATE)):
+            fs.move(f"{run_path}/{name}", f"{run_path}/{prefix}{name}")
+            moved += 1
+    return moved
 
 
 def reopen_search(fs: pafs.FileSystem, run_path: str) -> bool:

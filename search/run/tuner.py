@@ -94,9 +94,10 @@ def build_tuner(
     from ray import tune
 
     from search.run.durable import JournalPush, sync_config
+    from search.run.end_marker import EndMarkerCallback
     from search.run.grid_study import GridStudyCallback
     from search.run.progress import ProgressCallback
-    from search.run.reconcile import EndMarkerCallback
+    from search.run.storage_fault import FaultWatch
     from search.run.trainable import trial_name
     from search.state.status_file import status_callback
 
@@ -130,6 +131,7 @@ def build_tuner(
             status_callback(spec, exp, segment, total),
             *([GridStudyCallback(exp.location, segment.name, spec)] if grid else []),
             JournalPush(exp.location),
+            FaultWatch(),
         ],
         verbose=0,
     )

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +47,7 @@ __all__ = [
     "pull",
     "push",
     "replace_dir",
+    "switch_version",
 ]
 
 #: The local filesystem (paths on this machine).
@@ -207,18 +210,34 @@ def push(exp: Located, sub: str) -> None:
     copy_tree(str(local), f"{exp.fs_path}/{sub}", destination_fs=exp.fs)
 
 
+def switch_version(final: Path, new: Path) -> None:
+    """Make the folder `final` show `new`'s files, atomically for readers.
+
+    `final` is a symbolic link to a version folder beside it (`.NAME-vID`); the new version is
+    switched in by one rename of a new link over it, so a reader sees the previous complete
+    set or the new one, never a mix. The previous version is kept (a reader may be inside
+    it); older ones are removed. A real folder (an older layout) is moved aside first."""
+    version = final.parent / f".{final.name}-v{time.time_ns():x}"
+    os.replace(new, version)
+    link = final.parent / f".{final.name}-link-{uuid.uuid4().hex[:8]}"
+    os.symlink(version.name, link)
+    previous = os.readlink(final) if final.is_symlink() else None
+    if final.is_dir() and not final.is_symlink():
+        previous = f".{final.name}-v0-{uuid.uuid4().hex[:8]}"
+        os.replace(final, final.parent / previous)
+    os.replace(link, final)
+    for old in final.parent.glob(f".{final.name}-v*"):
+        if old.name not in (version.name, previous):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def replace_dir(exp: Located, sub: str, local_dir: Path) -> str:
-    """Publish a freshly written EXPERIMENT/sub (local: rename per entry; remote: upload, its
-    tensorboard/ replaced whole). Returns where it is."""
+    """Publish a freshly written EXPERIMENT/sub (local: a new version switched in by one
+    rename, `switch_version`; remote: upload, its tensorboard/ replaced whole, which a reader
+    can see half done). Returns where it is."""
     target = join(exp.location, sub)
     if not exp.remote:
-        final = Path(target)
-        final.mkdir(parents=True, exist_ok=True)
-        for item in sorted(local_dir.iterdir()):
-            dest = final / item.name
-            if item.is_dir() and dest.exists():
-                shutil.rmtree(dest)
-            os.replace(item, dest)  # atomic per file
+        switch_version(Path(target), local_dir)
         return target
     remote = f"{exp.fs_path}/{sub}"
     if exists(exp.fs, f"{remote}/tensorboard"):

@@ -1,15 +1,20 @@
-"""Bad storage is bad input: found before a resume changes anything.
+"""Bad storage is bad input: found before a command writes anything.
 
 An experiment directory that is read-only, full, half-deleted (its `tune/` runs or `optuna/`
 journal gone) or written by a newer robprune gives one line naming the path and what is wrong
 (exit 2), and nothing in it is changed: every check only reads, except a probe file that is
-created and removed again to find a read-only or full disk.
+created and removed again to find a read-only or full disk. `search` and `submit` check the
+new experiment's storage (`check_new_location`: writable, and room for the plan's estimate of
+what the search writes), `export` the experiment (`check_exportable`). One rule decides what
+is read-only for every command (`refuse_read_only`): a folder whose write bits are cleared is
+read-only even for root, who could write anyway.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -17,7 +22,7 @@ from robprune.errors import BadInput
 from search.state import storage
 from search.state.experiment import SPEC_FILE, STATE_FILE, Experiment
 
-__all__ = ["check_resumable"]
+__all__ = ["check_resumable", "check_new_location", "check_exportable", "refuse_read_only"]
 
 _PROBE_BYTES = 1 << 20  # a full disk refuses this much; a nearly full one has no room to work
 
@@ -37,17 +42,19 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _check_writable(exp: Experiment) -> None:
+def refuse_read_only(target: Path, why: str) -> None:
+    """The one write-permission rule of every command: BadInput if `target` is read-only."""
+    # write bits cleared count as read-only even for root, who could write anyway
+    if target.exists() and (not os.access(target, os.W_OK) or not target.stat().st_mode & 0o222):
+        raise BadInput(f"{target}: read-only (robprune needs to write there {why})")
+
+
+def _check_writable(exp: Experiment, why: str = "to resume") -> None:
     """Write and remove a probe file (1 MiB) in the experiment, and check the files we touch."""
     if not exp.remote:
         root = Path(exp.location)
         for rel in (".", STATE_FILE, "tune", "optuna", "results", "dense"):
-            target = root / rel
-            # write bits cleared count as read-only even for root, who could write anyway
-            if target.exists() and (
-                not os.access(target, os.W_OK) or not target.stat().st_mode & 0o222
-            ):
-                raise BadInput(f"{target}: read-only (robprune needs to write there to resume)")
+            refuse_read_only(root / rel, why)
     probe = f"{exp.fs_path}/.robprune-probe-{uuid.uuid4().hex[:8]}"
     try:
         with exp.fs.open_output_stream(probe) as handle:
@@ -83,3 +90,41 @@ def check_resumable(exp: Experiment) -> None:
             "is incomplete and cannot be resumed"
         )
     _check_writable(exp)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
+
+
+def check_new_location(location: str, need: int) -> None:
+    """Before a new experiment is created at `location`: its storage is writable and has
+    `need` bytes free (local), or takes a probe object (object storage). Creates nothing."""
+    if storage.is_remote(location):
+        fs, path = storage.filesystem(location)
+        probe = f"{path.rstrip('/')}-robprune-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            with fs.open_output_stream(probe) as handle:
+                handle.write(b"\0")
+            fs.delete_file(probe)
+        except OSError as exc:
+            raise BadInput(f"{location}: cannot write there ({_why(exc)})") from None
+        return
+    where = _existing_ancestor(Path(location))
+    refuse_read_only(where, f"to create {location}")
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise BadInput(
+            f"{where}: not enough room ({_size(free)} free; the search writes up to about "
+            f"{_size(need)}, the plan's estimate with a margin)"
+        )
+
+
+def check_exportable(exp: Experiment) -> None:
+    """Before `export` rewrites EXPERIMENT/results: writable, with room for the tables."""
+    _check_writable(exp, "to export")

@@ -19,6 +19,8 @@ __all__ = [
     "RESULT_FILE",
     "PROGRESS_FILE",
     "TRIAL_ERROR_FILE",
+    "END_MARKER",
+    "read_marker",
     "is_number",
     "final_report",
     "read_progress",
@@ -34,6 +36,21 @@ PROGRESS_FILE = "progress.json"
 #: after a lost node (search.max_failures); a retry of a trial that failed by itself fails again
 #: at once with the first reason instead of redoing the work.
 TRIAL_ERROR_FILE = "robprune-trial-error.txt"
+#: In the trial's directory on storage: that the trial ended (TERMINATED or ERROR) and its last
+#: metrics, written by the driver (`search.run.end_marker`).
+END_MARKER = "robprune-end.json"
+
+
+def read_marker(fs: Any, trial_dir: str) -> dict[str, Any] | None:
+    """The trial's end marker, or None when it is missing or torn (a kill mid-write)."""
+    from search.state import storage
+
+    text = storage.read_text_or_none(fs, f"{trial_dir}/{END_MARKER}")
+    try:
+        marker = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+    return marker if isinstance(marker, dict) and "status" in marker else None
 
 
 def is_number(value: Any) -> bool:

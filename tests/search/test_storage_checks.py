@@ -143,3 +143,82 @@ def test_resume_refuses_to_run_beside_a_live_driver(experiment, capsys):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, "search": {"num_samples": 2}}))
+    return path
+
+
+def _search_fails(capsys, args: list[str], fragment: str, named: Path) -> None:
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0] and str(named) in err[0], err
+
+
+def test_search_into_a_read_only_folder_creates_nothing(tmp_path, capsys):
+    """One write rule for every command: write bits cleared are read-only, even for root."""
+    storage = tmp_path / "ro"
+    storage.mkdir()
+    storage.chmod(0o555)
+    try:
+        args = ["search", str(_spec_file(tmp_path)), "--storage", str(storage), "--name", "x"]
+        _search_fails(capsys, args, "read-only", storage)
+        assert not list(storage.iterdir())
+    finally:
+        storage.chmod(0o755)
+
+
+def test_search_onto_a_disk_without_room_creates_nothing(tmp_path, capsys):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], capture_output=True
+    )
+    require(mounted.returncode == 0, f"no tmpfs (needs root): {mounted.stderr!r}")
+    try:
+        args = ["search", str(_spec_file(tmp_path)), "--storage", str(small), "--name", "x"]
+        _search_fails(capsys, args, "not enough room", small)
+        assert not list(small.iterdir())
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_export_of_a_read_only_experiment_writes_nothing(experiment, capsys):
+    experiment.chmod(0o555)
+    try:
+        before = _fingerprint(experiment)
+        assert cli_main(["export", str(experiment)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "read-only" in err[0] and str(experiment) in err[0], err
+        assert _fingerprint(experiment) == before
+    finally:
+        experiment.chmod(0o755)
+
+
+def test_a_local_ray_keeps_its_sessions_under_ray_tmpdir(tmp_path, monkeypatch):
+    from search.run.ownership import ray_temp_dir
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    assert ray_temp_dir().startswith(f"{tmp_path}/robprune-ray-")
+    monkeypatch.delenv("RAY_TMPDIR")
+    assert ray_temp_dir().startswith("/tmp/robprune-ray-")
+
+
+def test_finalize_follows_the_driver_rule_too(experiment, capsys):
+    """`finalize` starts Ray like `search`: it refuses to run beside a live driver."""
+    from search.run.ownership import _start_time
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record_driver(Experiment.open(str(experiment)), ray_dir=None)
+        record = json.loads((experiment / "driver.json").read_text())
+        record.update(pid=sleeper.pid, pid_start=_start_time(sleeper.pid))
+        (experiment / "driver.json").write_text(json.dumps(record))
+        assert cli_main(["finalize", str(experiment)]) == 2
+        err = capsys.readouterr().err
+        assert f"being run by PID {sleeper.pid}" in err, err
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -112,3 +112,63 @@ def test_dedupe_false_trains_every_suggestion(tmp_path):
     assert sorted(r["criterion"] for r in rows) == ["l1", "l2", "l2", "l2"]
     assert all(r["repeat_of"] is None for r in rows)
     assert all(r["status"] == "TERMINATED" for r in rows)
+
+
+def _plant_unfinished_repeat(location: Path, study, repeat: str, original: str) -> None:
+    """As a stop between the original's tell and its end marker leaves it, with the repeat
+    not yet answered: the original COMPLETE in the journal and TERMINATED in Tune's snapshot,
+    but no end marker; the repeat PENDING in Tune, RUNNING in Optuna, with no files."""
+    import json
+    import shutil
+
+    from search.run import tune_internals as internals
+    from search.state.experiment import Experiment
+
+    run = location / "tune" / "run-000"
+    (run / f"trial_{original}" / "robprune-end.json").unlink()
+    shutil.rmtree(run / f"trial_{repeat}")
+    state = sorted(run.glob("experiment_state-*.json"))[-1]
+    data = json.loads(state.read_text())
+    for pair in data["trial_data"]:
+        trial = internals.snapshot_trial(pair)
+        if trial.trial_id == repeat:  # as Tune saves a trial that has not reported yet
+            trial.set_status("PENDING")
+            manager = trial.run_metadata.checkpoint_manager
+            manager._checkpoint_results, manager._latest_checkpoint_result = [], None
+            trial.run_metadata.last_result = {}
+            pair[0], pair[1] = internals.snapshot_entry(trial)
+    state.write_text(json.dumps(data))
+    (storage_id,) = [t._trial_id for t in study.trials if t.user_attrs["tune_trial_id"] == repeat]
+    journal = location / "optuna" / "journal.log"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    told = [op for op in lines if op["op_code"] == 6 and op.get("trial_id") == storage_id]
+    assert told, "the repeat's tell was not found in the journal"
+    journal.write_text("".join(json.dumps(op) + "\n" for op in lines if op not in told))
+    Experiment.open(str(location)).set_segment_status("run-000", "interrupted")
+
+
+def test_a_repeat_whose_original_has_a_journal_value_but_no_end_marker(tmp_path):
+    """The records disagree (journal: a value; storage: no end marker). The resume writes the
+    marker from the record and the repeat is answered from it at once, never waiting."""
+    import time
+
+    from search.run.runner import resume_experiment
+
+    outcome = run_search(_spec(tmp_path, "lostmarker", dedupe=True), stream=io.StringIO())
+    rows = _rows(outcome)
+    (repeat,) = [r["trial_id"] for r in rows if r["repeat_of"] is not None]
+    (original,) = [r["repeat_of"] for r in rows if r["repeat_of"] is not None]
+    location = Path(outcome.experiment.location)
+    _plant_unfinished_repeat(location, _study(outcome), repeat, original)
+    stream, start = io.StringIO(), time.monotonic()
+    again = resume_experiment(str(location), stream=stream)
+    assert again.exit_code == 0, stream.getvalue()
+    assert time.monotonic() - start < 120, stream.getvalue()
+    assert "end markers written from the other records" in stream.getvalue()
+    assert (location / "tune" / "run-000" / f"trial_{original}" / "robprune-end.json").exists()
+    after = {r["trial_id"]: r for r in _rows(again)}
+    assert len(after) == 3 and after[repeat]["repeat_of"] == original
+    assert after[repeat]["robust_acc"] == after[original]["robust_acc"]
+    trials = {t.user_attrs["tune_trial_id"]: t for t in _study(again).trials}
+    assert trials[repeat].state.name == "COMPLETE"
+    assert trials[repeat].values == trials[original].values

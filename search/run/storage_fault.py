@@ -1,0 +1,218 @@
+"""A fault of the storage (full, read-only, no permission, a failing object store) is not a
+result: the search stops cleanly and says how to continue once the fault is gone.
+
+Inside a trial (`report_from_trial`): the fault is posted to the driver's `FaultBoard` actor
+and the trial waits to be stopped instead of raising, so Tune neither retries it (a retry
+would count against `search.max_failures`) nor ends it as ERROR (which Optuna would record as
+FAIL). In the driver, `FaultWatch` reads the board every step and stops Tune the way Ctrl-C
+does (its snapshot saved, the running trials kept RUNNING there); callbacks of the driver that
+hit the storage post with `post_driver_fault`. The runner then raises `StorageFault`: one line
+naming the path and the cause, exit code `EXIT_STORAGE`; `robprune resume` continues from the
+trials' last checkpoints once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from ray import tune
+
+__all__ = [
+    "EXIT_STORAGE",
+    "StorageFault",
+    "fault_cause",
+    "as_storage_fault",
+    "report_from_trial",
+    "post_driver_fault",
+    "FaultWatch",
+    "raise_if_faulted",
+    "open_board",
+    "faulted",
+]
+
+#: Exit code of a search stopped by its storage (sysexits' EX_TEMPFAIL: try again later).
+EXIT_STORAGE = 75
+BOARD_NAME = "robprune-storage-faults"
+#: A trial that posted a fault waits at most this long to be stopped, then raises after all
+#: (a driver that cannot stop Tune: not in the main thread).
+_TRIAL_WAIT_S = 300.0
+_CAUSES = {  # errno -> (what the storage is, what to do)
+    errno.ENOSPC: ("is full", "free space"),
+    errno.EDQUOT: ("is over its quota", "free space"),
+    errno.EROFS: ("is read-only", "make it writable"),
+    errno.EACCES: ("refuses writes (permission denied)", "give write permission"),
+    errno.EPERM: ("refuses writes (operation not permitted)", "give write permission"),
+}
+_OBJECT = ("failed (an object-store error)", "check the bucket and its credentials")
+_OBJECT_STORE = ("AWS Error", "GCS Error", "google::cloud")  # pyarrow's object-store errors
+_driver_faults: list[tuple[str, str, str]] = []  # (path, cause, remedy) seen by this driver
+_board_handle: tuple[str, Any] | None = None  # (Ray job and node, the board this driver made)
+
+
+class StorageFault(Exception):
+    """The experiment's storage failed; `line(location)` says what and how to continue."""
+
+    def __init__(self, path: str, cause: str, remedy: str):
+        super().__init__(f"{path}: {cause}" if path else cause)
+        self.path, self.cause, self.remedy = path, cause, remedy
+
+    def line(self, location: str) -> str:
+        at = f" ({self.path})" if self.path else ""
+        return f"the storage under {location} {self.cause}{at}: {self.remedy} and run " + (
+            f"`robprune resume {location}`"
+        )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return seen
+
+
+def fault_cause(exc: BaseException) -> tuple[str, str, str] | None:
+    """(path, cause, remedy) when `exc` (or what it wraps) is a storage fault, else None."""
+    for item in _chain(exc):
+        if not isinstance(item, OSError):
+            continue
+        if item.errno in _CAUSES:
+            return (str(item.filename or ""), *_CAUSES[item.errno])
+        text = str(item)
+        if any(marker in text for marker in _OBJECT_STORE):
+            return (text.splitlines()[0][:200], *_OBJECT)
+    return None
+
+
+def as_storage_fault(exc: BaseException) -> StorageFault | None:
+    found = fault_cause(exc)
+    return StorageFault(*found) if found else None
+
+
+def _board() -> Any | None:
+    import ray
+
+    try:
+        return ray.get_actor(BOARD_NAME)
+    except (ValueError, RuntimeError):  # no board: not a robprune search (unit use)
+        return None
+
+
+def report_from_trial(exc: BaseException, trial_id: str) -> None:
+    """Inside a trial: post a storage fault to the driver and wait (bounded) to be stopped.
+
+    Returns at once when `exc` is no storage fault or no driver listens; the caller then
+    raises as usual (also after the bounded wait, should no stop come)."""
+    found = fault_cause(exc)
+    board = _board() if found else None
+    if found is None or board is None:
+        return
+    import ray
+
+    ray.get(board.post.remote(*found, trial_id))
+    print(f"storage fault: {found[0]} {found[1]}; waiting to be stopped", flush=True)
+    time.sleep(_TRIAL_WAIT_S)  # the driver stops this trial long before
+
+
+def post_driver_fault(exc: BaseException) -> bool:
+    """In the driver (a callback's write failed): record it; True when it was a fault."""
+    found = fault_cause(exc)
+    if found is not None:
+        _driver_faults.append(found)
+    return found is not None
+
+
+def open_board() -> None:
+    """Before `Tuner.fit`: the board trials post to (one per Ray job), no fault seen yet."""
+    import ray
+
+    global _board_handle
+    _driver_faults.clear()
+    context = ray.get_runtime_context()
+    job = f"{context.get_job_id()}@{context.get_node_id()}"  # a new local Ray: a new node
+    if _board_handle is None or _board_handle[0] != job:  # none yet, or an earlier Ray's
+        # a named actor lives as long as its creator holds the handle: this driver keeps it
+        _board_handle = (job, FaultBoard.options(name=BOARD_NAME, num_cpus=0).remote())
+    ray.get(_board_handle[1].clear.remote())  # started (and empty) before any trial posts
+
+
+def faulted() -> bool:
+    """Whether this driver saw a storage fault in the current `Tuner.fit`."""
+    return bool(_driver_faults)
+
+
+def raise_if_faulted() -> None:
+    """After `Tuner.fit`: raise the first storage fault of this search, if any."""
+    if _driver_faults:
+        raise StorageFault(*_driver_faults[0])
+
+
+def _stop_tune() -> None:
+    """Stop Tune as Ctrl-C does (its SIGUSR1 handler): snapshot saved, trials kept RUNNING."""
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
+        if callable(signal.getsignal(signal.SIGUSR1)):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+class FaultWatch(tune.Callback):
+    """The driver's side: reads the board (at most once a second) and stops Tune at the first
+    storage fault, a trial's or the driver's own."""
+
+    def __init__(self) -> None:
+        self._board: Any = None
+        self._next = 0.0
+        self._stopping = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_board": None, "_next": 0.0, "_stopping": False}  # a handle does not travel
+
+    def setup(self, **info: Any) -> None:
+        self._board = _board()
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._board is not None and time.monotonic() >= self._next:
+            import ray
+
+            self._next = time.monotonic() + 1.0
+            for path, cause, remedy, _ in ray.get(self._board.read.remote()):
+                if (path, cause, remedy) not in _driver_faults:
+                    _driver_faults.append((path, cause, remedy))
+        if _driver_faults and not self._stopping:
+            self._stopping = True
+            path, cause, _ = _driver_faults[0]
+            print(f"storage fault: {path or 'the storage'} {cause}; stopping", flush=True)
+            _stop_tune()
+
+
+def _make_board() -> Any:
+    import ray
+
+    @ray.remote
+    class _FaultBoard:
+        """The storage faults trials posted: (path, cause, remedy, trial id)."""
+
+        def __init__(self) -> None:
+            self.faults: list[tuple[str, str, str, str]] = []
+
+        def post(self, path: str, cause: str, remedy: str, trial_id: str) -> None:
+            self.faults.append((path, cause, remedy, trial_id))
+
+        def read(self) -> list[tuple[str, str, str, str]]:
+            return list(self.faults)
+
+        def clear(self) -> None:
+            self.faults = []
+
+    return _FaultBoard
+
+
+FaultBoard: Any = _make_board()

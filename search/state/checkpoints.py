@@ -1,0 +1,63 @@
+"""Whether a trial's checkpoint on storage is whole: a full disk or a kill can cut one short.
+
+Tune copies a checkpoint directory file by file; a copy that stops midway leaves files cut
+short or missing, and a trial restored from it fails to load it (`EOFError`), which would be
+recorded as the trial's own failure. Every checkpoint the trainable writes carries a manifest
+(`MANIFEST`: each file's size); a checkpoint whose files do not match it is cut short, and the
+trial continues from the newest whole one before it instead (or from epoch 0). A checkpoint
+without a manifest (written by an older robprune) is taken as whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from search.state import storage
+
+__all__ = ["MANIFEST", "write_manifest", "is_whole", "newest_whole"]
+
+MANIFEST = "robprune-manifest.json"
+_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
+
+
+def write_manifest(directory: str | Path) -> None:
+    """Record the size of every file under `directory` (call it last, before the upload)."""
+    root = Path(directory)
+    sizes = {
+        str(p.relative_to(root)): p.stat().st_size
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    (root / MANIFEST).write_text(json.dumps(sizes, sort_keys=True) + "\n")
+
+
+def is_whole(fs: Any, path: str) -> bool:
+    """Whether the checkpoint at `path` holds every file of its manifest, at full size."""
+    text = storage.read_text_or_none(fs, f"{path}/{MANIFEST}")
+    if text is None:
+        return storage.exists(fs, path)  # an older robprune's checkpoint: taken as whole
+    try:
+        expected = json.loads(text)
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    except (ValueError, OSError):
+        return False
+    found = {i.path[len(path) + 1 :]: i.size for i in infos if i.type == pafs.FileType.File}
+    return all(found.get(name) == size for name, size in expected.items())
+
+
+def newest_whole(fs: Any, trial_dir: str, *, at_most: int | None = None) -> str | None:
+    """The newest whole checkpoint of the trial (index at most `at_most`), or None."""
+    names = [i.base_name for i in storage.listing(fs, trial_dir) if _CHECKPOINT.match(i.base_name)]
+    names.sort(key=lambda n: int(_CHECKPOINT.match(n).group(1)), reverse=True)  # type: ignore[union-attr]
+    for name in names:
+        index = int(_CHECKPOINT.match(name).group(1))  # type: ignore[union-attr]
+        if at_most is not None and index > at_most:
+            continue
+        if is_whole(fs, f"{trial_dir}/{name}"):
+            return f"{trial_dir}/{name}"
+    return None
