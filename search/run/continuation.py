@@ -5,8 +5,9 @@ new Tune run in the same directory. The Optuna journal still holds the run's unf
 (RUNNING, each naming the Tune trial that ran it). The searcher hands each of them out again
 before asking Optuna for anything new (`orphans`): the same Optuna trial, so the same
 configuration, now linked to the new Tune trial, with `CONTINUE_KEY` in its config naming the
-old trial's directory. The trainable continues from that directory's newest checkpoint
-(`earlier_checkpoint`), as a restored trial would; one without a checkpoint starts at epoch 0.
+old trial's directory. The trainable continues from that directory's newest whole checkpoint
+(`search/run/resume_point.py`), as a restored trial would; one without a checkpoint starts at
+epoch 0.
 Finished trials are not run again: their end markers and checkpoints are what the export reads.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR
 
-__all__ = ["CONTINUE_KEY", "CONTINUED_ATTR", "orphans", "earlier_checkpoint"]
+__all__ = ["CONTINUE_KEY", "CONTINUED_ATTR", "orphans", "relink"]
 
 #: Key of Tune's trial config: {"trial_dir_name": ...} of the trial this one continues.
 CONTINUE_KEY = "continue_from"
@@ -43,19 +44,3 @@ def relink(ot_trial: Any, frozen: Any, trial_id: str) -> dict[str, Any]:
     ot_trial.set_user_attr(CONTINUED_ATTR, [*frozen.user_attrs.get(CONTINUED_ATTR, []), earlier])
     ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
     return {CONTINUE_KEY: {"trial_dir_name": f"trial_{earlier}"}}
-
-
-def earlier_checkpoint(config: dict[str, Any]) -> Any | None:
-    """Inside a Tune trial: the newest checkpoint of the trial this one continues, if any."""
-    ref = config.get(CONTINUE_KEY)
-    if not ref:
-        return None
-    from ray import tune
-
-    from search.state.checkpoints import newest_whole
-
-    context = tune.get_context().get_storage()
-    fs = context.storage_filesystem
-    earlier = f"{context.experiment_fs_path.rstrip('/')}/{ref['trial_dir_name']}"
-    newest = newest_whole(fs, earlier)
-    return tune.Checkpoint(newest, filesystem=fs) if newest else None

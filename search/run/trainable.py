@@ -28,12 +28,12 @@ from ray import tune
 from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
 from robprune.trial import run_trial
-from search.run.continuation import earlier_checkpoint
 from search.run.dedupe import replay_original
+from search.run.resume_point import describe, resume_point
 from search.run.storage_fault import fault_cause, report_from_trial
 from search.run.tasks import use_assigned_cpus
 from search.state import storage
-from search.state.checkpoints import is_whole, newest_whole, write_manifest
+from search.state.checkpoints import write_manifest
 from search.state.trial_files import (
     FINAL_DIR,
     PROGRESS_FILE,
@@ -137,33 +137,24 @@ def _train(config: dict[str, Any]) -> None:
     use_assigned_cpus()
     _sync_dense(config)
     trial_config = config["trial"]
-    # a run rebuilt from the records continues an unfinished trial from its own directory
-    checkpoint = _whole(tune.get_checkpoint() or earlier_checkpoint(config))
-    if checkpoint is None:
-        if not replay_original(config):  # search.dedupe: a repeat trains nothing
-            _run(trial_config, None, [])
-        return
-    with checkpoint.as_directory() as resume_dir:
-        done = Path(resume_dir, FINAL_DIR, RESULT_FILE)
-        history = read_progress(resume_dir)
-        if done.is_file():  # finished before the driver saw it: report again, do not rerun
-            result = json.loads(done.read_text())
+    handed = tune.get_checkpoint()
+    with resume_point(handed, config) as point:
+        note = describe(point, handed)
+        if note:
+            print(note, flush=True)
+        if point is None:
+            if handed is not None or not replay_original(config):
+                _run(trial_config, None, [])  # a repeat (search.dedupe) trains nothing
+            return
+        history = read_progress(point.directory)
+        if point.finished:  # finished before the driver saw it: report again, do not rerun
+            result = json.loads(Path(point.directory, FINAL_DIR, RESULT_FILE).read_text())
             last = result["epochs"][-1] if result["epochs"] else None
             report = {**final_report(result, last), **_restore_columns(history["restored_from"])}
-            tune.report(report, checkpoint=checkpoint)
+            tune.report(report, checkpoint=point.checkpoint)
             return
         restored_from = [*history["restored_from"], history["epoch"]]
-        _run(trial_config, resume_dir, restored_from, history["epochs"])
-
-
-def _whole(checkpoint: Any) -> Any:
-    """The checkpoint, or the newest whole one before it when a fault cut it short."""
-    if checkpoint is None or is_whole(checkpoint.filesystem, checkpoint.path):
-        return checkpoint
-    trial_dir, _, name = checkpoint.path.rstrip("/").rpartition("/")
-    earlier = newest_whole(checkpoint.filesystem, trial_dir, at_most=int(name.split("_")[-1]) - 1)
-    print(f"{name} was cut short (a fault while it was saved): from {earlier or 'epoch 0'}")
-    return tune.Checkpoint(earlier, filesystem=checkpoint.filesystem) if earlier else None
+        _run(trial_config, point.directory, restored_from, history["epochs"])
 
 
 def _run(

@@ -4,8 +4,8 @@ Tune copies a checkpoint directory file by file; a copy that stops midway leaves
 short or missing, and a trial restored from it fails to load it (`EOFError`), which would be
 recorded as the trial's own failure. Every checkpoint the trainable writes carries a manifest
 (`MANIFEST`: each file's size); a checkpoint whose files do not match it is cut short, and the
-trial continues from the newest whole one before it instead (or from epoch 0). A checkpoint
-without a manifest (written by an older robprune) is taken as whole.
+trial continues from the newest whole one instead (`search/run/resume_point.py`). A checkpoint
+without a manifest (written by an older robprune) is judged by whether its state loads.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 
 from search.state import storage
 
-__all__ = ["MANIFEST", "write_manifest", "is_whole", "newest_whole"]
+__all__ = ["MANIFEST", "write_manifest", "is_whole"]
 
 MANIFEST = "robprune-manifest.json"
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
@@ -48,16 +48,3 @@ def is_whole(fs: Any, path: str) -> bool:
         return False
     found = {i.path[len(path) + 1 :]: i.size for i in infos if i.type == pafs.FileType.File}
     return all(found.get(name) == size for name, size in expected.items())
-
-
-def newest_whole(fs: Any, trial_dir: str, *, at_most: int | None = None) -> str | None:
-    """The newest whole checkpoint of the trial (index at most `at_most`), or None."""
-    names = [i.base_name for i in storage.listing(fs, trial_dir) if _CHECKPOINT.match(i.base_name)]
-    names.sort(key=lambda n: int(_CHECKPOINT.match(n).group(1)), reverse=True)  # type: ignore[union-attr]
-    for name in names:
-        index = int(_CHECKPOINT.match(name).group(1))  # type: ignore[union-attr]
-        if at_most is not None and index > at_most:
-            continue
-        if is_whole(fs, f"{trial_dir}/{name}"):
-            return f"{trial_dir}/{name}"
-    return None
