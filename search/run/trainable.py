@@ -29,6 +29,7 @@ from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
 from robprune.trial import run_trial
 from search.run.dedupe import replay_original
+from search.run.resume_point import describe, resume_point
 from search.run.tasks import use_assigned_cpus
 from search.state import storage
 from search.state.trial_files import (
@@ -131,22 +132,24 @@ def _train(config: dict[str, Any]) -> None:
     use_assigned_cpus()
     _sync_dense(config)
     trial_config = config["trial"]
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        if not replay_original(config):  # search.dedupe: a repeat trains nothing
-            _run(trial_config, None, [])
-        return
-    with checkpoint.as_directory() as resume_dir:
-        done = Path(resume_dir, FINAL_DIR, RESULT_FILE)
-        history = read_progress(resume_dir)
-        if done.is_file():  # finished before the driver saw it: report again, do not rerun
-            result = json.loads(done.read_text())
+    handed = tune.get_checkpoint()
+    with resume_point(handed) as point:
+        note = describe(point, handed)
+        if note:
+            print(note, flush=True)
+        if point is None:
+            if handed is not None or not replay_original(config):  # a repeat trains nothing
+                _run(trial_config, None, [])
+            return
+        history = read_progress(point.directory)
+        if point.finished:  # finished before the driver saw it: report again, do not rerun
+            result = json.loads(Path(point.directory, FINAL_DIR, RESULT_FILE).read_text())
             last = result["epochs"][-1] if result["epochs"] else None
             report = {**final_report(result, last), **_restore_columns(history["restored_from"])}
-            tune.report(report, checkpoint=checkpoint)
+            tune.report(report, checkpoint=point.checkpoint)
             return
         restored_from = [*history["restored_from"], history["epoch"]]
-        _run(trial_config, resume_dir, restored_from, history["epochs"])
+        _run(trial_config, point.directory, restored_from, history["epochs"])
 
 
 def _run(
