@@ -62,9 +62,7 @@ def _handed(path: Path) -> tune.Checkpoint:
     return tune.Checkpoint(str(path), filesystem=pafs.LocalFileSystem())
 
 
-def test_a_deleted_checkpoint_named_by_the_snapshot_falls_back_to_the_newest_whole(
-    whole, folder
-):
+def test_a_deleted_checkpoint_named_by_the_snapshot_falls_back_to_the_newest_whole(whole, folder):
     kept = _checkpoint(folder, 1, whole)
     torn = _checkpoint(folder, 2, whole)  # a copy a kill cut short
     (torn / "trial_state.pt").write_bytes((torn / "trial_state.pt").read_bytes()[:100])
