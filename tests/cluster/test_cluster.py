@@ -37,7 +37,8 @@ AWS_SECRET = "plantedAwsSecret" + secrets.token_hex(12)
 BUCKET = "robprune"
 #: Fine-tuning epochs of the jobs that are stopped or killed: long enough to be mid-trial
 #: when that happens, short enough to finish after the resume.
-LONG_EPOCHS = 12
+# long enough (tens of seconds even on a fast machine) to stop or kill a job mid-trial
+LONG_EPOCHS = 80
 # a real `ray start` head and jobs: minutes, so outside the fast tier
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.slow]
 
@@ -142,7 +143,7 @@ class Cluster:
                 return text
             if any(f"  {s}  " in text.splitlines()[0] for s in ("FAILED", "SUCCEEDED")):
                 break
-            time.sleep(3)
+            time.sleep(1)
         logs = self.robprune("logs", job, "--address", self.address).stdout
         raise AssertionError(f"{job} never reached the state wanted:\n{text}\n{logs[-4000:]}")
 
