@@ -33,7 +33,12 @@ from search.run import tune_internals as internals
 from search.run.dedupe import orphan_repeats
 from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text, read_marker
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
-from search.run.tune_state import STATE_FILE, reopen_search, repair_run_state
+from search.run.tune_state import (
+    STATE_FILE,
+    reopen_search,
+    repair_run_state,
+    settle_grid_generator,
+)
 from search.spec.model import Spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
@@ -63,6 +68,7 @@ class Reconciled:
     marked: list[str] = field(default_factory=list)  # end markers written from another record
     orphans: list[str] = field(default_factory=list)  # repeats whose original left the run
     continued: list[str] = field(default_factory=list)  # rebuilt run: continued by new trials
+    released: list[str] = field(default_factory=list)  # grid slots held by ended trials
     restorable: bool = True  # Tune can restore the run (else it starts afresh)
 
     def describe(self) -> str:
@@ -84,6 +90,8 @@ class Reconciled:
             )
         if self.marked:
             parts.append(f"{len(self.marked)} end markers written from the other records")
+        if self.released:
+            parts.append(f"{len(self.released)} grid slots held by ended trials released")
         if self.orphans:
             parts.append(f"{len(self.orphans)} repeats whose original is not in the run train")
         if not self.restorable:
@@ -241,6 +249,8 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
         out.orphans = orphan_repeats(fs, run_path, segment.name, unfinished, known)
         if changed:
             storage.write_text(fs, state_path, json.dumps(data))
+        if spec.search.mode == "grid":
+            out.released = settle_grid_generator(fs, run_path, {t.trial_id for t in unfinished})
     if study.study is not None and out.restorable:
         for ot_trial in study.run_trials:
             tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)

@@ -16,6 +16,8 @@ What needs them and why:
   `Trial.from_json_state`/`get_json_state`, the trial's `run_metadata`, its checkpoint manager
   (`_checkpoint_results`, `_latest_checkpoint_result`), `StorageContext._update_checkpoint_index`
   and `ray.train._internal.session._TrainingResult`.
+- `grid_generator` sets Tune's grid generator's `_uuid_prefix`: a grid run's trial ids are
+  then the same in a run rebuilt from the records, whose trials find their own folders.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ __all__ = [
     "snapshot_entry",
     "register_checkpoint",
     "record_error_files",
+    "grid_generator",
 ]
 
 #: The versions these members were read from and tested with.
@@ -98,6 +101,17 @@ def check_tune_internals() -> None:
     _require(manager, "ray.train _CheckpointManager", _MANAGER_MEMBERS)
     frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
     _require(frozen, "optuna FrozenTrial", ("_trial_id",))
+
+
+def grid_generator(*, max_concurrent: int, prefix: str) -> Any:
+    """Tune's grid generator with trial ids `PREFIX_00000`, ... (Tune draws the prefix at
+    random): the same cell gets the same id, hence the same folder, in every rebuild."""
+    from ray.tune.search import BasicVariantGenerator
+
+    generator = BasicVariantGenerator(max_concurrent=max_concurrent)
+    _require(generator, "ray.tune BasicVariantGenerator", ("_uuid_prefix",))
+    generator._uuid_prefix = f"{prefix}_"
+    return generator
 
 
 # ------------------------------------------------------------------------------ the searcher

@@ -21,7 +21,13 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["STATE_FILE", "repair_run_state", "reopen_search", "set_aside_snapshot"]
+__all__ = [
+    "STATE_FILE",
+    "repair_run_state",
+    "reopen_search",
+    "set_aside_snapshot",
+    "settle_grid_generator",
+]
 
 STATE_FILE = re.compile(r"^experiment_state-.*\.json$")
 _SEARCH_STATE = re.compile(r"^(search_gen_state|basic-variant-state)-.*\.json$")
@@ -106,25 +112,61 @@ def reopen_search(fs: pafs.FileSystem, run_path: str) -> bool:
     run ended short. The searcher answers FINISHED again when the journal says so.
     Returns whether the flag was set.
     """
+
+    def reopen(state: dict[str, Any]) -> bool:
+        if not state.get("finished"):
+            return False
+        state["finished"] = False
+        return True
+
+    return _rewrite_search_state(fs, run_path, "search_gen_state-", reopen)
+
+
+def settle_grid_generator(fs: pafs.FileSystem, run_path: str, live: set[str]) -> list[str]:
+    """Forget, in a grid's saved generator, the trials that are no longer live.
+
+    Tune's grid generator counts the trials it handed out and has not seen end
+    (`_live_trials`) against `max_concurrent_trials`. A trial that ended after the snapshot
+    was saved, and that reconciliation therefore marked ended in the snapshot, is never
+    reported to the restored generator again: it would hold a slot forever, and with every
+    slot held the resumed run waits without end. `live` is the set of trial ids the
+    reconciled snapshot leaves unfinished. Returns the ids forgotten.
+    """
+    forgotten: list[str] = []
+
+    def settle(state: dict[str, Any]) -> bool:
+        held = set(state.get("_live_trials") or ())
+        forgotten.extend(sorted(held - live))
+        state["_live_trials"] = held & live
+        return bool(forgotten)
+
+    _rewrite_search_state(fs, run_path, "basic-variant-state-", settle)
+    return forgotten
+
+
+def _rewrite_search_state(
+    fs: pafs.FileSystem, run_path: str, prefix: str, edit: Callable[[dict[str, Any]], bool]
+) -> bool:
+    """Apply `edit` to the newest saved search state named `prefix*`; write it back (a
+    temporary file and a rename locally, one PUT on object stores) when `edit` says so."""
     import ray.cloudpickle as cloudpickle
 
     infos = [i for i in _listing(fs, run_path) if _SEARCH_STATE.match(i.base_name)]
     newest = max((i.base_name for i in infos), default=None)
-    if newest is None or not newest.startswith("search_gen_state-"):
+    if newest is None or not newest.startswith(prefix):
         return False
     path = f"{run_path}/{newest}"
     with fs.open_input_stream(path) as handle:
         state = cloudpickle.loads(handle.read())
-    if not state.get("finished"):
+    if not isinstance(state, dict) or not edit(state):
         return False
-    state["finished"] = False
     data = cloudpickle.dumps(state)
-    if isinstance(fs, pafs.LocalFileSystem):  # a temporary file and a rename
+    if isinstance(fs, pafs.LocalFileSystem):
         tmp = f"{run_path}/.{newest}.tmp"
         with fs.open_output_stream(tmp) as handle:
             handle.write(data)
         fs.move(tmp, path)
-    else:  # one PUT on object stores
+    else:
         with fs.open_output_stream(path) as handle:
             handle.write(data)
     return True

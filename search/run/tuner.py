@@ -6,6 +6,7 @@ EXPERIMENT/tune/RUN; optimize and random runs share one Optuna study through the
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -55,8 +56,8 @@ def _search_space(
     persisted Optuna study asked through a define-by-run space."""
     from ray import tune
 
+    from search.run import tune_internals as internals
     from search.run.study import make_sampler
-    from search.run.tune_internals import StudySearch
     from search.spec.grid import grid_configs, space_size
     from search.spec.space import SpaceFunction
 
@@ -67,10 +68,15 @@ def _search_space(
         extra["dense_uri"] = storage.join(exp.location, "dense")
     if settings.mode == "grid":
         configs = grid_configs(spec, cache)
-        return {"trial": tune.grid_search(configs), **extra}, None, 1
+        key = f"{exp.study_name}/{segment.name}".encode()
+        generator = internals.grid_generator(
+            max_concurrent=settings.max_concurrent or 0,
+            prefix=hashlib.sha1(key, usedforsecurity=False).hexdigest()[:5],
+        )
+        return {"trial": tune.grid_search(configs), **extra}, generator, 1
     multi = len(settings.objectives) > 1
-    StudySearch.journal_override = str(exp.journal_path)
-    search_alg = StudySearch(
+    internals.StudySearch.journal_override = str(exp.journal_path)
+    search_alg = internals.StudySearch(
         SpaceFunction(spec, cache, extra),
         metric=settings.metrics if multi else settings.primary.metric,
         mode=settings.modes if multi else settings.primary.mode,
@@ -110,7 +116,8 @@ def build_tuner(
         search_alg=search_alg,
         scheduler=_scheduler(spec),
         num_samples=num_samples,
-        max_concurrent_trials=settings.max_concurrent,
+        # a grid's generator limits itself (Tune ignores this for a generator it is handed)
+        max_concurrent_trials=None if grid else settings.max_concurrent,
         metric=settings.primary.metric,
         mode=settings.primary.mode,
         trial_name_creator=trial_name,
