@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,11 +127,12 @@ class TrialAtKill:
     finished: bool
     epoch: int  # epoch of the newest checkpoint (0: none)
     restores: int
+    seen_at: float = 0.0  # when this was read (time.time()); 0: unknown
 
 
 def disk_state(exp: Path) -> dict[str, TrialAtKill]:
     """Per trial directory: finished, newest checkpointed epoch, restores so far."""
-    out = {}
+    out, seen = {}, time.time()
     for trial in sorted((exp / "tune").glob("run-*/trial_*")):
         try:
             ckpts = sorted(trial.glob("checkpoint_*"))
@@ -141,7 +143,7 @@ def disk_state(exp: Path) -> dict[str, TrialAtKill]:
             restores = len(_restored_from(newest)) if newest else 0
         except OSError:  # a checkpoint removed while we looked
             continue
-        out[trial.name.removeprefix("trial_")] = TrialAtKill(finished, epoch, restores)
+        out[trial.name.removeprefix("trial_")] = TrialAtKill(finished, epoch, restores, seen)
     return out
 
 
@@ -198,12 +200,31 @@ def _rerun_problems(
                 problems.append(f"kill {k + 1}: {tid} had finished but ran again")
             if not at.finished and at.epoch > 0:
                 history = _final_history(exp, tid)
-                if history is not None and not any(e >= at.epoch for e in history):
+                continued = history is not None and any(e >= at.epoch for e in history)
+                if history is not None and not continued and _trained_again(exp, tid, at):
                     problems.append(
                         f"kill {k + 1}: {tid} had epoch {at.epoch} checkpointed but restarted "
                         f"from {history or 'zero'}"
                     )
     return problems
+
+
+def _trained_again(exp: Path, tid: str, at: TrialAtKill) -> bool:
+    """Whether the trial reported an epoch before `at.epoch` after the kill: trained again
+    from zero. A trial whose orphaned worker finished it after the driver's kill (its final
+    checkpoint then shows no restore) reported nothing earlier and is not."""
+    if not at.seen_at:
+        return True
+    for path in exp.glob(f"tune/run-*/trial_{tid}/result.json"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line a kill cut short
+            epoch, stamp = row.get("epoch"), row.get("timestamp", 0)
+            if isinstance(epoch, int) and epoch < at.epoch and stamp >= int(at.seen_at):
+                return True
+    return False
 
 
 def _study_problems(exp: Path, by_id: dict[str, dict[str, Any]], verdict: Verdict) -> None:

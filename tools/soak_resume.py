@@ -1,6 +1,7 @@
 """Soak test of resume: kill the search driver at every phase boundary and between, resume.
 
     python tools/soak_resume.py --rounds 12 --seed 0 [--mode optimize|random|grid] [--keep DIR]
+                                [--faults 0.3]
 
 Each round is a new small digits search. Its driver is SIGKILLed (only the driver: the Ray
 processes it left behind are the resume's job to end) one to three times in a row (the
@@ -17,9 +18,15 @@ one is hit within a few rounds. A final `resume` must then finish within `--watc
   zero; no Optuna trial is left RUNNING, each Tune trial has exactly one COMPLETE one;
 - every run of the experiment is `finished`; no Ray process of a killed driver remains.
 
-Prints every kill with the phase it aimed at and the phase the driver had reached, then
-`N kills, phases reached K/9, L lost, D duplicated, H hangs` (K counts the phases the kills
-landed in, not those aimed at); exit 0 only when nothing broke.
+With `--faults P` (needs root) the experiments live on a small tmpfs and each step of a round
+is, with probability P, a storage fault instead of a kill: the disk fills up or the
+experiment stops taking writes at a random moment, the driver must stop by itself (exit 75),
+and the fault is lifted before the next resume (`tools/soak_faults.py`).
+
+Prints every kill and fault with the phase it aimed at and the phase the driver had reached,
+then `N kills, F storage faults, phases reached K/9, L lost, D duplicated, H hangs` (K counts
+the phases the kills and faults landed in, not those aimed at); exit 0 only when nothing
+broke.
 The CI tests `tests/system/test_search_kill.py` and `tests/system/test_search_interrupt.py`
 use the same drivers and checks.
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,6 +214,7 @@ class Tally:
     lost: int = 0
     duplicated: int = 0
     hangs: int = 0
+    faults: list[Any] = field(default_factory=list)  # soak_faults.Fault
     problems: list[str] = field(default_factory=list)
     longest: float = 60.0  # the longest driver run seen (random kill moments go up to it)
     aim_index: int = 0
@@ -220,27 +229,39 @@ class Tally:
 
 
 def soak_round(
-    r: int, rng: random.Random, tally: Tally, work: Path, spec: dict, watchdog: float
+    r: int,
+    rng: random.Random,
+    tally: Tally,
+    work: Path,
+    spec: dict,
+    watchdog: float,
+    disk: Any = None,
+    faults: float = 0.0,
 ) -> None:
-    """One experiment: one to three kills in a row, a final resume, the checks."""
+    """One experiment: one to three kills or storage faults in a row, a final resume, the
+    checks."""
     log, name = work / "drivers.log", f"soak-{r}"
-    exp = work / "exps" / name
+    exp = Path(spec["storage"]) / name
     args = ["search", str(work / "spec.yaml"), "--name", name]
-    kills: list[Kill] = []
+    kills: list[Any] = []
     for _ in range(rng.choice((1, 2, 2, 3))):
-        aim = tally.next_aim(rng, PHASES if args[0] == "search" else RESUME_PHASES)
         delay = rng.uniform(0.5, tally.longest)
-        driver, kill = kill_at(args, exp, log, aim, delay=delay, timeout=watchdog)
-        tally.longest = max(tally.longest, time.monotonic() - driver.started)
-        if kill is None:
-            print(f"round {r}: the driver ended before {aim} (exit {driver.proc.returncode})")
-            break
-        kills.append(kill)
-        where = f"aimed at {aim}, reached {kill.reached}, after {kill.after_s:.1f} s"
-        print(f"round {r} kill {len(kills)}: {where}", flush=True)
+        if disk is not None and rng.random() < faults:
+            if not _fault_step(r, rng, tally, args, exp, log, disk, delay, watchdog, kills):
+                break
+        else:
+            aim = tally.next_aim(rng, PHASES if args[0] == "search" else RESUME_PHASES)
+            driver, kill = kill_at(args, exp, log, aim, delay=delay, timeout=watchdog)
+            tally.longest = max(tally.longest, time.monotonic() - driver.started)
+            if kill is None:
+                print(f"round {r}: the driver ended before {aim} (exit {driver.proc.returncode})")
+                break
+            kills.append(kill)
+            tally.kills.append(kill)
+            where = f"aimed at {aim}, reached {kill.reached}, after {kill.after_s:.1f} s"
+            print(f"round {r} kill {len(kills)}: {where}", flush=True)
         if (exp / "experiment.json").exists():
             args = ["resume", str(exp)]
-    tally.kills += kills
     final = Driver.start(args, log)
     code = final.finish(timeout=watchdog)
     tally.longest = max(tally.longest, time.monotonic() - final.started)
@@ -251,34 +272,92 @@ def soak_round(
     if code != 0:
         tally.problems.append(f"round {r}: the final resume exited {code} (see {log})")
         return
-    sessions = [k.session for k in kills if k.session]
+    sessions = [k.session for k in kills if getattr(k, "session", None)]
     verdict = check(exp, spec, [k.state for k in kills], sessions)
     tally.lost += verdict.lost
     tally.duplicated += verdict.duplicated
     tally.problems += [f"round {r}: {p}" for p in verdict.problems]
-    print(f"round {r}: resumed and checked ({len(kills)} kills)", flush=True)
+    print(f"round {r}: resumed and checked ({len(kills)} kills and faults)", flush=True)
+    if disk is not None and not verdict.problems:
+        shutil.rmtree(exp, ignore_errors=True)  # the small disk holds one round at a time
 
 
-def soak(rounds: int, seed: int, mode: str, work: Path, watchdog: float) -> int:
+def _fault_step(
+    r: int,
+    rng: random.Random,
+    tally: Tally,
+    args: list[str],
+    exp: Path,
+    log: Path,
+    disk: Any,
+    delay: float,
+    watchdog: float,
+    kills: list[Any],
+) -> bool:
+    """One storage fault in a round; False when the driver ended before it."""
+    from soak_faults import FAULT_KINDS, fault_at
+
+    kind = rng.choice(FAULT_KINDS)
+    driver, fault = fault_at(args, exp, log, disk, kind, delay=delay, timeout=watchdog)
+    tally.longest = max(tally.longest, time.monotonic() - driver.started)
+    if fault is None:
+        print(f"round {r}: the driver ended before the {kind} fault")
+        return False
+    tally.faults.append(fault)
+    kills.append(fault)
+    where = f"{kind} after {fault.after_s:.1f} s at {fault.reached}: exit {fault.exit_code}"
+    print(f"round {r} fault {len(kills)}: {where}  {fault.line}", flush=True)
+    if fault.exit_code == -9:
+        tally.hangs += 1
+    if not fault.accepted:
+        tally.problems.append(
+            f"round {r}: after a {kind} fault the driver exited {fault.exit_code}"
+        )
+    return True
+
+
+def soak(
+    rounds: int, seed: int, mode: str, work: Path, watchdog: float, faults: float = 0.0
+) -> int:
+    if faults > 0:
+        from soak_faults import SmallDisk
+
+        with SmallDisk(work / "disk") as disk:
+            return _soak(rounds, seed, mode, work, watchdog, disk, faults)
+    return _soak(rounds, seed, mode, work, watchdog, None, 0.0)
+
+
+def _soak(
+    rounds: int, seed: int, mode: str, work: Path, watchdog: float, disk: Any, faults: float
+) -> int:
     import yaml
 
     rng, tally = random.Random(seed), Tally()
-    spec = soak_spec(str(work / "exps"), mode)
+    root = disk.mount if disk is not None else work
+    spec = soak_spec(str(root / "exps"), mode)
     (work / "spec.yaml").write_text(yaml.safe_dump(spec))
     for r in range(1, rounds + 1):
-        soak_round(r, rng, tally, work, spec, watchdog)
+        soak_round(r, rng, tally, work, spec, watchdog, disk, faults)
     # coverage is what the kills reached, not what they aimed at: an aimed kill can land late
     counts: dict[str, int] = {}
-    for k in tally.kills:
+    for k in [*tally.kills, *tally.faults]:
         counts[k.reached] = counts.get(k.reached, 0) + 1
     covered = {p for p in PHASES if p in counts}
     missed = sorted({k.aim for k in tally.kills if k.aim != "random"} - covered)
-    print(f"phases reached at the kills: {', '.join(f'{p} {n}' for p, n in counts.items())}")
+    reached = ", ".join(f"{p} {n}" for p, n in counts.items())
+    print(f"phases reached at the kills and faults: {reached}")
     if missed:
         print(f"aimed at but never reached: {', '.join(missed)}")
+    if tally.faults:
+        exits: dict[str, int] = {}
+        for f in tally.faults:
+            key = f"{f.kind} exit {f.exit_code}"
+            exits[key] = exits.get(key, 0) + 1
+        print(f"storage faults: {', '.join(f'{k} x{n}' for k, n in sorted(exits.items()))}")
     print(
-        f"{len(tally.kills)} kills, phases reached {len(covered)}/{len(PHASES)}, "
-        f"{tally.lost} lost, {tally.duplicated} duplicated, {tally.hangs} hangs"
+        f"{len(tally.kills)} kills, {len(tally.faults)} storage faults, phases reached "
+        f"{len(covered)}/{len(PHASES)}, {tally.lost} lost, {tally.duplicated} duplicated, "
+        f"{tally.hangs} hangs"
     )
     for problem in tally.problems:
         print(f"BROKEN: {problem}")
@@ -293,11 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="optimize", choices=["optimize", "random", "grid"])
     parser.add_argument("--watchdog", type=float, default=900.0, help="a resume's limit (s)")
     parser.add_argument("--keep", default=None, help="work directory to keep (default: temp)")
+    parser.add_argument(
+        "--faults", type=float, default=0.0, help="share of steps that are storage faults (root)"
+    )
     args = parser.parse_args(argv)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="robprune-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"soak: {args.rounds} rounds, seed {args.seed}, {args.mode}; work in {work}", flush=True)
-    return soak(args.rounds, args.seed, args.mode, work, args.watchdog)
+    return soak(args.rounds, args.seed, args.mode, work, args.watchdog, args.faults)
 
 
 if __name__ == "__main__":

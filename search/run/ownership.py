@@ -153,6 +153,7 @@ def reap_dead_driver(exp: Experiment) -> int:
         )
     session = str(record.get("ray_temp_dir") or "")
     if not session:
+        _release_journal_lock(exp)
         return 0
     ended: set[int] = set()
     for _ in range(10):  # workers may start while their parents are ended
@@ -162,7 +163,17 @@ def reap_dead_driver(exp: Experiment) -> int:
         _kill(pids)
         ended.update(pids)
         time.sleep(0.3)
+    _release_journal_lock(exp)  # after its Ray processes: none of them can hold it any more
     return len(ended)
+
+
+def _release_journal_lock(exp: Experiment) -> None:
+    """A driver killed while it held the Optuna journal's lock leaves the lock behind; Optuna
+    would wait out its grace period (30 s) on every open before forcing it. The driver is
+    known dead here, so the lock is stale."""
+    lock = Path(f"{exp.journal_path}.lock")
+    if lock.is_symlink() or lock.exists():
+        lock.unlink(missing_ok=True)
 
 
 def _start_time(pid: int) -> int | None:
