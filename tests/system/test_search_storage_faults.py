@@ -1,4 +1,6 @@
-"""A disk that fills mid-search is a storage fault, not a result (a real tmpfs, real Ray).
+"""A disk that fills, or a folder that stops taking writes, mid-search is a storage fault, not
+a result (a real tmpfs, real Ray). The folder is made immutable (`chattr -R +i`): writes then
+fail with EPERM even for root, whom permission bits do not stop.
 
 The search stops with one line naming the experiment and the cause and exit code 75; no
 Optuna trial is FAILed, no trial records an error of its own and none used a retry. Then,
@@ -49,11 +51,18 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def _fill_after_first_checkpoint(root: Path, filler: Path, stop: threading.Event) -> None:
-    """Fill the disk the moment a trial's first epoch checkpoint is whole on it."""
+def _fault_after_first_checkpoint(
+    root: Path, kind: str, filler: Path, stop: threading.Event
+) -> None:
+    """Fill the disk, or freeze the experiment, the moment a trial's first epoch checkpoint
+    is whole on it."""
     while not stop.is_set():
-        saved = root.glob("*/tune/run-000/trial_*/checkpoint_*")
+        saved = list(root.glob("*/tune/run-000/trial_*/checkpoint_*"))
         if any(is_whole(LOCAL, str(path)) for path in saved if (path / MANIFEST).exists()):
+            if kind == "read-only":
+                exp = saved[0].parents[3]
+                subprocess.run(["chattr", "-R", "+i", str(exp)], check=True)
+                return
             with open(filler, "wb") as handle:
                 try:
                     while True:
@@ -65,7 +74,11 @@ def _fill_after_first_checkpoint(root: Path, filler: Path, stop: threading.Event
         time.sleep(0.01)
 
 
-def test_a_disk_that_fills_mid_search_stops_it_and_resume_finishes(small_disk, capsys):
+@pytest.mark.parametrize(
+    ("kind", "cause"),
+    [("full", "is full"), ("read-only", "refuses writes (operation not permitted)")],
+)
+def test_a_storage_fault_mid_search_stops_it_and_resume_finishes(small_disk, capsys, kind, cause):
     raw = fast_trial(
         "unused",
         data={"dataset": "digits", "train_limit": 300},
@@ -83,8 +96,8 @@ def test_a_disk_that_fills_mid_search_stops_it_and_resume_finishes(small_disk, c
     raw.pop("cache_dir")
     spec = parse_spec(raw, name="full", storage=str(small_disk))
     filler, stop = small_disk / "filler", threading.Event()
-    fill = (small_disk, filler, stop)
-    watcher = threading.Thread(target=_fill_after_first_checkpoint, args=fill)
+    fault = (small_disk, kind, filler, stop)
+    watcher = threading.Thread(target=_fault_after_first_checkpoint, args=fault)
     watcher.start()
     try:
         outcome = run_search(spec, stream=io.StringIO())
@@ -95,14 +108,15 @@ def test_a_disk_that_fills_mid_search_stops_it_and_resume_finishes(small_disk, c
     err = capsys.readouterr().err.strip().splitlines()
     assert outcome.exit_code == EXIT_STORAGE, err
     (line,) = [e for e in err if e.startswith("robprune: error:")]
-    assert f"the storage under {location} is full" in line
+    assert f"the storage under {location} {cause}" in line
     assert f"robprune resume {location}" in line
     exp = outcome.experiment
     study = optuna.load_study(study_name=exp.study_name, storage=open_storage(exp.journal_path))
     assert not [t.number for t in study.trials if t.state.name == "FAIL"]  # not a result
     assert not list(Path(location).glob("tune/*/trial_*/robprune-trial-error.txt"))
 
-    filler.unlink()  # the fault is gone; Tune's snapshot goes too: the records must do
+    filler.unlink(missing_ok=True)  # the fault is gone; Tune's snapshot too: the records must do
+    subprocess.run(["chattr", "-R", "-i", location], check=True)
     for state in Path(location, "tune", "run-000").glob("*state*"):
         state.unlink()
     said = io.StringIO()
