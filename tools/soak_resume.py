@@ -245,12 +245,13 @@ def soak_round(
     args = ["search", str(work / "spec.yaml"), "--name", name]
     kills: list[Any] = []
     for _ in range(rng.choice((1, 2, 2, 3))):
-        delay = rng.uniform(0.5, tally.longest)
         if disk is not None and rng.random() < faults:
+            delay = rng.uniform(0.5, 0.6 * tally.longest)  # a fault after the end tests nothing
             if not _fault_step(r, rng, tally, args, exp, log, disk, delay, watchdog, kills):
                 break
         else:
             aim = tally.next_aim(rng, PHASES if args[0] == "search" else RESUME_PHASES)
+            delay = rng.uniform(0.5, tally.longest)
             driver, kill = kill_at(args, exp, log, aim, delay=delay, timeout=watchdog)
             tally.longest = max(tally.longest, time.monotonic() - driver.started)
             if kill is None:
@@ -262,6 +263,8 @@ def soak_round(
             print(f"round {r} kill {len(kills)}: {where}", flush=True)
         if (exp / "experiment.json").exists():
             args = ["resume", str(exp)]
+    if (exp / "experiment.json").exists():  # also when a driver ended before its kill or fault
+        args = ["resume", str(exp)]
     final = Driver.start(args, log)
     code = final.finish(timeout=watchdog)
     tally.longest = max(tally.longest, time.monotonic() - final.started)
