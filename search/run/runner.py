@@ -103,7 +103,7 @@ def _num_samples(spec: Spec) -> int | None:
 
 def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
-    from search.run.ownership import owner_mark, ray_temp_dir, record_driver
+    from search.run.ownership import owner_mark, ray_temp_dir
 
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
@@ -117,13 +117,15 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
         sigint = stack.enter_context(handle_sigint(_hint(location)))
         if owns_local_ray(address):  # recorded before Ray starts: a kill leaves no stray
             exp, ray_dir = _create(spec), ray_temp_dir()
-            record_driver(exp, ray_dir=ray_dir)
+            if (stopped := _record_driver(exp, ray_dir, stream)) is not None:
+                return stopped
             stack.enter_context(owner_mark(ray_dir))
             stack.enter_context(ray_session(None, temp_dir=ray_dir))
         else:  # a cluster first: a bad address must not leave a directory behind
             stack.enter_context(ray_session(address))
             exp = _create(spec)
-            record_driver(exp, ray_dir=None)
+            if (stopped := _record_driver(exp, None, stream)) is not None:
+                return stopped
         print(f"experiment: {exp.location}", file=stream, flush=True)
         if spec.search.dedupe and spec.grid_repeats is not None and spec.grid_repeats.repeats:
             print(f"grid: {spec.grid_repeats.describe()}", file=stream, flush=True)
@@ -138,6 +140,16 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
         except KeyboardInterrupt:
             _announce_interrupt(exp, stream)
             raise
+
+
+def _record_driver(exp: Experiment, ray_dir: str | None, stream: Any) -> RunOutcome | None:
+    """Record this driver; a storage that fails already stops the search with its line."""
+    from search.run.ownership import record_driver
+
+    faulted: list[RunOutcome] = []
+    with _storage_faults(exp, stream, faulted):
+        record_driver(exp, ray_dir=ray_dir)
+    return faulted[0] if faulted else None
 
 
 def load_experiment_spec(exp: Experiment) -> Spec:
@@ -227,25 +239,19 @@ def resume_experiment(
     if done is not None:
         return done
     configure_driver(spec)
-    from search.run.durable import pull_journal, push_journal
-
-    pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
-    from search.state.journal_file import repair_journal
-
-    note = repair_journal(exp.journal_path, full=True)
-    if note:
-        print(f"note: {note}", file=stream, flush=True)
-        push_journal(exp)  # the stored copy (object storage) is the repaired one, whole
-    from search.run.ownership import owner_mark, ray_temp_dir, record_driver
+    from search.run.ownership import owner_mark, ray_temp_dir
 
     ray_dir = ray_temp_dir() if owns_local_ray(address) else None
-    record_driver(exp, ray_dir=ray_dir)
+    faulted: list[RunOutcome] = []
+    with _storage_faults(exp, stream, faulted):  # the storage can fail before Ray starts too
+        _prepare_resume(exp, ray_dir, stream)
+    if faulted:
+        return faulted[0]
     with (
         handle_sigint(_hint(exp.location)) as sigint,
         owner_mark(ray_dir),
         ray_session(address, temp_dir=ray_dir),
     ):
-        faulted: list[RunOutcome] = []
         try:
             with _storage_faults(exp, stream, faulted):
                 return _resume(spec, exp, extend, sigint, stream)
@@ -253,6 +259,20 @@ def resume_experiment(
         except KeyboardInterrupt:
             _announce_interrupt(exp, stream)
             raise
+
+
+def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
+    """The journal fetched and repaired, this driver recorded: the writes before Ray."""
+    from search.run.durable import pull_journal, push_journal
+    from search.run.ownership import record_driver
+    from search.state.journal_file import repair_journal
+
+    pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
+    note = repair_journal(exp.journal_path, full=True)
+    if note:
+        print(f"note: {note}", file=stream, flush=True)
+        push_journal(exp)  # the stored copy (object storage) is the repaired one, whole
+    record_driver(exp, ray_dir=ray_dir)
 
 
 def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any | None:

@@ -1,5 +1,5 @@
 """What counts as a storage fault (search.run.storage_fault.fault_cause) and the line it
-gives; the search-level behaviour is tests/test_search_storage_faults.py."""
+gives; the search-level behaviour is tests/system/test_search_storage_faults.py."""
 
 from __future__ import annotations
 
@@ -46,3 +46,25 @@ def test_the_line_names_the_experiment_and_how_to_continue():
         line
         == "the storage under /data/exp is full: free space and run `robprune resume /data/exp`"
     )
+
+
+def test_a_fault_before_ray_starts_is_the_same_line_not_a_traceback(tmp_path):
+    """Between the checks before starting and Ray, the storage can fail too (the soak's disk
+    filled one second into a resume): recording the driver gives the storage-fault outcome."""
+    import io
+    import subprocess
+
+    from search.run import runner
+    from search.state.experiment import Experiment
+
+    exp = Experiment.create(str(tmp_path), "x", mode="grid", spec_yaml="name: x\n")
+    frozen = subprocess.run(["chattr", "+i", exp.location], capture_output=True)
+    if frozen.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {frozen.stderr!r}")
+    try:
+        stopped = runner._record_driver(exp, None, io.StringIO())
+    finally:
+        subprocess.run(["chattr", "-i", exp.location], check=True)
+    assert stopped is not None and stopped.storage_fault
+    assert "refuses writes (operation not permitted)" in stopped.storage_fault
+    assert f"robprune resume {exp.location}" in stopped.storage_fault
