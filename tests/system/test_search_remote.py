@@ -173,9 +173,11 @@ def _checkpoints_by_trial(names: set[str]) -> dict[str, set[str]]:
 
 def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
     """The driver (with its local working copy) dies while trials run, twice, at seeded
-    moments; each resume starts from an empty working copy, as on a new head. Every trial
-    ends exactly once, none finished is trained again, the study has no RUNNING trial and
-    TPE saw every finished trial (one COMPLETE Optuna trial per Tune trial)."""
+    moments; each resume starts from an empty working copy, as on a new head, and the last
+    one also without Tune's snapshot in the bucket (deleted outright: the run is rebuilt
+    from robprune's records). Every trial ends exactly once, none finished is trained again,
+    the study has no RUNNING trial and TPE saw every finished trial (one COMPLETE Optuna
+    trial per Tune trial)."""
     import random
 
     import optuna
@@ -226,8 +228,17 @@ def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
                 ended.setdefault(name.split("/")[1], by_trial.get(name.split("/")[1], set()))
         shutil.rmtree(tmp_path / "work", ignore_errors=True)  # the head's disk is gone
         args = ["resume", exp]
+    snapshot = [
+        n
+        for n in _s3_names(fs, f"{root}/tune/run-000")
+        if "/" not in n and n.startswith(("experiment_state-", "search_gen_state-", "searcher-"))
+    ]
+    assert snapshot, "Tune saved no snapshot in the bucket before the kills"
+    for name in snapshot:
+        fs.delete_file(f"{root}/tune/run-000/{name}")
     final = Driver.start(args, log)
     assert final.finish(timeout=600) == 0, final.text()[-4000:]
+    assert "rebuilt from robprune's records" in final.text(), final.text()[-3000:]
     assert "prims::" not in log.read_text()
 
     with fs.open_input_file(f"{root}/results/trials.parquet") as handle:
