@@ -38,6 +38,8 @@ __all__ = [
 #: Exit code of a search stopped by its storage (sysexits' EX_TEMPFAIL: try again later).
 EXIT_STORAGE = 75
 BOARD_NAME = "robprune-storage-faults"
+#: The driver's read of the board never waits longer than this (then it reads again later).
+_READ_TIMEOUT_S = 30.0
 #: A trial that posted a fault waits at most this long to be stopped, then raises after all
 #: (a driver that cannot stop Tune: not in the main thread).
 _TRIAL_WAIT_S = 300.0
@@ -140,9 +142,19 @@ def open_board() -> None:
     context = ray.get_runtime_context()
     job = f"{context.get_job_id()}@{context.get_node_id()}"  # a new local Ray: a new node
     if _board_handle is None or _board_handle[0] != job:  # none yet, or an earlier Ray's
-        # a named actor lives as long as its creator holds the handle: this driver keeps it
-        _board_handle = (job, FaultBoard.options(name=BOARD_NAME, num_cpus=0).remote())
+        _board_handle = (job, _new_board())
     ray.get(_board_handle[1].clear.remote())  # started (and empty) before any trial posts
+
+
+def _new_board() -> Any:
+    """A board on the driver's own node: a worker node that is lost must not take it along.
+    A named actor lives as long as its creator holds the handle: this driver keeps it."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    options = {"name": BOARD_NAME, "num_cpus": 0, "scheduling_strategy": here}
+    return FaultBoard.options(**options).remote()
 
 
 def faulted() -> bool:
@@ -171,9 +183,10 @@ class FaultWatch(tune.Callback):
         self._board: Any = None
         self._next = 0.0
         self._stopping = False
+        self._unavailable = False
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"_board": None, "_next": 0.0, "_stopping": False}  # a handle does not travel
+    def __getstate__(self) -> dict[str, Any]:  # a handle does not travel
+        return {"_board": None, "_next": 0.0, "_stopping": False, "_unavailable": False}
 
     def setup(self, **info: Any) -> None:
         self._board = _board()
@@ -183,7 +196,13 @@ class FaultWatch(tune.Callback):
             import ray
 
             self._next = time.monotonic() + 1.0
-            for path, cause, remedy, _ in ray.get(self._board.read.remote()):
+            try:
+                posted = ray.get(self._board.read.remote(), timeout=_READ_TIMEOUT_S)
+            except ray.exceptions.RayError as exc:  # not answering: read again next time
+                if not self._unavailable:
+                    print(f"storage-fault board unavailable ({type(exc).__name__}); retrying")
+                self._unavailable, posted = True, []
+            for path, cause, remedy, _ in posted:
                 if (path, cause, remedy) not in _driver_faults:
                     _driver_faults.append((path, cause, remedy))
         if _driver_faults and not self._stopping:
