@@ -4,11 +4,11 @@ result: the search stops cleanly and says how to continue once the fault is gone
 Inside a trial (`report_from_trial`): the fault is posted to the driver's `FaultBoard` actor
 and the trial waits to be stopped instead of raising, so Tune neither retries it (a retry
 would count against `search.max_failures`) nor ends it as ERROR (which Optuna would record as
-FAIL). In the driver, `FaultWatch` reads the board every step and stops Tune the way Ctrl-C
-does (its snapshot saved, the running trials kept RUNNING there); callbacks of the driver that
-hit the storage post with `post_driver_fault`. The runner then raises `StorageFault`: one line
-naming the path and the cause, exit code `EXIT_STORAGE`; `robprune resume` continues from the
-trials' last checkpoints once the fault is gone.
+FAIL). In the driver, `FaultWatch` (`search/run/fault_watch.py`) reads the board every step
+and stops Tune the way Ctrl-C does (its snapshot saved, the running trials kept RUNNING
+there); callbacks of the driver that hit the storage post with `post_driver_fault`. The runner
+then raises `StorageFault`: one line naming the path and the cause, exit code `EXIT_STORAGE`;
+`robprune resume` continues from the trials' last checkpoints once the fault is gone.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import threading
 import time
 from typing import Any
 
-from ray import tune
-
 __all__ = [
     "EXIT_STORAGE",
     "StorageFault",
@@ -29,7 +27,6 @@ __all__ = [
     "as_storage_fault",
     "report_from_trial",
     "post_driver_fault",
-    "FaultWatch",
     "raise_if_faulted",
     "open_board",
     "faulted",
@@ -154,7 +151,7 @@ def _new_board() -> Any:
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     options = {"name": BOARD_NAME, "num_cpus": 0, "scheduling_strategy": here}
-    return FaultBoard.options(**options).remote()
+    return _board_actor_class().options(**options).remote()
 
 
 def faulted() -> bool:
@@ -173,43 +170,6 @@ def _stop_tune() -> None:
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
         if callable(signal.getsignal(signal.SIGUSR1)):
             os.kill(os.getpid(), signal.SIGUSR1)
-
-
-class FaultWatch(tune.Callback):
-    """The driver's side: reads the board (at most once a second) and stops Tune at the first
-    storage fault, a trial's or the driver's own."""
-
-    def __init__(self) -> None:
-        self._board: Any = None
-        self._next = 0.0
-        self._stopping = False
-        self._unavailable = False
-
-    def __getstate__(self) -> dict[str, Any]:  # a handle does not travel
-        return {"_board": None, "_next": 0.0, "_stopping": False, "_unavailable": False}
-
-    def setup(self, **info: Any) -> None:
-        self._board = _board()
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if self._board is not None and time.monotonic() >= self._next:
-            import ray
-
-            self._next = time.monotonic() + 1.0
-            try:
-                posted = ray.get(self._board.read.remote(), timeout=_READ_TIMEOUT_S)
-            except ray.exceptions.RayError as exc:  # not answering: read again next time
-                if not self._unavailable:
-                    print(f"storage-fault board unavailable ({type(exc).__name__}); retrying")
-                self._unavailable, posted = True, []
-            for path, cause, remedy, _ in posted:
-                if (path, cause, remedy) not in _driver_faults:
-                    _driver_faults.append((path, cause, remedy))
-        if _driver_faults and not self._stopping:
-            self._stopping = True
-            path, cause, _ = _driver_faults[0]
-            print(f"storage fault: {path or 'the storage'} {cause}; stopping", flush=True)
-            _stop_tune()
 
 
 def _make_board() -> Any:
@@ -234,4 +194,13 @@ def _make_board() -> Any:
     return _FaultBoard
 
 
-FaultBoard: Any = _make_board()
+_board_class: Any = None
+
+
+def _board_actor_class() -> Any:
+    """The board's Ray actor class, made on first use (importing this module imports no
+    Ray: the driver sets Ray's environment before Ray is first imported)."""
+    global _board_class
+    if _board_class is None:
+        _board_class = _make_board()
+    return _board_class

@@ -101,9 +101,9 @@ def build_tuner(
 
     from search.run.durable import JournalPush, sync_config
     from search.run.end_marker import EndMarkerCallback
+    from search.run.fault_watch import FaultWatch
     from search.run.grid_study import GridStudyCallback
     from search.run.progress import ProgressCallback
-    from search.run.storage_fault import FaultWatch
     from search.run.trainable import trial_name
     from search.state.status_file import status_callback
 

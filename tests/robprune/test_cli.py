@@ -54,3 +54,14 @@ def test_parsing_imports_neither_torch_nor_ray():
 def test_job_options_without_submit_are_refused(capsys):
     assert main(["resume", "/nonexistent", "--pip", "x"]) == 2
     assert "--pip: only with --submit" in capsys.readouterr().err
+
+
+def test_the_search_drivers_import_no_ray_before_setting_its_environment():
+    """Ray reads RAY_AUTH_MODE once, when first imported: a driver that imported Ray before
+    `prepare_environment` started a local Ray whose GCS found no token and crashed."""
+    code = (
+        "import sys; import search.cli, search.run.runner, cluster.job_entry; "
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
