@@ -205,6 +205,10 @@ class MRSConfig:
     """Gradient-ascent steps: ascent only (default 5); an error with any other estimator."""
     num_examples: Annotated[int, Interval(1, 1_000_000)] = 256
     """Fixed PGD examples from the training split on which MRS is measured."""
+    reattack: bool = False
+    """prune_damage only: attack each pruned copy anew (after its BatchNorm recalibration) and
+    measure its loss on its own examples against the dense model's on its own, instead of on the
+    dense model's examples; one more calibration attack per prunable group (docs/mrs.md)."""
 
     def __post_init__(self) -> None:
         if self.estimator == "ascent" and self.steps is None:
@@ -216,6 +220,12 @@ class MRSConfig:
             f"{path}.steps",
             f"only the ascent estimator takes steps; {self.estimator} does not use them "
             "(remove steps, or set estimator: ascent)",
+        )
+        _check(
+            not self.reattack or self.estimator == "prune_damage",
+            f"{path}.reattack",
+            f"only the prune_damage estimator re-attacks its pruned copies; {self.estimator} "
+            "measures on the fixed examples (remove reattack, or set estimator: prune_damage)",
         )
 
 

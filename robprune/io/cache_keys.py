@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from robprune.config import ASCENT_STEPS, TrialConfig
 from robprune.io.atomic import content_key
@@ -60,9 +60,17 @@ def _split(config: TrialConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class _Keyed:
+    #: Fields added after names were written, left out of the name while unset (None or
+    #: false), so those names still find their values.
+    _LATER: ClassVar[tuple[str, ...]] = ()
+
     def name(self) -> str:
         kind = type(self).__name__.removesuffix("Inputs").lower()
-        payload = {"version": _VERSION, **dataclasses.asdict(self)}
+        fields = dataclasses.asdict(self)
+        payload = {
+            "version": _VERSION,
+            **{k: v for k, v in fields.items() if k not in self._LATER or v},
+        }
         return f"{kind}-{content_key(payload, length=24)}"
 
 
@@ -90,6 +98,10 @@ class MRSInputs(_Keyed):
     bn_recalibration: int | None = None
     """prune_damage: recalibration batches per pruned copy, and their batch size."""
     bn_batch_size: int | None = None
+    reattack: bool | None = None
+    """prune_damage: each pruned copy is scored on examples made against itself."""
+
+    _LATER = ("reattack",)
 
 
 def mrs_inputs(config: TrialConfig, estimator: str) -> MRSInputs:
@@ -111,6 +123,7 @@ def mrs_inputs(config: TrialConfig, estimator: str) -> MRSInputs:
             max_layer_ratio=prune.max_layer_ratio,
             bn_recalibration=prune.bn_recalibration,
             bn_batch_size=config.finetune.batch_size if prune.bn_recalibration else None,
+            reattack=mrs.reattack,
         )
     # the config keeps mrs.steps for the rule's own ascent; a recorded ascent uses the default
     steps = (mrs.steps or ASCENT_STEPS) if estimator == "ascent" else None

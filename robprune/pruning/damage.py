@@ -6,8 +6,11 @@ removes `sparsity` of prunable parameters or MACs when every group gets it: abou
 1 - sqrt(1 - s) on a conv chain, not s); the copy's BatchNorm statistics are recalibrated
 (when the setting says how), and the score is the rise of the adversarial loss on the fixed
 calibration examples (Li et al. 2017's per-layer pruning sensitivity, measured on adversarial
-examples). Unlike `first_order` and `ascent` it asks the question the allocation answers: what
-does removing this group's channels cost? Its cache key is derived from `DamageSetting`.
+examples). With an `attack` (`prune.mrs.reattack`) each copy is scored on examples made
+against itself, so the rise is that of the pruned network's own adversarial loss rather
+than of its loss on examples made against the dense one. Unlike `first_order` and `ascent` it
+asks the question the allocation answers: what does removing this group's channels cost? Its
+cache key is derived from `DamageSetting`.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ class DamageSetting:
     """Seeds the `random` criterion."""
     recalibrate: Callable[[nn.Module], object] | None = None
     """Applied to each pruned copy before scoring (BatchNorm recalibration); None: none."""
+    attack: Callable[[nn.Module], Tensor] | None = None
+    """Makes the calibration examples against a given model (the inputs, threat and random
+    start that made `x_adv` against the dense model); with it each pruned copy is scored on
+    its own examples, after its recalibration. None: every copy is scored on `x_adv`."""
 
     def probe_ratio(self, gm: GroupModel) -> float:
         if self.ratio is not None:
@@ -87,7 +94,9 @@ def prune_damage(
     """Adversarial-loss rise per layer when its group alone is pruned (members share it).
 
     Layers in no prunable group (the first conv, the classifier) get no value. `epsilon` (the
-    weight-ball radius of the other estimators) has no meaning here and is not used.
+    weight-ball radius of the other estimators) has no meaning here and is not used. With
+    `damage.attack`, `x_adv` must be what it makes against `model`: the rise is then the pruned
+    copy's loss on its own examples over the dense model's on its own.
     """
     if damage is None:
         raise ValueError("the prune_damage estimator needs the trial's criterion and ratio")
@@ -112,7 +121,8 @@ def prune_damage(
         if damage.recalibrate is not None:
             damage.recalibrate(trial)
         with eval_mode(trial):
-            rise = adversarial_loss(trial, x_adv, y, batch_size=batch_size) - base
+            probe = x_adv if damage.attack is None else damage.attack(trial)
+            rise = adversarial_loss(trial, probe, y, batch_size=batch_size) - base
         for member in group.members:
             if member in layers:
                 scores[member] = float(rise)

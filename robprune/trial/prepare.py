@@ -69,22 +69,33 @@ def bn_recalibrator(
     return recalibrate
 
 
+#: Makes the calibration examples against a given model.
+CalibrationAttack = Callable[[nn.Module], Tensor]
+
+
 def _calibration_examples(
     model: nn.Module,
     data: DataSplits,
     config: TrialConfig,
     device: torch.device,
     runtime: Runtime,
-) -> tuple[Tensor, Tensor]:
-    """Fixed PGD examples from the training split (MRS, Taylor and Hessian all use them)."""
+) -> tuple[Tensor, Tensor, CalibrationAttack]:
+    """Fixed PGD examples from the training split (MRS, Taylor and Hessian all use them), and
+    the attack that made them, which makes the same inputs' examples against another model
+    (`prune.mrs.reattack`) from the same random start, so those differ by the model alone."""
     gen = torch.Generator().manual_seed(config.seed + CALIBRATION_STREAM)
     n = min(config.prune.mrs.num_examples, len(data.train))
     idx = torch.randperm(len(data.train), generator=gen)[:n]
     x = runtime.format(to_float(data.train.x[idx]).to(device))
     y = data.train.y[idx].to(device)
-    with runtime.autocast():
-        x_adv = pgd_examples(model, x, y, training_threat(config, beta=0.0), gen)
-    return x_adv.detach(), y
+    start = gen.get_state()
+    threat = training_threat(config, beta=0.0)
+
+    def attack(target: nn.Module) -> Tensor:
+        with runtime.autocast():
+            return pgd_examples(target, x, y, threat, torch.Generator().set_state(start)).detach()
+
+    return attack(model), y, attack
 
 
 def _estimators(config: TrialConfig) -> list[str]:
@@ -106,10 +117,12 @@ def _layer_scores(
     estimator: str,
     example: Tensor,
     recalibrate: Callable[[nn.Module], int] | None,
+    attack: CalibrationAttack | None = None,
 ) -> dict[str, float]:
     """One estimator's per-layer values, cached beside the dense model under a name derived
     from its inputs (`mrs_inputs`). `prune_damage` prunes copies of the model with
-    Torch-Pruning, so it runs without autocast."""
+    Torch-Pruning, so it runs without autocast (its re-attacks, `attack`, use the runtime's
+    autocast as the calibration attack does)."""
     inputs = mrs_inputs(config, estimator)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
     damage = None
@@ -122,6 +135,7 @@ def _layer_scores(
             budget=inputs.budget,
             seed=inputs.seed,
             recalibrate=recalibrate if inputs.bn_recalibration else None,
+            attack=attack if inputs.reattack else None,
         )
 
     def compute() -> dict[str, float]:
@@ -233,6 +247,7 @@ def _all_layer_scores(
     runtime: Runtime,
     example: Tensor,
     recalibrate: Callable[[nn.Module], int] | None,
+    attack: CalibrationAttack | None,
 ) -> tuple[dict[str, dict[str, float]], tuple[Tensor, Tensor] | None]:
     """Every estimator's per-layer values; leaves the model (and the calibration examples) in
     the contiguous format Torch-Pruning needs."""
@@ -255,6 +270,7 @@ def _all_layer_scores(
             estimator="prune_damage",
             example=example,
             recalibrate=recalibrate,
+            attack=attack,
         )
     return scores, calib
 
@@ -290,13 +306,14 @@ def prepare(
     test = limited_test_split(config.eval, data)
     dense_metrics = _dense_metrics(model, dense, config, test, device, runtime)
     prune = config.prune
-    calib = None
+    calib, attack = None, None
     if _estimators(config) or prune.criterion in ("taylor", "hessian"):
-        calib = _calibration_examples(model, data, config, device, runtime)
+        x_adv, y, attack = _calibration_examples(model, data, config, device, runtime)
+        calib = (x_adv, y)
     example = to_float(data.train.x[:2]).to(device)
     recalibrate = bn_recalibrator(config, data, device)
     layer_scores, calib = _all_layer_scores(
-        model, dense, config, calib, runtime, example, recalibrate
+        model, dense, config, calib, runtime, example, recalibrate, attack
     )
     summary, layers, warnings = _prune(
         model, config, example=example, layer_scores=layer_scores, calib=calib

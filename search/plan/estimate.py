@@ -60,6 +60,7 @@ _COSTLY = (
     "prune.mrs.estimator",
     "prune.mrs.num_examples",
     "prune.mrs.steps",
+    "prune.mrs.reattack",
     "prune.record_mrs",
     "finetune.method",
     "finetune.epochs",

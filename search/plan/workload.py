@@ -193,12 +193,15 @@ def cached_work(config: TrialConfig) -> tuple[CachedWork, ...]:
         return ()
     n = _examples(config, data_shape(config))
     dense = _dense_identity(config)
+    mrs = config.prune.mrs
+    # prune.mrs.reattack: each group's pruned copy is attacked anew, as the calibration PGD
+    reattack = float(config.threat.train_steps) if mrs.reattack else 0.0
     out = []
     for name in names:
         per = {
             "first_order": 1.0,
-            "ascent": float(config.prune.mrs.steps or 5),
-            "prune_damage": DAMAGE_GROUPS * FORWARD,
+            "ascent": float(mrs.steps or 5),
+            "prune_damage": DAMAGE_GROUPS * (FORWARD + reattack),
         }[name]
         out.append(
             CachedWork(

@@ -39,6 +39,7 @@ BAD_CONFIGS = [
     ({"prune": {"mrs": {"estimator": "first_order", "steps": 10}}}, "prune.mrs.steps"),
     ({"prune": {"mrs": {"steps": 10}}}, "prune.mrs.steps"),
     ({"prune": {"mrs": {"estimator": "ascent", "steps": 0}}}, "prune.mrs.steps"),
+    ({"prune": {"mrs": {"reattack": True}}}, "prune.mrs.reattack"),
     (
         {"data": {"dataset": "synthetic", "synthetic": {"train_size": 5}}},
         "data.synthetic.train_size",

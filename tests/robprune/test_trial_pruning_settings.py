@@ -76,6 +76,7 @@ DAMAGE_CHANGES = {
     "max_layer_ratio": {"prune": {"max_layer_ratio": 0.8}},
     "bn_recalibration": {"prune": {"bn_recalibration": 3}},
     "bn_batch_size": {"finetune": {"batch_size": 32}},
+    "reattack": {"prune": {"mrs": {"estimator": "prune_damage", "reattack": True}}},
 }
 
 
@@ -166,6 +167,19 @@ def test_bn_recalibration_global_and_macs_in_a_trial(cache):
     assert parse_trial_config(fast_trial(cache, prune={"criterion": "lamp"})).prune.criterion == (
         "l2"
     )
+
+
+def test_reattack_reaches_the_trial_result_and_changes_prune_damage(cache):
+    def run(reattack: bool):
+        mrs = {"num_examples": 64, "estimator": "prune_damage", "reattack": reattack}
+        prune = {"ratio": "mrs", "mrs": mrs}
+        return run_trial(fast_trial(cache, prune=prune, finetune={"method": "none"}))
+
+    fixed, again = run(False), run(True)
+    assert again.config["prune"]["mrs"]["reattack"] is True
+    assert fixed.config["prune"]["mrs"]["reattack"] is False
+    by_layer = [{r["layer"]: r["mrs_prune_damage"] for r in t.layers} for t in (fixed, again)]
+    assert by_layer[0].keys() == by_layer[1].keys() and by_layer[0] != by_layer[1]
 
 
 # --- fix 10: validation carved from the test split -------------------------------------------

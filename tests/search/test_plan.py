@@ -204,3 +204,27 @@ def test_an_mrs_estimator_is_costed_once_per_dense_model_and_cache_name(tmp_path
         for _, rows in _cached_seconds(configs, len(configs), rates)
     ]
     assert charged == [["first_order", "prune_damage"], [], ["prune_damage"], ["first_order"]]
+
+
+def test_reattack_costs_one_calibration_attack_per_damage_group(tmp_path):
+    from robprune.config import parse_trial_config
+    from search.plan.workload import DAMAGE_GROUPS, cached_work
+
+    def work(reattack: bool):
+        mrs = {"estimator": "prune_damage", "reattack": reattack}
+        config = parse_trial_config(fast_trial(tmp_path, prune={"ratio": "mrs", "mrs": mrs}))
+        (only,) = cached_work(config)
+        return config, only
+
+    config, fixed = work(False)
+    _, again = work(True)
+    n = config.prune.mrs.num_examples
+    extra = n * DAMAGE_GROUPS * config.threat.train_steps
+    assert again.stage.passes == pytest.approx(fixed.stage.passes + extra)
+    assert again.key != fixed.key and again.prunings == fixed.prunings == DAMAGE_GROUPS
+    mrs = {"estimator": "prune_damage", "reattack": {"choice": [False, True]}}
+    raw = fast_trial(
+        tmp_path / "cache", prune={"ratio": "mrs", "mrs": mrs}, search={"mode": "grid"}
+    )
+    spec = parse_spec(raw, name="p", storage=str(tmp_path))  # a search may vary it
+    assert plan_dict(make_plan(spec, measure=False))["space_size"] == 2
