@@ -138,5 +138,5 @@ def cell(value: Any, missing: str = "") -> str:
 
 
 def fraction(value: Any) -> str:
-    """An accuracy as the stored fraction, four decimals ("-" when not measured)."""
+    """A fraction as stored (an accuracy, a sparsity), four decimals ("-" when not measured)."""
     return "-" if value is None else f"{value:.4f}"
