@@ -52,9 +52,10 @@ HEAVY = {"torch", "torchvision", "torch_pruning", "ray"}
 ANALYSIS_STAGES = ("read", "design", "stats", "verdict", "render", "document")
 ANALYSIS_ROOT = {"analysis", "analysis.cli"}
 # Readers of files, which the stages after the reading of the results must not need: the
-# loaded `ResultSet` carries what the tables say (provenance included).
+# loaded `ResultSet` carries what the tables and specs say (provenance included). `stats/`
+# may: its PED-ANOVA cross-check opens the Optuna study, a source of its own.
 FILE_READERS = {"pyarrow", "yaml", "optuna"}
-NO_READING_STAGES = ("render", "document")
+NO_READING_STAGES = ("design", "verdict", "render", "document")
 
 MAX_MODULE_LINES = 400
 MAX_ROOT_MODULES = 10

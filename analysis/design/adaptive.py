@@ -13,11 +13,9 @@ good regions more often: the report says so, since the design then depends on th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from analysis.read.load import ResultSet
 
@@ -25,7 +23,6 @@ __all__ = ["EPOCH_RESPONSES", "Adaptive", "adaptive_design", "headline_column"]
 
 #: Test-split responses with a per-epoch validation counterpart in epochs.parquet.
 EPOCH_RESPONSES = ("robust_acc", "clean_acc")
-_ADAPTIVE_SAMPLERS = ("tpe", "gp", "nsgaii")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +30,7 @@ class Adaptive:
     """What was adaptive about the design, and the headline table when trials were stopped."""
 
     stopped: int  # completed trials without test metrics that ran some epochs
-    samplers: tuple[str, ...]  # adaptive samplers named by the experiments' specs
+    samplers: tuple[str, ...]  # adaptive samplers named by the specs (ResultSet.samplers)
     epoch: int | None = None  # the last epoch every completed trial reached
     response: str | None = None  # the headline column (validation metric at `epoch`)
     trials: pd.DataFrame | None = None  # completed trials with the headline response
@@ -48,24 +45,6 @@ class Adaptive:
 def headline_column(response: str, epoch: int) -> str:
     """'robust_acc', 3 -> 'epoch3_val_robust_acc' (labelled by formatting.response_label)."""
     return f"epoch{epoch}_val_{response}"
-
-
-def _samplers(results: ResultSet) -> tuple[str, ...]:
-    """Adaptive samplers of the experiments whose spec.yaml is beside their results."""
-    found: list[str] = []
-    for source in results.sources:
-        path = (source.experiment_dir or Path(".")) / "spec.yaml"
-        try:
-            spec = yaml.safe_load(path.read_text()) if path.is_file() else None
-        except (OSError, yaml.YAMLError):
-            continue
-        search = spec.get("search") if isinstance(spec, dict) else None
-        if not isinstance(search, dict) or search.get("mode", "optimize") != "optimize":
-            continue
-        sampler = str(search.get("sampler") or "tpe")
-        if sampler in _ADAPTIVE_SAMPLERS and sampler not in found:
-            found.append(sampler)
-    return tuple(found)
 
 
 def _at_epoch(ok: pd.DataFrame, epochs: pd.DataFrame, response: str) -> tuple[int, np.ndarray]:
@@ -83,7 +62,7 @@ def _at_epoch(ok: pd.DataFrame, epochs: pd.DataFrame, response: str) -> tuple[in
 def adaptive_design(results: ResultSet, response: str) -> Adaptive:
     """Stopped trials, adaptive samplers, and (when trials were stopped) the headline table."""
     ok = results.ok
-    samplers = _samplers(results)
+    samplers = results.samplers
     missing = ~np.isfinite(ok[response].to_numpy(dtype=float))
     epochs = results.epochs
     if not missing.any() or epochs is None or epochs.empty:

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.read.provenance import describe_attacks
+from analysis.read.provenance import adaptive_samplers, describe_attacks
 from robprune.errors import BadInput
 from robprune.io.results_schema import (
     EPOCHS_SCHEMA,
@@ -80,6 +80,8 @@ class ResultSet:
     absent: dict[str, int] = field(default_factory=dict)
     #: the primary attack of each source, described once here (`analysis.read.provenance`)
     attacks: list[str] = field(default_factory=list)
+    #: adaptive samplers named by the experiments' spec.yaml (`analysis.read.provenance`)
+    samplers: tuple[str, ...] = ()
 
     def recorded(self, column: str) -> bool:
         """Whether any source's trials table has `column`."""
@@ -276,6 +278,7 @@ def load_results(paths: list[str | Path], response: str = "robust_acc") -> Resul
         notes=notes,
         absent=absent,
         attacks=describe_attacks([s.trials for s in sources]),
+        samplers=adaptive_samplers([s.experiment_dir for s in sources]),
     )
 
 

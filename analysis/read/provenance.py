@@ -1,9 +1,11 @@
-"""Which attack produced the robustness numbers: read from each source's first trial.
+"""Where the numbers come from: the attack behind them and the sampler that chose the trials.
 
 Every robustness number must say which attack produced it. The per-trial provenance columns
 (`config_json`, `attack_config_json`) are large strings, so only the first row group of each
 source is read (the attack suite is fixed per experiment; sources that differ are all listed),
-once, by `analysis.read.load.load_results` into `ResultSet.attacks`.
+once, by `analysis.read.load.load_results` into `ResultSet.attacks`. An adaptive sampler
+(the spec's `search.mode: optimize` with a sampler other than random) makes the design depend
+on the outcomes; the samplers are read from the spec.yaml beside each source's results.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
 
-__all__ = ["describe_attacks"]
+__all__ = ["adaptive_samplers", "describe_attacks"]
 
 _COLUMNS = ("config_json", "attack_config_json")
+_ADAPTIVE_SAMPLERS = ("tpe", "gp", "nsgaii")
 
 
 def _describe(config: dict, attacks: dict) -> str | None:
@@ -60,3 +64,21 @@ def describe_attacks(trial_files: list[str | Path]) -> list[str]:
                 found.append(text)
             break
     return found
+
+
+def adaptive_samplers(experiment_dirs: list[Path | None]) -> tuple[str, ...]:
+    """Adaptive samplers of the experiments whose spec.yaml is beside their results."""
+    found: list[str] = []
+    for folder in experiment_dirs:
+        path = (folder or Path(".")) / "spec.yaml"
+        try:
+            spec = yaml.safe_load(path.read_text()) if path.is_file() else None
+        except (OSError, yaml.YAMLError):
+            continue
+        search = spec.get("search") if isinstance(spec, dict) else None
+        if not isinstance(search, dict) or search.get("mode", "optimize") != "optimize":
+            continue
+        sampler = str(search.get("sampler") or "tpe")
+        if sampler in _ADAPTIVE_SAMPLERS and sampler not in found:
+            found.append(sampler)
+    return tuple(found)

@@ -1,4 +1,4 @@
-"""The report names the attack behind its robustness numbers."""
+"""The report names the attack behind its robustness numbers and an adaptive sampler."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from analysis.document.build import build_report
 from analysis.document.layout import blocks
+from analysis.read.load import load_results
 from analysis.read.provenance import describe_attacks
 from analysis.render.markdown import render_markdown
 from robprune.io.results_schema import TRIALS_SCHEMA, table_from_rows, write_table_atomic
@@ -63,3 +64,13 @@ def test_provenance_is_read_with_the_tables_and_rendering_opens_no_file(tmp_path
     monkeypatch.setattr(Path, "open", no_reading)
     text = render_markdown(blocks(report))
     assert "under pgd20 (linf, eps=0.03137);" in text
+
+
+def test_adaptive_samplers_are_read_from_the_spec_with_the_tables(tmp_path):
+    trials = planted_trials({"criterion": 0.3}, seeds=1)
+    searched = write_experiment(tmp_path / "tpe", trials)
+    (searched.parent / "spec.yaml").write_text("search:\n  mode: optimize\n  sampler: tpe\n")
+    grid = write_experiment(tmp_path / "grid", trials)
+    (grid.parent / "spec.yaml").write_text("search:\n  mode: grid\n")
+    assert load_results([searched, grid]).samplers == ("tpe",)
+    assert load_results([grid]).samplers == ()
