@@ -1,9 +1,10 @@
 """Numbers in words, for the whole project: accuracies, points, shares, p-values, counts.
 
-One place, so the report's verdict, tables and figures, the finalists table and the progress
-lines of a running search say the same number the same way. Accuracies are stored as
-fractions; "points" are accuracy points (100 x a difference of fractions), "share points" are
-differences of variance shares. Plain numpy, no pandas: the search imports it too.
+One place, so the report's verdict, tables and figures, the finalists table, `robprune run`'s
+summary, the masking flags and the progress lines of a running search say the same number the
+same way (and name a metric the same way). Accuracies are stored as fractions; "points" are
+accuracy points (100 x a difference of fractions), "share points" are differences of variance
+shares. Plain numpy, no pandas, no torch: every package imports it.
 """
 
 from __future__ import annotations
