@@ -2,7 +2,7 @@
 
 Imports only pandas/pyarrow/statsmodels/matplotlib (optuna when a study exists): never torch or
 Ray, so it runs where they are absent. Bad input raises `BadInput` (one line, exit 2).
-Results and the output may be URIs (s3://...): see `analysis.remote`.
+Results and the output may be URIs (s3://...): see `analysis.read.remote`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def default_output(results: list[str]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is and the verdict's headline."""
-    from analysis.output import write_report
-    from analysis.remote import is_uri, local_inputs, local_output
-    from analysis.report import build_report
+    from analysis.document.build import build_report
+    from analysis.document.output import write_report
+    from analysis.read.remote import is_uri, local_inputs, local_output
 
     start = time.perf_counter()
     if args.output is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from robprune.config import apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput
+from robprune.formatting import fraction
 
 __all__ = ["main", "format_summary"]
 
@@ -20,31 +21,34 @@ def format_summary(result) -> str:
     m = result.metrics
     attack = result.attack_config[m["robust_attack"]]
     rows = [
-        ("clean accuracy (test)", f"{m['clean_acc']:.4f}"),
+        ("clean accuracy (test)", fraction(m["clean_acc"])),
         (
             f"robust accuracy ({attack['name']}, {attack['norm']} eps={attack['epsilon']:.4g})",
-            f"{m['robust_acc']:.4f}",
+            fraction(m["robust_acc"]),
         ),
     ]
     for name, acc in m["attacks"].items():
         if name != m["robust_attack"]:
-            rows.append((f"accuracy under {name}", f"{acc:.4f}"))
+            rows.append((f"accuracy under {name}", fraction(acc)))
     if m.get("apgd_acc") is not None:
         what = f"APGD-CE + APGD-T, worst case (ours, not AutoAttack), {m['test_size']} images"
-        rows.append((what, f"{m['apgd_acc']:.4f}"))
+        rows.append((what, fraction(m["apgd_acc"])))
     if m.get("strong_acc") is not None:
-        rows.append((f"strong: {m['strong_label']}", f"{m['strong_acc']:.4f}"))
+        rows.append((f"strong: {m['strong_label']}", fraction(m["strong_acc"])))
     if m.get("autoattack_acc") is not None:
         aa = result.attack_config["autoattack"]
         rows.append(
             (
                 f"{m['autoattack_label']} ({aa['norm']} eps={aa['epsilon']:.4g}, "
                 f"{m.get('autoattack_scope') or str(m['autoattack_n']) + ' examples'})",
-                f"{m['autoattack_acc']:.4f}",
+                fraction(m["autoattack_acc"]),
             )
         )
     rows += [
-        ("dense clean / robust", f"{m['dense_clean_acc']:.4f} / {m['dense_robust_acc']:.4f}"),
+        (
+            "dense clean / robust",
+            f"{fraction(m['dense_clean_acc'])} / {fraction(m['dense_robust_acc'])}",
+        ),
         *(
             [("dense checkpoint sha256", m["dense_checkpoint_sha256"])]
             if m.get("dense_checkpoint_sha256")
@@ -52,9 +56,9 @@ def format_summary(result) -> str:
         ),
         ("params dense -> pruned", f"{m['params_dense']:,} -> {m['params']:,}"),
         ("MACs dense -> pruned", f"{m['flops_dense']:,} -> {m['flops']:,}"),
-        ("achieved sparsity (prunable params)", f"{m['achieved_sparsity']:.4f}"),
+        ("achieved sparsity (prunable params)", fraction(m["achieved_sparsity"])),
         *(
-            [("achieved sparsity (prunable MACs)", f"{m['achieved_macs_sparsity']:.4f}")]
+            [("achieved sparsity (prunable MACs)", fraction(m["achieved_macs_sparsity"]))]
             if m.get("achieved_macs_sparsity") is not None
             else []
         ),

@@ -8,6 +8,8 @@ acceptance criteria of the layout (docs/architecture.md, the README's layout tab
   circle hidden in a function is still one);
 - no arrow between packages that the layering does not allow, and no torch/Ray where a
   package promises to run without them;
+- inside analysis/, no arrow from a stage of the pipeline up to a later one (read <- design
+  <- stats <- verdict <- render <- document), and no file reading once the results are loaded;
 - no package module over 400 lines, `robprune/` root at most 10 modules, `search/` in at
   least three sub-packages, at most 5 functions over 60 lines in package code.
 """
@@ -45,6 +47,15 @@ FORBIDDEN_EXTERNAL = {
     "analysis": {"torch", "torchvision", "torch_pruning", "ray"},
 }
 HEAVY = {"torch", "torchvision", "torch_pruning", "ray"}
+# analysis/'s sub-packages in pipeline order (docs/architecture.md): a stage imports its own
+# and earlier stages only; the package root (the CLI) may import any.
+ANALYSIS_STAGES = ("read", "design", "stats", "verdict", "render", "document")
+ANALYSIS_ROOT = {"analysis", "analysis.cli"}
+# Readers of files, which the stages after the reading of the results must not need: the
+# loaded `ResultSet` carries what the tables and specs say (provenance included). `stats/`
+# may: its PED-ANOVA cross-check opens the Optuna study, a source of its own.
+FILE_READERS = {"pyarrow", "yaml", "optuna"}
+NO_READING_STAGES = ("design", "verdict", "render", "document")
 
 MAX_MODULE_LINES = 400
 MAX_ROOT_MODULES = 10
@@ -265,6 +276,47 @@ def test_no_arrow_the_layering_does_not_allow() -> None:
                 continue
             bad.append(f"{name} imports {imp.target}")
     assert not bad, "arrows the layering does not allow:\n" + "\n".join(sorted(set(bad)))
+
+
+def _stage(name: str) -> int:
+    """A module's place in analysis/'s pipeline; the root comes after every stage."""
+    if name in ANALYSIS_ROOT:
+        return len(ANALYSIS_STAGES)
+    return ANALYSIS_STAGES.index(name.split(".")[1])
+
+
+def test_every_analysis_module_is_in_a_stage() -> None:
+    strays = sorted(
+        name
+        for name in modules()
+        if name.startswith("analysis")
+        and name not in ANALYSIS_ROOT
+        and name.split(".")[1] not in ANALYSIS_STAGES
+    )
+    assert not strays, f"analysis modules outside {ANALYSIS_STAGES}: {strays}"
+
+
+def test_analysis_stages_import_only_earlier_stages() -> None:
+    bad = sorted(
+        f"{name} imports {imp.target}"
+        for name in modules()
+        if name.startswith("analysis")
+        for imp in imports_of(name)
+        if imp.internal and imp.target.startswith("analysis") and _stage(imp.target) > _stage(name)
+    )
+    assert not bad, "arrows up the analysis pipeline:\n" + "\n".join(bad)
+
+
+def test_analysis_stages_after_reading_read_no_files() -> None:
+    readers = sorted(
+        f"{name} imports {imp.target}"
+        for name in modules()
+        if name.startswith("analysis") and name not in ANALYSIS_ROOT
+        if ANALYSIS_STAGES[_stage(name)] in NO_READING_STAGES
+        for imp in imports_of(name)
+        if not imp.internal and imp.target in FILE_READERS
+    )
+    assert not readers, "rendering reads files:\n" + "\n".join(readers)
 
 
 def test_analysis_reaches_no_torch_or_ray_at_import() -> None:

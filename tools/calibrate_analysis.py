@@ -3,8 +3,8 @@
 For each design of tests/support/calibration.py and each planted truth (null, criterion only,
 fine-tuning only, both with equal shares, interaction only): the share of tables getting each
 headline answer, the share with a false claim and the share with the right answer. Then the
-coverage of the share intervals on tests/support/analysis_tables.py tables. The test suite runs a
-shorter version (tests/analysis/test_calibration.py).
+coverage of the share intervals on tests/support/analysis_tables.py tables. The test suite runs
+a shorter version (tests/analysis/verdict/test_calibration.py).
 
     .venv/bin/python tools/calibrate_analysis.py [--replicates 200] [--tables 100]
 """
@@ -21,10 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from analysis.answer import ANSWERS  # noqa: E402
-from analysis.design import build_design  # noqa: E402
-from analysis.shares import decompose  # noqa: E402
-from tests.support.analysis_tables import planted_trials  # noqa: E402
+from analysis.design.factorial import build_design  # noqa: E402
+from analysis.stats.shares import decompose  # noqa: E402
+from analysis.verdict.answer import ANSWERS  # noqa: E402
+from tests.support.analysis_tables import PLANTED, planted_trials  # noqa: E402
 from tests.support.calibration import (  # noqa: E402
     DESIGNS,
     RIGHT,
@@ -35,8 +35,6 @@ from tests.support.calibration import (  # noqa: E402
     simulate,
 )
 
-#: The planted shares of the interval check (tests/analysis/test_analysis_core.py uses the same).
-PLANTED = {"finetune_method": 0.60, "criterion": 0.05}
 SHORT = {
     "finetune_dominates": "FT dom.",
     "criterion_dominates": "crit. dom.",

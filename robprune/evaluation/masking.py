@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from robprune.formatting import fraction
+
 __all__ = [
     "FLAG_MEANINGS",
     "MaskingFlag",
@@ -154,8 +156,8 @@ def basic_flags(
             flags.append(
                 MaskingFlag(
                     code="robust_above_clean",
-                    detail=f"robust accuracy under {name} ({acc:.4f}) exceeds clean accuracy "
-                    f"({clean_acc:.4f})",
+                    detail=f"robust accuracy under {name} ({fraction(acc)}) exceeds clean "
+                    f"accuracy ({fraction(clean_acc)})",
                 )
             )
         if loss - clean_loss < 1e-3 and clean_acc > 0:
@@ -175,7 +177,8 @@ def basic_flags(
             flags.append(
                 MaskingFlag(
                     code="pgd_weaker_than_fgsm",
-                    detail=f"{name} accuracy ({acc:.4f}) exceeds FGSM accuracy ({fgsm[0]:.4f})",
+                    detail=f"{name} accuracy ({fraction(acc)}) exceeds FGSM accuracy "
+                    f"({fraction(fgsm[0])})",
                 )
             )
     return flags
@@ -195,8 +198,8 @@ def square_flags(square_acc: float, pgd_acc: float, pgd_name: str, n: int) -> li
         return [
             MaskingFlag(
                 code="square_beats_pgd",
-                detail=f"Square accuracy ({square_acc:.4f}) is below {pgd_name} accuracy "
-                f"({pgd_acc:.4f}) on the same {n} examples",
+                detail=f"Square accuracy ({fraction(square_acc)}) is below {pgd_name} accuracy "
+                f"({fraction(pgd_acc)}) on the same {n} examples",
             )
         ]
     return []
@@ -210,8 +213,8 @@ def sweep_flags(sweep: Sequence[Mapping[str, Any]]) -> list[MaskingFlag]:
             flags.append(
                 MaskingFlag(
                     code="eps_sweep_not_monotone",
-                    detail=f"accuracy rises from {before['accuracy']:.4f} at eps "
-                    f"{before['epsilon']:.4g} to {after['accuracy']:.4f} at eps "
+                    detail=f"accuracy rises from {fraction(before['accuracy'])} at eps "
+                    f"{before['epsilon']:.4g} to {fraction(after['accuracy'])} at eps "
                     f"{after['epsilon']:.4g}",
                 )
             )
@@ -220,7 +223,8 @@ def sweep_flags(sweep: Sequence[Mapping[str, Any]]) -> list[MaskingFlag]:
         flags.append(
             MaskingFlag(
                 code="eps_sweep_not_zero",
-                detail=f"accuracy is still {last['accuracy']:.4f} at eps {last['epsilon']:.4g} "
+                detail=f"accuracy is still {fraction(last['accuracy'])} at eps "
+                f"{last['epsilon']:.4g} "
                 "(unbounded: every image in the pixel range is reachable)",
             )
         )
@@ -247,9 +251,9 @@ def gap_flags(gap: Mapping[str, Any]) -> list[MaskingFlag]:
     return [
         MaskingFlag(
             code="primary_attack_gap",
-            detail=f"{gap['primary']} accuracy {gap['primary_acc']:.4f} is "
+            detail=f"{gap['primary']} accuracy {fraction(gap['primary_acc'])} is "
             f"{100 * gap['gap']:.1f} points above {gap['reference']} "
-            f"({gap['reference_acc']:.4f}) {gap['scope']} (threshold "
+            f"({fraction(gap['reference_acc'])}) {gap['scope']} (threshold "
             f"{100 * GAP_THRESHOLD:.0f} points and p < {GAP_ALPHA}{test})",
         )
     ]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from robprune.formatting import fraction
 from search.state.experiment import Experiment
 from search.state.finalist_store import is_current, read_result, read_selection
 
-__all__ = ["finalists_table", "fmt_acc", "images"]
-
-
-def fmt_acc(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+__all__ = ["finalists_table", "images"]
 
 
 def images(n: Any) -> str:
@@ -31,10 +28,10 @@ def finalists_table(exp: Experiment) -> str:
         m = result["metrics"]
         flags = ", ".join(f["code"] for f in m.get("masking_flags", [])) or "none"
         lines.append(
-            f"{rank:>2}  {trial_id:<12}  clean {fmt_acc(m.get('clean_acc'))}  "
-            f"{m['robust_attack']} {fmt_acc(m.get('robust_acc'))}  APGD (ours) "
-            f"{fmt_acc(m.get('apgd_acc'))}{images(m.get('test_size'))}  "
-            f"{m.get('autoattack_label')} {fmt_acc(m.get('autoattack_acc'))}"
+            f"{rank:>2}  {trial_id:<12}  clean {fraction(m.get('clean_acc'))}  "
+            f"{m['robust_attack']} {fraction(m.get('robust_acc'))}  APGD (ours) "
+            f"{fraction(m.get('apgd_acc'))}{images(m.get('test_size'))}  "
+            f"{m.get('autoattack_label')} {fraction(m.get('autoattack_acc'))}"
             f"{images(m.get('autoattack_n'))}  flags: {flags}"
         )
     header = "finalists (full test split):"

@@ -15,8 +15,9 @@ import time
 from typing import Any
 
 from robprune.errors import BadInput
+from robprune.formatting import fraction
 from search.results.choose import select_finalists
-from search.results.present import finalists_table, fmt_acc, images
+from search.results.present import finalists_table, images
 from search.run.tasks import failure_line, use_assigned_cpus
 from search.spec.finalist_rules import spec_finalists, spec_objectives
 from search.state import storage
@@ -152,7 +153,7 @@ def _evaluate(
         m = result["metrics"]
         print(
             f"finalists: {trial_id} done after {time.perf_counter() - start:.0f} s: "
-            f"{m.get('autoattack_label')} {fmt_acc(m.get('autoattack_acc'))}"
+            f"{m.get('autoattack_label')} {fraction(m.get('autoattack_acc'))}"
             f"{images(m.get('autoattack_n'))}, "
             f"{len(m.get('masking_flags', []))} masking flag(s)",
             file=stream,

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from robprune.config.factors import FACTORS, FactorSpec
+from robprune.formatting import cell
 from robprune.io.results_schema import format_states
 
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
@@ -37,12 +38,6 @@ def format_counts(
     return format_states(counts, total)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _trial_params(trial: Any) -> str:
     config = trial.config.get("trial", {})
 
@@ -58,7 +53,7 @@ def _trial_params(trial: Any) -> str:
             continue
         node = value_of(path)
         if node is not None:
-            out.append(f"{path.split('.')[-1]}={_fmt(node)}")
+            out.append(f"{path.split('.')[-1]}={cell(node, missing='-')}")
     return " ".join(out)
 
 
@@ -106,7 +101,7 @@ class ProgressCallback(tune.Callback):
             return
         self._announced_done.add(trial.trial_id)
         last = trial.last_result or {}
-        shown = " ".join(f"{m}={_fmt(last[m])}" for m in self.metrics if m in last)
+        shown = " ".join(f"{m}={cell(last[m], missing='-')}" for m in self.metrics if m in last)
         epochs = last.get("epochs_completed", last.get("epoch"))
         self._print(
             f"completed {trial.trial_id}  {shown} (validation) epochs={epochs}   "
@@ -137,7 +132,7 @@ def _running(trial: Any, metrics: Sequence[str]) -> str:
             return f"{trial.trial_id} waiting for {ref['trial_id']} to end (it repeats it)"
         if not r:
             return ""
-    shown = " ".join(f"{m}={_fmt(r[m])}" for m in metrics[:1] if m in r)
+    shown = " ".join(f"{m}={cell(r[m], missing='-')}" for m in metrics[:1] if m in r)
     return f"{trial.trial_id}@epoch {r.get('epoch', '?')} {shown}".strip()
 
 
@@ -173,7 +168,7 @@ def summary_table(
     strong = [r for r in done[:top] if r.get("strong_acc") is not None]
     if strong:
         columns.insert(columns.index("robust_acc") + 1, "strong_acc")
-    body = [[_fmt(r.get(c)) if r.get(c) is not None else "-" for c in columns] for r in done[:top]]
+    body = [[cell(r.get(c), missing="-") for c in columns] for r in done[:top]]
     if not body:
         return "no trial finished with test metrics"
     widths = [max(len(c), *(len(row[i]) for row in body)) for i, c in enumerate(columns)]

@@ -181,8 +181,8 @@ def test_factor_values_are_null_where_they_do_not_apply():
 
 
 def test_derived_views_agree_with_the_table():
-    from analysis.design import NESTED
-    from analysis.importance import factor_of
+    from analysis.design.factorial import NESTED
+    from analysis.stats.importance import factor_of
 
     assert NESTED == {
         "temperature": "ratio_rule",

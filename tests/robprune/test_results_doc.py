@@ -62,7 +62,7 @@ def test_the_parquet_files_carry_the_descriptions(tmp_path):
 
 
 def test_an_epochs_table_written_before_the_rename_still_reads(tmp_path):
-    from analysis.load import load_results
+    from analysis.read.load import load_results
 
     trials = planted_trials({"finetune_method": 0.6}, seeds=2, n=12)
     epochs = epochs_for(trials, epochs=3)

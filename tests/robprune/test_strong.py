@@ -131,7 +131,7 @@ def test_a_trial_records_the_strong_columns_and_zero_turns_it_off(dense_cache):
 def test_printed_strong_and_autoattack_numbers_say_on_how_many_images():
     import pandas as pd
 
-    from analysis.finalists_table import finalists_frame
+    from analysis.render.finalists_table import finalists_frame
     from search.results.present import images
     from search.run.progress import summary_table
 

@@ -273,7 +273,7 @@ def test_autoattack_on_a_subset_is_labelled_with_its_size_and_clean_accuracy(tra
 
 
 def test_security_curve_runs_from_clean_to_unbounded_and_the_report_draws_it(trained):
-    from analysis.curves import security_curves
+    from analysis.render.curves import security_curves
 
     split = _split(40)
     x = split.x.float() / 255 if split.x.dtype == torch.uint8 else split.x

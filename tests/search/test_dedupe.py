@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.load import load_results
+from analysis.read.load import load_results
 from search.spec.parse import load_spec
 from search.state.repeats import Originals, config_key
 from tests.support.analysis_tables import planted_trials, write_experiment

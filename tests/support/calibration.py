@@ -25,11 +25,11 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from analysis.adaptive import adaptive_design
-from analysis.design import build_design
-from analysis.load import ResultSet
-from analysis.shares import decompose
-from analysis.verdict import Verdict, verdict
+from analysis.design.adaptive import adaptive_design
+from analysis.design.factorial import build_design
+from analysis.read.load import ResultSet
+from analysis.stats.shares import decompose
+from analysis.verdict.paragraph import Verdict, verdict
 from robprune.config.factors import FACTOR_COLUMNS
 
 __all__ = [

@@ -195,7 +195,7 @@ def test_search_bad_finalists_input_is_exit_2(tmp_path, capsys, eval_section, ex
 def test_report_tables_of_finalists_and_flags():
     import pandas as pd
 
-    from analysis.finalists_table import finalists_frame, flag_summary
+    from analysis.render.finalists_table import finalists_frame, flag_summary
     from robprune.evaluation.masking import FLAG_MEANINGS
 
     flag = {
