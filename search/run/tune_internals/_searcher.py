@@ -1,24 +1,4 @@
-"""Every private member of Ray Tune and Optuna that robprune touches, in one module.
-
-Tested with ray 2.60.0 and optuna 5.0.0 (the versions pyproject.toml pins). A Ray or Optuna
-that renamed one of these members fails at construction (`StudySearch(...)`,
-`reconcile_run`) with one line naming the member and these versions, not deep inside a run.
-
-What needs them and why:
-
-- `StudySearch` subclasses Ray's `OptunaSearch` (its `_ot_trials`, `_ot_study`, `_storage`,
-  `_study_name`, `_sampler`, `_completed_trials`) so that the study lives in the experiment's
-  journal and survives moving: the study and its open trials are pickled by name and id, and
-  reopened where the journal is now.
-- Optuna's `Trial(study, frozen._trial_id)` opens a trial that another process asked, to set
-  a user attribute on it (`fail_trial`, `tell_trial`).
-- The reconciliation before a resume (search.run.reconcile) edits Tune's experiment snapshot:
-  `Trial.from_json_state`/`get_json_state`, the trial's `run_metadata`, its checkpoint manager
-  (`_checkpoint_results`, `_latest_checkpoint_result`), `StorageContext._update_checkpoint_index`
-  and `ray.train._internal.session._TrainingResult`.
-- `grid_generator` sets Tune's grid generator's `_uuid_prefix`: a grid run's trial ids are
-  then the same in a run rebuilt from the records, whose trials find their own folders.
-"""
+"""`StudySearch`: Ray's OptunaSearch on the experiment's persisted study."""
 
 from __future__ import annotations
 
@@ -33,88 +13,16 @@ from ray.tune.search.optuna import OptunaSearch
 from search.run.continuation import orphans, relink
 from search.run.storage_fault import faulted
 from search.run.study import (
-    FAIL_REASON_ATTR,
     RUN_ATTR,
     TUNE_TRIAL_ATTR,
     configurations_tried,
     open_storage,
     run_accounting,
 )
+from search.run.tune_internals._members import _SEARCH_MEMBERS, check_tune_internals, require
 from search.state.repeats import CONFIG_KEY_ATTR, REPEAT_ATTR, REPEAT_KEY, Originals, config_key
 
-__all__ = [
-    "TESTED_WITH",
-    "InternalsMissing",
-    "check_tune_internals",
-    "StudySearch",
-    "fail_trial",
-    "tell_trial",
-    "finalize_study",
-    "snapshot_trial",
-    "snapshot_entry",
-    "register_checkpoint",
-    "record_error_files",
-    "grid_generator",
-]
-
-#: The versions these members were read from and tested with.
-TESTED_WITH = {"ray": "2.60.0", "optuna": "5.0.0"}
-
-_SEARCH_MEMBERS = ("_ot_trials", "_ot_study", "_storage", "_study_name", "_sampler")
-_SEARCH_MEMBERS += ("_completed_trials",)
-_TRIAL_METHODS = ("from_json_state", "restore_run_metadata", "get_json_state")
-_TRIAL_METHODS += ("invalidate_json_state", "set_status")
-_METADATA_MEMBERS = ("checkpoint_manager", "last_result", "invalidate_cache")
-_METADATA_MEMBERS += ("error_filename", "pickled_error_filename")
-_MANAGER_MEMBERS = ("_checkpoint_results", "_latest_checkpoint_result")
-
-
-class InternalsMissing(RuntimeError):
-    """A Ray or Optuna member robprune relies on is gone (another version than tested)."""
-
-
-def _require(obj: Any, owner: str, names: tuple[str, ...]) -> None:
-    missing = [n for n in names if not hasattr(obj, n)]
-    if missing:
-        import ray
-
-        raise InternalsMissing(
-            f"{owner}.{missing[0]} is missing: robprune relies on this private member, tested "
-            f"with ray {TESTED_WITH['ray']} and optuna {TESTED_WITH['optuna']} (installed: ray "
-            f"{ray.__version__}, optuna {optuna.__version__}); install the tested versions"
-        )
-
-
-def check_tune_internals() -> None:
-    """Raise InternalsMissing (one line) unless every Tune/Optuna member used here exists."""
-    from ray.train import CheckpointConfig
-    from ray.train._internal import session
-    from ray.train._internal.checkpoint_manager import _CheckpointManager
-    from ray.train._internal.storage import StorageContext
-    from ray.tune.experiment.trial import Trial, _TrainingRunMetadata
-
-    _require(session, "ray.train._internal.session", ("_TrainingResult",))
-    _require(StorageContext, "ray.train StorageContext", ("_update_checkpoint_index",))
-    _require(Trial, "ray.tune Trial", _TRIAL_METHODS)
-    _require(_TrainingRunMetadata(), "ray.tune Trial.run_metadata", _METADATA_MEMBERS)
-    manager = _CheckpointManager(checkpoint_config=CheckpointConfig())
-    _require(manager, "ray.train _CheckpointManager", _MANAGER_MEMBERS)
-    frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
-    _require(frozen, "optuna FrozenTrial", ("_trial_id",))
-
-
-def grid_generator(*, max_concurrent: int, prefix: str) -> Any:
-    """Tune's grid generator with trial ids `PREFIX_00000`, ... (Tune draws the prefix at
-    random): the same cell gets the same id, hence the same folder, in every rebuild."""
-    from ray.tune.search import BasicVariantGenerator
-
-    generator = BasicVariantGenerator(max_concurrent=max_concurrent)
-    _require(generator, "ray.tune BasicVariantGenerator", ("_uuid_prefix",))
-    generator._uuid_prefix = f"{prefix}_"
-    return generator
-
-
-# ------------------------------------------------------------------------------ the searcher
+__all__ = ["StudySearch"]
 
 
 class StudySearch(OptunaSearch):
@@ -159,7 +67,7 @@ class StudySearch(OptunaSearch):
             study_name=study_name,
             storage=open_storage(journal),
         )
-        _require(self, "ray.tune OptunaSearch", _SEARCH_MEMBERS)
+        require(self, "ray.tune OptunaSearch", _SEARCH_MEMBERS)
         check_tune_internals()
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -324,86 +232,3 @@ class StudySearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as handle:
             self.__setstate__(pickle.load(handle))
-
-
-# ------------------------------------------------------------------------------ the study
-
-
-def tell_trial(study: Any, frozen: Any, values: list[float] | None, why: str) -> None:
-    """Finish an Optuna trial asked elsewhere: COMPLETE with `values`, or FAIL (values None)
-    with `why` in its `fail_reason` user attribute (else in `reconciled`)."""
-    attr = FAIL_REASON_ATTR if values is None else "reconciled"
-    optuna.trial.Trial(study, frozen._trial_id).set_user_attr(attr, why)
-    if values is None:
-        study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
-    else:
-        study.tell(frozen.number, values if len(values) > 1 else values[0])
-
-
-def fail_trial(study: Any, frozen: Any, why: str) -> None:
-    """FAIL a stale Optuna trial (one no Tune trial will finish), saying why."""
-    tell_trial(study, frozen, None, why)
-
-
-def finalize_study(journal: str | Path, study_name: str) -> int:
-    """Close Optuna trials that no Tune trial will ever finish (asked just before a crash).
-
-    Called when no search is running. Returns how many were marked FAIL.
-    """
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(journal))
-    except KeyError:
-        return 0
-    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for frozen in stale:
-        fail_trial(study, frozen, "still RUNNING when its run ended: no Tune trial finished it")
-    return len(stale)
-
-
-# ------------------------------------------------------------------------------ Tune's snapshot
-
-
-def snapshot_trial(entry: list[Any]) -> Any:
-    """A Tune `Trial` from one `trial_data` entry of Tune's experiment_state-*.json."""
-    from ray.tune.experiment.trial import Trial
-
-    trial = Trial.from_json_state(entry[0], stub=True)
-    trial.restore_run_metadata(entry[1])
-    trial.stub = False
-    return trial
-
-
-def snapshot_entry(trial: Any) -> list[Any]:
-    """The `trial_data` entry of a changed trial, to write back into the snapshot."""
-    trial.invalidate_json_state()
-    return list(trial.get_json_state())
-
-
-def register_checkpoint(trial: Any, name: str, rows: list[dict[str, Any]]) -> None:
-    """Make checkpoint `name` the trial's latest, as Tune's own bookkeeping would."""
-    from ray import tune
-    from ray.train._internal.session import _TrainingResult
-
-    metrics = next((r for r in reversed(rows) if r.get("checkpoint_dir_name") == name), None)
-    metrics = dict(metrics or {"checkpoint_dir_name": name})
-    path = f"{trial.storage.trial_fs_path}/{name}"
-    result = _TrainingResult(
-        checkpoint=tune.Checkpoint(path, filesystem=trial.storage.storage_filesystem),
-        metrics=metrics,
-    )
-    manager = trial.run_metadata.checkpoint_manager
-    manager._checkpoint_results.append(result)
-    manager._latest_checkpoint_result = result
-    trial.storage._update_checkpoint_index(metrics)
-    if len(metrics) > 1:
-        trial.run_metadata.last_result = metrics
-    trial.run_metadata.invalidate_cache()
-    trial.invalidate_json_state()
-
-
-def record_error_files(trial: Any, names: set[str]) -> None:
-    """Point the trial at Tune's own error files, where Tune wrote them before the stop."""
-    if "error.txt" in names:
-        trial.run_metadata.error_filename = "error.txt"
-    if "error.pkl" in names:
-        trial.run_metadata.pickled_error_filename = "error.pkl"
