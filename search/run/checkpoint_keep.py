@@ -67,6 +67,9 @@ class ForgetOlder(tune.Callback):
         self.keep = keep
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from search.run.tune_internals import forget_checkpoints  # the driver's module only
-
-        forget_checkpoints(trial, self.keep)
+        # Tune's private members (checked by search.run.tune_internals.check_tune_internals)
+        metadata = trial.run_metadata
+        manager = metadata.checkpoint_manager
+        if len(manager._checkpoint_results) > self.keep:
+            manager._checkpoint_results = manager._checkpoint_results[-self.keep :]
+            metadata.invalidate_cache()

@@ -15,8 +15,8 @@ What needs them and why:
 - The reconciliation before a resume (search.run.reconcile) edits Tune's experiment snapshot:
   `Trial.from_json_state`/`get_json_state`, the trial's `run_metadata`, its checkpoint manager
   (`_checkpoint_results`, `_latest_checkpoint_result`), `StorageContext._update_checkpoint_index`
-  and `ray.train._internal.session._TrainingResult`; the driver also cuts each trial's
-  `_checkpoint_results` to the few kept on storage (search.run.checkpoint_keep).
+  and `ray.train._internal.session._TrainingResult`. The one exception, checked here too:
+  `search.run.checkpoint_keep` cuts each trial's `_checkpoint_results` to the ones kept.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ __all__ = [
     "snapshot_trial",
     "snapshot_entry",
     "register_checkpoint",
-    "forget_checkpoints",
     "record_error_files",
 ]
 
@@ -387,14 +386,6 @@ def register_checkpoint(trial: Any, name: str, rows: list[dict[str, Any]]) -> No
         trial.run_metadata.last_result = metrics
     trial.run_metadata.invalidate_cache()
     trial.invalidate_json_state()
-
-
-def forget_checkpoints(trial: Any, keep: int) -> None:
-    """Drop all but the newest `keep` checkpoints from the trial's record (not from storage)."""
-    manager = trial.run_metadata.checkpoint_manager
-    if len(manager._checkpoint_results) > keep:
-        manager._checkpoint_results = manager._checkpoint_results[-keep:]
-        trial.run_metadata.invalidate_cache()
 
 
 def record_error_files(trial: Any, names: set[str]) -> None:
