@@ -42,8 +42,8 @@ __all__ = [
 #: Fixed seconds that no image-pass count sees, fitted on three local searches of this machine
 #: (examples/demo-search, digits-search and allocation-ablation, docs/plan.md): starting the
 #: driver, Ray, the dense stage's tasks and Tune; the export at the end; and each fine-tuning
-#: epoch's report and checkpoint. A trial's own machinery (the driver's share, done one trial
-#: after another, and the worker's) is `search.plan.overhead.FITTED`, from bench_scale.
+#: epoch's report and checkpoint. The driver's seconds per trial, one trial after another, are
+#: `search.plan.overhead.FITTED`, fitted to bench_scale's recorded runs.
 OVERHEAD = {"start": 20.0, "end": 5.0, "epoch": 0.6}
 #: Trials laid out one by one for the wall time; a longer search repeats the same layout.
 SCHEDULED = 10_000
@@ -188,7 +188,7 @@ def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
         once.append((stage, stage.passes * rate, stage.passes))
     return _TrialCost(
         epochs=work.epochs,
-        once_s=FITTED.worker_s + sum(row[1] for row in once),
+        once_s=sum(row[1] for row in once),
         epoch_s=OVERHEAD["epoch"] + sum(row[1] for row in per_epoch),
         per_epoch=per_epoch,
         once=tuple(once),
@@ -305,7 +305,7 @@ def estimate_cost(
     drivers = _drivers(rows, scale)
     drivers += _drivers([d[1] for d in dense_rows], 1.0)
     trials_wall = list_schedule(seconds, workers) * scale
-    driver = FITTED.driver_s * n_trials  # the driver handles trials one after another
+    driver = FITTED.driver_seconds(n_trials)  # the driver handles trials one after another
     wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + driver
     wall += OVERHEAD["end"]
     return Cost(
