@@ -213,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.replot:
-        rows = [r for path in args.replot for r in read_runs(path)]
+        latest = {  # a size measured again: its latest run
+            (r["mode"], r["storage"], r["nodes"], r["size"]): r
+            for path in args.replot
+            for r in read_runs(path)
+        }
+        rows = list(latest.values())
         print_table(rows)
         if args.plot:
             print(f"plot: {plot(rows, args.plot)}")
