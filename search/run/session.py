@@ -29,7 +29,7 @@ __all__ = [
 #: per run (`set_snapshot_period`).
 DEFAULT_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
-    # checkpoints every epoch force snapshots by design: not worth a warning
+    # a run saved before trials pruned their own checkpoints still forces snapshots: no warning
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     # Tune's newer output engine prints its configuration box and a TensorBoard command into
     # Ray's temp dir even at verbose=0 (ray/tune/experimental/output.py, Ray 2.60); the legacy
