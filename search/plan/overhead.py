@@ -35,10 +35,17 @@ class Overhead:
 
 
 def fit(runs: Iterable[dict[str, Any]]) -> Overhead:
-    """Least squares of each run's driver CPU seconds on (1, trials), neither below zero."""
+    """Least squares of each run's driver CPU seconds on (1, trials), neither below zero
+    (runs on local storage: object storage adds its own uploads)."""
     from scipy.optimize import nnls
 
-    rows = [r for r in runs if r.get("driver_cpu_per_trial_s") is not None and r.get("size")]
+    rows = [
+        r
+        for r in runs
+        if r.get("storage", "local") == "local"
+        and r.get("driver_cpu_per_trial_s") is not None
+        and r.get("size")
+    ]
     if len({r["size"] for r in rows}) < 2:
         raise ValueError("runs of at least 2 sizes are needed to fit the per-trial figure")
     design = np.array([[1.0, float(r["size"])] for r in rows])
