@@ -166,7 +166,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             if r.get(column) is not None and r[column] > 0:
-                key = f"{r['mode']}/{r['storage']}/{r['nodes']}n"
+                key = f"{r['mode']}/{r['storage']}/{r['nodes']}n/c{r.get('concurrency', 16)}"
                 groups.setdefault(key, []).append((r["size"], r[column]))
         for key, points in sorted(groups.items()):
             xs, ys = zip(*sorted(points), strict=True)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.replot:
         latest = {  # a size measured again: its latest run
-            (r["mode"], r["storage"], r["nodes"], r["size"]): r
+            (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]): r
             for path in args.replot
             for r in read_runs(path)
         }
