@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py --sizes 20,200,2000 --modes optimize,grid \
         --storage local,s3 [--nodes K] [--cpus C] [--json] [--plot DIR]
+    python benchmarks/bench_scale.py --replot benchmarks/results/bench_scale.jsonl --plot DIR
 
 Each (mode, storage, size) runs in a fresh process (`scale_measure.py`): robprune's real
 search (spec parsing, the Tune run, `StudySearch` and dedupe, the trainable's bookkeeping,
@@ -165,7 +166,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             if r.get(column) is not None and r[column] > 0:
-                key = f"{r['mode']}/{r['storage']}/{r['nodes']}n"
+                key = f"{r['mode']}/{r['storage']}/{r['nodes']}n/c{r.get('concurrency', 16)}"
                 groups.setdefault(key, []).append((r["size"], r[column]))
         for key, points in sorted(groups.items()):
             xs, ys = zip(*sorted(points), strict=True)
@@ -182,6 +183,12 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
     path = directory / "bench_scale.png"
     fig.savefig(path, dpi=80)
     return path
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs of a file of recorded `--json` lines, in order."""
+    lines = path.read_text().splitlines()
+    return [r for line in lines if line.strip() for r in json.loads(line)["runs"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,7 +208,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the experiments (printed)")
     parser.add_argument("--json", action="store_true", help="print one JSON line at the end")
     parser.add_argument("--plot", type=Path, help="write bench_scale.png into this folder")
+    parser.add_argument(
+        "--replot", type=Path, nargs="+", help="table and plot of recorded --json lines only"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        latest = {  # a size measured again: its latest run
+            (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]): r
+            for path in args.replot
+            for r in read_runs(path)
+        }
+        rows = list(latest.values())
+        print_table(rows)
+        if args.plot:
+            print(f"plot: {plot(rows, args.plot)}")
+        return 0
     os.environ.update(ENV)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)])}
     work = Path(tempfile.mkdtemp(prefix="robprune-scale-"))

@@ -203,6 +203,7 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
         "storage": case["storage_kind"],
         "nodes": int(case["nodes"]),
         "size": n,
+        "concurrency": concurrency,
         "completed": outcome.completed,
         "failed": outcome.failed,
         "wall_s": round(wall, 2),

@@ -18,6 +18,7 @@ from typing import Any
 from robprune.config import TrialConfig
 from robprune.config.typed_mapping import to_plain
 from search.plan.asha import asha_epochs
+from search.plan.overhead import FITTED
 from search.plan.workload import (
     Stage,
     cached_work,
@@ -40,9 +41,10 @@ __all__ = [
 
 #: Fixed seconds that no image-pass count sees, fitted on three local searches of this machine
 #: (examples/demo-search, digits-search and allocation-ablation, docs/plan.md): starting the
-#: driver, Ray, the dense stage's tasks and Tune; the export at the end; starting a trial
-#: beyond its measured work; and each fine-tuning epoch's report and checkpoint.
-OVERHEAD = {"start": 20.0, "end": 5.0, "trial": 0.1, "epoch": 0.6}
+#: driver, Ray, the dense stage's tasks and Tune; the export at the end; and each fine-tuning
+#: epoch's report and checkpoint. The driver's seconds per trial, one trial after another, are
+#: `search.plan.overhead.FITTED`, fitted to bench_scale's recorded runs.
+OVERHEAD = {"start": 20.0, "end": 5.0, "epoch": 0.6}
 #: Trials laid out one by one for the wall time; a longer search repeats the same layout.
 SCHEDULED = 10_000
 #: Config paths that change what a trial computes; the others (seed, lr, ...) only change
@@ -187,7 +189,7 @@ def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
         once.append((stage, stage.passes * rate, stage.passes))
     return _TrialCost(
         epochs=work.epochs,
-        once_s=OVERHEAD["trial"] + sum(row[1] for row in once),
+        once_s=sum(row[1] for row in once),
         epoch_s=OVERHEAD["epoch"] + sum(row[1] for row in per_epoch),
         per_epoch=per_epoch,
         once=tuple(once),
@@ -304,7 +306,9 @@ def estimate_cost(
     drivers = _drivers(rows, scale)
     drivers += _drivers([d[1] for d in dense_rows], 1.0)
     trials_wall = list_schedule(seconds, workers) * scale
-    wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + OVERHEAD["end"]
+    driver = FITTED.driver_seconds(n_trials)  # the driver handles trials one after another
+    wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + driver
+    wall += OVERHEAD["end"]
     return Cost(
         trials=n_trials,
         trial_seconds=total,

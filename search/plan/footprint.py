@@ -16,7 +16,7 @@ MARGIN = 1.5
 _PER_TRIAL_FIXED = 1 << 20  # result rows, progress files, events, Tune's logs
 _FIXED = 16 << 20  # the experiment's own files, the journal, the tables
 _COPIES_PER_CHECKPOINT = 3  # weights, momentum, the pruned model of the final one
-_CHECKPOINTS = 3  # num_to_keep=2, and the final one
+_CHECKPOINTS = 3  # the newest two epoch ones and the final one (search.run.checkpoint_keep)
 
 
 def _model_bytes(spec: Any) -> int:

@@ -291,7 +291,8 @@ def collect_rows(exp: Experiment) -> ExportResult:
         # finished trials Tune's snapshot lost (a run rebuilt from the records) come from
         # their own directories: a resume never exports fewer trials than ended
         run_fs, run_path = (fs, path) if fs is not None else (storage.LOCAL, path)
-        trials += record_trials(run_fs, run_path, {t.trial_id for t in trials})
+        dirs = {str(t.path).rstrip("/").rsplit("/", 1)[-1] for t in trials}
+        trials += record_trials(run_fs, run_path, {t.trial_id for t in trials}, dirs)
         trials.sort(key=lambda t: t.trial_id)
         for trial in trials:
             if trial.trial_id in seen:  # ids are unique per run; guard against a mixed dir

@@ -98,12 +98,17 @@ def _one(fs: Any, trial_dir: str, trial_id: str) -> RecordTrial | None:
     )
 
 
-def record_trials(fs: Any, run_path: str, known: set[str]) -> list[RecordTrial]:
-    """Finished trials of the run at `run_path` that are not in `known` (Tune's snapshot)."""
+def record_trials(
+    fs: Any, run_path: str, known: set[str], known_dirs: set[str] | None = None
+) -> list[RecordTrial]:
+    """Finished trials of the run at `run_path` that are not in `known` (Tune's snapshot's
+    trial ids) and whose folders are not in `known_dirs` (the folders of those trials: Tune
+    suffixes the folder of a trial whose own name is taken, `trial_ID_abcd`, as when a grid
+    trial that a stale snapshot lost is made again on resume)."""
     out = []
     for info in storage.listing(fs, run_path):
         match = _TRIAL.match(info.base_name)
-        if match and match.group(1) not in known:
+        if match and match.group(1) not in known and info.base_name not in (known_dirs or ()):
             found = _one(fs, f"{run_path}/{info.base_name}", match.group(1))
             if found is not None:
                 out.append(found)

@@ -1,13 +1,14 @@
 """Where a restarted trial continues: the newest whole checkpoint in the trial's own folder.
 
 Tune hands a restarted trial the checkpoint its experiment snapshot names. That snapshot is a
-cache, seconds (on object storage, minutes) behind the trial: it can name a checkpoint that
-Tune's own pruning (`CheckpointConfig.num_to_keep`) deleted since, and it never names the
+cache, seconds to minutes behind the trial: it can name a checkpoint that the trial deleted
+since (it keeps its newest few, `search/run/checkpoint_keep.py`), and it never names the
 newer checkpoints a killed driver did not register. The trial's folder on storage is the
 truth, so the restart continues from the newest checkpoint there that is whole (its files
 match its manifest and its `trial_state.pt` loads, or it holds the finished result), whatever
 the snapshot says, and from the start when there is none. A trial that continues another
-(a run rebuilt from the records, `search/run/continuation.py`) looks in both folders.
+(a run rebuilt from the records, `search/run/continuation.py`) looks in both folders, and a
+trial Tune put in a suffixed folder also in its namesake (`trial_folders`).
 """
 
 from __future__ import annotations
@@ -44,17 +45,28 @@ class ResumePoint:
     finished: bool  # it holds `final/result.json`: report it again, train nothing
 
 
+def trial_folders(own: str, experiment: str, trial_id: str, earlier: str | None) -> list[str]:
+    """Where a trial's checkpoints can be, its own folder first: the folder of the trial it
+    continues, and its namesake `trial_ID` when Tune gave it a suffixed one (`trial_ID_abcd`:
+    the name was taken, as by a grid trial made again on resume that a stale snapshot lost)."""
+    root = experiment.rstrip("/")
+    folders = [own]
+    for name in (earlier, f"trial_{trial_id}" if trial_id else None):
+        if name and f"{root}/{name}" not in folders:
+            folders.append(f"{root}/{name}")
+    return folders
+
+
 def _folders(config: dict[str, Any]) -> tuple[pafs.FileSystem, list[str]] | None:
-    """The trial's folder on storage, and the folder of the trial it continues, if any."""
+    """The trial's folders on storage (`trial_folders`)."""
     try:
         context = tune.get_context().get_storage()
+        trial_id = tune.get_context().get_trial_id() or ""
     except Exception:  # noqa: BLE001 - outside a Tune session (unit use): the handed one only
         return None
-    folders = [context.trial_fs_path]
     earlier = (config.get(CONTINUE_KEY) or {}).get("trial_dir_name")
-    if earlier:
-        folders.append(f"{context.experiment_fs_path.rstrip('/')}/{earlier}")
-    return context.storage_filesystem, folders
+    own, experiment = context.trial_fs_path, context.experiment_fs_path
+    return context.storage_filesystem, trial_folders(own, experiment, trial_id, earlier)
 
 
 def _rank(fs: pafs.FileSystem, path: str) -> tuple[int, int] | None:
@@ -81,7 +93,8 @@ def _candidates(handed: tune.Checkpoint | None, config: dict[str, Any]) -> list[
     located = _folders(config)
     if located is not None:
         fs, folders = located
-        for own, folder in zip((1, 0), folders, strict=False):
+        for index, folder in enumerate(folders):
+            own = 1 if index == 0 else 0
             for info in storage.listing(fs, folder):
                 match = _CHECKPOINT.match(info.base_name)
                 rank = _rank(fs, info.path) if match else None

@@ -14,15 +14,22 @@ from contextlib import contextmanager
 
 from robprune.errors import BadInput
 
-__all__ = ["DEFAULT_ENV", "LOCAL_ENV", "prepare_environment", "connect", "ray_session", "quiet"]
+__all__ = [
+    "DEFAULT_ENV",
+    "LOCAL_ENV",
+    "prepare_environment",
+    "snapshot_period_s",
+    "set_snapshot_period",
+    "connect",
+    "ray_session",
+    "quiet",
+]
 
-#: Driver environment defaults: no usage reporting; experiment snapshots every 2 s so that a
-#: killed driver's running trials resume from their last epoch (Ray 2.60 restores a killed
-#: driver's running trials from the snapshot, so a stale one restarts them from zero).
+#: Driver environment defaults: no usage reporting; Tune's experiment snapshot period is set
+#: per run (`set_snapshot_period`).
 DEFAULT_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
-    "TUNE_GLOBAL_CHECKPOINT_S": "2",
-    # checkpoints every epoch force snapshots by design: not worth a warning
+    # a run saved before trials pruned their own checkpoints still forces snapshots: no warning
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     # Tune's newer output engine prints its configuration box and a TensorBoard command into
     # Ray's temp dir even at verbose=0 (ray/tune/experimental/output.py, Ray 2.60); the legacy
@@ -46,6 +53,31 @@ def prepare_environment(local: bool) -> None:
     if local:
         for key, value in LOCAL_ENV.items():
             os.environ.setdefault(key, value)
+
+
+SNAPSHOT_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
+#: Tune's experiment snapshot holds every trial and is rewritten whole each period: a period
+#: that grows with the planned trials keeps the bytes written linear in trials. A snapshot
+#: staler than that loses little: a restarted trial continues from its newest checkpoint on
+#: storage and reconciliation (`search/run/reconcile.py`) decides from the durable record.
+SNAPSHOT_MIN_S = 2.0
+SNAPSHOT_S_PER_TRIAL = 0.05
+_period_set: str | None = None  # the value this module set, told apart from the user's
+
+
+def snapshot_period_s(trials: int) -> float:
+    """Seconds between Tune's experiment snapshots for a run of `trials` trials."""
+    return max(SNAPSHOT_MIN_S, SNAPSHOT_S_PER_TRIAL * max(0, trials))
+
+
+def set_snapshot_period(trials: int) -> None:
+    """Set Tune's snapshot period for the next run, unless the user set it (Tune reads it
+    when the run starts)."""
+    global _period_set
+    if os.environ.get(SNAPSHOT_ENV) not in (None, _period_set):
+        return
+    _period_set = f"{snapshot_period_s(trials):g}"
+    os.environ[SNAPSHOT_ENV] = _period_set
 
 
 def quiet() -> None:

@@ -4,8 +4,9 @@ Every fine-tuning epoch reports its validation metrics with a checkpoint, so a t
 restarts (a lost node, a killed driver) continues after its last epoch instead of from zero.
 The last epoch's report waits for the final evaluation and carries both, so the number of
 reports equals the number of epochs (what ASHA counts). The finished `TrialResult` travels in
-that last checkpoint (`final/result.json`): it is what the Parquet export reads. Exceptions
-propagate: Tune records the trial as ERROR with its reason.
+that last checkpoint (`final/result.json`): it is what the Parquet export reads. After each
+report the trial deletes its own older checkpoints (`search/run/checkpoint_keep.py`).
+Exceptions propagate: Tune records the trial as ERROR with its reason.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ray import tune
 from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
 from robprune.trial import run_trial
+from search.run.checkpoint_keep import prune_own
 from search.run.dedupe import replay_original
 from search.run.resume_point import describe, resume_point
 from search.run.storage_fault import fault_cause, report_from_trial
@@ -152,6 +154,7 @@ def _train(config: dict[str, Any]) -> None:
             last = result["epochs"][-1] if result["epochs"] else None
             report = {**final_report(result, last), **_restore_columns(history["restored_from"])}
             tune.report(report, checkpoint=point.checkpoint)
+            prune_own()
             return
         restored_from = [*history["restored_from"], history["epoch"]]
         _run(trial_config, point.directory, restored_from, history["epochs"])
@@ -186,6 +189,7 @@ def _run(
                 write_progress(tmp, report.epoch, restored_from, history)
                 write_manifest(tmp)  # last: a copy cut short is then known as such
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            prune_own()  # the new one is on storage: older ones can go
 
         result = run_trial(
             parsed,
@@ -204,5 +208,6 @@ def _run(
             {**final_report(payload, last.get("metrics")), **_restore_columns(restored_from)},
             checkpoint=tune.Checkpoint.from_directory(str(holding)),
         )
+        prune_own()
     finally:
         shutil.rmtree(holding, ignore_errors=True)

@@ -44,6 +44,10 @@ def _scheduler(spec: Spec) -> Any:
 
 def configure_driver(spec: Spec) -> None:
     """Driver-side Tune settings that depend on the spec (before the Tuner is built)."""
+    from search.run.session import set_snapshot_period
+    from search.spec.finalist_rules import planned_trials
+
+    set_snapshot_period(planned_trials(spec))
     if any(o.metric in FINAL_METRICS for o in spec.search.objectives):
         # secondary objectives known only at the end are absent from per-epoch reports
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
@@ -99,6 +103,7 @@ def build_tuner(
     """A new Tuner for one run of the experiment (the first, or an --extend)."""
     from ray import tune
 
+    from search.run.checkpoint_keep import ForgetOlder
     from search.run.durable import JournalPush, sync_config
     from search.run.end_marker import EndMarkerCallback
     from search.run.fault_watch import FaultWatch
@@ -129,7 +134,9 @@ def build_tuner(
         name=segment.name,
         storage_path=storage_path,
         storage_filesystem=storage_fs,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # Tune keeps every checkpoint: its own pruning forces a whole snapshot about once per
+        # trial; the trainable prunes its folder instead (search.run.checkpoint_keep)
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         sync_config=sync_config(),
         callbacks=[
@@ -139,6 +146,7 @@ def build_tuner(
             *([GridStudyCallback(exp.location, segment.name, spec)] if grid else []),
             JournalPush(exp.location),
             FaultWatch(),
+            ForgetOlder(),
         ],
         verbose=0,
     )

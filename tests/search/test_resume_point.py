@@ -123,3 +123,25 @@ def test_a_checkpoint_whose_files_do_not_match_its_manifest_is_passed_over(whole
     write_progress(short, 2, [1, 1], [])  # parses, but its size no longer matches the manifest
     with rp.resume_point(None, {}) as point:
         assert point is not None and point.checkpoint.path == str(kept)
+
+
+def test_a_trial_in_a_suffixed_folder_also_looks_in_its_namesake():
+    own, root = "/e/run-000/trial_abc_00019_3c62", "/e/run-000/"
+    assert rp.trial_folders(own, root, "abc_00019", None) == [own, "/e/run-000/trial_abc_00019"]
+    plain = "/e/run-000/trial_abc_00019"
+    assert rp.trial_folders(plain, root, "abc_00019", None) == [plain]
+    earlier = rp.trial_folders(plain, root, "abc_00019", "trial_old")
+    assert earlier == [plain, "/e/run-000/trial_old"]
+
+
+def test_a_finished_namesake_is_reported_again_not_trained(whole, tmp_path, monkeypatch):
+    own, namesake = tmp_path / "trial_a_00019_3c62", tmp_path / "trial_a_00019"
+    _checkpoint(own, 1, whole)  # made again on resume, one epoch in
+    final = namesake / "checkpoint_000002" / FINAL_DIR
+    final.mkdir(parents=True)
+    (final / RESULT_FILE).write_text(json.dumps({"metrics": {}, "epochs": []}))
+    folders = (pafs.LocalFileSystem(), [str(own), str(namesake)])
+    monkeypatch.setattr(rp, "_folders", lambda config: folders)
+    with rp.resume_point(None, {}) as point:
+        assert point is not None and point.finished
+        assert point.checkpoint.path == str(namesake / "checkpoint_000002")

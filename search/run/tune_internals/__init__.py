@@ -18,7 +18,8 @@ What needs them and why:
 - The reconciliation before a resume (search.run.reconcile) edits Tune's experiment snapshot:
   `Trial.from_json_state`/`get_json_state`, the trial's `run_metadata`, its checkpoint manager
   (`_checkpoint_results`, `_latest_checkpoint_result`), `StorageContext._update_checkpoint_index`
-  and `ray.train._internal.session._TrainingResult`.
+  and `ray.train._internal.session._TrainingResult`. The one exception, checked here too:
+  `search.run.checkpoint_keep` cuts each trial's `_checkpoint_results` to the ones kept.
 - `grid_generator` sets Tune's grid generator's `_uuid_prefix`: a grid run's trial ids are
   then the same in a run rebuilt from the records, whose trials find their own folders.
 """
