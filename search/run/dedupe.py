@@ -27,8 +27,15 @@ from typing import Any
 
 from search.run.end_marker import read_marker
 from search.state import storage
+from search.state.checkpoints import MANIFEST, is_whole
 from search.state.repeats import REPEAT_KEY, REPLAY_FILE
-from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report, read_progress
+from search.state.trial_files import (
+    FINAL_DIR,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    final_report,
+    read_progress,
+)
 
 __all__ = ["replay_original", "await_original", "orphan_repeats", "Answer", "POLL_S"]
 __all__ += ["VERDICT_FILE", "stall_s"]
@@ -60,18 +67,31 @@ def _checkpoints(fs: Any, trial_dir: str) -> list[str]:
     return sorted(names, key=lambda n: int(n.rpartition("_")[2] or -1))
 
 
+def _whole(fs: Any, path: str) -> bool:
+    """Stored in full: a checkpoint still being uploaded (a re-report of a finished trial is
+    copied into a new checkpoint while its end marker already exists) is not an answer."""
+    if storage.is_file(fs, f"{path}/{MANIFEST}"):
+        return is_whole(fs, path)
+    return storage.is_file(fs, f"{path}/{PROGRESS_FILE}")  # an older robprune's checkpoint
+
+
 def _final_checkpoint(fs: Any, trial_dir: str) -> str | None:
     for name in reversed(_checkpoints(fs, trial_dir)):
-        if storage.read_text_or_none(fs, f"{trial_dir}/{name}/{FINAL_DIR}/{RESULT_FILE}"):
-            return f"{trial_dir}/{name}"
+        path = f"{trial_dir}/{name}"
+        if storage.read_text_or_none(fs, f"{path}/{FINAL_DIR}/{RESULT_FILE}") and _whole(fs, path):
+            return path
     return None
 
 
 def _replay_last(fs: Any, trial_dir: str, why: str) -> Answer:
-    names = _checkpoints(fs, trial_dir)
-    if not names:
-        return Answer(None, f"{why}, but left no checkpoint to answer from")
-    return Answer(f"{trial_dir}/{names[-1]}", why)
+    """The original's final checkpoint, else its newest whole one (stopped early by ASHA)."""
+    final = _final_checkpoint(fs, trial_dir)
+    if final is not None:
+        return Answer(final, why)
+    for name in reversed(_checkpoints(fs, trial_dir)):
+        if _whole(fs, f"{trial_dir}/{name}"):
+            return Answer(f"{trial_dir}/{name}", why)
+    return Answer(None, f"{why}, but left no whole checkpoint to answer from")
 
 
 def _recorded(fs: Any, original: str, own: str) -> Answer | None:
@@ -183,6 +203,9 @@ def replay_original(config: dict[str, Any]) -> bool:
     local = Path(tempfile.mkdtemp(prefix="robprune-repeat-"))
     try:
         storage.copy_tree(answer.checkpoint, str(local), source_fs=fs)
+        if not (local / FINAL_DIR / RESULT_FILE).is_file() and not read_progress(local)["epochs"]:
+            print(f"repeat of {ref['trial_id']}: its checkpoint holds no result; training it here")
+            return False
         (local / REPLAY_FILE).write_text(json.dumps(ref) + "\n")
         _report_again(local)
     finally:

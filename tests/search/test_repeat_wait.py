@@ -93,6 +93,7 @@ def test_a_moving_original_is_waited_for_past_the_stall_bound(tmp_path):
         for index in range(1, 4):
             time.sleep(0.15)
             (original / f"checkpoint_{index:06d}").mkdir()
+            (original / f"checkpoint_{index:06d}" / "progress.json").write_text("{}")
         time.sleep(0.15)
         (original / END_MARKER).write_text(json.dumps({"status": "TERMINATED"}))
 
@@ -102,3 +103,19 @@ def test_a_moving_original_is_waited_for_past_the_stall_bound(tmp_path):
     worker.join()
     assert answer.checkpoint == f"{original}/checkpoint_000003", answer
     assert took >= 0.5
+
+
+def test_a_checkpoint_still_being_stored_is_not_the_answer(tmp_path):
+    """A finished original re-reported on resume is copied into a new checkpoint while its
+    end marker already exists: the answer is its last whole checkpoint, not the copy."""
+    from search.state.checkpoints import write_manifest
+
+    original = _trial(tmp_path, "trial_a", checkpoints=2, final=True)
+    write_manifest(original / "checkpoint_000001")
+    copy = original / "checkpoint_000002"
+    (copy / "final").mkdir(parents=True)
+    (copy / "final" / "result.json").write_text('{"epochs": []}')  # the rest not there yet
+    (copy / "robprune-manifest.json").write_text('{"progress.json": 2, "trial_state.pt": 9}')
+    (original / END_MARKER).write_text(json.dumps({"status": "TERMINATED"}))
+    answer, _, _ = _wait(original, _trial(tmp_path, "trial_b"))
+    assert answer.checkpoint == f"{original}/checkpoint_000001", answer
