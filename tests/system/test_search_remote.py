@@ -192,10 +192,8 @@ def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
         data={"dataset": "digits", "train_limit": 300},
         dense={"epochs": 1},
         prune={"criterion": {"choice": ["l1", "random"]}, "sparsity": {"choice": [0.3, 0.5]}},
-        finetune={
-            "method": "ce",
-            "epochs": 10,
-        },  # outlasts the second kill's wait even on a quiet machine,
+        # long enough that the first resume cannot finish before the second kill
+        finetune={"method": "ce", "epochs": 10},
     )
     spec.pop("cache_dir")
     spec.update(
