@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.state import storage
+from search.state.checkpoints import CHECKPOINT_DIR
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, read_marker
 
 __all__ = ["RecordTrial", "record_trials"]
 
 _TRIAL = re.compile(r"^trial_(.+)$")
-_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ def _config(fs: Any, trial_dir: str, checkpoint: str | None) -> dict[str, Any] |
 def _one(fs: Any, trial_dir: str, trial_id: str) -> RecordTrial | None:
     infos = storage.listing(fs, trial_dir)
     names = sorted(
-        (i.base_name for i in infos if _CHECKPOINT.match(i.base_name)),
-        key=lambda n: int(_CHECKPOINT.match(n).group(1)),  # type: ignore[union-attr]
+        (i.base_name for i in infos if CHECKPOINT_DIR.match(i.base_name)),
+        key=lambda n: int(CHECKPOINT_DIR.match(n).group(1)),  # type: ignore[union-attr]
     )
     newest = f"{trial_dir}/{names[-1]}" if names else None
     marker = read_marker(fs, trial_dir)

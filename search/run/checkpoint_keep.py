@@ -14,19 +14,18 @@ a running trial loses nothing.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ray import tune
 
 from search.state import storage
+from search.state.checkpoints import CHECKPOINT_DIR
 from search.state.trial_files import FINAL_DIR, RESULT_FILE
 
 __all__ = ["KEEP", "prune_older", "prune_own", "ForgetOlder"]
 
 #: Epoch checkpoints a trial keeps on storage (the final one is kept besides).
 KEEP = 2
-_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 
 def prune_older(fs: Any, trial_dir: str, keep: int = KEEP) -> list[str]:
@@ -36,7 +35,7 @@ def prune_older(fs: Any, trial_dir: str, keep: int = KEEP) -> list[str]:
     """
     found = []
     for info in storage.listing(fs, trial_dir):
-        match = _CHECKPOINT.match(info.base_name)
+        match = CHECKPOINT_DIR.match(info.base_name)
         if match:
             found.append((int(match.group(1)), info.path))
     deleted = []

@@ -23,7 +23,6 @@ reached through `search.run.tune_internals` only.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +40,11 @@ from search.run.tune_state import (
 )
 from search.spec.model import Spec
 from search.state import storage
+from search.state.checkpoints import CHECKPOINT_DIR
 from search.state.experiment import Experiment, Segment
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report
 
 __all__ = ["END_MARKER", "EndMarkerCallback", "Reconciled", "reconcile_run"]  # two re-exported
-
-_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 
 def _fs(exp: Experiment, run: str) -> tuple[pafs.FileSystem, str]:
@@ -103,7 +101,7 @@ class Reconciled:
 
 
 def _index(name: str) -> int:
-    match = _CHECKPOINT.match(name)
+    match = CHECKPOINT_DIR.match(name)
     return int(match.group(1)) if match else -1
 
 
@@ -119,7 +117,7 @@ class _Record:
 
 def _record(fs: pafs.FileSystem, trial_dir: str) -> _Record:
     names = sorted(
-        (i.base_name for i in storage.listing(fs, trial_dir) if _CHECKPOINT.match(i.base_name)),
+        (i.base_name for i in storage.listing(fs, trial_dir) if CHECKPOINT_DIR.match(i.base_name)),
         key=_index,
     )
     final = next(

@@ -14,7 +14,6 @@ trial Tune put in a suffixed folder also in its namesake (`trial_folders`).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +27,10 @@ from robprune.errors import BadInput
 from robprune.trial.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from search.run.continuation import CONTINUE_KEY
 from search.state import storage
-from search.state.checkpoints import MANIFEST, is_whole
+from search.state.checkpoints import CHECKPOINT_DIR, MANIFEST, is_whole
 from search.state.trial_files import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 
 __all__ = ["ResumePoint", "describe", "resume_point"]
-
-_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +93,7 @@ def _candidates(handed: tune.Checkpoint | None, config: dict[str, Any]) -> list[
         for index, folder in enumerate(folders):
             own = 1 if index == 0 else 0
             for info in storage.listing(fs, folder):
-                match = _CHECKPOINT.match(info.base_name)
+                match = CHECKPOINT_DIR.match(info.base_name)
                 rank = _rank(fs, info.path) if match else None
                 if match and rank is not None:
                     key = (*rank, own, int(match.group(1)))

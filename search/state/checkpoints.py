@@ -19,10 +19,11 @@ import pyarrow.fs as pafs
 
 from search.state import storage
 
-__all__ = ["MANIFEST", "write_manifest", "is_whole"]
+__all__ = ["CHECKPOINT_DIR", "MANIFEST", "write_manifest", "is_whole"]
 
 MANIFEST = "robprune-manifest.json"
-_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
+#: The name Tune gives a trial's checkpoint directory; group 1 is its index.
+CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
 
 
 def write_manifest(directory: str | Path) -> None:
