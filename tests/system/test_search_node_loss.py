@@ -23,7 +23,7 @@ from ray.cluster_utils import Cluster
 
 from tests.support.trials import fast_trial
 
-EPOCHS = 8
+EPOCHS = 20  # long enough (about 0.3 s an epoch) for the watcher to catch one mid-way
 
 
 @pytest.fixture
