@@ -5,17 +5,21 @@ per-seed offset) and within-block noise of SD `SIGMA`:
 - "grid": a balanced grid, fine-tuning method x criterion x sparsity, every cell with every seed;
 - "random": an unbalanced random design (levels and seeds drawn independently per trial);
 - "asha": the grid, with the worst third of trials by validation accuracy at epoch 1 stopped
-  (no test metrics), as an ASHA rung would;
+  (no test metrics), as an ASHA rung would; the analysis then reads validation accuracy at
+  epoch 1, whose noise SD is 1.5 `SIGMA`;
 - "failures": the grid with 60% of the trials of one criterion (l2, a level without planted
   effect) failed, so the remaining table is unbalanced and the losses sit in one level;
-- "one_seed": every trial with seed 0 (one dense model, no block), two trials per cell;
+- "one_seed": every trial with seed 0 (one dense model, no block), three trials per cell (as
+  many trials as the grid);
 - "heavy": the grid with Student-t noise (3 df) scaled to SD `SIGMA`;
 - "floor": accuracies near 0 (mean 3 points), clipped at 0 as accuracies are.
-An effect of size d (in SIGMA units) on a factor shifts its last level by d*SIGMA, so two of its
-levels differ by d within-block noise SDs. An interaction of size d ("interaction" key) moves
-the last criterion by +d*SIGMA under the last fine-tuning method and by -d*SIGMA under the
-first, with no main effect: within one method two criteria differ by d SDs, reversed in the
-other. `run_verdict` analyses one table through the analysis API (no HTML).
+Every design has 72 trials before its losses (an equal budget). Effect sizes are in SDs of
+the noise of the response the analysis reads (`NOISE_SD` x `SIGMA`: `SIGMA` except after the
+ASHA cut). An effect of size d on a factor shifts its last level by d such SDs, so two of its
+levels differ by d noise SDs. An interaction of size d ("interaction" key) moves the last
+criterion by +d SDs under the last fine-tuning method and by -d SDs under the first, with no
+main effect: within one method two criteria differ by d SDs, reversed in the other.
+`run_verdict` analyses one table through the analysis API (no HTML).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from robprune.config.factors import FACTOR_COLUMNS
 
 __all__ = [
     "DESIGNS",
+    "NOISE_SD",
     "RIGHT",
     "SCENARIOS",
     "SIGMA",
@@ -53,6 +58,10 @@ LEVELS = {
     "sparsity_target": (0.5, 0.8),
 }
 SEEDS = 3
+#: Noise SD of the response each design's analysis reads, in SIGMA units: after the ASHA cut the
+#: headline is validation accuracy at epoch 1 (test noise, validation noise SIGMA/2 and the
+#: epoch-1 noise SIGMA: sqrt(1 + 1/4 + 1) = 1.5).
+NOISE_SD = {"asha": 1.5}
 DESIGNS = ("grid", "random", "asha", "failures", "one_seed", "heavy", "floor")
 #: Planted effects per scenario, in SIGMA units ("interaction": fine-tuning x criterion).
 SCENARIOS = {
@@ -85,7 +94,7 @@ def _codes(design: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
         return codes, rng.integers(0, SEEDS, n)
     grid = np.array(list(itertools.product(*(range(len(LEVELS[f])) for f in names))))
     if design == "one_seed":
-        return np.repeat(grid, 2, axis=0), np.zeros(2 * len(grid), dtype=np.int64)
+        return np.repeat(grid, SEEDS, axis=0), np.zeros(SEEDS * len(grid), dtype=np.int64)
     return np.repeat(grid, SEEDS, axis=0), np.tile(np.arange(SEEDS), len(grid))
 
 
@@ -103,13 +112,14 @@ def simulate(
     names = list(LEVELS)
     offset = rng.normal(0.0, SEED_SD, SEEDS)[seeds]
     mean = (0.03 if design == "floor" else 0.4) + offset * (design != "floor")
+    sd = NOISE_SD.get(design, 1.0) * SIGMA
     for j, name in enumerate(names):
-        mean = mean + effects.get(name, 0.0) * SIGMA * (codes[:, j] == len(LEVELS[name]) - 1)
+        mean = mean + effects.get(name, 0.0) * sd * (codes[:, j] == len(LEVELS[name]) - 1)
     if "interaction" in effects:
         f, c = codes[:, 0], codes[:, 1]
         sign = np.where(f == len(LEVELS["finetune_method"]) - 1, 1.0, np.where(f == 0, -1.0, 0))
         last = (c == len(LEVELS["criterion"]) - 1).astype(float) - 1.0 / len(LEVELS["criterion"])
-        mean = mean + effects["interaction"] * SIGMA * sign * last
+        mean = mean + effects["interaction"] * sd * sign * last
     n = len(codes)
     trials = pd.DataFrame(
         {name: np.array(LEVELS[name], dtype=object)[codes[:, j]] for j, name in enumerate(names)}
