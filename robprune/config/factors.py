@@ -71,7 +71,7 @@ class FactorSpec:
     column: str
     paths: tuple[str, ...]
     label: str
-    kind: Literal["string", "float", "int"]
+    kind: Literal["string", "float", "int", "bool"]
     when: tuple[str, tuple[str, ...]] | None = None
 
     def applies_to(self, path: str, lookup: Callable[[str], Any]) -> bool:
@@ -127,6 +127,13 @@ FACTORS: tuple[FactorSpec, ...] = (
         paths=("prune.mrs.estimator",),
         label="MRS estimator",
         kind="string",
+    ),
+    FactorSpec(
+        column="mrs_reattack",
+        paths=("prune.mrs.reattack",),
+        label="MRS re-attack per pruned copy",
+        kind="bool",
+        when=("prune.mrs.estimator", ("prune_damage",)),
     ),
     FactorSpec(
         column="sparsity_target", paths=("prune.sparsity",), label="sparsity", kind="float"

@@ -34,7 +34,7 @@ __all__ = [
     "write_table_atomic",
 ]
 
-_ARROW = {"string": pa.string(), "float": pa.float64(), "int": pa.int64()}
+_ARROW = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
 
 #: Test-split accuracies (fractions in [0, 1]); `robust_acc` is the primary attack's accuracy.
 TEST_METRICS: tuple[str, ...] = (

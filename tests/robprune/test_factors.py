@@ -140,7 +140,7 @@ def test_factor_table_is_the_trials_schema():
     columns = [f.name for f in TRIALS_SCHEMA]
     start = columns.index(FACTORS[0].column)
     assert tuple(columns[start : start + len(FACTORS)]) == FACTOR_COLUMNS
-    kinds = {"string": "string", "float": "double", "int": "int64"}
+    kinds = {"string": "string", "float": "double", "int": "int64", "bool": "bool"}
     for spec in FACTORS:
         assert str(TRIALS_SCHEMA.field(spec.column).type) == kinds[spec.kind]
         assert label(spec.column) == spec.label
@@ -189,6 +189,7 @@ def test_derived_views_agree_with_the_table():
         "band": "ratio_rule",
         "band_scale": "ratio_rule",
         "mrs_estimator": "ratio_rule",
+        "mrs_reattack": "ratio_rule",
         "beta": "finetune_method",
         # `when` rules: the fine-tuning recipe only exists when something is fine-tuned
         "finetune_epochs": "finetune_method",
