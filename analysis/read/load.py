@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.read.provenance import adaptive_samplers, describe_attacks
+from robprune.config.factors import FACTOR_COLUMNS
 from robprune.errors import BadInput
 from robprune.io.results_schema import (
     EPOCHS_SCHEMA,
@@ -200,8 +201,11 @@ def _read(
     for f in expected:  # numbers as float so merged tables agree (ints may hold nulls)
         if f.name in skip:
             continue
+        switch = pa.types.is_boolean(f.type) and f.name in FACTOR_COLUMNS
         if f.name in absent:
-            frame[f.name] = np.nan if not pa.types.is_string(f.type) else None
+            frame[f.name] = None if pa.types.is_string(f.type) or switch else np.nan
+        elif switch:  # a factor that is a switch reads as its spelling in the spec
+            frame[f.name] = frame[f.name].map({True: "true", False: "false"})
         elif not pa.types.is_string(f.type):
             frame[f.name] = frame[f.name].astype(float)
         elif not pd.api.types.is_string_dtype(frame[f.name].dtype):

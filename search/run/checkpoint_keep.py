@@ -14,6 +14,7 @@ a running trial loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ray import tune
@@ -64,6 +65,15 @@ class ForgetOlder(tune.Callback):
 
     def __init__(self, keep: int = KEEP):
         self.keep = keep
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # a trial restored from a snapshot older than this scheme still carries a checkpoint
+        # setting that makes Tune delete checkpoints, which the trainable already deletes
+        manager = trial.run_metadata.checkpoint_manager
+        if manager._checkpoint_config.num_to_keep is not None:
+            manager._checkpoint_config = dataclasses.replace(
+                manager._checkpoint_config, num_to_keep=None
+            )
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # Tune's private members (checked by search.run.tune_internals.check_tune_internals)

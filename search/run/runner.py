@@ -282,7 +282,7 @@ def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any
     from search.run.tune_state import set_aside_snapshot
 
     try:
-        return restore_tuner(spec, exp, segment)
+        return restore_tuner(spec, exp, segment, stream=stream)
     except Exception as exc:  # noqa: BLE001 - whatever Tune's restore raises, the records hold
         if as_storage_fault(exc) is not None:
             raise

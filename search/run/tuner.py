@@ -97,26 +97,52 @@ def _search_space(
     return {}, search_alg, -1
 
 
+def _callbacks(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> list[Any]:
+    """The run's Tune callbacks, writing where the experiment is now."""
+    from search.run.checkpoint_keep import ForgetOlder
+    from search.run.durable import JournalPush
+    from search.run.end_marker import EndMarkerCallback
+    from search.run.fault_watch import FaultWatch
+    from search.run.grid_study import GridStudyCallback
+    from search.run.progress import ProgressCallback
+    from search.state.status_file import status_callback
+
+    settings = spec.search
+    grid = settings.mode == "grid"
+    total = len(spec.grid) if grid else int(segment.num_samples or settings.num_samples or 0)
+    # in this order when a trial ends: the journal (its ask and tell) reaches the storage
+    # before the end marker does, so a marker never names a trial the stored journal lacks
+    return [
+        ProgressCallback(settings.metrics, total=total, stream=stream),
+        *([GridStudyCallback(exp.location, segment.name, spec)] if grid else []),
+        JournalPush(exp.location),
+        EndMarkerCallback(exp.location, segment.name, settings.metrics),
+        status_callback(spec, exp, segment, total),
+        FaultWatch(),
+        ForgetOlder(),
+    ]
+
+
+def _checkpoint_config() -> Any:
+    from ray import tune
+
+    # Tune keeps every checkpoint: its own pruning forces a whole snapshot about once per
+    # trial; the trainable prunes its folder instead (search.run.checkpoint_keep)
+    return tune.CheckpointConfig(num_to_keep=None)
+
+
 def build_tuner(
     spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 0, stream: Any = None
 ) -> Any:
     """A new Tuner for one run of the experiment (the first, or an --extend)."""
     from ray import tune
 
-    from search.run.checkpoint_keep import ForgetOlder
-    from search.run.durable import JournalPush, sync_config
-    from search.run.end_marker import EndMarkerCallback
-    from search.run.fault_watch import FaultWatch
-    from search.run.grid_study import GridStudyCallback
-    from search.run.progress import ProgressCallback
+    from search.run.durable import sync_config
     from search.run.trainable import trial_name
-    from search.state.status_file import status_callback
 
     settings = spec.search
     param_space, search_alg, num_samples = _search_space(spec, exp, segment, offset)
-    planned = int(segment.num_samples or settings.num_samples or 0)
     grid = settings.mode == "grid"
-    total = len(spec.grid) if grid else planned
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=_scheduler(spec),
@@ -134,20 +160,10 @@ def build_tuner(
         name=segment.name,
         storage_path=storage_path,
         storage_filesystem=storage_fs,
-        # Tune keeps every checkpoint: its own pruning forces a whole snapshot about once per
-        # trial; the trainable prunes its folder instead (search.run.checkpoint_keep)
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        checkpoint_config=_checkpoint_config(),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         sync_config=sync_config(),
-        callbacks=[
-            ProgressCallback(settings.metrics, total=total, stream=stream),
-            EndMarkerCallback(exp.location, segment.name, settings.metrics),
-            status_callback(spec, exp, segment, total),
-            *([GridStudyCallback(exp.location, segment.name, spec)] if grid else []),
-            JournalPush(exp.location),
-            FaultWatch(),
-            ForgetOlder(),
-        ],
+        callbacks=_callbacks(spec, exp, segment, stream),
         verbose=0,
     )
     return tune.Tuner(
@@ -155,22 +171,26 @@ def build_tuner(
     )
 
 
-def restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any | None:
+def restore_tuner(
+    spec: Spec, exp: Experiment, segment: Segment, *, stream: Any = None
+) -> Any | None:
     """The run's Tuner as Tune saved it, or None when Tune saved nothing yet.
 
     Errored trials stay errored (a failure is a result); unfinished ones continue from their
     last checkpoint. `search.run.reconcile` has already brought Tune's snapshot in line with the
-    durable record, so nothing finished is rerun.
+    durable record, so nothing finished is rerun. The callbacks and checkpoint settings are
+    this robprune's, for where the experiment is now (Tune saved those of the run that made
+    it, which may have been elsewhere or older).
     """
     from ray import tune
 
-    from search.run.tune_internals import StudySearch
+    from search.run import tune_internals as internals
 
-    StudySearch.journal_override = str(exp.journal_path)
+    internals.StudySearch.journal_override = str(exp.journal_path)
     path, fs = storage.tune_storage(exp, segment.name)
     if not tune.Tuner.can_restore(path, storage_filesystem=fs):
         return None
-    return tune.Tuner.restore(
+    tuner = tune.Tuner.restore(
         path,
         trainable=_trainable(spec),
         resume_unfinished=True,
@@ -178,3 +198,9 @@ def restore_tuner(spec: Spec, exp: Experiment, segment: Segment) -> Any | None:
         restart_errored=False,
         storage_filesystem=fs,
     )
+    internals.renew_run_config(
+        tuner,
+        callbacks=_callbacks(spec, exp, segment, stream),
+        checkpoint_config=_checkpoint_config(),
+    )
+    return tuner

@@ -22,6 +22,11 @@ What needs them and why:
   `search.run.checkpoint_keep` cuts each trial's `_checkpoint_results` to the ones kept.
 - `grid_generator` sets Tune's grid generator's `_uuid_prefix`: a grid run's trial ids are
   then the same in a run rebuilt from the records, whose trials find their own folders.
+- `renew_run_config` replaces a restored Tuner's run configuration (`Tuner._local_tuner`):
+  Tune pickles the callbacks and the checkpoint settings with the experiment, and a restored
+  run would otherwise write to where the experiment was made (a moved experiment) and miss
+  what a newer robprune adds. `search.run.checkpoint_keep` also switches off the checkpoint
+  deletion of trials restored from an older snapshot (their manager's `_checkpoint_config`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ __all__ = [
     "register_checkpoint",
     "record_error_files",
     "grid_generator",
+    "renew_run_config",
 ]
 
 # pickled searchers (Tune's searcher state) name the class where it always was
@@ -73,3 +79,12 @@ def grid_generator(*, max_concurrent: int, prefix: str) -> Any:
     require(generator, "ray.tune BasicVariantGenerator", ("_uuid_prefix",))
     generator._uuid_prefix = f"{prefix}_"
     return generator
+
+
+def renew_run_config(tuner: Any, *, callbacks: list[Any], checkpoint_config: Any) -> None:
+    """Give a restored Tuner this robprune's callbacks and checkpoint settings, built for
+    where the experiment is now (Tune restores the ones pickled where it was made)."""
+    require(tuner, "ray.tune Tuner", ("_local_tuner",))
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = callbacks
+    run_config.checkpoint_config = checkpoint_config

@@ -17,7 +17,7 @@ _TRIAL_METHODS = ("from_json_state", "restore_run_metadata", "get_json_state")
 _TRIAL_METHODS += ("invalidate_json_state", "set_status")
 _METADATA_MEMBERS = ("checkpoint_manager", "last_result", "invalidate_cache")
 _METADATA_MEMBERS += ("error_filename", "pickled_error_filename")
-_MANAGER_MEMBERS = ("_checkpoint_results", "_latest_checkpoint_result")
+_MANAGER_MEMBERS = ("_checkpoint_results", "_latest_checkpoint_result", "_checkpoint_config")
 
 
 class InternalsMissing(RuntimeError):

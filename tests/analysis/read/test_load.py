@@ -97,3 +97,13 @@ def test_fixture_loads_back_with_every_column(tmp_path):
     results = load_results([write_experiment(tmp_path, planted_trials(PLANTED, seeds=1))])
     assert results.absent == {}
     assert results.ok["criterion"].notna().all()
+
+
+def test_a_switch_factor_reads_as_its_spelling(tmp_path):
+    """A bool factor (prune.mrs.reattack) is a level "true"/"false", null where it does not
+    apply, never a number 1.0/0.0."""
+    trials = planted_trials(PLANTED, seeds=1)
+    trials["mrs_reattack"] = [(None, True, False)[i % 3] for i in range(len(trials))]
+    ok = load_results([write_experiment(tmp_path, trials)]).ok
+    assert ok["mrs_reattack"].iloc[:3].tolist()[1:] == ["true", "false"]
+    assert ok["mrs_reattack"].iloc[:3].isna().tolist() == [True, False, False]
