@@ -1,4 +1,4 @@
-"""`robprune report RESULTS... [-o DIR] [--response METRIC] [--power]`: called by robprune.cli.
+"""`robprune report RESULTS... [-o DIR] [--response METRIC] [--power]`, for the `cli` package.
 
 Imports only pandas/pyarrow/statsmodels/matplotlib (optuna when a study exists): never torch or
 Ray, so it runs where they are absent. Bad input raises `BadInput` (one line, exit 2).

@@ -1,8 +1,8 @@
 """`robprune search | resume | export | demo`: argument handling around `search.run.runner`.
 
 Bad input (a wrong spec, a missing experiment) raises `BadInput` before Ray starts or any
-directory is made; robprune.cli prints it as one line and exits 2. Otherwise the exit code is
-0 when every trial completed, 1 when any failed, 130 when interrupted.
+directory is made; `robprune.cli.dispatch` prints it as one line and exits 2. Otherwise the
+exit code is 0 when every trial completed, 1 when any failed, 130 when interrupted.
 """
 
 from __future__ import annotations

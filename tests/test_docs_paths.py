@@ -17,11 +17,21 @@ from pathlib import Path
 from tests.support.paths import ROOT
 
 DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOP = ("robprune", "search", "analysis", "cluster", "tests", "tools", "benchmarks", "examples")
+TOP = (
+    "robprune",
+    "search",
+    "analysis",
+    "cluster",
+    "cli",
+    "tests",
+    "tools",
+    "benchmarks",
+    "examples",
+)
 PATH = re.compile(rf"(?<![\w./-])(?:{'|'.join(TOP)}|docs)/[\w./{{}},*-]*")
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")  # tests/FILE, experiments/NAME
 # `robprune.config.typed_mapping.build`; `search.max_failures` (two parts) is a spec key
-DOTTED = re.compile(r"`((?:robprune|search|analysis|cluster)(?:\.[A-Za-z_]\w*)+)")
+DOTTED = re.compile(r"`((?:robprune|search|analysis|cluster|cli)(?:\.[A-Za-z_]\w*)+)")
 
 
 def _named_paths(text: str) -> set[str]:

@@ -1,6 +1,6 @@
 """`robprune plan SPEC` (and `search --plan`, `submit --plan`): validate and cost, no Ray.
 
-The options are declared with the other commands' in robprune/cli.py. Bad input (the spec,
+The options are declared with the other commands' in robprune/cli_args.py. Bad input (the spec,
 `--workers`, `--epoch-seconds`) raises `BadInput`: one line, exit 2.
 """
 

@@ -91,7 +91,7 @@ class Cluster:
     def robprune(self, *args: str, env: dict | None = None, timeout: int = 180):
         """A robprune command as a user runs it (this checkout on PYTHONPATH)."""
         run = subprocess.run(
-            [sys.executable, "-m", "robprune.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             env={**(env or self.env), "PYTHONPATH": str(ROOT)},
             cwd=ROOT,
             capture_output=True,
