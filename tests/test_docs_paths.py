@@ -1,7 +1,7 @@
 """Every repository path and Python name the documentation gives exists.
 
 The README, docs/ and BENCHMARKS.md point readers at files (`search/run/runner.py`,
-`tests/cluster/test_cluster.py`, `examples/digits.yaml`, ...) and at Python names
+`tests/cluster/test_cluster_jobs.py`, `examples/digits.yaml`, ...) and at Python names
 (`robprune.config.typed_mapping.build`). A move that forgets the docs leaves them pointing at
 nothing; this test lists such paths and names, reading the source with `ast` (nothing is
 imported). CHANGELOG.md is history and may name files that are gone.

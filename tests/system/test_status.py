@@ -2,7 +2,7 @@
 
 Read from this process while the driver runs in another (as from a second terminal); the
 finished case and the Optuna study are in tests/system/test_search_ray.py, the cluster case (a
-real `ray start` head, status by job id and by experiment) in tests/cluster/test_cluster.py.
+real `ray start` head, status by job id and by experiment) in tests/cluster/test_cluster_jobs.py.
 """
 
 from __future__ import annotations
