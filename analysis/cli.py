@@ -12,14 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.read.remote import is_uri, local_inputs, local_output
+from robprune.errors import BadInput
+
 __all__ = ["main"]
 
 
 def default_output(results: list[str]) -> str:
     """The report's directory when -o is not given: beside the results it reads, in the
     experiment (EXPERIMENT/report for EXPERIMENT, EXPERIMENT/results or its trials.parquet)."""
-    from robprune.errors import BadInput
-
     if len(results) != 1:
         raise BadInput(
             f"-o: {len(results)} results given; name the directory of their common report"
@@ -36,7 +37,6 @@ def main(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is and the verdict's headline."""
     from analysis.document.build import build_report
     from analysis.document.output import write_report
-    from analysis.read.remote import is_uri, local_inputs, local_output
 
     start = time.perf_counter()
     if args.output is None:

@@ -22,6 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from robprune.io.atomic import atomic_write_text
+from search.plan.estimate import Rates
+from search.plan.workload import data_shape
+
 __all__ = [
     "CALIBRATION_VERSION",
     "PRUNED_SPARSITY",
@@ -102,8 +106,6 @@ def cached(cache_dir: str | Path, key: StepKey) -> Measured | None:
 
 
 def _store(cache_dir: str | Path, key: StepKey, measured: Measured) -> None:
-    from robprune.io.atomic import atomic_write_text
-
     payload = {"key": asdict(key), "measured": asdict(measured)}
     path = _path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,8 +253,6 @@ def default_threads(cpu: float) -> int:
 
 def step_key(config: Any, *, method: str, batch: int, threads: int) -> StepKey:
     """The measurement a trial config's training (`method`) or attack steps ("attack") use."""
-    from search.plan.workload import data_shape
-
     sizes = data_shape(config)
     return StepKey(
         arch=config.model.arch,
@@ -277,8 +277,6 @@ def measured_rates(
 ) -> Any:
     """`search.plan.estimate.Rates` read from the calibration cache, measuring what is missing
     when `measure` (else a missing entry raises `LookupError` naming it)."""
-    from search.plan.estimate import Rates
-
     seen: dict[StepKey, Measured] = {}
     devices: set[str] = set()
 

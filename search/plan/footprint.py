@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.spec.finalist_rules import planned_trials
+
 __all__ = ["estimate_bytes", "MARGIN"]
 
 MARGIN = 1.5
@@ -43,8 +45,6 @@ def _model_bytes(spec: Any) -> int:
 
 def estimate_bytes(spec: Any) -> int:
     """What the search will write at most, with the margin."""
-    from search.spec.finalist_rules import planned_trials
-
     model = _model_bytes(spec)
     per_trial = _CHECKPOINTS * _COPIES_PER_CHECKPOINT * model + _PER_TRIAL_FIXED
     dense = 2 * model

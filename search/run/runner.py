@@ -14,18 +14,32 @@ import sys
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from robprune.config.spec_yaml import load_yaml_text
 from robprune.errors import BadInput
+from search.plan.footprint import estimate_bytes
 from search.run.dense_stage import run_dense_stage
 from search.run.interrupt import InterruptState, handle_sigint
 from search.run.outcome import RunOutcome, finish_run, stopped_by_storage
+from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
 from search.run.session import is_local, prepare_environment, ray_session
-from search.run.storage_fault import StorageFault, as_storage_fault
+from search.run.storage_fault import (
+    StorageFault,
+    as_storage_fault,
+    faulted,
+    open_board,
+    raise_if_faulted,
+)
+from search.run.tune_state import set_aside_snapshot
 from search.run.tuner import build_tuner, configure_driver, restore_tuner
 from search.spec.model import Spec
 from search.spec.parse import parse_spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
+from search.state.journal_file import repair_journal
 from search.state.storage import parent
+from search.state.storage_check import check_new_location, check_resumable
 
 __all__ = [
     "RunOutcome",
@@ -41,8 +55,6 @@ def _hint(location: str) -> str:
 
 
 def _fit(tuner: Any, exp: Experiment, segment: Segment, sigint: InterruptState) -> None:
-    from search.run.storage_fault import faulted, open_board, raise_if_faulted
-
     exp.set_segment_status(segment.name, "running")
     open_board()
     sigint.tuning = True
@@ -103,13 +115,9 @@ def _num_samples(spec: Spec) -> int | None:
 
 def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
-    from search.run.ownership import owner_mark, ray_temp_dir
-
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
     location = Experiment.check_new(spec.storage, spec.name).location
-    from search.plan.footprint import estimate_bytes
-    from search.state.storage_check import check_new_location
 
     check_new_location(location, estimate_bytes(spec))  # writable, with room: before anything
     configure_driver(spec)
@@ -144,8 +152,6 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
 
 def _record_driver(exp: Experiment, ray_dir: str | None, stream: Any) -> RunOutcome | None:
     """Record this driver; a storage that fails already stops the search with its line."""
-    from search.run.ownership import record_driver
-
     faulted: list[RunOutcome] = []
     with _storage_faults(exp, stream, faulted):
         record_driver(exp, ray_dir=ray_dir)
@@ -153,8 +159,6 @@ def _record_driver(exp: Experiment, ray_dir: str | None, stream: Any) -> RunOutc
 
 
 def load_experiment_spec(exp: Experiment) -> Spec:
-    from robprune.config.spec_yaml import load_yaml_text
-
     try:
         text = exp.read_spec_yaml()
     except FileNotFoundError:
@@ -171,9 +175,6 @@ def _index(exp: Experiment, segment: Segment) -> int:
 
 def open_for_resume(location: str, extend: int) -> tuple[Experiment, Spec]:
     """Every check that needs no Ray: bad storage or arguments are exit 2, nothing changed."""
-    from search.run.ownership import reap_dead_driver
-    from search.state.storage_check import check_resumable
-
     if extend < 0:
         raise BadInput(f"--extend must be >= 0, got {extend}")
     exp = Experiment.open(location)
@@ -198,7 +199,6 @@ def _nothing_to_resume(spec: Spec, exp: Experiment, extend: int, stream: Any) ->
         return None
     if spec.fixed_value("eval.autoattack") == "finalists":
         return None
-    import pyarrow.parquet as pq
 
     try:
         status = pq.read_table(
@@ -265,7 +265,6 @@ def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
     """The journal fetched and repaired, this driver recorded: the writes before Ray."""
     from search.run.durable import pull_journal, push_journal
     from search.run.ownership import record_driver
-    from search.state.journal_file import repair_journal
 
     pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
     note = repair_journal(exp.journal_path, full=True)
@@ -279,7 +278,6 @@ def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any
     """Tune's restore of the run, or None when it raises (its snapshot is then set aside and
     the run rebuilt from robprune's records: `search.run.continuation`)."""
     from search.run.reconcile import reconcile_run
-    from search.run.tune_state import set_aside_snapshot
 
     try:
         return restore_tuner(spec, exp, segment)

@@ -28,6 +28,7 @@ from ray import tune
 
 from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
+from robprune.io.atomic import file_lock as locked
 from robprune.trial import run_trial
 from search.run.checkpoint_keep import prune_own
 from search.run.dedupe import replay_original
@@ -70,7 +71,6 @@ def _sync_dense(config: dict[str, Any]) -> None:
     remote = config.get("dense_uri")
     if not remote:
         return
-    from robprune.io.atomic import file_lock as locked
 
     local = Path(config["trial"]["cache_dir"]).expanduser()
     if (local / ".synced").exists():

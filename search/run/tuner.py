@@ -11,8 +11,12 @@ import os
 from typing import Any
 
 from search.run.dense_stage import cache_dir
+from search.run.session import set_snapshot_period
+from search.spec.finalist_rules import planned_trials
+from search.spec.grid import grid_configs, space_size
 from search.spec.model import Spec
 from search.spec.settings import FINAL_METRICS
+from search.spec.space import SpaceFunction
 from search.state import storage
 from search.state.experiment import Experiment, Segment
 
@@ -44,9 +48,6 @@ def _scheduler(spec: Spec) -> Any:
 
 def configure_driver(spec: Spec) -> None:
     """Driver-side Tune settings that depend on the spec (before the Tuner is built)."""
-    from search.run.session import set_snapshot_period
-    from search.spec.finalist_rules import planned_trials
-
     set_snapshot_period(planned_trials(spec))
     if any(o.metric in FINAL_METRICS for o in spec.search.objectives):
         # secondary objectives known only at the end are absent from per-epoch reports
@@ -62,8 +63,6 @@ def _search_space(
 
     from search.run import tune_internals as internals
     from search.run.study import make_sampler
-    from search.spec.grid import grid_configs, space_size
-    from search.spec.space import SpaceFunction
 
     settings = spec.search
     cache = str(cache_dir(spec, exp))

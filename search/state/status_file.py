@@ -15,6 +15,7 @@ from typing import Any
 from ray import tune
 
 from robprune.io.results_schema import TRIAL_STATES
+from search.results.export import error_message  # lazily: results/ reads state/
 from search.state import storage
 
 __all__ = ["STATUS_FILE", "StatusFileCallback", "read_status", "status_callback", "status_payload"]
@@ -115,8 +116,6 @@ class StatusFileCallback(tune.Callback):
         self._write(trials, "running", {trial.trial_id: "TERMINATED"})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from search.results.export import error_message  # lazily: results/ reads state/
-
         try:
             message = error_message(trial)
         except Exception:  # noqa: BLE001 - progress reporting must never fail the search
