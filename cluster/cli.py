@@ -149,8 +149,6 @@ def status_main(args: argparse.Namespace) -> int:
     if not (
         args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     ):
-        from robprune.errors import BadInput
-
         raise BadInput(
             f"{args.target}: no experiment at this path; a job id needs --address "
             "http://HEAD:8265 (or RAY_API_SERVER_ADDRESS)"

@@ -134,8 +134,6 @@ def _refuse_existing(location: str) -> None:
 
 def plan_resume(args: Any) -> JobPlan:
     """The experiment must exist where this machine can see it (the same storage)."""
-    from search.state.experiment import Experiment
-
     if int(args.extend or 0) < 0:
         raise BadInput(f"--extend must be >= 0, got {args.extend}")
     location = args.experiment

@@ -80,9 +80,6 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 def resume_main(args: argparse.Namespace) -> int:
     """Plain `resume`: here, on this machine's Ray or --address (`--submit` is cluster.cli's)."""
-    from robprune.errors import BadInput
-    from search.run.runner import resume_experiment
-
     given = [f"--{k.replace('_', '-')}" for k in _JOB_ONLY if getattr(args, k, None)]
     if getattr(args, "working_dir", ".") != ".":
         given.append("--working-dir")
@@ -97,8 +94,6 @@ def resume_main(args: argparse.Namespace) -> int:
 
 
 def export_main(args: argparse.Namespace) -> int:
-    from search.state.experiment import Experiment
-
     exp = Experiment.open(args.experiment)
     check_exportable(exp)  # writable, with room: one line and exit 2 before anything is written
     result = export_experiment(exp)

@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 import pyarrow.fs as pafs
 
 from search.run import tune_internals as internals
@@ -166,7 +167,6 @@ class _Study:
         self.run_trials: list[Any] = []
         if spec.search.mode == "grid" or not exp.journal_path.exists():
             return
-        import optuna
 
         try:
             self.study = optuna.load_study(

@@ -23,16 +23,8 @@ from search.run.dense_stage import run_dense_stage
 from search.run.interrupt import InterruptState, handle_sigint
 from search.run.outcome import RunOutcome, finish_run, stopped_by_storage
 from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
-from search.run.session import is_local, prepare_environment, ray_session
-from search.run.storage_fault import (
-    StorageFault,
-    as_storage_fault,
-    faulted,
-    open_board,
-    raise_if_faulted,
-)
-from search.run.tune_state import set_aside_snapshot
-from search.run.tuner import build_tuner, configure_driver, restore_tuner
+from search.run.session import configure_driver, is_local, prepare_environment, ray_session
+from search.run.storage_fault import StorageFault, as_storage_fault, faulted, raise_if_faulted
 from search.spec.model import Spec
 from search.spec.parse import parse_spec
 from search.state import storage
@@ -55,6 +47,8 @@ def _hint(location: str) -> str:
 
 
 def _fit(tuner: Any, exp: Experiment, segment: Segment, sigint: InterruptState) -> None:
+    from search.run.fault_board import open_board  # Ray: after prepare_environment
+
     exp.set_segment_status(segment.name, "running")
     open_board()
     sigint.tuning = True
@@ -142,6 +136,8 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
             with _storage_faults(exp, stream, faulted):
                 run_dense_stage(spec, exp, stream)
                 storage.push(exp, "dense")
+                from search.run.tuner import build_tuner  # Ray: after prepare_environment
+
                 _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
                 return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
             return faulted[0]
@@ -239,8 +235,6 @@ def resume_experiment(
     if done is not None:
         return done
     configure_driver(spec)
-    from search.run.ownership import owner_mark, ray_temp_dir
-
     ray_dir = ray_temp_dir() if owns_local_ray(address) else None
     faulted: list[RunOutcome] = []
     with _storage_faults(exp, stream, faulted):  # the storage can fail before Ray starts too
@@ -263,8 +257,7 @@ def resume_experiment(
 
 def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
     """The journal fetched and repaired, this driver recorded: the writes before Ray."""
-    from search.run.durable import pull_journal, push_journal
-    from search.run.ownership import record_driver
+    from search.run.durable import pull_journal, push_journal  # Tune's Callback: Ray
 
     pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
     note = repair_journal(exp.journal_path, full=True)
@@ -274,33 +267,11 @@ def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
     record_driver(exp, ray_dir=ray_dir)
 
 
-def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any | None:
-    """Tune's restore of the run, or None when it raises (its snapshot is then set aside and
-    the run rebuilt from robprune's records: `search.run.continuation`)."""
-    from search.run.reconcile import reconcile_run
-
-    try:
-        return restore_tuner(spec, exp, segment)
-    except Exception as exc:  # noqa: BLE001 - whatever Tune's restore raises, the records hold
-        if as_storage_fault(exc) is not None:
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        print(
-            f"{segment.name}: Tune could not restore its snapshot ({type(exc).__name__}: "
-            f"{first}); rebuilt from robprune's records",
-            file=stream,
-            flush=True,
-        )
-        path, fs = storage.tune_storage(exp, segment.name)
-        set_aside_snapshot(fs or storage.LOCAL, path)
-        print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
-        return None
-
-
 def _resume(
     spec: Spec, exp: Experiment, extend: int, sigint: InterruptState, stream: Any
 ) -> RunOutcome:
-    from search.run.reconcile import reconcile_run
+    from search.run.reconcile import reconcile_run  # Ray, Optuna: after prepare_environment
+    from search.run.tuner import build_tuner, restored_tuner
 
     if not exp.segments:  # stopped before its first run began: begin it now
         exp.add_segment(_num_samples(spec))
@@ -312,7 +283,7 @@ def _resume(
         reconciled = reconcile_run(spec, exp, segment)
         print(reconciled.describe(), file=stream, flush=True)
         storage.push(exp, "optuna")
-        tuner = _restored(spec, exp, segment, stream) if reconciled.restorable else None
+        tuner = restored_tuner(spec, exp, segment, stream) if reconciled.restorable else None
         if tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
             tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
         print(f"resuming {segment.name}", file=stream, flush=True)
