@@ -30,8 +30,8 @@ import optuna
 import pyarrow.fs as pafs
 
 from search.run import tune_internals as internals
-from search.run.dedupe import orphan_repeats
 from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text, read_marker
+from search.run.repeat_answer import orphan_repeats
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 from search.run.tune_state import (
     STATE_FILE,

@@ -31,8 +31,8 @@ from robprune.evaluation.evaluate_finalists import MODEL_FILE
 from robprune.io.atomic import file_lock as locked
 from robprune.trial import run_trial
 from search.run.checkpoint_keep import prune_own
-from search.run.dedupe import replay_original
 from search.run.fault_board import report_from_trial
+from search.run.repeat_answer import replay_original
 from search.run.resume_point import describe, resume_point
 from search.run.storage_fault import fault_cause
 from search.run.tasks import use_assigned_cpus
