@@ -35,16 +35,15 @@ def default_output(results: list[str]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is and the verdict's headline."""
-    from analysis.document.build import build_report
-    from analysis.document.output import write_report
+    from analysis.document import build, output  # pandas, statsmodels, matplotlib
 
     start = time.perf_counter()
     if args.output is None:
         args.output = default_output(list(args.results))
-    with local_inputs(list(args.results)) as results, local_output(args.output) as output:
+    with local_inputs(list(args.results)) as results, local_output(args.output) as out_dir:
         power = bool(getattr(args, "power", False))
-        report = build_report(results, response=args.response, power=power)
-        index = write_report(report, output)
+        report = build.build_report(results, response=args.response, power=power)
+        index = output.write_report(report, out_dir)
     if is_uri(args.output):  # uploaded from a temporary directory
         index = f"{args.output.partition('?')[0].rstrip('/')}/{Path(index).name}"
     elapsed = time.perf_counter() - start

@@ -20,6 +20,7 @@ from cluster.redact import looks_secret, redact_uri, scrub
 from cluster.submit import describe, plan_resume, plan_search, submit
 from robprune.errors import BadInput
 from search.plan.cli import plan_main
+from search.run.overview import experiment_overview, is_experiment
 from search.status_cli import format_overview
 
 __all__ = [
@@ -124,7 +125,6 @@ def _shown(view: dict[str, Any]) -> dict[str, Any]:
 def _overview(job: RobpruneJob) -> dict[str, Any] | None:
     if not job.experiment:
         return None
-    from search.run.overview import experiment_overview
 
     try:
         return experiment_overview(job.experiment)
@@ -137,12 +137,7 @@ def _overview(job: RobpruneJob) -> dict[str, Any] | None:
 
 def status_main(args: argparse.Namespace) -> int:
     """`robprune status TARGET`: an experiment (any storage) or, with a cluster, a job."""
-    from search.run.overview import is_experiment
-
     if is_experiment(args.target):  # printed as a job's experiment is: one code path
-        from search.run.overview import experiment_overview
-        from search.status_cli import format_overview
-
         view = _shown(experiment_overview(args.target))
         _say(json.dumps(view, indent=1, default=str) if args.json else format_overview(view))
         return 0

@@ -48,8 +48,6 @@ def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
 def _stored_keys(exp: Experiment, configs: list[dict[str, Any]]) -> list[str] | None:
     """The keys of the dense models if they are all trained already: in the experiment's
     storage (remote), or in the trials' cache directory (local)."""
-    from robprune.config import parse_trial_config
-
     parsed = [parse_trial_config(c) for c in configs]
     keys = [dense_key(p) for p in parsed]
     for key, config in zip(keys, parsed, strict=True):

@@ -69,8 +69,7 @@ def finish_run(
 
     `interrupted` (Ctrl-C) makes the run end as interrupted even if every trial finished.
     """
-    from search.run.progress import summary_table
-    from search.run.tune_internals import finalize_study
+    from search.run import progress, tune_internals  # Tune's callbacks, Ray: only at the end
 
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
@@ -78,7 +77,7 @@ def finish_run(
     short = interrupted or unfinished > 0 or missing > 0  # exit 130 is for Ctrl-C alone
     exp.set_segment_status(segment.name, "interrupted" if short else "finished")
     if not short and spec.search.mode != "grid" and exp.journal_path.exists():
-        finalize_study(exp.journal_path, exp.study_name)
+        tune_internals.finalize_study(exp.journal_path, exp.study_name)
         storage.push(exp, "optuna")
     completed, failed = result.count("TERMINATED"), result.count("ERROR")
     varying = _varying_columns(result.trials)
@@ -92,7 +91,7 @@ def finish_run(
         file=stream,
     )
     print("best trials (ranked on validation, test-split accuracies shown):", file=stream)
-    print(summary_table(result.trials, objectives, varying), file=stream)
+    print(progress.summary_table(result.trials, objectives, varying), file=stream)
     for row in result.trials:
         if row["status"] == "ERROR":
             print(f"failed {row['trial_id']}: {row['error']}", file=stream)

@@ -270,8 +270,7 @@ def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
 def _resume(
     spec: Spec, exp: Experiment, extend: int, sigint: InterruptState, stream: Any
 ) -> RunOutcome:
-    from search.run.reconcile import reconcile_run  # Ray, Optuna: after prepare_environment
-    from search.run.tuner import build_tuner, restored_tuner
+    from search.run import reconcile, tuner  # Ray, Optuna: after prepare_environment
 
     if not exp.segments:  # stopped before its first run began: begin it now
         exp.add_segment(_num_samples(spec))
@@ -280,22 +279,28 @@ def _resume(
     storage.push(exp, "dense")
     outcome = None
     for segment in unfinished:
-        reconciled = reconcile_run(spec, exp, segment)
+        reconciled = reconcile.reconcile_run(spec, exp, segment)
         print(reconciled.describe(), file=stream, flush=True)
         storage.push(exp, "optuna")
-        tuner = restored_tuner(spec, exp, segment, stream) if reconciled.restorable else None
-        if tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
-            tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
+        run_tuner = (
+            tuner.restored_tuner(spec, exp, segment, stream) if reconciled.restorable else None
+        )
+        if run_tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
+            run_tuner = tuner.build_tuner(
+                spec, exp, segment, offset=_index(exp, segment), stream=stream
+            )
         print(f"resuming {segment.name}", file=stream, flush=True)
-        _fit(tuner, exp, segment, sigint)
+        _fit(run_tuner, exp, segment, sigint)
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
         if outcome.interrupted or outcome.unfinished:
             return outcome
     if extend:
         segment = exp.add_segment(extend)
         print(f"extending the study by {extend} trials ({segment.name})", file=stream, flush=True)
-        tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
-        _fit(tuner, exp, segment, sigint)
+        run_tuner = tuner.build_tuner(
+            spec, exp, segment, offset=_index(exp, segment), stream=stream
+        )
+        _fit(run_tuner, exp, segment, sigint)
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
     if outcome is None:
         print("nothing to resume: every run of the experiment finished", file=stream)

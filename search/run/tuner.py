@@ -22,6 +22,7 @@ from search.run.fault_watch import FaultWatch
 from search.run.grid_study import GridStudyCallback
 from search.run.progress import ProgressCallback
 from search.run.reconcile import reconcile_run
+from search.run.status_callback import status_callback
 from search.run.storage_fault import as_storage_fault
 from search.run.study import make_sampler
 from search.run.trainable import train_trial, trial_name
@@ -31,7 +32,6 @@ from search.spec.model import Spec
 from search.spec.space import SpaceFunction
 from search.state import storage
 from search.state.experiment import Experiment, Segment
-from search.state.status_file import status_callback
 
 __all__ = ["build_tuner", "restore_tuner", "restored_tuner"]
 
