@@ -1,4 +1,4 @@
-"""`robprune report RESULTS... [-o DIR] [--response METRIC] [--power]`: called by robprune.cli.
+"""`robprune report RESULTS... [-o DIR] [--response METRIC] [--power]`, for the `cli` package.
 
 Imports only pandas/pyarrow/statsmodels/matplotlib (optuna when a study exists): never torch or
 Ray, so it runs where they are absent. Bad input raises `BadInput` (one line, exit 2).
@@ -12,14 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.read.remote import is_uri, local_inputs, local_output
+from robprune.errors import BadInput
+
 __all__ = ["main"]
 
 
 def default_output(results: list[str]) -> str:
     """The report's directory when -o is not given: beside the results it reads, in the
     experiment (EXPERIMENT/report for EXPERIMENT, EXPERIMENT/results or its trials.parquet)."""
-    from robprune.errors import BadInput
-
     if len(results) != 1:
         raise BadInput(
             f"-o: {len(results)} results given; name the directory of their common report"
@@ -34,17 +35,15 @@ def default_output(results: list[str]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Build and write the report; print where it is and the verdict's headline."""
-    from analysis.document.build import build_report
-    from analysis.document.output import write_report
-    from analysis.read.remote import is_uri, local_inputs, local_output
+    from analysis.document import build, output  # pandas, statsmodels, matplotlib
 
     start = time.perf_counter()
     if args.output is None:
         args.output = default_output(list(args.results))
-    with local_inputs(list(args.results)) as results, local_output(args.output) as output:
+    with local_inputs(list(args.results)) as results, local_output(args.output) as out_dir:
         power = bool(getattr(args, "power", False))
-        report = build_report(results, response=args.response, power=power)
-        index = write_report(report, output)
+        report = build.build_report(results, response=args.response, power=power)
+        index = output.write_report(report, out_dir)
     if is_uri(args.output):  # uploaded from a temporary directory
         index = f"{args.output.partition('?')[0].rstrip('/')}/{Path(index).name}"
     elapsed = time.perf_counter() - start

@@ -49,7 +49,7 @@ def main() -> int:
     command = [
         sys.executable,
         "-m",
-        "robprune.cli",
+        "cli",
         "report",
         str(results),
         "-o",

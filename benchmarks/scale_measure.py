@@ -157,7 +157,7 @@ def _tune_state_bytes(exp: Any) -> int:
 
 
 def _report_s(results_dir: str, out: Path) -> float:
-    command = [sys.executable, "-m", "robprune.cli", "report", results_dir, "-o", str(out)]
+    command = [sys.executable, "-m", "cli", "report", results_dir, "-o", str(out)]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start

@@ -8,6 +8,7 @@ values of secret-looking environment variables are scrubbed from job logs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -16,6 +17,11 @@ from typing import Any
 
 from cluster.client import RobpruneJob, call, connect, get_robprune_job, is_robprune
 from cluster.redact import looks_secret, redact_uri, scrub
+from cluster.submit import describe, plan_resume, plan_search, submit
+from robprune.errors import BadInput
+from search.plan.cli import plan_main
+from search.run.overview import experiment_overview, is_experiment
+from search.status_cli import format_overview
 
 __all__ = [
     "submit_main",
@@ -49,8 +55,6 @@ def _follow_up(job_id: str, address: str) -> list[str]:
 
 
 def _submit(args: argparse.Namespace, plan: Any) -> int:
-    from cluster.submit import describe, submit
-
     job_id, address = submit(args, plan)
     _say(f"submitted {job_id} ({plan.command} {plan.name}) to {address}")
     _say(f"experiment: {describe(plan)}")
@@ -60,20 +64,14 @@ def _submit(args: argparse.Namespace, plan: Any) -> int:
 
 
 def submit_main(args: argparse.Namespace) -> int:
-    from cluster.submit import plan_search
-
     job = plan_search(args)  # validates the spec exactly as `robprune search` would
     if getattr(args, "plan", False):  # what it would cost; nothing is sent
-        from search.plan.cli import plan_main
-
         return plan_main(args)
     return _submit(args, job)
 
 
 def resume_main(args: argparse.Namespace) -> int:
     """`resume --submit`: the resume as a job on the cluster (plain `resume` is search.cli's)."""
-    from cluster.submit import plan_resume
-
     return _submit(args, plan_resume(args))
 
 
@@ -106,8 +104,6 @@ def jobs_main(args: argparse.Namespace) -> int:
 def format_status(job: RobpruneJob, view: dict[str, Any] | None, address: str) -> str:
     """The lines `robprune status JOB` prints: the job's state from Ray, then its experiment
     as `robprune status EXPERIMENT` shows it (read from the storage)."""
-    from search.status_cli import format_overview
-
     lines = [f"job:        {job.job_id}  {job.status}  ({job.message.strip() or '-'})"]
     lines.append(f"command:    {job.command}, started {_when(job.start_time)}")
     if view is None:
@@ -129,8 +125,6 @@ def _shown(view: dict[str, Any]) -> dict[str, Any]:
 def _overview(job: RobpruneJob) -> dict[str, Any] | None:
     if not job.experiment:
         return None
-    from robprune.errors import BadInput
-    from search.run.overview import experiment_overview
 
     try:
         return experiment_overview(job.experiment)
@@ -143,20 +137,13 @@ def _overview(job: RobpruneJob) -> dict[str, Any] | None:
 
 def status_main(args: argparse.Namespace) -> int:
     """`robprune status TARGET`: an experiment (any storage) or, with a cluster, a job."""
-    from search.run.overview import is_experiment
-
     if is_experiment(args.target):  # printed as a job's experiment is: one code path
-        from search.run.overview import experiment_overview
-        from search.status_cli import format_overview
-
         view = _shown(experiment_overview(args.target))
         _say(json.dumps(view, indent=1, default=str) if args.json else format_overview(view))
         return 0
     if not (
         args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     ):
-        from robprune.errors import BadInput
-
         raise BadInput(
             f"{args.target}: no experiment at this path; a job id needs --address "
             "http://HEAD:8265 (or RAY_API_SERVER_ADDRESS)"
@@ -178,7 +165,6 @@ def logs_main(args: argparse.Namespace) -> int:
     if not args.follow:
         _say(call(client, args.job, "get_job_logs", args.job).rstrip("\n"))
         return 0
-    import asyncio
 
     async def follow() -> None:
         async for chunk in client.tail_job_logs(args.job):

@@ -3,6 +3,8 @@
 `search` takes its spec from $ROBPRUNE_SPEC_YAML (the submitting machine validated it and put
 it into the job's runtime environment), writes it to a private temporary file and runs
 `robprune search` on it; `resume` runs `robprune resume` as given. Exit codes are robprune's.
+The two commands are parsed and run by `robprune.cli`'s machinery, as on the command line
+(the front door, the `cli` package, sits above this one).
 """
 
 from __future__ import annotations
@@ -12,9 +14,33 @@ import sys
 import tempfile
 
 from cluster.submit import SPEC_ENV
-from robprune.cli import main as robprune_main
+from robprune import cli_args as options
+from robprune.cli import Command, dispatch
+from search import cli as search_cli
 
 __all__ = ["main"]
+
+#: What a job runs: the handlers of `robprune search` and of a plain `robprune resume`.
+JOB_COMMANDS = (
+    Command(
+        name="search",
+        handler=search_cli.search_main,
+        summary="a search, in a job",
+        example="robprune search spec.yaml",
+        arguments=options.search_args,
+    ),
+    Command(
+        name="resume",
+        handler=search_cli.resume_main,
+        summary="a resume, in a job",
+        example="robprune resume EXPERIMENT",
+        arguments=options.resume_args,
+    ),
+)
+
+
+def robprune_main(argv: list[str]) -> int:
+    return dispatch(JOB_COMMANDS, argv)
 
 
 def main(argv: list[str]) -> int:

@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.client import connect, job_metadata, node_count
+from cluster.client import call, connect, job_metadata, node_count
 from cluster.redact import looks_secret, redact_uri, secret_query_keys
 from robprune.errors import BadInput
+from search.plan.footprint import estimate_bytes
+from search.spec.parse import load_spec
+from search.state.experiment import Experiment
+from search.state.storage import join
+from search.state.storage_check import check_new_location
 
 __all__ = [
     "JobPlan",
@@ -71,8 +76,6 @@ def _local(value: str) -> str:
 
 def plan_search(args: Any) -> JobPlan:
     """Validate the spec here, exactly as `robprune search` would, and plan its job."""
-    from search.spec.parse import load_spec
-
     resume = bool(getattr(args, "resume", False))
     spec = load_spec(
         args.spec,
@@ -94,15 +97,11 @@ def plan_search(args: Any) -> JobPlan:
         if not _is_uri(data_dir):
             local_paths["data.data_dir"] = _local(data_dir)
             overrides.append(f"data.data_dir={local_paths['data.data_dir']}")
-    from search.state.storage import join
 
     location = join(storage, spec.name)
     if not resume:
         _refuse_existing(location)
         if not _is_uri(storage):  # a bucket is checked by the job (the cluster's credentials)
-            from search.plan.footprint import estimate_bytes
-            from search.state.storage_check import check_new_location
-
             check_new_location(location, estimate_bytes(spec))
     return JobPlan(
         command="search",
@@ -122,8 +121,6 @@ def _refuse_existing(location: str) -> None:
     Where this machine cannot read the storage (the credentials are the cluster's), the job
     itself refuses (`robprune search` there).
     """
-    from search.state.experiment import Experiment
-
     try:
         exists = Experiment(location).exists()
     except BadInput:
@@ -137,8 +134,6 @@ def _refuse_existing(location: str) -> None:
 
 def plan_resume(args: Any) -> JobPlan:
     """The experiment must exist where this machine can see it (the same storage)."""
-    from search.state.experiment import Experiment
-
     if int(args.extend or 0) < 0:
         raise BadInput(f"--extend must be >= 0, got {args.extend}")
     location = args.experiment
@@ -209,7 +204,6 @@ def submit(args: Any, plan: JobPlan) -> tuple[str, str]:
     if problem:
         raise BadInput(problem)
     job_id = f"robprune-{plan.name[:80]}-{secrets.token_hex(3)}"
-    from cluster.client import call
 
     call(
         client,

@@ -1,4 +1,4 @@
-"""The options of each `robprune` subcommand (robprune.cli's table names one per command).
+"""The options of each `robprune` subcommand (the `cli` package's table names one per command).
 
 Shared groups (`--set`, `--plan`, a job's environment) are one function each, so every
 command that takes them takes them alike.

@@ -13,6 +13,7 @@ from typing import Any
 from robprune.config import apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput
 from robprune.formatting import fraction
+from robprune.io.dense_cache import checkpoint_sha256
 
 __all__ = ["main", "format_summary"]
 
@@ -112,8 +113,6 @@ def main(args: argparse.Namespace) -> int:
             "for one trial use standard or rand, or none"
         )
     if config.dense.checkpoint is not None:
-        from robprune.io.dense_cache import checkpoint_sha256
-
         checkpoint_sha256(config.dense.checkpoint)  # a missing file fails before any work
     output = (
         Path(args.output) if args.output else Path("runs") / run_folder(config, args.overrides)

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from robprune.errors import ConfigError
+
 __all__ = ["Runtime", "resolve_device", "resolve_runtime", "seed_everything"]
 
 #: `auto` of each switch, per device type (figures in BENCHMARKS.md). CPU: channels_last on
@@ -44,8 +46,6 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from robprune.errors import ConfigError
-
         raise ConfigError("device", "CUDA was asked for but is not available; use auto or cpu")
     return device
 

@@ -1,8 +1,8 @@
 """`robprune search | resume | export | demo`: argument handling around `search.run.runner`.
 
 Bad input (a wrong spec, a missing experiment) raises `BadInput` before Ray starts or any
-directory is made; robprune.cli prints it as one line and exits 2. Otherwise the exit code is
-0 when every trial completed, 1 when any failed, 130 when interrupted.
+directory is made; `robprune.cli.dispatch` prints it as one line and exits 2. Otherwise the
+exit code is 0 when every trial completed, 1 when any failed, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -11,13 +11,23 @@ import argparse
 import sys
 from typing import Any
 
+import yaml
+
+from robprune.errors import BadInput
+from search.demo import run_demo
+from search.plan.cli import print_plan
+from search.results.export import export_experiment
+from search.run.runner import resume_experiment, run_search
+from search.spec.parse import load_spec
+from search.state.experiment import Experiment
+from search.state.storage import join
+from search.state.storage_check import check_exportable
+
 __all__ = ["search_main", "resume_main", "export_main", "demo_main"]
 
 
 def search_main(args: argparse.Namespace) -> int:
     """A new search; with --resume, the same command continues the experiment it names."""
-    from search.spec.parse import load_spec
-
     resume = bool(getattr(args, "resume", False))
     spec = load_spec(
         args.spec,
@@ -27,11 +37,8 @@ def search_main(args: argparse.Namespace) -> int:
         timestamp=not resume,  # --resume names the experiment after the spec, not the time
     )  # everything is checked here, before Ray
     if getattr(args, "plan", False):
-        from search.plan.cli import print_plan
-
         print_plan(spec, args)
         return 0
-    from search.run.runner import resume_experiment, run_search
 
     if resume:
         location = existing_experiment(spec)
@@ -46,12 +53,6 @@ _JOB_ONLY = ("installed", "pip", "env", "shared_paths")
 
 def existing_experiment(spec: Any) -> str | None:
     """The location of the spec's experiment if it exists (with this very spec), else None."""
-    import yaml
-
-    from robprune.errors import BadInput
-    from search.state.experiment import Experiment
-    from search.state.storage import join
-
     exp = Experiment(join(spec.storage, spec.name))
     if not exp.exists():
         return None
@@ -79,9 +80,6 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 def resume_main(args: argparse.Namespace) -> int:
     """Plain `resume`: here, on this machine's Ray or --address (`--submit` is cluster.cli's)."""
-    from robprune.errors import BadInput
-    from search.run.runner import resume_experiment
-
     given = [f"--{k.replace('_', '-')}" for k in _JOB_ONLY if getattr(args, k, None)]
     if getattr(args, "working_dir", ".") != ".":
         given.append("--working-dir")
@@ -96,10 +94,6 @@ def resume_main(args: argparse.Namespace) -> int:
 
 
 def export_main(args: argparse.Namespace) -> int:
-    from search.results.export import export_experiment
-    from search.state.experiment import Experiment
-    from search.state.storage_check import check_exportable
-
     exp = Experiment.open(args.experiment)
     check_exportable(exp)  # writable, with room: one line and exit 2 before anything is written
     result = export_experiment(exp)
@@ -113,8 +107,6 @@ def export_main(args: argparse.Namespace) -> int:
 
 
 def demo_main(args: argparse.Namespace) -> int:
-    from search.demo import run_demo
-
     return run_demo(
         storage=getattr(args, "storage", "./experiments") or "./experiments", stream=sys.stdout
     )

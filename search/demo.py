@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from robprune.config.spec_yaml import load_yaml_text
+from search.run.runner import run_search
+from search.spec.parse import parse_spec
 
 __all__ = ["DEMO_SPEC", "demo_spec", "run_demo", "demo_exit_code"]
 
@@ -47,8 +49,6 @@ resources: {cpu: 1, gpu: 0}
 
 
 def demo_spec(storage: str) -> Any:
-    from search.spec.parse import parse_spec
-
     raw = load_yaml_text(DEMO_SPEC, source="demo spec")
     name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     return parse_spec(raw, name=name, storage=storage)
@@ -77,8 +77,6 @@ def _report(results_dir: str, out_dir: str, stream: TextIO) -> tuple[str | None,
 
 
 def run_demo(storage: str = "./experiments", stream: TextIO | None = None) -> int:
-    from search.run.runner import run_search
-
     stream = stream or sys.stdout
     start = time.perf_counter()
     spec = demo_spec(storage)

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from robprune.io.results_schema import format_states
+from search.run.overview import list_experiments
 
 __all__ = ["format_overview", "format_line", "list_main"]
 
@@ -88,8 +89,6 @@ def format_line(view: dict[str, Any]) -> str:
 
 
 def list_main(args: argparse.Namespace) -> int:
-    from search.run.overview import list_experiments
-
     root = args.folder
     views = list_experiments(root)
     if getattr(args, "json", False):

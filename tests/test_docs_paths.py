@@ -1,7 +1,7 @@
 """Every repository path and Python name the documentation gives exists.
 
 The README, docs/ and BENCHMARKS.md point readers at files (`search/run/runner.py`,
-`tests/cluster/test_cluster.py`, `examples/digits.yaml`, ...) and at Python names
+`tests/cluster/test_cluster_jobs.py`, `examples/digits.yaml`, ...) and at Python names
 (`robprune.config.typed_mapping.build`). A move that forgets the docs leaves them pointing at
 nothing; this test lists such paths and names, reading the source with `ast` (nothing is
 imported). CHANGELOG.md is history and may name files that are gone.
@@ -17,11 +17,21 @@ from pathlib import Path
 from tests.support.paths import ROOT
 
 DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOP = ("robprune", "search", "analysis", "cluster", "tests", "tools", "benchmarks", "examples")
+TOP = (
+    "robprune",
+    "search",
+    "analysis",
+    "cluster",
+    "cli",
+    "tests",
+    "tools",
+    "benchmarks",
+    "examples",
+)
 PATH = re.compile(rf"(?<![\w./-])(?:{'|'.join(TOP)}|docs)/[\w./{{}},*-]*")
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")  # tests/FILE, experiments/NAME
 # `robprune.config.typed_mapping.build`; `search.max_failures` (two parts) is a spec key
-DOTTED = re.compile(r"`((?:robprune|search|analysis|cluster)(?:\.[A-Za-z_]\w*)+)")
+DOTTED = re.compile(r"`((?:robprune|search|analysis|cluster|cli)(?:\.[A-Za-z_]\w*)+)")
 
 
 def _named_paths(text: str) -> set[str]:

@@ -1,6 +1,6 @@
 """The package layout the architecture promises, checked from the source text alone.
 
-Reads every module of robprune/, search/, analysis/ and cluster/ with `ast` (nothing is
+Reads every module of robprune/, search/, analysis/, cluster/ and cli/ with `ast` (nothing is
 imported, so the test takes about a second and needs neither torch nor Ray) and checks the
 acceptance criteria of the layout (docs/architecture.md, the README's layout table):
 
@@ -23,17 +23,18 @@ from pathlib import Path
 
 from tests.support.paths import ROOT
 
-PACKAGES = ("robprune", "search", "analysis", "cluster")
+PACKAGES = ("robprune", "search", "analysis", "cluster", "cli")
 
 # Which package may import which (docs/architecture.md): the science at the bottom, the search
 # on it, the cluster client driving the search; the report reads Parquet through robprune's
-# torch-free schema and factor table only. The CLI dispatches by name ("search.cli:main"), so
-# `robprune/cli.py` needs no import of the packages above it.
+# torch-free schema and factor table only. The command line's front door, `cli`, sits on top
+# and imports each command's entry module; nothing imports it.
 ALLOWED_ARROWS = {
     "robprune": set(),
     "analysis": {"robprune"},
     "search": {"robprune"},
     "cluster": {"robprune", "search"},
+    "cli": {"robprune", "search", "analysis", "cluster"},
 }
 # Sideways arrows allowed inside a function only, with the reason.
 LAZY_EXCEPTIONS = {
@@ -47,6 +48,9 @@ FORBIDDEN_EXTERNAL = {
     "analysis": {"torch", "torchvision", "torch_pruning", "ray"},
 }
 HEAVY = {"torch", "torchvision", "torch_pruning", "ray"}
+# What `robprune --help` must not load: the front door imports every command's entry module,
+# and those defer these to the moment they run.
+HEAVY_FOR_THE_FRONT_DOOR = HEAVY | {"optuna", "statsmodels", "matplotlib"}
 # analysis/'s sub-packages in pipeline order (docs/architecture.md): a stage imports its own
 # and earlier stages only; the package root (the CLI) may import any.
 ANALYSIS_STAGES = ("read", "design", "stats", "verdict", "render", "document")
@@ -319,11 +323,10 @@ def test_analysis_stages_after_reading_read_no_files() -> None:
     assert not readers, "rendering reads files:\n" + "\n".join(readers)
 
 
-def test_analysis_reaches_no_torch_or_ray_at_import() -> None:
-    """Importing any analysis module (and the robprune modules it needs) loads no torch/Ray."""
-    known = modules()
+def _loaded_at_import(roots: list[str]) -> set[str]:
+    """The project modules importing `roots` runs (parents' __init__ and top-level imports)."""
     seen: set[str] = set()
-    todo = [name for name in known if name.startswith("analysis")]
+    todo = list(roots)
     while todo:
         name = todo.pop()
         if name in seen:
@@ -332,13 +335,31 @@ def test_analysis_reaches_no_torch_or_ray_at_import() -> None:
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parents' __init__
         todo.extend(i.target for i in imports_of(name) if i.internal and not i.lazy)
-    heavy = sorted(
+    return seen
+
+
+def _heavy_at_import(roots: list[str], heavy: set[str]) -> list[str]:
+    return sorted(
         f"{name} imports {imp.target}"
-        for name in seen
+        for name in _loaded_at_import(roots)
         for imp in imports_of(name)
-        if not imp.internal and not imp.lazy and imp.target in HEAVY
+        if not imp.internal and not imp.lazy and imp.target in heavy
     )
+
+
+def test_analysis_reaches_no_torch_or_ray_at_import() -> None:
+    """Importing any analysis module (and the robprune modules it needs) loads no torch/Ray."""
+    heavy = _heavy_at_import([n for n in modules() if n.startswith("analysis")], HEAVY)
     assert not heavy, "loaded when analysis is imported:\n" + "\n".join(heavy)
+
+
+def test_the_front_door_reaches_nothing_heavy_at_import() -> None:
+    """`robprune --help` imports every command's entry module, and through them no torch, Ray,
+    Optuna, statsmodels or matplotlib."""
+    roots = [n for n in modules() if n.startswith("cli")]
+    assert "search.cli" in _loaded_at_import(roots)  # the arrows are seen
+    heavy = _heavy_at_import(roots, HEAVY_FOR_THE_FRONT_DOOR)
+    assert not heavy, "loaded by `robprune --help`:\n" + "\n".join(heavy)
 
 
 def test_no_package_module_over_400_lines() -> None:

@@ -280,7 +280,7 @@ def _alarm(signum: int, frame: Any) -> None:
 
 def run_plan(path: Path) -> Outcome:
     """`robprune plan PATH --epoch-seconds 1 --json` in this process, classified."""
-    from robprune.cli import main
+    from cli import main
 
     out, err = io.StringIO(), io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)

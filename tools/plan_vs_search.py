@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _robprune(*argv: str, capture: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "robprune.cli", *argv],
+        [sys.executable, "-m", "cli", *argv],
         cwd=ROOT,
         env=env,
         capture_output=capture,

@@ -125,7 +125,7 @@ class Driver:
         handle.flush()
         offset = handle.tell()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "robprune.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

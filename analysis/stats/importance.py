@@ -49,10 +49,10 @@ def find_storages(sources: list[Source]) -> list[tuple[str, str]]:
 
 def _storage(description: str):
     if description.startswith("journal:"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+        import optuna  # only where a study exists: a report without one loads no Optuna
 
-        return JournalStorage(JournalFileBackend(description.removeprefix("journal:")))
+        journal = optuna.storages.journal.JournalFileBackend(description.removeprefix("journal:"))
+        return optuna.storages.JournalStorage(journal)
     return description
 
 
@@ -61,8 +61,7 @@ def ped_anova(sources: list[Source], response: str) -> tuple[pd.DataFrame, list[
     storages = find_storages(sources)
     if not storages:
         return None
-    import optuna
-    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+    import optuna  # only where a study exists: a report without one loads no Optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows: list[dict] = []
@@ -84,9 +83,9 @@ def ped_anova(sources: list[Source], response: str) -> tuple[pd.DataFrame, list[
                 sign = -1.0 if maximize else 1.0
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    values = get_param_importances(
+                    values = optuna.importance.get_param_importances(
                         study,
-                        evaluator=PedAnovaImportanceEvaluator(),
+                        evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
                         target=lambda t, i=index, s=sign: s * t.values[i],
                     )
             except Exception as exc:  # too few trials, no parameters, ...

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from robprune.errors import DataError
+
 __all__ = [
     "DATA_DIR_ENV",
     "default_data_dir",
@@ -51,8 +53,6 @@ def one_line(exc: BaseException) -> str:
 def reading(dataset: str, path: Path) -> Iterator[None]:
     """Any failure to read `path` inside becomes one `DataError` line naming the data set and
     the file: missing, unreadable (permissions, I/O), or corrupt (anything else)."""
-    from robprune.errors import DataError
-
     try:
         yield
     except FileNotFoundError:

@@ -15,7 +15,22 @@ from typing import Any
 import torch
 
 from robprune.config import TrialConfig, parse_trial_config
+from robprune.data import to_float
 from robprune.errors import BadInput
+from robprune.evaluation.curves import CURVE_FACTORS, security_curve
+from robprune.evaluation.final import (
+    CHECK_EXAMPLES,
+    SWEEP,
+    FinalSuite,
+    final_evaluation,
+    full_suite,
+)
+from robprune.io.cache_keys import dense_curve_inputs
+from robprune.models.serialization import load_pruned_state_dict
+from robprune.runtime import resolve_device, seed_everything
+from robprune.trial import CHECKPOINT_FILE
+from robprune.trial.builders import build_model, load_trial_data
+from robprune.trial.dense import ensure_dense
 
 __all__ = ["MODEL_FILE", "finalist_settings", "evaluate_finalist", "find_saved_model"]
 
@@ -25,8 +40,6 @@ MODEL_FILE = "model.pt"
 
 def finalist_settings(config: TrialConfig, attacks: list[str] | None) -> dict[str, Any]:
     """What a finalist evaluation depends on: a stored result with other settings is redone."""
-    from robprune.evaluation.final import CHECK_EXAMPLES, SWEEP, full_suite
-
     version = config.eval.autoattack if config.eval.autoattack == "rand" else "standard"
     names = list(attacks) if attacks else full_suite(config.eval.attacks, config.threat.eval_steps)
     pgd_column = f"pgd{config.threat.eval_steps}"  # the `pgd_acc` column's attack, always run
@@ -43,8 +56,6 @@ def finalist_settings(config: TrialConfig, attacks: list[str] | None) -> dict[st
 def find_saved_model(directory: str | Path) -> dict[str, Any]:
     """The pruned model's state from a trial checkpoint (`final/model.pt`, else the epoch
     checkpoint's `trial_state.pt`)."""
-    from robprune.trial import CHECKPOINT_FILE
-
     directory = Path(directory)
     for candidate in (directory / "final" / MODEL_FILE, directory / MODEL_FILE):
         if candidate.is_file():
@@ -60,12 +71,6 @@ def dense_curve(
 ) -> list[dict[str, Any]] | None:
     """The security curve of the dense model a finalist was pruned from, on the same first
     test images, cached beside the dense model (once per dense model)."""
-    from robprune.data import to_float
-    from robprune.evaluation.curves import CURVE_FACTORS, security_curve
-    from robprune.io.cache_keys import dense_curve_inputs
-    from robprune.trial.builders import build_model
-    from robprune.trial.dense import ensure_dense
-
     if not examples:
         return None
     dense = ensure_dense(cfg, data, device, log=log)
@@ -99,11 +104,6 @@ def evaluate_finalist(
     log: Any = None,
 ) -> dict[str, Any]:
     """The finalist's record: settings, metrics (full test split), attack configs, flags."""
-    from robprune.evaluation.final import FinalSuite, final_evaluation
-    from robprune.models.serialization import load_pruned_state_dict
-    from robprune.runtime import resolve_device, seed_everything
-    from robprune.trial.builders import build_model, load_trial_data
-
     log = log or (lambda message: None)
     start = time.perf_counter()
     cfg = parse_trial_config(config)

@@ -36,7 +36,8 @@ from robprune.io.dense_cache import (
     dense_key,
     dense_lock_path,
 )
-from robprune.runtime import resolve_runtime
+from robprune.models.checkpoints import load_state_dict_file, map_state_dict
+from robprune.runtime import resolve_device, resolve_runtime, seed_everything
 from robprune.trial.builders import build_model, load_trial_data, make_trainer, training_threat
 
 __all__ = [
@@ -110,8 +111,6 @@ def _bring(
     config: TrialConfig, data: DataSplits, log=print
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load `dense.checkpoint`, map its keys onto our architecture, check that it fits."""
-    from robprune.models.checkpoints import load_state_dict_file, map_state_dict
-
     dense = config.dense
     path = str(Path(str(dense.checkpoint)).expanduser().resolve())
     model = build_model(config.model, data)
@@ -158,8 +157,6 @@ def ensure_dense(
 
 def ensure_dense_for(config: TrialConfig, log=print) -> DenseModel:
     """`ensure_dense` from a config alone, seeded and loaded exactly as `run_trial` does."""
-    from robprune.runtime import resolve_device, seed_everything
-
     seed_everything(config.seed)
     data = load_trial_data(config.data, seed=config.seed)
     return ensure_dense(config, data, resolve_device(config.device), log=log)

@@ -1,6 +1,6 @@
 """`robprune plan SPEC` (and `search --plan`, `submit --plan`): validate and cost, no Ray.
 
-The options are declared with the other commands' in robprune/cli.py. Bad input (the spec,
+The options are declared with the other commands' in robprune/cli_args.py. Bad input (the spec,
 `--workers`, `--epoch-seconds`) raises `BadInput`: one line, exit 2.
 """
 
@@ -13,6 +13,8 @@ import sys
 from typing import Any
 
 from robprune.errors import BadInput
+from search.plan.plan import make_plan, plan_dict, render_plan
+from search.spec.parse import load_spec
 
 __all__ = ["plan_main", "print_plan"]
 
@@ -29,8 +31,6 @@ def _check(args: argparse.Namespace) -> tuple[int | None, float | None]:
 
 def print_plan(spec: Any, args: argparse.Namespace, stream: Any = None) -> None:
     """Plan a validated spec and print it (text, or JSON with --json)."""
-    from search.plan.plan import make_plan, plan_dict, render_plan
-
     stream = stream or sys.stdout
     workers, seconds = _check(args)
     plan = make_plan(
@@ -47,8 +47,6 @@ def print_plan(spec: Any, args: argparse.Namespace, stream: Any = None) -> None:
 
 
 def plan_main(args: argparse.Namespace) -> int:
-    from search.spec.parse import load_spec
-
     _check(args)  # cheap argument errors first
     spec = load_spec(
         args.spec,

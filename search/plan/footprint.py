@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.plan.count import sample_configs
+from search.plan.workload import data_shape
+from search.spec.finalist_rules import planned_trials
+
 __all__ = ["estimate_bytes", "MARGIN"]
 
 MARGIN = 1.5
@@ -22,9 +26,7 @@ _CHECKPOINTS = 3  # the newest two epoch ones and the final one (search.run.chec
 def _model_bytes(spec: Any) -> int:
     """Bytes of one float32 copy of the (dense) model of the spec's first configuration."""
     try:
-        from robprune.models import create_model
-        from search.plan.count import sample_configs
-        from search.plan.workload import data_shape
+        from robprune.models import create_model  # torch: only when this estimate is made
 
         config = sample_configs(spec, n=1)[0]
         shape = data_shape(config)
@@ -43,8 +45,6 @@ def _model_bytes(spec: Any) -> int:
 
 def estimate_bytes(spec: Any) -> int:
     """What the search will write at most, with the margin."""
-    from search.spec.finalist_rules import planned_trials
-
     model = _model_bytes(spec)
     per_trial = _CHECKPOINTS * _COPIES_PER_CHECKPOINT * model + _PER_TRIAL_FIXED
     dense = 2 * model

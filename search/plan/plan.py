@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from robprune.config.cache_dir import default_cache_dir
+from search.plan.calibrate import default_threads, measured_rates
 from search.plan.count import Counts, count_spec, sample_configs
 from search.plan.estimate import Cost, estimate_cost, hand_rates
 from search.spec.model import Spec
@@ -89,9 +91,6 @@ def make_plan(
     if epoch_seconds is not None:
         rates = hand_rates(epoch_seconds, configs)
     else:
-        from robprune.config.cache_dir import default_cache_dir
-        from search.plan.calibrate import default_threads, measured_rates
-
         cache = spec.fixed_value("cache_dir") or default_cache_dir()
         rates = measured_rates(cache, threads=default_threads(spec.cpu), measure=measure, log=log)
     try:

@@ -39,6 +39,7 @@ from robprune.io.results_schema import (
     write_table_atomic,
 )
 from search.results.records import record_trials
+from search.results.tensorboard import write_tensorboard
 from search.state import storage
 from search.state.experiment import Experiment
 from search.state.finalist_store import merge_finalists
@@ -343,8 +344,6 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
         for name, table in tables.items():
             write_table_atomic(table, staging / name)
         if tensorboard:
-            from search.results.tensorboard import write_tensorboard
-
             write_tensorboard(rows.trials, rows.epochs, staging / "tensorboard")
         rows.results_dir = storage.replace_dir(exp, "results", staging)
     finally:

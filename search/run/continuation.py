@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
+
 from search.run.study import RUN_ATTR, TUNE_TRIAL_ATTR
 
 __all__ = ["CONTINUE_KEY", "CONTINUED_ATTR", "orphans", "relink"]
@@ -27,7 +29,6 @@ CONTINUED_ATTR = "continued_from"
 
 def orphans(study: Any, run: str, linked: set[str]) -> list[Any]:
     """Unfinished Optuna trials of `run` whose Tune trial this searcher does not know."""
-    import optuna
 
     running = (optuna.trial.TrialState.RUNNING,)
     out = []

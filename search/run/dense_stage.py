@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from robprune.io.dense_cache import dense_meta_path
+from robprune.config import parse_trial_config
+from robprune.io.dense_cache import dense_key, dense_meta_path
 from search.run.tasks import failure_line, use_assigned_cpus
+from search.spec.grid import dense_configs
 from search.spec.model import Spec
 from search.state import storage
 from search.state.experiment import Experiment
@@ -31,7 +33,6 @@ def cache_dir(spec: Spec, exp: Experiment) -> Path | str:
 
 def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
     """Train (or find) one dense model exactly as `run_trial` would, in a Ray task."""
-    from robprune.config import parse_trial_config
     from robprune.trial.dense import ensure_dense_for
 
     use_assigned_cpus()
@@ -47,9 +48,6 @@ def _dense_task(config: dict[str, Any], upload_to: str | None) -> str:
 def _stored_keys(exp: Experiment, configs: list[dict[str, Any]]) -> list[str] | None:
     """The keys of the dense models if they are all trained already: in the experiment's
     storage (remote), or in the trials' cache directory (local)."""
-    from robprune.config import parse_trial_config
-    from robprune.io.dense_cache import dense_key
-
     parsed = [parse_trial_config(c) for c in configs]
     keys = [dense_key(p) for p in parsed]
     for key, config in zip(keys, parsed, strict=True):
@@ -74,8 +72,6 @@ def run_dense_stage(spec: Spec, exp: Experiment, stream: Any = None) -> list[str
     Returns the keys of the dense models that are ready.
     """
     import ray
-
-    from search.spec.grid import dense_configs
 
     stream = stream or sys.stdout
     configs = dense_configs(spec, str(cache_dir(spec, exp)))

@@ -3,7 +3,7 @@
 The driver writes `robprune-end.json` into a trial's directory the moment Tune ends the trial
 (`EndMarkerCallback`), and the reconciliation before a resume writes it for every trial it
 finds finished in another record (Tune's snapshot, a `final/` checkpoint, the Optuna journal),
-so that the records agree afterwards: a repeat of that trial (`search.run.dedupe`) reads the
+so that the records agree afterwards: a repeat of that trial (`search.run.repeat_answer`) reads the
 marker, not Tune's snapshot or the journal, which a trial's worker cannot see.
 """
 

@@ -17,6 +17,7 @@ from typing import Any
 from robprune.errors import BadInput
 from robprune.formatting import fraction
 from search.results.choose import select_finalists
+from search.results.export import collect_rows, export_experiment, tune_analysis
 from search.results.present import finalists_table, images
 from search.run.tasks import failure_line, use_assigned_cpus
 from search.spec.finalist_rules import spec_finalists, spec_objectives
@@ -29,8 +30,6 @@ __all__ = ["after_search", "run_finalists", "trial_checkpoints"]
 
 def trial_checkpoints(exp: Experiment) -> dict[str, Any]:
     """trial id -> its last Tune checkpoint (which holds final/model.pt), every run."""
-    from search.results.export import tune_analysis
-
     out: dict[str, Any] = {}
     for segment in exp.segments:
         analysis = tune_analysis(*storage.tune_storage(exp, segment.name))
@@ -85,8 +84,6 @@ def _select(
     strict: bool,
 ) -> dict[str, Any]:
     """Choose the finalists and store the selection (what was asked, and who was chosen)."""
-    from search.results.export import collect_rows
-
     rows = collect_rows(exp).trials
     completed = [r for r in rows if r["status"] == "TERMINATED"]
     if top > len(completed) and strict:
@@ -164,8 +161,6 @@ def _evaluate(
 def after_search(spec: Any, exp: Experiment, stream: Any = None) -> None:
     """The finalists stage when the spec asks for it (`eval.autoattack: finalists`), then a
     fresh export so trials.parquet carries the finalists. Ray is connected."""
-    from search.results.export import export_experiment
-
     mode, top = spec_finalists(spec)
     if mode != "finalists":
         return

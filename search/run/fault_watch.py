@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ray
 from ray import tune
 
-from search.run.storage_fault import _READ_TIMEOUT_S, _board, _driver_faults, _stop_tune
+from search.run.fault_board import find_board
+from search.run.storage_fault import _READ_TIMEOUT_S, _driver_faults, _stop_tune
 
 __all__ = ["FaultWatch"]
 
@@ -31,12 +33,10 @@ class FaultWatch(tune.Callback):
         return {"_board": None, "_next": 0.0, "_stopping": False, "_unavailable": False}
 
     def setup(self, **info: Any) -> None:
-        self._board = _board()
+        self._board = find_board()
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if self._board is not None and time.monotonic() >= self._next:
-            import ray
-
             self._next = time.monotonic() + 1.0
             try:
                 posted = ray.get(self._board.read.remote(), timeout=_READ_TIMEOUT_S)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from robprune.config.names import ATTACKS, parse_attack_name
 from robprune.errors import BadInput
+from search.results.export import export_experiment
 from search.results.present import finalists_table
 from search.run.evaluate import run_finalists
+from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
+from search.run.runner import load_experiment_spec, owns_local_ray
+from search.run.session import is_local, prepare_environment, ray_session
 from search.spec.finalist_rules import spec_finalists, spec_objectives
 from search.state.experiment import Experiment
 
@@ -15,8 +20,6 @@ __all__ = ["finalize_main", "check_attack_list"]
 
 def check_attack_list(attacks: list[str] | None) -> list[str] | None:
     """`--attacks` names, checked with the registry's grammar (BadInput names the bad one)."""
-    from robprune.config.names import ATTACKS, parse_attack_name
-
     for name in attacks or []:
         try:
             parse_attack_name(name)
@@ -29,11 +32,6 @@ def check_attack_list(attacks: list[str] | None) -> list[str] | None:
 
 def finalize_main(args: Any) -> int:
     """`robprune finalize EXPERIMENT [--top K] [--attacks ...]`: the stage by hand."""
-    from search.results.export import export_experiment
-    from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
-    from search.run.runner import load_experiment_spec, owns_local_ray
-    from search.run.session import is_local, prepare_environment, ray_session
-
     exp = Experiment.open(args.experiment)
     spec = load_experiment_spec(exp)
     _, default_top = spec_finalists(spec)

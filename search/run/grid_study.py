@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 from ray import tune
 
+from search.results.export import error_message  # the export's one-line error
 from search.run.study import FAIL_REASON_ATTR, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 from search.spec.model import Spec
 from search.spec.paths import get_path
@@ -46,8 +47,6 @@ def grid_distributions(spec: Spec) -> dict[str, list[Any]]:
 
 
 def _why(trial: Any) -> str:
-    from search.results.export import error_message  # the export's one-line error
-
     try:
         return error_message(trial) or "the trial failed"
     except Exception:  # noqa: BLE001 - a record, never a failure of the search

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from search.run.ownership import own_descendants
+
 __all__ = ["InterruptState", "handle_sigint", "EXIT_INTERRUPTED"]
 
 EXIT_INTERRUPTED = 130
@@ -43,8 +45,6 @@ def _tune_listens() -> bool:
 
 
 def _exit_now(state: InterruptState) -> None:
-    from search.run.ownership import own_descendants
-
     sys.stderr.write(f"\ninterrupted again: exiting now. {state.resume_hint}\n")
     sys.stderr.flush()
     for pid in own_descendants():

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+from search.results.export import export_experiment
+from search.results.tensorboard import HPARAM_COLUMNS
+from search.run.evaluate import after_search
 from search.run.storage_fault import EXIT_STORAGE, StorageFault
+from search.spec.finalist_rules import planned_trials
+from search.spec.grid import space_size
 from search.spec.model import Spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
@@ -37,8 +43,6 @@ class RunOutcome:
 def stopped_by_storage(exp: Experiment, fault: StorageFault, stream: Any) -> RunOutcome:
     """The search stopped on a storage fault: one line on stderr; nothing exported (the
     storage is what failed), the run stays unfinished and `robprune resume` continues it."""
-    import sys
-
     line = fault.line(exp.location)
     print(f"robprune: error: {line}", file=sys.stderr, flush=True)
     print(f"stopped: {line}", file=stream, flush=True)
@@ -55,8 +59,6 @@ def stopped_by_storage(exp: Experiment, fault: StorageFault, stream: Any) -> Run
 
 
 def _varying_columns(rows: list[dict[str, Any]]) -> list[str]:
-    from search.results.tensorboard import HPARAM_COLUMNS
-
     return [c for c in HPARAM_COLUMNS if len({r.get(c) for r in rows}) > 1]
 
 
@@ -67,9 +69,7 @@ def finish_run(
 
     `interrupted` (Ctrl-C) makes the run end as interrupted even if every trial finished.
     """
-    from search.results.export import export_experiment
-    from search.run.progress import summary_table
-    from search.run.tune_internals import finalize_study
+    from search.run import progress, tune_internals  # Tune's callbacks, Ray: only at the end
 
     result = export_experiment(exp)
     unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
@@ -77,7 +77,7 @@ def finish_run(
     short = interrupted or unfinished > 0 or missing > 0  # exit 130 is for Ctrl-C alone
     exp.set_segment_status(segment.name, "interrupted" if short else "finished")
     if not short and spec.search.mode != "grid" and exp.journal_path.exists():
-        finalize_study(exp.journal_path, exp.study_name)
+        tune_internals.finalize_study(exp.journal_path, exp.study_name)
         storage.push(exp, "optuna")
     completed, failed = result.count("TERMINATED"), result.count("ERROR")
     varying = _varying_columns(result.trials)
@@ -91,7 +91,7 @@ def finish_run(
         file=stream,
     )
     print("best trials (ranked on validation, test-split accuracies shown):", file=stream)
-    print(summary_table(result.trials, objectives, varying), file=stream)
+    print(progress.summary_table(result.trials, objectives, varying), file=stream)
     for row in result.trials:
         if row["status"] == "ERROR":
             print(f"failed {row['trial_id']}: {row['error']}", file=stream)
@@ -104,8 +104,6 @@ def finish_run(
         print(f"{said}: continue with `robprune resume {exp.location}`", file=stream)
     stream.flush()
     if not short:  # eval.autoattack: finalists -> the best trials get AutoAttack now
-        from search.run.evaluate import after_search
-
         after_search(spec, exp, stream)
     return RunOutcome(
         experiment=exp,
@@ -125,8 +123,6 @@ def _missing(spec: Spec, exp: Experiment, segment: Segment, ended: int, stream: 
     (`search.dedupe`); a run short of its plan stays unfinished and `robprune resume` hands
     out the rest.
     """
-    from search.spec.finalist_rules import planned_trials
-
     planned = planned_trials(spec)
     if spec.search.mode != "grid" and segment.num_samples:
         planned = int(segment.num_samples)
@@ -141,8 +137,6 @@ def _missing(spec: Spec, exp: Experiment, segment: Segment, ended: int, stream: 
 
 def _space_exhausted(spec: Spec, exp: Experiment) -> bool:
     """The study tried every configuration of its all-choice space (dedupe stops there)."""
-    from search.spec.grid import space_size
-
     if spec.search.mode == "grid" or not spec.search.dedupe or not exp.journal_path.exists():
         return False
     size = space_size(spec)

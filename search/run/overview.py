@@ -13,9 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from robprune.config.spec_yaml import load_yaml_text
 from robprune.errors import BadInput
 from robprune.io.results_schema import TRIAL_STATES
 from search.run.ownership import driver_state
+from search.spec.settings import parse_search
 from search.state import storage
 from search.state.experiment import STATE_FILE, Experiment
 from search.state.status_file import read_status
@@ -37,8 +41,6 @@ _SILENT_S = 600.0
 
 
 def _trials_table(exp: Experiment) -> list[dict[str, Any]] | None:
-    import pyarrow.parquet as pq
-
     try:
         table = pq.read_table(f"{exp.fs_path}/results/trials.parquet", filesystem=exp.fs)
     except (OSError, ValueError):
@@ -50,9 +52,6 @@ def _trials_table(exp: Experiment) -> list[dict[str, Any]] | None:
 
 def _primary(exp: Experiment) -> tuple[str, str]:
     """(metric, mode) of the search's primary objective, from its spec (robust_acc, max)."""
-    from robprune.config.spec_yaml import load_yaml_text
-    from search.spec.settings import parse_search
-
     try:
         raw = load_yaml_text(exp.read_spec_yaml(), source="spec.yaml") or {}
         primary = parse_search(raw.get("search")).primary

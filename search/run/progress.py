@@ -18,6 +18,7 @@ from ray import tune
 from robprune.config.factors import FACTORS, FactorSpec
 from robprune.formatting import cell
 from robprune.io.results_schema import format_states
+from search.results.export import error_message
 
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
 
@@ -138,8 +139,6 @@ def _running(trial: Any, metrics: Sequence[str]) -> str:
 
 def error_line(trial: Any) -> str:
     """The trial's exception in one line, without the traceback."""
-    from search.results.export import error_message
-
     try:
         return error_message(trial) or "see error.txt in the trial directory"
     except Exception:  # noqa: BLE001 - a progress line must never fail the search

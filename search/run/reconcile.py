@@ -26,11 +26,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 import pyarrow.fs as pafs
 
 from search.run import tune_internals as internals
-from search.run.dedupe import orphan_repeats
 from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text, read_marker
+from search.run.repeat_answer import orphan_repeats
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 from search.run.tune_state import (
     STATE_FILE,
@@ -166,7 +167,6 @@ class _Study:
         self.run_trials: list[Any] = []
         if spec.search.mode == "grid" or not exp.journal_path.exists():
             return
-        import optuna
 
         try:
             self.study = optuna.load_study(

@@ -14,18 +14,24 @@ import sys
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from robprune.config.spec_yaml import load_yaml_text
 from robprune.errors import BadInput
+from search.plan.footprint import estimate_bytes
 from search.run.dense_stage import run_dense_stage
 from search.run.interrupt import InterruptState, handle_sigint
 from search.run.outcome import RunOutcome, finish_run, stopped_by_storage
-from search.run.session import is_local, prepare_environment, ray_session
-from search.run.storage_fault import StorageFault, as_storage_fault
-from search.run.tuner import build_tuner, configure_driver, restore_tuner
+from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
+from search.run.session import configure_driver, is_local, prepare_environment, ray_session
+from search.run.storage_fault import StorageFault, as_storage_fault, faulted, raise_if_faulted
 from search.spec.model import Spec
 from search.spec.parse import parse_spec
 from search.state import storage
 from search.state.experiment import Experiment, Segment
+from search.state.journal_file import repair_journal
 from search.state.storage import parent
+from search.state.storage_check import check_new_location, check_resumable
 
 __all__ = [
     "RunOutcome",
@@ -41,7 +47,7 @@ def _hint(location: str) -> str:
 
 
 def _fit(tuner: Any, exp: Experiment, segment: Segment, sigint: InterruptState) -> None:
-    from search.run.storage_fault import faulted, open_board, raise_if_faulted
+    from search.run.fault_board import open_board  # Ray: after prepare_environment
 
     exp.set_segment_status(segment.name, "running")
     open_board()
@@ -103,13 +109,9 @@ def _num_samples(spec: Spec) -> int | None:
 
 def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) -> RunOutcome:
     """A new experiment from a validated spec: create it, train dense models, search."""
-    from search.run.ownership import owner_mark, ray_temp_dir
-
     prepare_environment(local=is_local(address))
     stream = stream or sys.stdout
     location = Experiment.check_new(spec.storage, spec.name).location
-    from search.plan.footprint import estimate_bytes
-    from search.state.storage_check import check_new_location
 
     check_new_location(location, estimate_bytes(spec))  # writable, with room: before anything
     configure_driver(spec)
@@ -134,6 +136,8 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
             with _storage_faults(exp, stream, faulted):
                 run_dense_stage(spec, exp, stream)
                 storage.push(exp, "dense")
+                from search.run.tuner import build_tuner  # Ray: after prepare_environment
+
                 _fit(build_tuner(spec, exp, segment, stream=stream), exp, segment, sigint)
                 return finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
             return faulted[0]
@@ -144,8 +148,6 @@ def run_search(spec: Spec, *, address: str | None = None, stream: Any = None) ->
 
 def _record_driver(exp: Experiment, ray_dir: str | None, stream: Any) -> RunOutcome | None:
     """Record this driver; a storage that fails already stops the search with its line."""
-    from search.run.ownership import record_driver
-
     faulted: list[RunOutcome] = []
     with _storage_faults(exp, stream, faulted):
         record_driver(exp, ray_dir=ray_dir)
@@ -153,8 +155,6 @@ def _record_driver(exp: Experiment, ray_dir: str | None, stream: Any) -> RunOutc
 
 
 def load_experiment_spec(exp: Experiment) -> Spec:
-    from robprune.config.spec_yaml import load_yaml_text
-
     try:
         text = exp.read_spec_yaml()
     except FileNotFoundError:
@@ -171,9 +171,6 @@ def _index(exp: Experiment, segment: Segment) -> int:
 
 def open_for_resume(location: str, extend: int) -> tuple[Experiment, Spec]:
     """Every check that needs no Ray: bad storage or arguments are exit 2, nothing changed."""
-    from search.run.ownership import reap_dead_driver
-    from search.state.storage_check import check_resumable
-
     if extend < 0:
         raise BadInput(f"--extend must be >= 0, got {extend}")
     exp = Experiment.open(location)
@@ -198,7 +195,6 @@ def _nothing_to_resume(spec: Spec, exp: Experiment, extend: int, stream: Any) ->
         return None
     if spec.fixed_value("eval.autoattack") == "finalists":
         return None
-    import pyarrow.parquet as pq
 
     try:
         status = pq.read_table(
@@ -239,8 +235,6 @@ def resume_experiment(
     if done is not None:
         return done
     configure_driver(spec)
-    from search.run.ownership import owner_mark, ray_temp_dir
-
     ray_dir = ray_temp_dir() if owns_local_ray(address) else None
     faulted: list[RunOutcome] = []
     with _storage_faults(exp, stream, faulted):  # the storage can fail before Ray starts too
@@ -263,9 +257,7 @@ def resume_experiment(
 
 def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
     """The journal fetched and repaired, this driver recorded: the writes before Ray."""
-    from search.run.durable import pull_journal, push_journal
-    from search.run.ownership import record_driver
-    from search.state.journal_file import repair_journal
+    from search.run.durable import pull_journal, push_journal  # Tune's Callback: Ray
 
     pull_journal(exp)  # storage is the record: the local working copy may be gone or stale
     note = repair_journal(exp.journal_path, full=True)
@@ -275,34 +267,10 @@ def _prepare_resume(exp: Experiment, ray_dir: str | None, stream: Any) -> None:
     record_driver(exp, ray_dir=ray_dir)
 
 
-def _restored(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any | None:
-    """Tune's restore of the run, or None when it raises (its snapshot is then set aside and
-    the run rebuilt from robprune's records: `search.run.continuation`)."""
-    from search.run.reconcile import reconcile_run
-    from search.run.tune_state import set_aside_snapshot
-
-    try:
-        return restore_tuner(spec, exp, segment, stream=stream)
-    except Exception as exc:  # noqa: BLE001 - whatever Tune's restore raises, the records hold
-        if as_storage_fault(exc) is not None:
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        print(
-            f"{segment.name}: Tune could not restore its snapshot ({type(exc).__name__}: "
-            f"{first}); rebuilt from robprune's records",
-            file=stream,
-            flush=True,
-        )
-        path, fs = storage.tune_storage(exp, segment.name)
-        set_aside_snapshot(fs or storage.LOCAL, path)
-        print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
-        return None
-
-
 def _resume(
     spec: Spec, exp: Experiment, extend: int, sigint: InterruptState, stream: Any
 ) -> RunOutcome:
-    from search.run.reconcile import reconcile_run
+    from search.run import reconcile, tuner  # Ray, Optuna: after prepare_environment
 
     if not exp.segments:  # stopped before its first run began: begin it now
         exp.add_segment(_num_samples(spec))
@@ -311,22 +279,28 @@ def _resume(
     storage.push(exp, "dense")
     outcome = None
     for segment in unfinished:
-        reconciled = reconcile_run(spec, exp, segment)
+        reconciled = reconcile.reconcile_run(spec, exp, segment)
         print(reconciled.describe(), file=stream, flush=True)
         storage.push(exp, "optuna")
-        tuner = _restored(spec, exp, segment, stream) if reconciled.restorable else None
-        if tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
-            tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
+        run_tuner = (
+            tuner.restored_tuner(spec, exp, segment, stream) if reconciled.restorable else None
+        )
+        if run_tuner is None:  # no usable Tune snapshot: a new Tune run, rebuilt from the records
+            run_tuner = tuner.build_tuner(
+                spec, exp, segment, offset=_index(exp, segment), stream=stream
+            )
         print(f"resuming {segment.name}", file=stream, flush=True)
-        _fit(tuner, exp, segment, sigint)
+        _fit(run_tuner, exp, segment, sigint)
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
         if outcome.interrupted or outcome.unfinished:
             return outcome
     if extend:
         segment = exp.add_segment(extend)
         print(f"extending the study by {extend} trials ({segment.name})", file=stream, flush=True)
-        tuner = build_tuner(spec, exp, segment, offset=_index(exp, segment), stream=stream)
-        _fit(tuner, exp, segment, sigint)
+        run_tuner = tuner.build_tuner(
+            spec, exp, segment, offset=_index(exp, segment), stream=stream
+        )
+        _fit(run_tuner, exp, segment, sigint)
         outcome = finish_run(spec, exp, segment, stream, interrupted=sigint.interrupted)
     if outcome is None:
         print("nothing to resume: every run of the experiment finished", file=stream)

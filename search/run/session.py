@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from robprune.errors import BadInput
+from search.spec.finalist_rules import planned_trials
+from search.spec.model import Spec
+from search.spec.settings import FINAL_METRICS
 
 __all__ = [
     "DEFAULT_ENV",
@@ -20,6 +23,7 @@ __all__ = [
     "prepare_environment",
     "snapshot_period_s",
     "set_snapshot_period",
+    "configure_driver",
     "connect",
     "ray_session",
     "quiet",
@@ -78,6 +82,14 @@ def set_snapshot_period(trials: int) -> None:
         return
     _period_set = f"{snapshot_period_s(trials):g}"
     os.environ[SNAPSHOT_ENV] = _period_set
+
+
+def configure_driver(spec: Spec) -> None:
+    """Driver-side Tune settings that depend on the spec (before the Tuner is built)."""
+    set_snapshot_period(planned_trials(spec))
+    if any(o.metric in FINAL_METRICS for o in spec.search.objectives):
+        # secondary objectives known only at the end are absent from per-epoch reports
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
 
 
 def quiet() -> None:

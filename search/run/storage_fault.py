@@ -1,7 +1,8 @@
 """A fault of the storage (full, read-only, no permission, a failing object store) is not a
 result: the search stops cleanly and says how to continue once the fault is gone.
 
-Inside a trial (`report_from_trial`): the fault is posted to the driver's `FaultBoard` actor
+Inside a trial (`search.run.fault_board.report_from_trial`): the fault is posted to the driver's
+`FaultBoard` actor
 and the trial waits to be stopped instead of raising, so Tune neither retries it (a retry
 would count against `search.max_failures`) nor ends it as ERROR (which Optuna would record as
 FAIL). In the driver, `FaultWatch` (`search/run/fault_watch.py`) reads the board every step
@@ -17,24 +18,19 @@ import errno
 import os
 import signal
 import threading
-import time
-from typing import Any
 
 __all__ = [
     "EXIT_STORAGE",
     "StorageFault",
     "fault_cause",
     "as_storage_fault",
-    "report_from_trial",
     "post_driver_fault",
     "raise_if_faulted",
-    "open_board",
     "faulted",
 ]
 
 #: Exit code of a search stopped by its storage (sysexits' EX_TEMPFAIL: try again later).
 EXIT_STORAGE = 75
-BOARD_NAME = "robprune-storage-faults"
 #: The driver's read of the board never waits longer than this (then it reads again later).
 _READ_TIMEOUT_S = 30.0
 #: A trial that posted a fault waits at most this long to be stopped, then raises after all
@@ -50,7 +46,6 @@ _CAUSES = {  # errno -> (what the storage is, what to do)
 _OBJECT = ("failed (an object-store error)", "check the bucket and its credentials")
 _OBJECT_STORE = ("AWS Error", "GCS Error", "google::cloud")  # pyarrow's object-store errors
 _driver_faults: list[tuple[str, str, str]] = []  # (path, cause, remedy) seen by this driver
-_board_handle: tuple[str, Any] | None = None  # (Ray job and node, the board this driver made)
 
 
 class StorageFault(Exception):
@@ -97,61 +92,12 @@ def as_storage_fault(exc: BaseException) -> StorageFault | None:
     return StorageFault(*found) if found else None
 
 
-def _board() -> Any | None:
-    import ray
-
-    try:
-        return ray.get_actor(BOARD_NAME)
-    except (ValueError, RuntimeError):  # no board: not a robprune search (unit use)
-        return None
-
-
-def report_from_trial(exc: BaseException, trial_id: str) -> None:
-    """Inside a trial: post a storage fault to the driver and wait (bounded) to be stopped.
-
-    Returns at once when `exc` is no storage fault or no driver listens; the caller then
-    raises as usual (also after the bounded wait, should no stop come)."""
-    found = fault_cause(exc)
-    board = _board() if found else None
-    if found is None or board is None:
-        return
-    import ray
-
-    ray.get(board.post.remote(*found, trial_id))
-    print(f"storage fault: {found[0]} {found[1]}; waiting to be stopped", flush=True)
-    time.sleep(_TRIAL_WAIT_S)  # the driver stops this trial long before
-
-
 def post_driver_fault(exc: BaseException) -> bool:
     """In the driver (a callback's write failed): record it; True when it was a fault."""
     found = fault_cause(exc)
     if found is not None:
         _driver_faults.append(found)
     return found is not None
-
-
-def open_board() -> None:
-    """Before `Tuner.fit`: the board trials post to (one per Ray job), no fault seen yet."""
-    import ray
-
-    global _board_handle
-    _driver_faults.clear()
-    context = ray.get_runtime_context()
-    job = f"{context.get_job_id()}@{context.get_node_id()}"  # a new local Ray: a new node
-    if _board_handle is None or _board_handle[0] != job:  # none yet, or an earlier Ray's
-        _board_handle = (job, _new_board())
-    ray.get(_board_handle[1].clear.remote())  # started (and empty) before any trial posts
-
-
-def _new_board() -> Any:
-    """A board on the driver's own node: a worker node that is lost must not take it along.
-    A named actor lives as long as its creator holds the handle: this driver keeps it."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    options = {"name": BOARD_NAME, "num_cpus": 0, "scheduling_strategy": here}
-    return _board_actor_class().options(**options).remote()
 
 
 def faulted() -> bool:
@@ -170,37 +116,3 @@ def _stop_tune() -> None:
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
         if callable(signal.getsignal(signal.SIGUSR1)):
             os.kill(os.getpid(), signal.SIGUSR1)
-
-
-def _make_board() -> Any:
-    import ray
-
-    @ray.remote
-    class _FaultBoard:
-        """The storage faults trials posted: (path, cause, remedy, trial id)."""
-
-        def __init__(self) -> None:
-            self.faults: list[tuple[str, str, str, str]] = []
-
-        def post(self, path: str, cause: str, remedy: str, trial_id: str) -> None:
-            self.faults.append((path, cause, remedy, trial_id))
-
-        def read(self) -> list[tuple[str, str, str, str]]:
-            return list(self.faults)
-
-        def clear(self) -> None:
-            self.faults = []
-
-    return _FaultBoard
-
-
-_board_class: Any = None
-
-
-def _board_actor_class() -> Any:
-    """The board's Ray actor class, made on first use (importing this module imports no
-    Ray: the driver sets Ray's environment before Ray is first imported)."""
-    global _board_class
-    if _board_class is None:
-        _board_class = _make_board()
-    return _board_class

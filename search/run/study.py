@@ -14,6 +14,8 @@ from typing import Any
 import optuna
 
 from search.spec.settings import SearchSettings
+from search.state.journal_file import repair_journal
+from search.state.repeats import CONFIG_KEY_ATTR
 
 __all__ = [
     "open_storage",
@@ -40,8 +42,6 @@ NEVER_STARTED = (
 
 def open_storage(journal: str | Path) -> optuna.storages.JournalStorage:
     """Optuna journal storage (one append-only file): optuna-dashboard opens it directly."""
-    from search.state.journal_file import repair_journal
-
     path = Path(journal)
     path.parent.mkdir(parents=True, exist_ok=True)
     note = repair_journal(path)  # a torn last record would fail every later read
@@ -85,8 +85,6 @@ def configurations_tried(trials: list[Any]) -> int:
     The measure of an exhausted all-choice space (`search.dedupe`): the searcher stops asking
     at the space's size, and the run's accounting takes that stop as the run's end.
     """
-    from search.state.repeats import CONFIG_KEY_ATTR
-
     keys = {
         trial.user_attrs[CONFIG_KEY_ATTR]
         for trial in trials

@@ -28,11 +28,13 @@ from ray import tune
 
 from robprune.config import parse_trial_config
 from robprune.evaluation.evaluate_finalists import MODEL_FILE
+from robprune.io.atomic import file_lock as locked
 from robprune.trial import run_trial
 from search.run.checkpoint_keep import prune_own
-from search.run.dedupe import replay_original
+from search.run.fault_board import report_from_trial
+from search.run.repeat_answer import replay_original
 from search.run.resume_point import describe, resume_point
-from search.run.storage_fault import fault_cause, report_from_trial
+from search.run.storage_fault import fault_cause
 from search.run.tasks import use_assigned_cpus
 from search.state import storage
 from search.state.checkpoints import write_manifest
@@ -70,7 +72,6 @@ def _sync_dense(config: dict[str, Any]) -> None:
     remote = config.get("dense_uri")
     if not remote:
         return
-    from robprune.io.atomic import file_lock as locked
 
     local = Path(config["trial"]["cache_dir"]).expanduser()
     if (local / ".synced").exists():

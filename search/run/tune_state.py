@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow.fs as pafs
+import ray.cloudpickle as cloudpickle
 
 __all__ = [
     "STATE_FILE",
@@ -40,8 +41,6 @@ def _json(data: bytes) -> Any:
 
 
 def _cloudpickle(data: bytes) -> Any:
-    import ray.cloudpickle as cloudpickle
-
     return cloudpickle.loads(data)
 
 
@@ -149,8 +148,6 @@ def _rewrite_search_state(
 ) -> bool:
     """Apply `edit` to the newest saved search state named `prefix*`; write it back (a
     temporary file and a rename locally, one PUT on object stores) when `edit` says so."""
-    import ray.cloudpickle as cloudpickle
-
     infos = [i for i in _listing(fs, run_path) if _SEARCH_STATE.match(i.base_name)]
     newest = max((i.base_name for i in infos), default=None)
     if newest is None or not newest.startswith(prefix):

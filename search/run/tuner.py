@@ -2,28 +2,41 @@
 
 Each run (the first search, then one per `--extend`) is its own Tune experiment under
 EXPERIMENT/tune/RUN; optimize and random runs share one Optuna study through the journal.
+Imports Ray at its top: the runner imports it only after `prepare_environment`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Any
 
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from search.run import tune_internals as internals
+from search.run.checkpoint_keep import ForgetOlder
 from search.run.dense_stage import cache_dir
+from search.run.durable import JournalPush, sync_config
+from search.run.end_marker import EndMarkerCallback
+from search.run.fault_watch import FaultWatch
+from search.run.grid_study import GridStudyCallback
+from search.run.progress import ProgressCallback
+from search.run.reconcile import reconcile_run
+from search.run.status_callback import status_callback
+from search.run.storage_fault import as_storage_fault
+from search.run.study import make_sampler
+from search.run.trainable import train_trial, trial_name
+from search.run.tune_state import set_aside_snapshot
+from search.spec.grid import grid_configs, space_size
 from search.spec.model import Spec
-from search.spec.settings import FINAL_METRICS
+from search.spec.space import SpaceFunction
 from search.state import storage
 from search.state.experiment import Experiment, Segment
 
-__all__ = ["build_tuner", "restore_tuner", "configure_driver"]
+__all__ = ["build_tuner", "restore_tuner", "restored_tuner"]
 
 
 def _trainable(spec: Spec) -> Any:
-    from ray import tune
-
-    from search.run.trainable import train_trial
-
     return tune.with_resources(train_trial, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
@@ -31,8 +44,6 @@ def _scheduler(spec: Spec) -> Any:
     settings = spec.search.scheduler
     if settings.name != "asha":
         return None
-    from ray.tune.schedulers import ASHAScheduler
-
     max_t = spec.max_epochs()
     return ASHAScheduler(
         time_attr="training_iteration",
@@ -42,29 +53,11 @@ def _scheduler(spec: Spec) -> Any:
     )
 
 
-def configure_driver(spec: Spec) -> None:
-    """Driver-side Tune settings that depend on the spec (before the Tuner is built)."""
-    from search.run.session import set_snapshot_period
-    from search.spec.finalist_rules import planned_trials
-
-    set_snapshot_period(planned_trials(spec))
-    if any(o.metric in FINAL_METRICS for o in spec.search.objectives):
-        # secondary objectives known only at the end are absent from per-epoch reports
-        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-
-
 def _search_space(
     spec: Spec, exp: Experiment, segment: Segment, offset: int
 ) -> tuple[dict[str, Any], Any, int]:
     """(param_space, search algorithm, num_samples) of one run: a grid of configs, or the
     persisted Optuna study asked through a define-by-run space."""
-    from ray import tune
-
-    from search.run import tune_internals as internals
-    from search.run.study import make_sampler
-    from search.spec.grid import grid_configs, space_size
-    from search.spec.space import SpaceFunction
-
     settings = spec.search
     cache = str(cache_dir(spec, exp))
     extra: dict[str, Any] = {}
@@ -99,14 +92,6 @@ def _search_space(
 
 def _callbacks(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> list[Any]:
     """The run's Tune callbacks, writing where the experiment is now."""
-    from search.run.checkpoint_keep import ForgetOlder
-    from search.run.durable import JournalPush
-    from search.run.end_marker import EndMarkerCallback
-    from search.run.fault_watch import FaultWatch
-    from search.run.grid_study import GridStudyCallback
-    from search.run.progress import ProgressCallback
-    from search.state.status_file import status_callback
-
     settings = spec.search
     grid = settings.mode == "grid"
     total = len(spec.grid) if grid else int(segment.num_samples or settings.num_samples or 0)
@@ -124,8 +109,6 @@ def _callbacks(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> li
 
 
 def _checkpoint_config() -> Any:
-    from ray import tune
-
     # Tune keeps every checkpoint: its own pruning forces a whole snapshot about once per
     # trial; the trainable prunes its folder instead (search.run.checkpoint_keep)
     return tune.CheckpointConfig(num_to_keep=None)
@@ -135,11 +118,6 @@ def build_tuner(
     spec: Spec, exp: Experiment, segment: Segment, *, offset: int = 0, stream: Any = None
 ) -> Any:
     """A new Tuner for one run of the experiment (the first, or an --extend)."""
-    from ray import tune
-
-    from search.run.durable import sync_config
-    from search.run.trainable import trial_name
-
     settings = spec.search
     param_space, search_alg, num_samples = _search_space(spec, exp, segment, offset)
     grid = settings.mode == "grid"
@@ -182,10 +160,6 @@ def restore_tuner(
     this robprune's, for where the experiment is now (Tune saved those of the run that made
     it, which may have been elsewhere or older).
     """
-    from ray import tune
-
-    from search.run import tune_internals as internals
-
     internals.StudySearch.journal_override = str(exp.journal_path)
     path, fs = storage.tune_storage(exp, segment.name)
     if not tune.Tuner.can_restore(path, storage_filesystem=fs):
@@ -204,3 +178,24 @@ def restore_tuner(
         checkpoint_config=_checkpoint_config(),
     )
     return tuner
+
+
+def restored_tuner(spec: Spec, exp: Experiment, segment: Segment, stream: Any) -> Any | None:
+    """Tune's restore of the run, or None when it raises (its snapshot is then set aside and
+    the run rebuilt from robprune's records: `search.run.continuation`)."""
+    try:
+        return restore_tuner(spec, exp, segment, stream=stream)
+    except Exception as exc:  # noqa: BLE001 - whatever Tune's restore raises, the records hold
+        if as_storage_fault(exc) is not None:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(
+            f"{segment.name}: Tune could not restore its snapshot ({type(exc).__name__}: "
+            f"{first}); rebuilt from robprune's records",
+            file=stream,
+            flush=True,
+        )
+        path, fs = storage.tune_storage(exp, segment.name)
+        set_aside_snapshot(fs or storage.LOCAL, path)
+        print(reconcile_run(spec, exp, segment).describe(), file=stream, flush=True)
+        return None

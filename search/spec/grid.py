@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from robprune.config import parse_trial_config
+from robprune.io.dense_cache import dense_key
 from search.spec.conditions import CONDITIONS, is_dense_path
 from search.spec.model import Spec
 from search.spec.trial import concrete_config, config_keys, trial_fixed_keys
@@ -178,9 +180,6 @@ def dense_configs(spec: Spec, cache_dir: str) -> list[dict[str, Any]]:
 
 def dense_variants(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One representative config per distinct dense model (robprune.io.dense_cache.dense_key)."""
-    from robprune.config import parse_trial_config
-    from robprune.io.dense_cache import dense_key
-
     seen: dict[str, dict[str, Any]] = {}
     looked: set[str] = set()
     for config in configs:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from robprune.config import parse_trial_config, parse_trial_configs
+from robprune.config.typed_mapping import to_plain
+from robprune.io.atomic import content_key
 from search.spec.dists import Dist
 from search.spec.model import Spec
 from search.spec.paths import delete_path, set_path
@@ -52,19 +56,12 @@ def trial_fixed_keys(spec: Spec, cache_dir: str) -> dict[str, Any]:
 def config_key(trial_config: Mapping[str, Any]) -> str:
     """Identity of a resolved trial configuration (seed included; name and cache left out):
     two configs that resolve alike (lamp under a per-layer rule is l2) have one key."""
-    from robprune.config import parse_trial_config
-
     return _key(parse_trial_config(dict(trial_config)).to_dict())
 
 
 def config_keys(trial_configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """`config_key` of many configs of one spec: sections are validated once and shared
     (`parse_trial_configs`), and each shared section is made plain once."""
-    import dataclasses
-
-    from robprune.config import parse_trial_configs
-    from robprune.config.typed_mapping import to_plain
-
     parsed = parse_trial_configs(trial_configs)
     plain: dict[int, Any] = {}  # id of a shared section -> its plain dict (all kept alive)
     keys = []
@@ -82,7 +79,5 @@ def config_keys(trial_configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _key(resolved: dict[str, Any]) -> str:
-    from robprune.io.atomic import content_key
-
     resolved = {k: v for k, v in resolved.items() if k not in _PLACING}
     return content_key(resolved, length=32)

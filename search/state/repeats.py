@@ -1,7 +1,7 @@
 """Which trials repeat a configuration (`search.dedupe`): the record both sides share.
 
 The searcher (`search.run.tune_internals.StudySearch`) marks a suggested configuration equal
-to one already finished or running as a repeat of it; the trainable (`search.run.dedupe`)
+to one already finished or running as a repeat of it; the trainable (`search.run.repeat_answer`)
 answers it from the original; the export writes `repeat_of`. The link lives in Tune's trial
 config (`REPEAT_KEY`) and in the Optuna journal (user attributes), so originals are known again
 after a restart and across `--extend` runs. Why and how: docs/plan.md.

@@ -2,7 +2,8 @@
 
 `robprune status` reads it from anywhere that can reach the storage (a laptop, with the
 experiment on S3), so it holds counts and the best validation value, nothing secret: no
-environment, no storage options, no configs beyond the best trial's id.
+environment, no storage options, no configs beyond the best trial's id. The driver writes it
+from a Tune callback (`search.run.status_callback.StatusFileCallback`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from ray import tune
-
 from robprune.io.results_schema import TRIAL_STATES
 from search.state import storage
 
-__all__ = ["STATUS_FILE", "StatusFileCallback", "read_status", "status_callback", "status_payload"]
+__all__ = ["STATUS_FILE", "read_status", "status_payload"]
 
 STATUS_FILE = "status.json"
 _FORMAT = "robprune.status/2"
@@ -64,79 +63,6 @@ def status_payload(
     }
 
 
-class StatusFileCallback(tune.Callback):
-    """Rewrites EXPERIMENT/status.json on every trial event and at most every `every_s`."""
-
-    def __init__(
-        self,
-        location: str,
-        *,
-        metric: str,
-        mode: str,
-        total: int | None,
-        run: str,
-        every_s: float = 10.0,
-    ):
-        self.location = location
-        self.metric, self.mode, self.total, self.run = metric, mode, total, run
-        self.every_s = every_s
-        self._last = 0.0
-        self._fs: tuple[Any, str] | None = None
-        self.last_error: dict[str, Any] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_fs"] = None  # a filesystem handle does not travel in Tune's snapshot
-        return state
-
-    def _write(self, trials: list[Any], state: str, overrides: dict[str, str] | None = None):
-        try:
-            self._fs = self._fs or storage.filesystem(self.location)
-            payload = status_payload(
-                trials,
-                metric=self.metric,
-                mode=self.mode,
-                total=self.total,
-                run=self.run,
-                state=state,
-                overrides=overrides,
-            )
-            payload["last_error"] = self.last_error
-            fs, root = self._fs
-            storage.write_text(fs, f"{root}/{STATUS_FILE}", json.dumps(payload, indent=2) + "\n")
-            self._last = time.monotonic()
-        except Exception:  # noqa: BLE001 - progress reporting must never fail the search
-            pass
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trials, "running", {trial.trial_id: "RUNNING"})
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(trials, "running", {trial.trial_id: "TERMINATED"})
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from search.results.export import error_message  # lazily: results/ reads state/
-
-        try:
-            message = error_message(trial)
-        except Exception:  # noqa: BLE001 - progress reporting must never fail the search
-            message = None
-        self.last_error = {
-            "trial_id": trial.trial_id,
-            "error": message or "see error.txt in the trial directory",
-            "time": time.time(),
-        }
-        self._write(trials, "running", {trial.trial_id: "ERROR"})
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if time.monotonic() - self._last >= self.every_s:
-            self._write(trials, "running")
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        done = all(t.status in ("TERMINATED", "ERROR") for t in trials)
-        self._write(trials, "finished" if done else "interrupted")
-
-
 def read_status(location: str) -> dict[str, Any] | None:
     """The experiment's status.json, or None before the search has written one."""
     fs, root = storage.filesystem(storage.resolve_location(location))
@@ -153,11 +79,3 @@ def read_status(location: str) -> dict[str, Any] | None:
         data = {**data, "trials": {new: counts.get(old, 0) for old, new in _WORDS_1.items()}}
         return data
     return data if data.get("format") == _FORMAT else None
-
-
-def status_callback(spec: Any, exp: Any, segment: Any, total: int | None) -> StatusFileCallback:
-    """The callback for one Tune run of an experiment (its primary objective, its size)."""
-    primary = spec.search.primary
-    return StatusFileCallback(
-        exp.location, metric=primary.metric, mode=primary.mode, total=total, run=segment.name
-    )

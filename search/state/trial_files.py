@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from robprune.io.results_schema import STRUCTURE_METRICS, TEST_METRICS
+from search.state import storage
 
 __all__ = [
     "FINAL_DIR",
@@ -43,8 +44,6 @@ END_MARKER = "robprune-end.json"
 
 def read_marker(fs: Any, trial_dir: str) -> dict[str, Any] | None:
     """The trial's end marker, or None when it is missing or torn (a kill mid-write)."""
-    from search.state import storage
-
     text = storage.read_text_or_none(fs, f"{trial_dir}/{END_MARKER}")
     try:
         marker = json.loads(text) if text else None

@@ -1,88 +1,30 @@
-"""Attacks on a small CNN trained in seconds on scikit-learn's digits (1x8x8, pixels in [0,1]).
-
-torchattacks 3.5.1 is the reference (test-only; `pip install --no-deps torchattacks==3.5.1`).
-Randomised attacks are compared with the same random numbers: torchattacks draws from the
-global CPU generator after `torch.manual_seed(seed)`, ours from a `torch.Generator` seeded the
-same way, in the same order and shapes, so robust accuracies agree to within one example
-(and exactly in practice). Exceptions, documented where they occur: torchattacks' PGD-L2
-divides mean-reduced gradients by (norm + 1e-10), which shortens its step on very confident
-examples, so only the robust accuracy is compared for L2; torchattacks has no CW-L-inf, so CW is
-compared with torchattacks.PGD on a model whose two logits are (0, CW margin): the CE of
-(0, m) is softplus(m), monotone in m, so every sign step is the same.
+"""Attacks' behaviour on a small CNN trained on digits: the budget and pixel range, the order
+of strength, restarts, the model's mode and gradients left alone, determinism, the registry.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from sklearn import datasets as sklearn_datasets
 from torch import nn
 
 from robprune import attacks as A
 from robprune.errors import ConfigError
-
-EPS = 0.1  # the digits default (config.threat_defaults)
-EPS_L2 = 0.5
-N_TEST = 300
-
-
-def _cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 16, 64),
-        nn.ReLU(),
-        nn.Dropout(0.2),
-        nn.Linear(64, 10),
-    )
+from tests.support.digits_cnn import EPS, EPS_L2, accuracy, seeded, trained_digits
 
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    data = sklearn_datasets.load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).div_(16.0).unsqueeze(1)
-    y = torch.tensor(data.target, dtype=torch.long)
-    gen = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(x), generator=gen)
-    test, train = perm[:N_TEST], perm[N_TEST:]
-    torch.manual_seed(0)
-    model = _cnn()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(6):
-        order = train[torch.randperm(len(train), generator=gen)]
-        for i in range(0, len(order), 128):
-            idx = order[i : i + 128]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    opt.zero_grad(set_to_none=True)
-    model.eval()
-    return model, x[test], y[test]
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return A.robust_accuracy(model, x, y, None)
+    return trained_digits()
 
 
 @pytest.fixture(scope="module")
 def accuracies(digits) -> dict[str, float]:
     model, x, y = digits
-    out = {"clean": _acc(model, x, y)}
+    out = {"clean": accuracy(model, x, y)}
     for name in ("fgsm", "pgd20", "cw20", "apgd_ce", "apgd_t25"):
         out[name] = A.robust_accuracy(
-            model, x, y, A.build_attack(name, epsilon=EPS), generator=_gen()
+            model, x, y, A.build_attack(name, epsilon=EPS), generator=seeded()
         )
     return out
 
@@ -110,7 +52,7 @@ def test_within_budget_and_pixel_range(digits, name, norm):
     eps = EPS if norm == "linf" else EPS_L2
     attack = A.build_attack(name, epsilon=eps, norm=norm)
     assert attack.norm == norm
-    x_adv = attack(model, x, y, generator=_gen())
+    x_adv = attack(model, x, y, generator=seeded())
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
     delta = (x_adv - x).flatten(1)
@@ -122,9 +64,9 @@ def test_within_budget_and_pixel_range(digits, name, norm):
 
 def test_fgsm_random_start_and_projection_helpers(digits):
     model, x, y = digits
-    x_adv = A.fgsm(model, x, y, epsilon=EPS, random_start=True, generator=_gen())
+    x_adv = A.fgsm(model, x, y, epsilon=EPS, random_start=True, generator=seeded())
     assert (x_adv - x).abs().max() <= EPS + 1e-6 and 0 <= x_adv.min() <= x_adv.max() <= 1
-    grad = torch.randn(x.shape, generator=_gen())
+    grad = torch.randn(x.shape, generator=seeded())
     for norm, eps in (("linf", EPS), ("l2", EPS_L2)):
         stepped = A.project_step(x, grad, x, epsilon=eps, step_size=2 * eps, norm=norm)
         delta = (stepped - x).flatten(1)
@@ -142,7 +84,7 @@ def test_apgd_t_with_few_classes(digits):
 
     three = nn.Sequential(model, FirstThree())
     keep = y < 3
-    x_adv = A.apgd_targeted(three, x[keep], y[keep], epsilon=EPS, steps=10, generator=_gen())
+    x_adv = A.apgd_targeted(three, x[keep], y[keep], epsilon=EPS, steps=10, generator=seeded())
     assert (x_adv - x[keep]).abs().max() <= EPS + 1e-6
 
 
@@ -162,8 +104,8 @@ def test_attacks_reduce_accuracy_in_order(accuracies):
 def test_restarts_keep_worst_case(digits):
     model, x, y = digits
     kwargs = {"epsilon": EPS, "step_size": EPS / 4, "steps": 5}
-    one = A.pgd(model, x, y, generator=_gen(), **kwargs)
-    three = A.pgd(model, x, y, restarts=3, generator=_gen(), **kwargs)
+    one = A.pgd(model, x, y, generator=seeded(), **kwargs)
+    three = A.pgd(model, x, y, restarts=3, generator=seeded(), **kwargs)
     with torch.no_grad():
         ok_one = model(one).argmax(1) == y
         ok_three = model(three).argmax(1) == y
@@ -186,13 +128,13 @@ def test_mode_restored_and_no_param_grads(digits, name):
     model[1].eval()  # a deliberately mixed model comes back mixed
     flags = [m.training for m in model.modules()]
     try:
-        attack(model, x[:32], y[:32], generator=_gen())
+        attack(model, x[:32], y[:32], generator=seeded())
         assert [m.training for m in model.modules()] == flags
         assert all(p.grad is None for p in model.parameters())
         # existing gradients (mid training step) are left untouched
         for p in model.parameters():
             p.grad = torch.ones_like(p)
-        attack(model, x[:32], y[:32], generator=_gen())
+        attack(model, x[:32], y[:32], generator=seeded())
         assert all(torch.equal(p.grad, torch.ones_like(p)) for p in model.parameters())
     finally:
         for p in model.parameters():
@@ -235,138 +177,21 @@ def test_works_inside_no_grad(digits):
 # (4) torchattacks reference -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def torchattacks():
-    """The reference implementations (installed by `make setup`, test-only)."""
-    import torchattacks as module
-
-    return module
-
-
-def _ref(attack, x, y, seed=0):
-    torch.manual_seed(seed)
-    return attack(x, y)
-
-
-def _informative(model, x, y, x_ref, clean_y=None) -> float:
-    """The reference's robust accuracy, asserted to lie well inside (0, clean): a comparison
-    at 0 vs 0 (or at clean vs clean) would pass whatever either attack did."""
-    clean = _acc(model, x, y if clean_y is None else clean_y)
-    acc = _acc(model, x_ref, y)
-    assert 0.05 < acc < clean - 0.05, (acc, clean)
-    return acc
-
-
-def _same_examples_broken(model, ours, theirs, y, tolerance: float = 0.02) -> None:
-    """Per example, not only on average: both attacks break (nearly) the same examples."""
-    with torch.no_grad():
-        a = model(ours).argmax(1) == y
-        b = model(theirs).argmax(1) == y
-    assert (a != b).float().mean() <= tolerance
-
-
-def test_pgd_matches_torchattacks(digits, torchattacks):
-    model, x, y = digits
-    ref = torchattacks.PGD(model, eps=EPS, alpha=EPS / 4, steps=20, random_start=False)
-    ours = A.pgd(model, x, y, epsilon=EPS, step_size=EPS / 4, steps=20, random_start=False)
-    torch.testing.assert_close(ours, ref(x, y), atol=1e-5, rtol=0)
-    # with a random start: same draws, so the same points and accuracy
-    ref = torchattacks.PGD(model, eps=EPS, alpha=EPS / 4, steps=20, random_start=True)
-    ours = A.pgd(model, x, y, epsilon=EPS, step_size=EPS / 4, steps=20, generator=_gen())
-    theirs = _ref(ref, x, y)
-    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
-    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
-
-
-def test_fgsm_matches_torchattacks(digits, torchattacks):
-    model, x, y = digits
-    ours = A.fgsm(model, x, y, epsilon=EPS)
-    torch.testing.assert_close(ours, torchattacks.FGSM(model, eps=EPS)(x, y), atol=1e-5, rtol=0)
-
-
-def test_pgd_l2_matches_torchattacks(digits, torchattacks):
-    model, x, y = digits
-    ref = torchattacks.PGDL2(model, eps=EPS_L2, alpha=EPS_L2 / 4, steps=20, random_start=True)
-    ours = A.pgd(
-        model, x, y, epsilon=EPS_L2, step_size=EPS_L2 / 4, steps=20, norm="l2", generator=_gen()
-    )
-    theirs = _ref(ref, x, y)
-    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
-    _same_examples_broken(model, ours, theirs, y)
-    delta = (ours - x).flatten(1).norm(dim=1)
-    assert delta.max() <= EPS_L2 + 1e-5 and delta.mean() > 0.5 * EPS_L2
-
-
-class _MarginLogits(nn.Module):
-    """Two logits (0, CW margin) for fixed labels: torchattacks' PGD then ascends the margin."""
-
-    def __init__(self, model: nn.Module, y: torch.Tensor):
-        super().__init__()
-        self.model, self.y = model, y
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.model(x)
-        true = z.gather(1, self.y[:, None]).squeeze(1)
-        other = z.masked_fill(F.one_hot(self.y, z.shape[1]).bool(), float("-inf")).amax(1)
-        return torch.stack([torch.zeros_like(true), other - true], dim=1)
-
-
-def test_cw_matches_torchattacks_pgd_on_margin(digits, torchattacks):
-    model, x, y = digits
-    wrapped = _MarginLogits(model, y).eval()
-    zeros = torch.zeros_like(y)
-    ref = torchattacks.PGD(wrapped, eps=EPS, alpha=EPS / 4, steps=20, random_start=False)
-    ours = A.pgd(
-        model, x, y, epsilon=EPS, step_size=EPS / 4, steps=20, random_start=False, loss="cw"
-    )
-    torch.testing.assert_close(ours, ref(x, zeros), atol=1e-5, rtol=0)
-    ref = torchattacks.PGD(wrapped, eps=EPS, alpha=EPS / 4, steps=20, random_start=True)
-    ours = A.build_attack("cw20", epsilon=EPS)(model, x, y, generator=_gen())
-    theirs = _ref(ref, x, zeros)
-    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)  # same draws, same points
-    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
-
-
-def test_apgd_ce_matches_torchattacks(digits, torchattacks):
-    model, x, y = digits
-    ref = torchattacks.APGD(model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0, loss="ce")
-    ours = A.build_attack("apgd_ce25", epsilon=EPS)(model, x, y, generator=_gen())
-    theirs = ref(x, y)
-    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
-    _same_examples_broken(model, ours, theirs, y)
-
-
-def test_apgd_t_matches_torchattacks(digits, torchattacks):
-    model, x, y = digits
-    # torchattacks targets the n_classes - 1 most likely wrong classes: 3 targets here, to
-    # keep the test short; the registry's apgd_t uses 9 as AutoAttack does.
-    ref = torchattacks.APGDT(
-        model, norm="Linf", eps=EPS, steps=25, n_restarts=1, seed=0, n_classes=4
-    )
-    ours = A.apgd_targeted(model, x, y, epsilon=EPS, steps=25, num_targets=3, generator=_gen())
-    theirs = ref(x, y)
-    assert abs(_acc(model, ours, y) - _informative(model, x, y, theirs)) <= 0.005
-    _same_examples_broken(model, ours, theirs, y)
-
-
-# (5) determinism ----------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("name", ["pgd5", "pgd5_l2", "cw5", "apgd_ce10", "apgd_t5"])
 def test_deterministic_given_generator(digits, name):
     model, x, y = digits
     x, y = x[:64], y[:64]
     attack = A.build_attack(name, epsilon=EPS_L2 if name.endswith("l2") else EPS)
-    first = attack(model, x, y, generator=_gen(7))
-    assert torch.equal(first, attack(model, x, y, generator=_gen(7)))
+    first = attack(model, x, y, generator=seeded(7))
+    assert torch.equal(first, attack(model, x, y, generator=seeded(7)))
     if name.startswith("pgd"):
-        assert not torch.equal(first, attack(model, x, y, generator=_gen(8)))
+        assert not torch.equal(first, attack(model, x, y, generator=seeded(8)))
 
 
 def test_fgsm_rs_deterministic(digits):
     model, x, y = digits
     run = [
-        A.fgsm(model, x, y, epsilon=EPS, random_start=True, generator=_gen(3)) for _ in range(2)
+        A.fgsm(model, x, y, epsilon=EPS, random_start=True, generator=seeded(3)) for _ in range(2)
     ]
     assert torch.equal(run[0], run[1])
 

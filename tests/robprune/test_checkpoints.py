@@ -177,7 +177,7 @@ def test_bad_checkpoints_name_the_problem(tmp_path):
     ],
 )
 def test_run_bad_input_is_one_line_exit_2(tmp_path, capsys, override, expected):
-    from robprune.cli import main as cli_main
+    from cli import main as cli_main
 
     (tmp_path / "text.pt").write_text("not a checkpoint")
     override = (

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import robprune
-from robprune.cli import COMMANDS, build_parser, main
+from cli import COMMANDS, build_parser, main
 
 
 def test_help_says_what_the_tool_does(capsys):
@@ -43,7 +43,7 @@ def test_each_subcommand_has_a_description_and_an_example(command, capsys):
 
 def test_parsing_imports_neither_torch_nor_ray():
     code = (
-        "import sys; from robprune.cli import build_parser; "
+        "import sys; from cli import build_parser; "
         "build_parser().parse_args(['report', 'x']); "
         "print(sorted(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))"
     )

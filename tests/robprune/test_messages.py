@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from search.plan.plan import _device_words
 from search.run.session import LOCAL_ENV, prepare_environment
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from tests.robprune.test_messages import _one_line_error
 from tests.support.analysis_tables import planted_trials, write_experiment
 from tests.support.paths import ROOT

@@ -79,7 +79,7 @@ def test_an_epochs_table_written_before_the_rename_still_reads(tmp_path):
 
 def test_architecture_names_every_package_and_sub_package():
     text = (ROOT / "docs" / "architecture.md").read_text()
-    for package in ("robprune", "search", "cluster", "analysis"):
+    for package in ("robprune", "search", "cluster", "analysis", "cli"):
         assert f"`{package}/`" in text, package
     for sub in sorted((ROOT / "search").iterdir()):
         if (sub / "__init__.py").is_file():

@@ -170,7 +170,7 @@ def test_run_cli_spec_with_lr_1e3_runs(tmp_path: Path):
     )
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "robprune.cli", "run", str(spec), "-o", str(out)]
+        [sys.executable, "-m", "cli", "run", str(spec), "-o", str(out)]
         + ["--set", "finetune.momentum=9e-1"],
         cwd=tmp_path,
         capture_output=True,

@@ -268,7 +268,7 @@ def test_robprune_run_from_the_command_line(dense_cache, tmp_path):
     spec.write_text(yaml.safe_dump(fast_trial(dense_cache, finetune={"method": "ce"})))
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "robprune.cli", "run", str(spec), "--set", "finetune.epochs=1"]
+        [sys.executable, "-m", "cli", "run", str(spec), "--set", "finetune.epochs=1"]
         + ["-o", str(out)],
         capture_output=True,
         text=True,
@@ -292,7 +292,7 @@ def test_robprune_run_from_the_command_line(dense_cache, tmp_path):
     # without -o: runs/NAME-OVERRIDES-HASH under the current folder, named before any work
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     default = subprocess.run(
-        [sys.executable, "-m", "robprune.cli", "run", str(spec), "--set", "finetune.epochs=1"],
+        [sys.executable, "-m", "cli", "run", str(spec), "--set", "finetune.epochs=1"],
         capture_output=True,
         text=True,
         timeout=600,

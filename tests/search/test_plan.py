@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from search.plan.asha import asha_epochs, rungs
 from search.plan.calibrate import StepKey, cached, calibrate
 from search.plan.count import count_spec
@@ -67,7 +67,7 @@ def test_plan_text_names_what_drives_the_cost(capsys):
 
 def test_plan_starts_neither_ray_nor_torch():
     code = (
-        "import sys; from robprune.cli import main; "
+        "import sys; from cli import main; "
         "rc = main(['plan', 'examples/allocation-ablation.yaml', '--epoch-seconds', '3']); "
         "heavy = [m for m in ('torch', 'ray', 'optuna') if m in sys.modules]; "
         "print('HEAVY', heavy); sys.exit(rc)"

@@ -1,4 +1,4 @@
-"""A repeat's wait for its original (search.run.dedupe.await_original) always ends.
+"""A repeat's wait for its original (search.run.repeat_answer.await_original) always ends.
 
 Planted trial directories on a local filesystem, no Ray: the answer comes from whatever record
 holds the original's result, and when none does and nothing moves, the repeat trains itself
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from search.run.dedupe import VERDICT_FILE, await_original
 from search.run.end_marker import END_MARKER
+from search.run.repeat_answer import VERDICT_FILE, await_original
 from search.state.storage import LOCAL
 
 

@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from robprune.config import parse_trial_config
 from search.spec.grid import grid_assignments, grid_configs
 from search.spec.parse import parse_spec

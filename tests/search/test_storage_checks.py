@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from search.run.ownership import record_driver
 from search.state.experiment import FORMAT_FILE, Experiment
 from tests.support.requirements import require

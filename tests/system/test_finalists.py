@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from robprune.errors import BadInput
 from search.results.choose import select_finalists
 from search.run.evaluate import run_finalists

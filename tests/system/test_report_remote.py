@@ -65,7 +65,7 @@ def test_report_reads_and_writes_s3(bucket, tmp_path):
     trials = planted_trials({"finetune_method": 0.6, "criterion": 0.05}, seeds=2, n=120)
     results = write_experiment(tmp_path / "exp", trials)
     pafs.copy_files(str(results), "rpbucket/exps/e1/results", destination_filesystem=fs)
-    cmd = [sys.executable, "-m", "robprune.cli", "report"]
+    cmd = [sys.executable, "-m", "cli", "report"]
     run = subprocess.run(
         [*cmd, "s3://rpbucket/exps/e1/results", "-o", "s3://rpbucket/exps/e1/report"],
         env=env,

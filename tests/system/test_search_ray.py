@@ -15,7 +15,7 @@ import pytest
 import ray
 import yaml
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from robprune.io.results_schema import SCHEMAS
 from search.results.export import export_experiment
 from search.run.runner import resume_experiment, run_search

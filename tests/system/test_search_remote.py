@@ -102,7 +102,7 @@ def test_search_and_extend_on_s3(tmp_path, s3):
     )
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    cmd = [sys.executable, "-m", "robprune.cli"]
+    cmd = [sys.executable, "-m", "cli"]
     run = subprocess.run(
         [*cmd, "search", str(path), "--storage", storage, "--name", "remote"],
         env=env,

@@ -67,7 +67,7 @@ def test_sigkill_driver_then_resume(tmp_path):
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    cmd = [sys.executable, "-m", "robprune.cli"]
+    cmd = [sys.executable, "-m", "cli"]
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(
         [*cmd, "search", str(spec_path), "--name", "killed"],

@@ -2,7 +2,7 @@
 
 Read from this process while the driver runs in another (as from a second terminal); the
 finished case and the Optuna study are in tests/system/test_search_ray.py, the cluster case (a
-real `ray start` head, status by job id and by experiment) in tests/cluster/test_cluster.py.
+real `ray start` head, status by job id and by experiment) in tests/cluster/test_cluster_jobs.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from robprune.cli import main as cli_main
+from cli import main as cli_main
 from tests.support.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -33,7 +33,7 @@ def _start_bare(args: list[str], tmp_path: Path) -> Driver:
     log = tmp_path / "log"
     with open(log, "w") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "robprune.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

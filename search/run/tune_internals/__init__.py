@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray.tune.search import BasicVariantGenerator
+
 from search.run.tune_internals._members import (
     TESTED_WITH,
     InternalsMissing,
@@ -73,7 +75,6 @@ StudySearch.__module__ = __name__
 def grid_generator(*, max_concurrent: int, prefix: str) -> Any:
     """Tune's grid generator with trial ids `PREFIX_00000`, ... (Tune draws the prefix at
     random): the same cell gets the same id, hence the same folder, in every rebuild."""
-    from ray.tune.search import BasicVariantGenerator
 
     generator = BasicVariantGenerator(max_concurrent=max_concurrent)
     require(generator, "ray.tune BasicVariantGenerator", ("_uuid_prefix",))

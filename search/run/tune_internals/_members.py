@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+import ray
+from ray.train import CheckpointConfig
+from ray.train._internal import session
+from ray.train._internal.checkpoint_manager import _CheckpointManager
+from ray.train._internal.storage import StorageContext
+from ray.tune.experiment.trial import Trial, _TrainingRunMetadata
 
 __all__ = ["TESTED_WITH", "InternalsMissing", "check_tune_internals", "require"]
 
@@ -27,8 +33,6 @@ class InternalsMissing(RuntimeError):
 def require(obj: Any, owner: str, names: tuple[str, ...]) -> None:
     missing = [n for n in names if not hasattr(obj, n)]
     if missing:
-        import ray
-
         raise InternalsMissing(
             f"{owner}.{missing[0]} is missing: robprune relies on this private member, tested "
             f"with ray {TESTED_WITH['ray']} and optuna {TESTED_WITH['optuna']} (installed: ray "
@@ -38,12 +42,6 @@ def require(obj: Any, owner: str, names: tuple[str, ...]) -> None:
 
 def check_tune_internals() -> None:
     """Raise InternalsMissing (one line) unless every Tune/Optuna member used here exists."""
-    from ray.train import CheckpointConfig
-    from ray.train._internal import session
-    from ray.train._internal.checkpoint_manager import _CheckpointManager
-    from ray.train._internal.storage import StorageContext
-    from ray.tune.experiment.trial import Trial, _TrainingRunMetadata
-
     require(session, "ray.train._internal.session", ("_TrainingResult",))
     require(StorageContext, "ray.train StorageContext", ("_update_checkpoint_index",))
     require(Trial, "ray.tune Trial", _TRIAL_METHODS)

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from ray import tune
+from ray.train._internal.session import _TrainingResult
+from ray.tune.experiment.trial import Trial
 
 from search.run.study import FAIL_REASON_ATTR, open_storage
 
@@ -59,8 +62,6 @@ def finalize_study(journal: str | Path, study_name: str) -> int:
 
 def snapshot_trial(entry: list[Any]) -> Any:
     """A Tune `Trial` from one `trial_data` entry of Tune's experiment_state-*.json."""
-    from ray.tune.experiment.trial import Trial
-
     trial = Trial.from_json_state(entry[0], stub=True)
     trial.restore_run_metadata(entry[1])
     trial.stub = False
@@ -75,9 +76,6 @@ def snapshot_entry(trial: Any) -> list[Any]:
 
 def register_checkpoint(trial: Any, name: str, rows: list[dict[str, Any]]) -> None:
     """Make checkpoint `name` the trial's latest, as Tune's own bookkeeping would."""
-    from ray import tune
-    from ray.train._internal.session import _TrainingResult
-
     metrics = next((r for r in reversed(rows) if r.get("checkpoint_dir_name") == name), None)
     metrics = dict(metrics or {"checkpoint_dir_name": name})
     path = f"{trial.storage.trial_fs_path}/{name}"

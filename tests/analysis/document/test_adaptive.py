@@ -13,7 +13,7 @@ import pytest
 from analysis.document.build import build_report
 from analysis.document.layout import blocks
 from analysis.verdict.response import SURVIVORS
-from robprune.cli import main
+from cli import main
 from robprune.io.results_schema import TRIALS_SCHEMA
 from tests.support.analysis_tables import PLANTED, epochs_for, planted_trials, write_experiment
 

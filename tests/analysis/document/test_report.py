@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from robprune.cli import main
+from cli import main
 from tests.support.analysis_tables import (
     epochs_for,
     layers_for,
@@ -234,7 +234,7 @@ def test_several_experiments_merged_and_clean_response(tmp_path, capsys):
 
 def test_report_imports_neither_torch_nor_ray(experiment, tmp_path):
     code = (
-        "import sys; from robprune.cli import main; "
+        "import sys; from cli import main; "
         f"rc = main(['report', {str(experiment)!r}, '-o', {str(tmp_path)!r}]); "
         "bad = [m for m in ('torch', 'ray', 'optuna') if m in sys.modules]; "
         "print(rc, bad)"

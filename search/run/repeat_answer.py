@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ray import tune
+
 from search.run.end_marker import read_marker
 from search.state import storage
 from search.state.checkpoints import MANIFEST, is_whole
@@ -183,7 +185,6 @@ def replay_original(config: dict[str, Any]) -> bool:
     ref = config.get(REPEAT_KEY)
     if not ref:
         return False
-    from ray import tune
 
     context = tune.get_context().get_storage()
     fs = context.storage_filesystem
@@ -215,8 +216,6 @@ def replay_original(config: dict[str, Any]) -> bool:
 
 def _report_again(local: Path) -> None:
     """The original's per-epoch reports, then its last (final) report with its checkpoint."""
-    from ray import tune
-
     epochs = read_progress(local)["epochs"]
     done = local / FINAL_DIR / RESULT_FILE
     last_report: dict[str, Any]
