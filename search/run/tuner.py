@@ -20,6 +20,7 @@ from search.run.durable import JournalPush, sync_config
 from search.run.end_marker import EndMarkerCallback
 from search.run.fault_watch import FaultWatch
 from search.run.grid_study import GridStudyCallback
+from search.run.moved_classes import alias_moved_classes
 from search.run.progress import ProgressCallback
 from search.run.reconcile import reconcile_run
 from search.run.status_callback import status_callback
@@ -164,6 +165,7 @@ def restore_tuner(
     path, fs = storage.tune_storage(exp, segment.name)
     if not tune.Tuner.can_restore(path, storage_filesystem=fs):
         return None
+    alias_moved_classes()  # the snapshot may name classes where an earlier robprune had them
     tuner = tune.Tuner.restore(
         path,
         trainable=_trainable(spec),

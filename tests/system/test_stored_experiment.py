@@ -42,7 +42,7 @@ def unpacked(request):
 def test_an_experiment_from_before_the_moves_resumes(unpacked):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     resumed = subprocess.run(
-        [sys.executable, "-m", "robprune.cli", "resume", str(unpacked)],
+        [sys.executable, "-m", "cli", "resume", str(unpacked)],
         env=env,
         capture_output=True,
         text=True,
