@@ -62,6 +62,7 @@ COLUMNS = (
     "report_s",
     "driver_peak_mb",
     "resume_interrupted_reconcile_s",
+    "resume_first_trial_s",
 )
 
 
@@ -161,7 +162,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 4, figsize=(16, 10))
+    fig, axes = plt.subplots(3, 5, figsize=(20, 10))
     for ax, column in zip(axes.flat, COLUMNS, strict=False):
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:

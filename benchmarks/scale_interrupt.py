@@ -2,6 +2,12 @@
 under another name on the same Ray and is SIGKILLed once half its trials ended; then
 `resume_experiment` runs in a process of its own, as a user's `robprune resume` would, under
 a time limit (a resume that never ends is a finding, reported as such, not a hung benchmark).
+On a simulated cluster (`--nodes K`) a worker node is removed at a quarter of the trials too.
+
+Measured: the reconciliation, the time from the resume's start to its first trial ended
+(`resume_first_trial_s`: the resume is running the search again), the resume to the end, and
+what trials.parquet holds (rows, distinct trials, missing ones, restored ones and from which
+epoch).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from scale_measure import BENCH, ROOT, runtime_env, spec_raw, timed
@@ -50,7 +57,8 @@ def _lose_a_node(cluster: Any, num_cpus: int) -> None:
     """`Cluster.remove_node` of a worker node running trials, and a fresh node in its place
     (the autoscaler's replacement): the trials it ran must continue from their checkpoints."""
     cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
-    cluster.add_node(num_cpus=num_cpus)
+    temp_dir = cluster.head_node.get_temp_dir_path()
+    cluster.add_node(num_cpus=num_cpus, node_ip_address="127.0.0.1", temp_dir=temp_dir)
 
 
 def _kill_at_half(case: dict[str, Any], address: str, location: str, cluster: Any) -> int:
@@ -66,7 +74,18 @@ def _kill_at_half(case: dict[str, Any], address: str, location: str, cluster: An
     _wait_for(location, int(case["size"]) // 2, driver, deadline)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    return _ended_trials(location)
+    return _settled(location)
+
+
+def _settled(location: str, quiet_s: float = 3.0, limit_s: float = 60.0) -> int:
+    """Ended trials once no more end for `quiet_s` (workers of the dead driver wind down)."""
+    count, since, start = _ended_trials(location), time.monotonic(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() - start < limit_s:
+        time.sleep(0.5)
+        now = _ended_trials(location)
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
 
 
 def _rows(location: str) -> dict[str, Any]:
@@ -78,11 +97,24 @@ def _rows(location: str) -> dict[str, Any]:
     fs, path = storage.filesystem(location)
     table = pq.read_table(f"{path}/results/trials.parquet", filesystem=fs).to_pylist()
     ids = [row["trial_id"] for row in table]
+    restored = [row for row in table if (row.get("restores") or 0) > 0]
+    epochs = Counter(row.get("restored_from_epoch") for row in restored)
     return {
         "rows": len(ids),
         "distinct_rows": len(set(ids)),
-        "restored_rows": sum(1 for row in table if (row.get("restores") or 0) > 0),
+        "restored_rows": len(restored),
+        "restored_from_epoch": {str(k): v for k, v in sorted(epochs.items(), key=str)},
     }
+
+
+def _first_trial_s(proc: subprocess.Popen, location: str, before: int, limit: float) -> float:
+    """Seconds from the resume's start until a trial ends that had not (or the process ends)."""
+    start = time.monotonic()
+    while proc.poll() is None and time.monotonic() - start < limit:
+        if _ended_trials(location) > before:
+            break
+        time.sleep(0.25)
+    return round(time.monotonic() - start, 2)
 
 
 def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dict[str, Any]:
@@ -93,14 +125,17 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
     case = {**case, "name": f"{case['name']}-killed"}
     location = Experiment.check_new(case["storage"], case["name"]).location
     killed_at = _kill_at_half(case, address, location, cluster)
-    limit = RESUME_SLACK_S + int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
+    compute = int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
+    limit = RESUME_SLACK_S + max(compute, float(case.get("measured_wall_s", 0.0)))
+    start = time.monotonic()
     proc = subprocess.Popen(
         _child("--resume", {**case, "location": location}, address),
         stdout=subprocess.PIPE,
         text=True,
     )
+    first_s = _first_trial_s(proc, location, killed_at, limit)
     try:
-        out, _ = proc.communicate(timeout=limit)
+        out, _ = proc.communicate(timeout=max(1.0, limit - (time.monotonic() - start)))
     except subprocess.TimeoutExpired:
         proc.terminate()
         proc.communicate(timeout=120)
@@ -109,7 +144,15 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
     if not lines:
         return {"killed_after_ended": killed_at, "resume_interrupted_s": "failed"}
     resumed = json.loads(lines[-1].removeprefix("RESUMED "))
-    return {"killed_after_ended": killed_at, **resumed, **_rows(location)}
+    size = int(case["size"])
+    rows = _rows(location)
+    return {
+        "killed_after_ended": killed_at,
+        "resume_first_trial_s": first_s,
+        **resumed,
+        **rows,
+        "missing_rows": size - rows["distinct_rows"],
+    }
 
 
 def _drive(case: dict[str, Any], address: str) -> None:
