@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from scale_faults import lose_a_node, lost_trials_outcome
 from scale_measure import BENCH, ROOT, runtime_env, spec_raw, timed
 
 #: Seconds a resume may take beyond the stand-in's own remaining compute.
@@ -53,24 +54,20 @@ def _wait_for(location: str, ended: int, driver: subprocess.Popen, deadline: flo
         time.sleep(0.5)
 
 
-def _lose_a_node(cluster: Any, num_cpus: int) -> None:
-    """`Cluster.remove_node` of a worker node running trials, and a fresh node in its place
-    (the autoscaler's replacement): the trials it ran must continue from their checkpoints."""
-    cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
-    temp_dir = cluster.head_node.get_temp_dir_path()
-    cluster.add_node(num_cpus=num_cpus, node_ip_address="127.0.0.1", temp_dir=temp_dir)
-
-
-def _kill_at_half(case: dict[str, Any], address: str, location: str, cluster: Any) -> int:
-    """Run the search in its own driver; lose a node at a quarter (on a simulated cluster),
-    SIGKILL the driver at half its trials. Returns the trials that had ended then."""
+def _kill_at_half(
+    case: dict[str, Any], address: str, location: str, cluster: Any, lost: dict[str, int]
+) -> int:
+    """Run the search in its own driver; lose a node at a quarter (on a simulated cluster:
+    `lost` gets its trials), SIGKILL the driver at half its trials. Returns the trials that
+    had ended then."""
     driver = subprocess.Popen(
         _child("--drive", case, address), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + float(case.get("timeout", 3600))
     if cluster is not None:
         _wait_for(location, int(case["size"]) // 4, driver, deadline)
-        _lose_a_node(cluster, max(1, int(case["cpus"]) // int(case["nodes"])))
+        num_cpus = max(1, int(case["cpus"]) // int(case["nodes"]))
+        lost.update(lose_a_node(cluster, location, num_cpus))
     _wait_for(location, int(case["size"]) // 2, driver, deadline)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
@@ -88,7 +85,7 @@ def _settled(location: str, quiet_s: float = 3.0, limit_s: float = 60.0) -> int:
     return count
 
 
-def _rows(location: str) -> dict[str, Any]:
+def _rows(location: str, lost: dict[str, int]) -> dict[str, Any]:
     """The exported trials: how many, how many distinct, how many were restored."""
     import pyarrow.parquet as pq
 
@@ -104,6 +101,7 @@ def _rows(location: str) -> dict[str, Any]:
         "distinct_rows": len(set(ids)),
         "restored_rows": len(restored),
         "restored_from_epoch": {str(k): v for k, v in sorted(epochs.items(), key=str)},
+        **(lost_trials_outcome(lost, table) if lost else {}),
     }
 
 
@@ -124,7 +122,8 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
 
     case = {**case, "name": f"{case['name']}-killed"}
     location = Experiment.check_new(case["storage"], case["name"]).location
-    killed_at = _kill_at_half(case, address, location, cluster)
+    lost: dict[str, int] = {}
+    killed_at = _kill_at_half(case, address, location, cluster, lost)
     compute = int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
     limit = RESUME_SLACK_S + max(compute, float(case.get("measured_wall_s", 0.0)))
     start = time.monotonic()
@@ -145,7 +144,7 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
         return {"killed_after_ended": killed_at, "resume_interrupted_s": "failed"}
     resumed = json.loads(lines[-1].removeprefix("RESUMED "))
     size = int(case["size"])
-    rows = _rows(location)
+    rows = _rows(location, lost)
     return {
         "killed_after_ended": killed_at,
         "resume_first_trial_s": first_s,
