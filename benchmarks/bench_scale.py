@@ -206,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-interrupt", action="store_true", help="skip the killed-driver resume measurement"
     )
+    parser.add_argument(
+        "--interrupt-only",
+        action="store_true",
+        help="only the killed-driver resume (the full run's measures left out)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the experiments (printed)")
     parser.add_argument("--json", action="store_true", help="print one JSON line at the end")
     parser.add_argument("--plot", type=Path, help="write bench_scale.png into this folder")
@@ -247,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                         "epoch_s": args.epoch_s, "template": template,
                         "cache_dir": cache_dir, "work": str(work / name),
                         "interrupt": not args.no_interrupt, "timeout": args.timeout,
+                        "interrupt_only": args.interrupt_only,
                     }  # fmt: skip
                     row = _run_case(case, env, args.timeout)
                     rows.append(row)

@@ -24,6 +24,8 @@ from typing import Any
 from scale_faults import lose_a_node, lost_trials_outcome
 from scale_measure import BENCH, ROOT, runtime_env, spec_raw, timed
 
+#: When this module was imported (in the resume's process: its start, nearly).
+T0 = time.perf_counter()
 #: Seconds a resume may take beyond the stand-in's own remaining compute.
 RESUME_SLACK_S = 300.0
 
@@ -165,6 +167,22 @@ def _drive(case: dict[str, Any], address: str) -> None:
     run_search(parse_spec(spec_raw(case), name=case["name"], storage=case["storage"]))
 
 
+class _Stamped(io.StringIO):
+    """The resume's own lines, each with the seconds since the resume began when first seen
+    (where its time goes: opening, reconciliation, Tune's restore, the run)."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__()
+        self.start, self.phases = start, {}
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            key = line.split(":", 1)[0].strip()[:40]
+            if key and key not in self.phases:
+                self.phases[key] = round(time.perf_counter() - self.start, 2)
+        return super().write(text)
+
+
 def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
     """`resume_experiment` of the killed experiment, its reconciliation timed apart."""
     import ray
@@ -173,6 +191,8 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
     from search.run.runner import resume_experiment
 
     ray.init(address=address, log_to_driver=False, runtime_env=runtime_env(case))
+    said = _Stamped(T0)
+    said.phases["ray attached"] = round(time.perf_counter() - T0, 2)
     spent: list[float] = []
     original = reconcile.reconcile_run
 
@@ -184,11 +204,11 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
             spent.append(time.perf_counter() - start)
 
     reconcile.reconcile_run = timed_reconcile
-    said = io.StringIO()
     outcome, total = timed(lambda: resume_experiment(case["location"], stream=said))
     if outcome.completed != int(case["size"]) or outcome.interrupted:
         print(f"{case['name']}: the resume said:\n{said.getvalue()}", file=sys.stderr)
     return {
+        "resume_phases_s": said.phases,
         "resume_interrupted_reconcile_s": round(sum(spent), 2),
         "resume_interrupted_s": round(total, 2),
         "completed_after_resume": outcome.completed,

@@ -188,6 +188,15 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
     import ray
 
+    if case.get("interrupt_only"):  # the killed-driver resume alone
+        from scale_interrupt import measure_interrupted
+
+        address = ray.get_runtime_context().gcs_address
+        keys = ("mode", "storage_kind", "nodes", "size", "concurrency")
+        row = {k.removesuffix("_kind"): case[k] for k in keys}
+        row["concurrency"] = min(int(case["concurrency"]), int(case["cpus"]))
+        return {**row, **measure_interrupted(case, address, cluster)}
+
     from search.results.export import export_experiment
     from search.run.runner import resume_experiment, run_search
 
