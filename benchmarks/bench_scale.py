@@ -147,11 +147,12 @@ def _fmt(value: Any) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = ["mode", "storage", "nodes", "trials", *COLUMNS]
+    head = ["mode", "storage", "nodes", "concurrency", "trials", *COLUMNS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        cells = [r["mode"], r["storage"], r["nodes"], r["size"], *(r.get(c) for c in COLUMNS)]
+        cells = [r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]]
+        cells += [r.get(c) for c in COLUMNS]
         print("| " + " | ".join(_fmt(c) for c in cells) + " |")
 
 
@@ -219,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.replot:
-        latest = {  # a size measured again: its latest run
-            (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]): r
-            for path in args.replot
-            for r in read_runs(path)
-        }
+        latest: dict[tuple, dict[str, Any]] = {}  # a size measured again: its latest run
+        for r in (r for path in args.replot for r in read_runs(path)):
+            key = (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"])
+            if r.get("interrupt_only") and key in latest:  # its killed-driver measures only
+                latest[key] = {**latest[key], **r}
+            else:
+                latest[key] = r
         rows = list(latest.values())
         print_table(rows)
         if args.plot:

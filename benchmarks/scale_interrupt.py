@@ -173,13 +173,14 @@ class _Stamped(io.StringIO):
 
     def __init__(self, start: float) -> None:
         super().__init__()
-        self.start, self.phases = start, {}
+        self.start, self.phases, self.done = start, {}, False
 
     def write(self, text: str) -> int:
         for line in text.splitlines():
             key = line.split(":", 1)[0].strip()[:40]
-            if key and key not in self.phases:
+            if key and not self.done and key not in self.phases:
                 self.phases[key] = round(time.perf_counter() - self.start, 2)
+                self.done = key.startswith("resuming")  # the run's own lines are not phases
         return super().write(text)
 
 

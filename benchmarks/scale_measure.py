@@ -195,6 +195,7 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
         keys = ("mode", "storage_kind", "nodes", "size", "concurrency")
         row = {k.removesuffix("_kind"): case[k] for k in keys}
         row["concurrency"] = min(int(case["concurrency"]), int(case["cpus"]))
+        row["interrupt_only"] = True  # --replot merges it into the full run's row
         return {**row, **measure_interrupted(case, address, cluster)}
 
     from search.results.export import export_experiment
