@@ -87,7 +87,7 @@ def _settled(location: str, quiet_s: float = 3.0, limit_s: float = 60.0) -> int:
     return count
 
 
-def _rows(location: str, lost: dict[str, int]) -> dict[str, Any]:
+def _rows(location: str, lost: dict[str, int] | None) -> dict[str, Any]:
     """The exported trials: how many, how many distinct, how many were restored."""
     import pyarrow.parquet as pq
 
@@ -103,7 +103,7 @@ def _rows(location: str, lost: dict[str, int]) -> dict[str, Any]:
         "distinct_rows": len(set(ids)),
         "restored_rows": len(restored),
         "restored_from_epoch": {str(k): v for k, v in sorted(epochs.items(), key=str)},
-        **(lost_trials_outcome(lost, table) if lost else {}),
+        **(lost_trials_outcome(lost, table) if lost is not None else {}),
     }
 
 
@@ -146,7 +146,7 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
         return {"killed_after_ended": killed_at, "resume_interrupted_s": "failed"}
     resumed = json.loads(lines[-1].removeprefix("RESUMED "))
     size = int(case["size"])
-    rows = _rows(location, lost)
+    rows = _rows(location, lost if cluster is not None else None)
     return {
         "killed_after_ended": killed_at,
         "resume_first_trial_s": first_s,
