@@ -62,6 +62,7 @@ COLUMNS = (
     "report_s",
     "driver_peak_mb",
     "resume_interrupted_reconcile_s",
+    "resume_first_trial_s",
 )
 
 
@@ -146,11 +147,12 @@ def _fmt(value: Any) -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = ["mode", "storage", "nodes", "trials", *COLUMNS]
+    head = ["mode", "storage", "nodes", "concurrency", "trials", *COLUMNS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        cells = [r["mode"], r["storage"], r["nodes"], r["size"], *(r.get(c) for c in COLUMNS)]
+        cells = [r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]]
+        cells += [r.get(c) for c in COLUMNS]
         print("| " + " | ".join(_fmt(c) for c in cells) + " |")
 
 
@@ -161,7 +163,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 4, figsize=(16, 10))
+    fig, axes = plt.subplots(3, 5, figsize=(20, 10))
     for ax, column in zip(axes.flat, COLUMNS, strict=False):
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
@@ -205,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-interrupt", action="store_true", help="skip the killed-driver resume measurement"
     )
+    parser.add_argument(
+        "--interrupt-only",
+        action="store_true",
+        help="only the killed-driver resume (the full run's measures left out)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the experiments (printed)")
     parser.add_argument("--json", action="store_true", help="print one JSON line at the end")
     parser.add_argument("--plot", type=Path, help="write bench_scale.png into this folder")
@@ -213,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.replot:
-        latest = {  # a size measured again: its latest run
-            (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]): r
-            for path in args.replot
-            for r in read_runs(path)
-        }
+        latest: dict[tuple, dict[str, Any]] = {}  # a size measured again: its latest run
+        for r in (r for path in args.replot for r in read_runs(path)):
+            key = (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"])
+            if r.get("interrupt_only") and key in latest:  # its killed-driver measures only
+                latest[key] = {**latest[key], **r}
+            else:
+                latest[key] = r
         rows = list(latest.values())
         print_table(rows)
         if args.plot:
@@ -246,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                         "epoch_s": args.epoch_s, "template": template,
                         "cache_dir": cache_dir, "work": str(work / name),
                         "interrupt": not args.no_interrupt, "timeout": args.timeout,
+                        "interrupt_only": args.interrupt_only,
                     }  # fmt: skip
                     row = _run_case(case, env, args.timeout)
                     rows.append(row)

@@ -2,6 +2,12 @@
 under another name on the same Ray and is SIGKILLed once half its trials ended; then
 `resume_experiment` runs in a process of its own, as a user's `robprune resume` would, under
 a time limit (a resume that never ends is a finding, reported as such, not a hung benchmark).
+On a simulated cluster (`--nodes K`) a worker node is removed at a quarter of the trials too.
+
+Measured: the reconciliation, the time from the resume's start to its first trial ended
+(`resume_first_trial_s`: the resume is running the search again), the resume to the end, and
+what trials.parquet holds (rows, distinct trials, missing ones, restored ones and from which
+epoch).
 """
 
 from __future__ import annotations
@@ -12,10 +18,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
+from scale_faults import lose_a_node, lost_trials_outcome
 from scale_measure import BENCH, ROOT, runtime_env, spec_raw, timed
 
+#: When this module was imported (in the resume's process: its start, nearly).
+T0 = time.perf_counter()
 #: Seconds a resume may take beyond the stand-in's own remaining compute.
 RESUME_SLACK_S = 300.0
 
@@ -46,30 +56,38 @@ def _wait_for(location: str, ended: int, driver: subprocess.Popen, deadline: flo
         time.sleep(0.5)
 
 
-def _lose_a_node(cluster: Any, num_cpus: int) -> None:
-    """`Cluster.remove_node` of a worker node running trials, and a fresh node in its place
-    (the autoscaler's replacement): the trials it ran must continue from their checkpoints."""
-    cluster.remove_node(next(iter(cluster.worker_nodes)), allow_graceful=False)
-    cluster.add_node(num_cpus=num_cpus)
-
-
-def _kill_at_half(case: dict[str, Any], address: str, location: str, cluster: Any) -> int:
-    """Run the search in its own driver; lose a node at a quarter (on a simulated cluster),
-    SIGKILL the driver at half its trials. Returns the trials that had ended then."""
+def _kill_at_half(
+    case: dict[str, Any], address: str, location: str, cluster: Any, lost: dict[str, int]
+) -> int:
+    """Run the search in its own driver; lose a node at a quarter (on a simulated cluster:
+    `lost` gets its trials), SIGKILL the driver at half its trials. Returns the trials that
+    had ended then."""
     driver = subprocess.Popen(
         _child("--drive", case, address), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + float(case.get("timeout", 3600))
     if cluster is not None:
         _wait_for(location, int(case["size"]) // 4, driver, deadline)
-        _lose_a_node(cluster, max(1, int(case["cpus"]) // int(case["nodes"])))
+        num_cpus = max(1, int(case["cpus"]) // int(case["nodes"]))
+        lost.update(lose_a_node(cluster, location, num_cpus))
     _wait_for(location, int(case["size"]) // 2, driver, deadline)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    return _ended_trials(location)
+    return _settled(location)
 
 
-def _rows(location: str) -> dict[str, Any]:
+def _settled(location: str, quiet_s: float = 3.0, limit_s: float = 60.0) -> int:
+    """Ended trials once no more end for `quiet_s` (workers of the dead driver wind down)."""
+    count, since, start = _ended_trials(location), time.monotonic(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() - start < limit_s:
+        time.sleep(0.5)
+        now = _ended_trials(location)
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
+def _rows(location: str, lost: dict[str, int] | None) -> dict[str, Any]:
     """The exported trials: how many, how many distinct, how many were restored."""
     import pyarrow.parquet as pq
 
@@ -78,11 +96,25 @@ def _rows(location: str) -> dict[str, Any]:
     fs, path = storage.filesystem(location)
     table = pq.read_table(f"{path}/results/trials.parquet", filesystem=fs).to_pylist()
     ids = [row["trial_id"] for row in table]
+    restored = [row for row in table if (row.get("restores") or 0) > 0]
+    epochs = Counter(row.get("restored_from_epoch") for row in restored)
     return {
         "rows": len(ids),
         "distinct_rows": len(set(ids)),
-        "restored_rows": sum(1 for row in table if (row.get("restores") or 0) > 0),
+        "restored_rows": len(restored),
+        "restored_from_epoch": {str(k): v for k, v in sorted(epochs.items(), key=str)},
+        **(lost_trials_outcome(lost, table) if lost is not None else {}),
     }
+
+
+def _first_trial_s(proc: subprocess.Popen, location: str, before: int, limit: float) -> float:
+    """Seconds from the resume's start until a trial ends that had not (or the process ends)."""
+    start = time.monotonic()
+    while proc.poll() is None and time.monotonic() - start < limit:
+        if _ended_trials(location) > before:
+            break
+        time.sleep(0.25)
+    return round(time.monotonic() - start, 2)
 
 
 def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dict[str, Any]:
@@ -92,15 +124,19 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
 
     case = {**case, "name": f"{case['name']}-killed"}
     location = Experiment.check_new(case["storage"], case["name"]).location
-    killed_at = _kill_at_half(case, address, location, cluster)
-    limit = RESUME_SLACK_S + int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
+    lost: dict[str, int] = {}
+    killed_at = _kill_at_half(case, address, location, cluster, lost)
+    compute = int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
+    limit = RESUME_SLACK_S + max(compute, float(case.get("measured_wall_s", 0.0)))
+    start = time.monotonic()
     proc = subprocess.Popen(
         _child("--resume", {**case, "location": location}, address),
         stdout=subprocess.PIPE,
         text=True,
     )
+    first_s = _first_trial_s(proc, location, killed_at, limit)
     try:
-        out, _ = proc.communicate(timeout=limit)
+        out, _ = proc.communicate(timeout=max(1.0, limit - (time.monotonic() - start)))
     except subprocess.TimeoutExpired:
         proc.terminate()
         proc.communicate(timeout=120)
@@ -109,7 +145,15 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
     if not lines:
         return {"killed_after_ended": killed_at, "resume_interrupted_s": "failed"}
     resumed = json.loads(lines[-1].removeprefix("RESUMED "))
-    return {"killed_after_ended": killed_at, **resumed, **_rows(location)}
+    size = int(case["size"])
+    rows = _rows(location, lost if cluster is not None else None)
+    return {
+        "killed_after_ended": killed_at,
+        "resume_first_trial_s": first_s,
+        **resumed,
+        **rows,
+        "missing_rows": size - rows["distinct_rows"],
+    }
 
 
 def _drive(case: dict[str, Any], address: str) -> None:
@@ -123,6 +167,23 @@ def _drive(case: dict[str, Any], address: str) -> None:
     run_search(parse_spec(spec_raw(case), name=case["name"], storage=case["storage"]))
 
 
+class _Stamped(io.StringIO):
+    """The resume's own lines, each with the seconds since the resume began when first seen
+    (where its time goes: opening, reconciliation, Tune's restore, the run)."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__()
+        self.start, self.phases, self.done = start, {}, False
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            key = line.split(":", 1)[0].strip()[:40]
+            if key and not self.done and key not in self.phases:
+                self.phases[key] = round(time.perf_counter() - self.start, 2)
+                self.done = key.startswith("resuming")  # the run's own lines are not phases
+        return super().write(text)
+
+
 def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
     """`resume_experiment` of the killed experiment, its reconciliation timed apart."""
     import ray
@@ -131,6 +192,8 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
     from search.run.runner import resume_experiment
 
     ray.init(address=address, log_to_driver=False, runtime_env=runtime_env(case))
+    said = _Stamped(T0)
+    said.phases["ray attached"] = round(time.perf_counter() - T0, 2)
     spent: list[float] = []
     original = reconcile.reconcile_run
 
@@ -142,11 +205,11 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
             spent.append(time.perf_counter() - start)
 
     reconcile.reconcile_run = timed_reconcile
-    said = io.StringIO()
     outcome, total = timed(lambda: resume_experiment(case["location"], stream=said))
     if outcome.completed != int(case["size"]) or outcome.interrupted:
         print(f"{case['name']}: the resume said:\n{said.getvalue()}", file=sys.stderr)
     return {
+        "resume_phases_s": said.phases,
         "resume_interrupted_reconcile_s": round(sum(spent), 2),
         "resume_interrupted_s": round(total, 2),
         "completed_after_resume": outcome.completed,

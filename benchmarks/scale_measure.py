@@ -67,7 +67,10 @@ def _start_ray(case: dict[str, Any]) -> Any:
     """Local Ray with `cpus` logical CPUs, or a `ray.cluster_utils.Cluster` of `nodes` nodes."""
     import ray
 
+    from search.run.ownership import ray_temp_dir
+
     cpus, nodes = int(case["cpus"]), int(case["nodes"])
+    temp_dir = ray_temp_dir()  # this run's own: no other Ray's sessions on the machine
     if nodes <= 1:
         ray.init(
             address="local",
@@ -75,13 +78,17 @@ def _start_ray(case: dict[str, Any]) -> Any:
             include_dashboard=False,
             log_to_driver=False,
             runtime_env=runtime_env(case),
+            _temp_dir=temp_dir,
         )
         return None
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    loopback = {"node_ip_address": "127.0.0.1", "temp_dir": temp_dir}
+    head = {"num_cpus": 0, "include_dashboard": False, **loopback}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(nodes):
-        cluster.add_node(num_cpus=max(1, cpus // nodes))
+        cluster.add_node(num_cpus=max(1, cpus // nodes), **loopback)
+    cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False, runtime_env=runtime_env(case))
     return cluster
 
@@ -181,6 +188,16 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
     import ray
 
+    if case.get("interrupt_only"):  # the killed-driver resume alone
+        from scale_interrupt import measure_interrupted
+
+        address = ray.get_runtime_context().gcs_address
+        keys = ("mode", "storage_kind", "nodes", "size", "concurrency")
+        row = {k.removesuffix("_kind"): case[k] for k in keys}
+        row["concurrency"] = min(int(case["concurrency"]), int(case["cpus"]))
+        row["interrupt_only"] = True  # --replot merges it into the full run's row
+        return {**row, **measure_interrupted(case, address, cluster)}
+
     from search.results.export import export_experiment
     from search.run.runner import resume_experiment, run_search
 
@@ -226,7 +243,7 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
         from scale_interrupt import measure_interrupted
 
         address = ray.get_runtime_context().gcs_address
-        row.update(measure_interrupted(case, address, cluster))
+        row.update(measure_interrupted({**case, "measured_wall_s": wall}, address, cluster))
     return row
 
 

@@ -33,10 +33,28 @@ def _rng(config: dict[str, Any]) -> random.Random:
 
 
 def _save(epoch: int) -> Any:
+    """A checkpoint a restarted trial takes as whole (`search/run/resume_point.py` loads its
+    `trial_state.pt`): a real trial checkpoint's format around a zero payload, and the epoch."""
+
     def save_checkpoint(directory: str | Path) -> Path:
+        import torch
+
+        from robprune.trial.checkpoint import _FORMAT, CHECKPOINT_FILE
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "standin.bin").write_bytes(bytes(CHECKPOINT_BYTES))
+        dense = {"clean_acc": 0.0, "robust_acc": 0.0, "key": "standin"}
+        prep = {"summary": {}, "layers": [], "warnings": [], "dense": dense}
+        state = {
+            "format": _FORMAT,
+            "config": {},
+            "model": {"standin": torch.zeros(CHECKPOINT_BYTES // 4)},
+            "trainer": {},
+            "prep": json.dumps(prep),
+            "history": "[]",
+            "wall_s": 0.0,
+        }
+        torch.save(state, directory / CHECKPOINT_FILE)
         (directory / "standin.json").write_text(json.dumps({"epoch": epoch}))
         return directory
 

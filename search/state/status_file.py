@@ -47,7 +47,7 @@ def status_payload(
     counts["PENDING"] += counts.pop("PAUSED", 0)
     best: dict[str, Any] | None = None
     for t in trials:
-        value = (t.last_result or {}).get(metric)
+        value = _last_result(t).get(metric)
         if not isinstance(value, (int, float)):
             continue
         if best is None or (value > best["value"] if mode == "max" else value < best["value"]):
@@ -61,6 +61,17 @@ def status_payload(
         "trials": {state: counts.get(state, 0) for state in TRIAL_STATES},
         "best_validation": best,
     }
+
+
+def _last_result(trial: Any) -> dict[str, Any]:
+    """The trial's last reported result, read where Tune keeps it: `Trial.last_result` builds
+    a set of the result's keys on every access (and may wait for a default result), which made
+    a status write cost O(trials x keys) and the search's status writes quadratic in trials."""
+    metadata = getattr(trial, "run_metadata", None)
+    result = getattr(metadata, "last_result", None)
+    if result is None:
+        result = trial.last_result
+    return result or {}
 
 
 def read_status(location: str) -> dict[str, Any] | None:

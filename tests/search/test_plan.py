@@ -52,6 +52,24 @@ def test_plan_counts_the_examples(capsys):
     assert {"dense", "final evaluation", "fine-tuning"} <= stages
 
 
+def test_plan_counts_the_paper_example(capsys):
+    """examples/paper-central.yaml: 2 architectures x 5 criteria x 4 fine-tuning methods x 3
+    seeds, one dense model per architecture and seed; --epoch-seconds is a pgd_at epoch."""
+    spec = str(ROOT / "examples/paper-central.yaml")
+    plan = _plan_json(capsys, spec, "--epoch-seconds", "60", "--workers", "8")
+    assert (plan["mode"], plan["trials"], plan["space_size"]) == ("grid", 120, 120)
+    assert plan["trials_why"] == "40 grid cells x 3 seed(s)"
+    dense = {(d["arch"], d["seed"]) for d in plan["dense_models"]}
+    assert dense == {(a, s) for a in ("resnet18", "vgg16_bn") for s in (0, 1, 2)}
+    assert "pgd_at fine-tuning epoch" in plan["cost_source"]
+    stages = {row["stage"]: row for row in plan["cost"]["drivers"]}
+    assert stages["strong response"]["share_of_trials"] > 0
+    shorter = _plan_json(
+        capsys, spec, "--epoch-seconds", "60", "--workers", "8", "--set", "finetune.epochs=10"
+    )
+    assert shorter["cost"]["trial_hours"] < plan["cost"]["trial_hours"]
+
+
 def test_plan_text_names_what_drives_the_cost(capsys):
     spec = str(ROOT / "examples/digits-search.yaml")
     assert cli_main(["plan", spec, "--epoch-seconds", "5", "--workers", "8"]) == 0
