@@ -25,6 +25,16 @@ def _parent(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
+def _ancestors(pid: int, depth: int = 4) -> list[int]:
+    """The process's parent, grandparent and so on: a worker started with a runtime
+    environment runs under a setup process, not right under its node's raylet."""
+    found: list[int] = []
+    while len(found) < depth and (parent := _parent(pid)) not in (None, 0, 1):
+        found.append(parent)
+        pid = parent
+    return found
+
+
 def _raylet_pid(node: Any) -> int:
     return node.all_processes["raylet"][0].process.pid
 
@@ -60,7 +70,7 @@ def lose_a_node(cluster: Any, location: str, num_cpus: int) -> dict[str, int]:
         id(node): {
             name: epoch
             for name, (pid, epoch) in running.items()
-            if _parent(pid) == _raylet_pid(node)
+            if _raylet_pid(node) in _ancestors(pid)
         }
         for node in nodes
     }
