@@ -35,8 +35,10 @@ from search.run.repeat_answer import orphan_repeats
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
 from search.run.tune_state import (
     STATE_FILE,
+    grid_generator_disagrees,
     reopen_search,
     repair_run_state,
+    set_aside_snapshot,
     settle_grid_generator,
 )
 from search.spec.model import Spec
@@ -69,6 +71,7 @@ class Reconciled:
     continued: list[str] = field(default_factory=list)  # rebuilt run: continued by new trials
     released: list[str] = field(default_factory=list)  # grid slots held by ended trials
     restorable: bool = True  # Tune can restore the run (else it starts afresh)
+    torn_grid: bool = False  # the grid's generator and the snapshot disagree: not restored
 
     def describe(self) -> str:
         parts = []
@@ -93,6 +96,8 @@ class Reconciled:
             parts.append(f"{len(self.released)} grid slots held by ended trials released")
         if self.orphans:
             parts.append(f"{len(self.orphans)} repeats whose original is not in the run train")
+        if self.torn_grid:
+            parts.append("Tune's grid generator and its snapshot disagree (set aside)")
         if not self.restorable:
             parts.append(
                 "no usable Tune snapshot: the run is rebuilt from robprune's records "
@@ -213,12 +218,26 @@ def _unrecorded(fs: pafs.FileSystem, run_path: str, trial: Any, study: _Study) -
     )
 
 
+def _grid_state_torn(fs: pafs.FileSystem, run_path: str) -> bool:
+    """The newest snapshot's trials against the trials the grid's saved generator made."""
+    states = sorted(
+        i.base_name for i in storage.listing(fs, run_path) if STATE_FILE.match(i.base_name)
+    )
+    if not states:
+        return False
+    data = json.loads(storage.read_text_or_none(fs, f"{run_path}/{states[-1]}") or "{}")
+    return grid_generator_disagrees(fs, run_path, len(data.get("trial_data", [])))
+
+
 def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
     """Fix the newest Tune snapshot of `segment` and the Optuna journal in place (see above)."""
     internals.check_tune_internals()
     out = Reconciled(run=segment.name)
     fs, run_path = _fs(exp, segment.name)
     out.restorable, out.set_aside = repair_run_state(fs, run_path)
+    if out.restorable and spec.search.mode == "grid" and _grid_state_torn(fs, run_path):
+        set_aside_snapshot(fs, run_path)
+        out.restorable, out.torn_grid = False, True
     if out.restorable and spec.search.mode != "grid":
         reopen_search(fs, run_path)  # the journal, not a saved flag, ends the run
     study = _Study(spec, exp, segment.name)

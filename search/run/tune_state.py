@@ -24,6 +24,7 @@ import ray.cloudpickle as cloudpickle
 
 __all__ = [
     "STATE_FILE",
+    "grid_generator_disagrees",
     "repair_run_state",
     "reopen_search",
     "set_aside_snapshot",
@@ -141,6 +142,28 @@ def settle_grid_generator(fs: pafs.FileSystem, run_path: str, live: set[str]) ->
 
     _rewrite_search_state(fs, run_path, "basic-variant-state-", settle)
     return forgotten
+
+
+def grid_generator_disagrees(fs: pafs.FileSystem, run_path: str, snapshot_trials: int) -> bool:
+    """Whether the grid's saved generator has made another number of trials than the saved
+    experiment snapshot lists.
+
+    On object storage the two files are uploaded one after the other; a head lost in between
+    leaves a generator that already made trials the snapshot never lists (restored, they would
+    never run: cells missing from the results) or one behind it (it would make trials again).
+    Such a snapshot is not restored; the run is rebuilt from robprune's records.
+    """
+    infos = [i for i in _listing(fs, run_path) if _SEARCH_STATE.match(i.base_name)]
+    newest = max((i.base_name for i in infos), default=None)
+    if newest is None or not newest.startswith("basic-variant-state-"):
+        return False
+    with fs.open_input_stream(f"{run_path}/{newest}") as handle:
+        state = cloudpickle.loads(handle.read())
+    iterators = state.get("_iterators") if isinstance(state, dict) else None
+    if not iterators:
+        return False
+    made = sum(int(getattr(it, "counter", 0)) for it in iterators)
+    return made != snapshot_trials
 
 
 def _rewrite_search_state(
