@@ -17,8 +17,8 @@ from robprune import run_cli
 from robprune.cli import Command, dispatch, main_parser
 from search import cli as search_cli
 from search import status_cli
+from search.finalists import finalize
 from search.plan import cli as plan_cli
-from search.run import finalize
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 

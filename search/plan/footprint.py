@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.finalists.rules import planned_trials
 from search.plan.count import sample_configs
 from search.plan.workload import data_shape
-from search.spec.finalist_rules import planned_trials
 
 __all__ = ["estimate_bytes", "MARGIN"]
 

@@ -38,11 +38,11 @@ from robprune.io.results_schema import (
     table_from_rows,
     write_table_atomic,
 )
+from search.finalists.store import merge_finalists
 from search.results.records import record_trials
 from search.results.tensorboard import write_tensorboard
 from search.state import storage
 from search.state.experiment import Experiment
-from search.state.finalist_store import merge_finalists
 from search.state.repeats import REPEAT_KEY, REPLAY_FILE
 from search.state.trial_files import FINAL_DIR, PROGRESS_FILE, RESULT_FILE
 

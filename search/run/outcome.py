@@ -6,11 +6,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from search.finalists.evaluate import after_search
+from search.finalists.rules import planned_trials
 from search.results.export import export_experiment
 from search.results.tensorboard import HPARAM_COLUMNS
-from search.run.evaluate import after_search
 from search.run.storage_fault import EXIT_STORAGE, StorageFault
-from search.spec.finalist_rules import planned_trials
 from search.spec.grid import space_size
 from search.spec.model import Spec
 from search.state import storage

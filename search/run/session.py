@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from robprune.errors import BadInput
-from search.spec.finalist_rules import planned_trials
+from search.finalists.rules import planned_trials
 from search.spec.model import Spec
 from search.spec.settings import FINAL_METRICS
 

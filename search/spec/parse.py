@@ -19,9 +19,9 @@ from typing import Any
 
 from robprune.config import SPEC_ONLY_KEYS, apply_overrides, load_yaml, parse_trial_config
 from robprune.errors import BadInput, ConfigError
+from search.finalists.rules import check_spec
 from search.spec.conditions import is_dense_path
 from search.spec.dists import Dist, check_fixed, walk
-from search.spec.finalist_rules import check_spec
 from search.spec.grid import count_cells, grid_repeats, grid_trials
 from search.spec.model import FIXED_TRIAL_KEYS, Spec, trial_defaults
 from search.spec.paths import set_path

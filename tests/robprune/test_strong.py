@@ -132,7 +132,7 @@ def test_printed_strong_and_autoattack_numbers_say_on_how_many_images():
     import pandas as pd
 
     from analysis.render.finalists_table import finalists_frame
-    from search.results.present import images
+    from search.finalists.present import images
     from search.run.progress import summary_table
 
     label = strong_label(3, 359)

@@ -12,10 +12,10 @@ import ray
 
 from cli import main as cli_main
 from robprune.errors import BadInput
-from search.results.choose import select_finalists
-from search.run.evaluate import run_finalists
+from search.finalists.choose import select_finalists
+from search.finalists.evaluate import run_finalists
+from search.finalists.store import FINALISTS_DIR
 from search.spec.parse import parse_spec
-from search.state.finalist_store import FINALISTS_DIR
 from tests.support.trials import fast_trial
 
 

@@ -4,7 +4,7 @@ After a search (`eval.autoattack: finalists`), or by hand (`robprune finalize EX
 K best completed trials by the *validation* objective (for several objectives: the Pareto front,
 capped at K) are re-evaluated from their saved pruned models on the full test split with the
 full attack suite, AutoAttack and the deep masking checks, as Ray tasks with the trials'
-resources. Each result is stored as soon as it arrives (search/state/finalist_store.py), so a
+resources. Each result is stored as soon as it arrives (search/finalists/store.py), so a
 killed driver does not redo finished finalists; the Parquet export then carries them.
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 
 from robprune.errors import BadInput
 from robprune.formatting import fraction
-from search.results.choose import select_finalists
+from search.finalists.choose import select_finalists
+from search.finalists.present import finalists_table, images
+from search.finalists.rules import spec_finalists, spec_objectives
+from search.finalists.store import is_current, read_result, write_result, write_selection
 from search.results.export import collect_rows, export_experiment, tune_analysis
-from search.results.present import finalists_table, images
 from search.run.tasks import failure_line, use_assigned_cpus
-from search.spec.finalist_rules import spec_finalists, spec_objectives
 from search.state import storage
 from search.state.experiment import Experiment
-from search.state.finalist_store import is_current, read_result, write_result, write_selection
 
 __all__ = ["after_search", "run_finalists", "trial_checkpoints"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from robprune.formatting import fraction
+from search.finalists.store import is_current, read_result, read_selection
 from search.state.experiment import Experiment
-from search.state.finalist_store import is_current, read_result, read_selection
 
 __all__ = ["finalists_table", "images"]
 

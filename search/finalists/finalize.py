@@ -6,13 +6,13 @@ from typing import Any
 
 from robprune.config.names import ATTACKS, parse_attack_name
 from robprune.errors import BadInput
+from search.finalists.evaluate import run_finalists
+from search.finalists.present import finalists_table
+from search.finalists.rules import spec_finalists, spec_objectives
 from search.results.export import export_experiment
-from search.results.present import finalists_table
-from search.run.evaluate import run_finalists
 from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
 from search.run.runner import load_experiment_spec, owns_local_ray
 from search.run.session import is_local, prepare_environment, ray_session
-from search.spec.finalist_rules import spec_finalists, spec_objectives
 from search.state.experiment import Experiment
 
 __all__ = ["finalize_main", "check_attack_list"]
