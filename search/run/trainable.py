@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +33,7 @@ from robprune.io.atomic import file_lock as locked
 from robprune.trial import run_trial
 from search.run.checkpoint_keep import prune_own
 from search.run.fault_board import report_from_trial
+from search.run.ownership import OWNER_ENV
 from search.run.repeat_answer import replay_original
 from search.run.resume_point import describe, resume_point
 from search.run.storage_fault import fault_cause
@@ -102,10 +104,23 @@ def _failure_marker() -> tuple[Any, str] | None:
         return None
 
 
+#: The recorded failure's first line names the Ray (owner mark) of the driver it failed under.
+_UNDER = "under: "
+
+
 def _previous_failure(marker: tuple[Any, str] | None) -> str | None:
+    """The failure this trial recorded under this driver's Ray, if any. One recorded under an
+    earlier driver is not repeated: a worker orphaned by a killed driver can fail for its lost
+    environment (its head's disk gone), which says nothing about the trial."""
     if marker is None:
         return None
-    return (storage.read_text_or_none(*marker) or "").strip() or None
+    text = (storage.read_text_or_none(*marker) or "").strip()
+    first, _, rest = text.partition("\n")
+    if first.startswith(_UNDER):
+        if first.removeprefix(_UNDER) != os.environ.get(OWNER_ENV, ""):
+            return None
+        text = rest.strip()
+    return text or None
 
 
 def _record_failure(marker: tuple[Any, str] | None, exc: Exception) -> None:
@@ -114,7 +129,8 @@ def _record_failure(marker: tuple[Any, str] | None, exc: Exception) -> None:
     text = str(exc).strip().splitlines()
     fs, path = marker
     try:
-        storage.write_text(fs, path, f"{type(exc).__name__}: {text[0] if text else ''}")
+        under = f"{_UNDER}{os.environ.get(OWNER_ENV, '')}\n"
+        storage.write_text(fs, path, f"{under}{type(exc).__name__}: {text[0] if text else ''}")
     except OSError:
         pass
 
