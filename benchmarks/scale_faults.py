@@ -14,22 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from search.run.ownership import parent_pid
 from search.run.reconcile import END_MARKER
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _ancestors(pid: int, depth: int = 4) -> list[int]:
     """The process's parent, grandparent and so on: a worker started with a runtime
     environment runs under a setup process, not right under its node's raylet."""
     found: list[int] = []
-    while len(found) < depth and (parent := _parent(pid)) not in (None, 0, 1):
+    while len(found) < depth and (parent := parent_pid(pid)) not in (None, 0, 1):
         found.append(parent)
         pid = parent
     return found

@@ -32,6 +32,7 @@ __all__ = [
     "reap_dead_driver",
     "session_processes",
     "own_descendants",
+    "parent_pid",
     "ray_temp_dir",
     "owner_mark",
     "OWNER_ENV",
@@ -176,13 +177,23 @@ def _release_journal_lock(exp: Experiment) -> None:
         lock.unlink(missing_ok=True)
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot: with the PID, it names one process."""
+def _stat_field(pid: int, index: int) -> int | None:
+    """Field `index` of /proc/PID/stat after the command name (0: state); None if gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return int(stat.rsplit(")", 1)[1].split()[index])
+
+
+def parent_pid(pid: int) -> int | None:
+    """The process's parent's PID; None if the process is gone."""
+    return _stat_field(pid, 1)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: with the PID, it names one process."""
+    return _stat_field(pid, 19)
 
 
 def record_driver(exp: Experiment, *, ray_dir: str | None) -> None:

@@ -218,15 +218,15 @@ def _unrecorded(fs: pafs.FileSystem, run_path: str, trial: Any, study: _Study) -
     )
 
 
-def _grid_state_torn(fs: pafs.FileSystem, run_path: str) -> bool:
-    """The newest snapshot's trials against the trials the grid's saved generator made."""
+def newest_snapshot(fs: pafs.FileSystem, run_path: str) -> tuple[str, dict[str, Any]] | None:
+    """(path, contents) of the run's newest Tune experiment snapshot, None without one."""
     states = sorted(
         i.base_name for i in storage.listing(fs, run_path) if STATE_FILE.match(i.base_name)
     )
     if not states:
-        return False
-    data = json.loads(storage.read_text_or_none(fs, f"{run_path}/{states[-1]}") or "{}")
-    return grid_generator_disagrees(fs, run_path, len(data.get("trial_data", [])))
+        return None
+    path = f"{run_path}/{states[-1]}"
+    return path, json.loads(storage.read_text_or_none(fs, path) or "{}")
 
 
 def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
@@ -235,19 +235,21 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
     out = Reconciled(run=segment.name)
     fs, run_path = _fs(exp, segment.name)
     out.restorable, out.set_aside = repair_run_state(fs, run_path)
-    if out.restorable and spec.search.mode == "grid" and _grid_state_torn(fs, run_path):
-        set_aside_snapshot(fs, run_path)
-        out.restorable, out.torn_grid = False, True
-    if out.restorable and spec.search.mode != "grid":
+    snapshot = newest_snapshot(fs, run_path) if out.restorable else None
+    grid = spec.search.mode == "grid"
+    if (
+        snapshot
+        and grid
+        and grid_generator_disagrees(fs, run_path, len(snapshot[1].get("trial_data", [])))
+    ):
+        set_aside_snapshot(fs, run_path)  # reached storage apart: rebuilt from the records
+        out.restorable, out.torn_grid, snapshot = False, True, None
+    if out.restorable and not grid:
         reopen_search(fs, run_path)  # the journal, not a saved flag, ends the run
     study = _Study(spec, exp, segment.name)
-    states = sorted(
-        i.base_name for i in storage.listing(fs, run_path) if STATE_FILE.match(i.base_name)
-    )
     known: set[str] = set()  # without a complete snapshot the run starts afresh: none known
-    if states and out.restorable:
-        state_path = f"{run_path}/{states[-1]}"
-        data = json.loads(storage.read_text_or_none(fs, state_path) or "{}")
+    if snapshot is not None:
+        state_path, data = snapshot
         changed, kept, trials = False, [], []
         for pair in data.get("trial_data", []):
             trial = internals.snapshot_trial(pair)
@@ -266,7 +268,7 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
         out.orphans = orphan_repeats(fs, run_path, segment.name, unfinished, known)
         if changed:
             storage.write_text(fs, state_path, json.dumps(data))
-        if spec.search.mode == "grid":
+        if grid:
             out.released = settle_grid_generator(fs, run_path, {t.trial_id for t in unfinished})
     if study.study is not None and out.restorable:
         for ot_trial in study.run_trials:

@@ -33,6 +33,7 @@ from tests.support.cluster import (
 from tests.support.ray_head import processes_of
 from tests.support.requirements import MOTO_SERVER as MOTO
 from tests.support.requirements import require
+from tests.support.stored_study import study_from_bucket
 
 # a real `ray start` head and jobs: minutes, so outside the fast tier
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.slow]
@@ -157,16 +158,7 @@ def test_s3_kill_mid_trial_then_resume(cluster, tmp_path):
     with fs.open_input_file(f"{root}/results/trials.parquet") as handle:
         trials = pq.read_table(handle).to_pylist()
     check_complete(trials, 2, grid=False)
-    journal = tmp_path / "journal.log"  # from the bucket: the working copy was deleted
-    with fs.open_input_stream(f"{root}/optuna/journal.log") as handle:
-        journal.write_bytes(handle.read())
-    import optuna
-
-    from search.run.study import open_storage
-
-    storage = open_storage(journal)
-    (name,) = optuna.get_all_study_names(storage)  # named after the experiment
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = study_from_bucket(fs, root, tmp_path)  # the working copy was deleted
     assert not [t.number for t in study.trials if t.state.name == "RUNNING"]
     done = sorted(
         t.user_attrs["tune_trial_id"] for t in study.trials if t.state.name == "COMPLETE"

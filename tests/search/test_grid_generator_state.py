@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from search.run.reconcile import _grid_state_torn
+from search.run.reconcile import newest_snapshot
 from search.run.tune_state import STATE_FILE, grid_generator_disagrees
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _torn(run: Path) -> bool:
+    """What reconciliation checks: the newest snapshot's trials against the generator's."""
+    fs = pafs.LocalFileSystem()
+    _, data = newest_snapshot(fs, str(run))
+    return grid_generator_disagrees(fs, str(run), len(data["trial_data"]))
 
 
 def _run(tmp_path: Path) -> tuple[Path, Path]:
@@ -29,7 +36,7 @@ def test_a_generator_that_made_what_the_snapshot_lists_agrees(tmp_path):
     listed = len(json.loads(state.read_text())["trial_data"])
     assert listed == 2  # the stored grid: two trials made, two pending
     assert not grid_generator_disagrees(pafs.LocalFileSystem(), str(run), listed)
-    assert not _grid_state_torn(pafs.LocalFileSystem(), str(run))
+    assert not _torn(run)
 
 
 def test_a_snapshot_missing_trials_the_generator_made_disagrees(tmp_path):
@@ -37,5 +44,5 @@ def test_a_snapshot_missing_trials_the_generator_made_disagrees(tmp_path):
     data = json.loads(state.read_text())
     data["trial_data"] = data["trial_data"][:1]  # the upload of the newer snapshot was lost
     state.write_text(json.dumps(data))
-    assert _grid_state_torn(pafs.LocalFileSystem(), str(run))
+    assert _torn(run)
     assert grid_generator_disagrees(pafs.LocalFileSystem(), str(run), 3)  # or behind it

@@ -21,6 +21,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from search.run.ownership import parent_pid
 from tests.support.trials import fast_trial
 
 EPOCHS = 20  # long enough (about 0.3 s an epoch) for the watcher to catch one mid-way
@@ -40,14 +41,6 @@ def cluster():
     yield cluster, workers
     ray.shutdown()
     cluster.shutdown()
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _raylet_pid(node) -> int:
@@ -96,7 +89,7 @@ def test_lost_node_trial_resumes_from_its_last_epoch(tmp_path, cluster):
             found = _mid_finetune(tune_dir) if tune_dir.exists() else None
             if found:
                 name, pid, epoch = found
-                node = next((w for w in workers if _raylet_pid(w) == _parent(pid)), None)
+                node = next((w for w in workers if _raylet_pid(w) == parent_pid(pid)), None)
                 if node is not None:
                     cluster_obj.remove_node(node, allow_graceful=False)
                     removed.update(trial=name, epoch=epoch)

@@ -25,6 +25,7 @@ import yaml
 from tests.support.paths import ROOT
 from tests.support.requirements import MOTO_SERVER as MOTO
 from tests.support.requirements import require
+from tests.support.stored_study import study_from_bucket
 from tests.support.trials import fast_trial
 
 
@@ -180,8 +181,6 @@ def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
     trial per Tune trial)."""
     import random
 
-    import optuna
-
     sys.path.insert(0, str(ROOT / "tools"))
     from soak_resume import Driver
 
@@ -249,14 +248,7 @@ def test_head_loss_resumes_from_the_bucket_alone(tmp_path, s3, monkeypatch):
     ids = [t["trial_id"] for t in trials]
     assert len(ids) == 4 == len(set(ids)), ids
     assert all(t["status"] == "TERMINATED" for t in trials), trials
-    journal = tmp_path / "journal.log"
-    with fs.open_input_stream(f"{root}/optuna/journal.log") as handle:
-        journal.write_bytes(handle.read())
-    from search.run.study import open_storage
-
-    storage = open_storage(journal)
-    (name,) = optuna.get_all_study_names(storage)  # named after the experiment
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = study_from_bucket(fs, root, tmp_path)
     assert not [t.number for t in study.trials if t.state.name == "RUNNING"]
     complete = [t.user_attrs["tune_trial_id"] for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(complete) == sorted(ids)  # every finished trial conditions the sampler, once
