@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,14 +74,12 @@ def connect(address: str | None) -> Any:
     """A `JobSubmissionClient` for the head, or a one-line `BadInput` saying why not."""
     url = resolve_address(address)
     _probe(url)
-    from ray.exceptions import AuthenticationError
-    from ray.job_submission import JobSubmissionClient
-
+    ray_api = _ray_api()
     # Ray's clients (jobs, state API) let these variables override any address they are given
     os.environ["RAY_API_SERVER_ADDRESS"] = url
     try:
-        return JobSubmissionClient(url)
-    except AuthenticationError as exc:
+        return ray_api.JobSubmissionClient(url)
+    except ray_api.AuthenticationError as exc:
         raise BadInput(_auth_message(url, str(exc))) from None
     except (ConnectionError, RuntimeError) as exc:
         port = urlsplit(url).port
@@ -89,6 +88,13 @@ def connect(address: str | None) -> Any:
             f"{url} answers but is not a Ray dashboard's Jobs API{hint}: use the dashboard's "
             f"address, http://HEAD:8265 by default ({_first_line(exc)})"
         ) from None
+
+
+def _ray_api() -> ModuleType:
+    """Ray's Jobs and State APIs, imported when a command first talks to a head."""
+    import cluster.ray_api
+
+    return cluster.ray_api
 
 
 def _auth_message(url: str, detail: str) -> str:
@@ -113,11 +119,9 @@ def _first_line(exc: BaseException) -> str:
 
 def call(client: Any, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
     """A client method, with 'no such job' and transport failures as one-line errors."""
-    from ray.exceptions import AuthenticationError
-
     try:
         return _retrying(getattr(client, method), *args, **kwargs)
-    except AuthenticationError as exc:
+    except _ray_api().AuthenticationError as exc:
         raise BadInput(_auth_message(client.get_address(), str(exc))) from None
     except RuntimeError as exc:
         text = str(exc)
@@ -198,10 +202,8 @@ def job_metadata(*, command: str, experiment: str, name: str) -> dict[str, str]:
 
 def node_count(client: Any) -> int | None:
     """Alive nodes in the cluster (None when the head will not say)."""
-    from ray.util.state import list_nodes
-
     try:
-        nodes = list_nodes(
+        nodes = _ray_api().list_nodes(
             address=client.get_address(),
             filters=[("state", "=", "ALIVE")],
             raise_on_missing_output=False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from tests.test_layout import _loaded_at_import, _walk, imports_of, modules
 
 #: At most this many function-level imports in package code.
-MAX_DEFERRED = 46
+MAX_DEFERRED = 39
 #: What counts as heavy: loading it costs a second or more, or a package promises to run
 #: without it until it is needed.
 HEAVY = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 
@@ -47,10 +48,17 @@ def find_storages(sources: list[Source]) -> list[tuple[str, str]]:
     return found
 
 
+def _optuna() -> ModuleType:
+    """Optuna, quiet, loaded only where a study exists: a report without one loads none."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def _storage(description: str):
     if description.startswith("journal:"):
-        import optuna  # only where a study exists: a report without one loads no Optuna
-
+        optuna = _optuna()
         journal = optuna.storages.journal.JournalFileBackend(description.removeprefix("journal:"))
         return optuna.storages.JournalStorage(journal)
     return description
@@ -61,9 +69,7 @@ def ped_anova(sources: list[Source], response: str) -> tuple[pd.DataFrame, list[
     storages = find_storages(sources)
     if not storages:
         return None
-    import optuna  # only where a study exists: a report without one loads no Optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna = _optuna()
     rows: list[dict] = []
     notes: list[str] = []
     for root, description in storages:

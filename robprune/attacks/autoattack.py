@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -123,10 +124,16 @@ def _config(
     }
 
 
-def _package_version() -> str:
+def _official() -> ModuleType:
+    """The official AutoAttack package, loaded on first use: importing robprune's attacks
+    must not pay for it (or need it) when no AutoAttack evaluation is asked for."""
     import pyautoattack
 
-    return str(pyautoattack.__version__)
+    return pyautoattack
+
+
+def _package_version() -> str:
+    return str(_official().__version__)
 
 
 def _check_inputs(version: str, norm: str, epsilon: float, x: Tensor, y: Tensor) -> None:
@@ -210,7 +217,7 @@ def run_official_attacks(
     `x` are [0, 1] pixels (any device; batches move to the model's). A `state_path` makes a
     long evaluation resumable (the package's own state file). The global RNG is restored.
     """
-    from pyautoattack import AutoAttack
+    AutoAttack = _official().AutoAttack  # noqa: N806 - the package's class
 
     _check_inputs(version, norm, epsilon, x, y)
     device = _device_of(model)
@@ -257,8 +264,7 @@ def official_checks(model: nn.Module, x: Tensor, y: Tensor) -> list[tuple[str, s
 
     Cheap (a few forward passes); the zero-gradient and Square checks need an attack run.
     """
-    from pyautoattack import checks
-
+    checks = _official().checks
     capture = _Capture()
     logger = logging.getLogger(f"{_LOGGER}.checks")
     logger.addHandler(capture)

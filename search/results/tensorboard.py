@@ -40,8 +40,7 @@ def write_tensorboard(
     trials: Iterable[dict[str, Any]], epochs: Iterable[dict[str, Any]], out_dir: str | Path
 ) -> Path:
     """One event-file run per trial: epoch scalars, final metrics and its hparams."""
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
+    from torch.utils.tensorboard import SummaryWriter, summary
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,9 +67,9 @@ def write_tensorboard(
             hp["status"] = trial["status"]
             # a factor that does not apply to this trial (null) has no value to put in a domain
             present = {k: v for k, v in domains.items() if k in hp}
-            exp, ssi, sei = hparams(hp, metrics, hparam_domain_discrete=present)
-            for summary in (exp, ssi, sei):
-                writer.file_writer.add_summary(summary)
+            exp, ssi, sei = summary.hparams(hp, metrics, hparam_domain_discrete=present)
+            for hparams_summary in (exp, ssi, sei):
+                writer.file_writer.add_summary(hparams_summary)
             for tag, value in metrics.items():
                 writer.add_scalar(tag, value, step)
         finally:
