@@ -8,6 +8,12 @@ the harmonic mean of the counts. The MDE is the delta at which the noncentral F 
 power at the level the verdict tests at (alpha over the number of factors, Holm's first step:
 conservative for every factor). More seeds multiply the counts and the residual degrees of
 freedom; the table for several seed counts says how many would have been needed.
+
+For the criterion x fine-tuning interaction the difference is one of differences: how much
+more switching between two methods changes the response under one criterion than under
+another. The least detectable interaction with that contrast delta puts +-delta/4 on the four
+cells (every other cell 0), so lambda = n_h delta^2 / (4 sigma^2), n_h the harmonic mean of the
+cell counts; any other interaction with the same contrast is found more often.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-__all__ = ["POWER", "SEED_COUNTS", "FactorPower", "mde", "power_table"]
+__all__ = ["POWER", "SEED_COUNTS", "FactorPower", "interaction_mde", "mde", "power_table"]
 
 POWER = 0.8
 SEED_COUNTS = (1, 2, 3, 5, 10, 20)
@@ -57,7 +63,30 @@ def mde(
     counts = np.asarray(counts, dtype=float)
     counts = counts[counts > 0]
     df1 = len(counts) - 1 if df1 is None else df1
-    if df1 < 1 or df_res < 1 or not np.isfinite(noise_var) or noise_var <= 0:
+    return _smallest(counts, noise_var, df_res, alpha, power, df1, spread=2.0)
+
+
+def interaction_mde(
+    cell_counts: np.ndarray, noise_var: float, df_res: int, alpha: float, df1: int
+) -> float:
+    """Smallest difference of differences (response units) between two levels of each of two
+    factors that their interaction's F-test (`df1` numerator df) finds with `POWER`; nan if
+    not testable. `cell_counts` are the trials in each cell of the two factors."""
+    counts = np.asarray(cell_counts, dtype=float).ravel()
+    return _smallest(counts[counts > 0], noise_var, df_res, alpha, POWER, df1, spread=4.0)
+
+
+def _smallest(
+    counts: np.ndarray,
+    noise_var: float,
+    df_res: int,
+    alpha: float,
+    power: float,
+    df1: int,
+    spread: float,
+) -> float:
+    """The delta with lambda = n_h delta^2 / (spread sigma^2) at which the test has `power`."""
+    if df1 < 1 or df_res < 1 or not len(counts) or not np.isfinite(noise_var) or noise_var <= 0:
         return float("nan")
     hmean = len(counts) / float(np.sum(1.0 / counts))
     if _power(0.0, df1, df_res, alpha) >= power:
@@ -68,7 +97,7 @@ def mde(
         if hi > 1e9:
             return float("nan")
     lam = optimize.brentq(lambda x: _power(x, df1, df_res, alpha) - power, 0.0, hi, xtol=1e-6)
-    return float(np.sqrt(2.0 * lam * noise_var / hmean))
+    return float(np.sqrt(spread * lam * noise_var / hmean))
 
 
 def power_table(

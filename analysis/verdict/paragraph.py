@@ -18,7 +18,7 @@ from analysis.design.estimable import NotEstimable
 from analysis.design.factorial import Design
 from analysis.design.question import ALPHA, QUESTION
 from analysis.stats import emm
-from analysis.stats.power import POWER, FactorPower, mde
+from analysis.stats.power import POWER, FactorPower, interaction_mde, mde
 from analysis.stats.shares import Decomposition
 from analysis.verdict.answer import Answer, answer, cannot_answer
 from robprune.config.factors import label
@@ -153,7 +153,9 @@ def verdict(
     text += _effects_sentence(design, effects, response)
     text += _noise_sentence(dec, design, response)
     text += _tests_sentence(dec, design)
-    text += _mde_sentence(detectable, design, response, levels)
+    titles = tuple(design.factors[i].title for i in dec.pair.index) if dec.pair else ("", "")
+    interaction = _interaction_mde(dec, design)
+    text += _mde_sentence(detectable, design, response, levels, interaction, titles)
     return Verdict(
         headline=f"{found.first}. {found.second}".removesuffix("."),
         text=text.strip(),
@@ -243,16 +245,45 @@ def _tests_sentence(dec: Decomposition, design: Design) -> str:
     )
 
 
+def _interaction_mde(dec: Decomposition, design: Design) -> float:
+    """The question's interaction MDE where its test did not reject (nan otherwise): a reader
+    of "no interaction" should know how large one could have gone unseen."""
+    pair = dec.pair
+    if pair is None or (np.isfinite(pair.p_adjusted) and pair.p_adjusted < ALPHA):
+        return float("nan")
+    f, c = pair.index
+    cells = np.zeros((len(design.factors[f].levels), len(design.factors[c].levels)))
+    np.add.at(cells, (design.codes[:, f], design.codes[:, c]), 1)
+    # the partial F-test's model has the interaction's parameters on top of the additive one
+    df_res = dec.df_res - (pair.df if pair.source != "ANOVA table" else 0)
+    return interaction_mde(cells, dec.noise_var, df_res, tested_alpha(dec), df1=pair.df)
+
+
 def _mde_sentence(
-    detectable: dict[str, float], design: Design, response: str, levels: dict[str, str]
+    detectable: dict[str, float],
+    design: Design,
+    response: str,
+    levels: dict[str, str],
+    interaction: float = float("nan"),
+    pair_titles: tuple[str, str] = ("", ""),
 ) -> str:
     found = {c: v for c, v in detectable.items() if np.isfinite(v)}
-    if not found:
+    if not found and not np.isfinite(interaction):
         return ""
     seeds = len(design.block.levels) if design.block is not None else None
     lead = f"With {seeds} seeds and this noise" if seeds else "With this design and noise"
     parts = [f"{to_units(response, v)} between two {levels[c]}" for c, v in found.items()]
-    return (
-        f" {lead}, a difference of {' or '.join(parts)} would be detected "
-        f"{100 * POWER:.0f}% of the time (minimum detectable effect)."
+    text = f" {lead}, "
+    if parts:
+        text += f"a difference of {' or '.join(parts)} would be detected "
+        text += f"{100 * POWER:.0f}% of the time"
+    if not np.isfinite(interaction):
+        return text + " (minimum detectable effect)."
+    method, criterion = pair_titles
+    text += "; " if parts else ""
+    text += (
+        f"an interaction would be detected at least {100 * POWER:.0f}% of the time when "
+        f"switching between two {method} levels changes {response_label(response)} by "
+        f"{to_units(response, interaction)} more under one {criterion} level than under another"
     )
+    return text + " (minimum detectable effects)."
