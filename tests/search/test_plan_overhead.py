@@ -1,5 +1,5 @@
-"""The search machinery's overhead in `robprune plan`: fitted to the recorded bench_scale runs,
-linear in trials, and part of the plan's wall time."""
+"""The search machinery's overhead in `robprune plan`: fitted to the recorded bench_scale runs
+(with the square term they show), and part of the plan's wall time."""
 
 from __future__ import annotations
 
@@ -26,14 +26,20 @@ def test_the_fitted_figures_are_those_of_the_recorded_runs():
     assert 0 < FITTED.driver_s < 1
 
 
-def test_a_fit_recovers_a_known_model_and_needs_two_sizes():
-    truth = Overhead(search_s=3.0, driver_s=0.05)
+def test_a_fit_recovers_a_known_model_and_needs_three_sizes():
+    truth = Overhead(search_s=3.0, driver_s=0.05, growth_s=2e-05)
     runs = [
         {"size": n, "driver_cpu_per_trial_s": truth.driver_seconds(n) / n} for n in (20, 200, 2000)
     ]
     assert fit(runs) == truth
-    with pytest.raises(ValueError, match="at least 2 sizes"):
-        fit(runs[:1])
+    with pytest.raises(ValueError, match="at least 3 sizes"):
+        fit(runs[:2])
+
+
+def test_the_fitted_driver_seconds_grow_faster_than_the_trials():
+    """The recorded runs have a square term: per trial, 2,000 cost more than 200."""
+    assert FITTED.growth_s > 0
+    assert FITTED.driver_seconds(2000) / 2000 > FITTED.driver_seconds(200) / 200
 
 
 def test_the_plan_wall_time_adds_the_drivers_seconds_per_trial():
@@ -53,4 +59,5 @@ def test_the_plan_wall_time_adds_the_drivers_seconds_per_trial():
         return estimate_cost(spec, configs, [], n_trials=n, workers=1, rates=rates).wall_seconds
 
     per_trial = (wall(1000) - wall(100)) / 900
-    assert per_trial == pytest.approx(FITTED.driver_s + OVERHEAD["epoch"], rel=0.01)
+    driver = (FITTED.driver_seconds(1000) - FITTED.driver_seconds(100)) / 900
+    assert per_trial == pytest.approx(driver + OVERHEAD["epoch"], rel=0.01)
