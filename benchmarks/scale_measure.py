@@ -223,6 +223,8 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
         "concurrency": concurrency,
         "completed": outcome.completed,
         "failed": outcome.failed,
+        "suggest_calls": len(timer.samples_ms),
+        "suggest_total_s": round(sum(timer.samples_ms) / 1000, 2),
         "wall_s": round(wall, 2),
         "ideal_s": round(ideal, 2),
         "overhead_per_trial_s": round((wall - ideal) / n, 4),

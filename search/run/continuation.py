@@ -13,6 +13,7 @@ Finished trials are not run again: their end markers and checkpoints are what th
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import optuna
@@ -27,14 +28,15 @@ CONTINUE_KEY = "continue_from"
 CONTINUED_ATTR = "continued_from"
 
 
-def orphans(study: Any, run: str, linked: set[str]) -> list[Any]:
+def orphans(study: Any, run: str, linked: Container[str]) -> list[Any]:
     """Unfinished Optuna trials of `run` whose Tune trial this searcher does not know."""
 
     running = (optuna.trial.TrialState.RUNNING,)
     out = []
     for frozen in study.get_trials(deepcopy=False, states=running):
         attrs = frozen.user_attrs
-        if attrs.get(RUN_ATTR) == run and attrs.get(TUNE_TRIAL_ATTR) not in (None, *linked):
+        tune_trial = attrs.get(TUNE_TRIAL_ATTR)
+        if attrs.get(RUN_ATTR) == run and tune_trial is not None and tune_trial not in linked:
             out.append(frozen)
     return out
 

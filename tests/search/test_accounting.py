@@ -133,3 +133,26 @@ def test_a_restored_search_is_reopened(tmp_path):
     assert saved == {**state, "finished": False}
     assert reopen_search(fs, str(run)) is False  # nothing left to reopen
     assert sorted(p.name for p in run.iterdir()) == ["search_gen_state-2026-01-01_00-00-01.json"]
+
+
+def test_a_full_run_is_not_counted_again_until_the_journal_changes(tmp_path, monkeypatch):
+    """Tune asks on every step while the run is full: the study is read once per journal
+    change, not once per ask (at thousands of trials each read costs milliseconds)."""
+    search = _search(tmp_path, planned=5)
+    search.suggest("a")
+    search.suggest("b")
+    reads = []
+    original = search._ot_study.get_trials
+    monkeypatch.setattr(
+        search._ot_study, "get_trials", lambda *a, **k: reads.append(1) or original(*a, **k)
+    )
+    assert search.suggest("c") is None  # two live trials: wait
+    first = len(reads)
+    assert [search.suggest("c") for _ in range(50)] == [None] * 50
+    assert len(reads) == first
+    # another writer (here a second storage object, as reconciliation or the grid's callback)
+    study = optuna.load_study(study_name="robprune", storage=open_storage(search._journal))
+    a = next(t for t in study.get_trials() if t.user_attrs["tune_trial_id"] == "a")
+    study.tell(a.number, 0.5)
+    assert isinstance(search.suggest("c"), dict)  # the change is seen: a slot is free
+    assert len(reads) > first

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import optuna
 from ray.tune.search import Searcher
@@ -23,6 +24,8 @@ from search.run.tune_internals._members import _SEARCH_MEMBERS, check_tune_inter
 from search.state.repeats import CONFIG_KEY_ATTR, REPEAT_ATTR, REPEAT_KEY, Originals, config_key
 
 __all__ = ["StudySearch"]
+
+_T = TypeVar("_T")
 
 
 class StudySearch(OptunaSearch):
@@ -82,18 +85,19 @@ class StudySearch(OptunaSearch):
         while `max_concurrent` trials run. A repeated configuration is marked `repeat_of`."""
         extra: dict[str, Any] = {}
         if trial_id not in self._ot_trials and (
-            left := orphans(self._ot_study, self._run, {*self._ot_trials})
+            left := self._unchanged_or(
+                "orphans", lambda: orphans(self._ot_study, self._run, self._ot_trials.keys())
+            )
         ):
             # a run rebuilt from the records: its unfinished trials first, where they stopped
             self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, left[0]._trial_id)
             extra = relink(self._ot_trials[trial_id], left[0], trial_id)
             self._originals = None  # read again: an original may have changed its Tune id
         if trial_id not in self._ot_trials:
-            trials = self._ot_study.get_trials(deepcopy=False)
-            accounted, live = run_accounting(trials, self._run)
+            accounted, live, tried = self._tally()
             if self._planned is not None and accounted >= self._planned:
                 return Searcher.FINISHED
-            if self._exhausted(trials):
+            if self._exhausted(tried):
                 return Searcher.FINISHED
             if self._max_concurrent and live >= self._max_concurrent:
                 return None
@@ -107,6 +111,34 @@ class StudySearch(OptunaSearch):
             ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
             ot_trial.set_user_attr(RUN_ATTR, self._run)
         return self._mark_repeat(trial_id, ot_trial, attrs, config)
+
+    def _tally(self) -> tuple[int, int, int]:
+        """(accounted, live, configurations tried) of this run, from the journal."""
+
+        def count() -> tuple[int, int, int]:
+            trials = self._ot_study.get_trials(deepcopy=False)
+            return (*run_accounting(trials, self._run), configurations_tried(trials))
+
+        return self._unchanged_or("tally", count)
+
+    def _unchanged_or(self, name: str, compute: Callable[[], _T]) -> _T:
+        """`compute()`, or its last value while the journal and the linked trials are as then.
+
+        Tune asks for a trial on every step of its loop while the run is full, and reading
+        every trial of the study costs milliseconds at thousands of trials: a cost per trial
+        that grew with the trials. The journal only grows, so its size says whether anything
+        (this searcher, the grid's callback, another process) wrote since the last read.
+        """
+        try:
+            version = (Path(self._journal).stat().st_size, len(self._ot_trials))
+        except OSError:
+            return compute()
+        cache = self.__dict__.setdefault("_read_cache", {})
+        if name in cache and cache[name][0] == version:
+            return cache[name][1]
+        value = compute()
+        cache[name] = (version, value)
+        return value
 
     def _known(self) -> Originals:
         if self._originals is None:
@@ -131,11 +163,11 @@ class StudySearch(OptunaSearch):
             ot_trial.set_user_attr(REPEAT_ATTR, original[0])
         return {**config, REPEAT_KEY: {"trial_id": original[0], "run": original[1]}}
 
-    def _exhausted(self, trials: list[Any]) -> bool:
+    def _exhausted(self, tried: int) -> bool:
         """Every configuration of a finite space was tried (dedupe on): say so, stop."""
         if not self._dedupe or self._space_size is None:
             return False
-        if configurations_tried(trials) < self._space_size:
+        if tried < self._space_size:
             return False
         if not self._said_exhausted:
             self._said_exhausted = True
@@ -188,6 +220,7 @@ class StudySearch(OptunaSearch):
         state["_ot_study"] = None
         state["_ot_trials"] = {tid: t._trial_id for tid, t in self._ot_trials.items()}
         state["_originals"] = None  # read again from the journal, the record
+        state.pop("_read_cache", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
