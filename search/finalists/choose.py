@@ -5,7 +5,9 @@ One objective: the top K. Several: the Pareto front, capped at K.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from search.results.rows import Columns
 
 __all__ = ["objective_column", "select_finalists"]
 
@@ -17,15 +19,14 @@ def objective_column(metric: str) -> str:
     return _VALIDATION.get(metric, metric)
 
 
-def _oriented(row: dict[str, Any], objectives: list[tuple[str, str]]) -> tuple[float, ...]:
+def _oriented(row: Columns, objectives: list[tuple[str, str]]) -> tuple[float, ...]:
     """Objective values of `row`, each turned so that larger is better."""
-    return tuple(
-        float(row[objective_column(m)]) * (1 if mode == "max" else -1) for m, mode in objectives
-    )
+    signs = [(objective_column(m), 1 if mode == "max" else -1) for m, mode in objectives]
+    return tuple(float(row.get(column)) * sign for column, sign in signs)
 
 
 def select_finalists(
-    rows: list[dict[str, Any]], objectives: list[tuple[str, str]], k: int
+    rows: Sequence[Columns], objectives: list[tuple[str, str]], k: int
 ) -> list[str]:
     """Trial ids of the finalists, best first (ties: trial id).
 
@@ -38,7 +39,7 @@ def select_finalists(
         if r.get("status") == "TERMINATED"
         and all(r.get(objective_column(m)) is not None for m, _ in objectives)
     ]
-    scored = [(_oriented(r, objectives), r["trial_id"]) for r in done]
+    scored = [(_oriented(r, objectives), r.get("trial_id")) for r in done]
     if len(objectives) > 1:
 
         def dominated(a: tuple[float, ...]) -> bool:

@@ -19,33 +19,25 @@ from robprune.formatting import fraction
 from search.finalists.choose import select_finalists
 from search.finalists.present import finalists_table, images
 from search.finalists.rules import spec_finalists, spec_objectives
+from search.finalists.selection import FinalistResult, FinalistSelection
 from search.finalists.store import is_current, read_result, write_result, write_selection
-from search.results.export import collect_rows, export_experiment, tune_analysis
+from search.results.export import ExportResult, collect_rows, write_results
 from search.run.tasks import failure_line, use_assigned_cpus
-from search.state import storage
 from search.state.experiment import Experiment
 
-__all__ = ["after_search", "run_finalists", "trial_checkpoints"]
+__all__ = ["after_search", "run_finalists"]
 
 
-def trial_checkpoints(exp: Experiment) -> dict[str, Any]:
-    """trial id -> its last Tune checkpoint (which holds final/model.pt), every run."""
-    out: dict[str, Any] = {}
-    for segment in exp.segments:
-        analysis = tune_analysis(*storage.tune_storage(exp, segment.name))
-        for trial in analysis.trials if analysis is not None else []:
-            if trial.checkpoint is not None and trial.trial_id not in out:
-                out[trial.trial_id] = (trial.checkpoint, trial.config.get("trial", {}))
-    return out
-
-
-def _finalist_task(config: dict[str, Any], checkpoint: Any, attacks: list[str] | None) -> dict:
+def _finalist_task(
+    config: dict[str, Any], checkpoint: Any, request: dict[str, Any]
+) -> FinalistResult:
     """One finalist in a Ray task: the checkpoint is fetched locally, then evaluated."""
     from robprune.evaluation.evaluate_finalists import evaluate_finalist
 
     use_assigned_cpus()
     with checkpoint.as_directory() as directory:
-        return evaluate_finalist(config, directory, attacks=attacks, log=print)
+        record = evaluate_finalist(config, directory, attacks=request["attacks"], log=print)
+    return FinalistResult.answering(record, request)
 
 
 def run_finalists(
@@ -58,34 +50,40 @@ def run_finalists(
     attacks: list[str] | None = None,
     stream: Any = None,
     strict: bool = True,
+    collected: ExportResult | None = None,
 ) -> list[str]:
     """Select, evaluate what is not stored yet, store each result as it lands; returns ids.
 
-    Needs a connected Ray. When `top` exceeds the completed trials: BadInput if `strict` (by
-    hand), else every completed trial is a finalist (after a search where some failed).
+    Chooses from `collected` (the rows of the export that precedes the stage) or, without
+    them, from a fresh read of Tune's state. Needs a connected Ray. When `top` exceeds the
+    completed trials: BadInput if `strict` (by hand), else every completed trial is a
+    finalist (after a search where some failed).
     """
     stream = stream or sys.stdout
-    selection = _select(exp, top, objectives, attacks, stream, strict=strict)
-    chosen = selection["trial_ids"]
+    collected = collected if collected is not None else collect_rows(exp)
+    selection = _select(exp, collected, top, objectives, attacks, stream, strict=strict)
+    chosen = selection.trial_ids
     pending = [t for t in chosen if not is_current(read_result(exp, t), selection)]
     if len(pending) < len(chosen):
         print(f"finalists: {len(chosen) - len(pending)} already evaluated", file=stream)
     _evaluate(exp, selection, pending, cpu=cpu, gpu=gpu, stream=stream)
-    return chosen
+    return list(chosen)
 
 
 def _select(
     exp: Experiment,
+    collected: ExportResult,
     top: int,
     objectives: list[tuple[str, str]],
     attacks: list[str] | None,
     stream: Any,
     *,
     strict: bool,
-) -> dict[str, Any]:
+) -> FinalistSelection:
     """Choose the finalists and store the selection (what was asked, and who was chosen)."""
-    rows = collect_rows(exp).trials
-    completed = [r for r in rows if r["status"] == "TERMINATED"]
+    # the trials' own numbers: a finalist column of an earlier selection never chooses
+    rows = [row.with_finalist({}) for row in collected.trials]
+    completed = [r for r in rows if r.status == "TERMINATED"]
     if top > len(completed) and strict:
         raise BadInput(
             f"eval.finalists: {top} finalists asked, but the experiment has only "
@@ -98,17 +96,19 @@ def _select(
         )
         top = len(completed)
     chosen = select_finalists(rows, objectives, top)
-    selection = {
-        "top": top,
-        "objectives": [f"{m}:{mode}" for m, mode in objectives],
-        "trial_ids": chosen,
-        "attacks": list(attacks) if attacks else None,
-    }
+    by_id = {r.trial_id: r.source for r in rows}
+    selection = FinalistSelection(
+        top=top,
+        objectives=tuple(f"{m}:{mode}" for m, mode in objectives),
+        trial_ids=tuple(chosen),
+        attacks=tuple(attacks) if attacks else None,
+        sources={t: source for t in chosen if (source := by_id.get(t)) is not None},
+    )
     write_selection(exp, selection)
     note = " (the Pareto front)" if len(objectives) > 1 and len(chosen) < top else ""
     print(
         f"finalists: {len(chosen)} of {len(completed)} completed trials{note}, by validation "
-        f"{', '.join(selection['objectives'])}: {', '.join(chosen)}",
+        f"{', '.join(selection.objectives)}: {', '.join(chosen)}",
         file=stream,
         flush=True,
     )
@@ -117,7 +117,7 @@ def _select(
 
 def _evaluate(
     exp: Experiment,
-    selection: dict[str, Any],
+    selection: FinalistSelection,
     pending: list[str],
     *,
     cpu: float,
@@ -127,27 +127,25 @@ def _evaluate(
     """One Ray task per pending finalist; each result is stored the moment it lands."""
     import ray
 
-    checkpoints = trial_checkpoints(exp)
     task = ray.remote(_finalist_task).options(num_cpus=cpu, num_gpus=gpu, max_retries=0)
     refs: dict[Any, str] = {}
     for trial_id in pending:
-        if trial_id not in checkpoints:
+        source = selection.sources.get(trial_id)
+        if source is None:
             print(f"finalists: {trial_id} has no checkpoint, skipped", file=stream, flush=True)
             continue
-        checkpoint, config = checkpoints[trial_id]
-        refs[task.remote(config, checkpoint, selection["attacks"])] = trial_id
+        refs[task.remote(source.config, source.checkpoint, selection.request)] = trial_id
     start = time.perf_counter()
     while refs:
         ready, _ = ray.wait(list(refs), num_returns=1)
         trial_id = refs.pop(ready[0])
         try:
-            result = ray.get(ready[0])
+            result: FinalistResult = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - reported; the other finalists go on
             print(f"finalists: {trial_id} failed: {failure_line(exc)}", file=stream, flush=True)
             continue
-        result["request"] = {"attacks": selection["attacks"]}
         write_result(exp, trial_id, result)  # stored now: a killed driver keeps it
-        m = result["metrics"]
+        m = result.metrics
         print(
             f"finalists: {trial_id} done after {time.perf_counter() - start:.0f} s: "
             f"{m.get('autoattack_label')} {fraction(m.get('autoattack_acc'))}"
@@ -158,12 +156,15 @@ def _evaluate(
         )
 
 
-def after_search(spec: Any, exp: Experiment, stream: Any = None) -> None:
-    """The finalists stage when the spec asks for it (`eval.autoattack: finalists`), then a
-    fresh export so trials.parquet carries the finalists. Ray is connected."""
+def after_search(
+    spec: Any, exp: Experiment, collected: ExportResult, stream: Any = None
+) -> ExportResult | None:
+    """The finalists stage when the spec asks for it (`eval.autoattack: finalists`), on the
+    rows the search's export collected, then those rows written again with the finalists
+    merged (Tune's state is not read again). Ray is connected."""
     mode, top = spec_finalists(spec)
     if mode != "finalists":
-        return
+        return None
     stream = stream or sys.stdout
     run_finalists(
         exp,
@@ -173,6 +174,8 @@ def after_search(spec: Any, exp: Experiment, stream: Any = None) -> None:
         gpu=spec.gpu,
         stream=stream,
         strict=False,
+        collected=collected,
     )
-    export_experiment(exp)
+    result = write_results(exp, collected)
     print(finalists_table(exp), file=stream, flush=True)
+    return result

@@ -9,7 +9,7 @@ from robprune.errors import BadInput
 from search.finalists.evaluate import run_finalists
 from search.finalists.present import finalists_table
 from search.finalists.rules import spec_finalists, spec_objectives
-from search.results.export import export_experiment
+from search.results.export import collect_rows, write_results
 from search.run.ownership import owner_mark, ray_temp_dir, reap_dead_driver, record_driver
 from search.run.runner import load_experiment_spec, owns_local_ray
 from search.run.session import is_local, prepare_environment, ray_session
@@ -48,8 +48,11 @@ def finalize_main(args: Any) -> int:
     ray_dir = ray_temp_dir() if owns_local_ray(address) else None
     record_driver(exp, ray_dir=ray_dir)
     with owner_mark(ray_dir), ray_session(address, temp_dir=ray_dir):
-        run_finalists(exp, top=top, objectives=objectives, attacks=attacks, **resources)
-        result = export_experiment(exp)
+        collected = collect_rows(exp)  # Tune's state, read once: to choose, then to export
+        run_finalists(
+            exp, top=top, objectives=objectives, attacks=attacks, collected=collected, **resources
+        )
+        result = write_results(exp, collected)
     print(finalists_table(exp))
     print(f"results: {result.results_dir}/trials.parquet")
     return 0

@@ -18,14 +18,14 @@ def images(n: Any) -> str:
 
 def finalists_table(exp: Experiment) -> str:
     """A plain-text table of the stored finalists (for the terminal)."""
-    selection = read_selection(exp) or {}
+    selection = read_selection(exp)
     lines = []
-    for rank, trial_id in enumerate(selection.get("trial_ids", []), start=1):
+    for trial_id, rank in (selection.ranks() if selection is not None else {}).items():
         result = read_result(exp, trial_id)
-        if not is_current(result, selection):
+        if result is None or not is_current(result, selection):
             lines.append(f"{rank:>2}  {trial_id:<12}  (not evaluated)")
             continue
-        m = result["metrics"]
+        m = result.metrics
         flags = ", ".join(f["code"] for f in m.get("masking_flags", [])) or "none"
         lines.append(
             f"{rank:>2}  {trial_id:<12}  clean {fraction(m.get('clean_acc'))}  "

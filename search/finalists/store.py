@@ -10,8 +10,11 @@ trial that is not in the current selection gets `finalist = False` and keeps its
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from search.finalists.selection import FinalistResult, FinalistSelection
+from search.results.rows import TrialRow
 from search.state import storage
 from search.state.experiment import Experiment
 
@@ -50,54 +53,60 @@ def _read_json(exp: Experiment, rel: str) -> Any | None:
         return None
 
 
-def read_selection(exp: Experiment) -> dict[str, Any] | None:
-    return _read_json(exp, f"{FINALISTS_DIR}/{SELECTION_FILE}")
+def read_selection(exp: Experiment) -> FinalistSelection | None:
+    return FinalistSelection.from_json(_read_json(exp, f"{FINALISTS_DIR}/{SELECTION_FILE}"))
 
 
-def write_selection(exp: Experiment, selection: dict[str, Any]) -> None:
-    storage.write_file(
-        exp, f"{FINALISTS_DIR}/{SELECTION_FILE}", json.dumps(selection, indent=2) + "\n"
-    )
+def write_selection(exp: Experiment, selection: FinalistSelection) -> None:
+    text = json.dumps(selection.to_json(), indent=2) + "\n"
+    storage.write_file(exp, f"{FINALISTS_DIR}/{SELECTION_FILE}", text)
 
 
-def read_result(exp: Experiment, trial_id: str) -> dict[str, Any] | None:
-    return _read_json(exp, f"{FINALISTS_DIR}/{trial_id}.json")
+def read_result(exp: Experiment, trial_id: str) -> FinalistResult | None:
+    return FinalistResult.from_json(_read_json(exp, f"{FINALISTS_DIR}/{trial_id}.json"))
 
 
-def write_result(exp: Experiment, trial_id: str, result: dict[str, Any]) -> None:
-    storage.write_file(
-        exp, f"{FINALISTS_DIR}/{trial_id}.json", json.dumps(result, indent=2) + "\n"
-    )
+def write_result(exp: Experiment, trial_id: str, result: FinalistResult) -> None:
+    text = json.dumps(result.to_json(), indent=2) + "\n"
+    storage.write_file(exp, f"{FINALISTS_DIR}/{trial_id}.json", text)
 
 
-def is_current(result: dict[str, Any] | None, selection: dict[str, Any]) -> bool:
+def is_current(result: FinalistResult | None, selection: FinalistSelection | None) -> bool:
     """A stored result counts when it answered the same request (the `--attacks` override)."""
-    return result is not None and result.get("request") == {"attacks": selection.get("attacks")}
+    return result is not None and selection is not None and result.request == selection.request
 
 
-def merge_finalists(exp: Experiment, rows: list[dict[str, Any]]) -> None:
-    """Fill the finalist columns of `rows` (in place) from the stored selection and results."""
-    selection = read_selection(exp) or {}
-    chosen = {tid: rank for rank, tid in enumerate(selection.get("trial_ids", []), start=1)}
+def merge_finalists(exp: Experiment, rows: list[TrialRow]) -> list[TrialRow]:
+    """`rows` with their finalist columns from the stored selection and results (a row merged
+    before gets the current ones instead)."""
+    selection = read_selection(exp)
+    chosen = selection.ranks() if selection is not None else {}
+    merged = []
     for row in rows:
-        rank = chosen.get(row["trial_id"])
-        row["finalist"] = rank is not None
-        result = read_result(exp, row["trial_id"]) if rank is not None else None
-        if not is_current(result, selection):
-            continue  # not (yet) re-evaluated with the current settings
-        metrics = result["metrics"]
-        row["finalist_rank"] = rank
-        for key, column in FINAL_COLUMNS.items():
-            if metrics.get(key) is not None:
-                row[column] = metrics[key]
-        row["autoattack_label"] = metrics.get("autoattack_label")
-        row["final_attacks_json"] = json.dumps(metrics.get("attacks", {}), sort_keys=True)
-        row["masking_flags_json"] = json.dumps(metrics.get("masking_flags", []))
-        row["autoattack_scope"] = metrics.get("autoattack_scope")
-        row["autoattack_clean_acc"] = metrics.get("autoattack_clean_acc")
-        gap = metrics.get("attack_gap") or {}
-        row["attack_gap"] = gap.get("gap")
-        row["attack_gap_reference"] = gap.get("reference")
-        for key in ("eps_sweep", "dense_eps_sweep"):
-            if metrics.get(key) is not None:
-                row[f"{key}_json"] = json.dumps(metrics[key])
+        rank = chosen.get(row.trial_id)
+        result = read_result(exp, row.trial_id) if rank is not None else None
+        if rank is None or result is None or not is_current(result, selection):
+            merged.append(row.with_finalist({"finalist": rank is not None}))
+        else:  # re-evaluated with the current settings
+            merged.append(row.with_finalist(_finalist_columns(result.metrics, rank)))
+    return merged
+
+
+def _finalist_columns(metrics: Mapping[str, Any], rank: int) -> dict[str, Any]:
+    """A finalist's trials.parquet columns; they replace the trial's own where both have one."""
+    columns: dict[str, Any] = {"finalist": True, "finalist_rank": rank}
+    for key, column in FINAL_COLUMNS.items():
+        if metrics.get(key) is not None:
+            columns[column] = metrics[key]
+    columns["autoattack_label"] = metrics.get("autoattack_label")
+    columns["final_attacks_json"] = json.dumps(metrics.get("attacks", {}), sort_keys=True)
+    columns["masking_flags_json"] = json.dumps(metrics.get("masking_flags", []))
+    columns["autoattack_scope"] = metrics.get("autoattack_scope")
+    columns["autoattack_clean_acc"] = metrics.get("autoattack_clean_acc")
+    gap = metrics.get("attack_gap") or {}
+    columns["attack_gap"] = gap.get("gap")
+    columns["attack_gap_reference"] = gap.get("reference")
+    for key in ("eps_sweep", "dense_eps_sweep"):
+        if metrics.get(key) is not None:
+            columns[f"{key}_json"] = json.dumps(metrics[key])
+    return columns

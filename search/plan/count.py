@@ -19,12 +19,57 @@ from search.spec.grid import dense_configs, grid_configs, space_size
 from search.spec.model import Spec
 from search.spec.trial import concrete_config
 
-__all__ = ["Counts", "count_spec", "sample_configs", "describe_factor"]
+__all__ = [
+    "Counts",
+    "DenseModel",
+    "VariedFactor",
+    "count_spec",
+    "sample_configs",
+    "describe_factor",
+]
 
 #: Configs drawn to stand for an optimize or random search's trials in the cost.
 SAMPLE = 64
 #: Where plans put the trials' cache_dir (never created; only names a path in configs).
 PLAN_CACHE = "./.cache/robprune"
+
+
+@dataclass(frozen=True)
+class VariedFactor:
+    """One varied leaf of the spec, as the plan lists it (`robprune plan`)."""
+
+    path: str
+    kind: str
+    values: tuple[Any, ...]
+    #: `governing in [levels]` for a leaf that applies only there
+    only_when: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"path": self.path, "kind": self.kind, "values": list(self.values)}
+        if self.only_when is not None:
+            row["only_when"] = self.only_when
+        return row
+
+
+@dataclass(frozen=True)
+class DenseModel:
+    """One dense model the search needs, as the plan lists it: loaded or trained, and how."""
+
+    dataset: str
+    arch: str
+    seed: int
+    #: the dense checkpoint it loads; None when it is trained (`method` for `epochs`)
+    checkpoint: str | None = None
+    method: str | None = None
+    epochs: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"dataset": self.dataset, "arch": self.arch, "seed": self.seed}
+        if self.checkpoint is not None:
+            row["checkpoint"] = self.checkpoint
+        else:
+            row.update(method=self.method, epochs=self.epochs)
+        return row
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,34 +81,28 @@ class Counts:
     trials_why: str
     space_size: int | None
     """Distinct configurations of an all-choice space (None: a continuous parameter)."""
-    dense: tuple[dict[str, Any], ...]
-    factors: tuple[dict[str, Any], ...]
+    dense: tuple[DenseModel, ...]
+    factors: tuple[VariedFactor, ...]
     dense_configs: tuple[TrialConfig, ...]
     """One trial config per dense model (what the dense stage trains)."""
 
 
-def describe_factor(spec: Spec, dist: Dist) -> dict[str, Any]:
+def describe_factor(spec: Spec, dist: Dist) -> VariedFactor:
     """One varied leaf: its path, distribution and when it applies."""
-    row: dict[str, Any] = {"path": dist.path, "kind": dist.kind, "values": list(dist.args)}
     rule = condition_of(dist.path)
+    only_when = None
     if rule is not None:
         governing, allowed = rule
-        row["only_when"] = f"{governing} in [{', '.join(allowed)}]"
-    return row
+        only_when = f"{governing} in [{', '.join(allowed)}]"
+    return VariedFactor(dist.path, dist.kind, tuple(dist.args), only_when)
 
 
-def _dense_row(parsed: TrialConfig) -> dict[str, Any]:
+def _dense_model(parsed: TrialConfig) -> DenseModel:
     dense = parsed.dense
-    row: dict[str, Any] = {
-        "dataset": parsed.data.dataset,
-        "arch": parsed.model.arch,
-        "seed": parsed.seed,
-    }
+    named = {"dataset": parsed.data.dataset, "arch": parsed.model.arch, "seed": parsed.seed}
     if dense.checkpoint is not None:
-        row["checkpoint"] = dense.checkpoint
-    else:
-        row.update(method=dense.method, epochs=dense.epochs)
-    return row
+        return DenseModel(**named, checkpoint=dense.checkpoint)
+    return DenseModel(**named, method=dense.method, epochs=dense.epochs)
 
 
 def count_spec(spec: Spec) -> Counts:
@@ -86,7 +125,7 @@ def count_spec(spec: Spec) -> Counts:
         trials=trials,
         trials_why=why,
         space_size=size,
-        dense=tuple(_dense_row(c) for c in dense),
+        dense=tuple(_dense_model(c) for c in dense),
         factors=factors,
         dense_configs=dense,
     )

@@ -20,7 +20,7 @@ import pickle
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ from robprune.io.results_schema import (
     write_table_atomic,
 )
 from search.finalists.store import merge_finalists
-from search.results.records import record_trials
+from search.results.records import RecordTrial, record_trials
+from search.results.rows import TrialRow, TrialSource
 from search.results.tensorboard import write_tensorboard
 from search.state import storage
 from search.state.experiment import Experiment
@@ -50,6 +51,7 @@ __all__ = [
     "ExportResult",
     "collect_rows",
     "export_experiment",
+    "write_results",
     "factor_columns",
     "error_message",
     "tune_analysis",
@@ -63,9 +65,15 @@ _LAYER_KEYS = tuple(f.name for f in LAYERS_SCHEMA if f.name not in ("experiment"
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportResult:
-    trials: list[dict[str, Any]] = field(default_factory=list)
+    """What one read of Tune's state gave: handed to the later stages so none reads it again.
+
+    `epochs` and `layers` are kept as the rows their Parquet tables are built from (nothing
+    in search reads them by name).
+    """
+
+    trials: list[TrialRow] = field(default_factory=list)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
     results_dir: str = ""
@@ -73,7 +81,7 @@ class ExportResult:
     ended: dict[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
-        return sum(1 for row in self.trials if row["status"] == status)
+        return sum(1 for row in self.trials if row.status == status)
 
 
 def factor_columns(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -223,46 +231,61 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _trial_rows(exp: Experiment, trial: Any) -> tuple[dict, list[dict], list[dict]]:
-    config = trial.config.get("trial", {})
-    resolved = parse_trial_config(config).to_dict()
+def _result_columns(result: dict[str, Any]) -> dict[str, Any]:
+    """The trials.parquet columns a finished `TrialResult` fills."""
+    metrics = result.get("metrics", {})
+    columns: dict[str, Any] = {}
+    for key in METRIC_COLUMNS:
+        value = _clean(metrics.get(key))
+        columns[key] = int(value) if key in _INT_COLUMNS and value is not None else value
+    columns["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)
+    for key in ATTACK_NAME_KEYS:
+        columns[key] = metrics.get(key)
+    columns.update(_threat(result.get("attack_config", {}), metrics.get("robust_attack")))
+    gap = metrics.get("attack_gap") or {}  # the trial's own; a finalist's replaces it
+    columns["attack_gap"], columns["attack_gap_reference"] = gap.get("gap"), gap.get("reference")
+    if "masking_flags" in metrics:
+        columns["masking_flags_json"] = json.dumps(metrics["masking_flags"])
+    return columns
+
+
+def _source(trial: Any) -> TrialSource | None:
+    """A Tune trial's saved model; none for a trial known from its directory alone."""
+    if trial.checkpoint is None or isinstance(trial, RecordTrial):
+        return None
+    return TrialSource(checkpoint=trial.checkpoint, config=trial.config.get("trial", {}))
+
+
+def _trial_rows(exp: Experiment, trial: Any) -> tuple[TrialRow, list[dict], list[dict]]:
+    resolved = parse_trial_config(trial.config.get("trial", {})).to_dict()
     result, unreadable = _final_result(trial)
     progress = _progress(trial)
-    trial_id = trial.trial_id
     status = "ERROR" if unreadable else trial.status
-    row: dict[str, Any] = {
-        "experiment": exp.name,
-        "trial_id": trial_id,
-        "status": status,
-        "error": unreadable or (error_message(trial) if status == "ERROR" else None),
-        **factor_columns(resolved),
-        "config_json": json.dumps(resolved, sort_keys=True),
-        "robprune_version": robprune.__version__,
-        "repeat_of": _repeat_of(trial),
-        **_restores(progress),
-    }
+    version = robprune.__version__
     if result is not None:
-        metrics = result.get("metrics", {})
-        for key in METRIC_COLUMNS:
-            value = _clean(metrics.get(key))
-            row[key] = int(value) if key in _INT_COLUMNS and value is not None else value
-        row["attack_config_json"] = json.dumps(result.get("attack_config", {}), sort_keys=True)
-        row["robprune_version"] = metrics.get("robprune_version", robprune.__version__)
-        for key in ATTACK_NAME_KEYS:
-            row[key] = metrics.get(key)
-        row.update(_threat(result.get("attack_config", {}), metrics.get("robust_attack")))
-        gap = metrics.get("attack_gap") or {}  # the trial's own; a finalist's replaces it
-        row["attack_gap"], row["attack_gap_reference"] = gap.get("gap"), gap.get("reference")
-        if "masking_flags" in metrics:
-            row["masking_flags_json"] = json.dumps(metrics["masking_flags"])
-        epochs = result.get("epochs", [])
-        layers = result.get("layers", [])
+        metrics = _result_columns(result)
+        version = result.get("metrics", {}).get("robprune_version", version)
+        epochs, layers = result.get("epochs", []), result.get("layers", [])
     else:
-        epochs = _tune_epochs(trial, progress)
-        layers = []
-        row["epochs_completed"] = len(epochs)
-    row["val_robust_attack"] = resolved.get("eval", {}).get("epoch_attack")
-    base = {"experiment": exp.name, "trial_id": trial_id}
+        epochs, layers = _tune_epochs(trial, progress), []
+        metrics = {"epochs_completed": len(epochs)}
+    row = TrialRow(
+        experiment=exp.name,
+        trial_id=trial.trial_id,
+        status=status,
+        error=unreadable or (error_message(trial) if status == "ERROR" else None),
+        repeat_of=_repeat_of(trial),
+        factors=factor_columns(resolved),
+        metrics=metrics,
+        provenance={
+            "config_json": json.dumps(resolved, sort_keys=True),
+            "robprune_version": version,
+            **_restores(progress),
+            "val_robust_attack": resolved.get("eval", {}).get("epoch_attack"),
+        },
+        source=_source(trial),
+    )
+    base = {"experiment": exp.name, "trial_id": trial.trial_id}
     epoch_rows = [
         {**base, **{_EPOCH_COLUMNS.get(k, k): _clean(e.get(k)) for k in _EPOCH_KEYS}}
         for e in epochs
@@ -282,8 +305,12 @@ def tune_analysis(location: str, fs: pafs.FileSystem | None) -> Any | None:
 
 
 def collect_rows(exp: Experiment) -> ExportResult:
-    """Every trial of every run of the experiment, each exactly once, sorted."""
-    out = ExportResult()
+    """Every trial of every run of the experiment, each exactly once, sorted: the one read
+    of Tune's state an export makes."""
+    found: list[tuple[int, TrialRow]] = []
+    epochs: list[dict[str, Any]] = []
+    layers: list[dict[str, Any]] = []
+    ended: dict[str, int] = {}
     seen: set[str] = set()
     for index, segment in enumerate(exp.segments):
         path, fs = storage.tune_storage(exp, segment.name)
@@ -299,18 +326,18 @@ def collect_rows(exp: Experiment) -> ExportResult:
             if trial.trial_id in seen:  # ids are unique per run; guard against a mixed dir
                 continue
             seen.add(trial.trial_id)
-            row, epochs, layers = _trial_rows(exp, trial)
-            row["_order"] = index
-            if row["status"] in ("TERMINATED", "ERROR"):
-                out.ended[segment.name] = out.ended.get(segment.name, 0) + 1
-            out.trials.append(row)
-            out.epochs.extend(epochs)
-            out.layers.extend(layers)
-    out.trials.sort(key=lambda r: (r.pop("_order"), r["trial_id"]))
-    order = {r["trial_id"]: i for i, r in enumerate(out.trials)}
-    out.epochs.sort(key=lambda r: (order[r["trial_id"]], r["epoch"]))
-    out.layers.sort(key=lambda r: order[r["trial_id"]])  # stable: keeps the model's layer order
-    return out
+            row, trial_epochs, trial_layers = _trial_rows(exp, trial)
+            if row.status in TERMINAL:
+                ended[segment.name] = ended.get(segment.name, 0) + 1
+            found.append((index, row))
+            epochs.extend(trial_epochs)
+            layers.extend(trial_layers)
+    found.sort(key=lambda item: (item[0], item[1].trial_id))
+    rows = [row for _, row in found]
+    order = {r.trial_id: i for i, r in enumerate(rows)}
+    epochs.sort(key=lambda r: (order[r["trial_id"]], r["epoch"]))
+    layers.sort(key=lambda r: order[r["trial_id"]])  # stable: keeps the model's layer order
+    return ExportResult(trials=rows, epochs=epochs, layers=layers, ended=ended)
 
 
 def _remove_stale_staging(parent: Path, age_s: float = 60.0) -> None:
@@ -327,12 +354,20 @@ def _remove_stale_staging(parent: Path, age_s: float = 60.0) -> None:
 
 def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportResult:
     """Rewrite EXPERIMENT/results/{trials,epochs,layers}.parquet (and tensorboard/)."""
-    rows = collect_rows(exp)
-    merge_finalists(exp, rows.trials)  # the finalists stage's results, where it ran
+    return write_results(exp, collect_rows(exp), tensorboard=tensorboard)
+
+
+def write_results(
+    exp: Experiment, collected: ExportResult, *, tensorboard: bool = True
+) -> ExportResult:
+    """Write the tables of rows already collected, with the finalists' stored results merged
+    in: after the finalists stage the rows in hand are written again, Tune not read again."""
+    rows = replace(collected, trials=merge_finalists(exp, collected.trials))
     if not exp.segments:
         raise BadInput(f"{exp.location}: the experiment has no runs yet")
+    trials = [row.to_row() for row in rows.trials]  # the storage boundary: pyarrow's rows
     tables = {
-        "trials.parquet": table_from_rows(rows.trials, TRIALS_SCHEMA),
+        "trials.parquet": table_from_rows(trials, TRIALS_SCHEMA),
         "epochs.parquet": table_from_rows(rows.epochs, EPOCHS_SCHEMA),
         "layers.parquet": table_from_rows(rows.layers, LAYERS_SCHEMA),
     }
@@ -344,8 +379,8 @@ def export_experiment(exp: Experiment, *, tensorboard: bool = True) -> ExportRes
         for name, table in tables.items():
             write_table_atomic(table, staging / name)
         if tensorboard:
-            write_tensorboard(rows.trials, rows.epochs, staging / "tensorboard")
-        rows.results_dir = storage.replace_dir(exp, "results", staging)
+            write_tensorboard(trials, rows.epochs, staging / "tensorboard")
+        results_dir = storage.replace_dir(exp, "results", staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return rows
+    return replace(rows, results_dir=results_dir)

@@ -8,7 +8,8 @@ from typing import Any
 
 from search.finalists.evaluate import after_search
 from search.finalists.rules import planned_trials
-from search.results.export import export_experiment
+from search.results.export import TERMINAL, export_experiment
+from search.results.rows import TrialRow
 from search.results.tensorboard import HPARAM_COLUMNS
 from search.run.storage_fault import EXIT_STORAGE, StorageFault
 from search.spec.grid import space_size
@@ -58,7 +59,7 @@ def stopped_by_storage(exp: Experiment, fault: StorageFault, stream: Any) -> Run
     )
 
 
-def _varying_columns(rows: list[dict[str, Any]]) -> list[str]:
+def _varying_columns(rows: list[TrialRow]) -> list[str]:
     return [c for c in HPARAM_COLUMNS if len({r.get(c) for r in rows}) > 1]
 
 
@@ -72,7 +73,7 @@ def finish_run(
     from search.run import progress, tune_internals  # Tune's callbacks, Ray: only at the end
 
     result = export_experiment(exp)
-    unfinished = sum(1 for r in result.trials if r["status"] not in ("TERMINATED", "ERROR"))
+    unfinished = sum(1 for r in result.trials if r.status not in TERMINAL)
     missing = _missing(spec, exp, segment, result.ended.get(segment.name, 0), stream)
     short = interrupted or unfinished > 0 or missing > 0  # exit 130 is for Ctrl-C alone
     exp.set_segment_status(segment.name, "interrupted" if short else "finished")
@@ -93,8 +94,8 @@ def finish_run(
     print("best trials (ranked on validation, test-split accuracies shown):", file=stream)
     print(progress.summary_table(result.trials, objectives, varying), file=stream)
     for row in result.trials:
-        if row["status"] == "ERROR":
-            print(f"failed {row['trial_id']}: {row['error']}", file=stream)
+        if row.status == "ERROR":
+            print(f"failed {row.trial_id}: {row.error}", file=stream)
     print(f"results: {result.results_dir}/{{trials,epochs,layers}}.parquet", file=stream)
     print(f"tensorboard: tensorboard --logdir {result.results_dir}/tensorboard", file=stream)
     if exp.journal_path.exists():  # every mode writes its study (a grid records its trials)
@@ -104,7 +105,7 @@ def finish_run(
         print(f"{said}: continue with `robprune resume {exp.location}`", file=stream)
     stream.flush()
     if not short:  # eval.autoattack: finalists -> the best trials get AutoAttack now
-        after_search(spec, exp, stream)
+        after_search(spec, exp, result, stream)  # on these rows: Tune is not read again
     return RunOutcome(
         experiment=exp,
         completed=completed,

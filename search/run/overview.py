@@ -22,7 +22,7 @@ from search.run.ownership import driver_state
 from search.spec.settings import parse_search
 from search.state import storage
 from search.state.experiment import STATE_FILE, Experiment
-from search.state.status_file import read_status
+from search.state.status_file import LiveStatus, read_status
 
 __all__ = ["EXPERIMENT_STATES", "experiment_overview", "list_experiments", "is_experiment"]
 
@@ -79,7 +79,7 @@ def _best_from_table(rows: list[dict[str, Any]], metric: str, mode: str) -> dict
     }
 
 
-def _state(exp: Experiment, status: dict | None, driver: dict | None) -> tuple[str, str]:
+def _state(exp: Experiment, status: LiveStatus | None, driver: dict | None) -> tuple[str, str]:
     runs = [s.status for s in exp.segments]
     if not runs:
         return "starting", ""
@@ -91,34 +91,35 @@ def _state(exp: Experiment, status: dict | None, driver: dict | None) -> tuple[s
         return "killed", f"driver PID {driver.get('pid')} on {driver.get('host')} is gone"
     where = f"PID {driver.get('pid')} on {driver.get('host')}" if driver else "a driver"
     if (not driver or driver.get("alive") is None) and status:  # another host, or no record
-        age = time.time() - float(status.get("updated", 0))
+        age = time.time() - float(status.updated or 0)
         if age > _SILENT_S:
             return "running", f"{where}; silent for {age / 60:.0f} min (lost? resume it)"
     return "running", where
 
 
-def _counts(state: str, status: dict | None, rows: list | None) -> dict[str, int]:
+def _counts(state: str, status: LiveStatus | None, rows: list | None) -> dict[str, int]:
     if rows is not None and state in ("finished", "interrupted"):
         return {s: sum(r.get("status") == s for r in rows) for s in TRIAL_STATES}
-    counts = {s: int((status or {}).get("trials", {}).get(s, 0)) for s in TRIAL_STATES}
+    said = status.trials if status is not None else {}
+    counts = {s: int(said.get(s, 0)) for s in TRIAL_STATES}
     if state == "killed":  # nothing runs any more: those trials wait for the resume
         counts["PENDING"] += counts.pop("RUNNING")
         counts["RUNNING"] = 0
     return counts
 
 
-def _planned(exp: Experiment, status: dict | None, rows: list | None) -> int | None:
+def _planned(exp: Experiment, status: LiveStatus | None, rows: list | None) -> int | None:
     sizes = [s.num_samples for s in exp.segments]
     if sizes and all(n is not None for n in sizes):
         return int(sum(sizes))  # optimize and random: every run's trials
-    if status and status.get("total"):
-        return int(status["total"])  # a grid: its cells x seeds
+    if status and status.total:
+        return status.total  # a grid: its cells x seeds
     return len(rows) if rows is not None else None
 
 
-def _last_error(status: dict | None, rows: list | None) -> dict | None:
-    if status and status.get("last_error"):
-        return status["last_error"]
+def _last_error(status: LiveStatus | None, rows: list | None) -> dict | None:
+    if status and status.last_error:
+        return status.last_error
     failed = [r for r in rows or [] if r.get("status") == "ERROR" and r.get("error")]
     return {"trial_id": failed[-1]["trial_id"], "error": failed[-1]["error"]} if failed else None
 
@@ -139,8 +140,8 @@ def experiment_overview(location: str) -> dict[str, Any]:
     state, why = _state(exp, status, driver)
     metric, mode = _primary(exp)
     best = _best_from_table(rows, metric, mode) if rows else None
-    if best is None and status and status.get("best_validation"):  # live, from status.json
-        live = status["best_validation"]
+    if best is None and status and status.best_validation:  # live, from status.json
+        live = status.best_validation
         named = f"val_{live['metric']}" if f"val_{live['metric']}" in _ATTACK_OF else None
         best = {**live, "metric": named or live["metric"], "split": "validation"}
     journal = exp.path("optuna", "journal.log")
@@ -155,7 +156,7 @@ def experiment_overview(location: str) -> dict[str, Any]:
         "planned": _planned(exp, status, rows),
         "best": best,
         "last_error": _last_error(status, rows),
-        "updated": status.get("updated") if status else None,
+        "updated": status.updated if status else None,
         "results": exp.path("results") if rows is not None else None,
         "report": exp.path("report", "index.html") if _exists(exp, "report/index.html") else None,
         "optuna": {"journal": journal, "study": exp.study_name}

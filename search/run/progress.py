@@ -19,6 +19,7 @@ from robprune.config.factors import FACTORS, FactorSpec
 from robprune.formatting import cell
 from robprune.io.results_schema import format_states
 from search.results.export import error_message
+from search.results.rows import Columns
 
 __all__ = ["ProgressCallback", "summary_table", "format_counts"]
 
@@ -146,7 +147,7 @@ def error_line(trial: Any) -> str:
 
 
 def summary_table(
-    rows: list[dict[str, Any]],
+    rows: Sequence[Columns],
     objectives: Sequence[tuple[str, str]],
     varying: Sequence[str],
     top: int = 5,
@@ -159,7 +160,7 @@ def summary_table(
     metric, mode = objectives[0]
     rank_by = f"val_{metric}" if any(r.get(f"val_{metric}") is not None for r in rows) else metric
     done = [r for r in rows if r.get(rank_by) is not None]
-    done.sort(key=lambda r: r[rank_by], reverse=mode == "max")
+    done.sort(key=lambda r: r.get(rank_by), reverse=mode == "max")
     columns = ["trial_id", *varying, "clean_acc", "robust_acc", "params", "epochs_completed"]
     for extra in (metric, rank_by):
         if extra not in columns:

@@ -168,8 +168,8 @@ class _Study:
 
     def __init__(self, spec: Spec, exp: Experiment, run: str):
         self.study = None
-        self.by_tune: dict[str, Any] = {}
-        self.run_trials: list[Any] = []
+        self.by_tune: dict[str, optuna.trial.FrozenTrial] = {}  # Tune trial id -> its trial
+        self.run_trials: list[optuna.trial.FrozenTrial] = []
         if spec.search.mode == "grid" or not exp.journal_path.exists():
             return
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from robprune.config import parse_trial_config
 from robprune.io.dense_cache import dense_key
 from search.spec.conditions import CONDITIONS, is_dense_path
-from search.spec.model import Spec
+from search.spec.model import GridRepeats, Spec
 from search.spec.trial import concrete_config, config_keys, trial_fixed_keys
 
 __all__ = [
@@ -53,41 +52,6 @@ def grid_assignments(spec: Spec, only_dense: bool = False) -> list[dict[str, Any
                 expanded.append(cell)
         cells = expanded
     return cells
-
-
-@dataclass(frozen=True)
-class GridRepeats:
-    """Cells of a grid that resolve to an earlier cell's config (left out under dedupe)."""
-
-    cells: int
-    """Cells of the factorial before any is left out."""
-    repeats: tuple[tuple[dict[str, Any], dict[str, Any]], ...]
-    """(left-out cell, the earlier cell it resolves like), in grid order."""
-    kept: tuple[dict[str, Any], ...]
-    """The other cells, each a distinct configuration, in grid order."""
-
-    def describe(self, dedupe: bool = True) -> str:
-        """One line: how many cells repeat another (with the first example) and what the
-        search does with them."""
-        if not self.repeats:
-            return "every grid cell is a distinct configuration"
-        if not dedupe:
-            return (
-                f"{len(self.repeats)} of the {self.cells} grid cells resolve to the config of "
-                "an earlier cell: trained again (search.dedupe: false)"
-            )
-        cell, original = self.repeats[0]
-        differs = {k: v for k, v in cell.items() if original.get(k) != v}
-        same = {k: original[k] for k in differs if k in original}
-        return (
-            f"{len(self.repeats)} of the {self.cells} grid cells resolve to the config of an "
-            f"earlier cell (e.g. {_values(differs)} runs as {_values(same)}): left out, not "
-            "trained twice (search.dedupe)"
-        )
-
-
-def _values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items()) or "the same"
 
 
 def grid_repeats(spec: Spec) -> GridRepeats:

@@ -18,10 +18,45 @@ from search.spec.dists import Dist
 from search.spec.paths import get_path
 from search.spec.settings import Resources, SearchSettings
 
-__all__ = ["FIXED_TRIAL_KEYS", "Spec", "trial_defaults"]
+__all__ = ["FIXED_TRIAL_KEYS", "GridRepeats", "Spec", "trial_defaults"]
 
 #: Trial keys that must be fixed: they name or place things rather than vary the science.
 FIXED_TRIAL_KEYS = ("name", "device", "cache_dir")
+
+
+@dataclass(frozen=True)
+class GridRepeats:
+    """Cells of a grid that resolve to an earlier cell's config (left out under dedupe)."""
+
+    cells: int
+    """Cells of the factorial before any is left out."""
+    repeats: tuple[tuple[dict[str, Any], dict[str, Any]], ...]
+    """(left-out cell, the earlier cell it resolves like), in grid order."""
+    kept: tuple[dict[str, Any], ...]
+    """The other cells, each a distinct configuration, in grid order."""
+
+    def describe(self, dedupe: bool = True) -> str:
+        """One line: how many cells repeat another (with the first example) and what the
+        search does with them."""
+        if not self.repeats:
+            return "every grid cell is a distinct configuration"
+        if not dedupe:
+            return (
+                f"{len(self.repeats)} of the {self.cells} grid cells resolve to the config of "
+                "an earlier cell: trained again (search.dedupe: false)"
+            )
+        cell, original = self.repeats[0]
+        differs = {k: v for k, v in cell.items() if original.get(k) != v}
+        same = {k: original[k] for k in differs if k in original}
+        return (
+            f"{len(self.repeats)} of the {self.cells} grid cells resolve to the config of an "
+            f"earlier cell (e.g. {_values(differs)} runs as {_values(same)}): left out, not "
+            "trained twice (search.dedupe)"
+        )
+
+
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or "the same"
 
 
 @dataclass(kw_only=True)
@@ -38,7 +73,7 @@ class Spec:
     #: grid mode: every trial as (cell, replicate), built once when the spec is parsed
     grid: list[tuple[dict[str, Any], int]] = field(default_factory=list, repr=False)
     #: grid mode: cells that resolve like an earlier cell (`search.spec.grid.GridRepeats`)
-    grid_repeats: Any = field(default=None, repr=False)
+    grid_repeats: GridRepeats | None = field(default=None, repr=False)
 
     @property
     def cpu(self) -> float:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from robprune.io.results_schema import TRIAL_STATES
 from search.state import storage
 
-__all__ = ["STATUS_FILE", "read_status", "status_payload"]
+__all__ = ["STATUS_FILE", "LiveStatus", "read_status", "status_payload"]
 
 STATUS_FILE = "status.json"
 _FORMAT = "robprune.status/2"
@@ -28,6 +29,32 @@ _WORDS_1 = {
     "running": "RUNNING",
     "pending": "PENDING",
 }
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """What status.json said, for `robprune status`: the run's counts while no table exists."""
+
+    #: when the driver wrote it (seconds since the epoch)
+    updated: float | None = None
+    #: the trials the run plans (a grid's cells x seeds); None when not said
+    total: int | None = None
+    #: trials by state (`TRIAL_STATES`' words), as the file counts them
+    trials: dict[str, Any] = field(default_factory=dict)
+    #: `{"metric", "mode", "value", "trial_id"}` of the best validation value so far
+    best_validation: dict[str, Any] | None = None
+    #: `{"trial_id", "error"}` of the last failed trial
+    last_error: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LiveStatus:
+        return cls(
+            updated=data.get("updated"),
+            total=int(data["total"]) if data.get("total") else None,
+            trials=dict(data.get("trials") or {}),
+            best_validation=data.get("best_validation") or None,
+            last_error=data.get("last_error") or None,
+        )
 
 
 def status_payload(
@@ -74,7 +101,7 @@ def _last_result(trial: Any) -> dict[str, Any]:
     return result or {}
 
 
-def read_status(location: str) -> dict[str, Any] | None:
+def read_status(location: str) -> LiveStatus | None:
     """The experiment's status.json, or None before the search has written one."""
     fs, root = storage.filesystem(storage.resolve_location(location))
     try:
@@ -88,5 +115,5 @@ def read_status(location: str) -> dict[str, Any] | None:
     if data.get("format") == _FORMAT_1:
         counts = data.get("trials") or {}
         data = {**data, "trials": {new: counts.get(old, 0) for old, new in _WORDS_1.items()}}
-        return data
-    return data if data.get("format") == _FORMAT else None
+        return LiveStatus.from_json(data)
+    return LiveStatus.from_json(data) if data.get("format") == _FORMAT else None

@@ -175,7 +175,7 @@ def test_plan_without_calibration_says_so(tmp_path):
     data = plan_dict(plan)
     assert data["trials"] == 5 and data["trainings"] == 2 and data["space_size"] == 2
     assert "stops once every one was tried" in data["dedupe"]
-    assert count_spec(spec).dense[0]["arch"] == "small_cnn"
+    assert count_spec(spec).dense[0].arch == "small_cnn"
 
 
 _BOMB = "a0: &a0 [x, x, x, x, x, x, x, x]\n" + "".join(

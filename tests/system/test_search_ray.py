@@ -145,7 +145,7 @@ def test_plan_counts_what_the_searches_ran(grid_run, optimize_run):
         dense = list((outcome.experiment.dense_dir / "dense").glob("*/meta.json"))
         assert plan.counts.trials == len(rows)
         assert len(plan.counts.dense) == len(dense)
-        assert {d["seed"] for d in plan.counts.dense} == {r["seed"] for r in rows}
+        assert {d.seed for d in plan.counts.dense} == {r["seed"] for r in rows}
 
 
 def test_parquet_schemas_column_by_column(grid_run):
@@ -349,10 +349,10 @@ def test_unreadable_final_result_makes_the_trial_an_error(grid_run):
     finally:
         result.write_text(original)
         export_experiment(exp)
-    row = next(r for r in rows if r["trial_id"] == victim)
-    assert row["status"] == "ERROR" and "unreadable final/result.json" in row["error"]
+    row = next(r for r in rows if r.trial_id == victim)
+    assert row.status == "ERROR" and "unreadable final/result.json" in row.error
     assert row.get("robust_acc") is None
-    assert sum(r["status"] == "TERMINATED" for r in rows) == len(done) - 1
+    assert sum(r.status == "TERMINATED" for r in rows) == len(done) - 1
 
 
 def test_extend_adds_exactly_n_trials_to_the_same_study(optimize_run):
