@@ -97,7 +97,8 @@ def ped_anova(sources: list[Source], response: str) -> tuple[pd.DataFrame, list[
             except Exception as exc:  # too few trials, no parameters, ...
                 notes.append(f"{name}: PED-ANOVA not computed ({exc}).")
                 continue
-            for param, value in values.items():
+            # Optuna orders equal importances as a set of names comes out: by name instead
+            for param, value in sorted(values.items(), key=lambda kv: (-kv[1], kv[0])):
                 rows.append(
                     {
                         "experiment": root,
