@@ -21,7 +21,7 @@ from search.run.study import (  # noqa: E402
     open_storage,
     run_accounting,
 )
-from search.run.tune_internals import StudySearch  # noqa: E402
+from search.run.tune_internals import StudySearch, _searcher  # noqa: E402
 
 
 def _space(trial: optuna.trial.Trial) -> None:
@@ -135,9 +135,10 @@ def test_a_restored_search_is_reopened(tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["search_gen_state-2026-01-01_00-00-01.json"]
 
 
-def test_a_full_run_is_not_counted_again_until_the_journal_changes(tmp_path, monkeypatch):
-    """Tune asks on every step while the run is full: the study is read once per journal
-    change, not once per ask (at thousands of trials each read costs milliseconds)."""
+def test_a_full_run_is_not_counted_again_on_every_ask(tmp_path, monkeypatch):
+    """Tune asks on every step while the run is full: the study is read again when this
+    searcher hands out or ends a trial, or a second later for another writer's changes,
+    not on every ask (at thousands of trials each read costs milliseconds)."""
     search = _search(tmp_path, planned=5)
     search.suggest("a")
     search.suggest("b")
@@ -154,5 +155,15 @@ def test_a_full_run_is_not_counted_again_until_the_journal_changes(tmp_path, mon
     study = optuna.load_study(study_name="robprune", storage=open_storage(search._journal))
     a = next(t for t in study.get_trials() if t.user_attrs["tune_trial_id"] == "a")
     study.tell(a.number, 0.5)
+    monkeypatch.setattr(_searcher, "READ_EVERY_S", 0.0)  # as if a second had passed
     assert isinstance(search.suggest("c"), dict)  # the change is seen: a slot is free
     assert len(reads) > first
+
+
+def test_a_trial_the_searcher_ends_frees_its_slot_at_once(tmp_path):
+    search = _search(tmp_path, planned=5)
+    search.suggest("a")
+    search.suggest("b")
+    assert search.suggest("c") is None
+    search.on_trial_complete("a", {"robust_acc": 0.5})
+    assert isinstance(search.suggest("c"), dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -26,6 +27,8 @@ from search.state.repeats import CONFIG_KEY_ATTR, REPEAT_ATTR, REPEAT_KEY, Origi
 __all__ = ["StudySearch"]
 
 _T = TypeVar("_T")
+#: Seconds a count of the journal is reused while this searcher hands out and ends nothing.
+READ_EVERY_S = 1.0
 
 
 class StudySearch(OptunaSearch):
@@ -122,22 +125,23 @@ class StudySearch(OptunaSearch):
         return self._unchanged_or("tally", count)
 
     def _unchanged_or(self, name: str, compute: Callable[[], _T]) -> _T:
-        """`compute()`, or its last value while the journal and the linked trials are as then.
+        """`compute()`, or its value of less than `READ_EVERY_S` ago if this searcher has
+        handed out or ended no trial since.
 
         Tune asks for a trial on every step of its loop while the run is full, and reading
-        every trial of the study costs milliseconds at thousands of trials: a cost per trial
-        that grew with the trials. The journal only grows, so its size says whether anything
-        (this searcher, the grid's callback, another process) wrote since the last read.
+        every trial of the study costs milliseconds at thousands of trials: read on each ask,
+        it made the driver's cost per trial grow with the trials. What this searcher does
+        itself is seen at once; what another writer does to the journal (reconciliation, a
+        trial marked as never started) within `READ_EVERY_S`.
         """
-        try:
-            version = (Path(self._journal).stat().st_size, len(self._ot_trials))
-        except OSError:
-            return compute()
+        version = (self.__dict__.get("_ended", 0), len(self._ot_trials))
+        now = time.monotonic()
         cache = self.__dict__.setdefault("_read_cache", {})
-        if name in cache and cache[name][0] == version:
-            return cache[name][1]
+        hit = cache.get(name)
+        if hit is not None and hit[0] == version and now - hit[1] < READ_EVERY_S:
+            return hit[2]
         value = compute()
-        cache[name] = (version, value)
+        cache[name] = (version, now, value)
         return value
 
     def _known(self) -> Originals:
@@ -201,6 +205,7 @@ class StudySearch(OptunaSearch):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         ot_trial = self._ot_trials.get(trial_id)
+        self.__dict__["_ended"] = self.__dict__.get("_ended", 0) + 1  # counts read again
         if error and faulted():  # the storage failed, not the trial: no FAIL in Optuna
             return
         if self._open_trial(trial_id) is not None:
