@@ -120,6 +120,19 @@ def _start_moto(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     return proc, f"s3://robprune/bench?{query}"
 
 
+def _copy_bucket(storage: str, into: Path) -> Path:
+    """Every object under the S3 storage URI, copied into a local folder."""
+    import pyarrow.fs as pafs
+
+    from search.state import storage as state_storage
+
+    fs, path = state_storage.filesystem(storage)
+    pafs.copy_files(
+        path, str(into), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()
+    )
+    return into
+
+
 def _run_case(case: dict[str, Any], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
     command = [sys.executable, str(BENCH / "scale_measure.py"), json.dumps(case)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -237,11 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="robprune-scale-"))
     cache_dir = str(work / "cache")
     template = _template(work, cache_dir)
-    moto, rows = None, []
+    moto, bucket, rows = None, "", []
     try:
         for storage_kind in args.storage.split(","):
             if storage_kind == "s3":
                 moto, storage = _start_moto(env)
+                bucket = storage
                 env["ROBPRUNE_WORK_DIR"] = str(work / "s3-work")
             else:
                 storage = str(work / "exps")
@@ -262,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
     finally:
         if moto is not None:
+            if args.keep:  # the experiments live in moto's memory: copy them out first
+                try:
+                    print(f"bucket copied to {_copy_bucket(bucket, work / 's3-bucket')}")
+                except OSError as exc:
+                    print(f"the bucket could not be copied: {exc}", file=sys.stderr)
             moto.terminate()
             moto.wait(timeout=30)
     print_table(rows)

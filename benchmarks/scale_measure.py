@@ -22,11 +22,43 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 
 
+#: The grid's criteria: each prunes differently under any ratio rule (lamp is left out: under a
+#: per-layer rule it resolves like l2, and the grid's dedupe would drop its cells).
+GRID_CRITERIA = ("l1", "l2", "fpgm", "taylor", "random")
+
+
+def _split(n: int) -> tuple[int, int]:
+    """n as a x b with a <= b and a as large as can be (the two factors nearly equal)."""
+    a = max(d for d in range(1, int(n**0.5) + 1) if n % d == 0)
+    return a, n // a
+
+
+def grid_levels(size: int) -> dict[str, int]:
+    """Levels per factor of a grid of exactly `size` cells: criteria (5, 4, 2 or 1 of them,
+    the most that divide `size`) x sparsities x fine-tuning learning rates, the last two
+    nearly equal (20: 5 x 2 x 2; 200: 5 x 5 x 8; 2,000: 5 x 20 x 20). A real grid is a
+    product of factors with a few levels each; its trials' records do not grow with it."""
+    criteria = next(c for c in (5, 4, 2, 1) if size % c == 0)
+    sparsities, lrs = _split(size // criteria)
+    return {"criterion": criteria, "sparsity": sparsities, "lr": lrs}
+
+
+def _levels(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else {"choice": values}
+
+
 def spec_raw(case: dict[str, Any]) -> dict[str, Any]:
-    """A digits search of `size` trials: a grid of distinct sparsities, or TPE over a range."""
+    """A digits search of `size` trials: a grid of `size` distinct cells (criterion x sparsity
+    x learning rate, `grid_levels`), or TPE over a range of sparsities."""
     n = int(case["size"])
+    criterion: Any = "l1"
+    finetune: dict[str, Any] = {"method": "ce", "epochs": int(case["epochs"])}
     if case["mode"] == "grid":
-        sparsity: Any = {"choice": [round(0.1 + 0.8 * i / max(1, n - 1), 6) for i in range(n)]}
+        levels = grid_levels(n)
+        k, m = levels["sparsity"], levels["lr"]
+        sparsity: Any = _levels([round(0.1 + 0.8 * i / max(1, k - 1), 6) for i in range(k)])
+        criterion = _levels(list(GRID_CRITERIA[: levels["criterion"]]))
+        finetune["lr"] = _levels([round(0.01 * (1 + i), 6) for i in range(m)])
         search: dict[str, Any] = {"mode": "grid"}
     else:
         sparsity = {"uniform": [0.1, 0.9]}
@@ -41,8 +73,8 @@ def spec_raw(case: dict[str, Any]) -> dict[str, Any]:
         "model": {"arch": "digits_cnn"},
         "dense": {"method": "ce", "epochs": 1},
         "threat": {"train_steps": 2, "eval_steps": 2},
-        "prune": {"sparsity": sparsity, "criterion": "l1"},
-        "finetune": {"method": "ce", "epochs": int(case["epochs"])},
+        "prune": {"sparsity": sparsity, "criterion": criterion},
+        "finetune": finetune,
         "eval": {"attacks": ["pgd2"], "primary": "pgd2", "epoch_attack": "pgd2"},
         "search": search,
         "resources": {"cpu": 1},
@@ -176,6 +208,8 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     from search.spec.parse import parse_spec
 
     spec = parse_spec(spec_raw(case), name=case["name"], storage=case["storage"])
+    if case["mode"] == "grid":  # every cell distinct: none dropped by the grid's dedupe
+        assert len(spec.grid) == int(case["size"]), (len(spec.grid), case["size"])
     cluster = _start_ray(case)
     try:
         return _measure(case, spec, cluster)

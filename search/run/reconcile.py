@@ -11,9 +11,11 @@ classified from the durable record, never from the snapshot alone:
   it again; an Optuna trial still RUNNING for it is told its result once, here.
 - **resumable** (unfinished, with checkpoints): the newest checkpoint on storage is registered,
   also when the snapshot predates it, so Tune continues after the last saved epoch.
-- **never started** (an Optuna trial asked for a Tune trial that the snapshot does not know):
-  FAILed in Optuna with the reason in its `fail_reason` user attribute. It does not count
-  towards the run's planned trials, so the searcher asks for a new trial in its place.
+- **never started** (an Optuna trial asked for a Tune trial that the snapshot does not know,
+  and whose directory does not finish it): FAILed in Optuna with the reason in its
+  `fail_reason` user attribute. It does not count towards the run's planned trials, so the
+  searcher asks for a new trial in its place. One the directory finishes (the snapshot
+  predates it) is told its result instead (`settle_unknown`).
 
 The searcher (`search.run.tune_internals.StudySearch`) also refuses to report to a finished
 Optuna trial, so no code path reports to one twice. Tune's and Optuna's private members are
@@ -274,8 +276,7 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
         for ot_trial in study.run_trials:
             tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
             if ot_trial.state.name == "RUNNING" and tune_id not in known:
-                study.tell(ot_trial.number, None, NEVER_STARTED)
-                out.never_started.append(ot_trial.number)
+                settle_unknown(spec, fs, run_path, study, ot_trial, out)
     elif study.study is not None:
         _rebuild_from_records(spec, fs, run_path, study, out)
     return out
@@ -293,21 +294,49 @@ def _rebuild_from_records(
         tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
         if ot_trial.state.name != "RUNNING" or not tune_id:
             continue
-        trial_dir = f"{run_path}/trial_{tune_id}"
-        record = _record(fs, trial_dir)
-        terminal = _classify("", record, None)
-        if terminal is None:
+        if not _settle_from_record(spec, fs, run_path, study, ot_trial, out):
             out.continued.append(tune_id)
-            continue
-        metrics = _final_metrics(fs, trial_dir, record)
-        if record.marker is None:
-            keep = [o.metric for o in spec.search.objectives]
-            text = marker_text(terminal, metrics, keep, why="written on resume from the record")
-            storage.write_text(fs, f"{trial_dir}/{END_MARKER}", text)
-            out.marked.append(tune_id)
-        values = _values(spec, metrics) if terminal == "TERMINATED" else None
-        study.tell(ot_trial.number, values, f"{terminal} in the trial's record, told on resume")
-        out.told.append(ot_trial.number)
+
+
+def _settle_from_record(
+    spec: Spec, fs: pafs.FileSystem, run_path: str, study: _Study, ot_trial: Any, out: Reconciled
+) -> bool:
+    """A RUNNING Optuna trial whose Tune trial's directory finishes it (end marker, `final/`
+    checkpoint): told its result, its marker written if missing. Returns whether it was."""
+    tune_id = ot_trial.user_attrs.get(TUNE_TRIAL_ATTR)
+    if not tune_id:
+        return False
+    trial_dir = f"{run_path}/trial_{tune_id}"
+    record = _record(fs, trial_dir)
+    terminal = _classify("", record, None)
+    if terminal is None:
+        return False
+    metrics = _final_metrics(fs, trial_dir, record)
+    if record.marker is None:
+        keep = [o.metric for o in spec.search.objectives]
+        text = marker_text(terminal, metrics, keep, why="written on resume from the record")
+        storage.write_text(fs, f"{trial_dir}/{END_MARKER}", text)
+        out.marked.append(tune_id)
+    values = _values(spec, metrics) if terminal == "TERMINATED" else None
+    study.tell(ot_trial.number, values, f"{terminal} in the trial's record, told on resume")
+    out.told.append(ot_trial.number)
+    return True
+
+
+def settle_unknown(
+    spec: Spec, fs: pafs.FileSystem, run_path: str, study: _Study, ot_trial: Any, out: Reconciled
+) -> None:
+    """A RUNNING Optuna trial whose Tune trial the restored snapshot does not know.
+
+    The snapshot can be older than the trial: a trial that finished after the last snapshot,
+    whose tell had not reached the stored journal when the driver died (on object storage the
+    journal's upload precedes the end marker), is finished by its directory (its `final/`
+    checkpoint) and told its result here; failing it as never started would make the searcher
+    ask once more, one trial too many. Any other is failed as never started (`NEVER_STARTED`):
+    the searcher asks for a new trial in its place."""
+    if not _settle_from_record(spec, fs, run_path, study, ot_trial, out):
+        study.tell(ot_trial.number, None, NEVER_STARTED)
+        out.never_started.append(ot_trial.number)
 
 
 def _reconcile_trial(
