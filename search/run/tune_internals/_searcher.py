@@ -65,6 +65,8 @@ class StudySearch(OptunaSearch):
         self._space_size = space_size
         self._originals: Originals | None = None
         self._said_exhausted = False
+        self._ended = 0  # trials this searcher saw end: its counts of the journal are stale
+        self._read_cache: dict[str, tuple[Any, float, Any]] = {}
         super().__init__(
             space=space,
             metric=metric,
@@ -134,14 +136,13 @@ class StudySearch(OptunaSearch):
         itself is seen at once; what another writer does to the journal (reconciliation, a
         trial marked as never started) within `READ_EVERY_S`.
         """
-        version = (self.__dict__.get("_ended", 0), len(self._ot_trials))
+        version = (self._ended, len(self._ot_trials))
         now = time.monotonic()
-        cache = self.__dict__.setdefault("_read_cache", {})
-        hit = cache.get(name)
+        hit = self._read_cache.get(name)
         if hit is not None and hit[0] == version and now - hit[1] < READ_EVERY_S:
             return hit[2]
         value = compute()
-        cache[name] = (version, now, value)
+        self._read_cache[name] = (version, now, value)
         return value
 
     def _known(self) -> Originals:
@@ -205,7 +206,7 @@ class StudySearch(OptunaSearch):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         ot_trial = self._ot_trials.get(trial_id)
-        self.__dict__["_ended"] = self.__dict__.get("_ended", 0) + 1  # counts read again
+        self._ended += 1  # the counts are read again
         if error and faulted():  # the storage failed, not the trial: no FAIL in Optuna
             return
         if self._open_trial(trial_id) is not None:
@@ -225,7 +226,7 @@ class StudySearch(OptunaSearch):
         state["_ot_study"] = None
         state["_ot_trials"] = {tid: t._trial_id for tid, t in self._ot_trials.items()}
         state["_originals"] = None  # read again from the journal, the record
-        state.pop("_read_cache", None)
+        state["_read_cache"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -236,6 +237,8 @@ class StudySearch(OptunaSearch):
         self.__dict__.setdefault("_dedupe", True)
         self.__dict__.setdefault("_space_size", None)
         self.__dict__.setdefault("_said_exhausted", False)
+        self.__dict__.setdefault("_ended", 0)
+        self._read_cache = {}
         self._originals = None
         journal = StudySearch.journal_override or self._journal
         self._journal = journal
