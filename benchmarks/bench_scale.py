@@ -1,7 +1,7 @@
 """The search machinery from tens to thousands of trials, with a stand-in for the compute.
 
     python benchmarks/bench_scale.py --sizes 20,200,2000 --modes optimize,grid \
-        --storage local,s3 [--nodes K] [--cpus C] [--json] [--plot DIR]
+        --storage local,s3 [--sampler tpe] [--nodes K] [--cpus C] [--json] [--plot DIR]
     python benchmarks/bench_scale.py --replot benchmarks/results/bench_scale.jsonl --plot DIR
 
 Each (mode, storage, size) runs in a fresh process (`scale_measure.py`): robprune's real
@@ -42,12 +42,16 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 from scale_measure import spec_raw  # noqa: E402
 
+from search.spec.settings import SAMPLERS  # noqa: E402
+
 ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "disabled",
     "OMP_NUM_THREADS": "1",
 }
+MODES = ("optimize", "grid")
+STORAGES = ("local", "s3")
 #: The columns of the table, in order (each a key of a measurement).
 COLUMNS = (
     "overhead_per_trial_s",
@@ -159,12 +163,23 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _mode(r: dict[str, Any]) -> str:
+    """A run's mode, with its sampler where not the default TPE (rows before `--sampler`: TPE)."""
+    sampler = r.get("sampler")
+    return r["mode"] if sampler in (None, "tpe") else f"{r['mode']} ({sampler})"
+
+
+def _key(r: dict[str, Any]) -> tuple:
+    """What makes two recorded runs the same measurement (the later one replaces the earlier)."""
+    return (_mode(r), r["storage"], r["nodes"], r.get("concurrency", 16), r["size"])
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = ["mode", "storage", "nodes", "concurrency", "trials", *COLUMNS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        cells = [r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"]]
+        cells = list(_key(r))
         cells += [r.get(c) for c in COLUMNS]
         print("| " + " | ".join(_fmt(c) for c in cells) + " |")
 
@@ -181,7 +196,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             if r.get(column) is not None and r[column] > 0:
-                key = f"{r['mode']}/{r['storage']}/{r['nodes']}n/c{r.get('concurrency', 16)}"
+                key = f"{_mode(r)}/{r['storage']}/{r['nodes']}n/c{r.get('concurrency', 16)}"
                 groups.setdefault(key, []).append((r["size"], r[column]))
         for key, points in sorted(groups.items()):
             xs, ys = zip(*sorted(points), strict=True)
@@ -206,11 +221,36 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
     return [r for line in lines if line.strip() for r in json.loads(line)["runs"]]
 
 
-def main(argv: list[str] | None = None) -> int:
+class UsageError(ValueError):
+    """A bad argument: printed as one line naming it and what is allowed; exit code 2."""
+
+
+def _names(value: str, flag: str, allowed: tuple[str, ...]) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in allowed] or ([] if names else [value])
+    if bad:
+        raise UsageError(f"{flag}: {bad[0]!r} is not one of {', '.join(allowed)}")
+    return list(dict.fromkeys(names))
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in value.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--sizes: {value!r} is not a comma-separated list of positive integers")
+    return sizes
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,200,2000", help="numbers of trials")
     parser.add_argument("--modes", default="optimize,grid", help="optimize and/or grid")
     parser.add_argument("--storage", default="local,s3", help="local and/or s3 (moto)")
+    parser.add_argument(
+        "--sampler", help=f"Optuna sampler of the optimize runs: {', '.join(SAMPLERS)} (tpe)"
+    )
     parser.add_argument("--nodes", type=int, default=1, help="simulated nodes (1: local Ray)")
     parser.add_argument("--cpus", type=int, default=16, help="logical CPUs in all")
     parser.add_argument("--concurrency", type=int, default=16, help="search.max_concurrent")
@@ -233,13 +273,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.replot:
+        return args
+    args.sizes = _sizes(args.sizes)
+    args.modes = _names(args.modes, "--modes", MODES)
+    args.storage = _names(args.storage, "--storage", STORAGES)
+    if args.sampler is not None:
+        if args.sampler not in SAMPLERS:
+            raise UsageError(f"--sampler: {args.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if "optimize" not in args.modes:
+            raise UsageError("--sampler: applies to --modes optimize, which is not asked for")
+    for flag in ("nodes", "cpus", "concurrency", "epochs"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag}: must be at least 1, got {getattr(args, flag)}")
+    for flag in ("epoch_s", "timeout"):
+        if not getattr(args, flag) > 0:
+            raise UsageError(
+                f"--{flag.replace('_', '-')}: must be above 0, got {getattr(args, flag)}"
+            )
+    if args.no_interrupt and args.interrupt_only:
+        raise UsageError("--interrupt-only: cannot be combined with --no-interrupt")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _arguments(argv)
+    except UsageError as exc:
+        print(f"bench_scale.py: error: {exc}", file=sys.stderr)
+        return 2
+    if args.replot:
         latest: dict[tuple, dict[str, Any]] = {}  # a size measured again: its latest run
         for r in (r for path in args.replot for r in read_runs(path)):
-            key = (r["mode"], r["storage"], r["nodes"], r.get("concurrency", 16), r["size"])
-            if r.get("interrupt_only") and key in latest:  # its killed-driver measures only
-                latest[key] = {**latest[key], **r}
+            if r.get("interrupt_only") and _key(r) in latest:  # its killed-driver measures only
+                latest[_key(r)] = {**latest[_key(r)], **r}
             else:
-                latest[key] = r
+                latest[_key(r)] = r
         rows = list(latest.values())
         print_table(rows)
         if args.plot:
@@ -252,15 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     template = _template(work, cache_dir)
     moto, bucket, rows = None, "", []
     try:
-        for storage_kind in args.storage.split(","):
+        for storage_kind in args.storage:
             if storage_kind == "s3":
                 moto, storage = _start_moto(env)
                 bucket = storage
                 env["ROBPRUNE_WORK_DIR"] = str(work / "s3-work")
             else:
                 storage = str(work / "exps")
-            for mode in args.modes.split(","):
-                for size in (int(s) for s in args.sizes.split(",")):
+            for mode in args.modes:
+                for size in args.sizes:
                     name = f"{mode}-{storage_kind}-{size}"
                     case = {
                         "name": name, "mode": mode, "size": size, "storage": storage,
@@ -270,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                         "cache_dir": cache_dir, "work": str(work / name),
                         "interrupt": not args.no_interrupt, "timeout": args.timeout,
                         "interrupt_only": args.interrupt_only,
+                        "sampler": args.sampler or "tpe",
                     }  # fmt: skip
                     row = _run_case(case, env, args.timeout)
                     rows.append(row)

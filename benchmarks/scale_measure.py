@@ -62,7 +62,7 @@ def spec_raw(case: dict[str, Any]) -> dict[str, Any]:
         search: dict[str, Any] = {"mode": "grid"}
     else:
         sparsity = {"uniform": [0.1, 0.9]}
-        search = {"mode": "optimize", "num_samples": n, "sampler": "tpe"}
+        search = {"mode": "optimize", "num_samples": n, "sampler": sampler_of(case)}
     search["max_concurrent"] = int(case["concurrency"])
     return {
         "name": case["name"],
@@ -79,6 +79,11 @@ def spec_raw(case: dict[str, Any]) -> dict[str, Any]:
         "search": search,
         "resources": {"cpu": 1},
     }
+
+
+def sampler_of(case: dict[str, Any]) -> str | None:
+    """The Optuna sampler of an optimize run (TPE unless `--sampler` said); a grid has none."""
+    return None if case["mode"] == "grid" else case.get("sampler", "tpe")
 
 
 def runtime_env(case: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +234,7 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
         keys = ("mode", "storage_kind", "nodes", "size", "concurrency")
         row = {k.removesuffix("_kind"): case[k] for k in keys}
         row["concurrency"] = min(int(case["concurrency"]), int(case["cpus"]))
+        row["sampler"] = sampler_of(case)
         row["interrupt_only"] = True  # --replot merges it into the full run's row
         return {**row, **measure_interrupted(case, address, cluster)}
 
@@ -251,6 +257,7 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
     _, resume_s = timed(lambda: resume_experiment(exp.location, stream=resume_log))
     row = {
         "mode": case["mode"],
+        "sampler": sampler_of(case),
         "storage": case["storage_kind"],
         "nodes": int(case["nodes"]),
         "size": n,
