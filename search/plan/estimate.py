@@ -306,7 +306,7 @@ def estimate_cost(
     drivers = _drivers(rows, scale)
     drivers += _drivers([d[1] for d in dense_rows], 1.0)
     trials_wall = list_schedule(seconds, workers) * scale
-    driver = FITTED.driver_seconds(n_trials)  # the driver handles trials one after another
+    driver = FITTED.driver_seconds(n_trials, workers)  # one trial after another
     wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + driver
     wall += OVERHEAD["end"]
     return Cost(
