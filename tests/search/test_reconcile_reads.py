@@ -1,0 +1,100 @@
+"""Reconciliation reads the snapshot's trial directories several at a time
+(`search.run.reconcile.records`): on object storage each directory is several round trips, and
+read one after another they made most of a killed search's resume at thousands of trials."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from search.run.end_marker import END_MARKER, marker_text
+from search.run.reconcile import READERS, _record, records
+from search.state.trial_files import FINAL_DIR, RESULT_FILE
+
+
+class _CountingHandler(pafs.FileSystemHandler):
+    """The local file system, each call held a moment (a round trip), the most calls in
+    flight at once counted."""
+
+    def __init__(self) -> None:
+        self.local, self.lock = pafs.LocalFileSystem(), threading.Lock()
+        self.in_flight = self.most = 0
+
+    def _held(self, call):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(0.005)
+            return call()
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def get_file_info(self, paths):
+        return self._held(lambda: self.local.get_file_info(paths))
+
+    def get_file_info_selector(self, selector):
+        return self._held(lambda: self.local.get_file_info(selector))
+
+    def open_input_stream(self, path):
+        return self._held(lambda: self.local.open_input_stream(path))
+
+    def open_input_file(self, path):
+        return self._held(lambda: self.local.open_input_file(path))
+
+    def get_type_name(self):
+        return "counting"
+
+    def equals(self, other):
+        return self is other
+
+    def normalize_path(self, path):
+        return path
+
+    def _refused(self, *args):  # reading writes nothing
+        raise AssertionError(f"a write while reading: {args}")
+
+    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _refused
+    delete_file = move = copy_file = open_output_stream = open_append_stream = _refused
+
+
+def _trials(root: Path, n: int) -> list[str]:
+    """n trial directories: finished ones (final checkpoint and end marker) and unfinished."""
+    dirs = []
+    for i in range(n):
+        trial = root / f"trial_{i:05d}"
+        (trial / "checkpoint_000000").mkdir(parents=True)
+        (trial / "result.json").write_text(json.dumps({"epoch": 1, "robust_acc": i / n}) + "\n")
+        if i % 3:
+            final = trial / "checkpoint_000001" / FINAL_DIR
+            final.mkdir(parents=True)
+            (final / RESULT_FILE).write_text(json.dumps({"metrics": {}, "epochs": []}))
+            marker = marker_text("TERMINATED", {"robust_acc": i / n}, ["robust_acc"])
+            (trial / END_MARKER).write_text(marker)
+        dirs.append(str(trial))
+    return dirs
+
+
+def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_path):
+    dirs = _trials(tmp_path, 40)
+    handler = _CountingHandler()
+    fs = pafs.PyFileSystem(handler)
+    read = records(fs, dirs)
+    assert 1 < handler.most <= READERS
+    serial = [_record(pafs.LocalFileSystem(), d) for d in dirs]
+    assert read == serial  # the same records, in the same order
+    assert [r.final is not None for r in read] == [bool(i % 3) for i in range(40)]
+    assert all(r.rows for r in read)
+
+
+def test_one_directory_is_read_without_threads(tmp_path):
+    (directory,) = _trials(tmp_path, 1)
+    assert records(pafs.LocalFileSystem(), [directory]) == [
+        _record(pafs.LocalFileSystem(), directory)
+    ]
+    assert records(pafs.LocalFileSystem(), []) == []
