@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import optuna
@@ -114,48 +115,69 @@ def _index(name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-@dataclass(kw_only=True)
 class _Record:
-    """What a trial's directory says about it."""
+    """What a trial's directory says about it, read as far as a decision needs: its listing
+    (checkpoint names; whether an end marker is there) at once, and the end marker, the final
+    result and Tune's result.json each on first use. On object storage each is a round trip,
+    and a trial the snapshot already finished needs its listing and its marker only."""
 
-    checkpoints: list[str]  # names, oldest first
-    final: str | None  # the checkpoint holding final/result.json
-    marker: dict[str, Any] | None
-    rows: list[dict[str, Any]]  # Tune's result.json rows that could be read
+    def __init__(self, fs: pafs.FileSystem, trial_dir: str) -> None:
+        self.fs, self.trial_dir = fs, trial_dir
+        names = {i.base_name for i in storage.listing(fs, trial_dir)}
+        self.checkpoints = sorted((n for n in names if CHECKPOINT_DIR.match(n)), key=_index)
+        self._has_marker = END_MARKER in names
+
+    @cached_property
+    def marker(self) -> dict[str, Any] | None:
+        """The end marker; a torn one counts as none (rebuilt by reconciliation)."""
+        return read_marker(self.fs, self.trial_dir) if self._has_marker else None
+
+    @cached_property
+    def final(self) -> str | None:
+        """The newest checkpoint holding final/result.json."""
+        return next((n for n in reversed(self.checkpoints) if self._holds_final(n)), None)
+
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """Tune's result.json rows that could be read (lines a kill cut: left out)."""
+        return storage.read_json_lines(self.fs, f"{self.trial_dir}/result.json")
+
+    def _holds_final(self, checkpoint: str) -> bool:
+        path = f"{self.trial_dir}/{checkpoint}/{FINAL_DIR}/{RESULT_FILE}"
+        return bool(storage.read_text_or_none(self.fs, path))
+
+    def read_all(self) -> _Record:
+        """Everything read now (in a reader thread, for a trial whose decision needs it)."""
+        _ = self.marker, self.final, self.rows
+        return self
 
 
 def _record(fs: pafs.FileSystem, trial_dir: str) -> _Record:
-    names = sorted(
-        (i.base_name for i in storage.listing(fs, trial_dir) if CHECKPOINT_DIR.match(i.base_name)),
-        key=_index,
-    )
-    final = next(
-        (
-            n
-            for n in reversed(names)
-            if storage.read_text_or_none(fs, f"{trial_dir}/{n}/{FINAL_DIR}/{RESULT_FILE}")
-        ),
-        None,
-    )
-    marker = read_marker(fs, trial_dir)  # a torn marker counts as none: rebuilt below
-    rows = storage.read_json_lines(fs, f"{trial_dir}/result.json")  # lines a kill cut: left out
-    return _Record(checkpoints=names, final=final, marker=marker, rows=rows)
+    return _Record(fs, trial_dir).read_all()
 
 
-#: Trial directories read at once. On object storage a directory is several round trips (its
-#: listing, the final result, the end marker, Tune's result.json), and a killed search of
+#: Trial directories read at once. On object storage a directory is up to four round trips
+#: (its listing, the end marker, the final result, Tune's result.json), and a killed search of
 #: thousands of trials has as many directories in its snapshot: read one after another they
-#: were most of a resume's time. pyarrow's file systems may be used from several threads.
+#: were most of a resume's time. pyarrow's file systems may be used from several threads; a
+#: local disk is read in order (threads only add their cost there).
 READERS = 16
 
 
-def records(fs: pafs.FileSystem, trial_dirs: list[str]) -> list[_Record]:
-    """`_record` of each directory, in order, `READERS` at a time (only reads: the decisions
-    and every write stay one trial after another)."""
-    if len(trial_dirs) < 2:
-        return [_record(fs, d) for d in trial_dirs]
+def records(fs: pafs.FileSystem, trial_dirs: list[str], settled: list[bool]) -> list[_Record]:
+    """The records of `trial_dirs`, in order, `READERS` at a time: of a trial Tune's snapshot
+    has `settled` (finished), the listing and the end marker; of any other, everything its
+    decision reads. Only reads: the decisions and every write stay one trial after another."""
+
+    def read(directory: str, done: bool) -> _Record:
+        record = _Record(fs, directory)
+        _ = record.marker
+        return record if done else record.read_all()
+
+    if len(trial_dirs) < 2 or isinstance(fs, pafs.LocalFileSystem):  # a disk: no round trips
+        return [read(d, done) for d, done in zip(trial_dirs, settled, strict=True)]
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="reconcile") as pool:
-        return list(pool.map(lambda d: _record(fs, d), trial_dirs))
+        return list(pool.map(read, trial_dirs, settled))
 
 
 def _values(spec: Spec, metrics: dict[str, Any]) -> list[float] | None:
@@ -270,7 +292,8 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
         pairs = data.get("trial_data", [])
         listed = [internals.snapshot_trial(pair) for pair in pairs]
         dirs = [f"{run_path}/{t.storage.trial_dir_name}" for t in listed]
-        for pair, trial, record in zip(pairs, listed, records(fs, dirs), strict=True):
+        settled = [t.status in ("TERMINATED", "ERROR") for t in listed]
+        for pair, trial, record in zip(pairs, listed, records(fs, dirs, settled), strict=True):
             if _unrecorded(trial, record, study):
                 out.dropped.append(trial.trial_id)
                 changed = True
@@ -372,8 +395,9 @@ def _reconcile_trial(
     changed = False
     current = trial.checkpoint
     current_index = _index(current.path.rstrip("/").rsplit("/", 1)[-1]) if current else -1
-    newest = record.final if terminal and record.final else None
-    newest = newest or (record.checkpoints[-1] if record.checkpoints else None)
+    newest = record.checkpoints[-1] if record.checkpoints else None
+    if newest is not None and _index(newest) > current_index:  # a newer one: which to take
+        newest = (record.final if terminal else None) or newest
     if newest is not None and _index(newest) > current_index:
         internals.register_checkpoint(trial, newest, record.rows)
         if terminal is None:

@@ -1,6 +1,7 @@
-"""Reconciliation reads the snapshot's trial directories several at a time
-(`search.run.reconcile.records`): on object storage each directory is several round trips, and
-read one after another they made most of a killed search's resume at thousands of trials."""
+"""Reconciliation reads the snapshot's trial directories several at a time, and of a trial the
+snapshot already finished only what its decision needs (`search.run.reconcile.records`): on
+object storage each file is a round trip, and read one after another, four per trial, they
+made most of a killed search's resume at thousands of trials."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class _CountingHandler(pafs.FileSystemHandler):
 
     def __init__(self) -> None:
         self.local, self.lock = pafs.LocalFileSystem(), threading.Lock()
-        self.in_flight = self.most = 0
+        self.in_flight = self.most = self.opened = 0
 
     def _held(self, call):
         with self.lock:
@@ -42,6 +43,8 @@ class _CountingHandler(pafs.FileSystemHandler):
         return self._held(lambda: self.local.get_file_info(selector))
 
     def open_input_stream(self, path):
+        with self.lock:
+            self.opened += 1
         return self._held(lambda: self.local.open_input_stream(path))
 
     def open_input_file(self, path):
@@ -80,21 +83,33 @@ def _trials(root: Path, n: int) -> list[str]:
     return dirs
 
 
+def _seen(record) -> tuple:
+    return (record.checkpoints, record.final, record.marker, record.rows)
+
+
 def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_path):
     dirs = _trials(tmp_path, 40)
     handler = _CountingHandler()
-    fs = pafs.PyFileSystem(handler)
-    read = records(fs, dirs)
+    read = records(pafs.PyFileSystem(handler), dirs, [False] * 40)
     assert 1 < handler.most <= READERS
     serial = [_record(pafs.LocalFileSystem(), d) for d in dirs]
-    assert read == serial  # the same records, in the same order
+    assert [_seen(r) for r in read] == [_seen(r) for r in serial]  # the same, in order
     assert [r.final is not None for r in read] == [bool(i % 3) for i in range(40)]
     assert all(r.rows for r in read)
 
 
+def test_of_a_settled_trial_only_its_listing_and_its_marker_are_read(tmp_path):
+    dirs = _trials(tmp_path, 30)  # 20 with an end marker, 10 without
+    handler = _CountingHandler()
+    read = records(pafs.PyFileSystem(handler), dirs, [True] * 30)
+    assert handler.opened == 20  # the markers: no final result, no result.json
+    assert [r.marker is not None for r in read] == [bool(i % 3) for i in range(30)]
+    assert handler.opened == 20
+    assert read[1].final == "checkpoint_000001" and handler.opened == 21  # read when asked
+
+
 def test_one_directory_is_read_without_threads(tmp_path):
     (directory,) = _trials(tmp_path, 1)
-    assert records(pafs.LocalFileSystem(), [directory]) == [
-        _record(pafs.LocalFileSystem(), directory)
-    ]
-    assert records(pafs.LocalFileSystem(), []) == []
+    (read,) = records(pafs.LocalFileSystem(), [directory], [False])
+    assert _seen(read) == _seen(_record(pafs.LocalFileSystem(), directory))
+    assert records(pafs.LocalFileSystem(), [], []) == []
