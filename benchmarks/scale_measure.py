@@ -285,6 +285,7 @@ def _measure(case: dict[str, Any], spec: Any, cluster: Any) -> dict[str, Any]:
     if case.get("interrupt"):
         from scale_interrupt import measure_interrupted
 
+        print("MEASURED " + json.dumps(row), flush=True)  # kept if the killed part runs out
         address = ray.get_runtime_context().gcs_address
         row.update(measure_interrupted({**case, "measured_wall_s": wall}, address, cluster))
     return row
