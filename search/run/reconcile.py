@@ -125,7 +125,7 @@ class _Record:
         self.fs, self.trial_dir = fs, trial_dir
         names = {i.base_name for i in storage.listing(fs, trial_dir)}
         self.checkpoints = sorted((n for n in names if CHECKPOINT_DIR.match(n)), key=_index)
-        self._has_marker = END_MARKER in names
+        self._has_marker = END_MARKER in names or not names  # no listing: look for it anyway
 
     @cached_property
     def marker(self) -> dict[str, Any] | None:

@@ -113,3 +113,18 @@ def test_one_directory_is_read_without_threads(tmp_path):
     (read,) = records(pafs.LocalFileSystem(), [directory], [False])
     assert _seen(read) == _seen(_record(pafs.LocalFileSystem(), directory))
     assert records(pafs.LocalFileSystem(), [], []) == []
+
+
+def test_a_directory_that_lists_nothing_still_has_its_marker_read(tmp_path):
+    """A listing that fails (storage.listing gives nothing) must not hide an end marker: the
+    marker would be written again from nothing."""
+    (directory,) = _trials(tmp_path, 2)[1:]
+
+    class _NoListing(_CountingHandler):
+        def get_file_info_selector(self, selector):
+            raise OSError("listing refused")
+
+    handler = _NoListing()
+    (read,) = records(pafs.PyFileSystem(handler), [directory], [True])
+    assert read.checkpoints == [] and read.marker is not None
+    assert read.marker["status"] == "TERMINATED"
