@@ -128,6 +128,7 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
     killed_at = _kill_at_half(case, address, location, cluster, lost)
     compute = int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
     limit = RESUME_SLACK_S + max(compute, float(case.get("measured_wall_s", 0.0)))
+    limit = max(limit, float(case.get("timeout", 0.0)) / 2)  # --interrupt-only: no full run
     start = time.monotonic()
     proc = subprocess.Popen(
         _child("--resume", {**case, "location": location}, address),
