@@ -1,6 +1,6 @@
 """Reconciliation's reads of a killed search's trial directories: as it read before (one
-directory after another, every file of each) against now (`search.run.reconcile.records`), on
-S3 (moto on loopback) and on local disk.
+directory after another, every file of each) against now
+(`search.run.trial_record.read_records`), on S3 (moto on loopback) and on local disk.
 
     python benchmarks/bench_reconcile_reads.py --sizes 200,1000 [--storage s3,local] [--json]
 
@@ -9,7 +9,7 @@ runs (`search/run/reconcile.py`). This writes `size` trial directories laid out 
 leaves them (two checkpoints, a `final/` result, an end marker, Tune's files), as a snapshot
 taken at a kill sees them: all finished but `--running` (unfinished in the snapshot), and
 times, in the same run, the baseline (each directory's listing, end marker, final result and
-result.json, one directory after another: four round trips a trial) and `records` (READERS
+result.json, one directory after another: four round trips a trial) and `read_records` (READERS
 directories at a time; of a trial the snapshot finished, its listing and end marker only); the
 median of `--repeats`. moto is one Python process: its requests share the machine's cores with
 everything else, so on a real bucket (network latency, not CPU, per request) the gain of
@@ -37,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 import pyarrow.fs as pafs  # noqa: E402
 from bench_scale import _start_moto  # noqa: E402
 
-from search.run import reconcile  # noqa: E402
+from search.run import trial_record  # noqa: E402
 from search.run.end_marker import END_MARKER, marker_text  # noqa: E402
 from search.state import storage  # noqa: E402
 from search.state.trial_files import FINAL_DIR, RESULT_FILE  # noqa: E402
@@ -91,10 +91,10 @@ def _timed(read: Callable[[], list[Any]], repeats: int) -> float:
 
 
 def _compare(fs: pafs.FileSystem, dirs: list[str], running: int, repeats: int) -> dict:
-    """The baseline (every file, one directory after another) and `records`, same run."""
+    """The baseline (every file, one directory after another) and `read_records`, same run."""
     settled = [i < len(dirs) - running for i in range(len(dirs))]
-    before = _timed(lambda: [reconcile._record(fs, d) for d in dirs], repeats)
-    now = _timed(lambda: reconcile.records(fs, dirs, settled), repeats)
+    before = _timed(lambda: [trial_record.read_record(fs, d) for d in dirs], repeats)
+    now = _timed(lambda: trial_record.read_records(fs, dirs, settled), repeats)
     return {"before_s": round(before, 3), "now_s": round(now, 3), "ratio": round(before / now, 2)}
 
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     fs, base = pafs.LocalFileSystem(), work
                 for size in sizes:
                     dirs = _write(fs, f"{base}/tune-{size}/run-000", size)
-                    row = {"storage": kind, "trials": size, "readers": reconcile.READERS}
+                    row = {"storage": kind, "trials": size, "readers": trial_record.READERS}
                     rows.append(row | _compare(fs, dirs, args.running, args.repeats))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
                 if moto is not None:
@@ -139,9 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             if moto is not None:
                 moto.terminate()
                 moto.wait(timeout=30)
-    print(
-        f"| storage | trial directories | before | now ({reconcile.READERS} at a time) | ratio |"
-    )
+    readers = trial_record.READERS
+    print(f"| storage | trial directories | before | now ({readers} at a time) | ratio |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['storage']} | {r['trials']:,} | {r['before_s']:.2f} s "

@@ -31,6 +31,7 @@ __all__ = [
     "record_driver",
     "reap_dead_driver",
     "session_processes",
+    "await_session_end",
     "own_descendants",
     "parent_pid",
     "ray_temp_dir",
@@ -156,16 +157,36 @@ def reap_dead_driver(exp: Experiment) -> int:
     if not session:
         _release_journal_lock(exp)
         return 0
+    ended = _end_session(session)
+    _release_journal_lock(exp)  # after its Ray processes: none of them can hold it any more
+    return ended
+
+
+def _end_session(ray_dir: str) -> int:
+    """SIGKILL every process of one Ray session; returns how many there were."""
     ended: set[int] = set()
     for _ in range(10):  # workers may start while their parents are ended
-        pids = session_processes(session)
+        pids = session_processes(ray_dir)
         if not pids:
             break
         _kill(pids)
         ended.update(pids)
         time.sleep(0.3)
-    _release_journal_lock(exp)  # after its Ray processes: none of them can hold it any more
     return len(ended)
+
+
+#: Seconds a shut-down local Ray's processes get to exit on their own.
+EXIT_GRACE_S = 10.0
+
+
+def await_session_end(ray_dir: str) -> int:
+    """After `ray.shutdown()` of a Ray this driver started: wait for its processes to exit
+    (shutdown returns before all have), then end any still there, so that a command returns
+    with none of its processes left. Returns how many had to be ended."""
+    deadline = time.monotonic() + EXIT_GRACE_S
+    while session_processes(ray_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _end_session(ray_dir)
 
 
 def _release_journal_lock(exp: Experiment) -> None:

@@ -25,18 +25,17 @@ reached through `search.run.tune_internals` only.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import optuna
 import pyarrow.fs as pafs
 
 from search.run import tune_internals as internals
-from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text, read_marker
+from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text
 from search.run.repeat_answer import orphan_repeats
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
+from search.run.trial_record import TrialRecord, checkpoint_index, read_record, read_records
 from search.run.tune_state import (
     STATE_FILE,
     grid_generator_disagrees,
@@ -47,7 +46,6 @@ from search.run.tune_state import (
 )
 from search.spec.model import Spec
 from search.state import storage
-from search.state.checkpoints import CHECKPOINT_DIR
 from search.state.experiment import Experiment, Segment
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report
 
@@ -110,76 +108,6 @@ class Reconciled:
         return f"reconciled {self.run}: " + ("; ".join(parts) if parts else "nothing to fix")
 
 
-def _index(name: str) -> int:
-    match = CHECKPOINT_DIR.match(name)
-    return int(match.group(1)) if match else -1
-
-
-class _Record:
-    """What a trial's directory says about it, read as far as a decision needs: its listing
-    (checkpoint names; whether an end marker is there) at once, and the end marker, the final
-    result and Tune's result.json each on first use. On object storage each is a round trip,
-    and a trial the snapshot already finished needs its listing and its marker only."""
-
-    def __init__(self, fs: pafs.FileSystem, trial_dir: str) -> None:
-        self.fs, self.trial_dir = fs, trial_dir
-        names = {i.base_name for i in storage.listing(fs, trial_dir)}
-        self.checkpoints = sorted((n for n in names if CHECKPOINT_DIR.match(n)), key=_index)
-        self._has_marker = END_MARKER in names or not names  # no listing: look for it anyway
-
-    @cached_property
-    def marker(self) -> dict[str, Any] | None:
-        """The end marker; a torn one counts as none (rebuilt by reconciliation)."""
-        return read_marker(self.fs, self.trial_dir) if self._has_marker else None
-
-    @cached_property
-    def final(self) -> str | None:
-        """The newest checkpoint holding final/result.json."""
-        return next((n for n in reversed(self.checkpoints) if self._holds_final(n)), None)
-
-    @cached_property
-    def rows(self) -> list[dict[str, Any]]:
-        """Tune's result.json rows that could be read (lines a kill cut: left out)."""
-        return storage.read_json_lines(self.fs, f"{self.trial_dir}/result.json")
-
-    def _holds_final(self, checkpoint: str) -> bool:
-        path = f"{self.trial_dir}/{checkpoint}/{FINAL_DIR}/{RESULT_FILE}"
-        return bool(storage.read_text_or_none(self.fs, path))
-
-    def read_all(self) -> _Record:
-        """Everything read now (in a reader thread, for a trial whose decision needs it)."""
-        _ = self.marker, self.final, self.rows
-        return self
-
-
-def _record(fs: pafs.FileSystem, trial_dir: str) -> _Record:
-    return _Record(fs, trial_dir).read_all()
-
-
-#: Trial directories read at once. On object storage a directory is up to four round trips
-#: (its listing, the end marker, the final result, Tune's result.json), and a killed search of
-#: thousands of trials has as many directories in its snapshot: read one after another they
-#: took 9-12 s of a resume at 200 trials on S3 (BENCHMARKS.md). pyarrow's file systems may be
-#: used from several threads; a local disk is read in order (threads only add their cost).
-READERS = 16
-
-
-def records(fs: pafs.FileSystem, trial_dirs: list[str], settled: list[bool]) -> list[_Record]:
-    """The records of `trial_dirs`, in order, `READERS` at a time: of a trial Tune's snapshot
-    has `settled` (finished), the listing and the end marker; of any other, everything its
-    decision reads. Only reads: the decisions and every write stay one trial after another."""
-
-    def read(directory: str, done: bool) -> _Record:
-        record = _Record(fs, directory)
-        _ = record.marker
-        return record if done else record.read_all()
-
-    if len(trial_dirs) < 2 or isinstance(fs, pafs.LocalFileSystem):  # a disk: no round trips
-        return [read(d, done) for d, done in zip(trial_dirs, settled, strict=True)]
-    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="reconcile") as pool:
-        return list(pool.map(read, trial_dirs, settled))
-
-
 def _values(spec: Spec, metrics: dict[str, Any]) -> list[float] | None:
     values = [metrics.get(o.metric) for o in spec.search.objectives]
     if any(not isinstance(v, int | float) or v != v for v in values):
@@ -187,7 +115,7 @@ def _values(spec: Spec, metrics: dict[str, Any]) -> list[float] | None:
     return [float(v) for v in values]
 
 
-def _final_metrics(fs: pafs.FileSystem, trial_dir: str, record: _Record) -> dict[str, Any]:
+def _final_metrics(fs: pafs.FileSystem, trial_dir: str, record: TrialRecord) -> dict[str, Any]:
     """The metrics of the trial's last report, from the most durable source there is."""
     if record.final:
         text = storage.read_text_or_none(
@@ -231,7 +159,7 @@ class _Study:
         internals.tell_trial(self.study, frozen, values, why)
 
 
-def _classify(status: str, record: _Record, ot_trial: Any) -> str | None:
+def _classify(status: str, record: TrialRecord, ot_trial: Any) -> str | None:
     """The trial's terminal status according to the durable record, or None if unfinished."""
     if status in ("TERMINATED", "ERROR"):
         return status
@@ -244,7 +172,7 @@ def _classify(status: str, record: _Record, ot_trial: Any) -> str | None:
     return None
 
 
-def _unrecorded(trial: Any, record: _Record, study: _Study) -> bool:
+def _unrecorded(trial: Any, record: TrialRecord, study: _Study) -> bool:
     """An unfinished Tune trial whose Optuna trial is not in the journal.
 
     On object storage Tune's snapshot can reach the storage before the journal's last ask
@@ -293,7 +221,9 @@ def reconcile_run(spec: Spec, exp: Experiment, segment: Segment) -> Reconciled:
         listed = [internals.snapshot_trial(pair) for pair in pairs]
         dirs = [f"{run_path}/{t.storage.trial_dir_name}" for t in listed]
         settled = [t.status in ("TERMINATED", "ERROR") for t in listed]
-        for pair, trial, record in zip(pairs, listed, records(fs, dirs, settled), strict=True):
+        for pair, trial, record in zip(
+            pairs, listed, read_records(fs, dirs, settled), strict=True
+        ):
             if _unrecorded(trial, record, study):
                 out.dropped.append(trial.trial_id)
                 changed = True
@@ -346,7 +276,7 @@ def _settle_from_record(
     if not tune_id:
         return False
     trial_dir = f"{run_path}/trial_{tune_id}"
-    record = _record(fs, trial_dir)
+    record = read_record(fs, trial_dir)
     terminal = _classify("", record, None)
     if terminal is None:
         return False
@@ -383,7 +313,7 @@ def _reconcile_trial(
     fs: pafs.FileSystem,
     run_path: str,
     trial: Any,
-    record: _Record,
+    record: TrialRecord,
     study: _Study,
     out: Reconciled,
 ) -> bool:
@@ -394,11 +324,15 @@ def _reconcile_trial(
     terminal = _classify(trial.status, record, ot_trial)
     changed = False
     current = trial.checkpoint
-    current_index = _index(current.path.rstrip("/").rsplit("/", 1)[-1]) if current else -1
+    current_index = (
+        checkpoint_index(current.path.rstrip("/").rsplit("/", 1)[-1]) if current else -1
+    )
     newest = record.checkpoints[-1] if record.checkpoints else None
-    if newest is not None and _index(newest) > current_index:  # a newer one: which to take
+    if (
+        newest is not None and checkpoint_index(newest) > current_index
+    ):  # a newer one: which to take
         newest = (record.final if terminal else None) or newest
-    if newest is not None and _index(newest) > current_index:
+    if newest is not None and checkpoint_index(newest) > current_index:
         internals.register_checkpoint(trial, newest, record.rows)
         if terminal is None:
             out.resumed[trial.trial_id] = newest

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from robprune.errors import BadInput
 from search.finalists.rules import planned_trials
+from search.run.ownership import await_session_end
 from search.spec.model import Spec
 from search.spec.settings import FINAL_METRICS
 
@@ -165,3 +166,5 @@ def ray_session(address: str | None = None, temp_dir: str | None = None) -> Iter
             import ray
 
             ray.shutdown()
+            if temp_dir:  # its own directory: every process of it is this driver's
+                await_session_end(temp_dir)

@@ -1,5 +1,5 @@
 """Reconciliation reads the snapshot's trial directories several at a time, and of a trial the
-snapshot already finished only what its decision needs (`search.run.reconcile.records`): on
+snapshot already finished only what its decision needs (`search.run.trial_record.read_records`): on
 object storage each file is a round trip, and read one after another, four per trial, they
 made most of a killed search's resume at thousands of trials."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from search.run.end_marker import END_MARKER, marker_text
-from search.run.reconcile import READERS, _record, records
+from search.run.trial_record import READERS, read_record, read_records
 from search.state.trial_files import FINAL_DIR, RESULT_FILE
 
 
@@ -90,9 +90,9 @@ def _seen(record) -> tuple:
 def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_path):
     dirs = _trials(tmp_path, 40)
     handler = _CountingHandler()
-    read = records(pafs.PyFileSystem(handler), dirs, [False] * 40)
+    read = read_records(pafs.PyFileSystem(handler), dirs, [False] * 40)
     assert 1 < handler.most <= READERS
-    serial = [_record(pafs.LocalFileSystem(), d) for d in dirs]
+    serial = [read_record(pafs.LocalFileSystem(), d) for d in dirs]
     assert [_seen(r) for r in read] == [_seen(r) for r in serial]  # the same, in order
     assert [r.final is not None for r in read] == [bool(i % 3) for i in range(40)]
     assert all(r.rows for r in read)
@@ -101,7 +101,7 @@ def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_
 def test_of_a_settled_trial_only_its_listing_and_its_marker_are_read(tmp_path):
     dirs = _trials(tmp_path, 30)  # 20 with an end marker, 10 without
     handler = _CountingHandler()
-    read = records(pafs.PyFileSystem(handler), dirs, [True] * 30)
+    read = read_records(pafs.PyFileSystem(handler), dirs, [True] * 30)
     assert handler.opened == 20  # the markers: no final result, no result.json
     assert [r.marker is not None for r in read] == [bool(i % 3) for i in range(30)]
     assert handler.opened == 20
@@ -110,9 +110,9 @@ def test_of_a_settled_trial_only_its_listing_and_its_marker_are_read(tmp_path):
 
 def test_one_directory_is_read_without_threads(tmp_path):
     (directory,) = _trials(tmp_path, 1)
-    (read,) = records(pafs.LocalFileSystem(), [directory], [False])
-    assert _seen(read) == _seen(_record(pafs.LocalFileSystem(), directory))
-    assert records(pafs.LocalFileSystem(), [], []) == []
+    (read,) = read_records(pafs.LocalFileSystem(), [directory], [False])
+    assert _seen(read) == _seen(read_record(pafs.LocalFileSystem(), directory))
+    assert read_records(pafs.LocalFileSystem(), [], []) == []
 
 
 def test_a_directory_that_lists_nothing_still_has_its_marker_read(tmp_path):
@@ -125,6 +125,6 @@ def test_a_directory_that_lists_nothing_still_has_its_marker_read(tmp_path):
             raise OSError("listing refused")
 
     handler = _NoListing()
-    (read,) = records(pafs.PyFileSystem(handler), [directory], [True])
+    (read,) = read_records(pafs.PyFileSystem(handler), [directory], [True])
     assert read.checkpoints == [] and read.marker is not None
     assert read.marker["status"] == "TERMINATED"
