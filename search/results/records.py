@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.state import storage
-from search.state.checkpoints import CHECKPOINT_DIR
+from search.state.checkpoints import CHECKPOINT_DIR, checkpoint_index
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, read_marker
 
 __all__ = ["RecordTrial", "record_trials"]
@@ -75,7 +75,7 @@ def _one(fs: Any, trial_dir: str, trial_id: str) -> RecordTrial | None:
     infos = storage.listing(fs, trial_dir)
     names = sorted(
         (i.base_name for i in infos if CHECKPOINT_DIR.match(i.base_name)),
-        key=lambda n: int(CHECKPOINT_DIR.match(n).group(1)),  # type: ignore[union-attr]
+        key=checkpoint_index,
     )
     newest = f"{trial_dir}/{names[-1]}" if names else None
     marker = read_marker(fs, trial_dir)

@@ -35,7 +35,7 @@ from search.run import tune_internals as internals
 from search.run.end_marker import END_MARKER, EndMarkerCallback, marker_text
 from search.run.repeat_answer import orphan_repeats
 from search.run.study import NEVER_STARTED, RUN_ATTR, TUNE_TRIAL_ATTR, open_storage
-from search.run.trial_record import TrialRecord, checkpoint_index, read_record, read_records
+from search.run.trial_record import TrialRecord, read_record, read_records
 from search.run.tune_state import (
     STATE_FILE,
     grid_generator_disagrees,
@@ -46,6 +46,7 @@ from search.run.tune_state import (
 )
 from search.spec.model import Spec
 from search.state import storage
+from search.state.checkpoints import checkpoint_index
 from search.state.experiment import Experiment, Segment
 from search.state.trial_files import FINAL_DIR, RESULT_FILE, final_report
 
@@ -328,10 +329,8 @@ def _reconcile_trial(
         checkpoint_index(current.path.rstrip("/").rsplit("/", 1)[-1]) if current else -1
     )
     newest = record.checkpoints[-1] if record.checkpoints else None
-    if (
-        newest is not None and checkpoint_index(newest) > current_index
-    ):  # a newer one: which to take
-        newest = (record.final if terminal else None) or newest
+    if terminal and newest is not None and checkpoint_index(newest) > current_index:
+        newest = record.final or newest  # a finished trial's newer one: its final, if any
     if newest is not None and checkpoint_index(newest) > current_index:
         internals.register_checkpoint(trial, newest, record.rows)
         if terminal is None:

@@ -11,15 +11,10 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from search.state import storage
-from search.state.checkpoints import CHECKPOINT_DIR
+from search.state.checkpoints import CHECKPOINT_DIR, checkpoint_index
 from search.state.trial_files import END_MARKER, FINAL_DIR, RESULT_FILE, read_marker
 
-__all__ = ["READERS", "TrialRecord", "checkpoint_index", "read_record", "read_records"]
-
-
-def checkpoint_index(name: str) -> int:
-    match = CHECKPOINT_DIR.match(name)
-    return int(match.group(1)) if match else -1
+__all__ = ["READERS", "TrialRecord", "read_record", "read_records"]
 
 
 class TrialRecord:

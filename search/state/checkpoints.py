@@ -19,11 +19,17 @@ import pyarrow.fs as pafs
 
 from search.state import storage
 
-__all__ = ["CHECKPOINT_DIR", "MANIFEST", "write_manifest", "is_whole"]
+__all__ = ["CHECKPOINT_DIR", "MANIFEST", "checkpoint_index", "write_manifest", "is_whole"]
 
 MANIFEST = "robprune-manifest.json"
 #: The name Tune gives a trial's checkpoint directory; group 1 is its index.
 CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
+
+
+def checkpoint_index(name: str) -> int:
+    """The index of a checkpoint directory's name; -1 for any other name."""
+    match = CHECKPOINT_DIR.match(name)
+    return int(match.group(1)) if match else -1
 
 
 def write_manifest(directory: str | Path) -> None:
