@@ -212,7 +212,12 @@ def _rerun_problems(
 def _trained_again(exp: Path, tid: str, at: TrialAtKill) -> bool:
     """Whether the trial reported an epoch before `at.epoch` after the kill: trained again
     from zero. A trial whose orphaned worker finished it after the driver's kill (its final
-    checkpoint then shows no restore) reported nothing earlier and is not."""
+    checkpoint then shows no restore) reported nothing earlier and is not.
+
+    Tune's `timestamp` is whole seconds (`int(time.time())` at the report), so a row from the
+    second the kill was seen in may predate it (a digits epoch takes a fraction of a second);
+    only a row stamped after `seen_at` is surely later. A resume reports nothing within a
+    second of the kill (it starts Ray first), so no restart is missed."""
     if not at.seen_at:
         return True
     for path in exp.glob(f"tune/run-*/trial_{tid}/result.json"):
@@ -222,7 +227,7 @@ def _trained_again(exp: Path, tid: str, at: TrialAtKill) -> bool:
             except ValueError:
                 continue  # a line a kill cut short
             epoch, stamp = row.get("epoch"), row.get("timestamp", 0)
-            if isinstance(epoch, int) and epoch < at.epoch and stamp >= int(at.seen_at):
+            if isinstance(epoch, int) and epoch < at.epoch and stamp > at.seen_at:
                 return True
     return False
 
