@@ -343,7 +343,7 @@ def _reconcile_trial(
         trial.set_status(terminal)
         out.finished.append(trial.trial_id)
         changed = True
-    if terminal is not None and record.marker is None:  # the records agree from now on
+    if terminal is not None and not record.has_marker:  # the records agree from now on
         metrics = _final_metrics(fs, trial_dir, record)
         keep = [o.metric for o in spec.search.objectives]
         text = marker_text(terminal, metrics, keep, why="written on resume from the record")

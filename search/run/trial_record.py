@@ -21,7 +21,7 @@ class TrialRecord:
     """What a trial's directory says about it, read as far as a decision needs: its listing
     (checkpoint names; whether an end marker is there) at once, and the end marker, the final
     result and Tune's result.json each on first use. On object storage each is a round trip,
-    and a trial the snapshot already finished needs its listing and its marker only."""
+    and a trial the snapshot already finished needs its listing only (`has_marker`)."""
 
     def __init__(self, fs: pafs.FileSystem, trial_dir: str) -> None:
         self.fs, self.trial_dir = fs, trial_dir
@@ -29,12 +29,26 @@ class TrialRecord:
         self.checkpoints = sorted(
             (n for n in names if CHECKPOINT_DIR.match(n)), key=checkpoint_index
         )
-        self._has_marker = END_MARKER in names or not names  # no listing: look for it anyway
+        self._listed_marker = END_MARKER in names
+        self._has_marker = self._listed_marker or not names  # no listing: look for it anyway
 
     @cached_property
     def marker(self) -> dict[str, Any] | None:
         """The end marker; a torn one counts as none (rebuilt by reconciliation)."""
         return read_marker(self.fs, self.trial_dir) if self._has_marker else None
+
+    @cached_property
+    def has_marker(self) -> bool:
+        """Whether a whole end marker is there. On object storage a listed marker is whole
+        and is not read: a PUT is atomic (an object is all there or absent). On a disk it is
+        read, since a kill could tear one an older robprune wrote in place (none counts)."""
+        if "marker" in self.__dict__ or not self._listed_marker or self._local:
+            return self.marker is not None
+        return True
+
+    @property
+    def _local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
 
     @cached_property
     def final(self) -> str | None:
@@ -72,12 +86,13 @@ def read_records(
     fs: pafs.FileSystem, trial_dirs: list[str], settled: list[bool]
 ) -> list[TrialRecord]:
     """The records of `trial_dirs`, in order, `READERS` at a time: of a trial Tune's snapshot
-    has `settled` (finished), the listing and the end marker; of any other, everything its
-    decision reads. Only reads: the decisions and every write stay one trial after another."""
+    has `settled` (finished), whether it has its end marker (`TrialRecord.has_marker`: on object
+    storage its listing says); of any other, everything its decision reads. Only reads: the
+    decisions and every write stay one trial after another."""
 
     def read(directory: str, done: bool) -> TrialRecord:
         record = TrialRecord(fs, directory)
-        _ = record.marker
+        _ = record.has_marker
         return record if done else record.read_all()
 
     if len(trial_dirs) < 2 or isinstance(fs, pafs.LocalFileSystem):  # a disk: no round trips

@@ -98,14 +98,26 @@ def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_
     assert all(r.rows for r in read)
 
 
-def test_of_a_settled_trial_only_its_listing_and_its_marker_are_read(tmp_path):
+def test_of_a_settled_trial_on_object_storage_only_its_listing_is_read(tmp_path):
+    """A listed marker is whole there (a PUT is atomic): no file is opened."""
     dirs = _trials(tmp_path, 30)  # 20 with an end marker, 10 without
     handler = _CountingHandler()
     read = read_records(pafs.PyFileSystem(handler), dirs, [True] * 30)
-    assert handler.opened == 20  # the markers: no final result, no result.json
-    assert [r.marker is not None for r in read] == [bool(i % 3) for i in range(30)]
-    assert handler.opened == 20
-    assert read[1].final == "checkpoint_000001" and handler.opened == 21  # read when asked
+    assert handler.opened == 0  # no marker, no final result, no result.json
+    assert [r.has_marker for r in read] == [bool(i % 3) for i in range(30)]
+    assert handler.opened == 0
+    assert read[1].final == "checkpoint_000001" and handler.opened == 1  # read when asked
+    assert read[1].marker["status"] == "TERMINATED" and handler.opened == 2
+
+
+def test_of_a_settled_trial_on_a_disk_the_marker_is_read_and_a_torn_one_is_none(tmp_path):
+    """On a disk a marker an older robprune wrote in place may be torn by a kill: it is read,
+    and a torn one counts as missing (reconciliation writes it again)."""
+    dirs = _trials(tmp_path, 3)
+    (Path(dirs[2]) / END_MARKER).write_text('{"status": "TERMIN')  # cut by a kill
+    read = read_records(pafs.LocalFileSystem(), dirs, [True] * 3)
+    assert [r.has_marker for r in read] == [False, True, False]
+    assert "marker" in vars(read[1])  # it was read, not taken from the listing
 
 
 def test_one_directory_is_read_without_threads(tmp_path):
