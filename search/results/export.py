@@ -295,10 +295,12 @@ def _trial_rows(exp: Experiment, trial: Any) -> tuple[TrialRow, list[dict], list
 
 
 def tune_analysis(location: str, fs: pafs.FileSystem | None) -> Any | None:
-    from ray.tune import ExperimentAnalysis
+    """Tune's newest snapshot of the run, for its trials (their results are read from each
+    trial's own files, so Tune's reading of every result.json is left out)."""
+    from search.run.tune_internals import SnapshotTrials
 
     try:
-        return ExperimentAnalysis(location, storage_filesystem=fs)
+        return SnapshotTrials(location, storage_filesystem=fs)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         log.debug("no Tune state at %s: %s", location, exc)
         return None

@@ -166,14 +166,15 @@ def restore_tuner(
     if not tune.Tuner.can_restore(path, storage_filesystem=fs):
         return None
     alias_moved_classes()  # the snapshot may name classes where an earlier robprune had them
-    tuner = tune.Tuner.restore(
-        path,
-        trainable=_trainable(spec),
-        resume_unfinished=True,
-        resume_errored=False,
-        restart_errored=False,
-        storage_filesystem=fs,
-    )
+    with internals.restore_reads_no_results():  # fit() reads what it needs
+        tuner = tune.Tuner.restore(
+            path,
+            trainable=_trainable(spec),
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+            storage_filesystem=fs,
+        )
     internals.renew_run_config(
         tuner,
         callbacks=_callbacks(spec, exp, segment, stream),

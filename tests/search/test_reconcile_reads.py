@@ -6,8 +6,6 @@ made most of a killed search's resume at thousands of trials."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -15,55 +13,7 @@ import pyarrow.fs as pafs
 from search.run.end_marker import END_MARKER, marker_text
 from search.run.trial_record import READERS, read_record, read_records
 from search.state.trial_files import FINAL_DIR, RESULT_FILE
-
-
-class _CountingHandler(pafs.FileSystemHandler):
-    """The local file system, each call held a moment (a round trip), the most calls in
-    flight at once counted."""
-
-    def __init__(self) -> None:
-        self.local, self.lock = pafs.LocalFileSystem(), threading.Lock()
-        self.in_flight = self.most = self.opened = 0
-
-    def _held(self, call):
-        with self.lock:
-            self.in_flight += 1
-            self.most = max(self.most, self.in_flight)
-        try:
-            time.sleep(0.005)
-            return call()
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-    def get_file_info(self, paths):
-        return self._held(lambda: self.local.get_file_info(paths))
-
-    def get_file_info_selector(self, selector):
-        return self._held(lambda: self.local.get_file_info(selector))
-
-    def open_input_stream(self, path):
-        with self.lock:
-            self.opened += 1
-        return self._held(lambda: self.local.open_input_stream(path))
-
-    def open_input_file(self, path):
-        return self._held(lambda: self.local.open_input_file(path))
-
-    def get_type_name(self):
-        return "counting"
-
-    def equals(self, other):
-        return self is other
-
-    def normalize_path(self, path):
-        return path
-
-    def _refused(self, *args):  # reading writes nothing
-        raise AssertionError(f"a write while reading: {args}")
-
-    create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _refused
-    delete_file = move = copy_file = open_output_stream = open_append_stream = _refused
+from tests.support.counting_fs import CountingHandler
 
 
 def _trials(root: Path, n: int) -> list[str]:
@@ -89,7 +39,7 @@ def _seen(record) -> tuple:
 
 def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_path):
     dirs = _trials(tmp_path, 40)
-    handler = _CountingHandler()
+    handler = CountingHandler()
     read = read_records(pafs.PyFileSystem(handler), dirs, [False] * 40)
     assert 1 < handler.most <= READERS
     serial = [read_record(pafs.LocalFileSystem(), d) for d in dirs]
@@ -101,7 +51,7 @@ def test_the_directories_are_read_at_once_and_each_record_is_the_serial_one(tmp_
 def test_of_a_settled_trial_on_object_storage_only_its_listing_is_read(tmp_path):
     """A listed marker is whole there (a PUT is atomic): no file is opened."""
     dirs = _trials(tmp_path, 30)  # 20 with an end marker, 10 without
-    handler = _CountingHandler()
+    handler = CountingHandler()
     read = read_records(pafs.PyFileSystem(handler), dirs, [True] * 30)
     assert handler.opened == 0  # no marker, no final result, no result.json
     assert [r.has_marker for r in read] == [bool(i % 3) for i in range(30)]
@@ -132,7 +82,7 @@ def test_a_directory_that_lists_nothing_still_has_its_marker_read(tmp_path):
     marker would be written again from nothing."""
     (directory,) = _trials(tmp_path, 2)[1:]
 
-    class _NoListing(_CountingHandler):
+    class _NoListing(CountingHandler):
         def get_file_info_selector(self, selector):
             raise OSError("listing refused")
 

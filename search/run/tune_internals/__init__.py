@@ -1,7 +1,8 @@
 """Every private member of Ray Tune and Optuna that robprune touches, in one package.
 
 Its public face is this module; the members checked and the check are in `_members`, the
-searcher in `_searcher`, Optuna tells and edits of Tune's snapshot in `_records`.
+searcher in `_searcher`, Optuna tells and edits of Tune's snapshot in `_records`, the snapshot's
+trials without their results in `_analysis`.
 
 Tested with ray 2.60.0 and optuna 5.0.0 (the versions pyproject.toml pins). A Ray or Optuna
 that renamed one of these members fails at construction (`StudySearch(...)`,
@@ -27,6 +28,10 @@ What needs them and why:
   run would otherwise write to where the experiment was made (a moved experiment) and miss
   what a newer robprune adds. `search.run.checkpoint_keep` also switches off the checkpoint
   deletion of trials restored from an older snapshot (their manager's `_checkpoint_config`).
+- `SnapshotTrials` overrides `ExperimentAnalysis._fetch_trial_dataframes` (and
+  `restore_reads_no_results` swaps it into `tuner_internal` for a restore): Tune's snapshot is
+  read for its trials without every trial's `result.json`, which neither the export nor a
+  restore followed by `fit()` uses (`_analysis`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 from ray.tune.search import BasicVariantGenerator
 
+from search.run.tune_internals._analysis import SnapshotTrials, restore_reads_no_results
 from search.run.tune_internals._members import (
     TESTED_WITH,
     InternalsMissing,
@@ -66,6 +72,8 @@ __all__ = [
     "record_error_files",
     "grid_generator",
     "renew_run_config",
+    "SnapshotTrials",
+    "restore_reads_no_results",
 ]
 
 # pickled searchers (Tune's searcher state) name the class where it always was
