@@ -1,7 +1,8 @@
 """The search machinery from tens to thousands of trials, with a stand-in for the compute.
 
     python benchmarks/bench_scale.py --sizes 20,200,2000 --modes optimize,grid \
-        --storage local,s3 [--sampler tpe] [--nodes K] [--cpus C] [--json] [--plot DIR]
+        --storage local,s3 [--sampler tpe] [--s3-listing moto|indexed] [--nodes K] [--cpus C] \
+        [--json] [--plot DIR]
     python benchmarks/bench_scale.py --replot benchmarks/results/bench_scale.jsonl --plot DIR
 
 Each (mode, storage, size) runs in a fresh process (`scale_measure.py`): robprune's real
@@ -52,6 +53,7 @@ ENV = {
 }
 MODES = ("optimize", "grid")
 STORAGES = ("local", "s3")
+S3_LISTINGS = ("moto", "indexed")  # how the S3 server (moto) answers a listing
 #: The columns of the table, in order (each a key of a measurement).
 COLUMNS = (
     "overhead_per_trial_s",
@@ -89,15 +91,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_moto(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """A moto S3 server on loopback and the storage URI of a bucket in it."""
+def _start_moto(env: dict[str, str], listing: str = "moto") -> tuple[subprocess.Popen, str]:
+    """A moto S3 server on loopback and the storage URI of a bucket in it. `listing`
+    "indexed": moto with listings that read only the keys under their prefix, as S3's do
+    (`moto_indexed.py`); "moto": moto as it is, whose listings walk the whole bucket."""
     import pyarrow.fs as pafs
 
     venv = Path(sys.executable).parent / "moto_server"  # the dev extra's, as the tests use
-    server = str(venv) if venv.exists() else shutil.which("moto_server") or "moto_server"
+    server = [str(venv) if venv.exists() else shutil.which("moto_server") or "moto_server"]
+    if listing == "indexed":
+        server = [sys.executable, str(BENCH / "moto_indexed.py")]
     port = _free_port()
     proc = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)],
+        [*server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -174,9 +180,15 @@ def _mode(r: dict[str, Any]) -> str:
     return r["mode"] if sampler in (None, "tpe") else f"{r['mode']} ({sampler})"
 
 
+def _storage(r: dict[str, Any]) -> str:
+    """A run's storage, with moto's listing where indexed (rows before `--s3-listing`: moto)."""
+    listing = r.get("s3_listing")
+    return r["storage"] if listing in (None, "moto") else f"{r['storage']} ({listing})"
+
+
 def _key(r: dict[str, Any]) -> tuple:
     """What makes two recorded runs the same measurement (the later one replaces the earlier)."""
-    return (_mode(r), r["storage"], r["nodes"], r.get("concurrency", 16), r["size"])
+    return (_mode(r), _storage(r), r["nodes"], r.get("concurrency", 16), r["size"])
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -201,7 +213,7 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             if r.get(column) is not None and r[column] > 0:
-                key = f"{_mode(r)}/{r['storage']}/{r['nodes']}n/c{r.get('concurrency', 16)}"
+                key = f"{_mode(r)}/{_storage(r)}/{r['nodes']}n/c{r.get('concurrency', 16)}"
                 groups.setdefault(key, []).append((r["size"], r[column]))
         for key, points in sorted(groups.items()):
             xs, ys = zip(*sorted(points), strict=True)
@@ -256,6 +268,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sampler", help=f"Optuna sampler of the optimize runs: {', '.join(SAMPLERS)} (tpe)"
     )
+    parser.add_argument(
+        "--s3-listing",
+        default="moto",
+        help="the S3 server's listings: moto (as moto has them: each walks every key of the "
+        "bucket) or indexed (only the keys under the prefix, as S3's do: moto_indexed.py)",
+    )
     parser.add_argument("--nodes", type=int, default=1, help="simulated nodes (1: local Ray)")
     parser.add_argument("--cpus", type=int, default=16, help="logical CPUs in all")
     parser.add_argument("--concurrency", type=int, default=16, help="search.max_concurrent")
@@ -300,6 +318,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             raise UsageError(
                 f"--{flag.replace('_', '-')}: must be above 0, got {getattr(args, flag)}"
             )
+    if args.s3_listing not in S3_LISTINGS:
+        raise UsageError(
+            f"--s3-listing: {args.s3_listing!r} is not one of {', '.join(S3_LISTINGS)}"
+        )
+    if args.s3_listing != "moto" and "s3" not in args.storage:
+        raise UsageError("--s3-listing: applies to --storage s3, which is not asked for")
     if args.no_interrupt and args.interrupt_only:
         raise UsageError("--interrupt-only: cannot be combined with --no-interrupt")
     return args
@@ -332,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for storage_kind in args.storage:
             if storage_kind == "s3":
-                moto, storage = _start_moto(env)
+                moto, storage = _start_moto(env, args.s3_listing)
                 bucket = storage
                 env["ROBPRUNE_WORK_DIR"] = str(work / "s3-work")
             else:
@@ -351,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
                         "sampler": args.sampler or "tpe",
                     }  # fmt: skip
                     row = _run_case(case, env, args.timeout)
+                    if storage_kind == "s3":
+                        row["s3_listing"] = args.s3_listing
                     rows.append(row)
                     print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
     finally:

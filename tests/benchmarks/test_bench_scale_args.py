@@ -27,6 +27,11 @@ SCRIPT = ROOT / "benchmarks" / "bench_scale.py"
         (["--concurrency", "0"], "--concurrency: must be at least 1, got 0"),
         (["--epoch-s", "-1"], "--epoch-s: must be above 0"),
         (["--no-interrupt", "--interrupt-only"], "--interrupt-only: cannot be combined"),
+        (["--s3-listing", "fast"], "--s3-listing: 'fast' is not one of moto, indexed"),
+        (
+            ["--storage", "local", "--s3-listing", "indexed"],
+            "--s3-listing: applies to --storage s3",
+        ),
     ],
 )
 def test_a_bad_argument_is_one_line_and_exit_2(argv, named, tmp_path):
