@@ -7,7 +7,9 @@ On a simulated cluster (`--nodes K`) a worker node is removed at a quarter of th
 Measured: the reconciliation, the time from the resume's start to its first trial ended
 (`resume_first_trial_s`: the resume is running the search again), the resume to the end, and
 what trials.parquet holds (rows, distinct trials, missing ones, restored ones and from which
-epoch).
+epoch). The resume times itself, in its own process (its first trial's end is the first call
+of its end-marker callback): watching the storage from outside would compete with it, and on
+S3 a listing of the whole experiment every quarter second took much of the one moto process.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ def _child(mode: str, case: dict[str, Any], address: str) -> list[str]:
 
 
 def _wait_for(location: str, ended: int, driver: subprocess.Popen, deadline: float) -> None:
-    while _ended_trials(location) < ended and driver.poll() is None:
-        if time.monotonic() > deadline:
+    """Until `ended` trials ended. Each look lists the whole experiment: the next waits twice
+    as long as it took, so that the watching takes at most a third of the storage's time."""
+    while driver.poll() is None and time.monotonic() < deadline:
+        start = time.monotonic()
+        if _ended_trials(location) >= ended:
             return
-        time.sleep(0.5)
+        time.sleep(max(0.5, 2 * (time.monotonic() - start)))
 
 
 def _kill_at_half(
@@ -107,16 +112,6 @@ def _rows(location: str, lost: dict[str, int] | None) -> dict[str, Any]:
     }
 
 
-def _first_trial_s(proc: subprocess.Popen, location: str, before: int, limit: float) -> float:
-    """Seconds from the resume's start until a trial ends that had not (or the process ends)."""
-    start = time.monotonic()
-    while proc.poll() is None and time.monotonic() - start < limit:
-        if _ended_trials(location) > before:
-            break
-        time.sleep(0.25)
-    return round(time.monotonic() - start, 2)
-
-
 def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dict[str, Any]:
     """Kill a driver at half its trials (and lose a node before, on a simulated cluster),
     resume it to the end; what the resume did and what the results hold."""
@@ -129,15 +124,13 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
     compute = int(case["size"]) * int(case["epochs"]) * float(case["epoch_s"])
     limit = RESUME_SLACK_S + max(compute, float(case.get("measured_wall_s", 0.0)))
     limit = max(limit, float(case.get("timeout", 0.0)) / 2)  # --interrupt-only: no full run
-    start = time.monotonic()
     proc = subprocess.Popen(
         _child("--resume", {**case, "location": location}, address),
         stdout=subprocess.PIPE,
         text=True,
     )
-    first_s = _first_trial_s(proc, location, killed_at, limit)
     try:
-        out, _ = proc.communicate(timeout=max(1.0, limit - (time.monotonic() - start)))
+        out, _ = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         proc.terminate()
         proc.communicate(timeout=120)
@@ -150,7 +143,6 @@ def measure_interrupted(case: dict[str, Any], address: str, cluster: Any) -> dic
     rows = _rows(location, lost if cluster is not None else None)
     return {
         "killed_after_ended": killed_at,
-        "resume_first_trial_s": first_s,
         **resumed,
         **rows,
         "missing_rows": size - rows["distinct_rows"],
@@ -190,6 +182,7 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
     import ray
 
     import search.run.reconcile as reconcile
+    from search.run.end_marker import EndMarkerCallback
     from search.run.runner import resume_experiment
 
     ray.init(address=address, log_to_driver=False, runtime_env=runtime_env(case))
@@ -206,10 +199,19 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
             spent.append(time.perf_counter() - start)
 
     reconcile.reconcile_run = timed_reconcile
+    first: list[float] = []  # when the resumed run ended its first trial
+    on_trial_complete = EndMarkerCallback.on_trial_complete
+
+    def timed_end(self: Any, *args: Any, **kwargs: Any) -> None:
+        on_trial_complete(self, *args, **kwargs)
+        first.append(first[0] if first else round(time.perf_counter() - T0, 2))
+
+    EndMarkerCallback.on_trial_complete = timed_end
     outcome, total = timed(lambda: resume_experiment(case["location"], stream=said))
     if outcome.completed != int(case["size"]) or outcome.interrupted:
         print(f"{case['name']}: the resume said:\n{said.getvalue()}", file=sys.stderr)
     return {
+        "resume_first_trial_s": first[0] if first else None,
         "resume_phases_s": said.phases,
         "resume_interrupted_reconcile_s": round(sum(spent), 2),
         "resume_interrupted_s": round(total, 2),
