@@ -24,123 +24,31 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perf_workloads import (  # noqa: E402
+    METHODS,
+    WORKLOADS,
+    make_data,
+    make_model,
+    make_trainer,
+    passes_per_example,
+    peak_flops,
+    progress,
+    sync,
+    timed,
+)
 from plain import plain_epoch, plain_loader, plain_pgd, plain_robust_accuracy  # noqa: E402
 
 from robprune.attacks import build_attack  # noqa: E402
-from robprune.config import TrainRecipe  # noqa: E402
-from robprune.data import load_data, to_float  # noqa: E402
+from robprune.data import to_float  # noqa: E402
 from robprune.evaluation.accuracy import accuracy_under  # noqa: E402
-from robprune.models import create_model  # noqa: E402
 from robprune.pruning import count_macs_params  # noqa: E402
 from robprune.runtime import Runtime  # noqa: E402
-from robprune.training import AdversarialSetting, Trainer  # noqa: E402
-
-METHODS = ("ce", "pgd_at", "trades", "mart", "fgsm_rs")
-#: bf16 dense matrix-product peak (FLOP/s) by GPU name; the CPU has none listed.
-PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Workload:
-    arch: str
-    width: float | None
-    train: int
-    test: int
-    batch: int
-    eval_batch: int
-    steps: int = 10
-    apgd_steps: int = 100
-    eps: float = 8 / 255
-    alpha: float = 2 / 255
-
-
-WORKLOADS = {
-    "small": Workload(
-        arch="small_cnn", width=0.5, train=256, test=128, batch=64, eval_batch=128, apgd_steps=20
-    ),
-    "resnet18": Workload(
-        arch="resnet18", width=None, train=50_000, test=10_000, batch=512, eval_batch=1000
-    ),
-}
-
-
-def _data(w: Workload):
-    spec = {"shape": [3, 32, 32], "num_classes": 10, "train_size": w.train, "test_size": w.test}
-    return load_data("synthetic", synthetic=spec, val_fraction=0.02)
-
-
-def _model(w: Workload, data, device):
-    torch.manual_seed(0)
-    return create_model(
-        w.arch,
-        num_classes=data.num_classes,
-        input_shape=data.input_shape,
-        mean=data.mean,
-        std=data.std,
-        width=w.width,
-    ).to(device)
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _clock(device: torch.device):
-    """Wall time on CUDA; on CPU the process's CPU time, which other processes on a shared
-    machine barely disturb (run with OMP_NUM_THREADS=1, so no thread spins while waiting)."""
-    return time.process_time if device.type == "cpu" else time.perf_counter
-
-
-def _timed(fn, device) -> float:
-    clock = _clock(device)
-    _sync(device)
-    t = clock()
-    fn()
-    _sync(device)
-    return clock() - t
-
-
-def _trainer(w, data, method, device, runtime):
-    return Trainer(
-        recipe=TrainRecipe(method=method, epochs=1000, schedule="constant", batch_size=w.batch),
-        model=_model(w, data, device),
-        train=data.train,
-        augment=False,
-        device=device,
-        seed=0,
-        adversarial=AdversarialSetting(epsilon=w.eps, step_size=w.alpha, steps=w.steps),
-        runtime=runtime,
-    )
-
-
-def _passes(method: str, steps: int) -> float:
-    """Forward-pass equivalents per training example: an attack step is a forward and an
-    input backward (2), a training pass forward + backward (3), a no-grad forward 1."""
-    return {
-        "ce": 3,
-        "pgd_at": 2 * steps + 3,
-        "fgsm_rs": 2 + 3,
-        "trades": 1 + 2 * steps + 6,
-        "mart": 2 * steps + 6,
-    }[method]
-
-
-def _peak(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAKS.items() if k in name), None)
 
 
 def bench_finetune(w, data, device, runtime, methods, repeats, workers, flops_fwd):
@@ -149,8 +57,8 @@ def bench_finetune(w, data, device, runtime, methods, repeats, workers, flops_fw
     images = (len(data.train) // w.batch) * w.batch
     rows = []
     for method in methods:
-        trainer = _trainer(w, data, method, device, runtime)
-        plain_model = _model(w, data, device)
+        trainer = make_trainer(w, data, method, device, runtime)
+        plain_model = make_model(w, data, device)
         opt = torch.optim.SGD(plain_model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
         def plain(m=method, model=plain_model, o=opt):
@@ -159,10 +67,10 @@ def bench_finetune(w, data, device, runtime, methods, repeats, workers, flops_fw
         trainer.run_epoch(), plain()  # warm-up (allocator, cuDNN autotuning, compile)
         ours, base = [], []
         for _ in range(repeats):
-            ours.append(_timed(trainer.run_epoch, device))
-            base.append(_timed(plain, device))
+            ours.append(timed(trainer.run_epoch, device))
+            base.append(timed(plain, device))
         t_ours, t_base = statistics.median(ours), statistics.median(base)
-        _progress(f"{method}: robprune {ours} plain {base}")
+        progress(f"{method}: robprune {ours} plain {base}")
         rows.append(
             {
                 "method": method,
@@ -171,14 +79,14 @@ def bench_finetune(w, data, device, runtime, methods, repeats, workers, flops_fw
                 "plain_ips": images / t_base,
                 "robprune_ips": images / t_ours,
                 "ratio": t_base / t_ours,
-                "flops": images * flops_fwd * _passes(method, w.steps),
+                "flops": images * flops_fwd * passes_per_example(method, w.steps),
             }
         )
     return rows
 
 
 def bench_eval(w, data, device, runtime, repeats, workers, flops_fwd):
-    model = _model(w, data, device).eval()
+    model = make_model(w, data, device).eval()
     x, y = to_float(data.test.x), data.test.y
     loader = plain_loader(x, y, batch_size=w.eval_batch, workers=workers, shuffle=False)
     rows = []
@@ -209,9 +117,9 @@ def bench_eval(w, data, device, runtime, repeats, workers, flops_fwd):
             return plain_robust_accuracy(model, loader, device, a)
 
         ours(), base()
-        t_ours = statistics.median(_timed(ours, device) for _ in range(repeats))
-        t_base = statistics.median(_timed(base, device) for _ in range(repeats))
-        _progress(f"eval {name}: robprune {t_ours:.3f} plain {t_base:.3f}")
+        t_ours = statistics.median(timed(ours, device) for _ in range(repeats))
+        t_base = statistics.median(timed(base, device) for _ in range(repeats))
+        progress(f"eval {name}: robprune {t_ours:.3f} plain {t_base:.3f}")
         n = len(data.test)
         rows.append(
             {
@@ -243,18 +151,18 @@ def bench_ablation(w, data, device, repeats, method="pgd_at"):
     for label, runtime in variants.items():
         if device.type == "cpu" and label.startswith("+ data on device"):
             continue  # the same thing as "data on host" on a CPU device
-        trainer = _trainer(w, data, method, device, runtime)
-        first = _timed(trainer.run_epoch, device)  # includes compilation, if any
-        t = statistics.median(_timed(trainer.run_epoch, device) for _ in range(repeats))
+        trainer = make_trainer(w, data, method, device, runtime)
+        first = timed(trainer.run_epoch, device)  # includes compilation, if any
+        t = statistics.median(timed(trainer.run_epoch, device) for _ in range(repeats))
         base = base or t
-        _progress(f"{label}: {t:.3f} s (first epoch {first:.1f} s)")
+        progress(f"{label}: {t:.3f} s (first epoch {first:.1f} s)")
         rows.append({"variant": label, "s": t, "speedup": base / t, "first_s": first})
     return rows
 
 
 def bf16_check(w, data, device):
     """PGD-20 robust accuracy of a briefly PGD-trained model, fp32 vs bf16 autocast."""
-    trainer = _trainer(w, data, "pgd_at", device, Runtime(device=device))
+    trainer = make_trainer(w, data, "pgd_at", device, Runtime(device=device))
     for _ in range(3):
         trainer.run_epoch()
     pgd = build_attack("pgd20", epsilon=w.eps, step_size=w.alpha)
@@ -274,15 +182,15 @@ def _pack_worker(workload, device, threads, epochs, barrier, queue):
     torch.set_num_threads(threads)
     w = WORKLOADS[workload]
     dev = torch.device(device)
-    data = _data(w)
-    trainer = _trainer(w, data, "pgd_at", dev, Runtime.default(dev))
+    data = make_data(w)
+    trainer = make_trainer(w, data, "pgd_at", dev, Runtime.default(dev))
     trainer.run_epoch()
-    _sync(dev)
+    sync(dev)
     barrier.wait()
     t = time.perf_counter()
     for _ in range(epochs):
         trainer.run_epoch()
-    _sync(dev)
+    sync(dev)
     queue.put((trainer.steps_per_epoch * w.batch * epochs, time.perf_counter() - t))
 
 
@@ -367,9 +275,9 @@ def main() -> None:
     workload = args.workload or ("resnet18" if device.type == "cuda" else "small")
     w = WORKLOADS[workload]
     workers = args.workers if args.workers is not None else (4 if device.type == "cuda" else 0)
-    data = _data(w)
+    data = make_data(w)
     macs, params = count_macs_params(
-        _model(w, data, device).eval(), to_float(data.train.x[:1]).to(device)
+        make_model(w, data, device).eval(), to_float(data.train.x[:1]).to(device)
     )
     flops_fwd = 2 * macs
     runtime = Runtime.default(device)
@@ -394,7 +302,7 @@ def main() -> None:
     counts = [int(c) for c in args.pack.split(",") if c]
     packing = bench_packing(workload, device, counts, args.pack_epochs) if counts else None
     bf16 = bf16_check(w, data, device)
-    _print_table(device, w, rows, _peak(device), ablation, packing, bf16)
+    _print_table(device, w, rows, peak_flops(device), ablation, packing, bf16)
     if args.json:
         print(
             json.dumps(
@@ -403,9 +311,10 @@ def main() -> None:
                     "workload": workload,
                     "ratios": {r["method"]: round(r["ratio"], 3) for r in rows},
                     "fraction_of_peak": {
-                        r["method"]: r["flops"] / r["robprune_s"] / _peak(device) for r in rows
+                        r["method"]: r["flops"] / r["robprune_s"] / peak_flops(device)
+                        for r in rows
                     }
-                    if _peak(device)
+                    if peak_flops(device)
                     else None,
                     "ablation": {r["variant"]: round(r["speedup"], 3) for r in ablation or []},
                     "packing": {r["trials"]: round(r["speedup"], 3) for r in packing or []},

@@ -35,7 +35,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import pyarrow.fs as pafs  # noqa: E402
-from bench_scale import _start_moto  # noqa: E402
+from scale_moto import start_moto  # noqa: E402
 
 from search.run import trial_record  # noqa: E402
 from search.run.end_marker import END_MARKER, marker_text  # noqa: E402
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for kind in kinds:
                 if kind == "s3":
-                    moto, uri = _start_moto(os.environ)  # its credentials
+                    moto, uri = start_moto(os.environ)  # its credentials
                     fs, base = storage.filesystem(uri)
                 else:
                     fs, base = pafs.LocalFileSystem(), work

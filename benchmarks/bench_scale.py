@@ -29,11 +29,9 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 from scale_measure import spec_raw  # noqa: E402
+from scale_moto import S3_LISTINGS, copy_bucket, start_moto  # noqa: E402
+from scale_table import latest_runs, plot, print_table  # noqa: E402
 
 from search.spec.settings import SAMPLERS  # noqa: E402
 
@@ -53,23 +53,6 @@ ENV = {
 }
 MODES = ("optimize", "grid")
 STORAGES = ("local", "s3")
-S3_LISTINGS = ("moto", "indexed")  # how the S3 server (moto) answers a listing
-#: The columns of the table, in order (each a key of a measurement).
-COLUMNS = (
-    "overhead_per_trial_s",
-    "driver_cpu_per_trial_s",
-    "suggest_p50_ms",
-    "suggest_p99_ms",
-    "journal_bytes",
-    "journal_open_s",
-    "bytes_pushed_per_trial",
-    "resume_s",
-    "export_s",
-    "report_s",
-    "driver_peak_mb",
-    "resume_interrupted_reconcile_s",
-    "resume_first_trial_s",
-)
 
 
 def _template(work: Path, cache_dir: str) -> str:
@@ -83,64 +66,6 @@ def _template(work: Path, cache_dir: str) -> str:
     spec = parse_spec(spec_raw(case), name="template", storage=str(work / "template-exps"))
     result = run_trial(grid_configs(spec, cache_dir)[0])
     return str(result.write(work / "template") / "result.json")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_moto(env: dict[str, str], listing: str = "moto") -> tuple[subprocess.Popen, str]:
-    """A moto S3 server on loopback and the storage URI of a bucket in it. `listing`
-    "indexed": moto with listings that read only the keys under their prefix, as S3's do
-    (`moto_indexed.py`); "moto": moto as it is, whose listings walk the whole bucket."""
-    import pyarrow.fs as pafs
-
-    venv = Path(sys.executable).parent / "moto_server"  # the dev extra's, as the tests use
-    server = [str(venv) if venv.exists() else shutil.which("moto_server") or "moto_server"]
-    if listing == "indexed":
-        server = [sys.executable, str(BENCH / "moto_indexed.py")]
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*server, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    endpoint = f"http://127.0.0.1:{port}"
-    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-    env.update(AWS_DEFAULT_REGION="us-east-1")
-    fs = pafs.S3FileSystem(
-        access_key="test",
-        secret_key="test",
-        region="us-east-1",
-        scheme="http",
-        endpoint_override=endpoint,
-        allow_bucket_creation=True,
-    )
-    fs.create_dir("robprune")
-    query = f"endpoint_override={endpoint}&scheme=http&region=us-east-1&allow_bucket_creation=true"
-    return proc, f"s3://robprune/bench?{query}"
-
-
-def _copy_bucket(storage: str, into: Path) -> Path:
-    """Every object under the S3 storage URI, copied into a local folder."""
-    import pyarrow.fs as pafs
-
-    from search.state import storage as state_storage
-
-    fs, path = state_storage.filesystem(storage)
-    pafs.copy_files(
-        path, str(into), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem()
-    )
-    return into
 
 
 def _run_case(case: dict[str, Any], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
@@ -164,78 +89,6 @@ def _run_case(case: dict[str, Any], env: dict[str, str], timeout_s: float) -> di
         print(f"the killed-driver resume did not end: {why}", file=sys.stderr)
         return {**found["MEASURED"], "resume_interrupted_s": f"not ended (exit {done.returncode})"}
     raise RuntimeError(why)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _mode(r: dict[str, Any]) -> str:
-    """A run's mode, with its sampler where not the default TPE (rows before `--sampler`: TPE)."""
-    sampler = r.get("sampler")
-    return r["mode"] if sampler in (None, "tpe") else f"{r['mode']} ({sampler})"
-
-
-def _storage(r: dict[str, Any]) -> str:
-    """A run's storage, with moto's listing where indexed (rows before `--s3-listing`: moto)."""
-    listing = r.get("s3_listing")
-    return r["storage"] if listing in (None, "moto") else f"{r['storage']} ({listing})"
-
-
-def _key(r: dict[str, Any]) -> tuple:
-    """What makes two recorded runs the same measurement (the later one replaces the earlier)."""
-    return (_mode(r), _storage(r), r["nodes"], r.get("concurrency", 16), r["size"])
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    head = ["mode", "storage", "nodes", "concurrency", "trials", *COLUMNS]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        cells = list(_key(r))
-        cells += [r.get(c) for c in COLUMNS]
-        print("| " + " | ".join(_fmt(c) for c in cells) + " |")
-
-
-def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
-    """Each measure against the number of trials, log-log, one line per mode and storage."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, 5, figsize=(20, 10))
-    for ax, column in zip(axes.flat, COLUMNS, strict=False):
-        groups: dict[str, list[tuple[int, float]]] = {}
-        for r in rows:
-            if r.get(column) is not None and r[column] > 0:
-                key = f"{_mode(r)}/{_storage(r)}/{r['nodes']}n/c{r.get('concurrency', 16)}"
-                groups.setdefault(key, []).append((r["size"], r[column]))
-        for key, points in sorted(groups.items()):
-            xs, ys = zip(*sorted(points), strict=True)
-            ax.plot(xs, ys, marker="o", label=key)
-        ax.set(xscale="log", yscale="log", title=column, xlabel="trials")
-        sizes = sorted({r["size"] for r in rows})
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.minorticks_off()
-    axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(COLUMNS) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "bench_scale.png"
-    fig.savefig(path, dpi=80)
-    return path
-
-
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    """The runs of a file of recorded `--json` lines, in order."""
-    lines = path.read_text().splitlines()
-    return [r for line in lines if line.strip() for r in json.loads(line)["runs"]]
 
 
 class UsageError(ValueError):
@@ -336,13 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_scale.py: error: {exc}", file=sys.stderr)
         return 2
     if args.replot:
-        latest: dict[tuple, dict[str, Any]] = {}  # a size measured again: its latest run
-        for r in (r for path in args.replot for r in read_runs(path)):
-            if r.get("interrupt_only") and _key(r) in latest:  # its killed-driver measures only
-                latest[_key(r)] = {**latest[_key(r)], **r}
-            else:
-                latest[_key(r)] = r
-        rows = list(latest.values())
+        rows = latest_runs(args.replot)
         print_table(rows)
         if args.plot:
             print(f"plot: {plot(rows, args.plot)}")
@@ -356,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for storage_kind in args.storage:
             if storage_kind == "s3":
-                moto, storage = _start_moto(env, args.s3_listing)
+                moto, storage = start_moto(env, args.s3_listing)
                 bucket = storage
                 env["ROBPRUNE_WORK_DIR"] = str(work / "s3-work")
             else:
@@ -383,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if moto is not None:
             if args.keep:  # the experiments live in moto's memory: copy them out first
                 try:
-                    print(f"bucket copied to {_copy_bucket(bucket, work / 's3-bucket')}")
+                    print(f"bucket copied to {copy_bucket(bucket, work / 's3-bucket')}")
                 except OSError as exc:
                     print(f"the bucket could not be copied: {exc}", file=sys.stderr)
             moto.terminate()

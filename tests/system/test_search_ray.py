@@ -324,17 +324,6 @@ def test_search_objective_is_the_validation_metric_not_test(optimize_run):
     assert differs, "the test split's robust_acc equals the objective everywhere"
 
 
-def test_best_trials_are_ranked_on_validation_not_test():
-    from search.run.progress import summary_table
-
-    rows = [
-        {"trial_id": "a", "robust_acc": 0.9, "val_robust_acc": 0.1, "clean_acc": 0.9},
-        {"trial_id": "b", "robust_acc": 0.2, "val_robust_acc": 0.8, "clean_acc": 0.5},
-    ]
-    lines = summary_table(rows, [("robust_acc", "max")], []).splitlines()
-    assert [line.split()[0] for line in lines[1:]] == ["b", "a"]
-
-
 def test_unreadable_final_result_makes_the_trial_an_error(grid_run):
     _, outcome, _ = grid_run
     exp = Experiment.open(outcome.experiment.location)
