@@ -69,9 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dense models: planned {len(plan['dense_models'])}, trained {len(dense)}")
     print(f"wall: estimated {est:.0f} s, measured {wall:.0f} s, ratio {est / wall:.2f}")
     print(f"mean trial: estimated {mean_est:.1f} s, measured {mean_run:.1f} s (wall_s)")
+    fewest = plan["cost"]["if_apgd_ce_breaks_every_image"]
+    if fewest is not None:  # the strong response's other extreme
+        low, low_mean = fewest["wall_seconds"], fewest["mean_trial_seconds"]
+        print(
+            f"if APGD-CE breaks every image: wall {low:.0f} s (ratio {low / wall:.2f}), "
+            f"mean trial {low_mean:.1f} s; strong_acc of the trials: "
+            f"{_mean([r.get('strong_acc') for r in trained]):.3f} (mean)"
+        )
     print(f"workers: {plan['workers']} ({plan['workers_why']}); storage {storage}")
     ok = plan["trials"] == len(rows) and len(plan["dense_models"]) == len(dense)
     return 0 if ok else 1
+
+
+def _mean(values: list) -> float:
+    numbers = [v for v in values if isinstance(v, int | float)]
+    return sum(numbers) / len(numbers) if numbers else float("nan")
 
 
 if __name__ == "__main__":

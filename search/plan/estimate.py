@@ -32,6 +32,7 @@ from search.spec.model import Spec
 __all__ = [
     "Rates",
     "Cost",
+    "FewestCost",
     "OVERHEAD",
     "estimate_cost",
     "cost_key",
@@ -86,6 +87,17 @@ class Rates:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FewestCost:
+    """The cost with every stage whose work depends on the model at its other extreme: the
+    strong response with APGD-CE breaking every image, so that APGD-T runs on none (the
+    `Cost` counts APGD-T on every image). A search's measured cost lies nearer this the less
+    robust its pruned models are (docs/plan.md)."""
+
+    trial_seconds: float
+    wall_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Cost:
     trials: int
     trial_seconds: float
@@ -95,6 +107,8 @@ class Cost:
     wall_seconds: float
     source: str
     drivers: tuple[dict[str, Any], ...] = field(default=())
+    fewest: FewestCost | None = None
+    """The same at the other extreme of the model-dependent stages; None without one."""
 
     @property
     def trial_hours(self) -> float:
@@ -160,9 +174,11 @@ class _TrialCost:
     epoch_s: float
     per_epoch: tuple[tuple[Stage, float, float], ...]
     once: tuple[tuple[Stage, float, float], ...]
+    fewest_once_s: float
+    """`once_s` with each bounded stage at its other extreme (`Stage.fewest`)."""
 
-    def seconds(self, epochs: float) -> float:
-        return self.once_s + self.epoch_s * epochs
+    def seconds(self, epochs: float, *, fewest: bool = False) -> float:
+        return (self.fewest_once_s if fewest else self.once_s) + self.epoch_s * epochs
 
 
 def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
@@ -190,10 +206,18 @@ def _trial(config: TrialConfig, rates: Rates) -> _TrialCost:
     return _TrialCost(
         epochs=work.epochs,
         once_s=sum(row[1] for row in once),
+        fewest_once_s=sum(_at_fewest(stage, seconds) for stage, seconds, _ in once),
         epoch_s=OVERHEAD["epoch"] + sum(row[1] for row in per_epoch),
         per_epoch=per_epoch,
         once=tuple(once),
     )
+
+
+def _at_fewest(stage: Stage, seconds: float) -> float:
+    """A stage's seconds at its other extreme (`Stage.fewest`), at the same rate."""
+    if stage.fewest is None or not stage.passes:
+        return seconds
+    return seconds * stage.fewest / stage.passes
 
 
 def _epochs_run(spec: Spec, costs: Sequence[_TrialCost]) -> list[float]:
@@ -292,12 +316,14 @@ def estimate_cost(
     order = [memo[keys[i % len(trials)]] for i in range(laid)] if trials else []
     epochs = _epochs_run(spec, order)
     seconds = [c.seconds(e) for c, e in zip(order, epochs, strict=True)]
+    fewest = [c.seconds(e, fewest=True) for c, e in zip(order, epochs, strict=True)]
     rows = [
         (st, s * e, p * e) for c, e in zip(order, epochs, strict=True) for st, s, p in c.per_epoch
     ]
     rows += [row for c in order for row in c.once]
     for i, (seconds_i, cached) in enumerate(_cached_seconds(trials, laid, rates)):
         seconds[i] += seconds_i
+        fewest[i] += seconds_i
         rows += cached
     scale = n_trials / max(1, laid)
     total = sum(seconds) * scale
@@ -305,16 +331,23 @@ def estimate_cost(
     dense_s = tuple(d[0] for d in dense_rows)
     drivers = _drivers(rows, scale)
     drivers += _drivers([d[1] for d in dense_rows], 1.0)
-    trials_wall = list_schedule(seconds, workers) * scale
     driver = FITTED.driver_seconds(n_trials, workers)  # one trial after another
-    wall = OVERHEAD["start"] + list_schedule(dense_s, workers) + trials_wall + driver
-    wall += OVERHEAD["end"]
+    fixed = OVERHEAD["start"] + list_schedule(dense_s, workers) + driver + OVERHEAD["end"]
+    bounded = any(stage.fewest is not None for c in order for stage, _, _ in c.once)
     return Cost(
         trials=n_trials,
         trial_seconds=total,
         dense_seconds=dense_s,
         workers=workers,
-        wall_seconds=wall,
+        wall_seconds=fixed + list_schedule(seconds, workers) * scale,
+        fewest=(
+            FewestCost(
+                trial_seconds=sum(fewest) * scale,
+                wall_seconds=fixed + list_schedule(fewest, workers) * scale,
+            )
+            if bounded
+            else None
+        ),
         source=rates.source,
         drivers=drivers,
     )

@@ -74,6 +74,9 @@ class Stage:
     name: str
     passes: float
     why: str
+    fewest: float | None = None
+    """Image-passes at the stage's other extreme, where its `passes` are an upper bound that
+    depends on the model (the strong response: APGD-T on no image); None: `passes` exact."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,6 +253,7 @@ def _strong_eval(config: TrialConfig, sizes: DataShape) -> Stage:
         name="strong response",
         passes=n * per,
         why=f"apgd_ce+apgd_t{targets}: at most {per:.0f} passes x {n} test images",
+        fewest=n * (FORWARD + STRONG_STEPS + FORWARD),  # APGD-CE broke every image
     )
 
 

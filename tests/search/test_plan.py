@@ -246,3 +246,36 @@ def test_reattack_costs_one_calibration_attack_per_damage_group(tmp_path):
     )
     spec = parse_spec(raw, name="p", storage=str(tmp_path))  # a search may vary it
     assert plan_dict(make_plan(spec, measure=False))["space_size"] == 2
+
+
+def test_the_strong_responses_other_extreme_saves_exactly_apgd_t(capsys):
+    """The plan counts APGD-T on every test image (an upper bound) and also says what the
+    search costs if APGD-CE breaks every image; without a strong response there is no range."""
+    from search.plan.workload import FORWARD, STRONG_STEPS
+
+    spec = str(ROOT / "examples/paper-central.yaml")
+    plan = _plan_json(capsys, spec, "--epoch-seconds", "60", "--workers", "8")
+    cost, fewest = plan["cost"], plan["cost"]["if_apgd_ce_breaks_every_image"]
+    strong = next(r for r in cost["drivers"] if r["stage"] == "strong response")
+    targets = 3  # eval.strong_targets' default
+    per = FORWARD + (STRONG_STEPS + FORWARD) * (1 + targets)
+    saved = strong["seconds"] * (1 - (FORWARD + STRONG_STEPS + FORWARD) / per)
+    mean_saved = saved / plan["trials"]
+    assert fewest["mean_trial_seconds"] == pytest.approx(cost["mean_trial_seconds"] - mean_saved)
+    assert 0 < fewest["wall_seconds"] < cost["wall_seconds"]
+    assert "if APGD-CE breaks every image: wall" in _plan_text(spec)
+    none = _plan_json(capsys, spec, "--epoch-seconds", "60", "--set", "eval.strong_images=0")
+    assert none["cost"]["if_apgd_ce_breaks_every_image"] is None
+    assert "if APGD-CE breaks" not in _plan_text(spec, "--set", "eval.strong_images=0")
+
+
+def _plan_text(spec: str, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "plan", spec, "--epoch-seconds", "60", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
