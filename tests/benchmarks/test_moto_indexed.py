@@ -4,45 +4,24 @@ prefixes, pages and truncation, before and after keys are added, overwritten and
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from tests.support.moto_server import moto_server
 from tests.support.paths import ROOT
 from tests.support.requirements import MOTO_SERVER, require
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
-def _server(command: list[str]) -> Iterator[Any]:
+def _server(command: list[str] | None = None) -> Iterator[Any]:
+    """A moto server (plain, or `command`) and a boto3 client of a bucket "bkt" in it."""
     import boto3
 
-    port = _port()
-    proc = subprocess.Popen(
-        [*command, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"{command[0]} did not start"
-                time.sleep(0.1)
+    with moto_server(command) as port:
         client = boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{port}",
@@ -52,9 +31,6 @@ def _server(command: list[str]) -> Iterator[Any]:
         )
         client.create_bucket(Bucket="bkt")
         yield client
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _keys(rng: random.Random, n: int) -> list[str]:
@@ -104,7 +80,7 @@ def test_listings_equal_plain_motos(v2):
     first, later = _keys(rng, 300), _keys(rng, 120)
     gone = rng.sample(first, 60)
     indexed_server = [sys.executable, str(ROOT / "benchmarks" / "moto_indexed.py")]
-    with _server([MOTO_SERVER]) as plain, _server(indexed_server) as indexed:
+    with _server() as plain, _server(indexed_server) as indexed:
         answers: dict[str, list[Any]] = {"plain": [], "indexed": []}
         for name, client in (("plain", plain), ("indexed", indexed)):
             for key in first:

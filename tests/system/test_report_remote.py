@@ -4,15 +4,14 @@ the laptop side of a cluster search whose results live in a bucket."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pyarrow.fs as pafs
 import pytest
 
 from tests.support.analysis_tables import planted_trials, write_experiment
+from tests.support.moto_server import moto_server
 from tests.support.paths import ROOT
 from tests.support.requirements import MOTO_SERVER as MOTO
 from tests.support.requirements import require
@@ -21,22 +20,7 @@ from tests.support.requirements import require
 @pytest.fixture
 def bucket():
     require(MOTO, "moto_server is not installed (dev extra moto[server])")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with moto_server() as port:
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "test",
@@ -55,9 +39,6 @@ def bucket():
         )
         fs.create_dir("rpbucket")
         yield fs, env
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_report_reads_and_writes_s3(bucket, tmp_path):

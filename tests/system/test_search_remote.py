@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tests.support.moto_server import moto_server
 from tests.support.paths import ROOT
 from tests.support.requirements import MOTO_SERVER as MOTO
 from tests.support.requirements import require
@@ -29,61 +28,39 @@ from tests.support.stored_study import study_from_bucket
 from tests.support.trials import fast_trial
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def s3(tmp_path, monkeypatch):
     require(MOTO, "moto_server is not installed (pip install 'moto[server]>=5.2.5')")
-    port = _free_port()
-    server = subprocess.Popen(
-        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "ROBPRUNE_WORK_DIR": str(tmp_path / "work"),
-    }
-    query = (
-        f"endpoint_override=http://127.0.0.1:{port}&scheme=http&region=us-east-1"
-        "&allow_bucket_creation=true"
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-        monkeypatch.setenv(key, env[key])
-    try:
-        fs = pafs.S3FileSystem(
-            access_key="test",
-            secret_key="test",
-            region="us-east-1",
-            scheme="http",
-            endpoint_override=f"http://127.0.0.1:{port}",
-            allow_bucket_creation=True,
-            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    with moto_server() as port:
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "ROBPRUNE_WORK_DIR": str(tmp_path / "work"),
+        }
+        query = (
+            f"endpoint_override=http://127.0.0.1:{port}&scheme=http&region=us-east-1"
+            "&allow_bucket_creation=true"
         )
-        fs.create_dir("robprune")
-        with fs.open_output_stream("robprune/probe.txt") as handle:
-            handle.write(b"ok")
-    except OSError as exc:
-        server.kill()
-        server.wait()
-        require(False, f"{MOTO} cannot serve pyarrow's uploads (moto >= 5.2.5 can): {exc}")
-    yield f"s3://robprune/exps?{query}", fs, env
-    server.kill()
-    server.wait()
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            monkeypatch.setenv(key, env[key])
+        try:
+            fs = pafs.S3FileSystem(
+                access_key="test",
+                secret_key="test",
+                region="us-east-1",
+                scheme="http",
+                endpoint_override=f"http://127.0.0.1:{port}",
+                allow_bucket_creation=True,
+                retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+            )
+            fs.create_dir("robprune")
+            with fs.open_output_stream("robprune/probe.txt") as handle:
+                handle.write(b"ok")
+        except OSError as exc:
+            require(False, f"{MOTO} cannot serve pyarrow's uploads (moto >= 5.2.5 can): {exc}")
+        yield f"s3://robprune/exps?{query}", fs, env
 
 
 def test_search_and_extend_on_s3(tmp_path, s3):
