@@ -69,23 +69,34 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def series(r: dict[str, Any]) -> str:
+        return f"{_mode(r)}/{_storage(r)}/{r['nodes']}n/c{r.get('concurrency', 16)}"
+
+    # one colour and marker per series, the same in every panel; one legend for the figure
+    names = sorted({series(r) for r in rows})
+    colours = plt.get_cmap("tab20").colors
+    style = {
+        n: (colours[i % len(colours)], "os^Dv"[i // len(colours) % 5]) for i, n in enumerate(names)
+    }
     fig, axes = plt.subplots(3, 5, figsize=(20, 10))
     for ax, column in zip(axes.flat, COLUMNS, strict=False):
         groups: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
             if r.get(column) is not None and r[column] > 0:
-                key = f"{_mode(r)}/{_storage(r)}/{r['nodes']}n/c{r.get('concurrency', 16)}"
-                groups.setdefault(key, []).append((r["size"], r[column]))
+                groups.setdefault(series(r), []).append((r["size"], r[column]))
         for key, points in sorted(groups.items()):
             xs, ys = zip(*sorted(points), strict=True)
-            ax.plot(xs, ys, marker="o", label=key)
+            colour, marker = style[key]
+            ax.plot(xs, ys, marker=marker, color=colour, label=key)
         ax.set(xscale="log", yscale="log", title=column, xlabel="trials")
         sizes = sorted({r["size"] for r in rows})
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.minorticks_off()
-    axes.flat[0].legend(fontsize=7)
-    for ax in list(axes.flat)[len(COLUMNS) :]:
+    spare = list(axes.flat)[len(COLUMNS) :]
+    for ax in spare:
         ax.axis("off")
+    handles = [plt.Line2D([], [], color=style[n][0], marker=style[n][1], label=n) for n in names]
+    (spare[0] if spare else fig).legend(handles=handles, loc="upper left", fontsize=8, ncol=2)
     fig.tight_layout()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "bench_scale.png"
