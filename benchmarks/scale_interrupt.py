@@ -204,7 +204,8 @@ def _resume(case: dict[str, Any], address: str) -> dict[str, Any]:
 
     def timed_end(self: Any, *args: Any, **kwargs: Any) -> None:
         on_trial_complete(self, *args, **kwargs)
-        first.append(first[0] if first else round(time.perf_counter() - T0, 2))
+        if not first:
+            first.append(round(time.perf_counter() - T0, 2))
 
     EndMarkerCallback.on_trial_complete = timed_end
     outcome, total = timed(lambda: resume_experiment(case["location"], stream=said))

@@ -69,8 +69,9 @@ def plot(rows: list[dict[str, Any]], directory: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def series(r: dict[str, Any]) -> str:
-        return f"{_mode(r)}/{_storage(r)}/{r['nodes']}n/c{r.get('concurrency', 16)}"
+    def series(r: dict[str, Any]) -> str:  # a run's key without its size
+        mode, storage, nodes, concurrency, _ = run_key(r)
+        return f"{mode}/{storage}/{nodes}n/c{concurrency}"
 
     # one colour and marker per series, the same in every panel; one legend for the figure
     names = sorted({series(r) for r in rows})

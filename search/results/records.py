@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from search.run.trial_record import TrialRecord
 from search.state import storage
-from search.state.checkpoints import CHECKPOINT_DIR, checkpoint_index
-from search.state.trial_files import FINAL_DIR, RESULT_FILE, read_marker
+from search.state.trial_files import FINAL_DIR, RESULT_FILE
 
 __all__ = ["RecordTrial", "record_trials"]
 
@@ -72,13 +72,9 @@ def _config(fs: Any, trial_dir: str, checkpoint: str | None) -> dict[str, Any] |
 
 
 def _one(fs: Any, trial_dir: str, trial_id: str) -> RecordTrial | None:
-    infos = storage.listing(fs, trial_dir)
-    names = sorted(
-        (i.base_name for i in infos if CHECKPOINT_DIR.match(i.base_name)),
-        key=checkpoint_index,
-    )
-    newest = f"{trial_dir}/{names[-1]}" if names else None
-    marker = read_marker(fs, trial_dir)
+    record = TrialRecord(fs, trial_dir)
+    newest = f"{trial_dir}/{record.checkpoints[-1]}" if record.checkpoints else None
+    marker = record.marker
     final = newest and storage.read_text_or_none(fs, f"{newest}/{FINAL_DIR}/{RESULT_FILE}")
     status = str(marker["status"]) if marker else ("TERMINATED" if final else "")
     if status not in ("TERMINATED", "ERROR"):

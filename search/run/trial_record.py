@@ -17,6 +17,11 @@ from search.state.trial_files import END_MARKER, FINAL_DIR, RESULT_FILE, read_ma
 __all__ = ["READERS", "TrialRecord", "read_record", "read_records"]
 
 
+def _on_disk(fs: pafs.FileSystem) -> bool:
+    """A local disk: no round trips to save, and files written in place may be torn."""
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
 class TrialRecord:
     """What a trial's directory says about it, read as far as a decision needs: its listing
     (checkpoint names; whether an end marker is there) at once, and the end marker, the final
@@ -42,13 +47,9 @@ class TrialRecord:
         """Whether a whole end marker is there. On object storage a listed marker is whole
         and is not read: a PUT is atomic (an object is all there or absent). On a disk it is
         read, since a kill could tear one an older robprune wrote in place (none counts)."""
-        if "marker" in self.__dict__ or not self._listed_marker or self._local:
+        if "marker" in self.__dict__ or not self._listed_marker or _on_disk(self.fs):
             return self.marker is not None
         return True
-
-    @property
-    def _local(self) -> bool:
-        return isinstance(self.fs, pafs.LocalFileSystem)
 
     @cached_property
     def final(self) -> str | None:
@@ -95,7 +96,7 @@ def read_records(
         _ = record.has_marker
         return record if done else record.read_all()
 
-    if len(trial_dirs) < 2 or isinstance(fs, pafs.LocalFileSystem):  # a disk: no round trips
+    if len(trial_dirs) < 2 or _on_disk(fs):
         return [read(d, done) for d, done in zip(trial_dirs, settled, strict=True)]
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="reconcile") as pool:
         return list(pool.map(read, trial_dirs, settled))
